@@ -1,0 +1,21 @@
+# The pure core: builtins only, so plain `nix-instantiate --eval` runs it
+# without nixpkgs. The NixOS module and the Python helper both use it.
+let
+  defaults = import ./defaults.nix;
+in
+rec {
+  inherit defaults;
+
+  # plan attrset (builtins.fromTOML) -> host name -> host spec
+  hostFromPlan = import ./host-from-plan.nix;
+
+  # host spec -> artifacts (bird.conf, WireGuard, nftables, sysctls, ports)
+  render = import ./render;
+
+  # host spec -> [ { path; message; } ] for what the option types cannot say
+  problems = import ./problems.nix;
+
+  readPlan = file: builtins.fromTOML (builtins.readFile file);
+
+  renderHost = planFile: name: render (hostFromPlan (readPlan planFile) name);
+}

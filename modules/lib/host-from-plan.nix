@@ -1,0 +1,80 @@
+# plan (builtins.fromTOML of hosts/plan.toml) -> name -> host spec, shaped
+# exactly like the services.ibgpTunnel options (docs/interfaces.md §2).
+let
+  inherit (builtins) attrNames concatStringsSep mapAttrs;
+  util = import ./util.nix;
+  ip = import ./ip.nix;
+  defaults = import ./defaults.nix;
+
+  families = set: {
+    ipv4 = set.ipv4 or [ ];
+    ipv6 = set.ipv6 or [ ];
+  };
+
+  otherRole = role: if role == "reflector" then "client" else "reflector";
+
+  prefixLength = cidr: toString (ip.splitCidr cidr).length;
+
+  linkSpec =
+    plan: role: linkName: link:
+    let
+      other = otherRole role;
+      peerHost = plan.hosts.${link.${other}} or (throw "ibgp-tunnel: links.${linkName}.${other} names host \"${link.${other}}\", which is not in the plan's [hosts]");
+      port = link.port or defaults.port;
+      isClient = role == "client";
+    in
+    {
+      interface = link.interface or defaults.interface;
+      listenPort = port;
+      ips = [
+        "${link."${role}_ipv4"}/${prefixLength link.ipv4}"
+        "${link."${role}_ipv6"}/${prefixLength link.ipv6}"
+      ];
+      neighborAddress = link."${other}_ipv4";
+      # A reflector accepts from a client exactly what that client announces.
+      importPrefixes = if isClient then families { } else families (peerHost.announce or { });
+      peer = {
+        name = link.${other};
+        publicKey = peerHost.public_key or null;
+        presharedKeyFile = defaults.pskFile linkName;
+        endpoint =
+          if isClient then
+            ip.endpointString (peerHost.endpoint or (throw "ibgp-tunnel: hosts.${link.${other}}.endpoint is missing: a reflector needs the public address its clients dial")) port
+          else
+            null;
+        allowedIPs = defaults.allowed_ips;
+        # Only the dialling side keeps the NAT mapping alive.
+        persistentKeepalive = if isClient then defaults.persistent_keepalive else null;
+      };
+    };
+
+  dn42PeerSpec = _: peer: {
+    inherit (peer) asn neighbor;
+    interface = peer.interface or null;
+    exportSets = peer.export_sets or [ ];
+  };
+in
+plan: name:
+let
+  host =
+    plan.hosts.${name}
+      or (throw "ibgp-tunnel: host \"${name}\" is not in the plan; its hosts are: ${concatStringsSep ", " (attrNames (plan.hosts or { }))}");
+  role = host.role;
+  ownLinks = util.filterAttrs (_: link: (link.${role} or null) == name) (plan.links or { });
+in
+{
+  enable = true;
+  inherit role;
+  asn = plan.asn;
+  routerId = host.router_id;
+  prefixSets = mapAttrs (_: families) (defaults.prefix_sets // (plan.prefix_sets or { }));
+  importSets = host.import_sets or [ ];
+  kernelExportSets = host.kernel_export_sets or [ ];
+  announce = families (host.announce or { });
+  lanInterfaces = host.lan_interfaces or [ ];
+  uplinkInterfaces = host.uplink_interfaces or [ ];
+  openFirewall = true;
+  privateKeyFile = defaults.privateKeyFile;
+  links = mapAttrs (linkSpec plan role) ownLinks;
+  dn42Peers = mapAttrs dn42PeerSpec (host.dn42_peers or { });
+}

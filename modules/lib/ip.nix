@@ -1,0 +1,144 @@
+# IPv4/IPv6 address arithmetic on builtins only: enough to say whether an
+# address lies in a subnet, which family it is and whether it is link-local.
+let
+  inherit (builtins)
+    all
+    elemAt
+    filter
+    foldl'
+    genList
+    length
+    match
+    split
+    stringLength
+    ;
+  util = import ./util.nix;
+
+  hexDigits = {
+    "0" = 0; "1" = 1; "2" = 2; "3" = 3; "4" = 4; "5" = 5; "6" = 6; "7" = 7;
+    "8" = 8; "9" = 9; "a" = 10; "b" = 11; "c" = 12; "d" = 13; "e" = 14; "f" = 15;
+    "A" = 10; "B" = 11; "C" = 12; "D" = 13; "E" = 14; "F" = 15;
+  };
+
+  chars = text: genList (i: builtins.substring i 1 text) (stringLength text);
+
+  parseHex = text: foldl' (acc: c: acc * 16 + hexDigits.${c}) 0 (chars text);
+
+  parts = sep: text: filter builtins.isString (split sep text);
+
+  parseIPv4 =
+    text:
+    let
+      fields = match "([0-9]{1,3})\\.([0-9]{1,3})\\.([0-9]{1,3})\\.([0-9]{1,3})" text;
+      octets = if fields == null then null else map builtins.fromJSON fields;
+    in
+    if octets != null && all (o: o <= 255) octets then octets else null;
+
+  hextetsOf = text: if text == "" then [ ] else map parseHex (parts ":" text);
+
+  validHextets = text: text == "" || match "[0-9a-fA-F]{1,4}(:[0-9a-fA-F]{1,4})*" text != null;
+
+  # Eight 16-bit integers, or null. No embedded IPv4 or zone ids: tunnel
+  # addresses never need them.
+  parseIPv6 =
+    text:
+    let
+      halves = parts "::" text;
+      head = elemAt halves 0;
+      tail = if length halves == 2 then elemAt halves 1 else "";
+      headWords = hextetsOf head;
+      tailWords = hextetsOf tail;
+      gap = 8 - length headWords - length tailWords;
+    in
+    if match "[0-9a-fA-F:]+" text == null || length halves > 2 || !(validHextets head && validHextets tail) then
+      null
+    else if length halves == 1 then
+      (if length headWords == 8 then headWords else null)
+    else if gap < 1 then
+      null
+    else
+      headWords ++ genList (_: 0) gap ++ tailWords;
+
+  # Compare the first `len` bits of two equal-length lists of `width`-bit words.
+  samePrefix =
+    width: len: a: b:
+    let
+      whole = len / width;
+      rest = len - whole * width;
+      scale = util.pow2 (width - rest);
+    in
+    all (i: elemAt a i == elemAt b i) (genList (i: i) whole)
+    && (rest == 0 || (elemAt a whole) / scale == (elemAt b whole) / scale);
+
+  splitCidr =
+    cidr:
+    let
+      m = match "([^/]+)/([0-9]{1,3})" cidr;
+    in
+    if m == null then
+      null
+    else
+      {
+        address = elemAt m 0;
+        length = builtins.fromJSON (elemAt m 1);
+      };
+in
+rec {
+  inherit parseIPv4 parseIPv6 splitCidr;
+
+  isIPv4 = text: parseIPv4 text != null;
+  isIPv6 = text: parseIPv6 text != null;
+
+  familyOf =
+    text:
+    if isIPv4 text then
+      "ipv4"
+    else if isIPv6 text then
+      "ipv6"
+    else
+      null;
+
+  # "10.255.255.1/30" -> { address = "10.255.255.1"; length = 30; family = "ipv4"; } or null.
+  parseCidr =
+    cidr:
+    let
+      c = splitCidr cidr;
+      family = if c == null then null else familyOf c.address;
+      maxLength = if family == "ipv4" then 32 else 128;
+    in
+    if family == null || c.length > maxLength then null else c // { inherit family; };
+
+  addressOf = cidr: (splitCidr cidr).address;
+
+  inSubnet =
+    cidr: address:
+    let
+      c = parseCidr cidr;
+    in
+    if c == null || familyOf address != c.family then
+      false
+    else if c.family == "ipv4" then
+      samePrefix 8 c.length (parseIPv4 c.address) (parseIPv4 address)
+    else
+      samePrefix 16 c.length (parseIPv6 c.address) (parseIPv6 address);
+
+  # fe80::/10: BIRD's direct protocol does not learn these, so an IPv6
+  # next hop on one is useless (seed pitfall 4).
+  isLinkLocal6 = address: let w = parseIPv6 address; in w != null && (builtins.bitAnd (elemAt w 0) 65472) == 65152;
+
+  # Host-part checks for a /30: the first and last address are not usable.
+  isNetworkOrBroadcast4 =
+    cidr: address:
+    let
+      c = parseCidr cidr;
+      last = elemAt (parseIPv4 address) 3;
+      size = util.pow2 (32 - c.length);
+      offset = last - (last / size) * size;
+    in
+    c.length < 31 && (offset == 0 || offset == size - 1);
+
+  # "[2001:db8::1]:51821" for IPv6, "203.0.113.10:51821" for IPv4 and names.
+  endpointString = host: port: if isIPv6 host then "[${host}]:${toString port}" else "${host}:${toString port}";
+
+  hasMaxLength = max: text: stringLength text <= max;
+}

@@ -1,0 +1,199 @@
+# host spec -> complete bird.conf text (BIRD 2.0.x and 3.x syntax).
+let
+  inherit (builtins) attrNames attrValues concatStringsSep concatMap filter replaceStrings;
+  util = import ../util.nix;
+  ip = import ../ip.nix;
+  inherit (import ./blocks.nix) block blockSemi render;
+  inherit (util) optional quote;
+
+  identifier = name: replaceStrings [ "-" "." ] [ "_" "_" ] name;
+
+  setName = family: name: "${util.toUpper (identifier name)}_NET_${if family == "ipv4" then "v4" else "v6"}";
+
+  channelVersion = family: if family == "ipv4" then "4" else "6";
+
+  # BIRD rejects an empty set literal, so an empty family gets no define and
+  # every test against it is left out.
+  prefixSetDefines =
+    prefixSets:
+    concatMap (
+      name:
+      concatMap (
+        family:
+        let
+          entries = prefixSets.${name}.${family};
+        in
+        optional (entries != [ ]) "define ${setName family name} = [ ${concatStringsSep ", " entries} ];"
+      ) [ "ipv4" "ipv6" ]
+    ) (attrNames prefixSets);
+
+  # "net ~ A_NET_v4 || net ~ B_NET_v4", or null when no named set has entries.
+  matchSets =
+    prefixSets: family: names:
+    let
+      usable = filter (name: prefixSets.${name}.${family} != [ ]) names;
+    in
+    if usable == [ ] then null else concatStringsSep " || " (map (name: "net ~ ${setName family name}") usable);
+
+  matchPrefixes = prefixes: if prefixes == [ ] then null else "net ~ [ ${concatStringsSep ", " prefixes} ]";
+
+  # `keyword filter { ... };` accepting what matches, never a default route;
+  # `keyword none;` when nothing may match.
+  acceptFilter =
+    keyword: condition: extraRejects:
+    if condition == null then
+      [ "${keyword} none;" ]
+    else
+      [
+        (blockSemi "${keyword} filter" (
+          [ "if net.len = 0 then reject;" ] ++ extraRejects ++ [ "if ${condition} then accept;" "reject;" ]
+        ))
+      ];
+
+  ownAddress =
+    family: link:
+    ip.addressOf (
+      util.firstOr (throw "ibgp-tunnel: link ${link.interface} has no ${family} address in ips") (
+        filter (cidr: ip.familyOf (ip.addressOf cidr) == family) link.ips
+      )
+    );
+
+  device = block "protocol device" [ "scan time 10;" ];
+
+  direct = spec: [
+    "# Learn the tunnel subnets so iBGP next hops resolve, for IPv4 and IPv6."
+    (block "protocol direct" [
+      "ipv4;"
+      "ipv6;"
+      "interface ${concatStringsSep ", " (map (link: quote link.interface) (attrValues spec.links))};"
+    ])
+  ];
+
+  kernel = spec: family: [
+    (block "protocol kernel kernel${channelVersion family}" [
+      "scan time 20;"
+      (blockSemi family (
+        [
+          "import none;"
+          "# Unreachable routes (statics, or iBGP routes without a usable IPv6 next"
+          "# hop) would black-hole traffic; connected subnets such as the tunnel's"
+          "# own (fd00::/8{44,64} matches it) are in the kernel already."
+        ]
+        ++ acceptFilter "export" (matchSets spec.prefixSets family spec.kernelExportSets) [
+          "if dest != RTD_UNICAST then reject;"
+          "if source = RTS_DEVICE then reject;"
+        ]
+      ))
+    ])
+  ];
+
+  static =
+    spec: family:
+    let
+      prefixes = spec.announce.${family};
+    in
+    optional (prefixes != [ ]) [
+      "# Announced over iBGP. Unreachable here, so this host's own traffic keeps"
+      "# its default route and the kernel export skips them."
+      (block "protocol static announce${channelVersion family}" (
+        [ "${family};" ] ++ map (prefix: "route ${prefix} unreachable;") prefixes
+      ))
+      ""
+    ];
+
+  ibgpChannel =
+    spec: link: family:
+    let
+      isReflector = spec.role == "reflector";
+      importCondition =
+        if isReflector then
+          matchPrefixes link.importPrefixes.${family}
+        else
+          matchSets spec.prefixSets family spec.importSets;
+      export =
+        if isReflector then
+          "where source = RTS_BGP || source = RTS_STATIC"
+        else if spec.announce.${family} == [ ] then
+          "none"
+        else
+          "where source = RTS_STATIC";
+    in
+    blockSemi family (
+      acceptFilter "import" importCondition [ ]
+      ++ [ "export ${export};" ]
+      ++ optional isReflector "next hop self;"
+      ++ optional (family == "ipv6") [
+        "# The session runs over IPv4: name the IPv6 next hop, or BIRD"
+        "# withdraws every IPv6 route (seed pitfall 4)."
+        "next hop address ${ownAddress "ipv6" link};"
+      ]
+    );
+
+  ibgp = spec: link: [
+    "# iBGP over ${link.interface}: one IPv4 session carrying IPv4 and IPv6 routes."
+    (block "protocol bgp ibgp_${identifier link.peer.name}" (
+      [
+        "local ${ownAddress "ipv4" link} as OWNAS;"
+        "neighbor ${link.neighborAddress} as OWNAS;"
+      ]
+      ++ optional (spec.role == "reflector") "rr client;"
+      ++ [
+        (ibgpChannel spec link "ipv4")
+        (ibgpChannel spec link "ipv6")
+      ]
+    ))
+    ""
+  ];
+
+  ebgpChannel =
+    spec: peer: family:
+    let
+      exportCondition = matchSets spec.prefixSets family peer.exportSets;
+    in
+    blockSemi family (
+      acceptFilter "import" (matchSets spec.prefixSets family spec.importSets) [ ]
+      ++ [
+        "export ${if exportCondition == null then "none" else "where source = RTS_STATIC && (${exportCondition})"};"
+      ]
+      ++ optional (family == "ipv4" && ip.isIPv6 peer.neighbor) "extended next hop on;"
+    );
+
+  ebgp = spec: name: peer: [
+    "# eBGP to the DN42 peer ${name}."
+    (block "protocol bgp dn42_${identifier name}" (
+      [
+        "local as OWNAS;"
+        "neighbor ${peer.neighbor} as ${toString peer.asn};"
+      ]
+      ++ optional (peer.interface != null) "interface ${quote peer.interface};"
+      ++ [
+        (ebgpChannel spec peer "ipv4")
+        (ebgpChannel spec peer "ipv6")
+      ]
+    ))
+    ""
+  ];
+in
+spec:
+render [
+  "# Generated by ibgp-tunnel for this ${spec.role}. Change the plan or"
+  "# services.ibgpTunnel instead of editing this file."
+  ""
+  "router id ${spec.routerId};"
+  ""
+  "define OWNAS = ${toString spec.asn};"
+  (prefixSetDefines spec.prefixSets)
+  ""
+  device
+  ""
+  (direct spec)
+  ""
+  (kernel spec "ipv4")
+  ""
+  (kernel spec "ipv6")
+  ""
+  (static spec "ipv4")
+  (static spec "ipv6")
+  (map (ibgp spec) (attrValues spec.links))
+  (if spec.role == "reflector" then util.mapAttrsToList (ebgp spec) spec.dn42Peers else [ ])
+]

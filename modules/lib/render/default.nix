@@ -1,0 +1,19 @@
+# host spec -> everything a host runs (docs/interfaces.md §3).
+let
+  inherit (builtins) attrNames attrValues listToAttrs;
+  defaults = import ../defaults.nix;
+in
+spec: {
+  birdConfig = import ./bird.nix spec;
+  wireguard = import ./wireguard.nix spec;
+  nftables = import ./nftables.nix spec;
+  sysctl = {
+    "net.ipv4.conf.all.forwarding" = 1;
+    "net.ipv6.conf.all.forwarding" = 1;
+  };
+  allowedUDPPorts = if spec.role == "reflector" && spec.openFirewall then map (link: link.listenPort) (attrValues spec.links) else [ ];
+  secretNames = {
+    privateKey = defaults.secret_private_key;
+    psk = listToAttrs (map (name: { inherit name; value = defaults.pskSecretName name; }) (attrNames spec.links));
+  };
+}

@@ -1,0 +1,50 @@
+# Small list/attrset/string helpers on builtins only, so the core evaluates
+# with plain nix-instantiate and no nixpkgs.
+let
+  inherit (builtins)
+    attrNames
+    concatStringsSep
+    filter
+    foldl'
+    genList
+    head
+    length
+    listToAttrs
+    replaceStrings
+    stringLength
+    substring
+    ;
+
+  lowerChars = [ "a" "b" "c" "d" "e" "f" "g" "h" "i" "j" "k" "l" "m" "n" "o" "p" "q" "r" "s" "t" "u" "v" "w" "x" "y" "z" ];
+  upperChars = [ "A" "B" "C" "D" "E" "F" "G" "H" "I" "J" "K" "L" "M" "N" "O" "P" "Q" "R" "S" "T" "U" "V" "W" "X" "Y" "Z" ];
+in
+rec {
+  toUpper = replaceStrings lowerChars upperChars;
+
+  filterAttrs = pred: set: listToAttrs (map (name: { inherit name; value = set.${name}; }) (filter (name: pred name set.${name}) (attrNames set)));
+
+  mapAttrsToList = f: set: map (name: f name set.${name}) (attrNames set);
+
+  concatMapStrings = f: list: concatStringsSep "" (map f list);
+
+  optional = cond: value: if cond then [ value ] else [ ];
+
+  optionalString = cond: text: if cond then text else "";
+
+  unique = foldl' (acc: x: if builtins.elem x acc then acc else acc ++ [ x ]) [ ];
+
+  # Elements that occur more than once, each listed once.
+  duplicates = list: unique (filter (x: length (filter (y: y == x) list) > 1) list);
+
+  hasPrefix = prefix: text: substring 0 (stringLength prefix) text == prefix;
+
+  pow2 = n: foldl' (acc: _: acc * 2) 1 (genList (i: i) n);
+
+  indent = prefix: text: concatStringsSep "\n" (map (line: if line == "" then "" else prefix + line) (lines text));
+
+  lines = text: filter builtins.isString (builtins.split "\n" text);
+
+  quote = s: "\"${s}\"";
+
+  firstOr = fallback: list: if list == [ ] then fallback else head list;
+}

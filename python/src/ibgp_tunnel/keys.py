@@ -1,0 +1,413 @@
+"""WireGuard keys and PSKs for a plan, kept in sops files; public keys in the plan.
+
+What the CLI calls (everything else here is a small helper they are built from):
+
+    generate_keys(plan_path: Path, secrets_dir: Path, sops_config: Path,
+                  rotate: Sequence[str] = (), secret_names: SecretNames | None = None)
+        -> KeysReport
+        Per host a private key in ``secrets/<host>.yaml`` at ``wg_ibgp/private_key``,
+        per link one PSK at ``wg_ibgp/psk/<link>`` in *both* ends' files, public keys
+        into ``hosts.<name>.public_key`` of the plan (comments kept). Existing keys
+        are kept; ``rotate`` names hosts/links (``NAME``, ``host:NAME``, ``link:NAME``)
+        whose key/PSK is replaced on purpose. Raises KeysError (bad plan, bad
+        --rotate, inconsistent secrets), sops.SopsError (sops missing/failed,
+        .sops.yaml unusable, cannot decrypt) or atomic.AtomicWriteError (a file could
+        not be written); in every case no file is left half-written.
+    KeysReport.to_dict() -> dict[str, Any]          # for --json
+    generate_private_key() -> str                   # like `wg genkey`
+    public_key_of(private_b64: str) -> str          # like `wg pubkey`
+    generate_psk() -> str                           # like `wg genpsk`
+    age_recipient.ssh_to_age(ssh_pubkey_text: str) -> str   # for `age-recipient`
+
+Nothing here writes plaintext: secrets go to sops through a pipe and only the
+ciphertext is written (see ``sops``); files are replaced atomically (``atomic``).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import copy
+import stat
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import tomlkit
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+from tomlkit.exceptions import TOMLKitError
+
+from ibgp_tunnel import paths, sops
+from ibgp_tunnel.atomic import AtomicBatch
+from ibgp_tunnel.errors import InputError
+
+KEY_BYTES = 32
+
+
+class KeysError(InputError):
+    """Bad input for key generation (exit 2): the message names the problem and the fix."""
+
+
+# --- WireGuard key material ------------------------------------------------
+
+
+def _clamp(raw: bytes) -> bytes:
+    # The X25519 clamping `wg genkey` applies, so our files are byte-for-byte the
+    # same format (OpenSSL clamps too, but we do not rely on a backend detail).
+    key = bytearray(raw)
+    key[0] &= 248
+    key[31] = (key[31] & 127) | 64
+    return bytes(key)
+
+
+def generate_private_key() -> str:
+    """A new WireGuard private key, base64, as `wg genkey` prints it (without newline)."""
+    raw = X25519PrivateKey.generate().private_bytes_raw()
+    return base64.b64encode(_clamp(raw)).decode()
+
+
+def generate_psk() -> str:
+    """A new WireGuard preshared key: 32 random bytes, base64 (`wg genpsk`)."""
+    # X25519 generation is just a CSPRNG here; os.urandom would do the same.
+    return base64.b64encode(X25519PrivateKey.generate().private_bytes_raw()).decode()
+
+
+def decode_key(value: object, what: str) -> bytes:
+    """The 32 bytes of a base64 WireGuard key, or KeysError saying what is wrong."""
+    if not isinstance(value, str):
+        raise KeysError(f"{what} must be a base64 string, not {type(value).__name__}")
+    try:
+        raw = base64.b64decode(value, validate=True)
+    except binascii.Error as exc:
+        raise KeysError(f"{what} is not valid base64: {exc}") from exc
+    if len(raw) != KEY_BYTES:
+        raise KeysError(f"{what} decodes to {len(raw)} bytes, a WireGuard key has 32")
+    return raw
+
+
+def public_key_of(private_b64: str) -> str:
+    """The base64 public key of a base64 private key, as `wg pubkey` prints it."""
+    raw = decode_key(private_b64, "the private key")
+    public = X25519PrivateKey.from_private_bytes(raw).public_key().public_bytes_raw()
+    return base64.b64encode(public).decode()
+
+
+# --- secret names (sops-nix `key`: nested YAML keys joined by "/") ---------
+
+
+@dataclass(frozen=True)
+class SecretNames:
+    """The sops-nix secret names, from modules/lib/defaults.toml."""
+
+    private_key: str
+    psk_prefix: str
+
+    def psk(self, link: str) -> str:
+        return f"{self.psk_prefix}{link}"
+
+    @classmethod
+    def from_defaults(cls, defaults: Mapping[str, Any]) -> SecretNames:
+        return cls(defaults["secret_private_key"], defaults["secret_psk_prefix"])
+
+
+def default_secret_names() -> SecretNames:
+    """The names from modules/lib/defaults.toml (one fact, one place)."""
+    try:
+        return SecretNames.from_defaults(paths.defaults())
+    except KeyError as exc:
+        raise KeysError(f"the shared defaults.toml lacks {exc}; it is incomplete") from exc
+
+
+def get_secret(data: Mapping[str, Any], name: str) -> Any:
+    """The value at a sops-nix secret name (``a/b/c`` → data["a"]["b"]["c"]), or None."""
+    node: Any = data
+    for part in name.split("/"):
+        if not isinstance(node, Mapping) or part not in node:
+            return None
+        node = node[part]
+    return node
+
+
+def set_secret(data: dict[str, Any], name: str, value: str, where: str) -> None:
+    """Set a nested value in place, creating the intermediate mappings."""
+    *parents, leaf = name.split("/")
+    node = data
+    for part in parents:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise KeysError(
+                f"{where}: '{part}' on the way to {name} is a {type(child).__name__}, "
+                "not a mapping; fix the file with `sops` first"
+            )
+        node = child
+    node[leaf] = value
+
+
+# --- what the plan says ----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class KeyPlan:
+    """The part of a plan keys need: host names and each link's two ends."""
+
+    hosts: tuple[str, ...]
+    links: Mapping[str, tuple[str, str]]  # link -> (reflector, client)
+
+
+def key_plan_from_doc(doc: Mapping[str, Any], where: str) -> KeyPlan:
+    """Extract hosts and links; checks only what key generation relies on."""
+    hosts = doc.get("hosts")
+    if not isinstance(hosts, Mapping) or not hosts:
+        raise KeysError(f"{where}: no [hosts.<name>] tables; run `ibgp-tunnel check {where}`")
+    for name, host in hosts.items():
+        if not isinstance(host, Mapping):
+            raise KeysError(f"{where}: hosts.{name} must be a table")
+    raw_links = doc.get("links", {})
+    if not isinstance(raw_links, Mapping):
+        raise KeysError(f"{where}: links must be a table of [links.<name>] tables")
+    links: dict[str, tuple[str, str]] = {}
+    for name, link in raw_links.items():
+        if not isinstance(link, Mapping):
+            raise KeysError(f"{where}: links.{name} must be a table")
+        ends = (link.get("reflector"), link.get("client"))
+        for role, end in zip(("reflector", "client"), ends, strict=True):
+            if end not in hosts:
+                raise KeysError(
+                    f"{where}: links.{name}.{role} = {end!r} is not a host of the plan; "
+                    f"use one of {', '.join(sorted(hosts))}"
+                )
+        if ends[0] == ends[1]:
+            raise KeysError(f"{where}: links.{name} joins {ends[0]} to itself")
+        links[str(name)] = (str(ends[0]), str(ends[1]))
+    return KeyPlan(tuple(str(h) for h in hosts), links)
+
+
+@dataclass(frozen=True)
+class Rotation:
+    hosts: frozenset[str] = frozenset()
+    links: frozenset[str] = frozenset()
+
+
+def resolve_rotation(requests: Sequence[str], plan: KeyPlan) -> Rotation:
+    """Turn ``--rotate`` values into host and link sets.
+
+    A bare name must be unambiguous: in the example plan the link to ``pve`` is
+    itself called ``pve``, so there the user writes ``host:pve`` or ``link:pve``.
+    """
+    hosts: set[str] = set()
+    links: set[str] = set()
+    for request in requests:
+        kind, sep, name = request.partition(":")
+        if not sep:
+            kind, name = "", request
+        is_host, is_link = name in plan.hosts, name in plan.links
+        if kind == "host" and is_host:
+            hosts.add(name)
+        elif kind == "link" and is_link:
+            links.add(name)
+        elif kind == "" and is_host and is_link:
+            raise KeysError(
+                f"--rotate {name}: both a host and a link are called {name!r}; "
+                f"write host:{name} or link:{name}"
+            )
+        elif kind == "" and (is_host or is_link):
+            (hosts if is_host else links).add(name)
+        elif kind not in ("", "host", "link"):
+            raise KeysError(f"--rotate {request}: the prefix must be host: or link:")
+        else:
+            raise KeysError(
+                f"--rotate {request}: no such {kind or 'host or link'}; hosts: "
+                f"{', '.join(plan.hosts)}; links: {', '.join(plan.links) or '(none)'}"
+            )
+    return Rotation(frozenset(hosts), frozenset(links))
+
+
+# --- deciding what to add, keep and rotate (pure but for the RNG) -----------
+
+Action = Literal["added", "kept", "rotated", "copied"]
+
+
+@dataclass(frozen=True)
+class SecretAction:
+    host: str
+    secret: str  # the sops-nix name, e.g. wg_ibgp/psk/pve
+    action: Action  # copied = PSK taken from the link's other end
+
+
+def plan_secrets(
+    plan: KeyPlan,
+    existing: Mapping[str, Mapping[str, Any]],
+    rotation: Rotation,
+    names: SecretNames,
+    new_private_key: Callable[[], str] = generate_private_key,
+    new_psk: Callable[[], str] = generate_psk,
+) -> tuple[dict[str, dict[str, Any]], list[SecretAction]]:
+    """The new decrypted contents of every host's secrets file, and what changed.
+
+    Other entries of an existing file are carried over untouched.
+    """
+    secrets = {host: copy.deepcopy(dict(existing.get(host, {}))) for host in plan.hosts}
+    actions: list[SecretAction] = []
+
+    for host in plan.hosts:
+        where = f"secrets/{host}.yaml"
+        current = get_secret(secrets[host], names.private_key)
+        if host in rotation.hosts or current is None:
+            set_secret(secrets[host], names.private_key, new_private_key(), where)
+            action: Action = "added" if current is None else "rotated"
+        else:
+            _check_stored(current, f"{where} {names.private_key}", f"host:{host}")
+            action = "kept"
+        actions.append(SecretAction(host, names.private_key, action))
+
+    for link, ends in plan.links.items():
+        name = names.psk(link)
+        stored = {host: get_secret(secrets[host], name) for host in ends}
+        present = {host: value for host, value in stored.items() if value is not None}
+        for host, value in present.items():
+            _check_stored(value, f"secrets/{host}.yaml {name}", f"link:{link}")
+        if link in rotation.links or not present:
+            value = new_psk()
+            for host in ends:
+                set_secret(secrets[host], name, value, f"secrets/{host}.yaml")
+                action = "rotated" if stored[host] is not None else "added"
+                actions.append(SecretAction(host, name, action))
+            continue
+        if len(set(present.values())) > 1:
+            raise KeysError(
+                f"the two ends of link {link} hold different PSKs ({name} in "
+                f"secrets/{ends[0]}.yaml and secrets/{ends[1]}.yaml), so the tunnel cannot "
+                f"come up; replace both with --rotate link:{link}"
+            )
+        value = next(iter(present.values()))
+        for host in ends:
+            if stored[host] is None:
+                set_secret(secrets[host], name, value, f"secrets/{host}.yaml")
+                actions.append(SecretAction(host, name, "copied"))
+            else:
+                actions.append(SecretAction(host, name, "kept"))
+    return secrets, actions
+
+
+def _check_stored(value: object, what: str, rotate_hint: str) -> None:
+    try:
+        decode_key(value, what)
+    except KeysError as exc:
+        raise KeysError(f"{exc}; replace it with --rotate {rotate_hint}") from exc
+
+
+# --- public keys into the plan (comment-preserving) -------------------------
+
+
+def set_public_keys(doc: tomlkit.TOMLDocument, public_keys: Mapping[str, str]) -> list[str]:
+    """Write ``hosts.<name>.public_key``; returns the hosts whose value changed."""
+    changed: list[str] = []
+    for host, public_key in public_keys.items():
+        table = doc["hosts"][host]  # type: ignore[index]
+        if table.get("public_key") == public_key:
+            continue
+        changed.append(host)
+        if "public_key" in table:
+            table["public_key"] = public_key  # tomlkit replaces in place
+            continue
+        anchor = next((k for k in ("router_id", "role") if k in table), None)
+        try:
+            # Beside router_id rather than at the table's end: the end is after the
+            # comment lines that belong to the next table header. tomlkit has no
+            # public insert-after; fall back to appending if its internals change.
+            if anchor is None:
+                raise AttributeError(anchor)
+            table.value._insert_after(anchor, "public_key", public_key)
+        except (AttributeError, TypeError, KeyError):
+            table["public_key"] = public_key
+    return changed
+
+
+# --- the operation ----------------------------------------------------------
+
+
+@dataclass
+class KeysReport:
+    """What `keys` did, as data for --json and for the human summary."""
+
+    secrets: list[SecretAction] = field(default_factory=list)
+    files_written: list[str] = field(default_factory=list)
+    public_keys: dict[str, str] = field(default_factory=dict)
+    plan_updated_hosts: list[str] = field(default_factory=list)
+
+    def count(self, action: Action) -> int:
+        return sum(1 for s in self.secrets if s.action == action)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "secrets": [
+                {"host": s.host, "secret": s.secret, "action": s.action} for s in self.secrets
+            ],
+            "files_written": list(self.files_written),
+            "public_keys": dict(self.public_keys),
+            "plan_updated_hosts": list(self.plan_updated_hosts),
+        }
+
+
+def _read_plan(plan_path: Path) -> tomlkit.TOMLDocument:
+    try:
+        text = plan_path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise KeysError(f"cannot read the plan {plan_path}: {exc}") from exc
+    try:
+        return tomlkit.parse(text)
+    except TOMLKitError as exc:
+        raise KeysError(f"{plan_path} is not valid TOML: {exc}") from exc
+
+
+def generate_keys(
+    plan_path: Path,
+    secrets_dir: Path,
+    sops_config: Path,
+    rotate: Sequence[str] = (),
+    secret_names: SecretNames | None = None,
+) -> KeysReport:
+    """Add missing keys/PSKs, rotate the requested ones, write secrets and the plan.
+
+    Order: decrypt what exists, decide, encrypt every changed file in memory,
+    then stage all files and rename them (secrets before the plan). A failure
+    before the renames changes nothing; if the plan's rename alone failed, a
+    rerun keeps the new keys and writes their public keys.
+    """
+    names = secret_names or default_secret_names()
+    doc = _read_plan(plan_path)
+    plan = key_plan_from_doc(doc, str(plan_path))
+    rotation = resolve_rotation(rotate, plan)
+
+    files = {host: secrets_dir / f"{host}.yaml" for host in plan.hosts}
+    existing = {host: sops.decrypt_file(f) for host, f in files.items() if f.exists()}
+    secrets, actions = plan_secrets(plan, existing, rotation, names)
+
+    changed = [host for host in plan.hosts if secrets[host] != existing.get(host)]
+    ciphertexts = {host: sops.encrypt(secrets[host], files[host], sops_config) for host in changed}
+
+    public_keys = {
+        host: public_key_of(get_secret(secrets[host], names.private_key)) for host in plan.hosts
+    }
+    plan_updated = set_public_keys(doc, public_keys)
+
+    if ciphertexts:
+        try:
+            secrets_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise KeysError(
+                f"cannot create the secrets directory {secrets_dir}: {exc.strerror or exc}"
+            ) from exc
+    with AtomicBatch() as batch:
+        for host, ciphertext in ciphertexts.items():
+            batch.stage(files[host], ciphertext)
+        if plan_updated:
+            mode = stat.S_IMODE(plan_path.stat().st_mode)  # the plan is public: keep its mode
+            batch.stage(plan_path, tomlkit.dumps(doc).encode("utf-8"), mode)
+        batch.commit()
+
+    written = [str(files[host]) for host in changed]
+    if plan_updated:
+        written.append(str(plan_path))
+    return KeysReport(actions, written, public_keys, plan_updated)

@@ -10,20 +10,30 @@ let
 
   tunnelInterfaces = spec: map (link: link.interface) (attrValues spec.links);
 
-  # Clients hide their LANs behind their tunnel address (the reflector's peer
-  # may only admit that address); reflectors hide the tunnel subnets behind
+  # Clients hide their LANs behind their tunnel address, except the prefixes
+  # they announce over iBGP: those are routable from the far side as they are
+  # (LAN-to-LAN through the reflector). Reflectors hide the tunnels behind
   # their uplink and DN42 addresses, which the far side can route back to.
-  masqueradeRule =
+  clientMasquerade =
+    spec: family:
+    let
+      nfproto = "meta nfproto ${family}";
+      announced = spec.announce.${family};
+      match = if family == "ipv4" then "ip saddr" else "ip6 saddr";
+      keep = util.optionalString (announced != [ ]) " ${match} != { ${concatStringsSep ", " announced} }";
+    in
+    "iifname ${set spec.lanInterfaces} oifname ${set (tunnelInterfaces spec)} ${nfproto}${keep} masquerade";
+
+  masqueradeRules =
     spec:
     let
-      tunnels = set (tunnelInterfaces spec);
       dn42Interfaces = filter (name: name != null) (map (peer: peer.interface) (attrValues spec.dn42Peers));
       outbound = spec.uplinkInterfaces ++ dn42Interfaces;
     in
     if spec.role == "client" then
-      util.optional (spec.lanInterfaces != [ ]) "iifname ${set spec.lanInterfaces} oifname ${tunnels} masquerade"
+      (if spec.lanInterfaces == [ ] then [ ] else map (clientMasquerade spec) [ "ipv4" "ipv6" ])
     else
-      util.optional (outbound != [ ]) "iifname ${tunnels} oifname ${set outbound} masquerade";
+      util.optional (outbound != [ ]) "iifname ${set (tunnelInterfaces spec)} oifname ${set outbound} masquerade";
 
   content =
     spec:
@@ -32,7 +42,7 @@ let
         [
           "type nat hook postrouting priority srcnat; policy accept;"
         ]
-        ++ masqueradeRule spec
+        ++ masqueradeRules spec
       ))
     ];
 

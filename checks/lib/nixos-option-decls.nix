@@ -1,0 +1,534 @@
+# Declarations of the NixOS options the ibgp-tunnel module sets, at the
+# types nixpkgs gives them, for module-evaluation tests without a NixOS
+# system: `lib.evalModules { modules = [ ./nixos-option-decls.nix module host ]; }`.
+#
+# Only nixpkgs.lib is needed (no pkgs). The type *structure* is copied from
+# nixpkgs (see docs/nixos-options.md for the files and commits read); the
+# implementations (units, scripts, build-time checks) are not. Where a real
+# default needs pkgs or options we do not declare, a pkgs-free stand-in is
+# used and marked "STAND-IN".
+#
+# Besides the options, a few upstream *assertions* are mirrored (marked
+# "UPSTREAM ASSERTION") because a real NixOS build would fail on them too:
+# WireGuard key/PSK exclusivity, the networkd backend's restrictions and
+# firewall.filterForward requiring nftables.
+#
+# sops-nix's options live in ./sops-option-decls.nix, imported here; a test
+# for a host without sops-nix adds `{ disabledModules = [ ./sops-option-decls.nix ]; }`
+# (eval-module.nix does this for `withSops = false`).
+{ lib, config, ... }:
+let
+  inherit (lib) mkOption types;
+
+  # --- nixos/lib/systemd-unit-options.nix: unitOption ----------------------
+  unitOption = lib.mkOptionType {
+    name = "systemd option";
+    merge =
+      loc: defs:
+      let
+        defs' = lib.filterOverrides defs;
+      in
+      if lib.any (def: lib.isList def.value) defs' then
+        lib.concatMap (def: lib.toList def.value) defs'
+      else
+        lib.mergeEqualOption loc defs';
+  };
+
+  # nixos/lib/systemd-lib.nix checkUnitConfig + systemd-unit-options.nix
+  # checkService, reduced to the two value checks upstream makes.
+  checkService =
+    attrs:
+    let
+      unwrap =
+        v:
+        if (v._type or "") == "override" || (v._type or "") == "if" then unwrap v.content else v;
+      oneOf =
+        name: values: !(attrs ? ${name}) || lib.elem (unwrap attrs.${name}) values;
+      ok =
+        oneOf "Type" [
+          "exec"
+          "simple"
+          "forking"
+          "oneshot"
+          "dbus"
+          "notify"
+          "notify-reload"
+          "idle"
+        ]
+        && oneOf "Restart" [
+          "no"
+          "on-success"
+          "on-failure"
+          "on-abnormal"
+          "on-abort"
+          "always"
+        ];
+    in
+    if ok then true else builtins.trace "systemd serviceConfig: bad Type or Restart value" false;
+
+  unitNames = mkOption {
+    type = types.listOf types.str; # upstream: listOf unitNameType
+    default = [ ];
+  };
+
+  serviceSubmodule = {
+    options = {
+      serviceConfig = mkOption {
+        type = types.addCheck (types.attrsOf unitOption) checkService;
+        default = { };
+        description = "[Service] section (systemd.services.<name>.serviceConfig).";
+      };
+      # Not asked for, declared because a module adapting services usually
+      # also orders them; same types as upstream.
+      unitConfig = mkOption {
+        type = types.attrsOf unitOption;
+        default = { };
+      };
+      after = unitNames;
+      before = unitNames;
+      wants = unitNames;
+      requires = unitNames;
+      bindsTo = unitNames;
+      partOf = unitNames;
+      wantedBy = unitNames;
+      requiredBy = unitNames;
+      restartTriggers = mkOption {
+        type = types.listOf types.unspecified;
+        default = [ ];
+      };
+      reloadTriggers = mkOption {
+        type = types.listOf unitOption;
+        default = [ ];
+      };
+    };
+  };
+
+  # --- nixos/modules/services/networking/wireguard.nix ----------------------
+  # `listOf str` coerced from a list, as upstream's pre/post hooks.
+  hookLines = mkOption {
+    type = types.coercedTo (types.listOf types.str) (lib.concatStringsSep "\n") types.lines;
+    default = "";
+  };
+
+  peerOpts =
+    { config, ... }:
+    {
+      options = {
+        publicKey = mkOption {
+          # Required: no default, and not nullable.
+          type = types.singleLineStr;
+          description = "The base64 public key of the peer.";
+        };
+        name = mkOption {
+          type = types.str;
+          default =
+            lib.replaceStrings [ "/" "-" " " "+" "=" ] [ "-" "\\x2d" "\\x20" "\\x2b" "\\x3d" ]
+              config.publicKey;
+          description = "Name used to derive peer unit name (wireguard-<iface>-peer-<name>).";
+        };
+        presharedKey = mkOption {
+          type = types.nullOr types.str;
+          default = null;
+        };
+        presharedKeyFile = mkOption {
+          type = types.nullOr types.str;
+          default = null;
+        };
+        allowedIPs = mkOption {
+          # Required: no default.
+          type = types.listOf types.str;
+        };
+        endpoint = mkOption {
+          type = types.nullOr types.str;
+          default = null;
+        };
+        persistentKeepalive = mkOption {
+          type = types.nullOr types.int;
+          default = null;
+        };
+        dynamicEndpointRefreshSeconds = mkOption {
+          type = types.nullOr types.int;
+          default = null;
+        };
+        dynamicEndpointRefreshRestartSeconds = mkOption {
+          type = types.nullOr types.ints.unsigned;
+          default = null;
+        };
+      };
+    };
+
+  interfaceOpts = {
+    options = {
+      ips = mkOption {
+        type = types.listOf types.str;
+        default = [ ];
+      };
+      listenPort = mkOption {
+        type = types.nullOr types.int; # not types.port
+        default = null;
+      };
+      privateKey = mkOption {
+        type = types.nullOr types.str;
+        default = null;
+      };
+      privateKeyFile = mkOption {
+        type = types.nullOr types.str; # a string, never copied to the store
+        default = null;
+      };
+      generatePrivateKeyFile = mkOption {
+        type = types.bool;
+        default = false;
+      };
+      allowedIPsAsRoutes = mkOption {
+        type = types.bool;
+        default = true;
+      };
+      peers = mkOption {
+        type = types.listOf (types.submodule peerOpts);
+        default = [ ];
+      };
+      table = mkOption {
+        type = types.str;
+        default = "main";
+      };
+      metric = mkOption {
+        type = types.nullOr types.int;
+        default = null;
+      };
+      mtu = mkOption {
+        type = types.nullOr types.int;
+        default = null;
+      };
+      fwMark = mkOption {
+        type = types.nullOr types.str;
+        default = null;
+      };
+      type = mkOption {
+        type = types.enum [
+          "wireguard"
+          "amneziawg"
+        ];
+        default = "wireguard";
+      };
+      dynamicEndpointRefreshSeconds = mkOption {
+        type = types.int;
+        default = 0;
+      };
+      socketNamespace = mkOption {
+        type = types.nullOr types.str;
+        default = null;
+      };
+      interfaceNamespace = mkOption {
+        type = types.nullOr types.str;
+        default = null;
+      };
+      preSetup = hookLines;
+      postSetup = hookLines;
+      preShutdown = hookLines;
+      postShutdown = hookLines;
+    };
+  };
+
+  # --- nixos/modules/services/networking/nftables.nix -----------------------
+  tableSubmodule =
+    { name, ... }:
+    {
+      options = {
+        enable = mkOption {
+          type = types.bool;
+          default = true;
+        };
+        name = mkOption { type = types.str; };
+        content = mkOption { type = types.lines; };
+        family = mkOption {
+          type = types.enum [
+            "ip"
+            "ip6"
+            "inet"
+            "arp"
+            "bridge"
+            "netdev"
+          ];
+        };
+      };
+      config.name = lib.mkDefault name;
+    };
+
+  # --- nixos/modules/services/networking/firewall.nix -----------------------
+  canonicalizePortList = ports: lib.unique (builtins.sort builtins.lessThan ports);
+  portList = mkOption {
+    type = types.listOf types.port;
+    default = [ ];
+    apply = canonicalizePortList;
+  };
+  portRanges = mkOption {
+    type = types.listOf (types.attrsOf types.port);
+    default = [ ];
+  };
+  commonFirewallOptions = {
+    allowedTCPPorts = portList;
+    allowedTCPPortRanges = portRanges;
+    allowedUDPPorts = portList;
+    allowedUDPPortRanges = portRanges;
+  };
+
+  # --- nixos/modules/config/sysctl.nix ---------------------------------------
+  sysctlOption = lib.mkOptionType {
+    name = "sysctl option value";
+    check =
+      val:
+      let
+        checkType = x: lib.isBool x || lib.isString x || lib.isInt x || x == null;
+      in
+      checkType val || ((val._type or "") == "override" && checkType val.content);
+    # Unique per priority: two definitions of one key at the same priority
+    # throw, even when they are equal.
+    merge = loc: defs: lib.mergeOneOption loc defs;
+  };
+  highestValueType = types.ints.unsigned // {
+    merge = loc: defs: lib.foldl (a: b: if b.value == null then null else lib.max a b.value) 0 defs;
+  };
+
+  wg = config.networking.wireguard;
+  allPeers = lib.concatLists (
+    lib.mapAttrsToList (
+      interfaceName: interfaceCfg: map (peer: { inherit interfaceName peer; }) interfaceCfg.peers
+    ) wg.interfaces
+  );
+in
+{
+  imports = [ ./sops-option-decls.nix ];
+
+  options = {
+    # --- nixos/modules/misc/assertions.nix ----------------------------------
+    assertions = mkOption {
+      type = types.listOf types.unspecified;
+      internal = true;
+      default = [ ];
+    };
+    warnings = mkOption {
+      type = types.listOf types.str;
+      internal = true;
+      default = [ ];
+    };
+
+    # --- bird.nix -------------------------------------------------------------
+    services.bird = {
+      enable = lib.mkEnableOption "BIRD Internet Routing Daemon";
+      package = mkOption {
+        # STAND-IN: upstream is `lib.mkPackageOption pkgs "bird3" { }`
+        # (type package, default pkgs.bird3); there is no pkgs here.
+        type = types.nullOr types.package;
+        default = null;
+      };
+      config = mkOption {
+        # No default upstream.
+        type = types.lines;
+      };
+      autoReload = mkOption {
+        type = types.bool;
+        default = true;
+      };
+      checkConfig = mkOption {
+        type = types.bool;
+        default = true;
+      };
+      preCheckConfig = mkOption {
+        type = types.lines;
+        default = "";
+      };
+    };
+
+    # --- wireguard.nix / wireguard-networkd.nix --------------------------------
+    networking.wireguard = {
+      enable = mkOption {
+        type = types.bool;
+        default = wg.interfaces != { };
+      };
+      interfaces = mkOption {
+        type = types.attrsOf (types.submodule interfaceOpts);
+        default = { };
+      };
+      useNetworkd = mkOption {
+        # STAND-IN: upstream default is config.networking.useNetworkd.
+        type = types.bool;
+        default = false;
+      };
+    };
+
+    # --- nftables.nix -----------------------------------------------------------
+    networking.nftables = {
+      enable = mkOption {
+        type = types.bool;
+        default = false;
+      };
+      checkRuleset = mkOption {
+        type = types.bool;
+        default = true;
+      };
+      preCheckRuleset = mkOption {
+        type = types.lines;
+        default = "";
+      };
+      tables = mkOption {
+        type = types.attrsOf (types.submodule tableSubmodule);
+        default = { };
+      };
+    };
+
+    # --- firewall.nix / firewall-nftables.nix ---------------------------------
+    networking.firewall = commonFirewallOptions // {
+      enable = mkOption {
+        type = types.bool;
+        default = true;
+      };
+      backend = mkOption {
+        type = types.enum [
+          "iptables"
+          "nftables"
+          "firewalld"
+        ];
+        # STAND-IN: upstream checks services.firewalld.enable first.
+        default = if config.networking.nftables.enable then "nftables" else "iptables";
+      };
+      trustedInterfaces = mkOption {
+        type = types.listOf types.str;
+        default = [ ];
+      };
+      checkReversePath = mkOption {
+        type = types.either types.bool (
+          types.enum [
+            "strict"
+            "loose"
+          ]
+        );
+        default = true;
+      };
+      filterForward = mkOption {
+        type = types.bool;
+        default = false;
+      };
+      extraInputRules = mkOption {
+        type = types.lines;
+        default = "";
+      };
+      extraForwardRules = mkOption {
+        type = types.lines;
+        default = "";
+      };
+      extraReversePathFilterRules = mkOption {
+        type = types.lines;
+        default = "";
+      };
+      interfaces = mkOption {
+        type = types.attrsOf (types.submodule [ { options = commonFirewallOptions; } ]);
+        default = { };
+      };
+    };
+
+    # --- nat.nix (declared so a module can look at it; we do NAT ourselves) ---
+    networking.nat = {
+      enable = mkOption {
+        type = types.bool;
+        default = false;
+      };
+      enableIPv6 = mkOption {
+        type = types.bool;
+        default = false;
+      };
+      internalInterfaces = mkOption {
+        type = types.listOf types.str;
+        default = [ ];
+      };
+      internalIPs = mkOption {
+        type = types.listOf types.str;
+        default = [ ];
+      };
+      externalInterface = mkOption {
+        type = types.nullOr types.str;
+        default = null;
+      };
+    };
+
+    # --- sysctl.nix ---------------------------------------------------------------
+    boot.kernel.sysctl = mkOption {
+      type = types.submodule {
+        freeformType = types.attrsOf sysctlOption;
+        options = {
+          "net.core.rmem_max" = mkOption {
+            type = types.nullOr highestValueType;
+            default = null;
+          };
+          "net.core.wmem_max" = mkOption {
+            type = types.nullOr highestValueType;
+            default = null;
+          };
+        };
+      };
+      default = { };
+    };
+
+    # --- systemd.services.<name> (subset, see serviceSubmodule) ----------------
+    systemd.services = mkOption {
+      type = types.attrsOf (types.submodule serviceSubmodule);
+      default = { };
+    };
+  };
+
+  config.assertions =
+    # UPSTREAM ASSERTION: firewall.nix
+    lib.optional config.networking.firewall.enable {
+      assertion = config.networking.firewall.filterForward -> config.networking.nftables.enable;
+      message = "filterForward only works with the nftables based firewall";
+    }
+    # UPSTREAM ASSERTIONS: wireguard.nix (script backend and networkd alike)
+    ++ lib.optionals wg.enable (
+      lib.mapAttrsToList (name: value: {
+        assertion = (value.privateKey != null) != (value.privateKeyFile != null);
+        message = "Either networking.wireguard.interfaces.${name}.privateKey or networking.wireguard.interfaces.${name}.privateKeyFile must be set.";
+      }) wg.interfaces
+      ++ lib.mapAttrsToList (name: value: {
+        assertion = value.generatePrivateKeyFile -> (value.privateKey == null);
+        message = "networking.wireguard.interfaces.${name}.generatePrivateKeyFile must not be set if networking.wireguard.interfaces.${name}.privateKey is set.";
+      }) wg.interfaces
+      ++ map (
+        { interfaceName, peer }:
+        {
+          assertion = (peer.presharedKey == null) || (peer.presharedKeyFile == null);
+          message = "networking.wireguard.interfaces.${interfaceName} peer «${peer.publicKey}» has both presharedKey and presharedKeyFile set, but only one can be used.";
+        }
+      ) allPeers
+    )
+    # UPSTREAM ASSERTIONS: wireguard-networkd.nix (subset relevant here)
+    ++ lib.optionals (wg.enable && wg.useNetworkd) (
+      lib.concatLists (
+        lib.mapAttrsToList (
+          name: interface:
+          [
+            {
+              assertion = interface.privateKey == null;
+              message = "networking.wireguard.interfaces.${name}.privateKey cannot be used with networkd. Use privateKeyFile instead.";
+            }
+            {
+              assertion = !interface.generatePrivateKeyFile;
+              message = "networking.wireguard.interfaces.${name}.generatePrivateKeyFile cannot be used with networkd.";
+            }
+          ]
+          ++ map (ip: {
+            assertion = lib.hasInfix "/" ip;
+            message = "networking.wireguard.interfaces.${name}.ips value \"${ip}\" requires a subnet (e.g. 192.0.2.1/32) with networkd.";
+          }) interface.ips
+          ++ lib.concatMap (peer: [
+            {
+              assertion = peer.presharedKey == null;
+              message = "networking.wireguard.interfaces.${name}.peers[].presharedKey cannot be used with networkd. Use presharedKeyFile instead.";
+            }
+            {
+              assertion = peer.dynamicEndpointRefreshSeconds == null;
+              message = "networking.wireguard.interfaces.${name}.peers[].dynamicEndpointRefreshSeconds cannot be used with networkd. Use networking.wireguard.interfaces.${name}.dynamicEndpointRefreshSeconds instead.";
+            }
+          ]) interface.peers
+        ) wg.interfaces
+      )
+    );
+}

@@ -1,0 +1,121 @@
+# NixOS VM test: the example plan's dmz (reflector) and pve (client) with a
+# LAN client behind pve and a host inside an announced prefix behind dmz.
+# Keys come from the committed test secrets, decrypted by sops-nix with the
+# committed test age key, as sops-nix's own tests do.
+{ sops-nix, ibgpTunnel }:
+{ lib, ... }:
+let
+  testKey = ../secrets/test-age-key.txt;
+  announcedHost = "104.16.132.229";
+
+  common = {
+    imports = [
+      sops-nix.nixosModules.sops
+      ibgpTunnel
+    ];
+    sops.age.keyFile = "${testKey}";
+    sops.age.sshKeyPaths = [ ];
+    sops.gnupg.sshKeyPaths = [ ];
+    networking.firewall.enable = true;
+  };
+in
+{
+  name = "ibgp-tunnel";
+
+  nodes = {
+    # vlan 1: the "internet" between dmz, pve and the announced host.
+    # vlan 2: pve's LAN.
+    dmz =
+      { nodes, ... }:
+      {
+        imports = [ common ];
+        virtualisation.vlans = [ 1 ];
+        services.ibgpTunnel = {
+          enable = true;
+          plan = ../hosts/plan.toml;
+          hostName = "dmz";
+          sops.file = ../secrets/dmz.yaml;
+          uplinkInterfaces = [ "eth1" ];
+          dn42Peers = lib.mkForce { };
+        };
+        # The announced prefix lives behind the uplink in this test.
+        networking.interfaces.eth1.ipv4.routes = [
+          {
+            address = announcedHost;
+            prefixLength = 32;
+            via = nodes.web.networking.primaryIPAddress;
+          }
+        ];
+      };
+
+    pve =
+      { nodes, ... }:
+      {
+        imports = [ common ];
+        virtualisation.vlans = [
+          1
+          2
+        ];
+        services.ibgpTunnel = {
+          enable = true;
+          plan = ../hosts/plan.toml;
+          hostName = "pve";
+          sops.file = ../secrets/pve.yaml;
+          lanInterfaces = [ "eth2" ];
+          links.pve.peer.endpoint = lib.mkForce "${nodes.dmz.networking.primaryIPAddress}:51821";
+        };
+        networking.firewall.filterForward = true;
+      };
+
+    lan =
+      { nodes, ... }:
+      {
+        virtualisation.vlans = [ 2 ];
+        networking.defaultGateway = (lib.head nodes.pve.networking.interfaces.eth2.ipv4.addresses).address;
+      };
+
+    web = {
+      virtualisation.vlans = [ 1 ];
+      networking.interfaces.lo.ipv4.addresses = [
+        {
+          address = announcedHost;
+          prefixLength = 32;
+        }
+      ];
+      networking.firewall.enable = false;
+    };
+  };
+
+  testScript = ''
+    start_all()
+
+    for machine in (dmz, pve):
+        machine.wait_for_unit("bird.service")
+        machine.wait_for_unit("wireguard-wg-ibgp.service")
+
+    with subtest("iBGP session is Established on both ends"):
+        dmz.wait_until_succeeds("birdc show protocols ibgp_pve | grep -q Established", timeout=60)
+        pve.wait_until_succeeds("birdc show protocols ibgp_dmz | grep -q Established", timeout=60)
+
+    with subtest("announced prefixes reach pve's kernel over the tunnel"):
+        pve.wait_until_succeeds("ip route show proto bird | grep -q '^104.16.0.0/13 .*dev wg-ibgp'", timeout=60)
+        pve.wait_until_succeeds("ip -6 route show proto bird | grep -q '^2606:4700::/32 .*dev wg-ibgp'", timeout=60)
+        # Unreachable statics must not black-hole the reflector's own traffic.
+        dmz.fail("ip route show proto bird | grep -q unreachable")
+
+    with subtest("the WireGuard port is open on the reflector only"):
+        dmz.succeed("nft list ruleset | grep -q 'udp dport 51821 accept'")
+
+    with subtest("LAN traffic to an announced prefix goes through the tunnel"):
+        lan.wait_until_succeeds("ping -c 1 -W 2 ${announcedHost}", timeout=60)
+        out = lan.succeed("tracepath -n -m 3 ${announcedHost}")
+        assert "10.255.255.2" in out, out
+
+    with subtest("keys never enter the Nix store"):
+        pve.succeed("test -e /run/secrets/wg_ibgp/private_key")
+        pve.fail(
+            "grep -qF \"$(cat /run/secrets/wg_ibgp/private_key)\""
+            " /etc/bird/bird.conf $(readlink -f /etc/systemd/system/wireguard-wg-ibgp.service)"
+        )
+  '';
+}

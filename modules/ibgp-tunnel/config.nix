@@ -1,0 +1,73 @@
+# The adapter: render the host spec with the pure core and hand each
+# artifact to the NixOS module that deploys it.
+{ config, lib, options, ... }:
+let
+  inherit (lib) mkIf mkMerge mkDefault;
+  core = import ../lib;
+  cfg = config.services.ibgpTunnel;
+  artifacts = core.render cfg;
+  useSops = cfg.sops.file != null;
+
+  wireguardUnits = map (name: "wireguard-${name}.service") (builtins.attrNames artifacts.wireguard);
+
+  sopsSecrets = lib.listToAttrs (
+    map (name: {
+      inherit name;
+      value = {
+        sopsFile = cfg.sops.file;
+        restartUnits = wireguardUnits;
+      };
+    }) ([ artifacts.secretNames.privateKey ] ++ builtins.attrValues artifacts.secretNames.psk)
+  );
+in
+{
+  config = mkIf cfg.enable (mkMerge [
+    {
+      assertions =
+        map (p: {
+          assertion = false;
+          message = "${p.path} ${p.message}";
+        }) (core.problems cfg)
+        ++ [
+          {
+            assertion = cfg.privateKey == null;
+            message = "services.ibgpTunnel.privateKey is set: a key written as a string lands in the world-readable Nix store. Put it in a file (or a sops-nix secret) and set services.ibgpTunnel.privateKeyFile.";
+          }
+          {
+            assertion = !useSops || options ? sops;
+            message = "services.ibgpTunnel.sops.file is set but sops-nix is not imported: add sops-nix.nixosModules.sops to the host's modules, or unset sops.file and set privateKeyFile/presharedKeyFile.";
+          }
+          {
+            assertion = !cfg.nftables.enable || config.networking.nftables.enable;
+            message = "services.ibgpTunnel renders nftables rules but networking.nftables.enable is false: enable it, or set services.ibgpTunnel.nftables.enable = false and write the forward/NAT rules yourself.";
+          }
+        ];
+
+      networking.wireguard.interfaces = artifacts.wireguard;
+
+      services.bird = {
+        enable = true;
+        config = artifacts.birdConfig;
+      };
+
+      boot.kernel.sysctl = artifacts.sysctl;
+
+      networking.firewall.allowedUDPPorts = artifacts.allowedUDPPorts;
+    }
+
+    (mkIf cfg.nftables.enable {
+      networking.nftables.enable = mkDefault true;
+      networking.nftables.tables.${artifacts.nftables.table} = {
+        inherit (artifacts.nftables) family content;
+      };
+      # Used when networking.firewall.filterForward is on (the seed's forward
+      # chain); harmless otherwise.
+      networking.firewall.extraForwardRules = artifacts.nftables.forwardRules;
+      networking.firewall.extraReversePathFilterRules = artifacts.nftables.reversePathRules;
+    })
+
+    (lib.optionalAttrs (options ? sops) {
+      sops.secrets = mkIf useSops sopsSecrets;
+    })
+  ]);
+}

@@ -1,0 +1,8 @@
+# services.ibgpTunnel: iBGP over a dedicated WireGuard tunnel.
+{
+  imports = [
+    ./options.nix
+    ./plan.nix
+    ./config.nix
+  ];
+}

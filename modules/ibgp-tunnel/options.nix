@@ -1,0 +1,250 @@
+# services.ibgpTunnel: the host spec of docs/interfaces.md as typed,
+# documented NixOS options. Words follow networking.wireguard where they
+# mean the same thing (ips, listenPort, privateKeyFile, peers' allowedIPs...).
+{ config, lib, ... }:
+let
+  inherit (lib) mkEnableOption mkOption types literalExpression;
+  core = import ../lib;
+  defaults = core.defaults;
+  cfg = config.services.ibgpTunnel;
+
+  sopsSecretPath = name: if cfg.sops.file != null && config ? sops then config.sops.secrets.${name}.path else null;
+
+  prefixListOption = description: mkOption {
+    type = types.listOf types.str;
+    default = [ ];
+    inherit description;
+  };
+
+  familiesOption = description: example: mkOption {
+    type = types.submodule {
+      options = {
+        ipv4 = prefixListOption "IPv4 entries.";
+        ipv6 = prefixListOption "IPv6 entries.";
+      };
+    };
+    default = { };
+    inherit description example;
+  };
+
+  peerOptions = linkName: {
+    name = mkOption {
+      type = types.str;
+      default = linkName;
+      defaultText = literalExpression "<link name>";
+      description = "Name of the host at the other end; the iBGP protocol is called `ibgp_<name>` (`birdc show protocols ibgp_dmz`).";
+    };
+    publicKey = mkOption {
+      type = types.nullOr types.str;
+      default = null;
+      example = "xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg=";
+      description = "The other end's WireGuard public key (base64, as `wg pubkey` prints; `ibgp-tunnel keys` writes it into the plan).";
+    };
+    presharedKeyFile = mkOption {
+      type = types.nullOr types.str;
+      default = sopsSecretPath (defaults.pskSecretName linkName);
+      defaultText = literalExpression ''config.sops.secrets."wg_ibgp/psk/<link>".path when services.ibgpTunnel.sops.file is set, else null'';
+      example = "/run/secrets/wg_ibgp/psk/pve";
+      description = "File holding the link's preshared key (`wg genpsk`). A runtime path, never a Nix path: the store is world-readable.";
+    };
+    endpoint = mkOption {
+      type = types.nullOr types.str;
+      default = null;
+      example = "203.0.113.10:51821";
+      description = "`host:port` the client dials (the VPS's public address). Leave null on the reflector: clients dial it.";
+    };
+    allowedIPs = mkOption {
+      type = types.listOf types.str;
+      default = defaults.allowed_ips;
+      description = "Addresses WireGuard accepts from and sends to this peer. The default, four /1 halves, covers everything without being a default route; with allowedIPsAsRoutes = false BIRD alone decides what is routed.";
+    };
+    persistentKeepalive = mkOption {
+      type = types.nullOr types.int;
+      default = if cfg.role == "client" then defaults.persistent_keepalive else null;
+      defaultText = literalExpression "25 on clients, null on reflectors";
+      description = "Seconds between keepalives, on the side that dials, to keep NAT mappings open.";
+    };
+  };
+
+  linkModule = { name, ... }: {
+    options = {
+      interface = mkOption {
+        type = types.str;
+        default = defaults.interface;
+        description = "WireGuard interface of this link (at most 15 characters). Each link on a host needs its own.";
+      };
+      listenPort = mkOption {
+        type = types.port;
+        default = defaults.port;
+        description = "UDP port WireGuard listens on; opened in the firewall on reflectors (seed pitfall 1: open it in the provider's external firewall too).";
+      };
+      ips = mkOption {
+        type = types.listOf types.str;
+        example = [ "10.255.255.1/30" "fdb7:1dec:4d21:ff::2/64" ];
+        description = "This end's tunnel addresses with the link's prefix length: one IPv4 in a /30 or /31 and one global (not fe80::/10) IPv6 in a /64 or /127.";
+      };
+      neighborAddress = mkOption {
+        type = types.str;
+        example = "10.255.255.2";
+        description = "The other end's tunnel IPv4 address: the iBGP neighbor. The session runs over IPv4 and carries IPv4 and IPv6 routes.";
+      };
+      importPrefixes = familiesOption "On a reflector: prefixes this client may announce (BIRD prefix patterns). Empty means the reflector imports nothing from it." { ipv4 = [ "10.42.23.0/24" ]; };
+      peer = mkOption {
+        type = types.submodule { options = peerOptions name; };
+        default = { };
+        description = "The WireGuard peer at the other end of the link.";
+      };
+    };
+  };
+
+  dn42PeerModule = {
+    options = {
+      asn = mkOption {
+        type = types.ints.u32;
+        example = 4242421080;
+        description = "The DN42 peer's AS number.";
+      };
+      neighbor = mkOption {
+        type = types.str;
+        example = "172.20.42.1";
+        description = "The peer's address for the eBGP session (IPv4, or IPv6 with `interface` set for link-local).";
+      };
+      interface = mkOption {
+        type = types.nullOr types.str;
+        default = null;
+        example = "dn42-peer1";
+        description = "Interface the peer is reached on (configured outside this module). Tunnel traffic leaving through it is masqueraded.";
+      };
+      exportSets = mkOption {
+        type = types.listOf types.str;
+        default = [ ];
+        description = "Names of prefix sets whose static announcements are sent to this peer. Empty: export nothing, so client routes never leak to DN42.";
+      };
+    };
+  };
+in
+{
+  options.services.ibgpTunnel = {
+    enable = mkEnableOption "iBGP over a dedicated WireGuard tunnel (BIRD, WireGuard, nftables)";
+
+    plan = mkOption {
+      type = types.nullOr types.path;
+      default = null;
+      example = literalExpression "./hosts/plan.toml";
+      description = "A plan file describing the whole network. When set, every option below defaults to what the plan says for `hostName`; options set here still win.";
+    };
+
+    hostName = mkOption {
+      type = types.str;
+      default = config.networking.hostName;
+      defaultText = literalExpression "config.networking.hostName";
+      description = "Which host of the plan this machine is.";
+    };
+
+    role = mkOption {
+      type = types.enum [ "reflector" "client" ];
+      example = "client";
+      description = "`reflector`: the VPS that peers with DN42 and reflects routes to its clients. `client`: a home router that learns routes over iBGP.";
+    };
+
+    asn = mkOption {
+      type = types.ints.u32;
+      example = 4242420038;
+      description = "Own AS number (DN42: 4242420000-4242429999).";
+    };
+
+    routerId = mkOption {
+      type = types.str;
+      example = "172.23.101.2";
+      description = "BIRD router id (an IPv4 address, unique per host).";
+    };
+
+    prefixSets = mkOption {
+      type = types.attrsOf (types.submodule {
+        options = {
+          ipv4 = prefixListOption "IPv4 prefix patterns in BIRD syntax, e.g. `172.20.0.0/14{21,29}`.";
+          ipv6 = prefixListOption "IPv6 prefix patterns in BIRD syntax, e.g. `fd00::/8{44,64}`.";
+        };
+      });
+      default = builtins.mapAttrs (_: set: { inherit (set) ipv4 ipv6; }) defaults.prefix_sets;
+      defaultText = literalExpression "{ dn42 = <the DN42 filter guide's sets>; }";
+      description = "Named prefix sets, each defined once in bird.conf as `<NAME>_NET_v4`/`<NAME>_NET_v6`.";
+    };
+
+    importSets = mkOption {
+      type = types.listOf types.str;
+      default = [ ];
+      example = [ "dn42" "cf" ];
+      description = "Prefix sets BIRD accepts: from the reflector (clients), or from DN42 peers (reflectors). Default routes are never accepted.";
+    };
+
+    kernelExportSets = mkOption {
+      type = types.listOf types.str;
+      default = [ ];
+      example = [ "dn42" "cf" ];
+      description = "Prefix sets BIRD installs into this host's kernel routing table.";
+    };
+
+    announce = familiesOption "Prefixes this host announces over iBGP as static routes (the seed's custom routing: the VPS announces what clients should send through it)." { ipv4 = [ "104.16.0.0/13" ]; };
+
+    lanInterfaces = mkOption {
+      type = types.listOf types.str;
+      default = [ ];
+      example = [ "vmbr0" ];
+      description = "Client: LAN interfaces whose traffic is masqueraded into the tunnel (seed pitfall 3).";
+    };
+
+    uplinkInterfaces = mkOption {
+      type = types.listOf types.str;
+      default = [ ];
+      example = [ "eth0" ];
+      description = "Reflector: interfaces tunnel traffic is masqueraded out of, like networking.nat.externalInterface (seed pitfall 3).";
+    };
+
+    openFirewall = mkOption {
+      type = types.bool;
+      default = true;
+      description = "Open the links' WireGuard ports on reflectors (seed pitfall 1).";
+    };
+
+    privateKey = mkOption {
+      type = types.nullOr types.str;
+      default = null;
+      visible = false;
+      description = "Not supported: a key given as a string ends up in the world-readable Nix store. Use privateKeyFile.";
+    };
+
+    privateKeyFile = mkOption {
+      type = types.nullOr types.str;
+      default = sopsSecretPath defaults.secret_private_key;
+      defaultText = literalExpression ''config.sops.secrets."wg_ibgp/private_key".path when services.ibgpTunnel.sops.file is set, else null'';
+      example = "/run/secrets/wg_ibgp/private_key";
+      description = "File holding this host's WireGuard private key (`wg genkey`), used by all its links. A runtime path, never a Nix path.";
+    };
+
+    links = mkOption {
+      type = types.attrsOf (types.submodule linkModule);
+      default = { };
+      description = "WireGuard tunnels to the other role, one per reflector-client pair, each carrying one iBGP session.";
+    };
+
+    dn42Peers = mkOption {
+      type = types.attrsOf (types.submodule dn42PeerModule);
+      default = { };
+      description = "Reflector: eBGP sessions to DN42 peers; what they send (filtered by importSets) is reflected to the clients.";
+    };
+
+    nftables.enable = mkOption {
+      type = types.bool;
+      default = true;
+      description = "Add the `inet ibgp-tunnel` table (masquerade) and the forward/rpfilter rules to the nftables firewall. Turn off only if you write these yourself.";
+    };
+
+    sops.file = mkOption {
+      type = types.nullOr types.path;
+      default = null;
+      example = literalExpression "./secrets/pve.yaml";
+      description = "With sops-nix imported: the sops file holding `wg_ibgp/private_key` and `wg_ibgp/psk/<link>` (as written by `ibgp-tunnel keys`). The key options then default to the decrypted secrets' paths.";
+    };
+  };
+}

@@ -1,0 +1,33 @@
+# services.ibgpTunnel.plan: fill every option from the plan at mkDefault, so
+# anything set by hand still wins. Key file paths are left to the options'
+# own (sops-aware) defaults.
+{ config, lib, ... }:
+let
+  core = import ../lib;
+  cfg = config.services.ibgpTunnel;
+  hasPlan = cfg.plan != null;
+  spec = core.hostFromPlan (core.readPlan cfg.plan) cfg.hostName;
+
+  withoutKeyFiles = link: link // { peer = removeAttrs link.peer [ "presharedKeyFile" ]; };
+
+  fromPlan = spec // { links = builtins.mapAttrs (_: withoutKeyFiles) spec.links; };
+
+  # A static list: the set of definitions must not depend on cfg.plan, or
+  # evaluating cfg.plan would recurse into itself.
+  fields = [
+    "role"
+    "asn"
+    "routerId"
+    "prefixSets"
+    "importSets"
+    "kernelExportSets"
+    "announce"
+    "lanInterfaces"
+    "uplinkInterfaces"
+    "links"
+    "dn42Peers"
+  ];
+in
+{
+  config.services.ibgpTunnel = lib.genAttrs fields (field: lib.mkIf hasPlan (lib.mkDefault fromPlan.${field}));
+}

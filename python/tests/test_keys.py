@@ -1,0 +1,486 @@
+"""WireGuard keys and the `keys` operation, with the real wg, sops and age."""
+
+from __future__ import annotations
+
+import base64
+import json
+import shutil
+import subprocess
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ibgp_tunnel import keys
+from ibgp_tunnel.atomic import AtomicBatch, AtomicWriteError, write_atomic
+from ibgp_tunnel.keys import (
+    KeyPlan,
+    KeysError,
+    Rotation,
+    SecretNames,
+    decode_key,
+    default_secret_names,
+    generate_keys,
+    generate_private_key,
+    generate_psk,
+    get_secret,
+    plan_secrets,
+    public_key_of,
+    resolve_rotation,
+)
+from ibgp_tunnel.sops import SopsConfigError, SopsError, decrypt_file, encrypt_to_file
+
+REPO = Path(__file__).resolve().parents[2]
+PLAN = REPO / "hosts" / "plan.toml"
+TEST_KEY = REPO / "secrets" / "test-age-key.txt"
+NAMES = SecretNames("wg_ibgp/private_key", "wg_ibgp/psk/")
+
+needs_wg = pytest.mark.skipif(shutil.which("wg") is None, reason="wg (wireguard-tools) missing")
+
+
+def _wg(*args: str, stdin: str = "") -> str:
+    return subprocess.run(
+        ["wg", *args], input=stdin.encode(), capture_output=True, check=True
+    ).stdout.decode()
+
+
+# --- key material --------------------------------------------------------------
+
+
+@needs_wg
+def test_private_key_format_and_public_key_match_wg() -> None:
+    for _ in range(8):
+        private = generate_private_key()
+        raw = base64.b64decode(private)
+        assert len(private) == 44 and len(raw) == 32
+        # The clamping `wg genkey` applies.
+        assert raw[0] & 7 == 0 and raw[31] & 0x80 == 0 and raw[31] & 0x40
+        assert public_key_of(private) == _wg("pubkey", stdin=private + "\n").strip()
+
+
+@needs_wg
+def test_public_key_of_wg_genkey_output() -> None:
+    private = _wg("genkey").strip()
+    assert public_key_of(private) == _wg("pubkey", stdin=private + "\n").strip()
+
+
+@needs_wg
+def test_psk_has_the_wg_genpsk_shape() -> None:
+    psk = generate_psk()
+    reference = _wg("genpsk").strip()
+    assert len(psk) == len(reference) == 44
+    assert len(base64.b64decode(psk, validate=True)) == 32
+    assert generate_psk() != psk
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [(None, "base64 string"), ("!!!", "not valid base64"), ("AAAA", "decodes to 3 bytes")],
+)
+def test_decode_key_rejects(value: object, message: str) -> None:
+    with pytest.raises(KeysError, match=message):
+        decode_key(value, "the key")
+
+
+def test_secret_names_come_from_defaults_toml() -> None:
+    defaults = tomllib.loads((REPO / "modules" / "lib" / "defaults.toml").read_text())
+    names = default_secret_names()
+    assert names.private_key == defaults["secret_private_key"] == "wg_ibgp/private_key"
+    assert names.psk("pve") == defaults["secret_psk_prefix"] + "pve" == "wg_ibgp/psk/pve"
+
+
+# --- pure decisions ------------------------------------------------------------
+
+TWO = KeyPlan(("dmz", "pve"), {"pve": ("dmz", "pve")})
+
+
+def _counter(prefix: str) -> Any:
+    count = iter(range(1000))
+    return lambda: base64.b64encode(f"{prefix}{next(count):02d}".ljust(32, "-").encode()).decode()
+
+
+def _plan(existing: dict[str, Any], rotation: Rotation | None = None) -> tuple[dict, list]:
+    rotation = rotation or Rotation()
+    return plan_secrets(TWO, existing, rotation, NAMES, _counter("priv"), _counter("psk"))
+
+
+def test_resolve_rotation() -> None:
+    plan = KeyPlan(("dmz", "pve", "nas"), {"pve": ("dmz", "pve"), "nas-link": ("dmz", "nas")})
+    assert resolve_rotation(["dmz", "nas-link", "host:pve"], plan) == Rotation(
+        frozenset({"dmz", "pve"}), frozenset({"nas-link"})
+    )
+    assert resolve_rotation(["link:pve"], plan).links == {"pve"}
+    with pytest.raises(KeysError, match="write host:pve or link:pve"):
+        resolve_rotation(["pve"], plan)
+    with pytest.raises(KeysError, match="no such host or link"):
+        resolve_rotation(["nope"], plan)
+    with pytest.raises(KeysError, match="no such link"):
+        resolve_rotation(["link:dmz"], plan)
+    with pytest.raises(KeysError, match="prefix must be"):
+        resolve_rotation(["peer:dmz"], plan)
+
+
+def test_psk_missing_on_one_end_is_copied_from_the_other() -> None:
+    first, _ = _plan({})
+    existing = json.loads(json.dumps(first))
+    del existing["pve"]["wg_ibgp"]["psk"]["pve"]
+    second, actions = _plan(existing)
+    assert second == first
+    assert ("pve", "wg_ibgp/psk/pve", "copied") in [(a.host, a.secret, a.action) for a in actions]
+
+
+def test_different_psks_on_the_two_ends_are_refused() -> None:
+    first, _ = _plan({})
+    first["pve"]["wg_ibgp"]["psk"]["pve"] = generate_psk()
+    with pytest.raises(KeysError, match="--rotate link:pve"):
+        _plan(first)
+    fixed, _ = _plan(first, Rotation(links=frozenset({"pve"})))
+    assert get_secret(fixed["dmz"], "wg_ibgp/psk/pve") == get_secret(
+        fixed["pve"], "wg_ibgp/psk/pve"
+    )
+
+
+def test_invalid_stored_key_is_refused_with_a_hint() -> None:
+    with pytest.raises(KeysError, match="--rotate host:dmz"):
+        _plan({"dmz": {"wg_ibgp": {"private_key": "short"}}})
+
+
+def test_non_mapping_on_the_secret_path_is_refused() -> None:
+    with pytest.raises(KeysError, match="not a mapping"):
+        _plan({"dmz": {"wg_ibgp": "oops"}})
+
+
+def test_other_entries_of_a_secrets_file_are_kept() -> None:
+    secrets, _ = _plan({"dmz": {"backup_token": "x", "wg_ibgp": {"note": 1}}})
+    assert secrets["dmz"]["backup_token"] == "x"
+    assert secrets["dmz"]["wg_ibgp"]["note"] == 1
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("asn = 1\n", "no \\[hosts"),
+        ("[hosts.a]\n[links.l]\nreflector = 'a'\nclient = 'b'\n", "links.l.client = 'b'"),
+        ("[hosts.a]\n[links.l]\nreflector = 'a'\nclient = 'a'\n", "joins a to itself"),
+        ("hosts = 3\n", "no \\[hosts"),
+        ("[hosts]\na = 1\n", "hosts.a must be a table"),
+        ("links = 1\n[hosts.a]\n", "links must be a table"),
+    ],
+)
+def test_bad_plans_for_keys(tmp_path: Path, text: str, message: str) -> None:
+    plan = tmp_path / "plan.toml"
+    plan.write_text(text)
+    with pytest.raises(KeysError, match=message):
+        generate_keys(plan, tmp_path / "secrets", tmp_path / ".sops.yaml")
+
+
+def test_unreadable_and_non_toml_plans(tmp_path: Path) -> None:
+    with pytest.raises(KeysError, match="cannot read the plan"):
+        generate_keys(tmp_path / "missing.toml", tmp_path / "secrets", tmp_path / ".sops.yaml")
+    (tmp_path / "bad.toml").write_text("[hosts\n")
+    with pytest.raises(KeysError, match="not valid TOML"):
+        generate_keys(tmp_path / "bad.toml", tmp_path / "secrets", tmp_path / ".sops.yaml")
+
+
+# --- the whole operation with real sops and age ----------------------------------
+
+
+def _recipient() -> str:
+    out = subprocess.run(["age-keygen", "-y", str(TEST_KEY)], capture_output=True, check=True)
+    return out.stdout.decode().strip()
+
+
+def _write_sops_config(root: Path, rules: list[tuple[str, str]]) -> None:
+    lines = ["creation_rules:"]
+    for regex, recipient in rules:
+        lines += [f"  - path_regex: {regex}", f"    age: {recipient}"]
+    (root / ".sops.yaml").write_text("\n".join(lines) + "\n")
+
+
+class Project:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.plan = root / "hosts" / "plan.toml"
+        self.secrets = root / "secrets"
+        self.sops_config = root / ".sops.yaml"
+
+    def keys(self, *rotate: str) -> keys.KeysReport:
+        return generate_keys(self.plan, self.secrets, self.sops_config, list(rotate))
+
+    def decrypted(self, host: str) -> dict[str, Any]:
+        return decrypt_file(self.secrets / f"{host}.yaml")
+
+    def snapshot(self) -> dict[str, bytes]:
+        return {
+            str(p.relative_to(self.root)): p.read_bytes()
+            for p in sorted(self.root.rglob("*"))
+            if p.is_file()
+        }
+
+
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Project:
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "home" / ".config"))
+    monkeypatch.setenv("SOPS_AGE_KEY_FILE", str(TEST_KEY))
+    root = tmp_path / "project"
+    (root / "hosts").mkdir(parents=True)
+    shutil.copy(PLAN, root / "hosts" / "plan.toml")
+    _write_sops_config(root, [(r"secrets/[^/]+\.yaml$", _recipient())])
+    return Project(root)
+
+
+def _actions(report: keys.KeysReport) -> set[tuple[str, str, str]]:
+    return {(s.host, s.secret, s.action) for s in report.secrets}
+
+
+def test_first_run_creates_everything(project: Project) -> None:
+    report = project.keys()
+    assert _actions(report) == {
+        ("dmz", "wg_ibgp/private_key", "added"),
+        ("pve", "wg_ibgp/private_key", "added"),
+        ("dmz", "wg_ibgp/psk/pve", "added"),
+        ("pve", "wg_ibgp/psk/pve", "added"),
+    }
+    json.dumps(report.to_dict())  # --json output is plain data
+    assert sorted(Path(p).name for p in report.files_written) == [
+        "dmz.yaml",
+        "plan.toml",
+        "pve.yaml",
+    ]
+    assert sorted(p.name for p in project.secrets.iterdir()) == ["dmz.yaml", "pve.yaml"]
+    assert project.plan.stat().st_mode & 0o777 == PLAN.stat().st_mode & 0o777  # public: kept
+
+    dmz, pve = project.decrypted("dmz"), project.decrypted("pve")
+    assert set(dmz) == set(pve) == {"wg_ibgp"}
+    assert set(dmz["wg_ibgp"]) == {"private_key", "psk"}
+    assert dmz["wg_ibgp"]["psk"] == pve["wg_ibgp"]["psk"]  # both ends, one PSK
+    assert dmz["wg_ibgp"]["private_key"] != pve["wg_ibgp"]["private_key"]
+    for host in ("dmz", "pve"):
+        text = (project.secrets / f"{host}.yaml").read_text()
+        assert (project.secrets / f"{host}.yaml").stat().st_mode & 0o777 == 0o600
+        assert dmz["wg_ibgp"]["psk"]["pve"] not in text  # ciphertext only
+
+
+def test_sops_nix_secret_names_resolve(project: Project) -> None:
+    project.keys()
+    defaults = tomllib.loads((REPO / "modules" / "lib" / "defaults.toml").read_text())
+    for host in ("dmz", "pve"):
+        data = project.decrypted(host)
+        # sops-nix's `key` option walks nested YAML keys split on "/".
+        names = [defaults["secret_private_key"], defaults["secret_psk_prefix"] + "pve"]
+        for name in names:
+            node: Any = data
+            for part in name.split("/"):
+                node = node[part]
+            assert isinstance(node, str) and len(base64.b64decode(node)) == 32
+    assert (
+        project.decrypted("dmz")["wg_ibgp"]["psk"]["pve"]
+        == project.decrypted("pve")["wg_ibgp"]["psk"]["pve"]
+    )
+
+
+@needs_wg
+def test_public_keys_in_plan_match_wg_and_comments_survive(project: Project) -> None:
+    original = project.plan.read_text()
+    project.keys()
+    updated = project.plan.read_text()
+    plan = tomllib.loads(updated)
+    for host in ("dmz", "pve"):
+        private = project.decrypted(host)["wg_ibgp"]["private_key"]
+        assert plan["hosts"][host]["public_key"] == _wg("pubkey", stdin=private + "\n").strip()
+    # Only the two public_key lines were added: every original line, comments
+    # included, is still there in order.
+    added = [line for line in updated.splitlines() if line not in original.splitlines()]
+    assert len(added) == 2 and all(line.startswith("public_key = ") for line in added)
+    assert [line for line in updated.splitlines() if not line.startswith("public_key")] == (
+        original.splitlines()
+    )
+    # ...right after router_id, not after the comments of the next table.
+    lines = updated.splitlines()
+    for index, line in enumerate(lines):
+        if line.startswith("public_key"):
+            assert lines[index - 1].startswith("router_id")
+    original_plan = tomllib.loads(original)
+    for host in ("dmz", "pve"):
+        del plan["hosts"][host]["public_key"]
+    assert plan == original_plan
+
+
+def test_second_run_keeps_everything_and_writes_nothing(project: Project) -> None:
+    project.keys()
+    before = project.snapshot()
+    report = project.keys()
+    assert {a for _, _, a in _actions(report)} == {"kept"}
+    assert report.files_written == [] and report.plan_updated_hosts == []
+    assert project.snapshot() == before
+
+
+def test_rotate_host_changes_only_its_private_key(project: Project) -> None:
+    project.keys()
+    before = project.snapshot()
+    old = {h: project.decrypted(h) for h in ("dmz", "pve")}
+    report = project.keys("host:dmz")
+    assert ("dmz", "wg_ibgp/private_key", "rotated") in _actions(report)
+    assert {a for h, s, a in _actions(report) if (h, s) != ("dmz", "wg_ibgp/private_key")} == {
+        "kept"
+    }
+    new = {h: project.decrypted(h) for h in ("dmz", "pve")}
+    assert new["dmz"]["wg_ibgp"]["private_key"] != old["dmz"]["wg_ibgp"]["private_key"]
+    assert new["dmz"]["wg_ibgp"]["psk"] == old["dmz"]["wg_ibgp"]["psk"]
+    assert new["pve"] == old["pve"]
+    after = project.snapshot()
+    assert after["secrets/pve.yaml"] == before["secrets/pve.yaml"]  # untouched file
+    plan = tomllib.loads(project.plan.read_text())
+    assert plan["hosts"]["dmz"]["public_key"] == public_key_of(new["dmz"]["wg_ibgp"]["private_key"])
+    assert report.plan_updated_hosts == ["dmz"]
+
+
+def test_rotate_link_changes_the_psk_on_both_ends(project: Project) -> None:
+    project.keys()
+    old = {h: project.decrypted(h) for h in ("dmz", "pve")}
+    plan_before = project.plan.read_bytes()
+    report = project.keys("link:pve")
+    assert {(h, a) for h, s, a in _actions(report) if s == "wg_ibgp/psk/pve"} == {
+        ("dmz", "rotated"),
+        ("pve", "rotated"),
+    }
+    new = {h: project.decrypted(h) for h in ("dmz", "pve")}
+    assert new["dmz"]["wg_ibgp"]["psk"]["pve"] == new["pve"]["wg_ibgp"]["psk"]["pve"]
+    assert new["dmz"]["wg_ibgp"]["psk"]["pve"] != old["dmz"]["wg_ibgp"]["psk"]["pve"]
+    for host in ("dmz", "pve"):
+        assert new[host]["wg_ibgp"]["private_key"] == old[host]["wg_ibgp"]["private_key"]
+    assert project.plan.read_bytes() == plan_before
+
+
+def test_ambiguous_rotate_changes_nothing(project: Project) -> None:
+    project.keys()
+    before = project.snapshot()
+    with pytest.raises(KeysError, match="host:pve or link:pve"):
+        project.keys("pve")
+    assert project.snapshot() == before
+
+
+def test_existing_secrets_are_extended_not_replaced(project: Project) -> None:
+    project.secrets.mkdir()
+    encrypt_to_file({"backup_token": "keep-me"}, project.secrets / "dmz.yaml", project.sops_config)
+    project.keys()
+    dmz = project.decrypted("dmz")
+    assert dmz["backup_token"] == "keep-me"
+    assert set(dmz["wg_ibgp"]) == {"private_key", "psk"}
+
+
+def test_lost_psk_on_one_end_is_restored_from_the_other(project: Project) -> None:
+    project.keys()
+    pve = project.decrypted("pve")
+    psk = pve["wg_ibgp"]["psk"].pop("pve")
+    encrypt_to_file(pve, project.secrets / "pve.yaml", project.sops_config)
+    report = project.keys()
+    assert ("pve", "wg_ibgp/psk/pve", "copied") in _actions(report)
+    assert project.decrypted("pve")["wg_ibgp"]["psk"]["pve"] == psk
+
+
+def test_sops_failure_mid_way_leaves_no_file(project: Project) -> None:
+    # dmz encrypts fine; pve's rule names a broken recipient, so sops fails on the
+    # second file after the first was already encrypted in memory.
+    _write_sops_config(
+        project.root,
+        [(r"secrets/dmz\.yaml$", _recipient()), (r"secrets/pve\.yaml$", "age1broken")],
+    )
+    before = project.snapshot()
+    with pytest.raises(SopsConfigError, match="age recipients"):
+        project.keys()
+    assert project.snapshot() == before
+    assert not project.secrets.exists() or list(project.secrets.iterdir()) == []
+
+
+def test_sops_failure_on_a_rotation_keeps_old_files(project: Project) -> None:
+    project.keys()
+    before = project.snapshot()
+    _write_sops_config(
+        project.root,
+        [(r"secrets/dmz\.yaml$", _recipient()), (r"secrets/pve\.yaml$", "age1broken")],
+    )
+    with pytest.raises(SopsConfigError):
+        project.keys("link:pve")
+    after = project.snapshot()
+    del after[".sops.yaml"], before[".sops.yaml"]
+    assert after == before
+
+
+def test_missing_sops_config(project: Project) -> None:
+    project.sops_config.unlink()
+    before = project.snapshot()
+    with pytest.raises(SopsConfigError, match="ibgp-tunnel init"):
+        project.keys()
+    assert project.snapshot() == before
+
+
+def test_unwritable_secrets_dir(project: Project) -> None:
+    # As root permission bits do not stop writes; a file where the directory
+    # should be does.
+    project.secrets.write_text("not a directory\n")
+    before = project.snapshot()
+    with pytest.raises(KeysError, match="cannot create the secrets directory"):
+        project.keys()
+    assert project.snapshot() == before
+
+
+def test_secrets_file_blocked_by_a_directory(project: Project) -> None:
+    (project.secrets / "pve.yaml").mkdir(parents=True)
+    before = project.snapshot()
+    with pytest.raises(SopsError, match="not a file"):
+        project.keys()  # refused while reading, before anything is written
+    assert project.snapshot() == before
+    assert [p.name for p in project.secrets.iterdir()] == ["pve.yaml"]
+
+
+def test_undecryptable_secrets_change_nothing(
+    project: Project, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project.keys()
+    before = project.snapshot()
+    other = tmp_path / "other-key.txt"
+    subprocess.run(["age-keygen", "-o", str(other)], capture_output=True, check=True)
+    monkeypatch.setenv("SOPS_AGE_KEY_FILE", str(other))
+    with pytest.raises(SopsError, match="SOPS_AGE_KEY_FILE"):
+        project.keys()
+    assert project.snapshot() == before
+
+
+# --- atomic writes ----------------------------------------------------------------
+
+
+def test_batch_failing_to_stage_leaves_nothing(tmp_path: Path) -> None:
+    (tmp_path / "a").write_bytes(b"old")
+    (tmp_path / "blocker").write_text("file")
+    with pytest.raises(AtomicWriteError, match="writable directory"), AtomicBatch() as batch:
+        batch.stage(tmp_path / "a", b"new")
+        batch.stage(tmp_path / "blocker" / "b", b"new")
+        batch.commit()
+    assert (tmp_path / "a").read_bytes() == b"old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "blocker"]
+
+
+def test_batch_failing_rename_leaves_each_file_old_or_new(tmp_path: Path) -> None:
+    (tmp_path / "b").mkdir()  # os.replace(file, directory) fails
+    with pytest.raises(AtomicWriteError), AtomicBatch() as batch:
+        batch.stage(tmp_path / "a", b"new", mode=0o644)
+        batch.stage(tmp_path / "b", b"new")
+        batch.stage(tmp_path / "c", b"new")
+        batch.commit()
+    assert (tmp_path / "a").read_bytes() == b"new"
+    assert (tmp_path / "a").stat().st_mode & 0o777 == 0o644
+    assert (tmp_path / "b").is_dir()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "b"]  # no temp files
+
+
+def test_write_atomic_replaces_with_mode_0600(tmp_path: Path) -> None:
+    target = tmp_path / "secret.yaml"
+    target.write_text("old")
+    target.chmod(0o644)
+    write_atomic(target, b"new")
+    assert target.read_bytes() == b"new"
+    assert target.stat().st_mode & 0o777 == 0o600
+    assert [p.name for p in tmp_path.iterdir()] == ["secret.yaml"]

@@ -1,0 +1,70 @@
+"""Test helpers that ask the Nix core (modules/lib) for data via nix-instantiate."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+CORE = REPO / "modules" / "lib"
+EXAMPLE_PLAN = REPO / "hosts" / "plan.toml"
+THREE_CLIENTS_PLAN = Path(__file__).resolve().parent / "plans" / "three-clients.toml"
+
+needs_nix = pytest.mark.skipif(
+    shutil.which("nix-instantiate") is None,
+    reason="nix-instantiate is not installed (apt: nix-bin)",
+)
+needs_bird = pytest.mark.skipif(
+    shutil.which("bird") is None, reason="bird is not installed (apt: bird2)"
+)
+
+
+def nix_eval(expression: str) -> Any:
+    """Evaluate a Nix expression strictly and return it as Python data."""
+    result = subprocess.run(
+        ["nix-instantiate", "--eval", "--strict", "--json", "-E", expression],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise AssertionError(f"nix-instantiate failed:\n{result.stderr}")
+    return json.loads(result.stdout)
+
+
+def nix_eval_error(expression: str) -> str:
+    """Evaluate an expression that must fail; return its error text."""
+    result = subprocess.run(
+        ["nix-instantiate", "--eval", "--strict", "--json", "-E", expression],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode != 0, f"expected an evaluation error, got {result.stdout}"
+    return result.stderr
+
+
+def core_call(body: str) -> Any:
+    """Evaluate `body` with `core` bound to modules/lib."""
+    return nix_eval(f"let core = import {CORE}; in {body}")
+
+
+def render(plan: Path, host: str) -> dict[str, Any]:
+    return core_call(f'core.renderHost {plan} "{host}"')
+
+
+def spec(plan: Path, host: str) -> dict[str, Any]:
+    return core_call(f'core.hostFromPlan (core.readPlan {plan}) "{host}"')
+
+
+def problems_of(spec_expression: str) -> list[dict[str, str]]:
+    return core_call(f"core.problems ({spec_expression})")
+
+
+def plan_hosts(plan: Path) -> list[str]:
+    return sorted(core_call(f"builtins.attrNames (core.readPlan {plan}).hosts"))

@@ -71,7 +71,8 @@ def test_psk_has_the_wg_genpsk_shape() -> None:
     reference = _wg("genpsk").strip()
     assert len(psk) == len(reference) == 44
     assert len(base64.b64decode(psk, validate=True)) == 32
-    assert generate_psk() != psk
+    # 256 random bits, not a clamped scalar: some of 64 PSKs have low bits set.
+    assert any(base64.b64decode(generate_psk())[0] & 7 for _ in range(64))
 
 
 @pytest.mark.parametrize(

@@ -9,10 +9,12 @@ What the CLI calls (everything else here is a small helper they are built from):
         per link one PSK at ``wg_ibgp/psk/<link>`` in *both* ends' files, public keys
         into ``hosts.<name>.public_key`` of the plan (comments kept). Existing keys
         are kept; ``rotate`` names hosts/links (``NAME``, ``host:NAME``, ``link:NAME``)
-        whose key/PSK is replaced on purpose. Raises KeysError (bad plan, bad
-        --rotate, inconsistent secrets), sops.SopsError (sops missing/failed,
-        .sops.yaml unusable, cannot decrypt) or atomic.AtomicWriteError (a file could
-        not be written); in every case no file is left half-written.
+        whose key/PSK is replaced on purpose. Raises only errors.IbgpTunnelError
+        subclasses (print str(error), exit with error.exit_code): KeysError (exit 2:
+        bad plan, bad --rotate, inconsistent secrets), sops.SopsNotFoundError and
+        sops.SopsConfigError (exit 2: no sops, unusable .sops.yaml), sops.SopsError
+        (exit 1: sops failed, cannot decrypt), atomic.AtomicWriteError (exit 1: a
+        file could not be written). In every case no file is left half-written.
     KeysReport.to_dict() -> dict[str, Any]          # for --json
     generate_private_key() -> str                   # like `wg genkey`
     public_key_of(private_b64: str) -> str          # like `wg pubkey`
@@ -32,6 +34,7 @@ import stat
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from secrets import token_bytes
 from typing import Any, Literal
 
 import tomlkit
@@ -69,8 +72,8 @@ def generate_private_key() -> str:
 
 def generate_psk() -> str:
     """A new WireGuard preshared key: 32 random bytes, base64 (`wg genpsk`)."""
-    # X25519 generation is just a CSPRNG here; os.urandom would do the same.
-    return base64.b64encode(X25519PrivateKey.generate().private_bytes_raw()).decode()
+    # Plain CSPRNG bytes: unlike a private key, a PSK is not clamped.
+    return base64.b64encode(token_bytes(KEY_BYTES)).decode()
 
 
 def decode_key(value: object, what: str) -> bytes:
@@ -312,16 +315,20 @@ def set_public_keys(doc: tomlkit.TOMLDocument, public_keys: Mapping[str, str]) -
             table["public_key"] = public_key  # tomlkit replaces in place
             continue
         anchor = next((k for k in ("router_id", "role") if k in table), None)
-        try:
-            # Beside router_id rather than at the table's end: the end is after the
-            # comment lines that belong to the next table header. tomlkit has no
-            # public insert-after; fall back to appending if its internals change.
-            if anchor is None:
-                raise AttributeError(anchor)
-            table.value._insert_after(anchor, "public_key", public_key)
-        except (AttributeError, TypeError, KeyError):
+        if anchor is None or not _insert_after(table, anchor, "public_key", public_key):
             table["public_key"] = public_key
     return changed
+
+
+def _insert_after(table: Any, anchor: str, key: str, value: str) -> bool:
+    # Beside router_id rather than at the table's end: the end is after the comment
+    # lines that belong to the next table header. tomlkit has no public insert-after;
+    # if its internals change we fall back to appending (still valid, less tidy).
+    try:
+        table.value._insert_after(anchor, key, value)
+    except (AttributeError, TypeError, KeyError):
+        return False
+    return True
 
 
 # --- the operation ----------------------------------------------------------

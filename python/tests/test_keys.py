@@ -26,6 +26,7 @@ from ibgp_tunnel.keys import (
     generate_psk,
     get_secret,
     plan_secrets,
+    project_layout,
     public_key_of,
     resolve_rotation,
 )
@@ -89,6 +90,18 @@ def test_secret_names_come_from_defaults_toml() -> None:
     names = default_secret_names()
     assert names.private_key == defaults["secret_private_key"] == "wg_ibgp/private_key"
     assert names.psk("pve") == defaults["secret_psk_prefix"] + "pve" == "wg_ibgp/psk/pve"
+
+
+def test_project_layout(tmp_path: Path) -> None:
+    (tmp_path / "net" / "hosts").mkdir(parents=True)
+    plan = tmp_path / "net" / "hosts" / "plan.toml"
+    assert project_layout(plan) == (tmp_path / "net" / "secrets", tmp_path / "net" / ".sops.yaml")
+    (tmp_path / ".sops.yaml").write_text("creation_rules: []\n")
+    assert project_layout(plan) == (tmp_path / "secrets", tmp_path / ".sops.yaml")
+    flat = tmp_path / "flat" / "plan.toml"
+    flat.parent.mkdir()
+    (flat.parent / ".sops.yaml").write_text("creation_rules: []\n")
+    assert project_layout(flat) == (flat.parent / "secrets", flat.parent / ".sops.yaml")
 
 
 # --- pure decisions ------------------------------------------------------------

@@ -16,6 +16,7 @@ What the CLI calls (everything else here is a small helper they are built from):
         (exit 1: sops failed, cannot decrypt), atomic.AtomicWriteError (exit 1: a
         file could not be written). In every case no file is left half-written.
     KeysReport.to_dict() -> dict[str, Any]          # for --json
+    project_layout(plan_path: Path) -> tuple[Path, Path]   # default (secrets_dir, sops_config)
     generate_private_key() -> str                   # like `wg genkey`
     public_key_of(private_b64: str) -> str          # like `wg pubkey`
     generate_psk() -> str                           # like `wg genpsk`
@@ -355,6 +356,21 @@ class KeysReport:
             "public_keys": dict(self.public_keys),
             "plan_updated_hosts": list(self.plan_updated_hosts),
         }
+
+
+def project_layout(plan_path: Path) -> tuple[Path, Path]:
+    """The default ``(secrets_dir, sops_config)`` for a plan.
+
+    The project root is the nearest directory at or above the plan holding a
+    ``.sops.yaml`` (where sops itself would look); without one, the parent of
+    ``hosts/`` when the plan lives there (``init``'s layout), else the plan's dir.
+    """
+    plan_dir = plan_path.resolve().parent
+    for directory in (plan_dir, *plan_dir.parents):
+        if (directory / ".sops.yaml").is_file():
+            return directory / "secrets", directory / ".sops.yaml"
+    root = plan_dir.parent if plan_dir.name == "hosts" else plan_dir
+    return root / "secrets", root / ".sops.yaml"
 
 
 def _read_plan(plan_path: Path) -> tomlkit.TOMLDocument:

@@ -7,6 +7,10 @@ let
   cfg = config.services.ibgpTunnel;
   artifacts = core.render cfg;
   useSops = cfg.sops.file != null;
+  problems = core.problems cfg;
+  # With problems, only the assertions are defined: they report every problem
+  # at once instead of the first type error deep inside another module.
+  deploy = cfg.enable && problems == [ ];
 
   wireguardUnits = map (name: "wireguard-${name}.service") (builtins.attrNames artifacts.wireguard);
 
@@ -21,13 +25,13 @@ let
   );
 in
 {
-  config = mkIf cfg.enable (mkMerge [
-    {
+  config = mkMerge [
+    (mkIf cfg.enable {
       assertions =
         map (p: {
           assertion = false;
           message = "${p.path} ${p.message}";
-        }) (core.problems cfg)
+        }) problems
         ++ [
           {
             assertion = cfg.privateKey == null;
@@ -42,7 +46,9 @@ in
             message = "services.ibgpTunnel renders nftables rules but networking.nftables.enable is false: enable it, or set services.ibgpTunnel.nftables.enable = false and write the forward/NAT rules yourself.";
           }
         ];
+    })
 
+    (mkIf deploy {
       networking.wireguard.interfaces = artifacts.wireguard;
 
       services.bird = {
@@ -53,10 +59,13 @@ in
       boot.kernel.sysctl = artifacts.sysctl;
 
       networking.firewall.allowedUDPPorts = artifacts.allowedUDPPorts;
-    }
+    })
 
-    (mkIf cfg.nftables.enable {
+    (mkIf (cfg.enable && cfg.nftables.enable) {
       networking.nftables.enable = mkDefault true;
+    })
+
+    (mkIf (deploy && cfg.nftables.enable) {
       networking.nftables.tables.${artifacts.nftables.table} = {
         inherit (artifacts.nftables) family content;
       };
@@ -67,7 +76,7 @@ in
     })
 
     (lib.optionalAttrs (options ? sops) {
-      sops.secrets = mkIf useSops sopsSecrets;
+      sops.secrets = mkIf (cfg.enable && useSops) sopsSecrets;
     })
-  ]);
+  ];
 }

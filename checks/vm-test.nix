@@ -34,7 +34,7 @@ in
           enable = true;
           plan = ../hosts/plan.toml;
           hostName = "dmz";
-          sops.file = ../secrets/dmz.yaml;
+          sops.file = ../secrets/test/dmz.yaml;
           uplinkInterfaces = [ "eth1" ];
           dn42Peers = lib.mkForce { };
         };
@@ -60,7 +60,7 @@ in
           enable = true;
           plan = ../hosts/plan.toml;
           hostName = "pve";
-          sops.file = ../secrets/pve.yaml;
+          sops.file = ../secrets/test/pve.yaml;
           lanInterfaces = [ "eth2" ];
           links.pve.peer.endpoint = lib.mkForce "${nodes.dmz.networking.primaryIPAddress}:51821";
         };

@@ -6,7 +6,8 @@
     enable = true;
     plan = ../plan.toml;
     hostName = "dmz";
-    sops.file = ../../secrets/dmz.yaml;
+    # Encrypted to the test key: run `ibgp-tunnel keys` to make your own.
+    sops.file = ../../secrets/test/dmz.yaml;
   };
 
   # sops-nix decrypts with the host's SSH key; `ibgp-tunnel age-recipient

@@ -5,7 +5,8 @@
     enable = true;
     plan = ../plan.toml;
     hostName = "pve";
-    sops.file = ../../secrets/pve.yaml;
+    # Encrypted to the test key: run `ibgp-tunnel keys` to make your own.
+    sops.file = ../../secrets/test/pve.yaml;
   };
 
   services.openssh.enable = true;

@@ -24,7 +24,7 @@ class Finding:
 
     def line(self) -> str:
         where = self.path or "(plan)"
-        return f"{self.severity}: {where}: {self.message}"
+        return f"{self.severity}: {where}: {_printable(self.message)}"
 
 
 _BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
@@ -44,9 +44,18 @@ def toml_path(parts: Iterable[str | int]) -> str:
 
 def _quote(key: str) -> str:
     escaped = key.replace("\\", "\\\\").replace('"', '\\"')
-    # Control characters would break the one-line-per-finding output.
-    escaped = "".join(c if c.isprintable() else f"\\u{ord(c):04x}" for c in escaped)
-    return f'"{escaped}"'
+    return f'"{_printable(escaped)}"'
+
+
+def _printable(text: str) -> str:
+    # Values quoted from the plan may hold newlines or control characters, which
+    # would break the one-line-per-finding output.
+    return "".join(c if c.isprintable() else _escape(c) for c in text)
+
+
+def _escape(char: str) -> str:
+    code = ord(char)
+    return f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}"
 
 
 def errors(findings: Sequence[Finding]) -> list[Finding]:

@@ -1,0 +1,154 @@
+"""Checking a plan file in two layers, every problem at once.
+
+Layer 1 validates the TOML data against the committed JSON Schema (the shape
+editors see); layer 2 builds the pydantic models and runs the network rules.
+Layer 2 runs only on a plan whose shape is right, since the rules need the
+models; shape errors are reported first, then rule findings once they are fixed.
+"""
+
+from __future__ import annotations
+
+import datetime
+import difflib
+import tomllib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import ValidationError as SchemaError
+from pydantic import ValidationError
+
+from ibgp_tunnel import schema
+from ibgp_tunnel.errors import InputError, PlanError
+from ibgp_tunnel.findings import Finding, errors, toml_path
+from ibgp_tunnel.plan import Plan
+from ibgp_tunnel.rules import check_rules
+
+# JSON Schema type names in the words a TOML user knows.
+_TOML_TYPES = {
+    "string": "a string",
+    "integer": "an integer",
+    "number": "a number",
+    "boolean": "a boolean",
+    "array": "an array",
+    "object": "a table",
+}
+
+
+def read_plan(path: Path) -> dict[str, Any]:
+    """The plan file's TOML data; InputError if it cannot be read or is not TOML."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such file; create one with `ibgp-tunnel init`") from None
+    except IsADirectoryError:
+        raise InputError(
+            f"{path} is a directory; give the plan file, e.g. hosts/plan.toml"
+        ) from None
+    except UnicodeDecodeError as error:
+        raise InputError(f"{path} is not UTF-8 text ({error.reason}); TOML must be UTF-8") from None
+    except OSError as error:
+        raise InputError(f"cannot read {path}: {error.strerror or error}") from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        raise InputError(f"{path} is not valid TOML: {error}") from None
+
+
+def structure_findings(data: dict[str, Any]) -> list[Finding]:
+    """Layer 1: the data against the committed JSON Schema."""
+    validator = Draft202012Validator(schema.committed())
+    found = [f for error in validator.iter_errors(data) for f in _schema_findings(error)]
+    return sorted(set(found))
+
+
+def _schema_findings(error: SchemaError) -> Iterator[Finding]:
+    parts = list(error.absolute_path)
+    kind, expected, value = error.validator, error.validator_value, error.instance
+    if kind == "required":
+        for key in (k for k in expected if k not in value):
+            yield Finding(toml_path([*parts, key]), "is missing; this key is required")
+    elif kind == "additionalProperties" and isinstance(value, dict):
+        known = sorted(error.schema.get("properties", {}))
+        for key in (k for k in value if k not in known):
+            yield Finding(toml_path([*parts, key]), _unknown_key(key, known))
+    elif kind == "type":
+        wanted = _TOML_TYPES.get(expected, expected)
+        yield Finding(toml_path(parts), f"must be {wanted}, not {_describe(value)}")
+    elif kind == "enum":
+        choices = ", ".join(f'"{c}"' for c in expected)
+        yield Finding(toml_path(parts), f"must be one of {choices}, not {_describe(value)}")
+    elif kind == "minimum":
+        yield Finding(toml_path(parts), f"{value} is too small; the minimum is {expected}")
+    elif kind == "maximum":
+        yield Finding(toml_path(parts), f"{value} is too large; the maximum is {expected}")
+    else:
+        yield Finding(toml_path(parts), error.message)
+
+
+def _unknown_key(key: str, known: list[str]) -> str:
+    close = difflib.get_close_matches(key, known, n=1)
+    hint = f'did you mean "{close[0]}"? ' if close else ""
+    return f"is not a known key here; {hint}known keys: {', '.join(known) or 'none'}"
+
+
+def _describe(value: Any) -> str:
+    """A TOML value as the user wrote it, briefly: 'the string "abc"'."""
+    if isinstance(value, bool):
+        return f"the boolean {str(value).lower()}"
+    if isinstance(value, int):
+        return f"the integer {value}" if abs(value) < 10**30 else "a huge integer"
+    if isinstance(value, float):
+        return f"the float {value}"
+    if isinstance(value, str):
+        shown = value if len(value) <= 40 else value[:37] + "..."
+        return f'the string "{shown}"'
+    if isinstance(value, dict):
+        return "a table"
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, datetime.date | datetime.time):
+        return f"the date/time {value.isoformat()}"
+    return type(value).__name__
+
+
+def model_findings(error: ValidationError) -> list[Finding]:
+    """Layer 2 shape errors (normally caught by layer 1) as findings."""
+    found = []
+    for item in error.errors(include_url=False):
+        path = toml_path([p for p in item["loc"] if isinstance(p, str | int)])
+        if item["type"] == "missing":
+            message = "is missing; this key is required"
+        elif item["type"] == "extra_forbidden":
+            message = "is not a known key here"
+        else:
+            message = f"{item['msg']}, not {_describe(item['input'])}"
+        found.append(Finding(path, message))
+    return sorted(set(found))
+
+
+def check_data(data: dict[str, Any]) -> list[Finding]:
+    """All findings for plan data: shape first, then (if the shape is right) the rules."""
+    shape = structure_findings(data)
+    if shape:
+        return shape
+    try:
+        plan = Plan.model_validate(data)
+    except ValidationError as error:
+        return model_findings(error)
+    return check_rules(plan)
+
+
+def check_file(path: Path) -> list[Finding]:
+    """All findings for a plan file; InputError if the file is unusable."""
+    return check_data(read_plan(path))
+
+
+def load_plan(path: Path) -> Plan:
+    """A plan that passed the check (warnings allowed); PlanError with findings otherwise."""
+    data = read_plan(path)
+    found = check_data(data)
+    if errors(found):
+        raise PlanError(f"{path} does not pass `ibgp-tunnel check`", found)
+    return Plan.model_validate(data)

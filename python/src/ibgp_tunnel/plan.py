@@ -1,0 +1,152 @@
+"""The plan (hosts/plan.toml) as pydantic models: the shape, not the network rules.
+
+Field names are the TOML keys (snake_case), exactly as docs/interfaces.md §1
+lists them. The JSON Schema committed as plan.schema.json is generated from
+these models (`ibgp-tunnel schema`). Addresses and prefixes stay strings here so
+that one bad address does not hide every other problem: `rules.py` parses them
+and reports each as a finding.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
+
+from ibgp_tunnel.paths import defaults
+
+ASN_MAX = 2**32 - 1
+PORT_MAX = 2**16 - 1
+
+# TOML has no null: an absent optional key is simply missing, so the schema says
+# "string" rather than pydantic's "string or null", and shows no null default.
+OptionalStr = Annotated[str | None, WithJsonSchema({"type": "string"})]
+
+
+def _no_default(schema: dict[str, Any]) -> None:
+    schema.pop("default", None)
+
+
+class _Table(BaseModel):
+    # strict: "51821" is not a port; forbid: a misspelt key is an error, not ignored.
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class PrefixSet(_Table):
+    """A named set of BIRD prefix patterns, defined once in bird.conf."""
+
+    ipv4: list[str] = Field(
+        default=[],
+        description='BIRD prefix patterns, e.g. "172.20.0.0/14{21,29}", "172.31.0.0/16+".',
+    )
+    ipv6: list[str] = Field(default=[], description='BIRD prefix patterns, e.g. "fd00::/8{44,64}".')
+
+
+class Announce(_Table):
+    """Static prefixes a host originates into iBGP."""
+
+    ipv4: list[str] = Field(default=[], description='IPv4 prefixes, e.g. "104.16.0.0/13".')
+    ipv6: list[str] = Field(default=[], description='IPv6 prefixes, e.g. "2606:4700::/32".')
+
+
+class Dn42Peer(_Table):
+    """An eBGP session from a reflector to a DN42 neighbour."""
+
+    asn: int = Field(ge=1, le=ASN_MAX, description="The peer's ASN (32-bit).")
+    neighbor: str = Field(description='The peer\'s address for the session, e.g. "172.20.42.1".')
+    interface: OptionalStr = Field(
+        default=None,
+        json_schema_extra=_no_default,
+        description="Interface the session runs over (configured elsewhere).",
+    )
+    export_sets: list[str] = Field(
+        default=[],
+        description="Names of prefix_sets: this host's static announcements matching them go to "
+        "the peer.",
+    )
+
+
+class Host(_Table):
+    """One machine: a reflector (the VPS) or a client (a home router)."""
+
+    role: Literal["reflector", "client"] = Field(
+        description="reflector = iBGP route reflector (the VPS); client = iBGP client."
+    )
+    router_id: str = Field(description='BGP router id, an IPv4 dotted quad, e.g. "172.23.101.1".')
+    public_key: OptionalStr = Field(
+        default=None,
+        json_schema_extra=_no_default,
+        description="WireGuard public key (base64); written by `ibgp-tunnel keys`.",
+    )
+    import_sets: list[str] = Field(
+        default=[], description="Names of prefix_sets this host accepts routes for."
+    )
+    kernel_export_sets: list[str] = Field(
+        default=[], description="Names of prefix_sets whose routes BIRD installs in the kernel."
+    )
+    announce: Announce = Field(
+        default=Announce(), description="Static prefixes this host sends over iBGP."
+    )
+    endpoint: OptionalStr = Field(
+        default=None,
+        json_schema_extra=_no_default,
+        description="Reflector only: the address clients dial (IPv4, IPv6 or DNS name, no port).",
+    )
+    uplink_interfaces: list[str] = Field(
+        default=[], description="Reflector only: tunnel traffic leaving these is masqueraded."
+    )
+    dn42_peers: dict[str, Dn42Peer] = Field(
+        default={}, description="Reflector only: eBGP sessions to DN42 neighbours, by name."
+    )
+    lan_interfaces: list[str] = Field(
+        default=[], description="Client only: traffic from these into the tunnel is masqueraded."
+    )
+
+
+def _default(key: str) -> Any:
+    return defaults()[key]
+
+
+class Link(_Table):
+    """One WireGuard point-to-point tunnel between a reflector and a client."""
+
+    reflector: str = Field(description="Name of the reflector host (a key of [hosts]).")
+    client: str = Field(description="Name of the client host (a key of [hosts]).")
+    interface: str = Field(
+        default=_default("interface"),
+        description="WireGuard interface name on both ends (at most 15 characters).",
+    )
+    port: int = Field(
+        default=_default("port"), ge=1, le=PORT_MAX, description="UDP listen port on both ends."
+    )
+    ipv4: str = Field(
+        description='The tunnel\'s IPv4 subnet, a /30 or /31, e.g. "10.255.255.0/30".'
+    )
+    ipv6: str = Field(
+        description="The tunnel's IPv6 subnet, a global /64 or /127 "
+        '(e.g. "fdb7:1dec:4d21:ff::/64").'
+    )
+    reflector_ipv4: str = Field(description="The reflector's IPv4 address inside ipv4.")
+    client_ipv4: str = Field(description="The client's IPv4 address inside ipv4.")
+    reflector_ipv6: str = Field(description="The reflector's IPv6 address inside ipv6.")
+    client_ipv6: str = Field(description="The client's IPv6 address inside ipv6.")
+
+
+class Plan(_Table):
+    """A whole network: one ASN, named prefix sets, hosts and the links between them."""
+
+    model_config = ConfigDict(title="ibgp-tunnel plan")
+
+    asn: int = Field(
+        ge=1,
+        le=ASN_MAX,
+        description="The network's own ASN (32-bit); DN42 uses 4242420000-4242429999.",
+    )
+    prefix_sets: dict[str, PrefixSet] = Field(
+        default={},
+        description="Named prefix sets; a set named like one in defaults.toml (dn42) replaces it.",
+    )
+    hosts: dict[str, Host] = Field(description="The machines, by name.")
+    links: dict[str, Link] = Field(
+        default={}, description="The tunnels, one per reflector-client pair, by name."
+    )

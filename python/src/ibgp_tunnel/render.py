@@ -1,0 +1,107 @@
+"""Asking the Nix core what a host will run: its host spec and its artifacts.
+
+The core (modules/lib/default.nix) is pure Nix with builtins only, so a plain
+`nix-instantiate --eval --strict --json` evaluates it without nixpkgs. Paths and
+the host name travel as --argstr values, never spliced into Nix source, so no
+quoting can go wrong. The lab imports `host_spec` and `render_host`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from ibgp_tunnel.check import read_plan
+from ibgp_tunnel.errors import InputError, RenderError
+from ibgp_tunnel.paths import core_file
+
+NIX_INSTANTIATE = "nix-instantiate"
+TIMEOUT_SECONDS = 120
+
+# `what` picks the stage; evaluation is lazy, so "spec" never renders.
+_EXPRESSION = """
+{ coreFile, planFile, hostName, what }:
+let
+  core = import coreFile;
+  spec = core.hostFromPlan (builtins.fromTOML (builtins.readFile planFile)) hostName;
+in
+if what == "spec" then spec else core.render spec
+"""
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+_TRACE_HINT = re.compile(r"^\(use '--show-trace'.*\)$")
+
+
+def host_spec(plan_path: Path, host: str) -> dict[str, Any]:
+    """`hostFromPlan plan host`: the services.ibgpTunnel option values (interfaces.md §2)."""
+    return _evaluate(plan_path, host, "spec")
+
+
+def render_host(plan_path: Path, host: str) -> dict[str, Any]:
+    """`render (hostFromPlan plan host)`: birdConfig, wireguard, nftables, ... (§3)."""
+    return _evaluate(plan_path, host, "artifacts")
+
+
+def _evaluate(plan_path: Path, host: str, what: str) -> dict[str, Any]:
+    plan_file = plan_path.resolve()
+    _require_host(plan_file, host)
+    command = [
+        _nix_instantiate(),
+        "--eval",
+        "--strict",
+        "--json",
+        "--expr",
+        _EXPRESSION,
+        *("--argstr", "coreFile", str(core_file())),
+        *("--argstr", "planFile", str(plan_file)),
+        *("--argstr", "hostName", host),
+        *("--argstr", "what", what),
+    ]
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=TIMEOUT_SECONDS)
+    except subprocess.TimeoutExpired:
+        raise RenderError(f"nix-instantiate took longer than {TIMEOUT_SECONDS}s; gave up") from None
+    except OSError as error:
+        raise InputError(f"cannot run {NIX_INSTANTIATE}: {error.strerror or error}") from None
+    # Nix streams JSON, so a failed evaluation may leave half a document on stdout.
+    if done.returncode != 0:
+        raise RenderError(f"the Nix core refused host {host}: {nix_error_message(done.stderr)}")
+    try:
+        return json.loads(done.stdout)
+    except ValueError as error:
+        raise RenderError(f"nix-instantiate printed something that is not JSON: {error}") from None
+
+
+def _require_host(plan_file: Path, host: str) -> None:
+    # Unusable input is exit 2; checking it here also gives a better message than Nix.
+    hosts = read_plan(plan_file).get("hosts")
+    if not isinstance(hosts, dict) or host not in hosts:
+        known = ", ".join(sorted(hosts)) if isinstance(hosts, dict) and hosts else "none"
+        raise InputError(f'{plan_file} has no host "{host}" (hosts: {known})')
+
+
+def _nix_instantiate() -> str:
+    found = shutil.which(NIX_INSTANTIATE)
+    if found is None:
+        raise InputError(
+            f"{NIX_INSTANTIATE} is not on PATH; render asks the Nix core, so install Nix "
+            "(https://nixos.org/download) or run it where Nix is available"
+        )
+    return found
+
+
+def nix_error_message(stderr: str, max_lines: int = 20) -> str:
+    """Nix's error text without colours, the 'error:' prefix or the --show-trace hint."""
+    lines = [_ANSI.sub("", line).rstrip() for line in stderr.splitlines()]
+    lines = [line for line in lines if line.strip() and not _TRACE_HINT.match(line.strip())]
+    if not lines:
+        return "nix-instantiate failed without saying why"
+    first = lines[0].strip()
+    lines[0] = first.removeprefix("error:").strip()
+    if len(lines) > max_lines:
+        lines = [*lines[:max_lines], f"... ({len(lines) - max_lines} more lines)"]
+    return "\n".join(lines)

@@ -1,0 +1,157 @@
+"""The per-host nftables ruleset: a copy of NixOS's nftables firewall plus ours.
+
+A NixOS host runs `table inet nixos-fw` (input policy drop, the allowed
+ports in input-allow; forward policy drop with `filterForward`, the
+`extraForwardRules` in forward-allow; a strict reverse-path check with
+`extraReversePathFilterRules` in rpfilter-allow) next to the table our
+module renders. The lab loads the same shape, filled from the rendered
+artifacts, so a missing rule breaks the lab as it would break the host.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+NIXOS_TABLE = "nixos-fw"
+
+
+@dataclass(frozen=True)
+class FirewallInputs:
+    """What the host firewall gets from our artifacts (and from the lab, for DN42)."""
+
+    allowed_udp_ports: tuple[int, ...]
+    forward_rules: str
+    reverse_path_rules: str
+    input_rules: str = ""
+
+
+def interface_rules(interfaces: Mapping[str, Any]) -> str:
+    """`networking.firewall.interfaces.<name>.allowed{TCP,UDP}Ports` as NixOS renders them."""
+    lines = []
+    for name, ports in interfaces.items():
+        for proto in ("tcp", "udp"):
+            allowed = ports.get(f"allowed{proto.upper()}Ports", [])
+            if allowed:
+                lines.append(f'iifname "{name}" {proto} dport {{ {_ports(allowed)} }} accept')
+    return "".join(line + "\n" for line in lines)
+
+
+def rendered_input_rules(artifacts: Mapping[str, Any]) -> str:
+    """Input rules the artifacts carry, in either shape they may use: a
+    `firewallInterfaces` attrset (networking.firewall.interfaces) or
+    `nftables.inputRules` text (networking.firewall.extraInputRules)."""
+    return interface_rules(artifacts.get("firewallInterfaces", {})) + str(
+        artifacts["nftables"].get("inputRules", "")
+    )
+
+
+def _accepts_bgp(rules: str, interface: str) -> bool:
+    for line in rules.splitlines():
+        words = line
+        for char in '"{},':
+            words = words.replace(char, " ")
+        tokens = words.split()
+        if (
+            interface in tokens
+            and "accept" in tokens
+            and ("179" in tokens or "dport" not in tokens)
+        ):
+            return True
+    return False
+
+
+def interfaces_without_bgp(artifacts: Mapping[str, Any]) -> list[str]:
+    """Tunnel interfaces whose BGP (TCP 179) the rendered firewall input would drop."""
+    rules = rendered_input_rules(artifacts)
+    return [name for name in artifacts.get("wireguard", {}) if not _accepts_bgp(rules, name)]
+
+
+def bgp_rules(interfaces: list[str]) -> str:
+    return "".join(f'iifname "{name}" tcp dport 179 accept\n' for name in interfaces)
+
+
+def inputs_from_artifacts(
+    artifacts: Mapping[str, Any], extra_input_rules: str = ""
+) -> FirewallInputs:
+    nft = artifacts["nftables"]
+    input_rules = rendered_input_rules(artifacts) + extra_input_rules
+    return FirewallInputs(
+        allowed_udp_ports=tuple(int(p) for p in artifacts.get("allowedUDPPorts", [])),
+        forward_rules=str(nft.get("forwardRules", "")),
+        reverse_path_rules=str(nft.get("reversePathRules", "")),
+        input_rules=input_rules,
+    )
+
+
+def _indent(text: str, depth: int = 2) -> list[str]:
+    return [" " * depth + line for line in text.splitlines() if line.strip()]
+
+
+def _ports(ports: Iterable[int]) -> str:
+    return ", ".join(str(p) for p in sorted(set(ports)))
+
+
+def nixos_firewall(inputs: FirewallInputs) -> str:
+    """`table inet nixos-fw { ... }` as NixOS builds it (nftables backend,
+    checkReversePath = true, filterForward = true, allowPing = true)."""
+    input_allow = []
+    if inputs.allowed_udp_ports:
+        input_allow.append(f"udp dport {{ {_ports(inputs.allowed_udp_ports)} }} accept")
+    input_allow += [
+        'icmp type echo-request accept comment "allow ping"',
+        "icmpv6 type != { nd-redirect, 139 } accept",
+        "ip6 daddr fe80::/64 udp dport 546 accept",
+        *_indent(inputs.input_rules, 0),
+    ]
+    vmap = (
+        "ct state vmap { invalid : drop, established : accept, related : accept, "
+        "new : jump {chain}, untracked : jump {chain} }"
+    )
+    lines = [
+        f"table inet {NIXOS_TABLE} {{",
+        "  chain rpfilter {",
+        "    type filter hook prerouting priority mangle + 10; policy drop;",
+        "    meta nfproto ipv4 udp sport . udp dport { 67 . 68, 68 . 67 } accept",
+        "    fib saddr . mark . iif oif exists accept",
+        "    jump rpfilter-allow",
+        "  }",
+        "  chain rpfilter-allow {",
+        *_indent(inputs.reverse_path_rules, 4),
+        "  }",
+        "  chain input {",
+        "    type filter hook input priority filter; policy drop;",
+        '    iifname { "lo" } accept comment "trusted interfaces"',
+        "    " + vmap.replace("{chain}", "input-allow"),
+        "  }",
+        "  chain input-allow {",
+        *_indent("\n".join(input_allow), 4),
+        "  }",
+        "  chain forward {",
+        "    type filter hook forward priority filter; policy drop;",
+        "    " + vmap.replace("{chain}", "forward-allow"),
+        "  }",
+        "  chain forward-allow {",
+        "    icmpv6 type != { router-renumbering, 139 } accept",
+        '    ct status dnat accept comment "allow port forward"',
+        *_indent(inputs.forward_rules, 4),
+        "  }",
+        "}",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def replace_table(family: str, name: str, body: str) -> str:
+    """An `nft -f` script that replaces table `family name` atomically with `body`
+    (a full `table ... { }` text) — and deletes it when `body` is empty."""
+    # Declaring the table first makes the delete succeed whether or not it existed.
+    head = f"table {family} {name}\ndelete table {family} {name}\n"
+    return head + body
+
+
+def host_ruleset(inputs: FirewallInputs, rendered_ruleset: str, table: str) -> str:
+    """Everything a plan host loads: the NixOS firewall copy and our rendered table."""
+    return replace_table("inet", NIXOS_TABLE, nixos_firewall(inputs)) + replace_table(
+        "inet", table, rendered_ruleset
+    )

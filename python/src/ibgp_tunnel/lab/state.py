@@ -1,0 +1,86 @@
+"""The lab's state file: everything `up` created, so `down` removes exactly that.
+
+It is rewritten after every step of `up`, so an interrupted `up` still
+leaves a complete list behind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ibgp_tunnel.lab.daemons import Daemon
+from ibgp_tunnel.lab.errors import LabError
+
+# Overridable so tests or a second lab can live elsewhere; always under /run
+# by default because the lab dies with the machine anyway.
+LAB_DIR = Path(os.environ.get("IBGP_TUNNEL_LAB_DIR", "/run/ibgp-tunnel-lab"))
+
+
+@dataclass
+class LabState:
+    plan: str
+    lab_dir: str
+    netns: list[str] = field(default_factory=list)
+    daemons: list[Daemon] = field(default_factory=list)
+    # Paths the lab made outside lab_dir (e.g. /run/netns), removed by down if empty.
+    created_paths: list[str] = field(default_factory=list)
+    # host -> lab name -> data needed by status/exec (netns, run dir, bird socket).
+    nodes: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # Deviations from the rendered artifacts the lab had to make, for people to read.
+    warnings: list[str] = field(default_factory=list)
+    complete: bool = False
+
+    @property
+    def state_file(self) -> Path:
+        return Path(self.lab_dir) / "state.json"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "plan": self.plan,
+            "lab_dir": self.lab_dir,
+            "netns": self.netns,
+            "daemons": [d.to_json() for d in self.daemons],
+            "created_paths": self.created_paths,
+            "nodes": self.nodes,
+            "warnings": self.warnings,
+            "complete": self.complete,
+        }
+
+    def save(self) -> None:
+        path = self.state_file
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self.to_json(), indent=2) + "\n")
+        os.replace(tmp, path)
+
+
+def state_path(lab_dir: Path | None = None) -> Path:
+    return (lab_dir or LAB_DIR) / "state.json"
+
+
+def load(lab_dir: Path | None = None) -> LabState | None:
+    """The recorded lab, or None when no lab is up."""
+    path = state_path(lab_dir)
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        return None
+    except (OSError, json.JSONDecodeError) as exc:
+        raise LabError(
+            f"cannot read the lab state {path}: {exc}; remove it by hand "
+            "after checking `ip netns list` for ibgpt-* namespaces"
+        ) from exc
+    return LabState(
+        plan=str(data["plan"]),
+        lab_dir=str(data["lab_dir"]),
+        netns=list(data.get("netns", [])),
+        daemons=[Daemon.from_json(d) for d in data.get("daemons", [])],
+        created_paths=list(data.get("created_paths", [])),
+        nodes=dict(data.get("nodes", {})),
+        warnings=list(data.get("warnings", [])),
+        complete=bool(data.get("complete", False)),
+    )

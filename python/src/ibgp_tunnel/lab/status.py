@@ -1,0 +1,169 @@
+"""What the running lab says about itself: BIRD sessions, route counts, handshakes."""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from ibgp_tunnel.lab import daemons, netns
+from ibgp_tunnel.lab.errors import LabError
+from ibgp_tunnel.lab.state import LabState
+
+
+@dataclass(frozen=True)
+class Protocol:
+    name: str
+    proto: str
+    table: str
+    state: str
+    info: str
+
+
+def parse_protocols(text: str) -> list[Protocol]:
+    """Rows of `birdc show protocols`; columns are found from the header, because
+    the "Since" column may hold a date and a time."""
+    lines = text.splitlines()
+    header = next((i for i, line in enumerate(lines) if line.startswith("Name ")), None)
+    if header is None:
+        return []
+    info_at = lines[header].find("Info")
+    rows = []
+    for line in lines[header + 1 :]:
+        fields = line.split()
+        if len(fields) < 4:
+            continue
+        info = line[info_at:].strip() if 0 <= info_at < len(line) else ""
+        rows.append(Protocol(fields[0], fields[1], fields[2], fields[3], info))
+    return rows
+
+
+_COUNT = re.compile(r"(\d+) of (\d+) routes for (\d+) networks in table (\S+)")
+
+
+def parse_route_counts(text: str) -> dict[str, int]:
+    """`birdc show route count` → networks per table."""
+    return {m[4]: int(m[3]) for m in _COUNT.finditer(text)}
+
+
+def birdc(socket: str, *command: str) -> str:
+    """`birdc -s SOCKET COMMAND` from the root namespace (the socket is a plain file)."""
+    return netns.run(["birdc", "-s", socket, *command], timeout=10).stdout
+
+
+def bgp_sessions(socket: str) -> list[Protocol]:
+    return [p for p in parse_protocols(birdc(socket, "show", "protocols")) if p.proto == "BGP"]
+
+
+def route_counts(socket: str) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for table in ("master4", "master6"):
+        counts |= parse_route_counts(birdc(socket, "show", "route", "table", table, "count"))
+    return counts
+
+
+def kernel_routes(ns: str, family: str) -> list[str]:
+    """Routes BIRD installed in the namespace's kernel, as `ip route` prints them."""
+    out = netns.run(["ip", "-n", ns, family, "route", "show", "proto", "bird"]).stdout
+    return [line for line in out.splitlines() if line.strip()]
+
+
+def wireguard_peers(ns: str, run_dir: str) -> list[dict[str, Any]]:
+    """Per peer of every tunnel interface: endpoint and seconds since the last handshake."""
+    out = netns.ns_run(ns, ["wg", "show", "all", "dump"], run_dir=Path(run_dir), check=False)
+    peers = []
+    now = time.time()
+    for line in out.stdout.splitlines():
+        fields = line.split("\t")
+        if len(fields) != 9:
+            continue  # interface lines have 5 fields
+        handshake = int(fields[5])
+        peers.append(
+            {
+                "interface": fields[0],
+                "public_key": fields[1],
+                "endpoint": None if fields[3] == "(none)" else fields[3],
+                "handshake_age": None if handshake == 0 else round(now - handshake),
+                "rx_bytes": int(fields[6]),
+                "tx_bytes": int(fields[7]),
+            }
+        )
+    return peers
+
+
+def node_status(name: str, node: dict[str, Any], state: LabState) -> dict[str, Any]:
+    alive = {d.name: daemons.alive(d) for d in state.daemons if d.name.startswith(f"{name}/")}
+    result: dict[str, Any] = {
+        "name": name,
+        "kind": node["kind"],
+        "netns": node["netns"],
+        "daemons": alive,
+    }
+    socket = node.get("bird_socket")
+    if socket and alive.get(f"{name}/bird"):
+        try:
+            result["sessions"] = [asdict(p) for p in bgp_sessions(socket)]
+            result["routes"] = route_counts(socket)
+        except LabError as exc:
+            result["error"] = str(exc)
+    if node.get("wireguard"):
+        result["wireguard"] = wireguard_peers(node["netns"], node["run_dir"])
+    if node["kind"] in ("reflector", "client"):
+        result["kernel_routes"] = {
+            "ipv4": len(kernel_routes(node["netns"], "-4")),
+            "ipv6": len(kernel_routes(node["netns"], "-6")),
+        }
+    return result
+
+
+def lab_status(state: LabState) -> dict[str, Any]:
+    return {
+        "plan": state.plan,
+        "complete": state.complete,
+        "hosts": [node_status(name, node, state) for name, node in state.nodes.items()],
+    }
+
+
+def sessions_established(state: LabState) -> tuple[bool, list[str]]:
+    """Whether every BGP session of every BIRD is Established, and the ones that are not."""
+    waiting = []
+    for name, node in state.nodes.items():
+        socket = node.get("bird_socket")
+        if not socket:
+            continue
+        try:
+            sessions = bgp_sessions(socket)
+        except LabError:
+            waiting.append(f"{name}: BIRD not answering yet")
+            continue
+        waiting += [
+            f"{name}/{p.name}: {p.info or p.state}"
+            for p in sessions
+            if not p.info.startswith("Established")
+        ]
+    return not waiting, waiting
+
+
+def wait_for(
+    condition: Callable[[], tuple[bool, list[str]]],
+    timeout: float,
+    progress: Callable[[str], None],
+    what: str,
+    interval: float = 0.25,
+) -> None:
+    """Poll `condition` until it holds or `timeout` passes; report changes via `progress`."""
+    deadline = time.monotonic() + timeout
+    last: list[str] | None = None
+    while True:
+        ok, pending = condition()
+        if ok:
+            return
+        if pending != last:
+            progress(f"waiting for {what}: " + "; ".join(pending))
+            last = pending
+        if time.monotonic() > deadline:
+            raise LabError(f"{what} not reached within {timeout:.0f} s: " + "; ".join(pending))
+        time.sleep(interval)

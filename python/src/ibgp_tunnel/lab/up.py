@@ -1,0 +1,353 @@
+"""`lab up`: build the topology, apply the rendered artifacts, wait for BGP."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from ibgp_tunnel.lab import daemons, firewall, netns, state
+from ibgp_tunnel.lab.artifacts import load_plan, render_plan
+from ibgp_tunnel.lab.down import down
+from ibgp_tunnel.lab.errors import LabError, MissingToolError, NotRootError
+from ibgp_tunnel.lab.labkeys import LabKeys, install_secret, lab_keys
+from ibgp_tunnel.lab.peer import dn42_peer_bird_config
+from ibgp_tunnel.lab.status import sessions_established, wait_for
+from ibgp_tunnel.lab.topology import Address, Dn42Peer, Node, Topology, build_topology
+
+Progress = Callable[[str], None]
+TOOLS = ("ip", "nft", "bird", "birdc", "wireguard-go", "wg", "unshare", "sysctl")
+RUN_NETNS = Path("/run/netns")
+
+
+def _quiet(_: str) -> None:
+    pass
+
+
+def require_root() -> None:
+    if os.geteuid() != 0:
+        raise NotRootError(
+            "the lab needs root (network namespaces, nftables, TUN devices): run it with sudo"
+        )
+
+
+def require_tools() -> None:
+    missing = [tool for tool in TOOLS if shutil.which(tool) is None]
+    if missing:
+        raise MissingToolError(
+            f"missing: {', '.join(missing)}. On Debian: apt-get install iproute2 nftables "
+            "bird2 wireguard-go wireguard-tools util-linux procps"
+        )
+
+
+# --- per-node pieces (also used by the tests to break and repair a running lab) -------
+
+
+def node_dir(lab_dir: Path, name: str) -> Path:
+    return lab_dir / "nodes" / name
+
+
+def run_dir(lab_dir: Path, name: str) -> Path:
+    """Bound over /run for the node's commands: holds wireguard/ and bird/ sockets."""
+    return node_dir(lab_dir, name) / "run"
+
+
+def apply_nft(ns: str, script: str, path: Path) -> None:
+    path.write_text(script)
+    netns.run(netns.ns_argv(ns, ["nft", "-f", str(path)]))
+
+
+def host_firewall_script(
+    artifacts: Mapping[str, Any], extra_input_rules: str = "", **overrides: Any
+) -> str:
+    """The NixOS firewall copy plus the rendered table; `overrides` replace
+    FirewallInputs fields (a pitfall test drops the forward rules, say)."""
+    inputs = firewall.inputs_from_artifacts(artifacts, extra_input_rules)
+    if overrides:
+        inputs = firewall.FirewallInputs(**{**inputs.__dict__, **overrides})
+    nft = artifacts["nftables"]
+    return firewall.host_ruleset(inputs, nft["ruleset"], nft["table"])
+
+
+def lab_input_rules(
+    plan: Mapping[str, Any], host: str, artifacts: Mapping[str, Any]
+) -> tuple[str, list[str]]:
+    """Input rules the lab adds to a host's firewall, and a warning for each one
+    that stands in for something the rendered artifacts should carry."""
+    # The DN42 peering (interface, firewall) is the user's own config, outside the
+    # module; the lab opens BGP on it the way such a config would.
+    peers = plan["hosts"][host].get("dn42_peers", {})
+    rules = firewall.bgp_rules([p["interface"] for p in peers.values() if p.get("interface")])
+    warnings = []
+    missing = firewall.interfaces_without_bgp(artifacts)
+    if missing:
+        # Without this no session could ever establish, so nothing else could be tested.
+        rules += firewall.bgp_rules(missing)
+        warnings.append(
+            f"{host}: the rendered firewall drops BGP (TCP 179) arriving on "
+            f"{', '.join(missing)}; a NixOS host with its firewall on would never establish "
+            "the session. The lab accepts it itself."
+        )
+    return rules, warnings
+
+
+def firewall_script_for(
+    plan: Mapping[str, Any], host: str, artifacts: Mapping[str, Any], **overrides: Any
+) -> str:
+    """The ruleset the lab loads on a plan host (see `host_firewall_script`)."""
+    rules, _ = lab_input_rules(plan, host, artifacts)
+    return host_firewall_script(artifacts, rules, **overrides)
+
+
+def start_bird(lab_dir: Path, name: str, ns: str, config: str) -> daemons.Daemon:
+    directory = node_dir(lab_dir, name)
+    conf = directory / "bird.conf"
+    conf.write_text(config)
+    # Parse first: a config error then reads as one, not as a daemon that died.
+    netns.run(["bird", "-p", "-c", str(conf)])
+    # The socket lives in the node's run dir, where `lab exec NODE -- birdc` (private
+    # /run) finds it at BIRD's default path /run/bird/bird.ctl.
+    sockdir = run_dir(lab_dir, name) / "bird"
+    sockdir.mkdir(parents=True, exist_ok=True)
+    argv = netns.ns_argv(
+        ns,
+        [
+            "bird",
+            "-f",
+            "-c",
+            str(conf),
+            "-s",
+            str(sockdir / "bird.ctl"),
+            "-P",
+            str(sockdir / "bird.pid"),
+        ],
+    )
+    daemon = daemons.start(f"{name}/bird", argv, directory / "bird.log")
+    _wait_path(run_dir(lab_dir, name) / "bird" / "bird.ctl", daemon)
+    return daemon
+
+
+def reconfigure_bird(lab_dir: Path, name: str, config: str) -> None:
+    """Replace a running BIRD's config (`birdc configure`), as a NixOS switch does."""
+    conf = node_dir(lab_dir, name) / "bird.conf"
+    conf.write_text(config)
+    netns.run(["bird", "-p", "-c", str(conf)])
+    out = netns.run(
+        ["birdc", "-s", str(run_dir(lab_dir, name) / "bird" / "bird.ctl"), "configure"]
+    ).stdout
+    if "Reconfigured" not in out and "Reconfiguration in progress" not in out:
+        raise LabError(f"birdc configure on {name} did not reconfigure: {out.strip()}")
+
+
+def _wait_path(path: Path, daemon: daemons.Daemon, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        if not daemons.alive(daemon):
+            raise LabError(f"{daemon.name} exited at start:\n{daemons.log_tail(daemon)}")
+        if time.monotonic() > deadline:
+            raise LabError(f"{daemon.name} did not create {path} within {timeout:.0f} s")
+        time.sleep(0.02)
+
+
+def _peer_link(plan: Mapping[str, Any], host: str, peer: str) -> str:
+    for name, link in plan.get("links", {}).items():
+        if {link["reflector"], link["client"]} == {host, peer}:
+            return str(name)
+    raise LabError(f"no link between {host} and {peer} in the plan")
+
+
+def wg_set_argv(
+    interface: str,
+    spec: Mapping[str, Any],
+    plan: Mapping[str, Any],
+    host: str,
+    keys: LabKeys,
+    rundir: Path,
+) -> list[str]:
+    """`wg set` for one rendered interface; the lab's keys are installed at the rendered
+    key paths inside the host's private /run, and peers get the lab's public keys."""
+    private = install_secret(rundir, spec["privateKeyFile"], keys.private_keys[host])
+    argv = ["wg", "set", interface, "private-key", private]
+    if spec.get("listenPort") is not None:
+        argv += ["listen-port", str(spec["listenPort"])]
+    for peer in spec.get("peers", []):
+        other = peer["name"]
+        argv += ["peer", keys.public_keys[other]]
+        if peer.get("presharedKeyFile"):
+            psk = keys.psks[_peer_link(plan, host, other)]
+            argv += ["preshared-key", install_secret(rundir, peer["presharedKeyFile"], psk)]
+        if peer.get("endpoint"):
+            argv += ["endpoint", str(peer["endpoint"])]
+        argv += ["allowed-ips", ",".join(peer.get("allowedIPs", []))]
+        if peer.get("persistentKeepalive"):
+            argv += ["persistent-keepalive", str(peer["persistentKeepalive"])]
+    return argv
+
+
+def start_wireguard(
+    lab_dir: Path,
+    name: str,
+    ns: str,
+    interface: str,
+    spec: Mapping[str, Any],
+    plan: Mapping[str, Any],
+    keys: LabKeys,
+) -> daemons.Daemon:
+    """wireguard-go in the foreground; then address, keys and peers, link up (this order)."""
+    rundir = run_dir(lab_dir, name)
+    argv = netns.ns_argv(ns, ["wireguard-go", "-f", interface], rundir)
+    daemon = daemons.start(
+        f"{name}/wireguard-go {interface}",
+        argv,
+        node_dir(lab_dir, name) / f"wireguard-go-{interface}.log",
+    )
+    _wait_path(rundir / "wireguard" / f"{interface}.sock", daemon)
+    netns.ip_batch(
+        ns, [netns.address_command(interface, Address(ip)) for ip in spec.get("ips", [])]
+    )
+    netns.ns_run(ns, wg_set_argv(interface, spec, plan, name, keys, rundir), run_dir=rundir)
+    netns.ip_batch(ns, [f"link set {interface} up"])
+    return daemon
+
+
+# --- the whole lab ----------------------------------------------------------------
+
+
+def _node_record(lab_dir: Path, node: Node, bird: bool, wireguard: list[str]) -> dict[str, Any]:
+    record: dict[str, Any] = {
+        "kind": node.kind,
+        "netns": node.netns,
+        "run_dir": str(run_dir(lab_dir, node.name)),
+        "wireguard": wireguard,
+    }
+    if bird:
+        record["bird_socket"] = str(run_dir(lab_dir, node.name) / "bird" / "bird.ctl")
+    return record
+
+
+def _create_namespaces(st: state.LabState, topo: Topology, lab_dir: Path) -> None:
+    taken = netns.list_netns() & {n.netns for n in topo.nodes.values()}
+    if taken:
+        raise LabError(
+            f"namespaces {sorted(taken)} exist but are not this lab's; remove them "
+            "(ip netns delete NAME) after checking nothing uses them"
+        )
+    for node in topo.nodes.values():
+        netns.add_netns(node.netns)
+        st.netns.append(node.netns)
+        st.save()
+        node_dir(lab_dir, node.name).mkdir(parents=True, exist_ok=True, mode=0o700)
+        run_dir(lab_dir, node.name).mkdir(exist_ok=True)
+
+
+def _configure_links(topo: Topology, artifacts: Mapping[str, Mapping[str, Any]]) -> None:
+    for node in topo.nodes.values():
+        values: dict[str, int | str] = {
+            # New interfaces skip DAD: IPv6 addresses are usable at once.
+            "net.ipv6.conf.all.accept_dad": 0,
+            "net.ipv6.conf.default.accept_dad": 0,
+        }
+        if node.forwarding:
+            values |= {"net.ipv4.conf.all.forwarding": 1, "net.ipv6.conf.all.forwarding": 1}
+        values |= {k: v for k, v in artifacts.get(node.name, {}).get("sysctl", {}).items()}
+        netns.sysctl(node.netns, values)
+        netns.ip_batch(
+            node.netns,
+            ["link set lo up"] + [f"address add {cidr} dev lo" for cidr in node.loopback],
+        )
+    for veth in topo.veths:
+        a, b = topo.nodes[veth.a_node], topo.nodes[veth.b_node]
+        netns.add_veth(a.netns, veth.a.name, b.netns, veth.b.name)
+        for ns, iface in ((a.netns, veth.a), (b.netns, veth.b)):
+            netns.ip_batch(
+                ns,
+                [netns.address_command(iface.name, addr) for addr in iface.addresses]
+                + [f"link set {iface.name} up"],
+            )
+    for node in topo.nodes.values():
+        netns.ip_batch(node.netns, [netns.route_command(r) for r in node.routes])
+
+
+def _start_dn42_peer(st: state.LabState, lab_dir: Path, topo: Topology, peer: Dn42Peer) -> None:
+    node = topo.nodes[peer.node]
+    st.daemons.append(start_bird(lab_dir, node.name, node.netns, dn42_peer_bird_config(peer)))
+    st.nodes[node.name] = _node_record(lab_dir, node, bird=True, wireguard=[])
+    st.save()
+
+
+def up(
+    plan_path: Path,
+    *,
+    progress: Progress = _quiet,
+    timeout: float = 60.0,
+    lab_dir: Path | None = None,
+) -> state.LabState:
+    """Bring the plan's lab up (or leave an identical healthy one alone) and wait until
+    every BGP session is Established."""
+    require_root()
+    require_tools()
+    lab_dir = lab_dir or state.LAB_DIR
+    plan_path = plan_path.resolve()
+    existing = state.load(lab_dir)
+    if existing is not None:
+        if existing.plan != str(plan_path):
+            raise LabError(f"a lab for {existing.plan} is up; run `ibgp-tunnel lab down` first")
+        if existing.complete and healthy(existing):
+            progress("the lab is up already")
+            return existing
+        progress("an earlier lab is incomplete: removing it first")
+        down(lab_dir, progress=progress)
+
+    plan = load_plan(plan_path)
+    progress(f"rendering {plan_path}")
+    artifacts = render_plan(plan_path, plan)
+    topo = build_topology(plan)
+
+    st = state.LabState(plan=str(plan_path), lab_dir=str(lab_dir))
+    if not RUN_NETNS.exists():
+        st.created_paths.append(str(RUN_NETNS))
+    st.save()
+    os.chmod(lab_dir, 0o700)
+
+    progress(f"creating {len(topo.nodes)} namespaces")
+    _create_namespaces(st, topo, lab_dir)
+    _configure_links(topo, artifacts)
+
+    keys = lab_keys(plan, plan_path.parent.parent / "secrets")
+    for host in topo.plan_hosts:
+        node = topo.nodes[host]
+        progress(f"{host}: firewall, WireGuard, BIRD")
+        script = firewall_script_for(plan, host, artifacts[host])
+        st.warnings += lab_input_rules(plan, host, artifacts[host])[1]
+        apply_nft(node.netns, script, node_dir(lab_dir, host) / "nftables.nft")
+        interfaces = list(artifacts[host]["wireguard"])
+        st.nodes[host] = _node_record(lab_dir, node, bird=True, wireguard=interfaces)
+        for interface, spec in artifacts[host]["wireguard"].items():
+            st.daemons.append(
+                start_wireguard(lab_dir, host, node.netns, interface, spec, plan, keys)
+            )
+            st.save()
+        st.daemons.append(start_bird(lab_dir, host, node.netns, artifacts[host]["birdConfig"]))
+        st.save()
+    for peer in topo.dn42_peers:
+        progress(f"{peer.node}: BIRD for DN42 peer {peer.name}")
+        _start_dn42_peer(st, lab_dir, topo, peer)
+    for name, node in topo.nodes.items():
+        st.nodes.setdefault(name, _node_record(lab_dir, node, bird=False, wireguard=[]))
+    st.save()
+
+    wait_for(lambda: sessions_established(st), timeout, progress, "BGP sessions")
+    st.complete = True
+    st.save()
+    progress("all BGP sessions Established")
+    for warning in st.warnings:
+        progress(f"warning: {warning}")
+    return st
+
+
+def healthy(st: state.LabState) -> bool:
+    present = netns.list_netns()
+    return all(ns in present for ns in st.netns) and all(daemons.alive(d) for d in st.daemons)

@@ -59,6 +59,9 @@ in
       boot.kernel.sysctl = artifacts.sysctl;
 
       networking.firewall.allowedUDPPorts = artifacts.allowedUDPPorts;
+      networking.firewall.interfaces = lib.genAttrs artifacts.bgpInterfaces (_: {
+        allowedTCPPorts = [ 179 ];
+      });
     })
 
     (mkIf (cfg.enable && cfg.nftables.enable) {

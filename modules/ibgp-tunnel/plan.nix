@@ -1,5 +1,6 @@
 # services.ibgpTunnel.plan: fill every option from the plan at mkDefault, so
-# anything set by hand still wins. Key file paths are left to the options'
+# anything set by hand still wins. The mkDefault sits on each leaf: on a
+# whole attrset (links) one hand-set attribute would discard all of the plan's. Key file paths are left to the options'
 # own (sops-aware) defaults.
 { config, lib, ... }:
 let
@@ -7,6 +8,8 @@ let
   cfg = config.services.ibgpTunnel;
   hasPlan = cfg.plan != null;
   spec = core.hostFromPlan (core.readPlan cfg.plan) cfg.hostName;
+
+  defaultLeaves = value: if builtins.isAttrs value then builtins.mapAttrs (_: defaultLeaves) value else lib.mkDefault value;
 
   withoutKeyFiles = link: link // { peer = removeAttrs link.peer [ "presharedKeyFile" ]; };
 
@@ -29,5 +32,5 @@ let
   ];
 in
 {
-  config.services.ibgpTunnel = lib.genAttrs fields (field: lib.mkIf hasPlan (lib.mkDefault fromPlan.${field}));
+  config.services.ibgpTunnel = lib.genAttrs fields (field: lib.mkIf hasPlan (defaultLeaves fromPlan.${field}));
 }

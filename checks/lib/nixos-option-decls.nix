@@ -340,6 +340,13 @@ in
     };
 
     # --- wireguard.nix / wireguard-networkd.nix --------------------------------
+    # nixos/modules/tasks/network-interfaces.nix; services.ibgpTunnel.hostName
+    # defaults to it.
+    networking.hostName = mkOption {
+      type = types.strMatching "^$|^[[:alnum:]]([[:alnum:]_-]{0,61}[[:alnum:]])?$";
+      default = "nixos";
+    };
+
     networking.wireguard = {
       enable = mkOption {
         type = types.bool;

@@ -33,7 +33,6 @@ EVAL = REPO / "checks" / "lib" / "eval-module.nix"
 # not touch: declared loosely, since only the module's own mapping is under test.
 MACHINE = """{ lib, ... }: {
   options = {
-    networking.hostName = lib.mkOption { type = lib.types.str; default = "nixos"; };
     networking.useDHCP = lib.mkOption { type = lib.types.bool; default = true; };
     services.openssh.enable = lib.mkOption { type = lib.types.bool; default = false; };
     boot.loader.grub.device = lib.mkOption { type = lib.types.str; default = ""; };
@@ -222,3 +221,14 @@ def test_sops_file_without_sops_nix_is_an_assertion() -> None:
         with_sops=False,
     )
     assert any("sops-nix is not imported" in text for text in result["failedAssertions"])
+
+
+def test_readme_option_reference_is_generated_from_the_module() -> None:
+    import optionsdoc
+
+    generated = optionsdoc.markdown(optionsdoc.option_list(NIXPKGS_LIB))
+    assert "### `services.ibgpTunnel.links.<name>.peer.endpoint`" in generated
+    assert optionsdoc.readme_section(optionsdoc.README.read_text()) == generated, (
+        "README.md's option reference is stale: run "
+        "IBGP_TUNNEL_NIXPKGS_LIB=... python python/tests/optionsdoc.py --write"
+    )

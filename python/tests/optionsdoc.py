@@ -1,0 +1,95 @@
+"""The option reference in README.md, generated from the module's option
+declarations through nixpkgs' lib.optionAttrSetToDocList.
+
+    IBGP_TUNNEL_NIXPKGS_LIB=/path/to/nixpkgs.lib python python/tests/optionsdoc.py --write
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[2]
+README = REPO / "README.md"
+BEGIN = "<!-- options:begin -->"
+END = "<!-- options:end -->"
+
+
+def option_list(nixpkgs_lib: str) -> list[dict[str, Any]]:
+    expression = f"""
+      let
+        lib = import {nixpkgs_lib}/lib;
+        eval = lib.evalModules {{
+          modules = [
+            {REPO}/checks/lib/nixos-option-decls.nix
+            {REPO}/modules/ibgp-tunnel
+          ];
+        }};
+      in
+      builtins.filter (o: o.visible && !o.internal)
+        (lib.optionAttrSetToDocList eval.options.services.ibgpTunnel)
+    """
+    result = subprocess.run(
+        ["nix-instantiate", "--eval", "--strict", "--json", "-E", expression],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return json.loads(result.stdout)
+
+
+def _value(value: Any) -> str:
+    if isinstance(value, dict) and "text" in value:
+        return value["text"].strip()
+    return json.dumps(value)
+
+
+def _field(label: str, value: str) -> list[str]:
+    if "\n" in value:
+        return [
+            f"- {label}:",
+            "",
+            "  ```nix",
+            *(f"  {line}" for line in value.splitlines()),
+            "  ```",
+        ]
+    return [f"- {label}: `{value}`"]
+
+
+def markdown(options: list[dict[str, Any]]) -> str:
+    lines = [BEGIN]
+    for option in options:
+        lines += ["", f"### `{option['name']}`", "", option["description"].strip(), ""]
+        lines.append(f"- type: {option['type']}")
+        for field in ("default", "example"):
+            if field in option:
+                lines += _field(field, _value(option[field]))
+    lines += ["", END]
+    return "\n".join(lines)
+
+
+def readme_section(text: str) -> str:
+    start = text.index(BEGIN)
+    return text[start : text.index(END, start) + len(END)]
+
+
+def main() -> int:
+    nixpkgs_lib = os.environ.get("IBGP_TUNNEL_NIXPKGS_LIB")
+    if not nixpkgs_lib:
+        print("set IBGP_TUNNEL_NIXPKGS_LIB to a nixpkgs.lib checkout", file=sys.stderr)
+        return 2
+    generated = markdown(option_list(nixpkgs_lib))
+    text = README.read_text()
+    if "--write" in sys.argv:
+        README.write_text(text.replace(readme_section(text), generated))
+        return 0
+    print(generated)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -47,8 +47,8 @@ def render_host(plan_path: Path, host: str) -> dict[str, Any]:
 
 
 def _evaluate(plan_path: Path, host: str, what: str) -> dict[str, Any]:
+    _require_host(plan_path, host)
     plan_file = plan_path.resolve()
-    _require_host(plan_file, host)
     command = [
         _nix_instantiate(),
         "--eval",
@@ -76,12 +76,12 @@ def _evaluate(plan_path: Path, host: str, what: str) -> dict[str, Any]:
         raise RenderError(f"nix-instantiate printed something that is not JSON: {error}") from None
 
 
-def _require_host(plan_file: Path, host: str) -> None:
+def _require_host(plan_path: Path, host: str) -> None:
     # Unusable input is exit 2; checking it here also gives a better message than Nix.
-    hosts = read_plan(plan_file).get("hosts")
+    hosts = read_plan(plan_path).get("hosts")
     if not isinstance(hosts, dict) or host not in hosts:
         known = ", ".join(sorted(hosts)) if isinstance(hosts, dict) and hosts else "none"
-        raise InputError(f'{plan_file} has no host "{host}" (hosts: {known})')
+        raise InputError(f'{plan_path} has no host "{host}" (hosts: {known})')
 
 
 def _nix_instantiate() -> str:

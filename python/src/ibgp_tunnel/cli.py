@@ -1,0 +1,309 @@
+"""The `ibgp-tunnel` command line: thin commands over the library modules.
+
+Exit codes: 0 ok, 1 a check failed (or the Nix core refused), 2 unusable input.
+Library errors are typed (errors.py) and caught here, at the boundary, so bad
+input gives a message and never a traceback.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from collections.abc import Callable, Sequence
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+
+from ibgp_tunnel import __version__, formats, schema
+from ibgp_tunnel.check import check_file
+from ibgp_tunnel.errors import EXIT_BAD_INPUT, EXIT_FAILED, IbgpTunnelError, PlanError
+from ibgp_tunnel.findings import Finding, Severity, errors
+from ibgp_tunnel.render import host_spec, render_host
+from ibgp_tunnel.scaffold import init_project
+
+DEFAULT_PLAN = Path("hosts/plan.toml")
+F = TypeVar("F", bound=Callable[..., Any])
+
+app = typer.Typer(
+    name="ibgp-tunnel",
+    help="Plan, check, key and render an iBGP-over-WireGuard network (reflector VPS, "
+    "client routers, DN42 peering) for NixOS. The plan, hosts/plan.toml, is the single "
+    "source of truth; exit codes: 0 ok, 1 check failed, 2 unusable input.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    # Help texts mention TOML tables like [hosts]: print them, do not parse markup.
+    rich_markup_mode=None,
+)
+
+
+def _say(text: str, *, err: bool = False) -> None:
+    typer.echo(text, err=err, nl=not text.endswith("\n"))
+
+
+def _print_findings(findings: Sequence[Finding]) -> None:
+    for finding in findings:
+        _say(finding.line())
+
+
+def reported(command: F) -> F:
+    """Turn the library's typed errors into a message on stderr and an exit code."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except PlanError as error:
+            _print_findings(error.findings)
+            _say(f"error: {error}", err=True)
+            raise typer.Exit(error.exit_code) from None
+        except IbgpTunnelError as error:
+            _say(f"error: {error}", err=True)
+            raise typer.Exit(error.exit_code) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _version(value: bool) -> None:
+    if value:
+        _say(f"ibgp-tunnel {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
+    ] = False,
+) -> None:
+    """Plan, check, key and render an iBGP-over-WireGuard network for NixOS."""
+
+
+# --- check -------------------------------------------------------------------
+
+
+def _summary(plan: Path, findings: Sequence[Finding]) -> str:
+    n_errors = len(errors(findings))
+    n_warnings = sum(1 for f in findings if f.severity is Severity.WARNING)
+    counts = f"{n_errors} error{'s' * (n_errors != 1)}, {n_warnings} warning" + "s" * (
+        n_warnings != 1
+    )
+    return f"{plan}: {'invalid' if n_errors else 'valid'} ({counts})"
+
+
+@app.command()
+def check(
+    plan: Annotated[Path, typer.Argument(help="The plan file.", show_default=True)] = DEFAULT_PLAN,
+    json_output: Annotated[
+        bool, typer.Option("--json", help="Print the findings as JSON instead of lines.")
+    ] = False,
+) -> None:
+    """Validate a plan: its shape against the JSON Schema, then the network rules.
+
+    Prints one line per finding (severity, TOML path, what to do) and exits 0 when
+    the plan is valid (warnings allowed), 1 when it is not, 2 when the file cannot
+    be used (missing, unreadable, not TOML).
+    """
+    try:
+        findings = check_file(plan)
+    except IbgpTunnelError as error:
+        if json_output:
+            _say(json.dumps({"plan": str(plan), "valid": False, "error": str(error)}))
+        else:
+            _say(f"error: {error}", err=True)
+        raise typer.Exit(error.exit_code) from None
+    valid = not errors(findings)
+    if json_output:
+        data = {"plan": str(plan), "valid": valid, "findings": [f.as_dict() for f in findings]}
+        _say(json.dumps(data, indent=2, ensure_ascii=False))
+    else:
+        _print_findings(findings)
+        _say(_summary(plan, findings))
+    if not valid:
+        raise typer.Exit(EXIT_FAILED)
+
+
+# --- schema ------------------------------------------------------------------
+
+
+@app.command("schema")
+def schema_command() -> None:
+    """Print the plan's JSON Schema, generated from the pydantic models.
+
+    The committed copy (python/src/ibgp_tunnel/plan.schema.json) is what `check`
+    and editors use (a plan's first line `#:schema <path>` points taplo / VS Code
+    at it); after changing the models, refresh it with
+    `ibgp-tunnel schema > python/src/ibgp_tunnel/plan.schema.json`.
+    """
+    _say(schema.to_text(schema.generate()))
+
+
+# --- init --------------------------------------------------------------------
+
+
+@app.command()
+@reported
+def init(
+    directory: Annotated[
+        Path, typer.Argument(help="Project directory to create the files in.")
+    ] = Path("."),
+    age_recipient: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--age-recipient",
+            metavar="AGE1...",
+            help="An age recipient (age1...) that may decrypt the secrets; repeat for several. "
+            "Without it .sops.yaml holds a placeholder to replace.",
+        ),
+    ] = None,
+) -> None:
+    """Start a project: a commented hosts/plan.toml and a .sops.yaml.
+
+    The plan has one reflector and one client joined by one link; .sops.yaml makes
+    sops encrypt secrets/*.yaml for your age recipients. Existing files are never
+    overwritten (exit 2, naming the file).
+    """
+    written = init_project(directory, list(age_recipient or []))
+    _say(f"wrote {written.plan}")
+    _say(f"wrote {written.sops_config}")
+    next_steps = [
+        f"edit {written.plan} (replace the endpoint, addresses and names)",
+        f"ibgp-tunnel check {written.plan}",
+        "ibgp-tunnel keys  (writes secrets/<host>.yaml with sops)",
+    ]
+    if not age_recipient:
+        next_steps.insert(1, f"put your age recipients into {written.sops_config}")
+    _say("next: " + "; ".join(next_steps))
+
+
+# --- render ------------------------------------------------------------------
+
+
+class Format(StrEnum):
+    json = "json"
+    bird = "bird"
+    nft = "nft"
+    wg = "wg"
+    spec = "spec"
+
+
+@app.command()
+@reported
+def render(
+    plan: Annotated[Path, typer.Argument(help="The plan file.")],
+    host: Annotated[str, typer.Argument(help="A host name from the plan's [hosts].")],
+    output_format: Annotated[
+        Format,
+        typer.Option(
+            "--format",
+            "-f",
+            help="json: every artifact; bird: bird.conf; nft: the nftables table; "
+            "wg: wg setconf-style text per interface; spec: the host spec (module options).",
+        ),
+    ] = Format.json,
+    skip_check: Annotated[
+        bool, typer.Option("--no-check", help="Render even if `check` finds errors.")
+    ] = False,
+) -> None:
+    """Show what a host will run, as the Nix core renders it (needs nix-instantiate).
+
+    The plan is checked first; errors stop the render (exit 1) unless --no-check.
+    """
+    if not skip_check:
+        findings = check_file(plan)
+        if errors(findings):
+            raise PlanError(f"{plan} does not pass `ibgp-tunnel check`; fix it first", findings)
+    if output_format is Format.spec:
+        _say(formats.as_json(host_spec(plan, host)))
+        return
+    _say(formats.FORMATS[output_format.value](render_host(plan, host)))
+
+
+# --- keys, age-recipient (keys.py, sops.py, age_recipient.py) ----------------
+# These commands wrap the key modules; their errors are IbgpTunnelError
+# subclasses except age_recipient.AgeKeyError (a ValueError), caught below.
+
+from ibgp_tunnel import age_recipient, keys  # noqa: E402
+
+
+@app.command("keys")
+@reported
+def keys_command(
+    plan: Annotated[Path, typer.Argument(help="The plan file.")] = DEFAULT_PLAN,
+    rotate: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--rotate",
+            metavar="NAME",
+            help="Replace on purpose the key of a host or the PSK of a link: NAME, "
+            "host:NAME or link:NAME; repeat for several.",
+        ),
+    ] = None,
+    secrets_dir: Annotated[
+        Path | None,
+        typer.Option(help="Where secrets/<host>.yaml live (default: next to .sops.yaml)."),
+    ] = None,
+    sops_config: Annotated[
+        Path | None,
+        typer.Option(help="The .sops.yaml to use (default: the nearest above the plan)."),
+    ] = None,
+    json_output: Annotated[
+        bool, typer.Option("--json", help="Print what was done as JSON.")
+    ] = False,
+) -> None:
+    """Create missing WireGuard keys and PSKs, encrypted with sops.
+
+    Per host a private key in secrets/<host>.yaml (wg_ibgp/private_key), per link a
+    PSK in both ends' files (wg_ibgp/psk/<link>); public keys go into the plan,
+    comments kept. Existing keys are kept unless --rotate names them. Plaintext
+    never touches the disk, and an interrupted run leaves every file old or new.
+    """
+    default_secrets, default_sops = keys.project_layout(plan)
+    report = keys.generate_keys(
+        plan,
+        secrets_dir or default_secrets,
+        sops_config or default_sops,
+        rotate=list(rotate or []),
+    )
+    if json_output:
+        _say(json.dumps(report.to_dict(), indent=2))
+        return
+    for action in report.secrets:
+        _say(f"{action.action}: {action.host}: {action.secret}")
+    for path in report.files_written:
+        _say(f"wrote {path}")
+    if not report.files_written:
+        _say("nothing to do: every key and PSK exists")
+
+
+@app.command("age-recipient")
+@reported
+def age_recipient_command(
+    ssh_key: Annotated[
+        Path,
+        typer.Option(
+            "--ssh-key",
+            help="An ed25519 SSH public key file, e.g. a host's "
+            "/etc/ssh/ssh_host_ed25519_key.pub ('-' reads stdin).",
+        ),
+    ],
+) -> None:
+    """Print the age recipient (age1...) for an ed25519 SSH public key.
+
+    sops-nix decrypts on the host with its SSH host key (sops.age.sshKeyPaths);
+    put this recipient into .sops.yaml so `keys` encrypts for that host.
+    """
+    try:
+        text = sys.stdin.read() if str(ssh_key) == "-" else ssh_key.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        _say(f"error: cannot read {ssh_key}: {error}", err=True)
+        raise typer.Exit(EXIT_BAD_INPUT) from None
+    try:
+        _say(age_recipient.ssh_to_age(text))
+    except age_recipient.AgeKeyError as error:
+        _say(f"error: {ssh_key}: {error}", err=True)
+        raise typer.Exit(EXIT_BAD_INPUT) from None

@@ -215,6 +215,12 @@ def test_rejects_identity_point() -> None:
         ssh_to_age("ssh-ed25519 " + _ssh_blob(b"ssh-ed25519", (1).to_bytes(32, "little")))
 
 
+def test_private_key_given_as_public_key_gets_a_hint() -> None:
+    private, _ = _openssh_pair()
+    with pytest.raises(AgeKeyError, match=r"the \.pub file"):
+        ssh_to_age(private.decode())
+
+
 def test_rejects_non_ed25519_private_key() -> None:
     key = rsa_key(public_exponent=65537, key_size=1024)
     pem = key.private_bytes(Encoding.PEM, PrivateFormat.OpenSSH, NoEncryption())

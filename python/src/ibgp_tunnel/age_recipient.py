@@ -201,6 +201,8 @@ def ssh_to_age(ssh_pubkey_text: str) -> str:
 
     Accepts an ``.pub`` file, an authorized_keys line or ssh-keyscan output.
     """
+    if "PRIVATE KEY-----" in ssh_pubkey_text:
+        raise AgeKeyError("this is a private key; give the public one (the .pub file)")
     other_types: list[str] = []
     for raw in ssh_pubkey_text.splitlines():
         line = raw.strip()

@@ -240,7 +240,10 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Project:
     monkeypatch.setenv("SOPS_AGE_KEY_FILE", str(TEST_KEY))
     root = tmp_path / "project"
     (root / "hosts").mkdir(parents=True)
-    shutil.copy(PLAN, root / "hosts" / "plan.toml")
+    # The committed example is already keyed; start from the same plan unkeyed.
+    lines = PLAN.read_text().splitlines(keepends=True)
+    unkeyed = "".join(line for line in lines if not line.startswith("public_key"))
+    (root / "hosts" / "plan.toml").write_text(unkeyed)
     _write_sops_config(root, [(r"secrets/[^/]+\.yaml$", _recipient())])
     return Project(root)
 
@@ -320,6 +323,44 @@ def test_public_keys_in_plan_match_wg_and_comments_survive(project: Project) -> 
     for host in ("dmz", "pve"):
         del plan["hosts"][host]["public_key"]
     assert plan == original_plan
+
+
+def test_existing_public_keys_are_replaced_in_place(project: Project) -> None:
+    shutil.copy(PLAN, project.plan)  # keyed, but these secrets do not exist here
+    original = project.plan.read_text().splitlines()
+    report = project.keys()
+    assert report.plan_updated_hosts == ["dmz", "pve"]
+    updated = project.plan.read_text().splitlines()
+    assert len(updated) == len(original)
+    for old_line, new_line in zip(original, updated, strict=True):
+        if old_line.startswith("public_key"):
+            assert new_line.startswith("public_key") and new_line != old_line
+        else:
+            assert new_line == old_line
+
+
+@needs_wg
+def test_committed_example_is_keyed_consistently(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # hosts/plan.toml + secrets/test/*.yaml (test key) are the example the VM test
+    # deploys: `keys` must find every key there and change nothing.
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("SOPS_AGE_KEY_FILE", str(TEST_KEY))
+    root = tmp_path / "repo"
+    (root / "hosts").mkdir(parents=True)
+    shutil.copy(PLAN, root / "hosts" / "plan.toml")
+    shutil.copy(REPO / ".sops.yaml", root / ".sops.yaml")
+    shutil.copytree(REPO / "secrets" / "test", root / "secrets" / "test")
+    project = Project(root)
+    before = project.snapshot()
+    report = generate_keys(project.plan, root / "secrets" / "test", project.sops_config)
+    assert {a for _, _, a in _actions(report)} == {"kept"}
+    assert project.snapshot() == before
+    plan = tomllib.loads(project.plan.read_text())
+    for host in ("dmz", "pve"):
+        private = decrypt_file(root / "secrets" / "test" / f"{host}.yaml")["wg_ibgp"]["private_key"]
+        assert plan["hosts"][host]["public_key"] == _wg("pubkey", stdin=private + "\n").strip()
 
 
 def test_second_run_keeps_everything_and_writes_nothing(project: Project) -> None:

@@ -32,15 +32,22 @@ python3Packages.buildPythonApplication {
   version = "0.1.0";
   pyproject = true;
 
+  # The tests read the core, the example plan and its test secrets beside python/.
   src = lib.fileset.toSource {
-    root = ./.;
+    root = ../.;
     fileset = lib.fileset.unions [
       ./pyproject.toml
       ./hatch_build.py
       ./src
       ./tests
+      ../modules/lib
+      ../hosts/plan.toml
+      ../secrets/test
+      ../secrets/test-age-key.txt
+      ../.sops.yaml
     ];
   };
+  sourceRoot = "source/python";
 
   build-system = [ python3Packages.hatchling ];
 
@@ -69,13 +76,19 @@ python3Packages.buildPythonApplication {
     nix
   ];
 
+  # nix-instantiate needs a store of its own inside the build sandbox (as
+  # nixpkgs' lib tests do it).
   preCheck = ''
-    export IBGP_TUNNEL_NIX_LIB=${../modules/lib}
     export HOME=$TMPDIR
+    export NIX_STATE_DIR=$TMPDIR/nix/var NIX_STORE_DIR=$TMPDIR/nix/store
+    export NIX_LOG_DIR=$TMPDIR/nix/log NIX_CONF_DIR=$TMPDIR/nix/etc
+    nix-store --init
   '';
 
-  # The lab needs root and network namespaces; the NixOS VM test covers that path.
+  # The lab needs root and network namespaces (the NixOS VM test covers that
+  # path); the tracked-files test needs a git checkout.
   disabledTestPaths = [ "tests/test_lab.py" ];
+  disabledTests = [ "test_every_tracked_nix_file_parses" ];
 
   meta = {
     description = "Plan, check, key, render and lab-test an iBGP-over-WireGuard network";

@@ -95,11 +95,18 @@ def up_command(
     timeout: Annotated[
         float, typer.Option(help="Seconds to wait for every BGP session to establish.")
     ] = 60.0,
+    secrets: Annotated[
+        Path | None,
+        typer.Option(
+            help="Directory of the hosts' sops files (default: secrets/ or secrets/test/ "
+            "beside the plan's directory). Keys that do not decrypt are generated for the lab."
+        ),
+    ] = None,
 ) -> None:
     """Create the lab for PLAN (a no-op if it is up already) and wait for BGP."""
 
     def body() -> None:
-        st = up(plan, progress=_progress, timeout=timeout)
+        st = up(plan, progress=_progress, timeout=timeout, secrets_dir=secrets)
         print_summary(_status_with_warnings(st))
 
     _guard(body)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ipaddress
 import subprocess
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -128,3 +129,8 @@ def add_veth(netns_a: str, name_a: str, netns_b: str, name_b: str) -> None:
             netns_b,
         ]
     )
+
+
+def flush_conntrack(netns_name: str) -> None:
+    """Forget every tracked flow in the namespace (see ibgp_tunnel.lab.conntrack)."""
+    run(["ip", "netns", "exec", netns_name, sys.executable, "-m", "ibgp_tunnel.lab.conntrack"])

@@ -169,6 +169,24 @@ def probe_address(prefix: str, preferred: str) -> str:
     return str(net.network_address + 1)
 
 
+def lan_addresses(announced: list[str], default: str) -> tuple[str, str, int]:
+    """(router, LAN host, prefix length) for a client's LAN: inside the first prefix the
+    client announces (so LAN-to-LAN routing is real), else in `default`."""
+    usable = [
+        ipaddress.ip_network(p, strict=False)
+        for p in announced
+        if ipaddress.ip_network(p, strict=False).num_addresses >= 4
+    ]
+    net = usable[0] if usable else ipaddress.ip_network(default)
+    host = 100 if net.num_addresses > 101 else 2
+    return str(net.network_address + 1), str(net.network_address + host), net.prefixlen
+
+
+def _v6(address: str) -> str:
+    """The canonical (compressed) spelling, as the kernel and BIRD print it."""
+    return str(ipaddress.IPv6Address(address))
+
+
 def _peering_pair(neighbor: str) -> str:
     """The reflector's end of a /31 with the DN42 neighbour (its other address)."""
     addr = ipaddress.IPv4Address(neighbor)
@@ -248,13 +266,9 @@ def build_topology(plan: Mapping[str, Any]) -> Topology:
                 "puts the endpoint on the reflector's uplink, so it needs an address"
             ) from None
         v4 = str(endpoint_ip) if endpoint_ip.version == 4 else f"203.0.113.{10 + index}"
-        v6 = str(endpoint_ip) if endpoint_ip.version == 6 else f"2001:db8:203:{index:x}::10"
+        v6 = str(endpoint_ip) if endpoint_ip.version == 6 else _v6(f"2001:db8:203:{index:x}::10")
         gw4 = "203.0.113.1" if v4 != "203.0.113.1" else "203.0.113.254"
-        gw6 = (
-            f"2001:db8:203:{index:x}::1"
-            if not v6.endswith("::1")
-            else f"2001:db8:203:{index:x}::fe"
-        )
+        gw6 = _v6(f"2001:db8:203:{index:x}::" + ("fe" if v6.endswith("::1") else "1"))
         veths.append(
             Veth(
                 name,
@@ -280,16 +294,17 @@ def build_topology(plan: Mapping[str, Any]) -> Topology:
             if ipaddress.ip_address(neighbor).version != 4:
                 raise LabError(f"dn42 peer {peer_name!r}: the lab supports IPv4 neighbors only")
             own4 = _peering_pair(neighbor)
-            link6 = f"fd42:d42:ffff:{len(dn42_peers):x}"
+            peer6 = _v6(f"fd42:d42:ffff:{len(dn42_peers):x}::1")
+            own6 = _v6(f"fd42:d42:ffff:{len(dn42_peers):x}::2")
             ifname = _check_ifname(
                 peer.get("interface") or f"dn42-{peer_name}", f"peer {peer_name}"
             )
             veths.append(
                 Veth(
                     name,
-                    Interface(ifname, (Address(f"{own4}/31"), Address(f"{link6}::2/64"))),
+                    Interface(ifname, (Address(f"{own4}/31"), Address(f"{own6}/64"))),
                     node,
-                    Interface("eth0", (Address(f"{neighbor}/31"), Address(f"{link6}::1/64"))),
+                    Interface("eth0", (Address(f"{neighbor}/31"), Address(f"{peer6}/64"))),
                 )
             )
             v4_announce, v6_announce = _dn42_announcements(len(dn42_peers))
@@ -300,7 +315,7 @@ def build_topology(plan: Mapping[str, Any]) -> Topology:
                     reflector=name,
                     asn=int(peer["asn"]),
                     neighbor=neighbor,
-                    neighbor_ipv6=f"{link6}::1",
+                    neighbor_ipv6=peer6,
                     reflector_ipv4=own4,
                     reflector_asn=int(plan["asn"]),
                     announce_ipv4=v4_announce,
@@ -315,14 +330,14 @@ def build_topology(plan: Mapping[str, Any]) -> Topology:
                 node,
                 "dn42",
                 tuple(loopback),
-                (Route("default", own4), Route("default", f"{link6}::2")),
+                (Route("default", own4), Route("default", own6)),
             )
         nodes[name] = Node(name, "reflector", routes=tuple(routes), forwarding=True)
 
     for index, name in enumerate(clients):
         host = hosts[name]
         wan4, gw4 = f"198.51.100.{10 + index}", "198.51.100.1"
-        wan6, gw6 = f"2001:db8:198:{index:x}::10", f"2001:db8:198:{index:x}::1"
+        wan6, gw6 = _v6(f"2001:db8:198:{index:x}::10"), _v6(f"2001:db8:198:{index:x}::1")
         veths.append(
             Veth(
                 name,
@@ -338,15 +353,17 @@ def build_topology(plan: Mapping[str, Any]) -> Topology:
         )
         lan_if = _check_ifname((host.get("lan_interfaces") or ["lan0"])[0], f"host {name}")
         lan = f"lan-{name}"
-        third = 23 + index
-        router4, client4 = f"10.42.{third}.1", f"10.42.{third}.100"
-        router6, client6 = f"fd00:42:{third}::1", f"fd00:42:{third}::100"
+        announce = host.get("announce", {})
+        router4, client4, len4 = lan_addresses(announce.get("ipv4", []), f"10.42.{23 + index}.0/24")
+        router6, client6, len6 = lan_addresses(
+            announce.get("ipv6", []), f"fd00:42:{23 + index}::/64"
+        )
         veths.append(
             Veth(
                 name,
-                Interface(lan_if, (Address(f"{router4}/24"), Address(f"{router6}/64"))),
+                Interface(lan_if, (Address(f"{router4}/{len4}"), Address(f"{router6}/{len6}"))),
                 lan,
-                Interface("eth0", (Address(f"{client4}/24"), Address(f"{client6}/64"))),
+                Interface("eth0", (Address(f"{client4}/{len4}"), Address(f"{client6}/{len6}"))),
             )
         )
         nodes[lan] = Node(lan, "lan", routes=(Route("default", router4), Route("default", router6)))
@@ -374,6 +391,11 @@ def expected_client_routes(
         for link in links:
             reflector = link["reflector"]
             offered = set(hosts[reflector].get("announce", {}).get(family, []))
+            # The reflector accepts from each client exactly what it announces and
+            # reflects it to the others (never back to the one it came from).
+            for other in plan.get("links", {}).values():
+                if other["reflector"] == reflector and other["client"] != client:
+                    offered |= set(hosts[other["client"]].get("announce", {}).get(family, []))
             reflector_accept = set_patterns(plan, hosts[reflector].get("import_sets", []), family)
             for peer in topo.dn42_peers:
                 if peer.reflector != reflector:

@@ -278,12 +278,24 @@ def _start_dn42_peer(st: state.LabState, lab_dir: Path, topo: Topology, peer: Dn
     st.save()
 
 
+def find_secrets_dir(plan_path: Path, plan: Mapping[str, Any]) -> Path:
+    """Where the plan's sops files are: secrets/ beside the plan's directory (the
+    layout `ibgp-tunnel keys` writes), or secrets/test/ (the example's test keys)."""
+    root = plan_path.parent.parent / "secrets"
+    hosts = list(plan.get("hosts", {}))
+    for candidate in (root, root / "test"):
+        if any((candidate / f"{host}.yaml").is_file() for host in hosts):
+            return candidate
+    return root
+
+
 def up(
     plan_path: Path,
     *,
     progress: Progress = _quiet,
     timeout: float = 60.0,
     lab_dir: Path | None = None,
+    secrets_dir: Path | None = None,
 ) -> state.LabState:
     """Bring the plan's lab up (or leave an identical healthy one alone) and wait until
     every BGP session is Established."""
@@ -316,7 +328,8 @@ def up(
     _create_namespaces(st, topo, lab_dir)
     _configure_links(topo, artifacts)
 
-    keys = lab_keys(plan, plan_path.parent.parent / "secrets")
+    keys = lab_keys(plan, secrets_dir or find_secrets_dir(plan_path, plan))
+    progress("keys: " + ", ".join(f"{h} {src}" for h, src in keys.sources.items()))
     for host in topo.plan_hosts:
         node = topo.nodes[host]
         progress(f"{host}: firewall, WireGuard, BIRD")
@@ -325,6 +338,7 @@ def up(
         apply_nft(node.netns, script, node_dir(lab_dir, host) / "nftables.nft")
         interfaces = list(artifacts[host]["wireguard"])
         st.nodes[host] = _node_record(lab_dir, node, bird=True, wireguard=interfaces)
+        st.nodes[host]["keys"] = keys.sources[host]
         for interface, spec in artifacts[host]["wireguard"].items():
             st.daemons.append(
                 start_wireguard(lab_dir, host, node.netns, interface, spec, plan, keys)

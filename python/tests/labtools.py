@@ -1,0 +1,202 @@
+"""Helpers for the lab integration tests: prerequisites, probes and polling.
+
+Conditions are waited for by polling against a deadline, never by fixed
+sleeps: timings belong in benchmarks, not in tests.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
+
+from ibgp_tunnel.lab import netns
+from ibgp_tunnel.lab.state import LabState
+
+REPO = Path(__file__).resolve().parents[2]
+EXAMPLE_PLAN = REPO / "hosts" / "plan.toml"
+THREE_CLIENTS_PLAN = Path(__file__).resolve().parent / "plans" / "three-clients.toml"
+TOOLS = (
+    "ip",
+    "nft",
+    "bird",
+    "birdc",
+    "wireguard-go",
+    "wg",
+    "unshare",
+    "ping",
+    "tracepath",
+    "nix-instantiate",
+)
+
+T = TypeVar("T")
+
+
+def skip_reason() -> str | None:
+    """Why the lab cannot run here, or None."""
+    if os.geteuid() != 0:
+        return "the lab needs root (network namespaces, nftables, TUN)"
+    missing = [tool for tool in TOOLS if shutil.which(tool) is None]
+    if missing:
+        return f"the lab needs {', '.join(missing)} (apt-get install bird2 wireguard-go ...)"
+    if not Path("/dev/net/tun").exists():
+        return "no /dev/net/tun: wireguard-go cannot create its interface"
+    return None
+
+
+def poll(check: Callable[[], T | None], timeout: float, what: str, interval: float = 0.2) -> T:
+    """Call `check` until it returns something truthy, or fail after `timeout` s."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not within {timeout} s (last: {result!r})")
+        time.sleep(interval)
+
+
+def in_node(
+    st: LabState, node: str, argv: list[str], timeout: float = 20
+) -> subprocess.CompletedProcess[str]:
+    record = st.nodes[node]
+    return subprocess.run(
+        netns.ns_argv(record["netns"], argv, Path(record["run_dir"])),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def birdc(st: LabState, node: str, *command: str) -> str:
+    return subprocess.run(
+        ["birdc", "-s", st.nodes[node]["bird_socket"], *command],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=10,
+    ).stdout
+
+
+def ping(st: LabState, node: str, address: str, count: int = 1) -> bool:
+    proc = in_node(st, node, ["ping", "-n", "-c", str(count), "-W", "1", address])
+    return proc.returncode == 0
+
+
+def tracepath_hops(st: LabState, node: str, address: str) -> dict[int, set[str]]:
+    """Hop number -> addresses seen. `-l 1000` stays under the tunnel MTU, so no
+    extra PMTU lines muddle the hops."""
+    out = in_node(st, node, ["tracepath", "-n", "-l", "1000", "-m", "8", address]).stdout
+    hops: dict[int, set[str]] = {}
+    for m in re.finditer(r"^\s*(\d+):\s+(\S+)", out, re.MULTILINE):
+        if m[2] != "[LOCALHOST]" and m[2] != "no":
+            hops.setdefault(int(m[1]), set()).add(m[2])
+    return hops
+
+
+def bgp_networks(st: LabState, node: str, protocol: str, table: str) -> set[str]:
+    """Networks in `table` whose best route came from `protocol`."""
+    out = birdc(st, node, "show", "route", "table", table, "protocol", protocol)
+    return {
+        line.split()[0]
+        for line in out.splitlines()
+        if line and not line[0].isspace() and "/" in line.split()[0]
+    }
+
+
+def kernel_bird_routes(st: LabState, node: str, family: str) -> dict[str, str]:
+    """prefix -> full `ip route` line of the routes BIRD installed."""
+    # Not `show proto bird`: ip then leaves "proto bird" out of the lines.
+    out = subprocess.run(
+        ["ip", "-n", st.nodes[node]["netns"], family, "route", "show"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return {line.split()[0]: line for line in out.splitlines() if " proto bird " in line}
+
+
+_SERVER = """
+import socket, sys
+family = socket.AF_INET6 if ":" in sys.argv[1] else socket.AF_INET
+s = socket.socket(family, socket.SOCK_STREAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind((sys.argv[1], int(sys.argv[2])))
+s.listen(1)
+s.settimeout(15)
+print("ready", flush=True)
+conn, peer = s.accept()
+print(peer[0], flush=True)
+conn.close()
+"""
+
+_CLIENT = """
+import socket, sys
+socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=5).close()
+"""
+
+
+def peer_address_seen(
+    st: LabState, server: str, address: str, client: str, port: int = 18080
+) -> str:
+    """Connect from `client` to `address:port` served in `server`; return the source
+    address the server saw (what NAT made of the client's address)."""
+    record = st.nodes[server]
+    proc = subprocess.Popen(
+        netns.ns_argv(record["netns"], [sys.executable, "-c", _SERVER, address, str(port)]),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline().strip() == "ready", proc.stderr and proc.stderr.read()
+        done = in_node(st, client, [sys.executable, "-c", _CLIENT, address, str(port)])
+        assert done.returncode == 0, f"connect {address}:{port} failed: {done.stderr}"
+        out, _ = proc.communicate(timeout=10)
+        return out.strip()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def conntrack_entries(st: LabState, node: str) -> list[str]:
+    proc = in_node(st, node, ["cat", "/proc/net/nf_conntrack"])
+    return proc.stdout.splitlines()
+
+
+def machine_snapshot() -> dict[str, object]:
+    """What the lab must leave as it found it: namespaces, daemons, /run, mounts,
+    links and the nftables ruleset of the root namespace."""
+
+    def run(*argv: str) -> str:
+        return subprocess.run(list(argv), capture_output=True, text=True, check=False).stdout
+
+    daemons = sorted(
+        line
+        for line in run("ps", "-eo", "pid=,comm=").splitlines()
+        if line.split()[-1] in ("bird", "wireguard-go")
+    )
+    mounts = sorted(
+        line.split()[4]
+        for line in Path("/proc/self/mountinfo").read_text().splitlines()
+        if line.split()[4].startswith("/run")
+    )
+    return {
+        "netns": run("ip", "netns", "list"),
+        "daemons": daemons,
+        "run": sorted(p.name for p in Path("/run").iterdir()),
+        "mounts": mounts,
+        "links": sorted(
+            line.split(":")[1].strip() for line in run("ip", "-o", "link").splitlines()
+        ),
+        "nft": run("nft", "list", "ruleset"),
+    }

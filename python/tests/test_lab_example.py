@@ -1,0 +1,266 @@
+"""The example plan in the lab: the seed's "Results", then its four pitfalls.
+
+The lab goes up once for this module. Each pitfall test breaks one thing on
+the running lab, shows the path breaks, puts the rendered configuration back
+and shows the path works again (restoring in `finally`, so a failure does not
+poison the tests after it).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from labtools import (
+    EXAMPLE_PLAN,
+    REPO,
+    bgp_networks,
+    birdc,
+    conntrack_entries,
+    kernel_bird_routes,
+    peer_address_seen,
+    ping,
+    poll,
+    skip_reason,
+    tracepath_hops,
+)
+
+from ibgp_tunnel.lab import firewall, netns, state
+from ibgp_tunnel.lab.artifacts import load_plan, render_plan
+from ibgp_tunnel.lab.down import down
+from ibgp_tunnel.lab.state import LabState
+from ibgp_tunnel.lab.topology import Topology, build_topology, expected_client_routes
+from ibgp_tunnel.lab.up import apply_nft, firewall_script_for, node_dir, reconfigure_bird, up
+
+pytestmark = pytest.mark.skipif(skip_reason() is not None, reason=str(skip_reason()))
+
+REFLECTOR, CLIENT, LAN = "dmz", "pve", "lan-pve"
+PROBE4, PROBE6 = "104.16.132.229", "2606:4700::1111"
+
+
+@dataclass
+class Lab:
+    st: LabState
+    plan: dict[str, Any]
+    artifacts: dict[str, dict[str, Any]]
+    topo: Topology
+
+    @property
+    def lab_dir(self) -> Path:
+        return Path(self.st.lab_dir)
+
+    def ns(self, node: str) -> str:
+        return self.st.nodes[node]["netns"]
+
+
+@pytest.fixture(scope="module")
+def lab() -> Iterator[Lab]:
+    if state.load() is not None:
+        pytest.fail("a lab is up already; run `ibgp-tunnel lab down` before the tests")
+    # The example's sops files are encrypted to the committed test-only age key.
+    previous = os.environ.get("SOPS_AGE_KEY_FILE")
+    os.environ["SOPS_AGE_KEY_FILE"] = str(REPO / "secrets" / "test-age-key.txt")
+    try:
+        st = up(EXAMPLE_PLAN, timeout=60)
+        plan = load_plan(EXAMPLE_PLAN)
+        yield Lab(st, plan, render_plan(EXAMPLE_PLAN, plan), build_topology(plan))
+    finally:
+        down()
+        if previous is None:
+            os.environ.pop("SOPS_AGE_KEY_FILE", None)
+        else:
+            os.environ["SOPS_AGE_KEY_FILE"] = previous
+
+
+# --- the seed's "Results" ------------------------------------------------------------
+
+
+def test_ibgp_established_on_both_sides(lab: Lab) -> None:
+    assert "Established" in birdc(lab.st, REFLECTOR, "show", "protocols", "ibgp_pve")
+    assert "Established" in birdc(lab.st, CLIENT, "show", "protocols", "ibgp_dmz")
+    assert "Established" in birdc(lab.st, REFLECTOR, "show", "protocols", "dn42_peer1")
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="known gap in the rendered artifacts: nothing opens TCP 179 on the tunnel "
+    "interfaces; remove this marker once they do",
+)
+def test_rendered_firewall_lets_bgp_in() -> None:
+    """A NixOS host drops TCP 179 on the tunnel unless the artifacts open it; the lab
+    works around it (and says so), this test keeps the gap visible."""
+    plan = load_plan(EXAMPLE_PLAN)
+    artifacts = render_plan(EXAMPLE_PLAN, plan)
+    missing = {h: firewall.interfaces_without_bgp(a) for h, a in artifacts.items()}
+    assert not any(missing.values()), f"BGP not accepted on: {missing}"
+
+
+def test_keys_come_from_the_example_sops_files(lab: Lab) -> None:
+    if any(lab.st.nodes[h].get("keys") != "sops" for h in (REFLECTOR, CLIENT)):
+        pytest.skip("sops could not decrypt the example's secrets here; keys were generated")
+    for host in (REFLECTOR, CLIENT):
+        out = netns.ns_run(
+            lab.ns(host),
+            ["wg", "show", "wg-ibgp", "public-key"],
+            run_dir=Path(lab.st.nodes[host]["run_dir"]),
+        ).stdout.strip()
+        assert out == lab.plan["hosts"][host]["public_key"]
+
+
+def test_client_learns_what_the_reflector_announces_and_dn42_after_filtering(lab: Lab) -> None:
+    expected = expected_client_routes(lab.plan, lab.topo, CLIENT)
+    assert bgp_networks(lab.st, CLIENT, "ibgp_dmz", "master4") == expected["ipv4"]
+    assert bgp_networks(lab.st, CLIENT, "ibgp_dmz", "master6") == expected["ipv6"]
+    # `show route count` as in the seed: learned routes plus the tunnel's own subnet.
+    counts = birdc(lab.st, CLIENT, "show", "route", "count")
+    assert f"{len(expected['ipv4']) + 1} of {len(expected['ipv4']) + 1} routes" in counts
+
+
+def test_client_kernel_has_the_prefixes_via_the_tunnel(lab: Lab) -> None:
+    expected = expected_client_routes(lab.plan, lab.topo, CLIENT)
+    for family, flag in (("ipv4", "-4"), ("ipv6", "-6")):
+        routes = kernel_bird_routes(lab.st, CLIENT, flag)
+        assert set(routes) == expected[family]
+        for line in routes.values():
+            assert "dev wg-ibgp proto bird" in line
+
+
+@pytest.mark.parametrize("probe", [PROBE4, PROBE6])
+def test_lan_traffic_leaves_through_the_reflector(lab: Lab, probe: str) -> None:
+    assert ping(lab.st, LAN, probe, count=2)
+    hops = tracepath_hops(lab.st, LAN, probe)
+    lan = lab.topo.lan_clients[0]
+    router = lan.gateway_ipv4 if ":" not in probe else lan.gateway_ipv6
+    tunnel = next(
+        ip.split("/")[0]
+        for ip in lab.artifacts[REFLECTOR]["wireguard"]["wg-ibgp"]["ips"]
+        if (":" in ip) == (":" in probe)
+    )
+    assert router in hops.get(1, set()), hops
+    assert tunnel in hops.get(2, set()), hops  # 10.255.255.2: the VPS, through the tunnel
+    if ":" not in probe:
+        assert tunnel == "10.255.255.2"
+
+
+def test_dn42_prefixes_are_reachable_from_the_lan(lab: Lab) -> None:
+    peer = lab.topo.dn42_peers[0]
+    for prefix in (peer.announce_ipv4[0], peer.announce_ipv6[0]):
+        address = str(ipaddress.ip_network(prefix).network_address + 1)
+        assert ping(lab.st, LAN, address, count=2), address
+
+
+def test_nat_at_both_ends(lab: Lab) -> None:
+    """The far side sees the reflector's uplink address; in between, the reflector sees
+    the client's tunnel address, not the LAN host's."""
+    seen = peer_address_seen(lab.st, "inet", PROBE4, LAN, port=18080)
+    assert seen == lab.plan["hosts"][REFLECTOR]["endpoint"]
+    flows = [e for e in conntrack_entries(lab.st, REFLECTOR) if "dport=18080" in e]
+    assert flows, "no conntrack entry for the flow on the reflector"
+    assert "src=10.255.255.1 " in flows[0]  # the client's masquerade
+    assert "dst=203.0.113.10 " in flows[0]  # the reply goes to the reflector's masquerade
+    uplink6 = next(
+        a.cidr.split("/")[0]
+        for v in lab.topo.veths
+        if v.a_node == REFLECTOR and v.b_node == "inet"
+        for a in v.a.addresses
+        if ":" in a.cidr
+    )
+    assert peer_address_seen(lab.st, "inet", PROBE6, LAN, port=18081) == uplink6
+    dn42_address = str(ipaddress.ip_network(lab.topo.dn42_peers[0].announce_ipv4[0])[1])
+    # Toward DN42 the reflector masquerades behind its peering address.
+    assert peer_address_seen(lab.st, "dn42", dn42_address, LAN, port=18082) == (
+        lab.topo.dn42_peers[0].reflector_ipv4
+    )
+
+
+# --- the four pitfalls -------------------------------------------------------------
+
+
+def _reload_firewall(lab: Lab, host: str, **overrides: Any) -> None:
+    script = firewall_script_for(lab.plan, host, lab.artifacts[host], **overrides)
+    apply_nft(lab.ns(host), script, node_dir(lab.lab_dir, host) / "nftables-test.nft")
+    # Rules apply to new flows: forget the tracked ones, as a rebooted host would.
+    netns.flush_conntrack(lab.ns(host))
+
+
+def _replace_nat(lab: Lab, host: str, ruleset: str) -> None:
+    nft = lab.artifacts[host]["nftables"]
+    script = firewall.replace_table("inet", nft["table"], ruleset)
+    apply_nft(lab.ns(host), script, node_dir(lab.lab_dir, host) / "nat-test.nft")
+    netns.flush_conntrack(lab.ns(host))
+
+
+def _path_works(lab: Lab) -> bool:
+    return ping(lab.st, LAN, PROBE4)
+
+
+def _assert_broken_then_fixed(lab: Lab, restore: Any) -> None:
+    try:
+        assert not ping(lab.st, LAN, PROBE4, count=2), "the path still works while broken"
+    finally:
+        restore()
+    poll(lambda: _path_works(lab), 15, "path works again with the rendered config")
+
+
+def test_pitfall_1_wireguard_port_blocked_on_the_reflector(lab: Lab) -> None:
+    _reload_firewall(lab, REFLECTOR, allowed_udp_ports=())
+    _assert_broken_then_fixed(lab, lambda: _reload_firewall(lab, REFLECTOR))
+
+
+@pytest.mark.parametrize("host", [CLIENT, REFLECTOR])
+def test_pitfall_2_forward_rules_missing(lab: Lab, host: str) -> None:
+    _reload_firewall(lab, host, forward_rules="")
+    _assert_broken_then_fixed(lab, lambda: _reload_firewall(lab, host))
+
+
+@pytest.mark.parametrize("host", [CLIENT, REFLECTOR])
+def test_pitfall_3_nat_missing(lab: Lab, host: str) -> None:
+    _replace_nat(lab, host, "")
+    _assert_broken_then_fixed(
+        lab, lambda: _replace_nat(lab, host, lab.artifacts[host]["nftables"]["ruleset"])
+    )
+
+
+def _restart_ibgp(lab: Lab) -> None:
+    # A changed next hop only applies to a new session, as after a reboot.
+    birdc(lab.st, REFLECTOR, "restart", "ibgp_pve")
+
+
+def test_pitfall_4_ipv6_without_explicit_next_hop(lab: Lab) -> None:
+    """Without a global IPv6 address on the tunnel and without `next hop address`,
+    the reflector cannot name an IPv6 next hop: IPv6 routes never reach the client."""
+    spec = lab.artifacts[REFLECTOR]["wireguard"]["wg-ibgp"]
+    v6 = next(ip for ip in spec["ips"] if ":" in ip)
+    rendered = lab.artifacts[REFLECTOR]["birdConfig"]
+    assert "next hop address" in rendered
+    broken = "\n".join(line for line in rendered.splitlines() if "next hop address" not in line)
+
+    netns.run(["ip", "-n", lab.ns(REFLECTOR), "address", "del", v6, "dev", "wg-ibgp"])
+    reconfigure_bird(lab.lab_dir, REFLECTOR, broken + "\n")
+    _restart_ibgp(lab)
+    try:
+        poll(
+            lambda: "Established" in birdc(lab.st, CLIENT, "show", "protocols", "ibgp_dmz"),
+            30,
+            "iBGP re-established",
+        )
+        # IPv4 still flows, IPv6 has no routes: the path to the IPv6 probe breaks.
+        poll(lambda: kernel_bird_routes(lab.st, CLIENT, "-4"), 10, "IPv4 routes back")
+        assert not kernel_bird_routes(lab.st, CLIENT, "-6")
+        assert not ping(lab.st, LAN, PROBE6)
+    finally:
+        netns.ip_batch(lab.ns(REFLECTOR), [f"address add {v6} dev wg-ibgp nodad"])
+        reconfigure_bird(lab.lab_dir, REFLECTOR, rendered)
+        _restart_ibgp(lab)
+    expected = expected_client_routes(lab.plan, lab.topo, CLIENT)["ipv6"]
+    poll(
+        lambda: set(kernel_bird_routes(lab.st, CLIENT, "-6")) == expected,
+        30,
+        "IPv6 routes back with the rendered config",
+    )
+    poll(lambda: ping(lab.st, LAN, PROBE6), 10, "IPv6 path works again")

@@ -1,0 +1,157 @@
+"""The lab's pure parts: topology, prefix matching, firewall text, parsers. No root."""
+
+from __future__ import annotations
+
+import tomllib
+
+import pytest
+from labtools import EXAMPLE_PLAN, THREE_CLIENTS_PLAN
+
+from ibgp_tunnel.lab import firewall
+from ibgp_tunnel.lab.netns import address_command, ns_argv, route_command
+from ibgp_tunnel.lab.peer import dn42_peer_bird_config
+from ibgp_tunnel.lab.status import parse_protocols, parse_route_counts
+from ibgp_tunnel.lab.topology import (
+    Address,
+    Route,
+    build_topology,
+    expected_client_routes,
+    prefix_matches,
+    probe_address,
+)
+
+
+def plan(path):
+    return tomllib.loads(path.read_text())
+
+
+@pytest.mark.parametrize(
+    ("prefix", "pattern", "expected"),
+    [
+        ("172.21.80.0/24", "172.20.0.0/14{21,29}", True),
+        ("172.20.0.0/16", "172.20.0.0/14{21,29}", False),
+        ("172.31.5.0/24", "172.31.0.0/16+", True),
+        # BIRD compares the first min(len, pattern len) bits: shorter covering nets match.
+        ("10.0.0.0/7", "10.0.0.0/8-", True),
+        ("12.0.0.0/7", "10.0.0.0/8-", False),
+        ("10.0.0.0/8", "10.0.0.0/8-", True),
+        ("104.16.0.0/13", "104.16.0.0/13", True),
+        ("104.16.0.0/14", "104.16.0.0/13", False),
+        ("fd42:4200::/48", "fd00::/8{44,64}", True),
+        ("2001:db8::/48", "fd00::/8{44,64}", False),
+        ("172.21.0.0/24", "fd00::/8{44,64}", False),
+    ],
+)
+def test_prefix_matches_bird_semantics(prefix, pattern, expected):
+    assert prefix_matches(prefix, pattern) is expected
+
+
+def test_probe_prefers_the_seed_address():
+    assert probe_address("104.16.0.0/13", "104.16.132.229") == "104.16.132.229"
+    assert probe_address("172.64.0.0/13", "104.16.132.229") == "172.64.0.1"
+
+
+def test_example_topology():
+    topo = build_topology(plan(EXAMPLE_PLAN))
+    assert set(topo.nodes) == {"dmz", "pve", "inet", "dn42", "lan-pve"}
+    assert all(node.netns.startswith("ibgpt-") for node in topo.nodes.values())
+    uplink = next(v for v in topo.veths if v.a_node == "dmz" and v.b_node == "inet")
+    # Clients dial the plan's endpoint: it must be the reflector's uplink address.
+    assert uplink.a.name == "eth0"
+    assert uplink.a.addresses[0].cidr == "203.0.113.10/32"
+    peering = next(v for v in topo.veths if v.b_node == "dn42")
+    assert peering.a.name == "dn42-peer1"
+    assert peering.b.addresses[0].cidr == "172.20.42.1/31"
+    lan = next(v for v in topo.veths if v.b_node == "lan-pve")
+    assert lan.a.name == "vmbr0"
+    assert topo.probes["dmz"] == ("104.16.132.229", "2606:4700::1111")
+    # Nothing of the lab ever sits in the root namespace.
+    assert {v.a_node for v in topo.veths} | {v.b_node for v in topo.veths} <= set(topo.nodes)
+
+
+def test_example_expected_routes_filter_like_bird():
+    data = plan(EXAMPLE_PLAN)
+    expected = expected_client_routes(data, build_topology(data), "pve")
+    assert expected["ipv4"] == set(data["hosts"]["dmz"]["announce"]["ipv4"]) | {
+        "172.21.80.0/24",
+        "172.22.80.0/26",
+    }
+    # The DN42 peer's 2001:db8:d420::/48 is not DN42 space: the reflector drops it.
+    assert expected["ipv6"] == {
+        "2606:4700::/32",
+        "2803:f800::/32",
+        "fd42:4200::/48",
+        "fd42:4200:1::/64",
+    }
+
+
+def test_three_clients_topology_uses_plan_interface_names():
+    topo = build_topology(plan(THREE_CLIENTS_PLAN))
+    assert {"vps", "home1", "home2", "home3", "lan-home1", "lan-home2", "lan-home3"} <= set(
+        topo.nodes
+    )
+    names = {(v.a_node, v.a.name) for v in topo.veths}
+    assert ("vps", "ens3") in names
+    assert ("home2", "br-lan") in names
+    assert ("home3", "eth1") in names
+
+
+def test_firewall_mimics_nixos():
+    inputs = firewall.FirewallInputs(
+        (51821,), 'iifname "wg-ibgp" accept\n', 'iifname "wg-ibgp" accept\n'
+    )
+    text = firewall.nixos_firewall(inputs)
+    assert "table inet nixos-fw {" in text
+    assert "type filter hook input priority filter; policy drop;" in text
+    assert "udp dport { 51821 } accept" in text
+    assert "type filter hook forward priority filter; policy drop;" in text
+    assert "established : accept, related : accept" in text
+    assert "fib saddr . mark . iif oif exists accept" in text
+    chain = text[text.index("chain forward-allow") :]
+    assert 'iifname "wg-ibgp" accept' in chain
+    blocked = firewall.nixos_firewall(firewall.FirewallInputs((), "", ""))
+    assert "udp dport {" not in blocked[blocked.index("chain input-allow") :]
+
+
+def test_bgp_on_the_tunnel_is_detected():
+    artifacts = {"wireguard": {"wg-ibgp": {}}, "nftables": {}}
+    assert firewall.interfaces_without_bgp(artifacts) == ["wg-ibgp"]
+    artifacts["firewallInterfaces"] = {"wg-ibgp": {"allowedTCPPorts": [179]}}
+    assert firewall.interfaces_without_bgp(artifacts) == []
+    artifacts = {
+        "wireguard": {"wg-ibgp": {}},
+        "nftables": {"inputRules": 'iifname "wg-ibgp" tcp dport 179 accept\n'},
+    }
+    assert firewall.interfaces_without_bgp(artifacts) == []
+
+
+def test_replace_table_is_idempotent_text():
+    script = firewall.replace_table("inet", "ibgp-tunnel", "table inet ibgp-tunnel {\n}\n")
+    assert script.startswith("table inet ibgp-tunnel\ndelete table inet ibgp-tunnel\n")
+
+
+def test_commands():
+    assert ns_argv("ibgpt-x", ["wg", "show"])[:4] == ["ip", "netns", "exec", "ibgpt-x"]
+    assert address_command("eth0", Address("2001:db8::1/64")).endswith("nodad")
+    assert route_command(Route("default", "2001:db8::1")) == "route replace ::/0 via 2001:db8::1"
+
+
+def test_dn42_peer_config_names_the_ipv6_next_hop():
+    topo = build_topology(plan(EXAMPLE_PLAN))
+    text = dn42_peer_bird_config(topo.dn42_peers[0])
+    assert "neighbor 172.20.42.0 as 4242420038;" in text
+    assert "next hop address fd42:d42:ffff::1;" in text
+
+
+def test_parsers():
+    protocols = parse_protocols(
+        "BIRD 2.0.12 ready.\n"
+        "Name       Proto      Table      State  Since         Info\n"
+        "device1    Device     ---        up     17:19:16.060  \n"
+        "ibgp_pve   BGP        ---        start  17:20:03.441  Active        Socket: x\n"
+    )
+    assert [(p.name, p.state, p.info) for p in protocols] == [
+        ("device1", "up", ""),
+        ("ibgp_pve", "start", "Active        Socket: x"),
+    ]
+    assert parse_route_counts("8 of 8 routes for 8 networks in table master4\n") == {"master4": 8}

@@ -35,6 +35,17 @@ _TOML_TYPES = {
     "object": "a table",
 }
 
+# pydantic error types for the same mismatches (a float 1.0 passes JSON Schema's
+# "integer" but not the strict models).
+_PYDANTIC_TYPES = {
+    "int_type": "an integer",
+    "string_type": "a string",
+    "bool_type": "a boolean",
+    "list_type": "an array",
+    "dict_type": "a table",
+    "model_type": "a table",
+}
+
 
 def read_plan(path: Path) -> dict[str, Any]:
     """The plan file's TOML data; InputError if it cannot be read or is not TOML."""
@@ -122,6 +133,8 @@ def model_findings(error: ValidationError) -> list[Finding]:
             message = "is missing; this key is required"
         elif item["type"] == "extra_forbidden":
             message = "is not a known key here"
+        elif item["type"] in _PYDANTIC_TYPES:
+            message = f"must be {_PYDANTIC_TYPES[item['type']]}, not {_describe(item['input'])}"
         else:
             message = f"{item['msg']}, not {_describe(item['input'])}"
         found.append(Finding(path, message))

@@ -307,3 +307,9 @@ def age_recipient_command(
     except age_recipient.AgeKeyError as error:
         _say(f"error: {ssh_key}: {error}", err=True)
         raise typer.Exit(EXIT_BAD_INPUT) from None
+
+
+# The namespace lab (root only); its commands live in ibgp_tunnel.lab.cli.
+from ibgp_tunnel.lab.cli import lab_app  # noqa: E402
+
+app.add_typer(lab_app, name="lab")

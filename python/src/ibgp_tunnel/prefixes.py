@@ -19,6 +19,7 @@ _MAX_LENGTH = {"ipv4": 32, "ipv6": 128}
 _VERSION = {"ipv4": 4, "ipv6": 6}
 
 # a.b.c.d/n, then optionally +, - or {lo,hi}: the pattern forms BIRD's filters accept.
+_PATTERN_OPERATOR = re.compile(r"[+{}-]")
 _PATTERN = re.compile(
     r"(?P<base>[^/{}+\s-][^/{}+\s]*/\d{1,3})(?P<op>\+|-|\{(\d{1,3}),(\d{1,3})\})?"
 )
@@ -54,11 +55,21 @@ def parse_address(text: str, family: Family | None = None) -> Address:
 
 
 def parse_prefix(text: str, family: Family) -> Network:
-    """A prefix `address/length` of `family` with no host bits set."""
+    """A plain prefix `address/length` of `family` with no host bits set."""
     if "/" not in text:
         raise ValueError(f'"{text}" has no prefix length; write it as address/length')
     address_text, _, length_text = text.partition("/")
-    address = parse_address(address_text, family)
+    if _PATTERN_OPERATOR.search(length_text):
+        raise ValueError(f'"{text}" is a prefix pattern; write a plain prefix such as "10.0.0.0/8"')
+    try:
+        address = ipaddress.ip_address(address_text)
+    except ValueError:
+        raise ValueError(f'"{text}" does not start with an IP address') from None
+    if address.version != _VERSION[family]:
+        raise ValueError(
+            f'"{text}" is an IPv{address.version} prefix where {family} is expected; '
+            f"it belongs in the ipv{address.version} list"
+        )
     if not length_text.isascii() or not length_text.isdigit():
         raise ValueError(f'"{text}" has prefix length "{length_text}"; use a number')
     length = int(length_text)

@@ -180,10 +180,11 @@ def machine_snapshot() -> dict[str, object]:
     def run(*argv: str) -> str:
         return subprocess.run(list(argv), capture_output=True, text=True, check=False).stdout
 
+    # A zombie has exited; reaping it is its parent's (here PID 1's) business.
     daemons = sorted(
         line
-        for line in run("ps", "-eo", "pid=,comm=").splitlines()
-        if line.split()[-1] in ("bird", "wireguard-go")
+        for line in run("ps", "-eo", "pid=,stat=,comm=").splitlines()
+        if line.split()[-1] in ("bird", "wireguard-go") and not line.split()[1].startswith("Z")
     )
     mounts = sorted(
         line.split()[4]

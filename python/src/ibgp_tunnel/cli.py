@@ -95,7 +95,7 @@ def _summary(plan: Path, findings: Sequence[Finding]) -> str:
     return f"{plan}: {'invalid' if n_errors else 'valid'} ({counts})"
 
 
-@app.command()
+@app.command(short_help="Validate a plan: shape, then network rules.")
 def check(
     plan: Annotated[Path, typer.Argument(help="The plan file.", show_default=True)] = DEFAULT_PLAN,
     json_output: Annotated[
@@ -130,7 +130,7 @@ def check(
 # --- schema ------------------------------------------------------------------
 
 
-@app.command("schema")
+@app.command("schema", short_help="Print the plan's JSON Schema.")
 def schema_command() -> None:
     """Print the plan's JSON Schema, generated from the pydantic models.
 
@@ -145,7 +145,7 @@ def schema_command() -> None:
 # --- init --------------------------------------------------------------------
 
 
-@app.command()
+@app.command(short_help="Start a project: plan.toml and .sops.yaml.")
 @reported
 def init(
     directory: Annotated[
@@ -191,7 +191,7 @@ class Format(StrEnum):
     spec = "spec"
 
 
-@app.command()
+@app.command(short_help="Show a host's configuration, from the Nix core.")
 @reported
 def render(
     plan: Annotated[Path, typer.Argument(help="The plan file.")],
@@ -228,9 +228,20 @@ def render(
 # subclasses except age_recipient.AgeKeyError (a ValueError), caught below.
 
 from ibgp_tunnel import age_recipient, keys  # noqa: E402
+from ibgp_tunnel.paths import defaults  # noqa: E402
+
+# Built from defaults.toml so the secret names are written down once.
+_KEYS_HELP = f"""Create missing WireGuard keys and PSKs, encrypted with sops.
+
+Per host a private key in secrets/<host>.yaml ({defaults()["secret_private_key"]}),
+per link a PSK in both ends' files ({defaults()["secret_psk_prefix"]}<link>); public
+keys go into the plan, comments kept. Existing keys are kept unless --rotate names
+them. Plaintext never touches the disk, and an interrupted run leaves every file
+old or new.
+"""
 
 
-@app.command("keys")
+@app.command("keys", short_help="Create missing keys and PSKs (sops).", help=_KEYS_HELP)
 @reported
 def keys_command(
     plan: Annotated[Path, typer.Argument(help="The plan file.")] = DEFAULT_PLAN,
@@ -255,13 +266,6 @@ def keys_command(
         bool, typer.Option("--json", help="Print what was done as JSON.")
     ] = False,
 ) -> None:
-    """Create missing WireGuard keys and PSKs, encrypted with sops.
-
-    Per host a private key in secrets/<host>.yaml (wg_ibgp/private_key), per link a
-    PSK in both ends' files (wg_ibgp/psk/<link>); public keys go into the plan,
-    comments kept. Existing keys are kept unless --rotate names them. Plaintext
-    never touches the disk, and an interrupted run leaves every file old or new.
-    """
     default_secrets, default_sops = keys.project_layout(plan)
     report = keys.generate_keys(
         plan,
@@ -280,7 +284,7 @@ def keys_command(
         _say("nothing to do: every key and PSK exists")
 
 
-@app.command("age-recipient")
+@app.command("age-recipient", short_help="The age recipient of an SSH host key.")
 @reported
 def age_recipient_command(
     ssh_key: Annotated[
@@ -313,3 +317,19 @@ def age_recipient_command(
 from ibgp_tunnel.lab.cli import lab_app  # noqa: E402
 
 app.add_typer(lab_app, name="lab")
+
+
+# --- lab (lab/cli.py) ----------------------------------------------------------
+
+from ibgp_tunnel.lab.cli import lab_app  # noqa: E402
+
+app.add_typer(
+    lab_app,
+    name="lab",
+    help=lab_app.info.help,
+    short_help="Run a plan in network namespaces (root).",
+)
+
+
+if __name__ == "__main__":  # `python -m ibgp_tunnel.cli`, as the lab tests run it
+    app()

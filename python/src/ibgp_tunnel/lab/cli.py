@@ -173,6 +173,3 @@ def down_command() -> None:
 
     _guard(body)
 
-
-if __name__ == "__main__":
-    lab_app()

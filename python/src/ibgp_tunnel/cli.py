@@ -313,13 +313,7 @@ def age_recipient_command(
         raise typer.Exit(EXIT_BAD_INPUT) from None
 
 
-# The namespace lab (root only); its commands live in ibgp_tunnel.lab.cli.
-from ibgp_tunnel.lab.cli import lab_app  # noqa: E402
-
-app.add_typer(lab_app, name="lab")
-
-
-# --- lab (lab/cli.py) ----------------------------------------------------------
+# --- lab: the namespace lab (root only); its commands live in lab/cli.py -------
 
 from ibgp_tunnel.lab.cli import lab_app  # noqa: E402
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -155,3 +156,16 @@ def test_example_hosts_render_in_every_format(host: str) -> None:
     spec = json.loads(run("render", EXAMPLE_PLAN, host, "-f", "spec").stdout)
     assert spec == host_spec(EXAMPLE_PLAN, host)
     assert spec["role"] in {"reflector", "client"}
+
+
+@pytest.mark.skipif(not (HAS_NIX and REAL_CORE), reason="needs nix-instantiate and the Nix core")
+@pytest.mark.parametrize(
+    "plan",
+    sorted((CORPUS / "good").glob("*.toml")) + sorted((CORPUS / "warn").glob("*.toml")),
+    ids=lambda p: f"{p.parent.name}/{p.stem}",
+)
+def test_plans_that_pass_check_render_on_the_core(plan: Path) -> None:
+    # `check` passing must mean the core accepts the plan for every host.
+    for host in tomllib.loads(plan.read_text(encoding="utf-8"))["hosts"]:
+        artifacts = render_host(plan, host)
+        assert "router id" in artifacts["birdConfig"]

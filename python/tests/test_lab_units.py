@@ -85,15 +85,18 @@ def test_example_expected_routes_filter_like_bird():
     }
 
 
-def test_three_clients_topology_uses_plan_interface_names():
+def test_three_clients_topology():
     topo = build_topology(plan(THREE_CLIENTS_PLAN))
-    assert {"vps", "home1", "home2", "home3", "lan-home1", "lan-home2", "lan-home3"} <= set(
+    assert {"vps", "home", "office", "laptop", "lan-home", "lan-office", "lan-laptop"} <= set(
         topo.nodes
     )
     names = {(v.a_node, v.a.name) for v in topo.veths}
-    assert ("vps", "ens3") in names
-    assert ("home2", "br-lan") in names
-    assert ("home3", "eth1") in names
+    assert {("vps", "eth0"), ("vps", "dn42-peer1"), ("home", "lan0"), ("laptop", "wan0")} <= names
+    # A LAN sits inside the prefix its router announces, so LAN-to-LAN routing is real.
+    home = next(lan for lan in topo.lan_clients if lan.router == "home")
+    assert (home.ipv4, home.gateway_ipv4) == ("192.168.1.100", "192.168.1.1")
+    laptop = next(lan for lan in topo.lan_clients if lan.router == "laptop")
+    assert laptop.ipv4.startswith("10.42.")
 
 
 def test_firewall_mimics_nixos():

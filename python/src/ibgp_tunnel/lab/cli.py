@@ -172,4 +172,3 @@ def down_command() -> None:
             typer.echo("no lab was up")
 
     _guard(body)
-

@@ -86,18 +86,18 @@ def test_ibgp_established_on_both_sides(lab: Lab) -> None:
     assert "Established" in birdc(lab.st, REFLECTOR, "show", "protocols", "dn42_peer1")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known gap in the rendered artifacts: nothing opens TCP 179 on the tunnel "
-    "interfaces; remove this marker once they do",
-)
 def test_rendered_firewall_lets_bgp_in() -> None:
-    """A NixOS host drops TCP 179 on the tunnel unless the artifacts open it; the lab
-    works around it (and says so), this test keeps the gap visible."""
+    """A NixOS host drops TCP 179 unless the artifacts open it on every tunnel and
+    DN42 interface; the lab loads only the rendered rules, so its sessions prove it."""
     plan = load_plan(EXAMPLE_PLAN)
     artifacts = render_plan(EXAMPLE_PLAN, plan)
-    missing = {h: firewall.interfaces_without_bgp(a) for h, a in artifacts.items()}
-    assert not any(missing.values()), f"BGP not accepted on: {missing}"
+    for host, rendered in artifacts.items():
+        rules = firewall.bgp_input_rules(rendered)
+        for interface in rendered["wireguard"]:
+            assert f'iifname "{interface}" tcp dport {{ 179 }} accept' in rules, host
+    assert 'iifname "dn42-peer1" tcp dport { 179 } accept' in firewall.bgp_input_rules(
+        artifacts[REFLECTOR]
+    )
 
 
 def test_keys_come_from_the_example_sops_files(lab: Lab) -> None:
@@ -182,7 +182,7 @@ def test_nat_at_both_ends(lab: Lab) -> None:
 
 
 def _reload_firewall(lab: Lab, host: str, **overrides: Any) -> None:
-    script = firewall_script_for(lab.plan, host, lab.artifacts[host], **overrides)
+    script = firewall_script_for(lab.artifacts[host], **overrides)
     apply_nft(lab.ns(host), script, node_dir(lab.lab_dir, host) / "nftables-test.nft")
     # Rules apply to new flows: forget the tracked ones, as a rebooted host would.
     netns.flush_conntrack(lab.ns(host))

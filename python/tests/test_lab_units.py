@@ -116,16 +116,13 @@ def test_firewall_mimics_nixos():
     assert "udp dport {" not in blocked[blocked.index("chain input-allow") :]
 
 
-def test_bgp_on_the_tunnel_is_detected():
-    artifacts = {"wireguard": {"wg-ibgp": {}}, "nftables": {}}
-    assert firewall.interfaces_without_bgp(artifacts) == ["wg-ibgp"]
-    artifacts["firewallInterfaces"] = {"wg-ibgp": {"allowedTCPPorts": [179]}}
-    assert firewall.interfaces_without_bgp(artifacts) == []
-    artifacts = {
-        "wireguard": {"wg-ibgp": {}},
-        "nftables": {"inputRules": 'iifname "wg-ibgp" tcp dport 179 accept\n'},
-    }
-    assert firewall.interfaces_without_bgp(artifacts) == []
+def test_bgp_is_accepted_on_the_rendered_bgp_interfaces():
+    artifacts = {"bgpInterfaces": ["wg-ibgp", "dn42-peer1"], "nftables": {}}
+    assert firewall.bgp_input_rules(artifacts) == (
+        'iifname "wg-ibgp" tcp dport { 179 } accept\n'
+        'iifname "dn42-peer1" tcp dport { 179 } accept\n'
+    )
+    assert firewall.bgp_input_rules({"nftables": {}}) == ""
 
 
 def test_replace_table_is_idempotent_text():

@@ -27,56 +27,18 @@ class FirewallInputs:
     input_rules: str = ""
 
 
-def interface_rules(interfaces: Mapping[str, Any]) -> str:
-    """`networking.firewall.interfaces.<name>.allowed{TCP,UDP}Ports` as NixOS renders them."""
-    lines = []
-    for name, ports in interfaces.items():
-        for proto in ("tcp", "udp"):
-            allowed = ports.get(f"allowed{proto.upper()}Ports", [])
-            if allowed:
-                lines.append(f'iifname "{name}" {proto} dport {{ {_ports(allowed)} }} accept')
-    return "".join(line + "\n" for line in lines)
-
-
-def rendered_input_rules(artifacts: Mapping[str, Any]) -> str:
-    """Input rules the artifacts carry, in either shape they may use: a
-    `firewallInterfaces` attrset (networking.firewall.interfaces) or
-    `nftables.inputRules` text (networking.firewall.extraInputRules)."""
-    return interface_rules(artifacts.get("firewallInterfaces", {})) + str(
-        artifacts["nftables"].get("inputRules", "")
+def bgp_input_rules(artifacts: Mapping[str, Any]) -> str:
+    """`networking.firewall.interfaces.<name>.allowedTCPPorts = [ 179 ]` for each
+    rendered `bgpInterfaces` entry, as NixOS's input-allow chain renders it."""
+    return "".join(
+        f'iifname "{name}" tcp dport {{ 179 }} accept\n'
+        for name in artifacts.get("bgpInterfaces", [])
     )
 
 
-def _accepts_bgp(rules: str, interface: str) -> bool:
-    for line in rules.splitlines():
-        words = line
-        for char in '"{},':
-            words = words.replace(char, " ")
-        tokens = words.split()
-        if (
-            interface in tokens
-            and "accept" in tokens
-            and ("179" in tokens or "dport" not in tokens)
-        ):
-            return True
-    return False
-
-
-def interfaces_without_bgp(artifacts: Mapping[str, Any]) -> list[str]:
-    """Tunnel interfaces whose BGP (TCP 179) the rendered firewall input would drop."""
-    rules = rendered_input_rules(artifacts)
-    return [name for name in artifacts.get("wireguard", {}) if not _accepts_bgp(rules, name)]
-
-
-def bgp_rules(interfaces: list[str]) -> str:
-    return "".join(f'iifname "{name}" tcp dport 179 accept\n' for name in interfaces)
-
-
-def inputs_from_artifacts(
-    artifacts: Mapping[str, Any], extra_input_rules: str = ""
-) -> FirewallInputs:
+def inputs_from_artifacts(artifacts: Mapping[str, Any]) -> FirewallInputs:
     nft = artifacts["nftables"]
-    input_rules = rendered_input_rules(artifacts) + extra_input_rules
+    input_rules = bgp_input_rules(artifacts)
     return FirewallInputs(
         allowed_udp_ports=tuple(int(p) for p in artifacts.get("allowedUDPPorts", [])),
         forward_rules=str(nft.get("forwardRules", "")),

@@ -60,46 +60,19 @@ def apply_nft(ns: str, script: str, path: Path) -> None:
     netns.run(netns.ns_argv(ns, ["nft", "-f", str(path)]))
 
 
-def host_firewall_script(
-    artifacts: Mapping[str, Any], extra_input_rules: str = "", **overrides: Any
-) -> str:
+def host_firewall_script(artifacts: Mapping[str, Any], **overrides: Any) -> str:
     """The NixOS firewall copy plus the rendered table; `overrides` replace
     FirewallInputs fields (a pitfall test drops the forward rules, say)."""
-    inputs = firewall.inputs_from_artifacts(artifacts, extra_input_rules)
+    inputs = firewall.inputs_from_artifacts(artifacts)
     if overrides:
         inputs = firewall.FirewallInputs(**{**inputs.__dict__, **overrides})
     nft = artifacts["nftables"]
     return firewall.host_ruleset(inputs, nft["ruleset"], nft["table"])
 
 
-def lab_input_rules(
-    plan: Mapping[str, Any], host: str, artifacts: Mapping[str, Any]
-) -> tuple[str, list[str]]:
-    """Input rules the lab adds to a host's firewall, and a warning for each one
-    that stands in for something the rendered artifacts should carry."""
-    # The DN42 peering (interface, firewall) is the user's own config, outside the
-    # module; the lab opens BGP on it the way such a config would.
-    peers = plan["hosts"][host].get("dn42_peers", {})
-    rules = firewall.bgp_rules([p["interface"] for p in peers.values() if p.get("interface")])
-    warnings = []
-    missing = firewall.interfaces_without_bgp(artifacts)
-    if missing:
-        # Without this no session could ever establish, so nothing else could be tested.
-        rules += firewall.bgp_rules(missing)
-        warnings.append(
-            f"{host}: the rendered firewall drops BGP (TCP 179) arriving on "
-            f"{', '.join(missing)}; a NixOS host with its firewall on would never establish "
-            "the session. The lab accepts it itself."
-        )
-    return rules, warnings
-
-
-def firewall_script_for(
-    plan: Mapping[str, Any], host: str, artifacts: Mapping[str, Any], **overrides: Any
-) -> str:
+def firewall_script_for(artifacts: Mapping[str, Any], **overrides: Any) -> str:
     """The ruleset the lab loads on a plan host (see `host_firewall_script`)."""
-    rules, _ = lab_input_rules(plan, host, artifacts)
-    return host_firewall_script(artifacts, rules, **overrides)
+    return host_firewall_script(artifacts, **overrides)
 
 
 def start_bird(lab_dir: Path, name: str, ns: str, config: str) -> daemons.Daemon:
@@ -333,8 +306,7 @@ def up(
     for host in topo.plan_hosts:
         node = topo.nodes[host]
         progress(f"{host}: firewall, WireGuard, BIRD")
-        script = firewall_script_for(plan, host, artifacts[host])
-        st.warnings += lab_input_rules(plan, host, artifacts[host])[1]
+        script = firewall_script_for(artifacts[host])
         apply_nft(node.netns, script, node_dir(lab_dir, host) / "nftables.nft")
         interfaces = list(artifacts[host]["wireguard"])
         st.nodes[host] = _node_record(lab_dir, node, bird=True, wireguard=interfaces)

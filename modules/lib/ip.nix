@@ -82,9 +82,41 @@ let
         address = elemAt m 0;
         length = builtins.fromJSON (elemAt m 1);
       };
+  hexChars = [ "0" "1" "2" "3" "4" "5" "6" "7" "8" "9" "a" "b" "c" "d" "e" "f" ];
+
+  toHex = n: if n < 16 then elemAt hexChars n else toHex (n / 16) + elemAt hexChars (n - (n / 16) * 16);
+
+  # Zero the bits after `len` in a list of `width`-bit words.
+  maskWords =
+    width: len: words:
+    genList (
+      i:
+      let
+        keep = len - i * width;
+        word = elemAt words i;
+        scale = util.pow2 (width - keep);
+      in
+      if keep >= width then
+        word
+      else if keep <= 0 then
+        0
+      else
+        (word / scale) * scale
+    ) (length words);
 in
 rec {
   inherit parseIPv4 parseIPv6 splitCidr;
+
+  # "10.255.255.1/30" -> "10.255.255.0/30"; IPv6 comes out uncompressed
+  # ("fdb7:1dec:4d21:ff:0:0:0:0/64"), which BIRD and nft read as well.
+  networkOf =
+    cidr:
+    let
+      c = parseCidr cidr;
+      words = if c.family == "ipv4" then maskWords 8 c.length (parseIPv4 c.address) else maskWords 16 c.length (parseIPv6 c.address);
+      text = if c.family == "ipv4" then builtins.concatStringsSep "." (map toString words) else builtins.concatStringsSep ":" (map toHex words);
+    in
+    "${text}/${toString c.length}";
 
   isIPv4 = text: parseIPv4 text != null;
   isIPv6 = text: parseIPv6 text != null;

@@ -284,3 +284,17 @@ def test_spec_has_the_module_option_shape() -> None:
         "dn42Peers",
     }
     assert core_call("core.defaults.port") == 51821
+
+
+def test_routes_for_the_tunnels_own_subnets_are_never_imported() -> None:
+    # fd00::/8{44,64} (DN42) matches the example's ULA /64 link; a learned route
+    # for it would replace the connected one.
+    conf = render(EXAMPLE_PLAN, "pve")["birdConfig"]
+    assert "define TUNNEL_NET_v4 = [ 10.255.255.0/30+ ];" in conf
+    assert "define TUNNEL_NET_v6 = [ fdb7:1dec:4d21:ff:0:0:0:0/64+ ];" in conf
+    session = conf.split("protocol bgp ibgp_dmz {", 1)[1]
+    assert session.count("if net ~ TUNNEL_NET_v4 then reject;") == 1
+    assert session.count("if net ~ TUNNEL_NET_v6 then reject;") == 1
+    reflector = render(EXAMPLE_PLAN, "dmz")["birdConfig"]
+    dn42 = reflector.split("protocol bgp dn42_peer1 {", 1)[1]
+    assert "if net ~ TUNNEL_NET_v6 then reject;" in dn42

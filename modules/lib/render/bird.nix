@@ -35,6 +35,22 @@ let
     in
     if usable == [ ] then null else concatStringsSep " || " (map (name: "net ~ ${setName family name}") usable);
 
+  # The tunnels' own subnets and anything inside them: a learned route there
+  # would replace the connected one (fd00::/8{44,64} matches a ULA /64 link).
+  tunnelSetName = family: "TUNNEL_NET_${if family == "ipv4" then "v4" else "v6"}";
+
+  tunnelSubnets = spec: family: filter (cidr: ip.familyOf (ip.addressOf cidr) == family) (concatMap (link: link.ips) (attrValues spec.links));
+
+  tunnelDefines = spec: concatMap (
+    family:
+    let
+      subnets = tunnelSubnets spec family;
+    in
+    optional (subnets != [ ]) "define ${tunnelSetName family} = [ ${concatStringsSep ", " (map (cidr: "${ip.networkOf cidr}+") subnets)} ];"
+  ) [ "ipv4" "ipv6" ];
+
+  rejectTunnels = spec: family: optional (tunnelSubnets spec family != [ ]) "if net ~ ${tunnelSetName family} then reject;";
+
   matchPrefixes = prefixes: if prefixes == [ ] then null else "net ~ [ ${concatStringsSep ", " prefixes} ]";
 
   # `keyword filter { ... };` accepting what matches, never a default route;
@@ -119,7 +135,7 @@ let
           "where source = RTS_STATIC";
     in
     blockSemi family (
-      acceptFilter "import" importCondition [ ]
+      acceptFilter "import" importCondition (rejectTunnels spec family)
       ++ [ "export ${export};" ]
       ++ optional isReflector "next hop self;"
       ++ optional (family == "ipv6") [
@@ -151,7 +167,7 @@ let
       exportCondition = matchSets spec.prefixSets family peer.exportSets;
     in
     blockSemi family (
-      acceptFilter "import" (matchSets spec.prefixSets family spec.importSets) [ ]
+      acceptFilter "import" (matchSets spec.prefixSets family spec.importSets) (rejectTunnels spec family)
       ++ [
         "export ${if exportCondition == null then "none" else "where source = RTS_STATIC && (${exportCondition})"};"
       ]
@@ -183,6 +199,7 @@ render [
   ""
   "define OWNAS = ${toString spec.asn};"
   (prefixSetDefines spec.prefixSets)
+  (tunnelDefines spec)
   ""
   device
   ""

@@ -24,7 +24,6 @@ from ibgp_tunnel.plan import Host, Link, Plan
 from ibgp_tunnel.prefixes import (
     Family,
     Network,
-    PrefixPattern,
     parse_address,
     parse_pattern,
     parse_prefix,
@@ -550,7 +549,6 @@ def overlap_rules(plan: Plan) -> Iterator[Finding]:
                     f"{subnet} overlaps {where} ({prefix}): routes for it would compete with "
                     "the tunnel; use a link subnet outside every announced prefix",
                 )
-        yield from _kernel_set_overlaps(plan, link_name, family, subnet)
 
 
 def _link_subnets(plan: Plan) -> list[tuple[str, Family, Network]]:
@@ -560,40 +558,6 @@ def _link_subnets(plan: Plan) -> list[tuple[str, Family, Network]]:
         for family in FAMILIES
         if (subnet := _quietly(parse_prefix, getattr(link, family), family)) is not None
     ]
-
-
-def _kernel_set_overlaps(
-    plan: Plan, link_name: str, family: Family, subnet: Network
-) -> Iterator[Finding]:
-    # Patterns count by what they can match: 10.0.0.0/8{15,24} never matches a /30
-    # link, while fd00::/8{44,64} matches a ULA /64 link, and a learned route for
-    # it would be installed over the connected one.
-    link = plan.links[link_name]
-    exporters: dict[str, list[str]] = defaultdict(list)
-    for host_name in (link.reflector, link.client):
-        host = plan.hosts.get(host_name)
-        for set_name in host.kernel_export_sets if host else []:
-            if host_name not in exporters[set_name]:
-                exporters[set_name].append(host_name)
-    known = _known_sets(plan)
-    for set_name, hosts in exporters.items():
-        pattern = _first_matching_pattern(known.get(set_name, {}).get(family, []), family, subnet)
-        if pattern is not None:
-            yield _warning(
-                ["links", link_name, family],
-                f'{subnet} can be matched by prefix set "{set_name}" ({pattern}), which '
-                f"{' and '.join(hosts)} install in the kernel: a route learned for it would "
-                "replace the tunnel's own; prefer a subnet the set cannot match, or make sure "
-                "no peer announces it",
-            )
-
-
-def _first_matching_pattern(entries: list[str], family: Family, subnet: Network) -> str | None:
-    for entry in entries:
-        pattern: PrefixPattern | None = _quietly(parse_pattern, entry, family)
-        if pattern is not None and pattern.can_match_inside(subnet):
-            return entry
-    return None
 
 
 RULES: tuple[Rule, ...] = (

@@ -59,9 +59,16 @@ in
       boot.kernel.sysctl = artifacts.sysctl;
 
       networking.firewall.allowedUDPPorts = artifacts.allowedUDPPorts;
-      networking.firewall.interfaces = lib.genAttrs artifacts.bgpInterfaces (_: {
-        allowedTCPPorts = [ 179 ];
-      });
+      networking.firewall.interfaces = artifacts.firewallInterfaces;
+    })
+
+    # Stopping or restarting BIRD must not send Cease (which ends the neighbours'
+    # graceful restart), and the restarted BIRD must recover (-R) to keep it.
+    (mkIf (deploy && cfg.tuning.gracefulRestart) {
+      systemd.services.bird.serviceConfig = {
+        ExecStart = lib.mkForce "${lib.getBin config.services.bird.package}/bin/bird -R -c /etc/bird/bird.conf";
+        ExecStop = lib.mkForce "${lib.getBin config.services.bird.package}/bin/birdc graceful restart";
+      };
     })
 
     (mkIf (cfg.enable && cfg.nftables.enable) {

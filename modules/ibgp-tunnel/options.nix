@@ -122,9 +122,82 @@ let
       };
     };
   };
+  tuningDefault = defaults.tuning;
+
+  timerOption = name: description: mkOption {
+    type = types.nullOr types.ints.unsigned;
+    default = tuningDefault.${name};
+    description = "${description} null keeps BIRD's default.";
+  };
+
+  tuningModule = {
+    options = {
+      bfd = mkOption {
+        type = types.bool;
+        default = tuningDefault.bfd;
+        description = "BFD on the iBGP sessions: a dead tunnel is noticed in bfdIntervalMs x bfdMultiplier instead of the BGP hold time (240 s by default). Opens UDP 4784 (multihop BFD) on the tunnels.";
+      };
+      bfdIntervalMs = mkOption {
+        type = types.ints.positive;
+        default = tuningDefault.bfdIntervalMs;
+        description = "BFD transmit and receive interval in milliseconds.";
+      };
+      bfdMultiplier = mkOption {
+        type = types.ints.positive;
+        default = tuningDefault.bfdMultiplier;
+        description = "Missed BFD packets before the session is declared down.";
+      };
+      gracefulRestart = mkOption {
+        type = types.bool;
+        default = tuningDefault.gracefulRestart;
+        description = "Graceful restart on all BGP sessions, and a bird.service that stops with `birdc graceful restart` and starts with `bird -R`, so restarting BIRD on one end keeps the other end forwarding.";
+      };
+      gracefulRestartTime = mkOption {
+        type = types.ints.positive;
+        default = tuningDefault.gracefulRestartTime;
+        description = "Seconds a neighbour keeps our routes while we restart.";
+      };
+      gracefulRestartWait = mkOption {
+        type = types.ints.positive;
+        default = tuningDefault.gracefulRestartWait;
+        description = "Seconds a restarted BIRD waits for its neighbours' End-of-RIB before it updates the kernel.";
+      };
+      longLivedStaleTime = mkOption {
+        type = types.nullOr types.ints.unsigned;
+        default = tuningDefault.longLivedStaleTime;
+        description = "Long-lived graceful restart: seconds stale routes are kept (depreferenced) after the graceful restart time. null or 0 turns it off.";
+      };
+      connectDelayTime = timerOption "connectDelayTime" "Seconds from start to the first connection attempt.";
+      connectRetryTime = timerOption "connectRetryTime" "Seconds between connection attempts.";
+      errorWaitTime = mkOption {
+        type = types.nullOr (types.listOf types.ints.unsigned);
+        default = tuningDefault.errorWaitTime;
+        example = [ 1 2 ];
+        description = "Minimum and maximum seconds before a session restarts after an error. null keeps BIRD's default (60, 300).";
+      };
+      holdTime = timerOption "holdTime" "BGP hold time in seconds.";
+      keepaliveTime = timerOption "keepaliveTime" "BGP keepalive interval in seconds.";
+      importLimit = mkOption {
+        type = types.nullOr types.ints.positive;
+        default = tuningDefault.importLimit;
+        description = "Most routes accepted per BGP session and address family. null: no limit.";
+      };
+      importLimitAction = mkOption {
+        type = types.enum [ "warn" "block" "restart" "disable" ];
+        default = tuningDefault.importLimitAction;
+        description = "What BIRD does when a session exceeds importLimit.";
+      };
+    };
+  };
 in
 {
   options.services.ibgpTunnel = {
+    tuning = mkOption {
+      type = types.submodule tuningModule;
+      default = { };
+      description = "Failover and restart behaviour of the BGP sessions. The defaults make a tunnel failure visible in under half a second and a BIRD restart hitless.";
+    };
+
     enable = mkEnableOption "iBGP over a dedicated WireGuard tunnel (BIRD, WireGuard, nftables)";
 
     plan = mkOption {

@@ -29,6 +29,7 @@ let
     "uplinkInterfaces"
     "links"
     "dn42Peers"
+    "tuning"
   ];
 in
 {

@@ -15,6 +15,13 @@ rec {
   # host spec -> [ { path; message; } ] for what the option types cannot say
   problems = import ./problems.nix;
 
+  # The seed's plain BIRD sessions: no BFD, no graceful restart, BIRD's
+  # default timers, no import limit. `spec // { tuning = plainTuning; }`.
+  plainTuning = builtins.mapAttrs (_: _: null) defaults.tuning // {
+    bfd = false;
+    gracefulRestart = false;
+  };
+
   readPlan = file: builtins.fromTOML (builtins.readFile file);
 
   renderHost = planFile: name: render (hostFromPlan (readPlan planFile) name);

@@ -77,4 +77,5 @@ in
   privateKeyFile = defaults.privateKeyFile;
   links = mapAttrs (linkSpec plan role) ownLinks;
   dn42Peers = mapAttrs dn42PeerSpec (host.dn42_peers or { });
+  tuning = defaults.tuning // util.camelCaseAttrs (plan.tuning or { });
 }

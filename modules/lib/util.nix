@@ -47,4 +47,15 @@ rec {
   quote = s: "\"${s}\"";
 
   firstOr = fallback: list: if list == [ ] then fallback else head list;
+
+  # "bfd_interval_ms" -> "bfdIntervalMs": TOML keys are snake_case, options camelCase.
+  camelCase =
+    name:
+    let
+      words = filter builtins.isString (builtins.split "_" name);
+      capitalize = word: toUpper (substring 0 1 word) + substring 1 (stringLength word) word;
+    in
+    concatStringsSep "" ([ (head words) ] ++ map capitalize (builtins.tail words));
+
+  camelCaseAttrs = set: listToAttrs (map (name: { name = camelCase name; value = set.${name}; }) (attrNames set));
 }

@@ -92,10 +92,11 @@ def test_rendered_firewall_lets_bgp_in() -> None:
     plan = load_plan(EXAMPLE_PLAN)
     artifacts = render_plan(EXAMPLE_PLAN, plan)
     for host, rendered in artifacts.items():
-        rules = firewall.bgp_input_rules(rendered)
+        rules = firewall.interface_input_rules(rendered)
         for interface in rendered["wireguard"]:
             assert f'iifname "{interface}" tcp dport {{ 179 }} accept' in rules, host
-    assert 'iifname "dn42-peer1" tcp dport { 179 } accept' in firewall.bgp_input_rules(
+            assert f'iifname "{interface}" udp dport {{ 4784 }} accept' in rules, host
+    assert 'iifname "dn42-peer1" tcp dport { 179 } accept' in firewall.interface_input_rules(
         artifacts[REFLECTOR]
     )
 

@@ -116,13 +116,20 @@ def test_firewall_mimics_nixos():
     assert "udp dport {" not in blocked[blocked.index("chain input-allow") :]
 
 
-def test_bgp_is_accepted_on_the_rendered_bgp_interfaces():
-    artifacts = {"bgpInterfaces": ["wg-ibgp", "dn42-peer1"], "nftables": {}}
-    assert firewall.bgp_input_rules(artifacts) == (
+def test_rendered_interface_ports_become_input_rules():
+    artifacts = {
+        "firewallInterfaces": {
+            "wg-ibgp": {"allowedTCPPorts": [179], "allowedUDPPorts": [4784]},
+            "dn42-peer1": {"allowedTCPPorts": [179], "allowedUDPPorts": []},
+        },
+        "nftables": {},
+    }
+    assert firewall.interface_input_rules(artifacts) == (
         'iifname "wg-ibgp" tcp dport { 179 } accept\n'
+        'iifname "wg-ibgp" udp dport { 4784 } accept\n'
         'iifname "dn42-peer1" tcp dport { 179 } accept\n'
     )
-    assert firewall.bgp_input_rules({"nftables": {}}) == ""
+    assert firewall.interface_input_rules({"nftables": {}}) == ""
 
 
 def test_replace_table_is_idempotent_text():

@@ -282,6 +282,7 @@ def test_spec_has_the_module_option_shape() -> None:
         "privateKeyFile",
         "links",
         "dn42Peers",
+        "tuning",
     }
     assert core_call("core.defaults.port") == 51821
 

@@ -39,7 +39,10 @@ MACHINE = """{ lib, ... }: {
     fileSystems = lib.mkOption { type = lib.types.attrsOf lib.types.anything; default = { }; };
     system.stateVersion = lib.mkOption { type = lib.types.str; default = ""; };
   };
+  # No pkgs here: a store path stands in for the BIRD package.
+  config.services.bird.package = "/nix/store/00000000000000000000000000000000-bird-3.1.4";
 }"""
+BIRD = "/nix/store/00000000000000000000000000000000-bird-3.1.4"
 
 
 def evaluate(*modules: str, with_sops: bool = True) -> dict[str, Any]:
@@ -94,6 +97,34 @@ def test_example_host_evaluates_without_failed_assertions(host: str) -> None:
     for secret in secrets.values():
         assert secret["sopsFile"].endswith(f"secrets/test/{host}.yaml")
         assert secret["restartUnits"] == ["wireguard-wg-ibgp.service"]
+
+
+@pytest.mark.parametrize("host", ["dmz", "pve"])
+def test_bird_restarts_gracefully(host: str) -> None:
+    service = example(host)["config"]["systemd"]["services"]["bird"]["serviceConfig"]
+    assert service["ExecStart"] == f"{BIRD}/bin/bird -R -c /etc/bird/bird.conf"
+    assert service["ExecStop"] == f"{BIRD}/bin/birdc graceful restart"
+    plain = example(host, "services.ibgpTunnel.tuning.gracefulRestart = false;")["config"]
+    assert (
+        "bird" not in plain["systemd"]["services"]
+        or "ExecStop" not in (plain["systemd"]["services"]["bird"]["serviceConfig"])
+    )
+
+
+def test_tuning_options_reach_bird_conf() -> None:
+    tuned = example(
+        "pve",
+        "services.ibgpTunnel.tuning = { bfdIntervalMs = 100; holdTime = null; "
+        'importLimit = 1000; importLimitAction = "restart"; };',
+    )["config"]
+    bird = tuned["services"]["bird"]["config"]
+    assert "interval 100 ms;" in bird
+    assert "hold time " not in bird
+    assert "import limit 1000 action restart;" in bird
+    assert 4784 in tuned["networking"]["firewall"]["interfaces"]["wg-ibgp"]["allowedUDPPorts"]
+    no_bfd = example("pve", "services.ibgpTunnel.tuning.bfd = false;")["config"]
+    assert "protocol bfd" not in no_bfd["services"]["bird"]["config"]
+    assert no_bfd["networking"]["firewall"]["interfaces"]["wg-ibgp"]["allowedUDPPorts"] == []
 
 
 def test_only_the_reflector_opens_the_wireguard_port() -> None:

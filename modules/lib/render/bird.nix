@@ -117,6 +117,52 @@ let
       ""
     ];
 
+  # `import limit` only where something can be imported at all.
+  importLimit =
+    spec: condition:
+    optional (condition != null && spec.tuning.importLimit != null)
+      "import limit ${toString spec.tuning.importLimit} action ${spec.tuning.importLimitAction};";
+
+  # Session options of the iBGP sessions; null timers keep BIRD's defaults.
+  sessionTuning =
+    spec:
+    let
+      t = spec.tuning;
+      timer = name: value: optional (value != null) "${name} ${toString value};";
+    in
+    optional t.bfd "bfd on;"
+    ++ gracefulRestartLines t
+    ++ timer "connect delay time" t.connectDelayTime
+    ++ timer "connect retry time" t.connectRetryTime
+    ++ optional (t.errorWaitTime != null) "error wait time ${concatStringsSep ", " (map toString t.errorWaitTime)};"
+    ++ timer "hold time" t.holdTime
+    ++ timer "keepalive time" t.keepaliveTime;
+
+  gracefulRestartLines =
+    t:
+    optional t.gracefulRestart [
+      "graceful restart on;"
+      "graceful restart time ${toString t.gracefulRestartTime};"
+    ]
+    ++ optional (t.gracefulRestart && t.longLivedStaleTime != null && t.longLivedStaleTime > 0) [
+      "long lived graceful restart on;"
+      "long lived stale time ${toString t.longLivedStaleTime};"
+    ];
+
+  # iBGP sessions are multihop, so BFD takes its timers from the multihop block.
+  bfd =
+    spec:
+    optional (spec.tuning.bfd && spec.links != { }) [
+      "# Notices a dead tunnel in ${toString (spec.tuning.bfdIntervalMs * spec.tuning.bfdMultiplier)} ms; BGP alone waits for the hold timer."
+      (block "protocol bfd" [
+        (blockSemi "multihop" [
+          "interval ${toString spec.tuning.bfdIntervalMs} ms;"
+          "multiplier ${toString spec.tuning.bfdMultiplier};"
+        ])
+      ])
+      ""
+    ];
+
   ibgpChannel =
     spec: link: family:
     let
@@ -136,6 +182,7 @@ let
     in
     blockSemi family (
       acceptFilter "import" importCondition (rejectTunnels spec family)
+      ++ importLimit spec importCondition
       ++ [ "export ${export};" ]
       ++ optional isReflector "next hop self;"
       ++ optional (family == "ipv6") [
@@ -153,6 +200,7 @@ let
         "neighbor ${link.neighborAddress} as OWNAS;"
       ]
       ++ optional (spec.role == "reflector") "rr client;"
+      ++ sessionTuning spec
       ++ [
         (ibgpChannel spec link "ipv4")
         (ibgpChannel spec link "ipv6")
@@ -165,9 +213,11 @@ let
     spec: peer: family:
     let
       exportCondition = matchSets spec.prefixSets family peer.exportSets;
+      importCondition = matchSets spec.prefixSets family spec.importSets;
     in
     blockSemi family (
-      acceptFilter "import" (matchSets spec.prefixSets family spec.importSets) (rejectTunnels spec family)
+      acceptFilter "import" importCondition (rejectTunnels spec family)
+      ++ importLimit spec importCondition
       ++ [
         "export ${if exportCondition == null then "none" else "where source = RTS_STATIC && (${exportCondition})"};"
       ]
@@ -182,6 +232,7 @@ let
         "neighbor ${peer.neighbor} as ${toString peer.asn};"
       ]
       ++ optional (peer.interface != null) "interface ${quote peer.interface};"
+      ++ gracefulRestartLines spec.tuning
       ++ [
         (ebgpChannel spec peer "ipv4")
         (ebgpChannel spec peer "ipv6")
@@ -197,6 +248,11 @@ render [
   ""
   "router id ${spec.routerId};"
   ""
+  (optional spec.tuning.gracefulRestart [
+    "# After a restart with -R, wait at most this long for neighbours' End-of-RIB."
+    "graceful restart wait ${toString spec.tuning.gracefulRestartWait};"
+    ""
+  ])
   "define OWNAS = ${toString spec.asn};"
   (prefixSetDefines spec.prefixSets)
   (tunnelDefines spec)
@@ -205,6 +261,7 @@ render [
   ""
   (direct spec)
   ""
+  (bfd spec)
   (kernel spec "ipv4")
   ""
   (kernel spec "ipv6")

@@ -12,8 +12,27 @@ spec: {
     "net.ipv6.conf.all.forwarding" = 1;
   };
   allowedUDPPorts = if spec.role == "reflector" && spec.openFirewall then map (link: link.listenPort) (attrValues spec.links) else [ ];
-  # BGP (TCP 179) in from the iBGP and eBGP neighbours only; both ends dial.
-  bgpInterfaces = map (link: link.interface) (attrValues spec.links) ++ builtins.filter (name: name != null) (map (peer: peer.interface) (attrValues spec.dn42Peers));
+  # networking.firewall.interfaces: BGP (TCP 179; both ends dial) from the iBGP
+  # and eBGP neighbours, multihop BFD (UDP 4784) on the tunnels.
+  firewallInterfaces =
+    listToAttrs (
+      map (link: {
+        name = link.interface;
+        value = {
+          allowedTCPPorts = [ 179 ];
+          allowedUDPPorts = if spec.tuning.bfd then [ 4784 ] else [ ];
+        };
+      }) (attrValues spec.links)
+    )
+    // listToAttrs (
+      map (name: {
+        inherit name;
+        value = {
+          allowedTCPPorts = [ 179 ];
+          allowedUDPPorts = [ ];
+        };
+      }) (builtins.filter (name: name != null) (map (peer: peer.interface) (attrValues spec.dn42Peers)))
+    );
   secretNames = {
     privateKey = defaults.secret_private_key;
     psk = listToAttrs (map (name: { inherit name; value = defaults.pskSecretName name; }) (attrNames spec.links));

@@ -132,6 +132,34 @@ class Link(_Table):
     client_ipv6: str = Field(description="The client's IPv6 address inside ipv6.")
 
 
+class Tuning(_Table):
+    """Failover and restart behaviour of the BGP sessions; every key is optional and
+    overrides the default in modules/lib/defaults.toml [tuning]."""
+
+    bfd: bool | None = Field(default=None, description="BFD on the iBGP sessions.")
+    bfd_interval_ms: int | None = Field(default=None, ge=1, description="BFD interval (ms).")
+    bfd_multiplier: int | None = Field(default=None, ge=1, description="Missed BFD packets.")
+    graceful_restart: bool | None = Field(default=None, description="Graceful restart.")
+    graceful_restart_time: int | None = Field(default=None, ge=1, description="Seconds.")
+    graceful_restart_wait: int | None = Field(default=None, ge=1, description="Seconds.")
+    long_lived_stale_time: int | None = Field(
+        default=None, ge=0, description="Long-lived GR stale time in seconds; 0 turns it off."
+    )
+    connect_delay_time: int | None = Field(default=None, ge=0, description="Seconds.")
+    connect_retry_time: int | None = Field(default=None, ge=0, description="Seconds.")
+    error_wait_time: list[int] | None = Field(
+        default=None, min_length=2, max_length=2, description="[minimum, maximum] seconds."
+    )
+    hold_time: int | None = Field(default=None, ge=3, description="BGP hold time (s).")
+    keepalive_time: int | None = Field(default=None, ge=1, description="Seconds.")
+    import_limit: int | None = Field(
+        default=None, ge=1, description="Routes per session and family."
+    )
+    import_limit_action: Literal["warn", "block", "restart", "disable"] | None = Field(
+        default=None, description="What BIRD does past import_limit."
+    )
+
+
 class Plan(_Table):
     """A whole network: one ASN, named prefix sets, hosts and the links between them."""
 
@@ -149,4 +177,8 @@ class Plan(_Table):
     hosts: dict[str, Host] = Field(description="The machines, by name.")
     links: dict[str, Link] = Field(
         default={}, description="The tunnels, one per reflector-client pair, by name."
+    )
+    tuning: Tuning = Field(
+        default_factory=Tuning,
+        description="BFD, graceful restart, timers and import limits for every host.",
     )

@@ -27,18 +27,21 @@ class FirewallInputs:
     input_rules: str = ""
 
 
-def bgp_input_rules(artifacts: Mapping[str, Any]) -> str:
-    """`networking.firewall.interfaces.<name>.allowedTCPPorts = [ 179 ]` for each
-    rendered `bgpInterfaces` entry, as NixOS's input-allow chain renders it."""
-    return "".join(
-        f'iifname "{name}" tcp dport {{ 179 }} accept\n'
-        for name in artifacts.get("bgpInterfaces", [])
-    )
+def interface_input_rules(artifacts: Mapping[str, Any]) -> str:
+    """`networking.firewall.interfaces.<name>.allowed{TCP,UDP}Ports` from the rendered
+    `firewallInterfaces` (BGP, BFD), as NixOS's input-allow chain renders them."""
+    lines = []
+    for name, ports in artifacts.get("firewallInterfaces", {}).items():
+        for proto in ("tcp", "udp"):
+            allowed = ports.get(f"allowed{proto.upper()}Ports", [])
+            if allowed:
+                lines.append(f'iifname "{name}" {proto} dport {{ {_ports(allowed)} }} accept\n')
+    return "".join(lines)
 
 
 def inputs_from_artifacts(artifacts: Mapping[str, Any]) -> FirewallInputs:
     nft = artifacts["nftables"]
-    input_rules = bgp_input_rules(artifacts)
+    input_rules = interface_input_rules(artifacts)
     return FirewallInputs(
         allowed_udp_ports=tuple(int(p) for p in artifacts.get("allowedUDPPorts", [])),
         forward_rules=str(nft.get("forwardRules", "")),

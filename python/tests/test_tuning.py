@@ -1,0 +1,45 @@
+"""The [tuning] keys: one list in defaults.toml, the same in the plan model, and a
+plan's overrides reach bird.conf through the Nix core."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+from cli_helpers import run
+from nixcore import EXAMPLE_PLAN, needs_bird, needs_nix, render
+
+from ibgp_tunnel.paths import defaults
+from ibgp_tunnel.plan import Tuning
+
+
+def test_plan_model_knows_exactly_the_default_tuning_keys() -> None:
+    assert set(Tuning.model_fields) == set(defaults()["tuning"])
+
+
+@needs_nix
+@needs_bird
+def test_plan_tuning_overrides_reach_bird_conf(tmp_path: Path) -> None:
+    plan = tmp_path / "plan.toml"
+    shutil.copy(EXAMPLE_PLAN, plan)
+    with plan.open("a") as handle:
+        handle.write("\n[tuning]\nbfd = false\nimport_limit = 500\nerror_wait_time = [2, 4]\n")
+    assert run("check", plan).exit_code == 0
+    conf = render(plan, "pve")["birdConfig"]
+    assert "protocol bfd" not in conf and "bfd on;" not in conf
+    assert "import limit 500 action block;" in conf
+    assert "error wait time 2, 4;" in conf
+    assert "graceful restart on;" in conf
+    (tmp_path / "bird.conf").write_text(conf)
+    subprocess.run(["bird", "-p", "-c", str(tmp_path / "bird.conf")], check=True)
+
+
+def test_a_bad_tuning_value_names_the_key(tmp_path: Path) -> None:
+    plan = tmp_path / "plan.toml"
+    shutil.copy(EXAMPLE_PLAN, plan)
+    with plan.open("a") as handle:
+        handle.write('\n[tuning]\nimport_limit_action = "explode"\n')
+    result = run("check", plan)
+    assert result.exit_code == 1
+    assert "tuning.import_limit_action" in result.output

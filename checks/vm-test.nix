@@ -111,6 +111,15 @@ in
         out = lan.succeed("tracepath -n -m 3 ${announcedHost}")
         assert "10.255.255.2" in out, out
 
+    with subtest("BFD watches the tunnel"):
+        pve.wait_until_succeeds("birdc show bfd sessions | grep -q Up", timeout=30)
+
+    with subtest("restarting the reflector's BIRD keeps the client's routes (graceful restart)"):
+        dmz.succeed("systemctl restart bird.service")
+        pve.succeed("ip route show proto bird | grep -q '^104.16.0.0/13 .*dev wg-ibgp'")
+        pve.wait_until_succeeds("birdc show protocols ibgp_dmz | grep -q Established", timeout=60)
+        lan.succeed("ping -c 1 -W 2 ${announcedHost}")
+
     with subtest("keys never enter the Nix store"):
         pve.succeed("test -e /run/secrets/wg_ibgp/private_key")
         pve.fail(

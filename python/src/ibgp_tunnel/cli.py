@@ -17,7 +17,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
-from ibgp_tunnel import __version__, formats, schema
+from ibgp_tunnel import __version__, formats, schema, vmtest
 from ibgp_tunnel.check import check_file
 from ibgp_tunnel.errors import EXIT_BAD_INPUT, EXIT_FAILED, IbgpTunnelError, PlanError
 from ibgp_tunnel.findings import Finding, Severity, errors
@@ -311,6 +311,21 @@ def age_recipient_command(
     except age_recipient.AgeKeyError as error:
         _say(f"error: {ssh_key}: {error}", err=True)
         raise typer.Exit(EXIT_BAD_INPUT) from None
+
+
+# --- vmtest ------------------------------------------------------------------
+
+
+@app.command("vmtest", short_help="Run the flake's NixOS VM test (Nix + KVM).")
+@reported
+def vmtest_command(
+    flake: Annotated[Path, typer.Option(help="The ibgp-tunnel flake checkout.")] = Path("."),
+    check: Annotated[str, typer.Option(help="Which of the flake's checks to build.")] = "vm",
+) -> None:
+    """Build the flake's NixOS VM test (two VMs: the reflector and the client, a LAN
+    host and a host in an announced prefix) and stream its log. Needs Nix with
+    flakes, a reachable or cached nixpkgs, and /dev/kvm; exit 2 says which is missing."""
+    vmtest.run_vm_test(flake, check)
 
 
 # --- lab: the namespace lab (root only); its commands live in lab/cli.py -------

@@ -24,14 +24,18 @@ needs_bird = pytest.mark.skipif(
 )
 
 
-def nix_eval(expression: str) -> Any:
-    """Evaluate a Nix expression strictly and return it as Python data."""
-    result = subprocess.run(
+def _instantiate(expression: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
         ["nix-instantiate", "--eval", "--strict", "--json", "-E", expression],
         capture_output=True,
         text=True,
         check=False,
     )
+
+
+def nix_eval(expression: str) -> Any:
+    """Evaluate a Nix expression strictly and return it as Python data."""
+    result = _instantiate(expression)
     if result.returncode != 0:
         raise AssertionError(f"nix-instantiate failed:\n{result.stderr}")
     return json.loads(result.stdout)
@@ -39,12 +43,7 @@ def nix_eval(expression: str) -> Any:
 
 def nix_eval_error(expression: str) -> str:
     """Evaluate an expression that must fail; return its error text."""
-    result = subprocess.run(
-        ["nix-instantiate", "--eval", "--strict", "--json", "-E", expression],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    result = _instantiate(expression)
     assert result.returncode != 0, f"expected an evaluation error, got {result.stdout}"
     return result.stderr
 

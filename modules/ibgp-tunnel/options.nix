@@ -135,7 +135,7 @@ let
       bfd = mkOption {
         type = types.bool;
         default = tuningDefault.bfd;
-        description = "BFD on the iBGP sessions: a dead tunnel is noticed in bfdIntervalMs x bfdMultiplier instead of the BGP hold time (240 s by default). Opens UDP 4784 (multihop BFD) on the tunnels.";
+        description = "BFD on the iBGP sessions: a dead tunnel is noticed in bfdIntervalMs x bfdMultiplier instead of the BGP hold time (240 s by default). Opens UDP 4784 (multihop BFD) on the tunnels. With gracefulRestart on, BFD down starts a graceful restart (`bfd graceful`): a restarting BIRD and a dead tunnel look alike, so the routes go after gracefulRestartTime.";
       };
       bfdIntervalMs = mkOption {
         type = types.ints.positive;
@@ -150,12 +150,12 @@ let
       gracefulRestart = mkOption {
         type = types.bool;
         default = tuningDefault.gracefulRestart;
-        description = "Graceful restart on all BGP sessions, and a bird.service that stops with `birdc graceful restart` and starts with `bird -R`, so restarting BIRD on one end keeps the other end forwarding.";
+        description = "Graceful restart on all BGP sessions and the kernel protocols, and a bird.service that stops with `birdc graceful restart` and starts with `bird -R`, so restarting BIRD on one end keeps both ends forwarding.";
       };
       gracefulRestartTime = mkOption {
         type = types.ints.positive;
         default = tuningDefault.gracefulRestartTime;
-        description = "Seconds a neighbour keeps our routes while we restart.";
+        description = "Seconds a neighbour keeps our routes while we restart. With BFD, also how long a dead tunnel's routes stay before they are withdrawn: keep it just above a BIRD restart.";
       };
       gracefulRestartWait = mkOption {
         type = types.ints.positive;
@@ -165,7 +165,7 @@ let
       longLivedStaleTime = mkOption {
         type = types.nullOr types.ints.unsigned;
         default = tuningDefault.longLivedStaleTime;
-        description = "Long-lived graceful restart: seconds stale routes are kept (depreferenced) after the graceful restart time. null or 0 turns it off.";
+        description = "Long-lived graceful restart: seconds stale routes are kept (depreferenced) after the graceful restart time. null or 0 turns it off (the default: with BFD it would keep a dead tunnel's routes, which still win in the kernel, that much longer).";
       };
       connectDelayTime = timerOption "connectDelayTime" "Seconds from start to the first connection attempt.";
       connectRetryTime = timerOption "connectRetryTime" "Seconds between connection attempts.";

@@ -43,3 +43,42 @@ def test_a_bad_tuning_value_names_the_key(tmp_path: Path) -> None:
     result = run("check", plan)
     assert result.exit_code == 1
     assert "tuning.import_limit_action" in result.output
+
+
+def _kernel_blocks(conf: str) -> list[str]:
+    return [part.split("\n}\n")[0] for part in conf.split("protocol kernel ")[1:]]
+
+
+@needs_nix
+@needs_bird
+def test_bfd_down_starts_a_graceful_restart_and_the_kernel_keeps_its_routes(
+    tmp_path: Path,
+) -> None:
+    """BIRD 2 lets a restarting neighbour's BFD session time out; with plain `bfd on`
+    that resets the session and flushes the routes graceful restart should keep."""
+    conf = render(EXAMPLE_PLAN, "pve")["birdConfig"]
+    assert "bfd graceful;" in conf and "bfd on;" not in conf
+    assert all("graceful restart on;" in block for block in _kernel_blocks(conf))
+    assert "long lived graceful restart" not in conf  # would keep a dead tunnel's routes
+
+    plan = tmp_path / "plan.toml"
+    shutil.copy(EXAMPLE_PLAN, plan)
+    with plan.open("a") as handle:
+        handle.write("\n[tuning]\ngraceful_restart = false\n")
+    conf = render(plan, "pve")["birdConfig"]
+    assert "bfd on;" in conf and "bfd graceful;" not in conf
+    assert "graceful restart" not in conf
+
+
+@needs_nix
+@needs_bird
+def test_plain_tuning_renders_the_seeds_sessions(tmp_path: Path) -> None:
+    from ibgp_tunnel.render import render_host
+
+    for host in ("dmz", "pve"):
+        conf = render_host(EXAMPLE_PLAN, host, plain_tuning=True)["birdConfig"]
+        timers = ("connect delay", "connect retry", "error wait", "hold time", "keepalive")
+        for absent in ("bfd", "graceful restart", "import limit", *timers):
+            assert absent not in conf, (host, absent)
+        (tmp_path / f"{host}.conf").write_text(conf)
+        subprocess.run(["bird", "-p", "-c", str(tmp_path / f"{host}.conf")], check=True)

@@ -86,8 +86,15 @@ let
   ];
 
   kernel = spec: family: [
-    (block "protocol kernel kernel${channelVersion family}" [
+    (block "protocol kernel kernel${channelVersion family}" ([
       "scan time 20;"
+    ]
+    ++ optional spec.tuning.gracefulRestart [
+      "# After a restart with -R, keep the routes in the kernel (and forwarding)"
+      "# until the sessions have recovered, instead of flushing them at start."
+      "graceful restart on;"
+    ]
+    ++ [
       (blockSemi family (
         [
           "import none;"
@@ -100,7 +107,7 @@ let
           "if source = RTS_DEVICE then reject;"
         ]
       ))
-    ])
+    ]))
   ];
 
   static =
@@ -130,13 +137,30 @@ let
       t = spec.tuning;
       timer = name: value: optional (value != null) "${name} ${toString value};";
     in
-    optional t.bfd "bfd on;"
+    bfdLine t
     ++ gracefulRestartLines t
     ++ timer "connect delay time" t.connectDelayTime
     ++ timer "connect retry time" t.connectRetryTime
     ++ optional (t.errorWaitTime != null) "error wait time ${concatStringsSep ", " (map toString t.errorWaitTime)};"
     ++ timer "hold time" t.holdTime
     ++ timer "keepalive time" t.keepaliveTime;
+
+  # BIRD 2 never signals AdminDown, so a restarting neighbour's BFD session just
+  # times out; plain `bfd on` then resets the session and flushes the routes that
+  # graceful restart was meant to keep. `bfd graceful` makes BFD down start a
+  # graceful restart instead: routes stay for the neighbour's restart time.
+  bfdLine =
+    t:
+    optional t.bfd (
+      if t.gracefulRestart then
+        [
+          "# BFD down: keep routes for the restart time (a restarting BIRD looks"
+          "# the same as a dead tunnel), then drop them."
+          "bfd graceful;"
+        ]
+      else
+        "bfd on;"
+    );
 
   gracefulRestartLines =
     t:

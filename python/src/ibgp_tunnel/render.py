@@ -22,12 +22,15 @@ from ibgp_tunnel.paths import core_file
 NIX_INSTANTIATE = "nix-instantiate"
 TIMEOUT_SECONDS = 120
 
-# `what` picks the stage; evaluation is lazy, so "spec" never renders.
+# `what` picks the stage; evaluation is lazy, so "spec" never renders. `tuning`
+# "plain" swaps in the seed's plain sessions (core.plainTuning), which the lab and
+# bench/ run side by side with ours.
 _EXPRESSION = """
-{ coreFile, planFile, hostName, what }:
+{ coreFile, planFile, hostName, what, tuning }:
 let
   core = import coreFile;
-  spec = core.hostFromPlan (builtins.fromTOML (builtins.readFile planFile)) hostName;
+  fromPlan = core.hostFromPlan (builtins.fromTOML (builtins.readFile planFile)) hostName;
+  spec = if tuning == "plain" then fromPlan // { tuning = core.plainTuning; } else fromPlan;
 in
 if what == "spec" then spec else core.render spec
 """
@@ -36,17 +39,20 @@ _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 _TRACE_HINT = re.compile(r"^\(use '--show-trace'.*\)$")
 
 
-def host_spec(plan_path: Path, host: str) -> dict[str, Any]:
-    """`hostFromPlan plan host`: the services.ibgpTunnel option values (interfaces.md §2)."""
-    return _evaluate(plan_path, host, "spec")
+def host_spec(plan_path: Path, host: str, *, plain_tuning: bool = False) -> dict[str, Any]:
+    """`hostFromPlan plan host`: the services.ibgpTunnel option values (interfaces.md §2).
+    With `plain_tuning`, its tuning is `plainTuning` (the seed's plain sessions)."""
+    return _evaluate(plan_path, host, "spec", plain_tuning)
 
 
-def render_host(plan_path: Path, host: str) -> dict[str, Any]:
-    """`render (hostFromPlan plan host)`: birdConfig, wireguard, nftables, ... (§3)."""
-    return _evaluate(plan_path, host, "artifacts")
+def render_host(plan_path: Path, host: str, *, plain_tuning: bool = False) -> dict[str, Any]:
+    """`render (hostFromPlan plan host)`: birdConfig, wireguard, nftables, ... (§3).
+    With `plain_tuning`, rendered as the seed's plain sessions (no BFD, no graceful
+    restart, BIRD's default timers, no import limit)."""
+    return _evaluate(plan_path, host, "artifacts", plain_tuning)
 
 
-def _evaluate(plan_path: Path, host: str, what: str) -> dict[str, Any]:
+def _evaluate(plan_path: Path, host: str, what: str, plain_tuning: bool) -> dict[str, Any]:
     _require_host(plan_path, host)
     plan_file = plan_path.resolve()
     command = [
@@ -60,6 +66,7 @@ def _evaluate(plan_path: Path, host: str, what: str) -> dict[str, Any]:
         *("--argstr", "planFile", str(plan_file)),
         *("--argstr", "hostName", host),
         *("--argstr", "what", what),
+        *("--argstr", "tuning", "plain" if plain_tuning else "plan"),
     ]
     try:
         done = subprocess.run(command, capture_output=True, text=True, timeout=TIMEOUT_SECONDS)

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import json
-import subprocess
 import tomllib
 from pathlib import Path
 from typing import Any
 
 from ibgp_tunnel.lab.errors import LabError
+from ibgp_tunnel.render import render_host
+
+# The running lab's artifacts, kept beside its state so faults (a restarted
+# wireguard-go, say) apply what `up` applied without asking Nix again.
+ARTIFACTS_FILE = "artifacts.json"
 
 
 def load_plan(plan_path: Path) -> dict[str, Any]:
@@ -20,37 +24,28 @@ def load_plan(plan_path: Path) -> dict[str, Any]:
         raise LabError(f"{plan_path} is not valid TOML: {exc}") from exc
 
 
-def _nix_render(plan_path: Path, hosts: list[str]) -> dict[str, dict[str, Any]]:
-    # Used until/unless ibgp_tunnel.render is importable: one nix-instantiate for all hosts.
-    from ibgp_tunnel.paths import core_file
+def render_plan(
+    plan_path: Path, plan: dict[str, Any], *, plain_tuning: bool = False
+) -> dict[str, dict[str, Any]]:
+    """Artifacts for every host of the plan, keyed by host name; with `plain_tuning`,
+    the seed's plain BGP sessions (the Nix core's plainTuning) instead of the plan's."""
+    return {
+        host: render_host(plan_path, host, plain_tuning=plain_tuning)
+        for host in plan.get("hosts", {})
+    }
 
-    names = " ".join(json.dumps(h) for h in hosts)
-    expr = (
-        f"let lib = import {core_file()}; in builtins.listToAttrs (map (name: "
-        f"{{ inherit name; value = lib.renderHost {plan_path.resolve()} name; }}) [ {names} ])"
-    )
+
+def save_artifacts(lab_dir: Path, artifacts: dict[str, dict[str, Any]]) -> None:
+    (lab_dir / ARTIFACTS_FILE).write_text(json.dumps(artifacts, indent=1) + "\n")
+
+
+def saved_artifacts(lab_dir: Path) -> dict[str, dict[str, Any]]:
+    """What `up` rendered for the running lab."""
+    path = lab_dir / ARTIFACTS_FILE
     try:
-        proc = subprocess.run(
-            ["nix-instantiate", "--eval", "--strict", "--json", "-E", expr],
-            capture_output=True,
-            text=True,
-            check=False,
-            timeout=120,
-        )
+        return dict(json.loads(path.read_text()))
     except FileNotFoundError:
         raise LabError(
-            "nix-instantiate is not installed; the lab renders through the Nix core"
+            f"{path} is missing: the lab was brought up by an older ibgp-tunnel; "
+            "run `ibgp-tunnel lab down` and `lab up` again"
         ) from None
-    if proc.returncode != 0:
-        raise LabError(f"rendering {plan_path} failed:\n{proc.stderr.strip()}")
-    return dict(json.loads(proc.stdout))
-
-
-def render_plan(plan_path: Path, plan: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """Artifacts for every host of the plan, keyed by host name."""
-    hosts = list(plan.get("hosts", {}))
-    try:
-        from ibgp_tunnel.render import render_host  # type: ignore[attr-defined]
-    except ImportError:
-        return _nix_render(plan_path, hosts)
-    return {host: render_host(plan_path, host) for host in hosts}

@@ -102,11 +102,25 @@ def up_command(
             "beside the plan's directory). Keys that do not decrypt are generated for the lab."
         ),
     ] = None,
+    plain_tuning: Annotated[
+        bool,
+        typer.Option(
+            "--plain-tuning",
+            help="Run the seed's plain BGP sessions (no BFD, no graceful restart, BIRD's "
+            "default timers) instead of the plan's tuning, to compare the two.",
+        ),
+    ] = False,
 ) -> None:
     """Create the lab for PLAN (a no-op if it is up already) and wait for BGP."""
 
     def body() -> None:
-        st = up(plan, progress=_progress, timeout=timeout, secrets_dir=secrets)
+        st = up(
+            plan,
+            progress=_progress,
+            timeout=timeout,
+            secrets_dir=secrets,
+            plain_tuning=plain_tuning,
+        )
         print_summary(_status_with_warnings(st))
 
     _guard(body)

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ibgp_tunnel import keys
+from ibgp_tunnel.lab.errors import LabError
 
 
 @dataclass(frozen=True)
@@ -26,15 +27,28 @@ class LabKeys:
     sources: dict[str, str]  # host -> "sops" | "generated"
 
 
+def _inside_path(rendered_path: str) -> Path:
+    """Where a host's commands see a secret: the rendered path when under /run."""
+    rendered = Path(rendered_path)
+    if rendered.is_relative_to("/run"):
+        return rendered
+    return Path("/run/lab-secrets") / rendered.name
+
+
+def read_installed_secret(run_dir: Path, rendered_path: str) -> str:
+    """A secret `install_secret` wrote for a host whose /run is `run_dir`."""
+    path = run_dir / _inside_path(rendered_path).relative_to("/run")
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        raise LabError(f"the lab's secret {path} is missing; bring the lab up again") from None
+
+
 def install_secret(run_dir: Path, rendered_path: str, value: str) -> str:
     """Write a secret for a host whose commands see `run_dir` as /run; return the path
     to give its `wg`. A rendered path under /run (sops-nix's /run/secrets/...) is
     kept as it is, so the lab runs the rendered paths unchanged."""
-    rendered = Path(rendered_path)
-    if rendered.is_relative_to("/run"):
-        inside = rendered
-    else:
-        inside = Path("/run/lab-secrets") / rendered.name
+    inside = _inside_path(rendered_path)
     target = run_dir / inside.relative_to("/run")
     target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)

@@ -24,6 +24,8 @@ LAB_DIR = Path(os.environ.get("IBGP_TUNNEL_LAB_DIR", "/run/ibgp-tunnel-lab"))
 class LabState:
     plan: str
     lab_dir: str
+    # "plan": the plan's own [tuning]; "plain": the seed's plain sessions (bench/).
+    tuning: str = "plan"
     netns: list[str] = field(default_factory=list)
     daemons: list[Daemon] = field(default_factory=list)
     # Paths the lab made outside lab_dir (e.g. /run/netns), removed by down if empty.
@@ -42,6 +44,7 @@ class LabState:
         return {
             "plan": self.plan,
             "lab_dir": self.lab_dir,
+            "tuning": self.tuning,
             "netns": self.netns,
             "daemons": [d.to_json() for d in self.daemons],
             "created_paths": self.created_paths,
@@ -77,6 +80,7 @@ def load(lab_dir: Path | None = None) -> LabState | None:
     return LabState(
         plan=str(data["plan"]),
         lab_dir=str(data["lab_dir"]),
+        tuning=str(data.get("tuning", "plan")),
         netns=list(data.get("netns", [])),
         daemons=[Daemon.from_json(d) for d in data.get("daemons", [])],
         created_paths=list(data.get("created_paths", [])),

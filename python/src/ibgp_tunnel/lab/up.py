@@ -10,13 +10,14 @@ from pathlib import Path
 from typing import Any
 
 from ibgp_tunnel.lab import daemons, firewall, netns, state
-from ibgp_tunnel.lab.artifacts import load_plan, render_plan
+from ibgp_tunnel.lab.artifacts import load_plan, render_plan, save_artifacts
 from ibgp_tunnel.lab.down import down
 from ibgp_tunnel.lab.errors import LabError, MissingToolError, NotRootError
 from ibgp_tunnel.lab.labkeys import LabKeys, install_secret, lab_keys
 from ibgp_tunnel.lab.peer import dn42_peer_bird_config
 from ibgp_tunnel.lab.status import sessions_established, wait_for
 from ibgp_tunnel.lab.topology import Address, Dn42Peer, Node, Topology, build_topology
+from ibgp_tunnel.paths import defaults
 
 Progress = Callable[[str], None]
 TOOLS = ("ip", "nft", "bird", "birdc", "wireguard-go", "wg", "unshare", "sysctl")
@@ -75,31 +76,49 @@ def firewall_script_for(artifacts: Mapping[str, Any], **overrides: Any) -> str:
     return host_firewall_script(artifacts, **overrides)
 
 
-def start_bird(lab_dir: Path, name: str, ns: str, config: str) -> daemons.Daemon:
-    directory = node_dir(lab_dir, name)
-    conf = directory / "bird.conf"
+def bird_socket(lab_dir: Path, name: str) -> Path:
+    """The node's BIRD control socket, in its run dir: `lab exec NODE -- birdc` (private
+    /run) finds it at BIRD's default path /run/bird/bird.ctl."""
+    return run_dir(lab_dir, name) / "bird" / "bird.ctl"
+
+
+def start_bird(
+    lab_dir: Path, name: str, ns: str, config: str, *, recovery: bool = False
+) -> daemons.Daemon:
+    """Write and parse the node's bird.conf, then start BIRD on it (see `launch_bird`)."""
+    conf = node_dir(lab_dir, name) / "bird.conf"
     conf.write_text(config)
     # Parse first: a config error then reads as one, not as a daemon that died.
     netns.run(["bird", "-p", "-c", str(conf)])
-    # The socket lives in the node's run dir, where `lab exec NODE -- birdc` (private
-    # /run) finds it at BIRD's default path /run/bird/bird.ctl.
-    sockdir = run_dir(lab_dir, name) / "bird"
-    sockdir.mkdir(parents=True, exist_ok=True)
-    argv = netns.ns_argv(
-        ns,
-        [
-            "bird",
-            "-f",
-            "-c",
-            str(conf),
-            "-s",
-            str(sockdir / "bird.ctl"),
-            "-P",
-            str(sockdir / "bird.pid"),
-        ],
-    )
-    daemon = daemons.start(f"{name}/bird", argv, directory / "bird.log")
-    _wait_path(run_dir(lab_dir, name) / "bird" / "bird.ctl", daemon)
+    return launch_bird(lab_dir, name, ns, recovery=recovery)
+
+
+def launch_bird(lab_dir: Path, name: str, ns: str, *, recovery: bool = False) -> daemons.Daemon:
+    """BIRD in the foreground on the node's existing bird.conf; `recovery` adds -R
+    (graceful restart recovery), as the NixOS unit does when graceful restart is on."""
+    directory = node_dir(lab_dir, name)
+    socket = bird_socket(lab_dir, name)
+    socket.parent.mkdir(parents=True, exist_ok=True)
+    # A killed BIRD leaves its socket behind; waiting for the new one must not see it.
+    socket.unlink(missing_ok=True)
+    argv = [
+        "bird",
+        "-f",
+        "-c",
+        str(directory / "bird.conf"),
+        "-s",
+        str(socket),
+        "-P",
+        str(socket.parent / "bird.pid"),
+    ]
+    if recovery:
+        argv.append("-R")
+    daemon = daemons.start(f"{name}/bird", netns.ns_argv(ns, argv), directory / "bird.log")
+    try:
+        _wait_path(socket, daemon)
+    except LabError:
+        daemons.stop(daemon)  # not in the state file yet
+        raise
     return daemon
 
 
@@ -108,9 +127,7 @@ def reconfigure_bird(lab_dir: Path, name: str, config: str) -> None:
     conf = node_dir(lab_dir, name) / "bird.conf"
     conf.write_text(config)
     netns.run(["bird", "-p", "-c", str(conf)])
-    out = netns.run(
-        ["birdc", "-s", str(run_dir(lab_dir, name) / "bird" / "bird.ctl"), "configure"]
-    ).stdout
+    out = netns.run(["birdc", "-s", str(bird_socket(lab_dir, name)), "configure"]).stdout
     if "Reconfigured" not in out and "Reconfiguration in progress" not in out:
         raise LabError(f"birdc configure on {name} did not reconfigure: {out.strip()}")
 
@@ -177,16 +194,30 @@ def start_wireguard(
         argv,
         node_dir(lab_dir, name) / f"wireguard-go-{interface}.log",
     )
-    _wait_path(rundir / "wireguard" / f"{interface}.sock", daemon)
-    netns.ip_batch(
-        ns, [netns.address_command(interface, Address(ip)) for ip in spec.get("ips", [])]
-    )
-    netns.ns_run(ns, wg_set_argv(interface, spec, plan, name, keys, rundir), run_dir=rundir)
-    netns.ip_batch(ns, [f"link set {interface} up"])
+    try:
+        _wait_path(rundir / "wireguard" / f"{interface}.sock", daemon)
+        netns.ip_batch(
+            ns, [netns.address_command(interface, Address(ip)) for ip in spec.get("ips", [])]
+        )
+        netns.ns_run(ns, wg_set_argv(interface, spec, plan, name, keys, rundir), run_dir=rundir)
+        netns.ip_batch(ns, [f"link set {interface} up"])
+    except LabError:
+        # Not yet in the state file: stop it here, or `down` would never know of it.
+        daemons.stop(daemon)
+        raise
     return daemon
 
 
 # --- the whole lab ----------------------------------------------------------------
+
+
+def graceful_restart_on(plan: Mapping[str, Any], plain_tuning: bool = False) -> bool:
+    """Whether the rendered sessions use graceful restart: the plan's [tuning] over
+    defaults.toml, as hostFromPlan merges them (the plain tuning never does)."""
+    if plain_tuning:
+        return False
+    tuning = defaults()["tuning"] | plan.get("tuning", {})
+    return bool(tuning["graceful_restart"])
 
 
 def _node_record(lab_dir: Path, node: Node, bird: bool, wireguard: list[str]) -> dict[str, Any]:
@@ -197,7 +228,7 @@ def _node_record(lab_dir: Path, node: Node, bird: bool, wireguard: list[str]) ->
         "wireguard": wireguard,
     }
     if bird:
-        record["bird_socket"] = str(run_dir(lab_dir, node.name) / "bird" / "bird.ctl")
+        record["bird_socket"] = str(bird_socket(lab_dir, node.name))
     return record
 
 
@@ -269,17 +300,25 @@ def up(
     timeout: float = 60.0,
     lab_dir: Path | None = None,
     secrets_dir: Path | None = None,
+    plain_tuning: bool = False,
 ) -> state.LabState:
     """Bring the plan's lab up (or leave an identical healthy one alone) and wait until
-    every BGP session is Established."""
+    every BGP session is Established. `plain_tuning` runs the seed's plain sessions
+    (no BFD, no graceful restart, BIRD's default timers) instead of the plan's tuning."""
     require_root()
     require_tools()
     lab_dir = lab_dir or state.LAB_DIR
     plan_path = plan_path.resolve()
+    tuning = "plain" if plain_tuning else "plan"
     existing = state.load(lab_dir)
     if existing is not None:
         if existing.plan != str(plan_path):
             raise LabError(f"a lab for {existing.plan} is up; run `ibgp-tunnel lab down` first")
+        if existing.tuning != tuning:
+            raise LabError(
+                f"a lab of this plan with {existing.tuning} tuning is up; "
+                "run `ibgp-tunnel lab down` first"
+            )
         if existing.complete and healthy(existing):
             progress("the lab is up already")
             return existing
@@ -288,14 +327,16 @@ def up(
 
     plan = load_plan(plan_path)
     progress(f"rendering {plan_path}")
-    artifacts = render_plan(plan_path, plan)
+    artifacts = render_plan(plan_path, plan, plain_tuning=plain_tuning)
     topo = build_topology(plan)
+    recovery = graceful_restart_on(plan, plain_tuning)
 
-    st = state.LabState(plan=str(plan_path), lab_dir=str(lab_dir))
+    st = state.LabState(plan=str(plan_path), lab_dir=str(lab_dir), tuning=tuning)
     if not RUN_NETNS.exists():
         st.created_paths.append(str(RUN_NETNS))
     st.save()
     os.chmod(lab_dir, 0o700)
+    save_artifacts(lab_dir, artifacts)
 
     progress(f"creating {len(topo.nodes)} namespaces")
     _create_namespaces(st, topo, lab_dir)
@@ -311,12 +352,17 @@ def up(
         interfaces = list(artifacts[host]["wireguard"])
         st.nodes[host] = _node_record(lab_dir, node, bird=True, wireguard=interfaces)
         st.nodes[host]["keys"] = keys.sources[host]
+        st.nodes[host]["graceful_restart"] = recovery
         for interface, spec in artifacts[host]["wireguard"].items():
             st.daemons.append(
                 start_wireguard(lab_dir, host, node.netns, interface, spec, plan, keys)
             )
             st.save()
-        st.daemons.append(start_bird(lab_dir, host, node.netns, artifacts[host]["birdConfig"]))
+        # As the NixOS unit: with graceful restart on, BIRD always starts with -R.
+        bird = start_bird(
+            lab_dir, host, node.netns, artifacts[host]["birdConfig"], recovery=recovery
+        )
+        st.daemons.append(bird)
         st.save()
     for peer in topo.dn42_peers:
         progress(f"{peer.node}: BIRD for DN42 peer {peer.name}")

@@ -11,13 +11,15 @@ import re
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from ibgp_tunnel.lab import netns
 from ibgp_tunnel.lab.state import LabState
+from ibgp_tunnel.lab.topology import matches_any, set_patterns
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE_PLAN = REPO / "hosts" / "plan.toml"
@@ -201,3 +203,62 @@ def machine_snapshot() -> dict[str, object]:
         ),
         "nft": run("nft", "list", "ruleset"),
     }
+
+
+def kernel_prefixes(st: LabState, node: str) -> set[str]:
+    """Every prefix BIRD installed in the node's kernel, IPv4 and IPv6."""
+    return set(kernel_bird_routes(st, node, "-4")) | set(kernel_bird_routes(st, node, "-6"))
+
+
+def outside_sets(plan: dict[str, Any], host: str, prefixes: set[str]) -> set[str]:
+    """The prefixes `host`'s kernel must never hold: default routes and anything
+    outside its kernel_export_sets."""
+    names = plan["hosts"][host].get("kernel_export_sets", [])
+    # `ip route` prints a default route as "default", never as 0.0.0.0/0.
+    return {
+        prefix
+        for prefix in prefixes
+        if prefix == "default"
+        or not matches_any(prefix, set_patterns(plan, names, "ipv6" if ":" in prefix else "ipv4"))
+    }
+
+
+class KernelWatch:
+    """Samples the BIRD routes in some nodes' kernels in a thread while a fault runs, so
+    a test can say what the kernel held *throughout*, not just at the end."""
+
+    def __init__(self, st: LabState, nodes: tuple[str, ...], interval: float = 0.05) -> None:
+        self.st = st
+        self.nodes = nodes
+        self.interval = interval
+        self.samples: dict[str, list[set[str]]] = {node: [] for node in nodes}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._error: BaseException | None = None
+
+    def _run(self) -> None:
+        try:
+            while not self._stop.is_set():
+                for node in self.nodes:
+                    self.samples[node].append(kernel_prefixes(self.st, node))
+                self._stop.wait(self.interval)
+        except BaseException as exc:  # reported by __exit__, not lost in the thread
+            self._error = exc
+
+    def __enter__(self) -> KernelWatch:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+        if self._error is not None:
+            raise AssertionError(f"sampling the kernel failed: {self._error}")
+
+    def seen(self, node: str) -> set[str]:
+        """Every prefix the node's kernel held at some sample."""
+        return set().union(*self.samples[node]) if self.samples[node] else set()
+
+    def missing(self, node: str, expected: set[str]) -> list[set[str]]:
+        """For each sample lacking some of `expected`, what it lacked."""
+        return [expected - sample for sample in self.samples[node] if not expected <= sample]

@@ -257,6 +257,9 @@ let
       ]
       ++ optional (peer.interface != null) "interface ${quote peer.interface};"
       ++ gracefulRestartLines spec.tuning
+      # After our restart (bird -R) exports wait for every neighbour's End-of-RIB:
+      # dial the DN42 peer at once instead of after BIRD's 5 s connect delay.
+      ++ optional (spec.tuning.connectDelayTime != null) "connect delay time ${toString spec.tuning.connectDelayTime};"
       ++ [
         (ebgpChannel spec peer "ipv4")
         (ebgpChannel spec peer "ipv6")

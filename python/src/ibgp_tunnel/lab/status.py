@@ -127,8 +127,15 @@ def lab_status(state: LabState) -> dict[str, Any]:
     }
 
 
+def recovering(socket: str) -> bool:
+    """Whether a BIRD started with -R is still in graceful restart recovery: it holds
+    back its kernel and BGP exports until every neighbour sent End-of-RIB."""
+    return "recovery in progress" in birdc(socket, "show", "status")
+
+
 def sessions_established(state: LabState) -> tuple[bool, list[str]]:
-    """Whether every BGP session of every BIRD is Established, and the ones that are not."""
+    """Whether every BGP session of every BIRD is Established (and every BIRD is past
+    graceful restart recovery, so routes flow), and the ones that are not."""
     waiting = []
     for name, node in state.nodes.items():
         socket = node.get("bird_socket")
@@ -136,6 +143,8 @@ def sessions_established(state: LabState) -> tuple[bool, list[str]]:
             continue
         try:
             sessions = bgp_sessions(socket)
+            if recovering(socket):
+                waiting.append(f"{name}: graceful restart recovery")
         except LabError:
             waiting.append(f"{name}: BIRD not answering yet")
             continue

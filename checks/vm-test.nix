@@ -117,6 +117,9 @@ in
     with subtest("restarting the reflector's BIRD keeps the client's routes (graceful restart)"):
         dmz.succeed("systemctl restart bird.service")
         pve.succeed("ip route show proto bird | grep -q '^104.16.0.0/13 .*dev wg-ibgp'")
+        # Past BFD's detection time (0.45 s): BFD down must start a graceful restart
+        # (bfd graceful), not reset the session and flush the routes.
+        pve.succeed("sleep 2; ip route show proto bird | grep -q '^104.16.0.0/13 .*dev wg-ibgp'")
         pve.wait_until_succeeds("birdc show protocols ibgp_dmz | grep -q Established", timeout=60)
         lan.succeed("ping -c 1 -W 2 ${announcedHost}")
 

@@ -76,7 +76,7 @@ let
       listenPort = mkOption {
         type = types.port;
         default = defaults.port;
-        description = "UDP port WireGuard listens on; opened in the firewall on reflectors (seed pitfall 1: open it in the provider's external firewall too).";
+        description = "UDP port WireGuard listens on; opened in the firewall on reflectors (pitfall 1 of the write-up: open it in the provider's external firewall too).";
       };
       ips = mkOption {
         type = types.listOf types.str;
@@ -258,26 +258,26 @@ in
       description = "Prefix sets BIRD installs into this host's kernel routing table.";
     };
 
-    announce = familiesOption "Prefixes this host announces over iBGP as static routes (the seed's custom routing: the VPS announces what clients should send through it)." { ipv4 = [ "104.16.0.0/13" ]; };
+    announce = familiesOption "Prefixes this host announces over iBGP as static routes (the write-up's custom routing: the VPS announces what clients should send through it)." { ipv4 = [ "104.16.0.0/13" ]; };
 
     lanInterfaces = mkOption {
       type = types.listOf types.str;
       default = [ ];
       example = [ "vmbr0" ];
-      description = "Client: LAN interfaces whose traffic is masqueraded into the tunnel (seed pitfall 3).";
+      description = "Client: LAN interfaces whose traffic is masqueraded into the tunnel (pitfall 3 of the write-up).";
     };
 
     uplinkInterfaces = mkOption {
       type = types.listOf types.str;
       default = [ ];
       example = [ "eth0" ];
-      description = "Reflector: interfaces tunnel traffic is masqueraded out of, like networking.nat.externalInterface (seed pitfall 3).";
+      description = "Reflector: interfaces tunnel traffic is masqueraded out of, like networking.nat.externalInterface (pitfall 3 of the write-up).";
     };
 
     openFirewall = mkOption {
       type = types.bool;
       default = true;
-      description = "Open the links' WireGuard ports on reflectors (seed pitfall 1).";
+      description = "Open the links' WireGuard ports on reflectors (pitfall 1 of the write-up).";
     };
 
     privateKey = mkOption {

@@ -91,22 +91,20 @@
 
       formatter = eachSystem (pkgs: pkgs.nixfmt);
 
-      devShells = eachSystem (pkgs: {
-        default = pkgs.mkShell {
-          inputsFrom = [ self.packages.${pkgs.stdenv.hostPlatform.system}.ibgp-tunnel ];
-          packages = with pkgs; [
-            bird2
-            wireguard-go
-            wireguard-tools
-            nftables
-            iproute2
-            iputils
-            age
-            sops
-            ruff
-            nixfmt
-          ];
-        };
-      });
+      devShells = eachSystem (
+        pkgs:
+        let
+          helper = self.packages.${pkgs.stdenv.hostPlatform.system}.ibgp-tunnel;
+        in
+        {
+          default = pkgs.mkShell {
+            inputsFrom = [ helper ];
+            packages = helper.runtimeTools ++ [
+              pkgs.ruff
+              pkgs.nixfmt
+            ];
+          };
+        }
+      );
     };
 }

@@ -90,6 +90,9 @@ python3Packages.buildPythonApplication {
   disabledTestPaths = [ "tests/test_lab.py" ];
   disabledTests = [ "test_every_tracked_nix_file_parses" ];
 
+  # The devShell puts the same tools on PATH.
+  passthru = { inherit runtimeTools; };
+
   meta = {
     description = "Plan, check, key, render and lab-test an iBGP-over-WireGuard network";
     license = lib.licenses.mit;

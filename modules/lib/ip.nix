@@ -172,5 +172,4 @@ rec {
   # "[2001:db8::1]:51821" for IPv6, "203.0.113.10:51821" for IPv4 and names.
   endpointString = host: port: if isIPv6 host then "[${host}]:${toString port}" else "${host}:${toString port}";
 
-  hasMaxLength = max: text: stringLength text <= max;
 }

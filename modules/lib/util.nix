@@ -25,8 +25,6 @@ rec {
 
   mapAttrsToList = f: set: map (name: f name set.${name}) (attrNames set);
 
-  concatMapStrings = f: list: concatStringsSep "" (map f list);
-
   optional = cond: value: if cond then [ value ] else [ ];
 
   optionalString = cond: text: if cond then text else "";
@@ -39,8 +37,6 @@ rec {
   hasPrefix = prefix: text: substring 0 (stringLength prefix) text == prefix;
 
   pow2 = n: foldl' (acc: _: acc * 2) 1 (genList (i: i) n);
-
-  indent = prefix: text: concatStringsSep "\n" (map (line: if line == "" then "" else prefix + line) (lines text));
 
   lines = text: filter builtins.isString (builtins.split "\n" text);
 

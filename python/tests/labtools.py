@@ -14,12 +14,13 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
 from ibgp_tunnel.lab import netns
 from ibgp_tunnel.lab.state import LabState
-from ibgp_tunnel.lab.topology import matches_any, set_patterns
+from ibgp_tunnel.lab.topology import Topology, matches_any, set_patterns
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE_PLAN = REPO / "hosts" / "plan.toml"
@@ -38,6 +39,26 @@ TOOLS = (
 )
 
 T = TypeVar("T")
+
+
+@dataclass
+class Lab:
+    """A running lab as the tests see it: its state, plan, rendered artifacts, topology."""
+
+    st: LabState
+    plan: dict[str, Any]
+    artifacts: dict[str, dict[str, Any]]
+    topo: Topology
+
+    @property
+    def lab_dir(self) -> Path:
+        return Path(self.st.lab_dir)
+
+    def ns(self, node: str) -> str:
+        return self.st.nodes[node]["netns"]
+
+    def lan(self, client: str) -> Any:
+        return next(lan for lan in self.topo.lan_clients if lan.router == client)
 
 
 def skip_reason() -> str | None:

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sopstools import TEST_KEY, recipient, write_sops_config
 
 from ibgp_tunnel import keys
 from ibgp_tunnel.atomic import AtomicBatch, AtomicWriteError, write_atomic
@@ -34,7 +35,6 @@ from ibgp_tunnel.sops import SopsConfigError, SopsError, decrypt_file, encrypt_t
 
 REPO = Path(__file__).resolve().parents[2]
 PLAN = REPO / "hosts" / "plan.toml"
-TEST_KEY = REPO / "secrets" / "test-age-key.txt"
 NAMES = SecretNames("wg_ibgp/private_key", "wg_ibgp/psk/")
 
 needs_wg = pytest.mark.skipif(shutil.which("wg") is None, reason="wg (wireguard-tools) missing")
@@ -200,18 +200,6 @@ def test_unreadable_and_non_toml_plans(tmp_path: Path) -> None:
 # --- the whole operation with real sops and age ----------------------------------
 
 
-def _recipient() -> str:
-    out = subprocess.run(["age-keygen", "-y", str(TEST_KEY)], capture_output=True, check=True)
-    return out.stdout.decode().strip()
-
-
-def _write_sops_config(root: Path, rules: list[tuple[str, str]]) -> None:
-    lines = ["creation_rules:"]
-    for regex, recipient in rules:
-        lines += [f"  - path_regex: {regex}", f"    age: {recipient}"]
-    (root / ".sops.yaml").write_text("\n".join(lines) + "\n")
-
-
 class Project:
     def __init__(self, root: Path) -> None:
         self.root = root
@@ -244,7 +232,7 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Project:
     lines = PLAN.read_text().splitlines(keepends=True)
     unkeyed = "".join(line for line in lines if not line.startswith("public_key"))
     (root / "hosts" / "plan.toml").write_text(unkeyed)
-    _write_sops_config(root, [(r"secrets/[^/]+\.yaml$", _recipient())])
+    write_sops_config(root, [(r"secrets/[^/]+\.yaml$", recipient())])
     return Project(root)
 
 
@@ -439,9 +427,9 @@ def test_lost_psk_on_one_end_is_restored_from_the_other(project: Project) -> Non
 def test_sops_failure_mid_way_leaves_no_file(project: Project) -> None:
     # dmz encrypts fine; pve's rule names a broken recipient, so sops fails on the
     # second file after the first was already encrypted in memory.
-    _write_sops_config(
+    write_sops_config(
         project.root,
-        [(r"secrets/dmz\.yaml$", _recipient()), (r"secrets/pve\.yaml$", "age1broken")],
+        [(r"secrets/dmz\.yaml$", recipient()), (r"secrets/pve\.yaml$", "age1broken")],
     )
     before = project.snapshot()
     with pytest.raises(SopsConfigError, match="age recipients"):
@@ -453,9 +441,9 @@ def test_sops_failure_mid_way_leaves_no_file(project: Project) -> None:
 def test_sops_failure_on_a_rotation_keeps_old_files(project: Project) -> None:
     project.keys()
     before = project.snapshot()
-    _write_sops_config(
+    write_sops_config(
         project.root,
-        [(r"secrets/dmz\.yaml$", _recipient()), (r"secrets/pve\.yaml$", "age1broken")],
+        [(r"secrets/dmz\.yaml$", recipient()), (r"secrets/pve\.yaml$", "age1broken")],
     )
     with pytest.raises(SopsConfigError):
         project.keys("link:pve")

@@ -11,7 +11,6 @@ from __future__ import annotations
 import ipaddress
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +18,7 @@ import pytest
 from labtools import (
     EXAMPLE_PLAN,
     REPO,
+    Lab,
     bgp_networks,
     birdc,
     conntrack_entries,
@@ -33,29 +33,13 @@ from labtools import (
 from ibgp_tunnel.lab import faults, firewall, netns, state
 from ibgp_tunnel.lab.artifacts import load_plan, render_plan
 from ibgp_tunnel.lab.down import down
-from ibgp_tunnel.lab.state import LabState
-from ibgp_tunnel.lab.topology import Topology, build_topology, expected_client_routes
+from ibgp_tunnel.lab.topology import build_topology, expected_client_routes
 from ibgp_tunnel.lab.up import apply_nft, firewall_script_for, node_dir, reconfigure_bird, up
 
 pytestmark = pytest.mark.skipif(skip_reason() is not None, reason=str(skip_reason()))
 
 REFLECTOR, CLIENT, LAN = "dmz", "pve", "lan-pve"
 PROBE4, PROBE6 = "104.16.132.229", "2606:4700::1111"
-
-
-@dataclass
-class Lab:
-    st: LabState
-    plan: dict[str, Any]
-    artifacts: dict[str, dict[str, Any]]
-    topo: Topology
-
-    @property
-    def lab_dir(self) -> Path:
-        return Path(self.st.lab_dir)
-
-    def ns(self, node: str) -> str:
-        return self.st.nodes[node]["netns"]
 
 
 @pytest.fixture(scope="module")

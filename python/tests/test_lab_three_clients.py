@@ -8,12 +8,11 @@ import each other's announced LANs and reach them, laptop does not.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
-from typing import Any
 
 import pytest
 from labtools import (
     THREE_CLIENTS_PLAN,
+    Lab,
     bgp_networks,
     birdc,
     kernel_bird_routes,
@@ -25,24 +24,12 @@ from labtools import (
 from ibgp_tunnel.lab import state
 from ibgp_tunnel.lab.artifacts import load_plan, render_plan
 from ibgp_tunnel.lab.down import down
-from ibgp_tunnel.lab.state import LabState
-from ibgp_tunnel.lab.topology import Topology, build_topology, expected_client_routes
+from ibgp_tunnel.lab.topology import build_topology, expected_client_routes
 from ibgp_tunnel.lab.up import up
 
 pytestmark = pytest.mark.skipif(skip_reason() is not None, reason=str(skip_reason()))
 
 CLIENTS = ("home", "office", "laptop")
-
-
-@dataclass
-class Lab:
-    st: LabState
-    plan: dict[str, Any]
-    artifacts: dict[str, dict[str, Any]]
-    topo: Topology
-
-    def lan(self, client: str) -> Any:
-        return next(lan for lan in self.topo.lan_clients if lan.router == client)
 
 
 @pytest.fixture(scope="module")

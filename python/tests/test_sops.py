@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from sopstools import TEST_KEY, recipient, write_sops_config
 
 from ibgp_tunnel import sops
 from ibgp_tunnel.sops import (
@@ -20,23 +21,8 @@ from ibgp_tunnel.sops import (
     find_sops,
 )
 
-TEST_KEY = Path(__file__).resolve().parents[2] / "secrets" / "test-age-key.txt"
 DATA = {"wg_ibgp": {"private_key": "cHJpdmF0ZS1rZXktbWFya2VyLXZhbHVlLTEyMzQ1Ng==", "psk": {}}}
 MARKER = "cHJpdmF0ZS1rZXktbWFya2VyLXZhbHVlLTEyMzQ1Ng"
-
-
-def _recipient(key_file: Path) -> str:
-    out = subprocess.run(["age-keygen", "-y", str(key_file)], capture_output=True, check=True)
-    return out.stdout.decode().strip()
-
-
-def _sops_config(project: Path, rules: list[tuple[str, str]]) -> Path:
-    lines = ["creation_rules:"]
-    for regex, recipient in rules:
-        lines += [f"  - path_regex: {regex}", f"    age: {recipient}"]
-    config = project / ".sops.yaml"
-    config.write_text("\n".join(lines) + "\n")
-    return config
 
 
 @pytest.fixture
@@ -48,7 +34,7 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("SOPS_AGE_KEY_FILE", str(TEST_KEY))
     root = tmp_path / "project"
     (root / "secrets").mkdir(parents=True)
-    _sops_config(root, [(r"secrets/[^/]+\.yaml$", _recipient(TEST_KEY))])
+    write_sops_config(root, [(r"secrets/[^/]+\.yaml$", recipient())])
     return root
 
 
@@ -81,7 +67,7 @@ def test_roundtrip_with_real_sops(project: Path) -> None:
     encrypt_to_file(DATA, target, project / ".sops.yaml")
     text = target.read_text()
     assert MARKER not in text  # only ciphertext on disk
-    assert _recipient(TEST_KEY) in text
+    assert recipient() in text
     assert text.startswith("wg_ibgp:")  # YAML, as sops-nix expects for .yaml
     assert (target.stat().st_mode & 0o777) == 0o600
     assert decrypt_file(target) == DATA
@@ -122,14 +108,14 @@ def test_unparsable_config_leaves_old_file(project: Path) -> None:
 
 
 def test_no_matching_rule(project: Path) -> None:
-    _sops_config(project, [(r"elsewhere/.*\.yaml$", _recipient(TEST_KEY))])
+    write_sops_config(project, [(r"elsewhere/.*\.yaml$", recipient())])
     with pytest.raises(SopsConfigError, match=r"no creation rule matching secrets/dmz\.yaml"):
         encrypt_to_file(DATA, project / "secrets" / "dmz.yaml", project / ".sops.yaml")
     assert _dir_listing(project / "secrets") == []
 
 
 def test_bad_recipient_fails_without_a_file(project: Path) -> None:
-    _sops_config(project, [(r"secrets/.*\.yaml$", "age1notarealrecipient")])
+    write_sops_config(project, [(r"secrets/.*\.yaml$", "age1notarealrecipient")])
     with pytest.raises(SopsConfigError, match="age recipients"):
         encrypt_to_file(DATA, project / "secrets" / "dmz.yaml", project / ".sops.yaml")
     assert _dir_listing(project / "secrets") == []
@@ -139,7 +125,7 @@ def test_unwritable_target_directory(project: Path) -> None:
     # Tests run as root, which ignores permission bits: a parent that is a file
     # fails for root too.
     (project / "blocker").write_text("a file, not a directory\n")
-    _sops_config(project, [(r".*\.yaml$", _recipient(TEST_KEY))])
+    write_sops_config(project, [(r".*\.yaml$", recipient())])
     with pytest.raises(SopsError, match="writable directory"):
         encrypt_to_file(DATA, project / "blocker" / "dmz.yaml", project / ".sops.yaml")
     assert (project / "blocker").read_text() == "a file, not a directory\n"

@@ -6,18 +6,37 @@
 { lib, ... }:
 let
   testKey = ../secrets/test-age-key.txt;
+  # sops-nix types age.keyFile as pathNotInStore: like a real host, the VM
+  # reads its key from a runtime path, put there before sops-nix decrypts.
+  testKeyPath = "/run/ibgp-tunnel-test-age-key.txt";
   announcedHost = "104.16.132.229";
 
-  common = {
-    imports = [
-      sops-nix.nixosModules.sops
-      ibgpTunnel
-    ];
-    sops.age.keyFile = "${testKey}";
-    sops.age.sshKeyPaths = [ ];
-    sops.gnupg.sshKeyPaths = [ ];
-    networking.firewall.enable = true;
-  };
+  common =
+    { config, lib, ... }:
+    {
+      imports = [
+        sops-nix.nixosModules.sops
+        ibgpTunnel
+      ];
+      sops.age.keyFile = testKeyPath;
+      sops.age.sshKeyPaths = [ ];
+      sops.gnupg.sshKeyPaths = [ ];
+      networking.firewall.enable = true;
+
+      # As sops-nix's pgp test does it: an activation snippet ordered before
+      # setupSecrets (boot.initrd.postDeviceCommands, which its age tests use,
+      # does not exist with systemd in stage 1). With systemd activation
+      # (userborn, sysusers) sops-install-secrets.service runs after
+      # activation anyway.
+      system.activationScripts = {
+        ibgpTunnelTestAgeKey = lib.stringAfter [ "specialfs" ] ''
+          install -m 0400 ${testKey} ${testKeyPath}
+        '';
+        setupSecrets = lib.mkIf (!config.sops.useSystemdActivation) {
+          deps = [ "ibgpTunnelTestAgeKey" ];
+        };
+      };
+    };
 in
 {
   name = "ibgp-tunnel";

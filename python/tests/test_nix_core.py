@@ -170,10 +170,10 @@ def test_firewall_nat_and_sysctls() -> None:
         nft = artifacts["nftables"]
         assert nft["forwardRules"] == 'iifname "wg-ibgp" accept\noifname "wg-ibgp" accept\n'
         assert nft["reversePathRules"] == 'iifname "wg-ibgp" accept\n'
-        assert artifacts["sysctl"] == {
-            "net.ipv4.conf.all.forwarding": 1,
-            "net.ipv6.conf.all.forwarding": 1,
-        }
+    forwarding = {"net.ipv4.conf.all.forwarding": 1, "net.ipv6.conf.all.forwarding": 1}
+    assert client["sysctl"] == forwarding
+    # Forwarding makes the kernel ignore RAs: the reflector's uplink keeps SLAAC.
+    assert reflector["sysctl"] == forwarding | {"net.ipv6.conf.eth0.accept_ra": 2}
     assert (
         'iifname { "vmbr0" } oifname { "wg-ibgp" } meta nfproto ipv4 masquerade'
         in client["nftables"]["ruleset"]

@@ -7,10 +7,20 @@ spec: {
   birdConfig = import ./bird.nix spec;
   wireguard = import ./wireguard.nix spec;
   nftables = import ./nftables.nix spec;
+  # With forwarding on, the kernel ignores router advertisements unless
+  # accept_ra is 2: a VPS that gets its IPv6 by SLAAC would lose its default
+  # route. The names passed the core's interface-name check; a '.' (VLAN) is
+  # written '/' in a sysctl key, as NixOS does.
   sysctl = {
     "net.ipv4.conf.all.forwarding" = 1;
     "net.ipv6.conf.all.forwarding" = 1;
-  };
+  }
+  // listToAttrs (
+    map (name: {
+      name = "net.ipv6.conf.${builtins.replaceStrings [ "." ] [ "/" ] name}.accept_ra";
+      value = 2;
+    }) spec.uplinkInterfaces
+  );
   allowedUDPPorts = if spec.role == "reflector" && spec.openFirewall then map (link: link.listenPort) (attrValues spec.links) else [ ];
   # networking.firewall.interfaces: BGP (TCP 179; both ends dial) from the iBGP
   # and eBGP neighbours, multihop BFD (UDP 4784) on the tunnels.

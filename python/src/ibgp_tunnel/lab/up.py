@@ -256,7 +256,6 @@ def _configure_links(topo: Topology, artifacts: Mapping[str, Mapping[str, Any]])
         }
         if node.forwarding:
             values |= {"net.ipv4.conf.all.forwarding": 1, "net.ipv6.conf.all.forwarding": 1}
-        values |= {k: v for k, v in artifacts.get(node.name, {}).get("sysctl", {}).items()}
         netns.sysctl(node.netns, values)
         netns.ip_batch(
             node.netns,
@@ -272,6 +271,11 @@ def _configure_links(topo: Topology, artifacts: Mapping[str, Mapping[str, Any]])
                 + [f"link set {iface.name} up"],
             )
     for node in topo.nodes.values():
+        # After the interfaces exist: the core's sysctls include per-interface
+        # keys (accept_ra on the uplinks).
+        rendered = artifacts.get(node.name, {}).get("sysctl", {})
+        if rendered:
+            netns.sysctl(node.netns, dict(rendered))
         netns.ip_batch(node.netns, [netns.route_command(r) for r in node.routes])
 
 

@@ -22,6 +22,7 @@ let
       sops.age.sshKeyPaths = [ ];
       sops.gnupg.sshKeyPaths = [ ];
       networking.firewall.enable = true;
+      networking.nftables.enable = true;
 
       # As sops-nix's pgp test does it: an activation snippet ordered before
       # setupSecrets (boot.initrd.postDeviceCommands, which its age tests use,

@@ -1,106 +1,34 @@
-# Evaluate modules against the declared NixOS (and sops-nix) options and
-# return plain data for `nix-instantiate --eval --strict --json`:
+# Evaluate NixOS-style modules against the declared NixOS options
+# (./nixos-option-decls.nix), the REAL sops-nix module and ./stub-pkgs.nix,
+# and return plain data for `nix-instantiate --eval --strict --json`:
 #
 #   nix-instantiate --eval --strict --json checks/lib/eval-module.nix \
-#     --arg lib 'import /tmp/nixpkgs-lib/lib' \
-#     --arg modules '[ ./modules/ibgp-tunnel ./some-host.nix ]'
+#     --arg lib 'import ../shared/vendor/nixpkgs-lib/lib' \
+#     --arg sops ../shared/vendor/sops-nix/modules/sops \
+#     --arg modules '[ ./modules/ibgp-tunnel ./hosts/pve ]'
 #
 # Arguments:
-#   lib          nixpkgs.lib (`import <nixpkgs-lib checkout>/lib`)
+#   lib          nixpkgs.lib (`import <nixpkgs-lib>/lib`)
 #   modules      list of modules (paths, attrsets or functions)
-#   withSops     false: evaluate as a host without sops-nix (no `sops` options)
-#   specialArgs  passed to lib.evalModules (e.g. a stub `pkgs`)
+#   sops         the sops-nix module (`<sops-nix>/modules/sops`, what
+#                sops-nix.nixosModules.sops imports), or null for a host
+#                without sops-nix
+#   specialArgs  passed to lib.evalModules
 #
 # Result: { failedAssertions = [ message ]; warnings = [ message ]; config = { ... }; }
-# `config` holds only the values the ibgp-tunnel module is expected to set,
-# as JSON-safe data (no derivations, paths become strings, sysctl nulls
-# dropped since NixOS writes no line for them).
+# `config` holds the values the ibgp-tunnel module sets and what sops-nix
+# derives from them (its manifest is forced, so its option types and its
+# sopsFile checks run), as JSON-safe data.
 {
   lib,
   modules,
-  withSops ? true,
+  sops ? null,
   specialArgs ? { },
 }:
 let
-  eval = lib.evalModules {
-    inherit specialArgs;
-    modules = [
-      ./nixos-option-decls.nix
-    ]
-    ++ lib.optional (!withSops) { disabledModules = [ ./sops-option-decls.nix ]; }
-    ++ modules;
-  };
-  inherit (eval) config options;
-
-  bird = config.services.bird;
-  fw = config.networking.firewall;
-
-  secret = s: {
-    inherit (s)
-      name
-      key
-      path
-      format
-      mode
-      owner
-      group
-      restartUnits
-      reloadUnits
-      ;
-    # sopsFile may be undefined (no sopsFile and no sops.defaultSopsFile);
-    # toString keeps a path out of the store.
-    sopsFile =
-      let
-        r = builtins.tryEval (toString s.sopsFile);
-      in
-      if r.success then r.value else null;
+  eval = import ./evaluate.nix {
+    inherit lib specialArgs;
+    modules = lib.optional (sops != null) sops ++ modules;
   };
 in
-{
-  failedAssertions = map (a: a.message) (lib.filter (a: !a.assertion) config.assertions);
-  inherit (config) warnings;
-
-  config = {
-    services.bird = {
-      inherit (bird)
-        enable
-        autoReload
-        checkConfig
-        preCheckConfig
-        ;
-      # package is left out: forcing it would need a pkgs.
-      config = if options.services.bird.config.isDefined then bird.config else null;
-    };
-    networking.wireguard = {
-      inherit (config.networking.wireguard) enable useNetworkd interfaces;
-    };
-    networking.nftables = {
-      inherit (config.networking.nftables) enable tables;
-    };
-    networking.firewall = {
-      inherit (fw)
-        enable
-        backend
-        allowedTCPPorts
-        allowedUDPPorts
-        trustedInterfaces
-        checkReversePath
-        filterForward
-        extraInputRules
-        extraForwardRules
-        extraReversePathFilterRules
-        interfaces
-        ;
-    };
-    networking.nat = {
-      inherit (config.networking.nat) enable;
-    };
-    boot.kernel.sysctl = lib.filterAttrs (_: v: v != null) config.boot.kernel.sysctl;
-    systemd.services = lib.mapAttrs (_: s: {
-      inherit (s) serviceConfig after wants requires wantedBy;
-    }) config.systemd.services;
-  }
-  // lib.optionalAttrs withSops {
-    sops.secrets = lib.mapAttrs (_: secret) config.sops.secrets;
-  };
-}
+import ./summary.nix lib eval

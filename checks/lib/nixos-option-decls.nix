@@ -1,22 +1,29 @@
-# Declarations of the NixOS options the ibgp-tunnel module sets, at the
-# types nixpkgs gives them, for module-evaluation tests without a NixOS
-# system: `lib.evalModules { modules = [ ./nixos-option-decls.nix module host ]; }`.
+# Declarations of the NixOS options that the ibgp-tunnel module, the real
+# sops-nix module and the example hosts set or read, at the types nixpkgs
+# gives them, for module-evaluation tests without a NixOS system:
+# `lib.evalModules { modules = [ ./nixos-option-decls.nix <sops-nix> module host ]; }`
+# (./eval-module.nix does this, with ./stub-pkgs.nix as `pkgs`).
 #
-# Only nixpkgs.lib is needed (no pkgs). The type *structure* is copied from
-# nixpkgs (see docs/nixos-options.md for the files and commits read); the
-# implementations (units, scripts, build-time checks) are not. Where a real
-# default needs pkgs or options we do not declare, a pkgs-free stand-in is
-# used and marked "STAND-IN".
+# Only nixpkgs.lib is needed. The type *structure* is copied from nixpkgs (see
+# docs/nixos-options.md for the files and revisions read); the implementations
+# (units, scripts, build-time checks) are not. Where a real default needs a
+# package, ./stub-pkgs.nix gives a named stand-in derivation.
 #
-# Besides the options, a few upstream *assertions* are mirrored (marked
-# "UPSTREAM ASSERTION") because a real NixOS build would fail on them too:
-# WireGuard key/PSK exclusivity, the networkd backend's restrictions and
-# firewall.filterForward requiring nftables.
+# Besides the options, a few upstream *definitions and assertions* are
+# mirrored (marked "UPSTREAM") because a real NixOS evaluation has them too:
+# network-interfaces.nix's `net.ipv4.conf.all.forwarding = mkDefault false`
+# (a second mkDefault of that key cannot merge), WireGuard key/PSK
+# exclusivity, the networkd backend's restrictions and firewall.filterForward
+# requiring nftables.
 #
-# sops-nix's options live in ./sops-option-decls.nix, imported here; a test
-# for a host without sops-nix adds `{ disabledModules = [ ./sops-option-decls.nix ]; }`
-# (eval-module.nix does this for `withSops = false`).
-{ lib, config, ... }:
+# sops-nix is not declared here: the tests import the real module
+# (../shared/vendor/sops-nix/modules/sops).
+{
+  lib,
+  config,
+  pkgs,
+  ...
+}:
 let
   inherit (lib) mkOption types;
 
@@ -99,6 +106,54 @@ let
       reloadTriggers = mkOption {
         type = types.listOf unitOption;
         default = [ ];
+      };
+      conflicts = unitNames;
+      enable = mkOption {
+        type = types.bool;
+        default = true;
+      };
+      description = mkOption {
+        type = types.singleLineStr;
+        default = "";
+      };
+      environment = mkOption {
+        type = types.attrsOf (
+          types.nullOr (
+            types.oneOf [
+              types.str
+              types.path
+              types.package
+            ]
+          )
+        );
+        default = { };
+      };
+      path = mkOption {
+        type = types.listOf (
+          types.oneOf [
+            types.package
+            types.str
+          ]
+        );
+        default = [ ];
+      };
+      script = mkOption {
+        type = types.lines;
+        default = "";
+      };
+      # switch-to-configuration: stop in the old generation + start in the
+      # new one (true), or one `systemctl restart` in the new one (false).
+      restartIfChanged = mkOption {
+        type = types.bool;
+        default = true;
+      };
+      reloadIfChanged = mkOption {
+        type = types.bool;
+        default = false;
+      };
+      stopIfChanged = mkOption {
+        type = types.bool;
+        default = true;
       };
     };
   };
@@ -295,10 +350,140 @@ let
       interfaceName: interfaceCfg: map (peer: { inherit interfaceName peer; }) interfaceCfg.peers
     ) wg.interfaces
   );
+
+  # --- nixos/modules/system/activation/activation-script.nix: scriptType ----
+  activationScript = types.either types.str (
+    types.submodule {
+      options = {
+        deps = mkOption {
+          type = types.listOf types.str;
+          default = [ ];
+        };
+        text = mkOption { type = types.lines; };
+        supportsDryActivation = mkOption {
+          type = types.bool;
+          default = false;
+        };
+      };
+    }
+  );
+
+  # --- nixos/modules/tasks/network-interfaces.nix (addrOpts, routeOpts,
+  # gatewayOpts, interfaceOpts: the address and route parts)
+  prefixLengthOf = v: types.addCheck types.int (n: n >= 0 && n <= (if v == 4 then 32 else 128));
+  addressModule = v: {
+    options = {
+      address = mkOption { type = types.str; };
+      prefixLength = mkOption { type = prefixLengthOf v; };
+    };
+  };
+  routeModule = v: {
+    options = {
+      address = mkOption { type = types.str; };
+      prefixLength = mkOption { type = prefixLengthOf v; };
+      type = mkOption {
+        type = types.nullOr (
+          types.enum [
+            "unicast"
+            "local"
+            "broadcast"
+            "multicast"
+          ]
+        );
+        default = null;
+      };
+      via = mkOption {
+        type = types.nullOr types.str;
+        default = null;
+      };
+      options = mkOption {
+        type = types.attrsOf types.str;
+        default = { };
+      };
+    };
+  };
+  addressesOf = v: mkOption {
+    type = types.listOf (types.submodule (addressModule v));
+    default = [ ];
+  };
+  routesOf = v: mkOption {
+    type = types.listOf (types.submodule (routeModule v));
+    default = [ ];
+  };
+  interfaceModule =
+    { name, ... }:
+    {
+      options = {
+        name = mkOption {
+          type = types.str;
+          default = name;
+        };
+        useDHCP = mkOption {
+          type = types.nullOr types.bool;
+          default = null;
+        };
+        ipv4.addresses = addressesOf 4;
+        ipv6.addresses = addressesOf 6;
+        ipv4.routes = routesOf 4;
+        ipv6.routes = routesOf 6;
+      };
+    };
+  gatewayModule = {
+    options = {
+      address = mkOption { type = types.str; };
+      interface = mkOption {
+        type = types.nullOr types.str;
+        default = null;
+      };
+      metric = mkOption {
+        type = types.nullOr types.int;
+        default = null;
+      };
+      source = mkOption {
+        type = types.nullOr types.str;
+        default = null;
+      };
+    };
+  };
+
+  # --- nixos/modules/tasks/filesystems.nix (coreFileSystemOpts + fileSystemOpts, subset)
+  nonEmptyStr = types.addCheck types.str (s: builtins.match "[ \t\n]*" s == null);
+  fileSystemModule =
+    { name, ... }:
+    {
+      options = {
+        mountPoint = mkOption {
+          type = types.str;
+          default = name;
+        };
+        device = mkOption {
+          type = types.nullOr nonEmptyStr;
+          default = null;
+        };
+        fsType = mkOption {
+          type = nonEmptyStr;
+          default = "auto";
+        };
+        options = mkOption {
+          type = types.nonEmptyListOf nonEmptyStr;
+          default = [ "defaults" ];
+        };
+        label = mkOption {
+          type = types.nullOr types.str;
+          default = null;
+        };
+        autoResize = mkOption {
+          type = types.bool;
+          default = false;
+        };
+        neededForBoot = mkOption {
+          type = types.bool;
+          default = false;
+        };
+      };
+    };
 in
 {
-  imports = [ ./sops-option-decls.nix ];
-
   options = {
     # --- nixos/modules/misc/assertions.nix ----------------------------------
     assertions = mkOption {
@@ -315,12 +500,7 @@ in
     # --- bird.nix -------------------------------------------------------------
     services.bird = {
       enable = lib.mkEnableOption "BIRD Internet Routing Daemon";
-      package = mkOption {
-        # STAND-IN: upstream is `lib.mkPackageOption pkgs "bird3" { }`
-        # (type package, default pkgs.bird3); there is no pkgs here.
-        type = types.nullOr types.package;
-        default = null;
-      };
+      package = lib.mkPackageOption pkgs "bird3" { };
       config = mkOption {
         # No default upstream.
         type = types.lines;
@@ -480,7 +660,102 @@ in
       type = types.attrsOf (types.submodule serviceSubmodule);
       default = { };
     };
+    # nixos/modules/system/boot/systemd.nix
+    systemd.package = lib.mkPackageOption pkgs "systemd" { };
+    # nixos/modules/system/boot/systemd/sysusers.nix; sops-nix reads it.
+    systemd.sysusers.enable = lib.mkEnableOption "systemd-sysusers";
+    # nixos/modules/services/system/userborn.nix; sops-nix reads it.
+    services.userborn.enable = lib.mkEnableOption "userborn";
+
+    # --- activation-script.nix (no `apply`: the script needs pkgs) -------------
+    system.activationScripts = mkOption {
+      type = types.attrsOf activationScript;
+      default = { };
+    };
+    # --- nixos/modules/system/build.nix ------------------------------------------
+    system.build = mkOption {
+      type = types.submoduleWith {
+        modules = [ { freeformType = types.lazyAttrsOf (types.uniq types.unspecified); } ];
+      };
+      default = { };
+    };
+    # --- nixos/modules/misc/version.nix ----------------------------------------
+    system.stateVersion = mkOption {
+      type = types.str;
+      default = "26.05";
+    };
+
+    # --- nixos/modules/services/networking/ssh/sshd.nix (read by sops-nix) -----
+    services.openssh = {
+      enable = mkOption {
+        type = types.bool;
+        default = false;
+      };
+      hostKeys = mkOption {
+        type = types.listOf types.attrs;
+        default = [
+          {
+            type = "rsa";
+            bits = 4096;
+            path = "/etc/ssh/ssh_host_rsa_key";
+          }
+          {
+            type = "ed25519";
+            path = "/etc/ssh/ssh_host_ed25519_key";
+          }
+        ];
+      };
+    };
+
+    # --- machine options the example hosts set ---------------------------------
+    # nixos/modules/tasks/network-interfaces.nix
+    networking.useDHCP = mkOption {
+      type = types.bool;
+      default = true;
+    };
+    networking.interfaces = mkOption {
+      type = types.attrsOf (types.submodule interfaceModule);
+      default = { };
+    };
+    networking.defaultGateway = mkOption {
+      type = types.nullOr (types.coercedTo types.str (address: { inherit address; }) (types.submodule gatewayModule));
+      default = null;
+    };
+    # nixos/modules/tasks/filesystems.nix
+    fileSystems = mkOption {
+      type = types.attrsOf (types.submodule fileSystemModule);
+      default = { };
+    };
+    # nixos/modules/system/boot/loader/grub/grub.nix,
+    # systemd-boot/systemd-boot.nix, efi.nix
+    boot.loader.grub = {
+      enable = mkOption {
+        type = types.bool;
+        default = true;
+      };
+      device = mkOption {
+        type = types.str;
+        default = "";
+      };
+    };
+    boot.loader.systemd-boot.enable = mkOption {
+      type = types.bool;
+      default = false;
+    };
+    boot.loader.efi.canTouchEfiVariables = mkOption {
+      type = types.bool;
+      default = false;
+    };
+    # nixos/modules/image/images.nix: image variants extend the host with these.
+    image.modules = mkOption {
+      type = types.attrsOf types.deferredModule;
+      default = { };
+    };
   };
+
+  # UPSTREAM DEFINITION: network-interfaces.nix turns IPv4 forwarding off at
+  # mkDefault (on only with proxyARP, which nothing here uses).
+  config.boot.kernel.sysctl."net.ipv4.conf.all.forwarding" = lib.mkDefault false;
 
   config.assertions =
     # UPSTREAM ASSERTION: firewall.nix

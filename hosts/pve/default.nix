@@ -9,4 +9,15 @@
   networking.firewall.extraForwardRules = ''
     iifname "vmbr0" oifname "eth0" accept
   '';
+
+  # A Proxmox VM with the layout of the flake's pve-image (the proxmox image
+  # variant, legacy BIOS): root labelled nixos on the virtio disk.
+  boot.loader.grub.device = "/dev/vda";
+  fileSystems."/" = {
+    device = "/dev/disk/by-label/nixos";
+    fsType = "ext4";
+  };
+  # A router keeps its own addressing: no cloud-init (which would also blank
+  # networking.hostName and turn networking.useDHCP off in the image).
+  image.modules.proxmox.proxmox.cloudInit.enable = false;
 }

@@ -1,8 +1,14 @@
 # The adapter: render the host spec with the pure core and hand each
 # artifact to the NixOS module that deploys it.
-{ config, lib, options, ... }:
+{
+  config,
+  lib,
+  options,
+  pkgs,
+  ...
+}:
 let
-  inherit (lib) mkIf mkMerge mkDefault;
+  inherit (lib) mkIf mkMerge;
   core = import ../lib;
   cfg = config.services.ibgpTunnel;
   artifacts = core.render cfg;
@@ -12,7 +18,31 @@ let
   # at once instead of the first type error deep inside another module.
   deploy = cfg.enable && problems == [ ];
 
-  wireguardUnits = map (name: "wireguard-${name}.service") (builtins.attrNames artifacts.wireguard);
+  # Unit names, each written once. networking.wireguard's script backend runs
+  # one wireguard-<interface>.service per interface (its peer units are
+  # ordered after it); services.bird runs bird.service.
+  wireguardServices = map (name: "wireguard-${name}") (builtins.attrNames artifacts.wireguard);
+  wireguardUnits = map (name: "${name}.service") wireguardServices;
+  birdService = "bird";
+
+  # With userborn or systemd-sysusers, sops-nix decrypts in this unit rather
+  # than in the activation script (sops-nix modules/sops/default.nix).
+  sopsService = "sops-install-secrets";
+  sopsInUnit = useSops && options ? sops.useSystemdActivation && config.sops.useSystemdActivation;
+
+  # NixOS itself defines net.ipv4.conf.all.forwarding = mkDefault false
+  # (network-interfaces.nix), and a sysctl takes one definition per priority:
+  # a second mkDefault would not evaluate. Just above mkDefault, so anything
+  # the host sets by hand (100), and nat.nix (99), docker (98) or tailscale
+  # (97), still wins without a conflict.
+  sysctlDefault = lib.mkOverride 900;
+
+  birdStop = pkgs.writeShellScript "bird-stop" (
+    import ./bird-stop.nix {
+      birdc = lib.getExe' config.services.bird.package "birdc";
+      systemctl = lib.getExe' config.systemd.package "systemctl";
+    }
+  );
 
   sopsSecrets = lib.listToAttrs (
     map (name: {
@@ -41,9 +71,13 @@ in
             assertion = !useSops || options ? sops;
             message = "services.ibgpTunnel.sops.file is set but sops-nix is not imported: add sops-nix.nixosModules.sops to the host's modules, or unset sops.file and set privateKeyFile/presharedKeyFile.";
           }
+          # The module never switches the host's firewall backend: that
+          # would silently drop networking.firewall.extraCommands and every
+          # other iptables rule the host has. NixOS itself refuses
+          # firewall.filterForward on iptables the same way.
           {
             assertion = !cfg.nftables.enable || config.networking.nftables.enable;
-            message = "services.ibgpTunnel renders nftables rules but networking.nftables.enable is false: enable it, or set services.ibgpTunnel.nftables.enable = false and write the forward/NAT rules yourself.";
+            message = "services.ibgpTunnel adds nftables rules (the `inet ibgp-tunnel` masquerade table, forward and reverse-path accepts for the tunnels), but this host uses the iptables firewall (networking.nftables.enable = false). Either set networking.nftables.enable = true (NixOS's firewall then runs on nftables: move any networking.firewall.extraCommands to extraInputRules/extraForwardRules), or set services.ibgpTunnel.nftables.enable = false and write the masquerade and forward rules yourself (e.g. in networking.firewall.extraCommands).";
           }
         ];
     })
@@ -56,23 +90,33 @@ in
         config = artifacts.birdConfig;
       };
 
-      boot.kernel.sysctl = artifacts.sysctl;
+      boot.kernel.sysctl = builtins.mapAttrs (_: sysctlDefault) artifacts.sysctl;
 
       networking.firewall.allowedUDPPorts = artifacts.allowedUDPPorts;
       networking.firewall.interfaces = artifacts.firewallInterfaces;
     })
 
-    # Stopping or restarting BIRD must not send Cease (which ends the neighbours'
-    # graceful restart), and the restarted BIRD must recover (-R) to keep it.
+    # A restart must not send Cease (which ends the neighbours' graceful
+    # restart) and the restarted BIRD must recover (-R); a stop for good must
+    # take BIRD's routes out of the kernel (./bird-stop.nix tells them apart).
+    # stopIfChanged = false: nixos-rebuild switch restarts a changed
+    # bird.service in one `systemctl restart` (hitless) instead of stopping it
+    # in the old generation and starting it in the new one.
     (mkIf (deploy && cfg.tuning.gracefulRestart) {
-      systemd.services.bird.serviceConfig = {
-        ExecStart = lib.mkForce "${lib.getBin config.services.bird.package}/bin/bird -R -c /etc/bird/bird.conf";
-        ExecStop = lib.mkForce "${lib.getBin config.services.bird.package}/bin/birdc graceful restart";
+      systemd.services.${birdService} = {
+        stopIfChanged = false;
+        serviceConfig = {
+          ExecStart = lib.mkForce "${lib.getExe' config.services.bird.package "bird"} -R -c /etc/bird/bird.conf";
+          ExecStop = lib.mkForce "${birdStop} %n";
+        };
       };
     })
 
-    (mkIf (cfg.enable && cfg.nftables.enable) {
-      networking.nftables.enable = mkDefault true;
+    (mkIf (deploy && sopsInUnit) {
+      systemd.services = lib.genAttrs wireguardServices (_: {
+        after = [ "${sopsService}.service" ];
+        wants = [ "${sopsService}.service" ];
+      });
     })
 
     (mkIf (deploy && cfg.nftables.enable) {

@@ -150,7 +150,7 @@ let
       gracefulRestart = mkOption {
         type = types.bool;
         default = tuningDefault.gracefulRestart;
-        description = "Graceful restart on all BGP sessions and the kernel protocols, and a bird.service that stops with `birdc graceful restart` and starts with `bird -R`, so restarting BIRD on one end keeps both ends forwarding.";
+        description = "Graceful restart on all BGP sessions and the kernel protocols, and a bird.service that starts with `bird -R` and, when it is restarted (`systemctl restart`, or `nixos-rebuild switch`, which restarts it in one step), stops with `birdc graceful restart`, so restarting BIRD on one end keeps both ends forwarding. A stop for good (`systemctl stop`, shutdown) runs `birdc down`: BIRD's routes leave the kernel and the neighbours withdraw them at once.";
       };
       gracefulRestartTime = mkOption {
         type = types.ints.positive;

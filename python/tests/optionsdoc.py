@@ -1,17 +1,19 @@
 """The option reference in README.md, generated from the module's option
-declarations through nixpkgs' lib.optionAttrSetToDocList.
+declarations through nixpkgs' lib.optionAttrSetToDocList (nixpkgs' lib from
+../shared/vendor, see vendor.py).
 
-    IBGP_TUNNEL_NIXPKGS_LIB=/path/to/nixpkgs.lib python python/tests/optionsdoc.py --write
+    python python/tests/optionsdoc.py --write
 """
 
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
+
+import vendor
 
 REPO = Path(__file__).resolve().parents[2]
 README = REPO / "README.md"
@@ -19,15 +21,13 @@ BEGIN = "<!-- options:begin -->"
 END = "<!-- options:end -->"
 
 
-def option_list(nixpkgs_lib: str) -> list[dict[str, Any]]:
+def option_list() -> list[dict[str, Any]]:
     expression = f"""
       let
-        lib = import {nixpkgs_lib}/lib;
-        eval = lib.evalModules {{
-          modules = [
-            {REPO}/checks/lib/nixos-option-decls.nix
-            {REPO}/modules/ibgp-tunnel
-          ];
+        lib = import {vendor.NIXPKGS_LIB};
+        eval = import {REPO}/checks/lib/evaluate.nix {{
+          inherit lib;
+          modules = [ {vendor.SOPS_MODULE} {REPO}/modules/ibgp-tunnel ];
         }};
       in
       builtins.filter (o: o.visible && !o.internal)
@@ -78,11 +78,10 @@ def readme_section(text: str) -> str:
 
 
 def main() -> int:
-    nixpkgs_lib = os.environ.get("IBGP_TUNNEL_NIXPKGS_LIB")
-    if not nixpkgs_lib:
-        print("set IBGP_TUNNEL_NIXPKGS_LIB to a nixpkgs.lib checkout", file=sys.stderr)
+    if not vendor.present():
+        print(vendor.MISSING_REASON, file=sys.stderr)
         return 2
-    generated = markdown(option_list(nixpkgs_lib))
+    generated = markdown(option_list())
     text = README.read_text()
     if "--write" in sys.argv:
         README.write_text(text.replace(readme_section(text), generated))

@@ -1,7 +1,8 @@
-"""The NixOS module through the real module system (nixpkgs' lib.evalModules),
-with the NixOS and sops-nix options it sets declared at their real types
-(checks/lib/nixos-option-decls.nix). Needs a nixpkgs lib checkout in
-IBGP_TUNNEL_NIXPKGS_LIB (e.g. nix-community/nixpkgs.lib); skipped otherwise."""
+"""The NixOS module through the real module system (nixpkgs' lib.evalModules)
+and the real sops-nix module, both from ../shared/vendor (vendor.py), with the
+NixOS options they use declared at their real types
+(checks/lib/nixos-option-decls.nix). Evaluates the example hosts and the VM
+test's nodes as `nix flake check` would, short of building them."""
 
 from __future__ import annotations
 
@@ -13,56 +14,51 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import vendor
 from nixcore import EXAMPLE_PLAN, REPO, needs_nix, render
 
-NIXPKGS_LIB = os.environ.get("IBGP_TUNNEL_NIXPKGS_LIB", "")
-
-pytestmark = [
-    needs_nix,
-    pytest.mark.skipif(
-        not (NIXPKGS_LIB and (Path(NIXPKGS_LIB) / "lib" / "default.nix").is_file()),
-        reason="set IBGP_TUNNEL_NIXPKGS_LIB to a checkout of nix-community/nixpkgs.lib "
-        "(a directory with lib/default.nix) to evaluate the module with the real module system",
-    ),
-]
+pytestmark = [needs_nix, vendor.needs_vendor]
 
 MODULE = REPO / "modules" / "ibgp-tunnel"
 EVAL = REPO / "checks" / "lib" / "eval-module.nix"
-
-# Options of a whole machine that the example hosts set and the module does
-# not touch: declared loosely, since only the module's own mapping is under test.
-MACHINE = """{ lib, ... }: {
-  options = {
-    networking.useDHCP = lib.mkOption { type = lib.types.bool; default = true; };
-    services.openssh.enable = lib.mkOption { type = lib.types.bool; default = false; };
-    boot.loader.grub.device = lib.mkOption { type = lib.types.str; default = ""; };
-    fileSystems = lib.mkOption { type = lib.types.attrsOf lib.types.anything; default = { }; };
-    system.stateVersion = lib.mkOption { type = lib.types.str; default = ""; };
-  };
-  # No pkgs here: a store path stands in for the BIRD package.
-  config.services.bird.package = "/nix/store/00000000000000000000000000000000-bird-3.1.4";
-}"""
-BIRD = "/nix/store/00000000000000000000000000000000-bird-3.1.4"
+EVAL_VM_TEST = REPO / "checks" / "lib" / "eval-vm-test.nix"
 
 
-def evaluate(*modules: str, with_sops: bool = True) -> dict[str, Any]:
-    expression = (
-        f"import {EVAL} {{ lib = import {NIXPKGS_LIB}/lib; "
-        f"withSops = {'true' if with_sops else 'false'}; "
-        f"modules = [ {MODULE} ({MACHINE}) {' '.join(f'({m})' for m in modules)} ]; }}"
-    )
-    result = subprocess.run(
+def instantiate(expression: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
         ["nix-instantiate", "--eval", "--strict", "--json", "-E", expression],
         capture_output=True,
         text=True,
         check=False,
     )
+
+
+def evaluation(*modules: str, with_sops: bool = True) -> str:
+    sops = str(vendor.SOPS_MODULE) if with_sops else "null"
+    return (
+        f"import {EVAL} {{ lib = import {vendor.NIXPKGS_LIB}; sops = {sops}; "
+        f"modules = [ {MODULE} {' '.join(f'({m})' for m in modules)} ]; }}"
+    )
+
+
+def evaluate(*modules: str, with_sops: bool = True) -> dict[str, Any]:
+    result = instantiate(evaluation(*modules, with_sops=with_sops))
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)
 
 
-def example(host: str, extra: str = "") -> dict[str, Any]:
-    return evaluate(f"import {REPO}/hosts/{host}", f"{{ lib, ... }}: {{ {extra} }}")
+def evaluation_error(*modules: str) -> str:
+    result = instantiate(evaluation(*modules))
+    assert result.returncode != 0, f"expected an evaluation error, got {result.stdout[:500]}"
+    return result.stderr
+
+
+def host(name: str) -> str:
+    return f"import {REPO}/hosts/{name}"
+
+
+def example(name: str, extra: str = "") -> dict[str, Any]:
+    return evaluate(host(name), f"{{ lib, ... }}: {{ {extra} }}")
 
 
 @pytest.mark.parametrize("host", ["dmz", "pve"])
@@ -101,9 +97,10 @@ def test_example_host_evaluates_without_failed_assertions(host: str) -> None:
 
 @pytest.mark.parametrize("host", ["dmz", "pve"])
 def test_bird_restarts_gracefully(host: str) -> None:
-    service = example(host)["config"]["systemd"]["services"]["bird"]["serviceConfig"]
-    assert service["ExecStart"] == f"{BIRD}/bin/bird -R -c /etc/bird/bird.conf"
-    assert service["ExecStop"] == f"{BIRD}/bin/birdc graceful restart"
+    config = example(host)["config"]
+    bird = config["services"]["bird"]["package"]
+    service = config["systemd"]["services"]["bird"]["serviceConfig"]
+    assert service["ExecStart"] == f"{bird}/bin/bird -R -c /etc/bird/bird.conf"
     plain = example(host, "services.ibgpTunnel.tuning.gracefulRestart = false;")["config"]
     assert (
         "bird" not in plain["systemd"]["services"]
@@ -174,6 +171,7 @@ def test_a_host_without_a_plan() -> None:
             }};
           }};
         }}""",
+        "{ networking.nftables.enable = true; }",
         with_sops=False,
     )
     assert result["failedAssertions"] == []
@@ -211,7 +209,9 @@ BAD = [
     ),
     (
         "networking.nftables.enable = lib.mkForce false;",
-        r"networking\.nftables\.enable is false",
+        r"this host uses the iptables firewall \(networking\.nftables\.enable = false\)\. "
+        r"Either set networking\.nftables\.enable = true .* or set "
+        r"services\.ibgpTunnel\.nftables\.enable = false",
     ),
     (
         'services.ibgpTunnel.importSets = lib.mkForce [ "dn42" "typo" ];',
@@ -257,9 +257,156 @@ def test_sops_file_without_sops_nix_is_an_assertion() -> None:
 def test_readme_option_reference_is_generated_from_the_module() -> None:
     import optionsdoc
 
-    generated = optionsdoc.markdown(optionsdoc.option_list(NIXPKGS_LIB))
+    generated = optionsdoc.markdown(optionsdoc.option_list())
     assert "### `services.ibgpTunnel.links.<name>.peer.endpoint`" in generated
     assert optionsdoc.readme_section(optionsdoc.README.read_text()) == generated, (
-        "README.md's option reference is stale: run "
-        "IBGP_TUNNEL_NIXPKGS_LIB=... python python/tests/optionsdoc.py --write"
+        "README.md's option reference is stale: run python python/tests/optionsdoc.py --write"
     )
+
+
+# --- the VM test's nodes, as the test driver would evaluate them -------------
+
+
+def vm_test_nodes() -> dict[str, Any]:
+    result = instantiate(
+        f"import {EVAL_VM_TEST} {{ lib = import {vendor.NIXPKGS_LIB}; "
+        f"sops = {vendor.SOPS_MODULE}; }}"
+    )
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def test_vm_test_nodes_evaluate_with_the_real_sops_nix() -> None:
+    nodes = vm_test_nodes()
+    assert set(nodes) == {"dmz", "pve", "lan", "web"}
+    for name, node in nodes.items():
+        assert node["failedAssertions"] == [], name
+    for name in ("dmz", "pve"):
+        config = nodes[name]["config"]
+        assert config["services"]["bird"]["enable"] is True
+        manifest = config["sops"]["manifest"]
+        # sops-nix's age.keyFile is pathNotInStore: a runtime path on the VM.
+        key_file = manifest["ageKeyFile"]
+        assert key_file.startswith("/run/") and "/nix/store" not in key_file
+        scripts = config["system"]["activationScripts"]
+        (writer,) = [n for n, s in scripts.items() if key_file in s["text"] and n != "setupSecrets"]
+        assert writer in scripts["setupSecrets"]["deps"], "the key must be there before sops-nix"
+        assert {s["name"] for s in manifest["secrets"]} == set(config["sops"]["secrets"])
+    # The client dials the reflector's test-network address.
+    (peer,) = nodes["pve"]["config"]["networking"]["wireguard"]["interfaces"]["wg-ibgp"]["peers"]
+    assert peer["endpoint"] == "192.168.1.1:51821"
+
+
+# --- NixOS conventions ---------------------------------------------------------
+
+
+def test_the_firewall_backend_is_the_hosts_choice() -> None:
+    # Everything the module defines for networking.nftables.enable: nothing.
+    result = instantiate(
+        f"""let
+          lib = import {vendor.NIXPKGS_LIB};
+          eval = import {REPO}/checks/lib/evaluate.nix {{
+            inherit lib;
+            modules = [ {vendor.SOPS_MODULE} {MODULE} ({host("pve")}) ];
+          }};
+          definitions = eval.options.networking.nftables.enable.definitionsWithLocations;
+        in map (d: toString d.file) definitions"""
+    )
+    assert result.returncode == 0, result.stderr
+    files = json.loads(result.stdout)
+    assert files and not any("modules/ibgp-tunnel" in f for f in files), files
+
+
+@pytest.mark.parametrize("value", ["1", "true", '"1"'])
+def test_a_host_that_also_turns_on_forwarding_evaluates(value: str) -> None:
+    result = example(
+        "dmz",
+        f'boot.kernel.sysctl."net.ipv4.conf.all.forwarding" = {value}; '
+        f'boot.kernel.sysctl."net.ipv6.conf.all.forwarding" = {value};',
+    )
+    assert result["failedAssertions"] == []
+    sysctl = result["config"]["boot"]["kernel"]["sysctl"]
+    assert sysctl["net.ipv4.conf.all.forwarding"] == json.loads(value)
+
+
+def test_forwarding_wins_over_nixos_own_default_and_the_host_can_still_say_no() -> None:
+    # network-interfaces.nix sets IPv4 forwarding off at mkDefault.
+    assert example("pve")["config"]["boot"]["kernel"]["sysctl"]["net.ipv4.conf.all.forwarding"] == 1
+    off = example("pve", 'boot.kernel.sysctl."net.ipv4.conf.all.forwarding" = 0;')
+    assert off["config"]["boot"]["kernel"]["sysctl"]["net.ipv4.conf.all.forwarding"] == 0
+
+
+def test_the_reflector_uplinks_keep_accepting_router_advertisements() -> None:
+    sysctl = example("dmz")["config"]["boot"]["kernel"]["sysctl"]
+    assert sysctl["net.ipv6.conf.all.forwarding"] == 1
+    assert sysctl["net.ipv6.conf.eth0.accept_ra"] == 2
+    vlan = example("dmz", 'services.ibgpTunnel.uplinkInterfaces = lib.mkForce [ "eth0.100" ];')
+    assert vlan["config"]["boot"]["kernel"]["sysctl"]["net.ipv6.conf.eth0/100.accept_ra"] == 2
+    client = example("pve")["config"]["boot"]["kernel"]["sysctl"]
+    assert not [key for key in client if key.endswith(".accept_ra")]
+
+
+@pytest.mark.parametrize("host", ["dmz", "pve"])
+def test_bird_stops_cleanly_and_a_switch_restarts_it_in_one_step(host: str) -> None:
+    service = example(host)["config"]["systemd"]["services"]["bird"]
+    assert service["stopIfChanged"] is False
+    script, specifier = service["serviceConfig"]["ExecStop"].split(" ")
+    assert script.startswith("/nix/store/") and script.endswith("-bird-stop")
+    assert specifier == "%n"
+
+
+@pytest.mark.parametrize("activation", ["services.userborn.enable", "systemd.sysusers.enable"])
+def test_wireguard_waits_for_sops_install_secrets(activation: str) -> None:
+    services = example("pve", f"{activation} = true;")["config"]["systemd"]["services"]
+    # The real sops-nix defines the unit; the tunnel's unit is ordered after it.
+    assert "sops-install-secrets" in services
+    assert "sops-install-secrets.service" in services["wireguard-wg-ibgp"]["after"]
+    plain = example("pve")["config"]["systemd"]["services"]
+    assert "sops-install-secrets" not in plain
+    assert "sops-install-secrets.service" not in plain.get("wireguard-wg-ibgp", {}).get("after", [])
+
+
+# --- the example hosts can decrypt what they are given ---------------------------
+
+
+def sops_recipients(path: Path) -> set[str]:
+    entries = (line.strip().removeprefix("- ") for line in path.read_text().splitlines())
+    return {entry.split(":", 1)[1].strip() for entry in entries if entry.startswith("recipient:")}
+
+
+@pytest.mark.parametrize("name", ["dmz", "pve"])
+def test_the_example_hosts_key_source_fits_their_secrets(name: str) -> None:
+    from sopstools import TEST_KEY, recipient
+
+    from ibgp_tunnel.sops import find_sops
+
+    manifest = example(name)["config"]["sops"]["manifest"]
+    # The host's sops.file, as a store path in the manifest.
+    (sops_file,) = {secret["sopsFile"] for secret in manifest["secrets"]}
+    assert sops_file.endswith(f"-{name}.yaml")
+    committed = REPO / "secrets" / "test" / f"{name}.yaml"
+    # The committed secrets are encrypted to the test key only, so the host
+    # must read an age key file (where a trial copies the test key), not only
+    # its SSH host key, whose recipient no committed file has.
+    assert sops_recipients(committed) == {recipient(TEST_KEY)}
+    assert manifest["ageKeyFile"], (
+        f"hosts/{name} decrypts with SSH host keys only, but {committed.name} is encrypted "
+        "to the test key only"
+    )
+    assert not manifest["ageKeyFile"].startswith("/nix/store/")
+    # What sops-install-secrets -check-mode=sopsfile checks at build time:
+    # every secret's key is in the file (decrypted here with the test key).
+    decrypted = subprocess.run(
+        [str(find_sops()), "decrypt", "--output-type", "json", str(committed)],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "SOPS_AGE_KEY_FILE": str(TEST_KEY)},
+    )
+    assert decrypted.returncode == 0, decrypted.stderr
+    data = json.loads(decrypted.stdout)
+    for secret in manifest["secrets"]:
+        value: Any = data
+        for part in secret["key"].split("/"):
+            value = value[part]
+        assert isinstance(value, str) and value

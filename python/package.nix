@@ -32,7 +32,9 @@ python3Packages.buildPythonApplication {
   version = "0.1.0";
   pyproject = true;
 
-  # The tests read the core, the example plan and its test secrets beside python/.
+  # The tests read the core, the example plan and its test secrets beside
+  # python/, this file (its test selection), BIRD's stop script and the list
+  # of tools scripts/setup installs.
   src = lib.fileset.toSource {
     root = ../.;
     fileset = lib.fileset.unions [
@@ -40,7 +42,10 @@ python3Packages.buildPythonApplication {
       ./hatch_build.py
       ./src
       ./tests
+      ./package.nix
       ../modules/lib
+      ../modules/ibgp-tunnel/bird-stop.nix
+      ../scripts/setup
       ../hosts/plan.toml
       ../secrets/test
       ../secrets/test-age-key.txt

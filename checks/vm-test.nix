@@ -143,6 +143,15 @@ in
         pve.wait_until_succeeds("birdc show protocols ibgp_dmz | grep -q Established", timeout=60)
         lan.succeed("ping -c 1 -W 2 ${announcedHost}")
 
+    with subtest("stopping BIRD for good takes its routes out of the kernel"):
+        # A stop is not a restart: birdc down, so nothing stale stays behind.
+        pve.succeed("systemctl stop bird.service")
+        pve.fail("ip route show proto bird | grep -q .")
+        pve.fail("ip -6 route show proto bird | grep -q .")
+        dmz.wait_until_fails("birdc show protocols ibgp_pve | grep -q Established", timeout=30)
+        pve.succeed("systemctl start bird.service")
+        pve.wait_until_succeeds("ip route show proto bird | grep -q '^104.16.0.0/13 .*dev wg-ibgp'", timeout=60)
+
     with subtest("keys never enter the Nix store"):
         pve.succeed("test -e /run/secrets/wg_ibgp/private_key")
         pve.fail(

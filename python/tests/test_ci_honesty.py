@@ -4,6 +4,7 @@ in CI a skip for a tool scripts/setup installs (or for a missing
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import conftest
@@ -69,3 +70,15 @@ def test_every_package_setup_installs_is_mapped_to_its_tools() -> None:
         "scripts/setup installs packages conftest.DEBIAN_TOOLS does not know: "
         f"{sorted(set(packages) - set(conftest.DEBIAN_TOOLS))}"
     )
+
+
+def test_ci_and_scripts_name_no_path_outside_the_repository_but_shared() -> None:
+    repo = TESTS.parents[1]
+    scripts = [repo / ".ci" / "run", *sorted((repo / "scripts").iterdir())]
+    outside = re.compile(r"(?<![\w.$}/-])/(?:work|tmp|home|root|opt|srv|mnt|var|nix)\b|~/")
+    for script in scripts:
+        for number, line in enumerate(script.read_text().splitlines(), 1):
+            code = line.split("#", 1)[0]
+            assert not outside.search(code), f"{script.name}:{number} names a path outside: {line}"
+            for parent in re.findall(r"\.\./[\w.-]+", code):
+                assert parent == "../shared", f"{script.name}:{number}: {line}"

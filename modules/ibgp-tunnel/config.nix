@@ -18,11 +18,16 @@ let
   # at once instead of the first type error deep inside another module.
   deploy = cfg.enable && problems == [ ];
 
-  # Unit names, each written once. networking.wireguard's script backend runs
-  # one wireguard-<interface>.service per interface (its peer units are
-  # ordered after it); services.bird runs bird.service.
-  wireguardServices = map (name: "wireguard-${name}") (builtins.attrNames artifacts.wireguard);
-  wireguardUnits = map (name: "${name}.service") wireguardServices;
+  # Unit names, each written once. The services that read the key files:
+  # networking.wireguard's script backend runs one wireguard-<interface>.service
+  # per interface (its peer units are ordered after it); with useNetworkd,
+  # systemd-networkd reads them. services.bird runs bird.service.
+  keyReaders =
+    if config.networking.wireguard.useNetworkd then
+      [ "systemd-networkd" ]
+    else
+      map (name: "wireguard-${name}") (builtins.attrNames artifacts.wireguard);
+  keyReaderUnits = map (name: "${name}.service") keyReaders;
   birdService = "bird";
 
   # With userborn or systemd-sysusers, sops-nix decrypts in this unit rather
@@ -49,7 +54,7 @@ let
       inherit name;
       value = {
         sopsFile = cfg.sops.file;
-        restartUnits = wireguardUnits;
+        restartUnits = keyReaderUnits;
       };
     }) ([ artifacts.secretNames.privateKey ] ++ builtins.attrValues artifacts.secretNames.psk)
   );
@@ -113,7 +118,7 @@ in
     })
 
     (mkIf (deploy && sopsInUnit) {
-      systemd.services = lib.genAttrs wireguardServices (_: {
+      systemd.services = lib.genAttrs keyReaders (_: {
         after = [ "${sopsService}.service" ];
         wants = [ "${sopsService}.service" ];
       });

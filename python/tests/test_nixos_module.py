@@ -467,3 +467,16 @@ def test_without_its_image_settings_the_proxmox_image_would_not_evaluate() -> No
     )
     assert result.returncode != 0
     assert "networking.useDHCP" in result.stderr and "conflicting definition" in result.stderr
+
+
+def test_with_networkd_systemd_networkd_reads_the_keys() -> None:
+    result = example(
+        "pve", "networking.wireguard.useNetworkd = true; services.userborn.enable = true;"
+    )
+    assert result["failedAssertions"] == []
+    services = result["config"]["systemd"]["services"]
+    # No wireguard-<iface>.service exists with networkd: none is made up.
+    assert "wireguard-wg-ibgp" not in services
+    assert "sops-install-secrets.service" in services["systemd-networkd"]["after"]
+    for secret in result["config"]["sops"]["secrets"].values():
+        assert secret["restartUnits"] == ["systemd-networkd.service"]

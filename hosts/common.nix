@@ -25,7 +25,9 @@ name: {
   # The module's rules are nftables rules; it never switches the backend.
   networking.nftables.enable = true;
 
+  # Deployment logs in as root over SSH: add your public key here.
   services.openssh.enable = true;
+  users.users.root.openssh.authorizedKeys.keys = [ ];
   networking.hostName = name;
   networking.useDHCP = true;
   system.stateVersion = "25.11";

@@ -707,6 +707,26 @@ in
       };
     };
 
+    # users-groups.nix declares users.users; sshd.nix (userOptions) adds
+    # openssh.authorizedKeys. Only what the hosts set is declared here.
+    users.users = mkOption {
+      type = types.attrsOf (
+        types.submodule {
+          options.openssh.authorizedKeys = {
+            keys = mkOption {
+              type = types.listOf types.singleLineStr;
+              default = [ ];
+            };
+            keyFiles = mkOption {
+              type = types.listOf types.path;
+              default = [ ];
+            };
+          };
+        }
+      );
+      default = { };
+    };
+
     # --- machine options the example hosts set ---------------------------------
     # nixos/modules/tasks/network-interfaces.nix
     networking.useDHCP = mkOption {

@@ -727,6 +727,12 @@ in
       default = { };
     };
 
+    # nixos/modules/misc/nixpkgs.nix (flake.nix sets it for the example hosts;
+    # upstream applies lib.systems.elaborate, not needed here)
+    nixpkgs.hostPlatform = mkOption {
+      type = types.either types.str types.attrs;
+    };
+
     # --- machine options the example hosts set ---------------------------------
     # nixos/modules/tasks/network-interfaces.nix
     networking.useDHCP = mkOption {

@@ -480,3 +480,25 @@ def test_with_networkd_systemd_networkd_reads_the_keys() -> None:
     assert "sops-install-secrets.service" in services["systemd-networkd"]["after"]
     for secret in result["config"]["sops"]["secrets"].values():
         assert secret["restartUnits"] == ["systemd-networkd.service"]
+
+
+# --- the flake's own wiring ------------------------------------------------------
+
+
+def test_the_flake_wires_the_hosts_and_exposes_the_images() -> None:
+    result = instantiate(
+        f"import {REPO}/checks/lib/eval-flake.nix {{ lib = import {vendor.NIXPKGS_LIB}; "
+        f"sops = {vendor.SOPS_MODULE}; }}"
+    )
+    assert result.returncode == 0, result.stderr
+    flake = json.loads(result.stdout)
+    assert flake["inputs"] == ["nixpkgs", "sops-nix"]
+    assert set(IMAGES) <= set(flake["packages"]["x86_64-linux"])
+    assert {"vm", "render", "dmz", "pve", "python"} <= set(flake["checks"]["x86_64-linux"])
+    for name, host in flake["nixosConfigurations"].items():
+        assert host["failedAssertions"] == [], name
+        # The same configuration the host tests evaluate.
+        assert (
+            host["config"]["services"]["bird"]["config"] == render(EXAMPLE_PLAN, name)["birdConfig"]
+        )
+        assert host["config"]["sops"]["manifest"]["ageKeyFile"] == "/var/lib/sops-nix/key.txt"

@@ -728,7 +728,7 @@ in
     };
 
     # nixos/modules/misc/nixpkgs.nix (flake.nix sets it for the example hosts;
-    # upstream applies lib.systems.elaborate, not needed here)
+    # upstream's `apply = lib.systems.elaborate` is left out)
     nixpkgs.hostPlatform = mkOption {
       type = types.either types.str types.attrs;
     };

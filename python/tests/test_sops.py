@@ -166,3 +166,32 @@ def test_sops_that_cannot_run(project: Path, monkeypatch: pytest.MonkeyPatch) ->
     with pytest.raises(SopsNotFoundError, match="cannot run"):
         encrypt_to_file(DATA, project / "secrets" / "dmz.yaml", project / ".sops.yaml")
     assert _dir_listing(project / "secrets") == []
+
+
+def test_encrypt_to_file_refuses_what_sops_left_in_plaintext(project: Path) -> None:
+    target = project / "secrets" / "dmz.yaml"
+    encrypt_to_file(DATA, target, project / ".sops.yaml")
+    before = target.read_bytes()
+    (project / ".sops.yaml").write_text(
+        "creation_rules:\n"
+        "  - path_regex: secrets/[^/]+\\.yaml$\n"
+        f"    age: {recipient()}\n"
+        "    encrypted_regex: ^(data|stringData)$\n"
+    )
+    with pytest.raises(SopsConfigError, match=r"remove encrypted_regex from creation_rules\[0\]"):
+        encrypt_to_file({"wg_ibgp": {"private_key": MARKER}}, target, project / ".sops.yaml")
+    assert target.read_bytes() == before
+    assert _dir_listing(project / "secrets") == ["dmz.yaml"]
+
+
+def test_a_rule_we_cannot_name_still_gives_the_setting_and_the_fix(project: Path) -> None:
+    # Flow style is outside what our reader takes: the message falls back to
+    # "the creation rule matching ..." but still names the setting.
+    (project / ".sops.yaml").write_text(
+        "creation_rules: [{path_regex: 'secrets/', "
+        f"age: {recipient()}, unencrypted_regex: '^wg_ibgp$'}}]\n"
+    )
+    with pytest.raises(SopsConfigError) as caught:
+        encrypt(DATA, project / "secrets" / "dmz.yaml", project / ".sops.yaml")
+    first = str(caught.value).splitlines()[0]
+    assert "remove unencrypted_regex from the creation rule matching secrets/dmz.yaml" in first

@@ -42,11 +42,13 @@ import tomlkit
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from tomlkit.exceptions import TOMLKitError
 
-from ibgp_tunnel import paths, sops
-from ibgp_tunnel.atomic import AtomicBatch
+from ibgp_tunnel import paths, sops, transaction
+from ibgp_tunnel.ciphertext import stored_in_plaintext
 from ibgp_tunnel.errors import InputError
+from ibgp_tunnel.lock import project_lock
 
 KEY_BYTES = 32
+DEFAULT_LOCK_TIMEOUT = 30.0  # seconds a second run waits for the first
 
 
 class KeysError(InputError):
@@ -343,6 +345,7 @@ class KeysReport:
     files_written: list[str] = field(default_factory=list)
     public_keys: dict[str, str] = field(default_factory=dict)
     plan_updated_hosts: list[str] = field(default_factory=list)
+    recovered: str | None = None  # what was done about a killed earlier run
 
     def count(self, action: Action) -> int:
         return sum(1 for s in self.secrets if s.action == action)
@@ -355,6 +358,7 @@ class KeysReport:
             "files_written": list(self.files_written),
             "public_keys": dict(self.public_keys),
             "plan_updated_hosts": list(self.plan_updated_hosts),
+            "recovered": self.recovered,
         }
 
 
@@ -384,51 +388,120 @@ def _read_plan(plan_path: Path) -> tomlkit.TOMLDocument:
         raise KeysError(f"{plan_path} is not valid TOML: {exc}") from exc
 
 
+def _key_paths(host: str, plan: KeyPlan, names: SecretNames) -> set[tuple[str, ...]]:
+    """Where ``host``'s file keeps its private key and its links' PSKs."""
+    wanted = [names.private_key]
+    wanted += [names.psk(link) for link, ends in plan.links.items() if host in ends]
+    return {tuple(name.split("/")) for name in wanted}
+
+
+def _refuse_stored_plaintext(
+    plan: KeyPlan,
+    raw: Mapping[str, Any],
+    rotation: Rotation,
+    names: SecretNames,
+    files: Mapping[str, Path],
+) -> None:
+    """A key or PSK already on disk in plaintext (an older run under a bad rule) is leaked:
+    keeping it would silently re-encrypt a compromised key, so it must be rotated."""
+    needed: list[str] = []
+    for host, document in raw.items():
+        exposed = stored_in_plaintext(document) & _key_paths(host, plan, names)
+        for path in sorted(exposed):
+            name = "/".join(path)
+            link = name.removeprefix(names.psk_prefix) if name != names.private_key else None
+            if link is None and host not in rotation.hosts:
+                needed.append(f"host:{host}")
+            elif link is not None and link not in rotation.links:
+                needed.append(f"link:{link}")
+            where = f"{files[host]} holds {name}"
+    if needed:
+        flags = " ".join(f"--rotate {n}" for n in dict.fromkeys(needed))
+        raise KeysError(
+            f"fix .sops.yaml so that it encrypts every value, then run `ibgp-tunnel keys "
+            f"{flags}`.\n{where} in plaintext: treat it as leaked (and purge it from git history)."
+        )
+
+
 def generate_keys(
     plan_path: Path,
     secrets_dir: Path,
     sops_config: Path,
     rotate: Sequence[str] = (),
     secret_names: SecretNames | None = None,
+    lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
+    on_wait: Callable[[str], None] | None = None,
 ) -> KeysReport:
     """Add missing keys/PSKs, rotate the requested ones, write secrets and the plan.
 
-    Order: decrypt what exists, decide, encrypt every changed file in memory,
-    then stage all files and rename them (secrets before the plan). A failure
-    before the renames changes nothing; if the plan's rename alone failed, a
-    rerun keeps the new keys and writes their public keys.
+    Under the project's lock (secrets/.ibgp-tunnel-keys.lock): finish or roll back
+    what a killed run left, decrypt what exists, decide, encrypt every changed
+    file in memory and prove each value came back as ciphertext, then replace
+    the secrets files and the plan all or none (``transaction``). A failure
+    before the renames changes nothing.
     """
     names = secret_names or default_secret_names()
-    doc = _read_plan(plan_path)
-    plan = key_plan_from_doc(doc, str(plan_path))
-    rotation = resolve_rotation(rotate, plan)
+    # Bad input is reported before anything is created or locked.
+    resolve_rotation(rotate, key_plan_from_doc(_read_plan(plan_path), str(plan_path)))
+    try:
+        secrets_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise KeysError(
+            f"cannot create the secrets directory {secrets_dir}: {exc.strerror or exc}"
+        ) from exc
+    with project_lock(secrets_dir, lock_timeout, on_wait):
+        doc = _read_plan(plan_path)
+        plan = key_plan_from_doc(doc, str(plan_path))
+        rotation = resolve_rotation(rotate, plan)
+        files = {host: secrets_dir / f"{host}.yaml" for host in plan.hosts}
+        recovered = transaction.recover(secrets_dir, [plan_path, *files.values()])
+        if recovered:  # the plan may be the one the finished run wrote
+            doc = _read_plan(plan_path)
+        report = _generate(plan_path, doc, plan, rotation, names, files, sops_config, secrets_dir)
+        report.recovered = recovered
+        return report
 
-    files = {host: secrets_dir / f"{host}.yaml" for host in plan.hosts}
-    existing = {host: sops.decrypt_file(f) for host, f in files.items() if f.exists()}
+
+def _generate(
+    plan_path: Path,
+    doc: tomlkit.TOMLDocument,
+    plan: KeyPlan,
+    rotation: Rotation,
+    names: SecretNames,
+    files: Mapping[str, Path],
+    sops_config: Path,
+    secrets_dir: Path,
+) -> KeysReport:
+    present = {host: f for host, f in files.items() if f.exists() or f.is_symlink()}
+    raw = {host: sops.read_raw(f) for host, f in present.items()}
+    _refuse_stored_plaintext(plan, raw, rotation, names, files)
+    existing = {host: sops.decrypt_file(f) for host, f in present.items()}
     secrets, actions = plan_secrets(plan, existing, rotation, names)
 
     changed = [host for host in plan.hosts if secrets[host] != existing.get(host)]
-    ciphertexts = {host: sops.encrypt(secrets[host], files[host], sops_config) for host in changed}
+    ciphertexts = {
+        host: sops.encrypt(
+            secrets[host],
+            files[host],
+            sops_config,
+            # Values the user's own file already kept in plaintext may stay so;
+            # keys and PSKs never.
+            plaintext_ok=stored_in_plaintext(raw.get(host)) - _key_paths(host, plan, names),
+        )
+        for host in changed
+    }
 
     public_keys = {
         host: public_key_of(get_secret(secrets[host], names.private_key)) for host in plan.hosts
     }
     plan_updated = set_public_keys(doc, public_keys)
 
-    if ciphertexts:
-        try:
-            secrets_dir.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise KeysError(
-                f"cannot create the secrets directory {secrets_dir}: {exc.strerror or exc}"
-            ) from exc
-    with AtomicBatch() as batch:
-        for host, ciphertext in ciphertexts.items():
-            batch.stage(files[host], ciphertext)
-        if plan_updated:
-            mode = stat.S_IMODE(plan_path.stat().st_mode)  # the plan is public: keep its mode
-            batch.stage(plan_path, tomlkit.dumps(doc).encode("utf-8"), mode)
-        batch.commit()
+    new_files = [transaction.NewFile(files[host], ciphertexts[host]) for host in changed]
+    if plan_updated:
+        # The plan is public: keep its mode (of the file a symlink points at).
+        mode = stat.S_IMODE(transaction.real_target(plan_path).stat().st_mode)
+        new_files.append(transaction.NewFile(plan_path, tomlkit.dumps(doc).encode(), mode))
+    transaction.replace_all(secrets_dir, new_files)
 
     written = [str(files[host]) for host in changed]
     if plan_updated:

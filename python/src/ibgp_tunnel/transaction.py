@@ -153,14 +153,15 @@ def _backup(target: Path, backup: Path) -> None:
 
 
 def _roll_back(entries: Sequence[_Entry]) -> None:
-    """Put every target back as it was, from the backups; remove the temps."""
+    """Put back, from its backup, every target already replaced; remove temps and backups."""
     for entry in entries:
-        if entry.backup is not None:
-            if os.path.exists(entry.backup):
+        if _sha256(Path(entry.target)) == entry.sha256:
+            if entry.backup is None:
+                os.unlink(entry.target)  # it did not exist before this run
+            elif os.path.exists(entry.backup):
                 os.replace(entry.backup, entry.target)
-        elif _sha256(Path(entry.target)) == entry.sha256:
-            os.unlink(entry.target)  # it did not exist before this run
         _remove(entry.temp)
+        _remove(entry.backup)
         _fsync_dir(Path(entry.target).parent)
 
 

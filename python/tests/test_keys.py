@@ -706,3 +706,90 @@ def _encrypt_unchecked(data: dict[str, Any], target: Path, config: Path) -> str:
         cwd=config.parent,
     )
     return done.stdout.decode()
+
+
+# --- errors: the fix first, sops's output only with --verbose -----------------------
+
+
+def _keyed_project_with_a_foreign_key(
+    project: Project, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project.keys()
+    other = tmp_path / "other-key.txt"
+    subprocess.run(["age-keygen", "-o", str(other)], capture_output=True, check=True)
+    monkeypatch.setenv("SOPS_AGE_KEY_FILE", str(other))
+    monkeypatch.chdir(project.root)
+
+
+def test_a_wrong_age_key_gives_the_fix_in_two_lines(
+    project: Project, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _keyed_project_with_a_foreign_key(project, tmp_path, monkeypatch)
+    before = project.snapshot()
+    result = run("keys")
+    assert result.exit_code == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 2
+    assert lines[0].startswith("error: set SOPS_AGE_KEY_FILE to an age key of one of the")
+    assert recipient()[:8] in lines[0]  # whose key it takes
+    assert "could not decrypt" in lines[1] and lines[1].endswith("(--verbose shows sops's output)")
+    assert "Failed to get the data key" not in result.stderr  # sops's dump stays out
+    assert project.snapshot() == before
+
+
+@pytest.mark.parametrize("where", ["global", "command"])
+def test_verbose_adds_the_full_sops_output(
+    project: Project, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, where: str
+) -> None:
+    _keyed_project_with_a_foreign_key(project, tmp_path, monkeypatch)
+    args = ["--verbose", "keys"] if where == "global" else ["keys", "--verbose"]
+    result = run(*args)
+    assert result.exit_code == 2
+    lines = result.stderr.splitlines()
+    assert lines[0].startswith("error: set SOPS_AGE_KEY_FILE")  # still the fix first
+    assert "Failed to get the data key" in result.stderr
+    assert "incorrect identity" in result.stderr or "did not match" in result.stderr
+
+
+MALFORMED_SOPS_CONFIGS = {
+    "not YAML": "creation_rules: [[[\n",
+    "not a list": "creation_rules: 5\n",
+    "tab-indented": "\tcreation_rules:\n",
+    "bad path_regex": "creation_rules:\n  - path_regex: '(['\n    age: {r}\n",
+    "two selective settings": (
+        "creation_rules:\n  - path_regex: secrets/\n    age: {r}\n"
+        "    encrypted_regex: a\n    unencrypted_regex: b\n"
+    ),
+    "empty key group": "creation_rules:\n  - path_regex: secrets/\n    key_groups:\n      - {{}}\n",
+    "no keys": "creation_rules:\n  - path_regex: secrets/\n",
+    "empty file": "",
+}
+
+
+@pytest.mark.parametrize("text", MALFORMED_SOPS_CONFIGS.values(), ids=MALFORMED_SOPS_CONFIGS)
+def test_a_malformed_sops_config_exits_2_with_the_fix_first(
+    project: Project, monkeypatch: pytest.MonkeyPatch, text: str
+) -> None:
+    project.sops_config.write_text(text.format(r=recipient()))
+    before = project.snapshot()
+    monkeypatch.chdir(project.root)
+    result = run("keys")
+    assert result.exit_code == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert 1 <= len(lines) <= 2
+    assert lines[0].startswith(f"error: fix {project.sops_config}") or lines[0].startswith(
+        "error: add a creation rule"
+    )
+    assert project.snapshot() == before
+    assert run("--verbose", "keys").stderr.count("\n") > result.stderr.count("\n")
+
+
+def test_a_secrets_file_that_is_not_sops_exits_2(
+    project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project.secrets.mkdir()
+    (project.secrets / "dmz.yaml").write_text("wg_ibgp:\n  private_key: plain\n")
+    monkeypatch.chdir(project.root)
+    result = run("keys")
+    assert result.exit_code == 2
+    assert result.stderr.startswith(f"error: encrypt {project.secrets / 'dmz.yaml'} with sops")

@@ -406,6 +406,8 @@ def _refuse_stored_plaintext(
     keeping it would silently re-encrypt a compromised key, so it must be rotated."""
     needed: list[str] = []
     for host, document in raw.items():
+        if not isinstance(document, Mapping) or "sops" not in document:
+            continue  # not a sops file at all: decrypting it says so
         exposed = stored_in_plaintext(document) & _key_paths(host, plan, names)
         for path in sorted(exposed):
             name = "/".join(path)

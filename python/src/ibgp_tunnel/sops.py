@@ -294,10 +294,10 @@ def _decrypt_error(path: Path, stderr: bytes) -> SopsError:
     if "data key" in lowered or "identit" in lowered or "no master key" in lowered:
         recipients = _recipients(path)
         shown = ", ".join(f"{r[:8]}…{r[-4:]}" for r in recipients[:3])
-        who = f" ({shown})" if shown else ""
+        who = f", {shown}" if shown else ""
         return SopsKeyError(
             "set SOPS_AGE_KEY_FILE to an age key of one of the file's recipients"
-            f"{who} (or put it in ~/.config/sops/age/keys.txt).\n"
+            f"{who} (or put that key in ~/.config/sops/age/keys.txt).\n"
             f"sops could not decrypt {path}: none of the keys it found opens it.",
             details=details,
         )

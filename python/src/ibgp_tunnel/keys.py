@@ -3,18 +3,23 @@
 What the CLI calls (everything else here is a small helper they are built from):
 
     generate_keys(plan_path: Path, secrets_dir: Path, sops_config: Path,
-                  rotate: Sequence[str] = (), secret_names: SecretNames | None = None)
+                  rotate: Sequence[str] = (), secret_names: SecretNames | None = None,
+                  lock_timeout: float = 30.0, on_wait: Callable[[str], None] | None = None)
         -> KeysReport
         Per host a private key in ``secrets/<host>.yaml`` at ``wg_ibgp/private_key``,
         per link one PSK at ``wg_ibgp/psk/<link>`` in *both* ends' files, public keys
         into ``hosts.<name>.public_key`` of the plan (comments kept). Existing keys
         are kept; ``rotate`` names hosts/links (``NAME``, ``host:NAME``, ``link:NAME``)
-        whose key/PSK is replaced on purpose. Raises only errors.IbgpTunnelError
-        subclasses (print str(error), exit with error.exit_code): KeysError (exit 2:
-        bad plan, bad --rotate, inconsistent secrets), sops.SopsNotFoundError and
-        sops.SopsConfigError (exit 2: no sops, unusable .sops.yaml), sops.SopsError
-        (exit 1: sops failed, cannot decrypt), atomic.AtomicWriteError (exit 1: a
-        file could not be written). In every case no file is left half-written.
+        whose key/PSK is replaced on purpose. Runs under the project's lock
+        (``lock``), first finishing or rolling back a killed run (``transaction``).
+        Raises only errors.IbgpTunnelError subclasses (print str(error), exit with
+        error.exit_code): KeysError (exit 2: bad plan, bad --rotate, inconsistent
+        secrets, a key already stored in plaintext), lock.LockBusyError (exit 2),
+        sops.SopsNotFoundError, sops.SopsConfigError (exit 2: no sops, unusable
+        .sops.yaml, a rule that would leave a value in plaintext), sops.SopsKeyError
+        (exit 2: no key opens a file), sops.SopsError (exit 1: sops failed),
+        atomic.AtomicWriteError (exit 1: a file could not be written). In every case
+        no file is left half-written and the files of one run change together.
     KeysReport.to_dict() -> dict[str, Any]          # for --json
     project_layout(plan_path: Path) -> tuple[Path, Path]   # default (secrets_dir, sops_config)
     generate_private_key() -> str                   # like `wg genkey`
@@ -23,7 +28,8 @@ What the CLI calls (everything else here is a small helper they are built from):
     age_recipient.ssh_to_age(ssh_pubkey_text: str) -> str   # for `age-recipient`
 
 Nothing here writes plaintext: secrets go to sops through a pipe and only the
-ciphertext is written (see ``sops``); files are replaced atomically (``atomic``).
+ciphertext is written, once every value was seen to be ciphertext (``sops``,
+``ciphertext``); a run's files are replaced all or none (``transaction``).
 """
 
 from __future__ import annotations

@@ -331,3 +331,14 @@ def test_temp_files_lock_and_journal_are_git_ignored(tmp_path: Path) -> None:
         capture_output=True,
     )
     assert kept.returncode == 1  # the real files are not ignored
+
+
+def test_a_dangling_symlinked_secrets_file_is_created_at_its_target(project: Project) -> None:
+    vault = project.root / "vault"
+    vault.mkdir()
+    project.secrets.mkdir()
+    (project.secrets / "dmz.yaml").symlink_to("../vault/dmz.yaml")
+    project.keys()
+    assert (project.secrets / "dmz.yaml").is_symlink()
+    assert (vault / "dmz.yaml").is_file()
+    project.assert_consistent()

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 from sopstools import TEST_KEY, recipient, write_sops_config
 
-from ibgp_tunnel import sops
+from ibgp_tunnel import sops, sopsyaml
+from ibgp_tunnel.ciphertext import is_ciphertext
 from ibgp_tunnel.sops import (
     SopsConfigError,
     SopsError,
@@ -195,3 +196,63 @@ def test_a_rule_we_cannot_name_still_gives_the_setting_and_the_fix(project: Path
         encrypt(DATA, project / "secrets" / "dmz.yaml", project / ".sops.yaml")
     first = str(caught.value).splitlines()[0]
     assert "remove unencrypted_regex from the creation rule matching secrets/dmz.yaml" in first
+
+
+def test_output_with_another_indentation_is_still_verified(project: Path) -> None:
+    # sops's `stores.yaml.indent` changes how it writes YAML; the check still reads it.
+    config = project / ".sops.yaml"
+    config.write_text("stores:\n  yaml:\n    indent: 2\n" + config.read_text())
+    text = encrypt(DATA, project / "secrets" / "dmz.yaml", config).decode()
+    assert "\n  private_key: ENC[" in text
+    raw = sopsyaml.parse(text)
+    assert is_ciphertext(raw["wg_ibgp"]["private_key"])
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "a: [1, 2]\n",  # flow collections
+        "a: &x b\n",  # anchors
+        "a: !!str b\n",  # tags
+        "a: b\n  c\n",  # a multi-line plain scalar
+        "a:\n  b: 1\n c: 2\n",  # bad indentation
+        "a: 'open\n",  # unterminated quote
+        "\tkey: value\n",  # tabs
+        "a: 1\na: 2\n",  # duplicate keys
+    ],
+)
+def test_yaml_outside_the_subset_is_refused_not_guessed(text: str) -> None:
+    with pytest.raises(sopsyaml.YamlSubsetError):
+        sopsyaml.parse(text)
+
+
+def test_the_yaml_subset_reads_what_sops_and_people_write() -> None:
+    text = (
+        "# comment\n"
+        "creation_rules:\n"
+        "- path_regex: 'it''s'  # trailing comment\n"
+        "  key_groups:\n"
+        "  - age:\n"
+        "    - age1a\n"
+        '  encrypted_regex: "^(data|stringData)$"\n'
+        "  age: >-\n"
+        "    age1a,\n"
+        "    age1b\n"
+        "sops:\n"
+        "    enc: |\n"
+        "        line 1\n"
+        "        line 2\n"
+        '    "n": null\n'
+        "    e: {}\n"
+    )
+    assert sopsyaml.parse(text) == {
+        "creation_rules": [
+            {
+                "path_regex": "it's",
+                "key_groups": [{"age": ["age1a"]}],
+                "encrypted_regex": "^(data|stringData)$",
+                "age": "age1a, age1b",
+            }
+        ],
+        "sops": {"enc": "line 1\nline 2\n", "n": None, "e": {}},
+    }

@@ -480,7 +480,8 @@ def _generate(
     sops_config: Path,
     secrets_dir: Path,
 ) -> KeysReport:
-    present = {host: f for host, f in files.items() if f.exists() or f.is_symlink()}
+    # A dangling symlink counts as absent: the new file is created at its target.
+    present = {host: f for host, f in files.items() if f.exists()}
     raw = {host: sops.read_raw(f) for host, f in present.items()}
     _refuse_stored_plaintext(plan, raw, rotation, names, files)
     existing = {host: sops.decrypt_file(f) for host, f in present.items()}

@@ -793,3 +793,21 @@ def test_a_secrets_file_that_is_not_sops_exits_2(
     result = run("keys")
     assert result.exit_code == 2
     assert result.stderr.startswith(f"error: encrypt {project.secrets / 'dmz.yaml'} with sops")
+
+
+def test_a_selective_rule_that_covers_every_value_is_accepted(project: Project) -> None:
+    # The check is on what sops wrote, not on the rule's shape: this encrypted_regex
+    # happens to match every key of ours, so every value is ciphertext.
+    _rules(
+        project,
+        {
+            "path_regex": r"secrets/.*\.yaml$",
+            "age": recipient(),
+            "encrypted_regex": "^(wg_ibgp|private_key|psk)$",
+        },
+    )
+    project.keys()
+    for host in ("dmz", "pve"):
+        raw = sops.read_raw(project.secrets / f"{host}.yaml")
+        assert raw["sops"]["encrypted_regex"] == "^(wg_ibgp|private_key|psk)$"
+        assert stored_in_plaintext(raw) == set()

@@ -21,6 +21,7 @@ import pytest
 from sopstools import TEST_KEY, recipient, write_sops_config
 
 from ibgp_tunnel import checkpoint
+from ibgp_tunnel.errors import InputError
 from ibgp_tunnel.keys import generate_keys, public_key_of
 from ibgp_tunnel.lock import LOCK_NAME
 from ibgp_tunnel.sops import decrypt_file
@@ -342,3 +343,14 @@ def test_a_dangling_symlinked_secrets_file_is_created_at_its_target(project: Pro
     assert (project.secrets / "dmz.yaml").is_symlink()
     assert (vault / "dmz.yaml").is_file()
     project.assert_consistent()
+
+
+def test_two_secrets_files_linked_to_one_file_are_refused(project: Project) -> None:
+    project.keys()
+    before = project.snapshot()
+    (project.secrets / "pve.yaml").unlink()
+    (project.secrets / "pve.yaml").symlink_to("dmz.yaml")
+    with pytest.raises(InputError, match=r"make .*dmz\.yaml and .*pve\.yaml separate files"):
+        project.keys("link:pve")  # would write both ends' PSK into one file
+    del before["secrets/pve.yaml"]
+    assert project.snapshot() == before

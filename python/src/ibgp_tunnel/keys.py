@@ -407,6 +407,7 @@ def _refuse_stored_plaintext(
     rotation: Rotation,
     names: SecretNames,
     files: Mapping[str, Path],
+    sops_config: Path,
 ) -> None:
     """A key or PSK already on disk in plaintext (an older run under a bad rule) is leaked:
     keeping it would silently re-encrypt a compromised key, so it must be rotated."""
@@ -426,7 +427,7 @@ def _refuse_stored_plaintext(
     if needed:
         flags = " ".join(f"--rotate {n}" for n in dict.fromkeys(needed))
         raise KeysError(
-            f"fix .sops.yaml so that it encrypts every value, then run `ibgp-tunnel keys "
+            f"fix {sops_config} so that it encrypts every value, then run `ibgp-tunnel keys "
             f"{flags}`.\n{where} in plaintext: treat it as leaked (and purge it from git history)."
         )
 
@@ -483,7 +484,7 @@ def _generate(
     # A dangling symlink counts as absent: the new file is created at its target.
     present = {host: f for host, f in files.items() if f.exists()}
     raw = {host: sops.read_raw(f) for host, f in present.items()}
-    _refuse_stored_plaintext(plan, raw, rotation, names, files)
+    _refuse_stored_plaintext(plan, raw, rotation, names, files, sops_config)
     existing = {host: sops.decrypt_file(f) for host, f in present.items()}
     secrets, actions = plan_secrets(plan, existing, rotation, names)
 

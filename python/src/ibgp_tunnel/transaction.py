@@ -171,8 +171,15 @@ def replace_all(journal_dir: Path, files: Sequence[NewFile]) -> None:
         return
     txid = secrets.token_hex(4)
     entries = []
+    seen: dict[Path, Path] = {}
     for new in files:
         target = real_target(new.path)
+        if target in seen:
+            raise InputError(
+                f"make {seen[target]} and {new.path} separate files: both lead to {target}, "
+                "so one would overwrite the other; no file was changed."
+            )
+        seen[target] = new.path
         stem = target.parent / f".{target.name}.{TAG}-{txid}"
         entries.append(
             _Entry(

@@ -456,16 +456,18 @@ def generate_keys(
         secrets_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise KeysError(
-            f"cannot create the secrets directory {secrets_dir}: {exc.strerror or exc}"
+            f"make {secrets_dir.parent} writable or pass --secrets-dir: cannot create the "
+            f"secrets directory {secrets_dir}: {exc.strerror or exc}"
         ) from exc
     with project_lock(secrets_dir, lock_timeout, on_wait):
+        hosts = key_plan_from_doc(_read_plan(plan_path), str(plan_path)).hosts
+        files = {host: secrets_dir / f"{host}.yaml" for host in hosts}
+        recovered = transaction.recover(secrets_dir, [plan_path, *files.values()])
+        # Read again: the plan may be the one a finished interrupted run wrote.
         doc = _read_plan(plan_path)
         plan = key_plan_from_doc(doc, str(plan_path))
         rotation = resolve_rotation(rotate, plan)
         files = {host: secrets_dir / f"{host}.yaml" for host in plan.hosts}
-        recovered = transaction.recover(secrets_dir, [plan_path, *files.values()])
-        if recovered:  # the plan may be the one the finished run wrote
-            doc = _read_plan(plan_path)
         report = _generate(plan_path, doc, plan, rotation, names, files, sops_config, secrets_dir)
         report.recovered = recovered
         return report

@@ -11,7 +11,7 @@ import pytest
 from sopstools import TEST_KEY, recipient, write_sops_config
 
 from ibgp_tunnel import sops, sopsyaml
-from ibgp_tunnel.ciphertext import is_ciphertext
+from ibgp_tunnel.ciphertext import is_ciphertext, plaintext_leaves
 from ibgp_tunnel.sops import (
     SopsConfigError,
     SopsError,
@@ -256,3 +256,18 @@ def test_the_yaml_subset_reads_what_sops_and_people_write() -> None:
         ],
         "sops": {"enc": "line 1\nline 2\n", "n": None, "e": {}},
     }
+
+
+def test_a_secret_found_verbatim_anywhere_in_the_output_counts_as_leaked() -> None:
+    enc = "ENC[AES256_GCM,data:AAAA,iv:BBBB,tag:CCCC,type:str]"
+    plain = {"wg_ibgp": {"private_key": MARKER, "short": "x"}}
+    parsed = {"wg_ibgp": {"private_key": enc, "short": enc}}
+    assert plaintext_leaves(plain, parsed, f"wg_ibgp:\n  private_key: {enc}\n") == []
+    # The reader saw ciphertext, but the key's text is in the document all the same.
+    assert plaintext_leaves(plain, parsed, f"# {MARKER}\n") == [("wg_ibgp", "private_key")]
+    # Short values are not searched for: "x" is in any document.
+    assert plaintext_leaves(plain, parsed, "x x x") == []
+    assert plaintext_leaves(plain, {"wg_ibgp": {"private_key": MARKER}}) == [
+        ("wg_ibgp", "private_key"),
+        ("wg_ibgp", "short"),
+    ]

@@ -10,7 +10,7 @@ sops must come back as ``ENC[AES256_GCM,…]`` before anything is written.
 
 Functions:
     is_ciphertext(value: object) -> bool
-    plaintext_leaves(plain: Mapping, encrypted: Any) -> list[Path_]
+    plaintext_leaves(plain: Mapping, encrypted: Any, output_text: str = "") -> list[Path_]
     stored_in_plaintext(encrypted: Any) -> set[Path_]
     refusal(...) -> str      # the message: the fix first, then what sops would have done
 """
@@ -77,12 +77,24 @@ def _carries_a_secret(value: object) -> bool:
     return value is not None and value != ""
 
 
-def plaintext_leaves(plain: Mapping[str, Any], encrypted: Any) -> list[Path_]:
-    """Values of ``plain`` that are not ciphertext at the same place in ``encrypted``."""
+# Long enough that finding one in the output is no coincidence (keys have 44).
+_VERBATIM_MIN = 16
+
+
+def plaintext_leaves(
+    plain: Mapping[str, Any], encrypted: Any, output_text: str = ""
+) -> list[Path_]:
+    """Values of ``plain`` that are not ciphertext at the same place in ``encrypted``,
+    or whose text appears anywhere in ``output_text`` (belt and braces against a
+    document our reader might take differently from sops)."""
     return [
         path
         for path, value in _leaves(plain)
-        if _carries_a_secret(value) and not is_ciphertext(_at(encrypted, path))
+        if _carries_a_secret(value)
+        and (
+            not is_ciphertext(_at(encrypted, path))
+            or (isinstance(value, str) and len(value) >= _VERBATIM_MIN and value in output_text)
+        )
     ]
 
 

@@ -198,7 +198,8 @@ def _verified(
             f"(its output is YAML this helper does not read: {exc}); nothing was written."
         ) from exc
     allowed = set(plaintext_ok)
-    leaked = [p for p in ciphertext_checks.plaintext_leaves(data, encrypted) if p not in allowed]
+    found = ciphertext_checks.plaintext_leaves(data, encrypted, text)
+    leaked = [path for path in found if path not in allowed]
     if not leaked and isinstance(encrypted, Mapping) and "sops" in encrypted:
         return ciphertext
     if not leaked:

@@ -199,6 +199,21 @@ def test_a_rotation_killed_between_renames_is_finished_by_the_next_run(
     project.assert_consistent()
 
 
+def test_a_plan_edited_after_the_kill_keeps_the_edit_and_gets_the_new_keys(
+    project: Project,
+) -> None:
+    project.keys()
+    killed(_rotate_everything(project, "renamed-1"))
+    project.plan.write_text(project.plan.read_text() + "# edited after the kill\n")
+
+    code, out, err = finished(project.start())
+    assert code == 0, err
+    assert "finished an interrupted run: 1 of its 3 new files" in out
+    assert f"kept {project.plan}, changed since" in out
+    assert project.plan.read_text().endswith("# edited after the kill\n")
+    project.assert_consistent()  # the public keys were written from the new secrets
+
+
 def test_a_rotation_killed_before_its_journal_commits_is_rolled_back(project: Project) -> None:
     project.keys()
     before = project.snapshot()

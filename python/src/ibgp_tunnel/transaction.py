@@ -70,7 +70,8 @@ class _Entry:
     target: str  # the real file (symlinks resolved)
     temp: str
     backup: str | None  # None: the target did not exist before
-    sha256: str
+    sha256: str  # of the new content
+    old_sha256: str | None  # of the target before the run (None: it did not exist)
     mode: int
 
 
@@ -187,6 +188,7 @@ def replace_all(journal_dir: Path, files: Sequence[NewFile]) -> None:
                 temp=f"{stem}.tmp",
                 backup=f"{stem}.old" if target.exists() else None,
                 sha256=hashlib.sha256(new.data).hexdigest(),
+                old_sha256=_sha256(target),
                 mode=new.mode,
             )
         )
@@ -255,36 +257,36 @@ def _read_journal(journal: Path) -> tuple[str, list[_Entry]]:
 
 def _finish_or_undo(journal: Path) -> str:
     state, entries = _read_journal(journal)
-    pending = [e for e in entries if _sha256(Path(e.target)) != e.sha256]
-    complete = all(_sha256(Path(e.temp)) == e.sha256 for e in pending)
-    if state == "commit" and complete:
-        for entry in pending:
+    replaced = [e for e in entries if _sha256(Path(e.target)) == e.sha256]
+    pending = [e for e in entries if e not in replaced]
+    # A target someone changed after the run (an edited plan, a file re-encrypted
+    # by hand) is not overwritten: the rerun derives what it needs from the rest.
+    changed = [e for e in pending if _sha256(Path(e.target)) != e.old_sha256]
+    to_rename = [e for e in pending if e not in changed]
+    if state == "commit" and all(_sha256(Path(e.temp)) == e.sha256 for e in to_rename):
+        for entry in to_rename:
             os.replace(entry.temp, entry.target)
             _fsync_dir(Path(entry.target).parent)
         for entry in entries:
             _remove(entry.backup)
             _remove(entry.temp)
         _remove(str(journal))
+        kept = f"; kept {', '.join(e.target for e in changed)}, changed since" if changed else ""
         return (
-            f"finished an interrupted run: {len(pending)} of its {len(entries)} new files "
-            "were still to be renamed, now every one is in place"
+            f"finished an interrupted run: {len(to_rename)} of its {len(entries)} new files "
+            f"were still to be renamed, now they are in place{kept}"
         )
-    lost = [
-        e.target
-        for e in entries
-        if e.backup is not None and not os.path.exists(e.backup) and e in pending
-    ]
-    if state == "commit" and lost:
+    lost = [e.target for e in replaced if e.backup is not None and not os.path.exists(e.backup)]
+    if lost:
         raise RecoveryError(
             f"restore {', '.join(lost)} from version control, then remove {journal}: an "
-            "interrupted run lost both their new and their old content."
+            "interrupted run lost the new content of some files and the old of these."
         )
-    replaced = len(entries) - len(pending)
     _roll_back(entries)
     _remove(str(journal))
     return (
-        f"rolled back an interrupted run: it had replaced {replaced} of {len(entries)} files; "
-        "every file is as it was before it"
+        f"rolled back an interrupted run: it had replaced {len(replaced)} of {len(entries)} "
+        "files; every file is as it was before it"
     )
 
 
@@ -302,14 +304,20 @@ def recover(journal_dir: Path, targets: Iterable[Path]) -> str | None:
     """
     done: list[str] = []
     journal = journal_dir / JOURNAL_NAME
-    if journal.exists():
-        done.append(_finish_or_undo(journal))
-    stale = [*journal_dir.glob(f"{JOURNAL_NAME}.{TAG}-*.tmp")]
-    for path in targets:
-        target = real_target(path)
-        stale += _stale(target.parent, target.name)
-    for path in stale:
-        _remove(str(path))
+    try:
+        if journal.exists():
+            done.append(_finish_or_undo(journal))
+        stale = [*journal_dir.glob(f"{JOURNAL_NAME}.{TAG}-*.tmp")]
+        for path in targets:
+            target = real_target(path)
+            stale += _stale(target.parent, target.name)
+        for path in stale:
+            _remove(str(path))
+    except OSError as exc:
+        raise RecoveryError(
+            f"check the permissions in {journal_dir} and beside the plan, then run again: "
+            f"finishing an interrupted run failed ({exc.strerror or exc}: {exc.filename})."
+        ) from exc
     if stale:
         done.append(f"removed {len(stale)} temp file(s) a killed run had left")
     return "; ".join(done) or None

@@ -128,8 +128,10 @@ def _check_config(sops_config: Path) -> Path:
     config = sops_config.resolve()
     if not config.is_file():
         raise SopsConfigError(
-            f"no sops config at {sops_config}: create it with `ibgp-tunnel init` or by hand:\n"
-            f"{EXAMPLE_RULE}"
+            f"create {sops_config} (`ibgp-tunnel init` writes one), with a creation rule "
+            "for the secrets, e.g.\n"
+            f"{EXAMPLE_RULE}\n"
+            f"There is no sops config at {sops_config}."
         )
     return config
 

@@ -11,10 +11,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cli_helpers import run
 from sopstools import TEST_KEY, recipient, write_sops_config
 
-from ibgp_tunnel import keys
+from ibgp_tunnel import keys, sops
 from ibgp_tunnel.atomic import AtomicBatch, AtomicWriteError, write_atomic
+from ibgp_tunnel.ciphertext import is_ciphertext, stored_in_plaintext
 from ibgp_tunnel.keys import (
     KeyPlan,
     KeysError,
@@ -527,3 +529,285 @@ def test_write_atomic_replaces_with_mode_0600(tmp_path: Path) -> None:
     assert target.read_bytes() == b"new"
     assert target.stat().st_mode & 0o777 == 0o600
     assert [p.name for p in tmp_path.iterdir()] == ["secret.yaml"]
+
+
+# --- never plaintext, whatever .sops.yaml says (real sops) ---------------------------
+
+
+def _rules(project: Project, *rules: dict[str, str]) -> None:
+    lines = ["creation_rules:"]
+    for rule in rules:
+        first = True
+        for key, value in rule.items():
+            lines.append(f"  {'- ' if first else '  '}{key}: '{value}'")
+            first = False
+    project.sops_config.write_text("\n".join(lines) + "\n")
+
+
+def _files_with(root: Path, needle: str) -> list[str]:
+    files = [p for p in root.rglob("*") if p.is_file()]
+    return [str(p) for p in files if needle in p.read_text(errors="ignore")]
+
+
+# Each rule kind sops has for encrypting only some values, set so that it leaves a
+# private key or a PSK (or both) of our files alone.
+SELECTIVE_RULES = [
+    ("encrypted_regex", "^(data|stringData)$"),
+    ("unencrypted_regex", "^private_key$"),
+    ("unencrypted_regex", "^psk$"),
+    ("unencrypted_suffix", "_key"),
+    ("encrypted_suffix", "_secret"),
+    ("encrypted_comment_regex", "sops:enc"),
+]
+
+
+@pytest.mark.parametrize(("setting", "value"), SELECTIVE_RULES)
+def test_a_rule_leaving_values_in_plaintext_is_refused(
+    project: Project, setting: str, value: str
+) -> None:
+    # The matching rule is the second one (index 1), after an unrelated rule.
+    _rules(
+        project,
+        {"path_regex": r"^other/.*\.yaml$", "age": recipient()},
+        {"path_regex": r"secrets/.*\.yaml$", "age": recipient(), setting: value},
+    )
+    before = project.snapshot()
+    with pytest.raises(SopsConfigError) as caught:
+        project.keys()
+    message = str(caught.value)
+    first, second = message.splitlines()
+    # The fix first: the setting, the rule (index and path_regex), the alternative.
+    assert first.startswith(f"fix {project.sops_config}: remove {setting} from creation_rules[1]")
+    assert r"(path_regex secrets/.*\.yaml$)" in first
+    assert r"put a rule for secrets/[^/]+\.yaml$" in first
+    assert f"({setting}: {value})" in second and "in plaintext" in second
+    assert "nothing was written" in second
+    assert project.snapshot() == before  # no secrets file, plan untouched
+    assert not project.secrets.exists() or list(project.secrets.iterdir()) == []
+
+
+@pytest.mark.parametrize(("setting", "value"), SELECTIVE_RULES)
+def test_a_rotation_under_such_a_rule_keeps_the_old_files(
+    project: Project, setting: str, value: str
+) -> None:
+    project.keys()
+    before = project.snapshot()
+    old = {h: project.decrypted(h) for h in ("dmz", "pve")}
+    _rules(project, {"path_regex": r"secrets/.*\.yaml$", "age": recipient(), setting: value})
+    with pytest.raises(SopsConfigError, match=f"remove {setting} from creation_rules\\[0\\]"):
+        project.keys("host:dmz", "host:pve", "link:pve")
+    after = project.snapshot()
+    del after[".sops.yaml"], before[".sops.yaml"]
+    assert after == before
+    for host in ("dmz", "pve"):
+        assert project.decrypted(host) == old[host]
+        secret = old[host]["wg_ibgp"]
+        assert _files_with(project.root, secret["private_key"]) == []
+        assert _files_with(project.root, secret["psk"]["pve"]) == []
+
+
+def test_the_cli_refuses_with_exit_2_and_the_fix_first(
+    project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _rules(
+        project,
+        {"path_regex": r"secrets/.*\.yaml$", "age": recipient(), "encrypted_regex": "^data$"},
+    )
+    monkeypatch.chdir(project.root)
+    result = run("keys")
+    assert result.exit_code == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 2
+    assert lines[0].startswith("error: fix ") and "remove encrypted_regex" in lines[0]
+    assert list(project.secrets.glob("*.yaml")) == []
+
+
+def test_a_comment_regex_that_still_encrypts_everything_is_accepted(project: Project) -> None:
+    # Our JSON input has no comments, so unencrypted_comment_regex cannot spare any
+    # value: sops encrypts them all, and `keys` must not refuse a good file.
+    _rules(
+        project,
+        {"path_regex": r"secrets/.*\.yaml$", "age": recipient(), "unencrypted_comment_regex": ".*"},
+    )
+    project.keys()
+    for host in ("dmz", "pve"):
+        raw = sops.read_raw(project.secrets / f"{host}.yaml")
+        assert raw["sops"]["unencrypted_comment_regex"] == ".*"
+        assert stored_in_plaintext(raw) == set()
+        assert is_ciphertext(raw["wg_ibgp"]["private_key"])
+
+
+def test_a_link_named_with_sops_default_plaintext_suffix_is_refused(project: Project) -> None:
+    # sops never encrypts keys ending in "_unencrypted", even with no rule saying so.
+    text = project.plan.read_text().replace("[links.pve]", "[links.pve_unencrypted]")
+    project.plan.write_text(text)
+    with pytest.raises(SopsConfigError) as caught:
+        project.keys()
+    first = str(caught.value).splitlines()[0]
+    assert first.startswith("rename wg_ibgp/psk/pve_unencrypted (for a PSK: the link)")
+    assert not project.secrets.exists() or list(project.secrets.iterdir()) == []
+
+
+def test_a_key_already_stored_in_plaintext_must_be_rotated(project: Project) -> None:
+    # As an older `keys` (or sops by hand) would have written it under a bad rule.
+    project.keys()
+    data = project.decrypted("dmz")
+    _rules(
+        project,
+        {"path_regex": r"secrets/.*\.yaml$", "age": recipient(), "unencrypted_suffix": "_key"},
+    )
+    leaked = _encrypt_unchecked(data, project.secrets / "dmz.yaml", project.sops_config)
+    assert data["wg_ibgp"]["private_key"] in leaked
+    write_atomic(project.secrets / "dmz.yaml", leaked.encode())
+    write_sops_config(project.root, [(r"secrets/[^/]+\.yaml$", recipient())])
+    before = project.snapshot()
+    with pytest.raises(KeysError, match="--rotate host:dmz`") as caught:
+        project.keys()
+    assert "in plaintext: treat it as leaked" in str(caught.value)
+    assert project.snapshot() == before
+    report = project.keys("host:dmz")
+    assert ("dmz", "wg_ibgp/private_key", "rotated") in _actions(report)
+    assert stored_in_plaintext(sops.read_raw(project.secrets / "dmz.yaml")) == set()
+    assert _files_with(project.root, data["wg_ibgp"]["private_key"]) == []
+
+
+def test_values_the_user_kept_in_plaintext_on_purpose_stay_so(project: Project) -> None:
+    # A note under sops's default "_unencrypted" suffix is the user's choice; our
+    # keys next to it are still encrypted and the file can be rotated.
+    project.secrets.mkdir()
+    target = project.secrets / "dmz.yaml"
+    note = {"note_unencrypted": "rotated yearly"}
+    write_atomic(target, _encrypt_unchecked(note, target, project.sops_config).encode())
+    project.keys()
+    project.keys("host:dmz")
+    raw = sops.read_raw(project.secrets / "dmz.yaml")
+    assert stored_in_plaintext(raw) == {("note_unencrypted",)}
+    assert project.decrypted("dmz")["note_unencrypted"] == "rotated yearly"
+
+
+def _encrypt_unchecked(data: dict[str, Any], target: Path, config: Path) -> str:
+    """sops run by hand, as a user (or an older `keys`) would: no verification."""
+    done = subprocess.run(
+        [
+            str(sops.find_sops()),
+            "--config",
+            str(config),
+            "encrypt",
+            "--filename-override",
+            str(target),
+            "--input-type",
+            "json",
+            "--output-type",
+            "yaml",
+        ],
+        input=json.dumps(data).encode(),
+        capture_output=True,
+        check=True,
+        cwd=config.parent,
+    )
+    return done.stdout.decode()
+
+
+# --- errors: the fix first, sops's output only with --verbose -----------------------
+
+
+def _keyed_project_with_a_foreign_key(
+    project: Project, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project.keys()
+    other = tmp_path / "other-key.txt"
+    subprocess.run(["age-keygen", "-o", str(other)], capture_output=True, check=True)
+    monkeypatch.setenv("SOPS_AGE_KEY_FILE", str(other))
+    monkeypatch.chdir(project.root)
+
+
+def test_a_wrong_age_key_gives_the_fix_in_two_lines(
+    project: Project, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _keyed_project_with_a_foreign_key(project, tmp_path, monkeypatch)
+    before = project.snapshot()
+    result = run("keys")
+    assert result.exit_code == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 2
+    assert lines[0].startswith("error: set SOPS_AGE_KEY_FILE to an age key of one of the")
+    assert recipient()[:8] in lines[0]  # whose key it takes
+    assert "could not decrypt" in lines[1] and lines[1].endswith("(--verbose shows sops's output)")
+    assert "Failed to get the data key" not in result.stderr  # sops's dump stays out
+    assert project.snapshot() == before
+
+
+@pytest.mark.parametrize("where", ["global", "command"])
+def test_verbose_adds_the_full_sops_output(
+    project: Project, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, where: str
+) -> None:
+    _keyed_project_with_a_foreign_key(project, tmp_path, monkeypatch)
+    args = ["--verbose", "keys"] if where == "global" else ["keys", "--verbose"]
+    result = run(*args)
+    assert result.exit_code == 2
+    lines = result.stderr.splitlines()
+    assert lines[0].startswith("error: set SOPS_AGE_KEY_FILE")  # still the fix first
+    assert "Failed to get the data key" in result.stderr
+    assert "incorrect identity" in result.stderr or "did not match" in result.stderr
+
+
+MALFORMED_SOPS_CONFIGS = {
+    "not YAML": "creation_rules: [[[\n",
+    "not a list": "creation_rules: 5\n",
+    "tab-indented": "\tcreation_rules:\n",
+    "bad path_regex": "creation_rules:\n  - path_regex: '(['\n    age: {r}\n",
+    "two selective settings": (
+        "creation_rules:\n  - path_regex: secrets/\n    age: {r}\n"
+        "    encrypted_regex: a\n    unencrypted_regex: b\n"
+    ),
+    "empty key group": "creation_rules:\n  - path_regex: secrets/\n    key_groups:\n      - {{}}\n",
+    "no keys": "creation_rules:\n  - path_regex: secrets/\n",
+    "empty file": "",
+}
+
+
+@pytest.mark.parametrize("text", MALFORMED_SOPS_CONFIGS.values(), ids=MALFORMED_SOPS_CONFIGS)
+def test_a_malformed_sops_config_exits_2_with_the_fix_first(
+    project: Project, monkeypatch: pytest.MonkeyPatch, text: str
+) -> None:
+    project.sops_config.write_text(text.format(r=recipient()))
+    before = project.snapshot()
+    monkeypatch.chdir(project.root)
+    result = run("keys")
+    assert result.exit_code == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert 1 <= len(lines) <= 2
+    assert lines[0].startswith(f"error: fix {project.sops_config}") or lines[0].startswith(
+        "error: add a creation rule"
+    )
+    assert project.snapshot() == before
+    assert run("--verbose", "keys").stderr.count("\n") > result.stderr.count("\n")
+
+
+def test_a_secrets_file_that_is_not_sops_exits_2(
+    project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project.secrets.mkdir()
+    (project.secrets / "dmz.yaml").write_text("wg_ibgp:\n  private_key: plain\n")
+    monkeypatch.chdir(project.root)
+    result = run("keys")
+    assert result.exit_code == 2
+    assert result.stderr.startswith(f"error: encrypt {project.secrets / 'dmz.yaml'} with sops")
+
+
+def test_a_selective_rule_that_covers_every_value_is_accepted(project: Project) -> None:
+    # The check is on what sops wrote, not on the rule's shape: this encrypted_regex
+    # happens to match every key of ours, so every value is ciphertext.
+    _rules(
+        project,
+        {
+            "path_regex": r"secrets/.*\.yaml$",
+            "age": recipient(),
+            "encrypted_regex": "^(wg_ibgp|private_key|psk)$",
+        },
+    )
+    project.keys()
+    for host in ("dmz", "pve"):
+        raw = sops.read_raw(project.secrets / f"{host}.yaml")
+        assert raw["sops"]["encrypted_regex"] == "^(wg_ibgp|private_key|psk)$"
+        assert stored_in_plaintext(raw) == set()

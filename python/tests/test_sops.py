@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 from sopstools import TEST_KEY, recipient, write_sops_config
 
-from ibgp_tunnel import sops
+from ibgp_tunnel import sops, sopsyaml
+from ibgp_tunnel.ciphertext import is_ciphertext, plaintext_leaves
 from ibgp_tunnel.sops import (
     SopsConfigError,
     SopsError,
@@ -166,3 +167,107 @@ def test_sops_that_cannot_run(project: Path, monkeypatch: pytest.MonkeyPatch) ->
     with pytest.raises(SopsNotFoundError, match="cannot run"):
         encrypt_to_file(DATA, project / "secrets" / "dmz.yaml", project / ".sops.yaml")
     assert _dir_listing(project / "secrets") == []
+
+
+def test_encrypt_to_file_refuses_what_sops_left_in_plaintext(project: Path) -> None:
+    target = project / "secrets" / "dmz.yaml"
+    encrypt_to_file(DATA, target, project / ".sops.yaml")
+    before = target.read_bytes()
+    (project / ".sops.yaml").write_text(
+        "creation_rules:\n"
+        "  - path_regex: secrets/[^/]+\\.yaml$\n"
+        f"    age: {recipient()}\n"
+        "    encrypted_regex: ^(data|stringData)$\n"
+    )
+    with pytest.raises(SopsConfigError, match=r"remove encrypted_regex from creation_rules\[0\]"):
+        encrypt_to_file({"wg_ibgp": {"private_key": MARKER}}, target, project / ".sops.yaml")
+    assert target.read_bytes() == before
+    assert _dir_listing(project / "secrets") == ["dmz.yaml"]
+
+
+def test_a_rule_we_cannot_name_still_gives_the_setting_and_the_fix(project: Path) -> None:
+    # Flow style is outside what our reader takes: the message falls back to
+    # "the creation rule matching ..." but still names the setting.
+    (project / ".sops.yaml").write_text(
+        "creation_rules: [{path_regex: 'secrets/', "
+        f"age: {recipient()}, unencrypted_regex: '^wg_ibgp$'}}]\n"
+    )
+    with pytest.raises(SopsConfigError) as caught:
+        encrypt(DATA, project / "secrets" / "dmz.yaml", project / ".sops.yaml")
+    first = str(caught.value).splitlines()[0]
+    assert "remove unencrypted_regex from the creation rule matching secrets/dmz.yaml" in first
+
+
+def test_output_with_another_indentation_is_still_verified(project: Path) -> None:
+    # sops's `stores.yaml.indent` changes how it writes YAML; the check still reads it.
+    config = project / ".sops.yaml"
+    config.write_text("stores:\n  yaml:\n    indent: 2\n" + config.read_text())
+    text = encrypt(DATA, project / "secrets" / "dmz.yaml", config).decode()
+    assert "\n  private_key: ENC[" in text
+    raw = sopsyaml.parse(text)
+    assert is_ciphertext(raw["wg_ibgp"]["private_key"])
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "a: [1, 2]\n",  # flow collections
+        "a: &x b\n",  # anchors
+        "a: !!str b\n",  # tags
+        "a: b\n  c\n",  # a multi-line plain scalar
+        "a:\n  b: 1\n c: 2\n",  # bad indentation
+        "a: 'open\n",  # unterminated quote
+        "\tkey: value\n",  # tabs
+        "a: 1\na: 2\n",  # duplicate keys
+    ],
+)
+def test_yaml_outside_the_subset_is_refused_not_guessed(text: str) -> None:
+    with pytest.raises(sopsyaml.YamlSubsetError):
+        sopsyaml.parse(text)
+
+
+def test_the_yaml_subset_reads_what_sops_and_people_write() -> None:
+    text = (
+        "# comment\n"
+        "creation_rules:\n"
+        "- path_regex: 'it''s'  # trailing comment\n"
+        "  key_groups:\n"
+        "  - age:\n"
+        "    - age1a\n"
+        '  encrypted_regex: "^(data|stringData)$"\n'
+        "  age: >-\n"
+        "    age1a,\n"
+        "    age1b\n"
+        "sops:\n"
+        "    enc: |\n"
+        "        line 1\n"
+        "        line 2\n"
+        '    "n": null\n'
+        "    e: {}\n"
+    )
+    assert sopsyaml.parse(text) == {
+        "creation_rules": [
+            {
+                "path_regex": "it's",
+                "key_groups": [{"age": ["age1a"]}],
+                "encrypted_regex": "^(data|stringData)$",
+                "age": "age1a, age1b",
+            }
+        ],
+        "sops": {"enc": "line 1\nline 2\n", "n": None, "e": {}},
+    }
+
+
+def test_a_secret_found_verbatim_anywhere_in_the_output_counts_as_leaked() -> None:
+    enc = "ENC[AES256_GCM,data:AAAA,iv:BBBB,tag:CCCC,type:str]"
+    plain = {"wg_ibgp": {"private_key": MARKER, "short": "x"}}
+    parsed = {"wg_ibgp": {"private_key": enc, "short": enc}}
+    assert plaintext_leaves(plain, parsed, f"wg_ibgp:\n  private_key: {enc}\n") == []
+    # The reader saw ciphertext, but the key's text is in the document all the same.
+    assert plaintext_leaves(plain, parsed, f"# {MARKER}\n") == [("wg_ibgp", "private_key")]
+    # Short values are not searched for: "x" is in any document.
+    assert plaintext_leaves(plain, parsed, "x x x") == []
+    assert plaintext_leaves(plain, {"wg_ibgp": {"private_key": MARKER}}) == [
+        ("wg_ibgp", "private_key"),
+        ("wg_ibgp", "short"),
+    ]

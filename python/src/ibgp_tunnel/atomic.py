@@ -10,7 +10,8 @@ written, so a failure while preparing the third file leaves the first two
 untouched too.
 
 (``newfile.write_new`` is the create-only sibling used by ``init``; this module
-replaces files that may exist.)
+replaces files that may exist. `keys` replaces its several files through
+``transaction``, whose journal also survives a killed process.)
 
 Functions:
     write_atomic(path: Path, data: bytes, mode: int = 0o600) -> None

@@ -49,6 +49,27 @@ def _print_findings(findings: Sequence[Finding]) -> None:
         _say(finding.line())
 
 
+class _Run:
+    """Per-invocation switches; the app's callback resets them on every run."""
+
+    verbose = False
+
+
+def _verbose() -> bool:
+    return _Run.verbose
+
+
+def _report(error: IbgpTunnelError) -> None:
+    """The message (fix first); a tool's full output only with --verbose."""
+    if not error.details:
+        _say(f"error: {error}", err=True)
+    elif _verbose():
+        _say(f"error: {error}", err=True)
+        _say(error.details, err=True)
+    else:
+        _say(f"error: {error} (--verbose shows sops's output)", err=True)
+
+
 def reported(command: F) -> F:
     """Turn the library's typed errors into a message on stderr and an exit code."""
 
@@ -61,7 +82,7 @@ def reported(command: F) -> F:
             _say(f"error: {error}", err=True)
             raise typer.Exit(error.exit_code) from None
         except IbgpTunnelError as error:
-            _say(f"error: {error}", err=True)
+            _report(error)
             raise typer.Exit(error.exit_code) from None
 
     return wrapper  # type: ignore[return-value]
@@ -79,8 +100,15 @@ def main(
         bool,
         typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
     ] = False,
+    verbose: Annotated[
+        bool,
+        typer.Option(
+            "--verbose", "-v", help="On errors, also print what the tools (sops) said in full."
+        ),
+    ] = False,
 ) -> None:
     """Plan, check, key and render an iBGP-over-WireGuard network for NixOS."""
+    _Run.verbose = verbose
 
 
 # --- check -------------------------------------------------------------------
@@ -236,8 +264,11 @@ _KEYS_HELP = f"""Create missing WireGuard keys and PSKs, encrypted with sops.
 Per host a private key in secrets/<host>.yaml ({defaults()["secret_private_key"]}),
 per link a PSK in both ends' files ({defaults()["secret_psk_prefix"]}<link>); public
 keys go into the plan, comments kept. Existing keys are kept unless --rotate names
-them. Plaintext never touches the disk, and an interrupted run leaves every file
-old or new.
+them. Plaintext never touches the disk: every value sops returns must be
+ciphertext, or nothing is written (a .sops.yaml rule with encrypted_regex and
+the like is named, with the fix). One run per project at a time; a run replaces
+all its files or none, and the next run finishes or rolls back one that was
+killed.
 """
 
 
@@ -265,17 +296,36 @@ def keys_command(
     json_output: Annotated[
         bool, typer.Option("--json", help="Print what was done as JSON.")
     ] = False,
+    lock_timeout: Annotated[
+        float,
+        typer.Option(
+            "--lock-timeout",
+            metavar="SECONDS",
+            min=0,
+            help="How long to wait for another `keys` run on the same project before "
+            "giving up (exit 2, nothing changed).",
+        ),
+    ] = keys.DEFAULT_LOCK_TIMEOUT,
+    verbose: Annotated[
+        bool,
+        typer.Option("--verbose", "-v", help="On errors, also print sops's full output."),
+    ] = False,
 ) -> None:
+    _Run.verbose = _Run.verbose or verbose
     default_secrets, default_sops = keys.project_layout(plan)
     report = keys.generate_keys(
         plan,
         secrets_dir or default_secrets,
         sops_config or default_sops,
         rotate=list(rotate or []),
+        lock_timeout=lock_timeout,
+        on_wait=lambda message: _say(f"{message}…", err=True),
     )
     if json_output:
         _say(json.dumps(report.to_dict(), indent=2))
         return
+    if report.recovered:
+        _say(f"recovered: {report.recovered}")
     for action in report.secrets:
         _say(f"{action.action}: {action.host}: {action.secret}")
     for path in report.files_written:

@@ -1,8 +1,8 @@
 """Typed errors raised by the library and turned into exit codes by the CLI.
 
-Messages are written for the person at the terminal: what is wrong and what to
-do about it, without a traceback. The CLI prints `str(error)` and exits with
-`error.exit_code`.
+Messages are written for the person at the terminal: what to do about it first,
+then what is wrong, in a line or two and without a traceback. The CLI prints
+`str(error)` (and `error.details` with --verbose) and exits with `error.exit_code`.
 """
 
 from __future__ import annotations
@@ -19,9 +19,17 @@ EXIT_BAD_INPUT = 2  # the input could not be used at all
 
 
 class IbgpTunnelError(Exception):
-    """Base class: every error the CLI reports cleanly."""
+    """Base class: every error the CLI reports cleanly.
+
+    ``str(error)`` is short and starts with the fix; ``details`` holds what a
+    tool printed (e.g. sops's full stderr), shown by the CLI only with --verbose.
+    """
 
     exit_code = EXIT_FAILED
+
+    def __init__(self, message: str = "", *args: object, details: str = "") -> None:
+        super().__init__(message, *args)
+        self.details = details
 
 
 class InputError(IbgpTunnelError):

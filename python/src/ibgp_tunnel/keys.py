@@ -3,18 +3,23 @@
 What the CLI calls (everything else here is a small helper they are built from):
 
     generate_keys(plan_path: Path, secrets_dir: Path, sops_config: Path,
-                  rotate: Sequence[str] = (), secret_names: SecretNames | None = None)
+                  rotate: Sequence[str] = (), secret_names: SecretNames | None = None,
+                  lock_timeout: float = 30.0, on_wait: Callable[[str], None] | None = None)
         -> KeysReport
         Per host a private key in ``secrets/<host>.yaml`` at ``wg_ibgp/private_key``,
         per link one PSK at ``wg_ibgp/psk/<link>`` in *both* ends' files, public keys
         into ``hosts.<name>.public_key`` of the plan (comments kept). Existing keys
         are kept; ``rotate`` names hosts/links (``NAME``, ``host:NAME``, ``link:NAME``)
-        whose key/PSK is replaced on purpose. Raises only errors.IbgpTunnelError
-        subclasses (print str(error), exit with error.exit_code): KeysError (exit 2:
-        bad plan, bad --rotate, inconsistent secrets), sops.SopsNotFoundError and
-        sops.SopsConfigError (exit 2: no sops, unusable .sops.yaml), sops.SopsError
-        (exit 1: sops failed, cannot decrypt), atomic.AtomicWriteError (exit 1: a
-        file could not be written). In every case no file is left half-written.
+        whose key/PSK is replaced on purpose. Runs under the project's lock
+        (``lock``), first finishing or rolling back a killed run (``transaction``).
+        Raises only errors.IbgpTunnelError subclasses (print str(error), exit with
+        error.exit_code): KeysError (exit 2: bad plan, bad --rotate, inconsistent
+        secrets, a key already stored in plaintext), lock.LockBusyError (exit 2),
+        sops.SopsNotFoundError, sops.SopsConfigError (exit 2: no sops, unusable
+        .sops.yaml, a rule that would leave a value in plaintext), sops.SopsKeyError
+        (exit 2: no key opens a file), sops.SopsError (exit 1: sops failed),
+        atomic.AtomicWriteError (exit 1: a file could not be written). In every case
+        no file is left half-written and the files of one run change together.
     KeysReport.to_dict() -> dict[str, Any]          # for --json
     project_layout(plan_path: Path) -> tuple[Path, Path]   # default (secrets_dir, sops_config)
     generate_private_key() -> str                   # like `wg genkey`
@@ -23,7 +28,8 @@ What the CLI calls (everything else here is a small helper they are built from):
     age_recipient.ssh_to_age(ssh_pubkey_text: str) -> str   # for `age-recipient`
 
 Nothing here writes plaintext: secrets go to sops through a pipe and only the
-ciphertext is written (see ``sops``); files are replaced atomically (``atomic``).
+ciphertext is written, once every value was seen to be ciphertext (``sops``,
+``ciphertext``); a run's files are replaced all or none (``transaction``).
 """
 
 from __future__ import annotations
@@ -42,11 +48,13 @@ import tomlkit
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from tomlkit.exceptions import TOMLKitError
 
-from ibgp_tunnel import paths, sops
-from ibgp_tunnel.atomic import AtomicBatch
+from ibgp_tunnel import paths, sops, transaction
+from ibgp_tunnel.ciphertext import stored_in_plaintext
 from ibgp_tunnel.errors import InputError
+from ibgp_tunnel.lock import project_lock
 
 KEY_BYTES = 32
+DEFAULT_LOCK_TIMEOUT = 30.0  # seconds a second run waits for the first
 
 
 class KeysError(InputError):
@@ -343,6 +351,7 @@ class KeysReport:
     files_written: list[str] = field(default_factory=list)
     public_keys: dict[str, str] = field(default_factory=dict)
     plan_updated_hosts: list[str] = field(default_factory=list)
+    recovered: str | None = None  # what was done about a killed earlier run
 
     def count(self, action: Action) -> int:
         return sum(1 for s in self.secrets if s.action == action)
@@ -355,6 +364,7 @@ class KeysReport:
             "files_written": list(self.files_written),
             "public_keys": dict(self.public_keys),
             "plan_updated_hosts": list(self.plan_updated_hosts),
+            "recovered": self.recovered,
         }
 
 
@@ -384,51 +394,126 @@ def _read_plan(plan_path: Path) -> tomlkit.TOMLDocument:
         raise KeysError(f"{plan_path} is not valid TOML: {exc}") from exc
 
 
+def _key_paths(host: str, plan: KeyPlan, names: SecretNames) -> set[tuple[str, ...]]:
+    """Where ``host``'s file keeps its private key and its links' PSKs."""
+    wanted = [names.private_key]
+    wanted += [names.psk(link) for link, ends in plan.links.items() if host in ends]
+    return {tuple(name.split("/")) for name in wanted}
+
+
+def _refuse_stored_plaintext(
+    plan: KeyPlan,
+    raw: Mapping[str, Any],
+    rotation: Rotation,
+    names: SecretNames,
+    files: Mapping[str, Path],
+    sops_config: Path,
+) -> None:
+    """A key or PSK already on disk in plaintext (an older run under a bad rule) is leaked:
+    keeping it would silently re-encrypt a compromised key, so it must be rotated."""
+    needed: list[str] = []
+    for host, document in raw.items():
+        if not isinstance(document, Mapping) or "sops" not in document:
+            continue  # not a sops file at all: decrypting it says so
+        exposed = stored_in_plaintext(document) & _key_paths(host, plan, names)
+        for path in sorted(exposed):
+            name = "/".join(path)
+            link = name.removeprefix(names.psk_prefix) if name != names.private_key else None
+            if link is None and host not in rotation.hosts:
+                needed.append(f"host:{host}")
+            elif link is not None and link not in rotation.links:
+                needed.append(f"link:{link}")
+            where = f"{files[host]} holds {name}"
+    if needed:
+        flags = " ".join(f"--rotate {n}" for n in dict.fromkeys(needed))
+        raise KeysError(
+            f"fix {sops_config} so that it encrypts every value, then run `ibgp-tunnel keys "
+            f"{flags}`.\n{where} in plaintext: treat it as leaked (and purge it from git history)."
+        )
+
+
 def generate_keys(
     plan_path: Path,
     secrets_dir: Path,
     sops_config: Path,
     rotate: Sequence[str] = (),
     secret_names: SecretNames | None = None,
+    lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
+    on_wait: Callable[[str], None] | None = None,
 ) -> KeysReport:
     """Add missing keys/PSKs, rotate the requested ones, write secrets and the plan.
 
-    Order: decrypt what exists, decide, encrypt every changed file in memory,
-    then stage all files and rename them (secrets before the plan). A failure
-    before the renames changes nothing; if the plan's rename alone failed, a
-    rerun keeps the new keys and writes their public keys.
+    Under the project's lock (secrets/.ibgp-tunnel-keys.lock): finish or roll back
+    what a killed run left, decrypt what exists, decide, encrypt every changed
+    file in memory and prove each value came back as ciphertext, then replace
+    the secrets files and the plan all or none (``transaction``). A failure
+    before the renames changes nothing.
     """
     names = secret_names or default_secret_names()
-    doc = _read_plan(plan_path)
-    plan = key_plan_from_doc(doc, str(plan_path))
-    rotation = resolve_rotation(rotate, plan)
+    # Bad input is reported before anything is created or locked.
+    resolve_rotation(rotate, key_plan_from_doc(_read_plan(plan_path), str(plan_path)))
+    try:
+        secrets_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise KeysError(
+            f"make {secrets_dir.parent} writable or pass --secrets-dir: cannot create the "
+            f"secrets directory {secrets_dir}: {exc.strerror or exc}"
+        ) from exc
+    with project_lock(secrets_dir, lock_timeout, on_wait):
+        hosts = key_plan_from_doc(_read_plan(plan_path), str(plan_path)).hosts
+        files = {host: secrets_dir / f"{host}.yaml" for host in hosts}
+        recovered = transaction.recover(secrets_dir, [plan_path, *files.values()])
+        # Read again: the plan may be the one a finished interrupted run wrote.
+        doc = _read_plan(plan_path)
+        plan = key_plan_from_doc(doc, str(plan_path))
+        rotation = resolve_rotation(rotate, plan)
+        files = {host: secrets_dir / f"{host}.yaml" for host in plan.hosts}
+        report = _generate(plan_path, doc, plan, rotation, names, files, sops_config, secrets_dir)
+        report.recovered = recovered
+        return report
 
-    files = {host: secrets_dir / f"{host}.yaml" for host in plan.hosts}
-    existing = {host: sops.decrypt_file(f) for host, f in files.items() if f.exists()}
+
+def _generate(
+    plan_path: Path,
+    doc: tomlkit.TOMLDocument,
+    plan: KeyPlan,
+    rotation: Rotation,
+    names: SecretNames,
+    files: Mapping[str, Path],
+    sops_config: Path,
+    secrets_dir: Path,
+) -> KeysReport:
+    # A dangling symlink counts as absent: the new file is created at its target.
+    present = {host: f for host, f in files.items() if f.exists()}
+    raw = {host: sops.read_raw(f) for host, f in present.items()}
+    _refuse_stored_plaintext(plan, raw, rotation, names, files, sops_config)
+    existing = {host: sops.decrypt_file(f) for host, f in present.items()}
     secrets, actions = plan_secrets(plan, existing, rotation, names)
 
     changed = [host for host in plan.hosts if secrets[host] != existing.get(host)]
-    ciphertexts = {host: sops.encrypt(secrets[host], files[host], sops_config) for host in changed}
+    ciphertexts = {
+        host: sops.encrypt(
+            secrets[host],
+            files[host],
+            sops_config,
+            # Values the user's own file already kept in plaintext may stay so;
+            # keys and PSKs never.
+            plaintext_ok=stored_in_plaintext(raw.get(host)) - _key_paths(host, plan, names),
+        )
+        for host in changed
+    }
 
     public_keys = {
         host: public_key_of(get_secret(secrets[host], names.private_key)) for host in plan.hosts
     }
     plan_updated = set_public_keys(doc, public_keys)
 
-    if ciphertexts:
-        try:
-            secrets_dir.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise KeysError(
-                f"cannot create the secrets directory {secrets_dir}: {exc.strerror or exc}"
-            ) from exc
-    with AtomicBatch() as batch:
-        for host, ciphertext in ciphertexts.items():
-            batch.stage(files[host], ciphertext)
-        if plan_updated:
-            mode = stat.S_IMODE(plan_path.stat().st_mode)  # the plan is public: keep its mode
-            batch.stage(plan_path, tomlkit.dumps(doc).encode("utf-8"), mode)
-        batch.commit()
+    new_files = [transaction.NewFile(files[host], ciphertexts[host]) for host in changed]
+    if plan_updated:
+        # The plan is public: keep its mode (of the file a symlink points at).
+        mode = stat.S_IMODE(transaction.real_target(plan_path).stat().st_mode)
+        new_files.append(transaction.NewFile(plan_path, tomlkit.dumps(doc).encode(), mode))
+    transaction.replace_all(secrets_dir, new_files)
 
     written = [str(files[host]) for host in changed]
     if plan_updated:

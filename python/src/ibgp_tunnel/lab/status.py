@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from ibgp_tunnel.lab import daemons, netns
+from ibgp_tunnel.lab import daemons, location, netns
 from ibgp_tunnel.lab.errors import LabError
 from ibgp_tunnel.lab.state import LabState
 
@@ -51,7 +51,7 @@ def parse_route_counts(text: str) -> dict[str, int]:
 
 def birdc(socket: str, *command: str) -> str:
     """`birdc -s SOCKET COMMAND` from the root namespace (the socket is a plain file)."""
-    return netns.run(["birdc", "-s", socket, *command], timeout=10).stdout
+    return netns.run([location.bird_tool("birdc"), "-s", socket, *command], timeout=10).stdout
 
 
 def bgp_sessions(socket: str) -> list[Protocol]:

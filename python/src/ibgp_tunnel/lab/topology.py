@@ -12,11 +12,12 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ibgp_tunnel.lab.errors import LabError
 
+# The default; a lab of its own (the tests') passes another (see lab.location).
 NETNS_PREFIX = "ibgpt-"
 INET = "inet"
 # Interface names are limited to 15 bytes by the kernel.
@@ -66,10 +67,11 @@ class Node:
     loopback: tuple[str, ...] = ()
     routes: tuple[Route, ...] = ()
     forwarding: bool = False
+    netns_prefix: str = NETNS_PREFIX
 
     @property
     def netns(self) -> str:
-        return NETNS_PREFIX + self.name
+        return self.netns_prefix + self.name
 
 
 @dataclass(frozen=True)
@@ -231,8 +233,9 @@ def _dn42_announcements(index: int) -> tuple[tuple[str, ...], tuple[str, ...]]:
     return v4, v6
 
 
-def build_topology(plan: Mapping[str, Any]) -> Topology:
-    """Namespaces, veths, addresses and routes for every host of `plan` and its surroundings."""
+def build_topology(plan: Mapping[str, Any], netns_prefix: str = NETNS_PREFIX) -> Topology:
+    """Namespaces, veths, addresses and routes for every host of `plan` and its surroundings;
+    namespace names start with `netns_prefix`."""
     hosts: Mapping[str, Any] = plan.get("hosts", {})
     if not hosts:
         raise LabError("the plan has no [hosts.*]: nothing to bring up")
@@ -370,6 +373,7 @@ def build_topology(plan: Mapping[str, Any]) -> Topology:
         lan_clients.append(LanClient(lan, name, client4, client6, router4, router6))
 
     nodes[INET] = Node(INET, "inet", tuple(inet_loopback), tuple(inet_routes), forwarding=True)
+    nodes = {name: replace(node, netns_prefix=netns_prefix) for name, node in nodes.items()}
     return Topology(nodes, tuple(veths), tuple(dn42_peers), tuple(lan_clients), probes)
 
 

@@ -144,7 +144,11 @@ def _status_with_warnings(st: state.LabState) -> dict[str, Any]:
 def up_command(
     plan: Annotated[Path, typer.Argument(help="The plan to bring up.")] = Path("hosts/plan.toml"),
     timeout: Annotated[
-        float, typer.Option(help="Seconds to wait for every BGP session to establish.")
+        float,
+        typer.Option(
+            help="Seconds to wait for the lab to settle: every BGP session "
+            "Established, every kernel holding its routes."
+        ),
     ] = 60.0,
     secrets: Annotated[
         Path | None,

@@ -408,3 +408,38 @@ def expected_client_routes(
                 offered |= {p for p in announced if matches_any(p, reflector_accept)}
             result[family] |= {p for p in offered if matches_any(p, accept)}
     return result
+
+
+def _as_kernel_prints(prefix: str) -> str:
+    # `ip route` prints a host route as the bare address.
+    net = ipaddress.ip_network(prefix, strict=False)
+    return str(net.network_address) if net.prefixlen == net.max_prefixlen else str(net)
+
+
+def expected_kernel_routes(plan: Mapping[str, Any], topo: Topology, host: str) -> set[str]:
+    """Every prefix BIRD should install in `host`'s kernel once the lab has settled, as
+    `ip route` prints it: what the host learns (a client: `expected_client_routes`; a
+    reflector: its DN42 peers' routes it imports and its clients' announcements), kept
+    by its kernel_export_sets. Its own announcements are unreachable statics, which the
+    kernel export skips."""
+    hosts = plan["hosts"]
+    spec = hosts[host]
+    learned: dict[str, set[str]] = {"ipv4": set(), "ipv6": set()}
+    if topo.nodes[host].kind == "reflector":
+        for family in ("ipv4", "ipv6"):
+            accept = set_patterns(plan, spec.get("import_sets", []), family)
+            for peer in topo.dn42_peers:
+                if peer.reflector == host:
+                    announced = peer.announce_ipv4 if family == "ipv4" else peer.announce_ipv6
+                    learned[family] |= {p for p in announced if matches_any(p, accept)}
+            for link in plan.get("links", {}).values():
+                if link["reflector"] == host:
+                    client = hosts[link["client"]]
+                    learned[family] |= set(client.get("announce", {}).get(family, []))
+    else:
+        learned = expected_client_routes(plan, topo, host)
+    result: set[str] = set()
+    for family, prefixes in learned.items():
+        kernel = set_patterns(plan, spec.get("kernel_export_sets", []), family)
+        result |= {_as_kernel_prints(p) for p in prefixes if matches_any(p, kernel)}
+    return result

@@ -15,8 +15,15 @@ from ibgp_tunnel.lab.down import down
 from ibgp_tunnel.lab.errors import LabError, MissingToolError, NotRootError
 from ibgp_tunnel.lab.labkeys import LabKeys, install_secret, lab_keys
 from ibgp_tunnel.lab.peer import dn42_peer_bird_config
-from ibgp_tunnel.lab.status import sessions_established, wait_for
-from ibgp_tunnel.lab.topology import Address, Dn42Peer, Node, Topology, build_topology
+from ibgp_tunnel.lab.status import settled, wait_for
+from ibgp_tunnel.lab.topology import (
+    Address,
+    Dn42Peer,
+    Node,
+    Topology,
+    build_topology,
+    expected_kernel_routes,
+)
 from ibgp_tunnel.paths import defaults
 
 Progress = Callable[[str], None]
@@ -307,8 +314,10 @@ def up(
     plain_tuning: bool = False,
 ) -> state.LabState:
     """Bring the plan's lab up (or leave an identical healthy one alone) and wait until
-    every BGP session is Established. `plain_tuning` runs the seed's plain sessions
-    (no BFD, no graceful restart, BIRD's default timers) instead of the plan's tuning."""
+    it has settled: every BGP session Established and every host's kernel holding the
+    routes the plan gives it (on timeout, the error says what is missing).
+    `plain_tuning` runs the seed's plain sessions (no BFD, no graceful restart, BIRD's
+    default timers) instead of the plan's tuning."""
     require_root()
     require_tools()
     lab_dir = lab_dir or location.lab_dir()
@@ -394,10 +403,11 @@ def up(
         st.nodes.setdefault(name, _node_record(lab_dir, node, bird=False, wireguard=[]))
     st.save()
 
-    wait_for(lambda: sessions_established(st), timeout, progress, "BGP sessions")
+    expected = {host: expected_kernel_routes(plan, topo, host) for host in topo.plan_hosts}
+    wait_for(lambda: settled(st, expected), timeout, progress, "BGP sessions and kernel routes")
     st.complete = True
     st.save()
-    progress("all BGP sessions Established")
+    progress("all BGP sessions Established, every kernel holds its routes")
     for warning in st.warnings:
         progress(f"warning: {warning}")
     return st

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from ibgp_tunnel.lab import netns
+from ibgp_tunnel.lab import location, netns
 from ibgp_tunnel.lab.state import LabState
 from ibgp_tunnel.lab.topology import Topology, matches_any, set_patterns
 
@@ -28,8 +28,6 @@ THREE_CLIENTS_PLAN = Path(__file__).resolve().parent / "plans" / "three-clients.
 TOOLS = (
     "ip",
     "nft",
-    "bird",
-    "birdc",
     "wireguard-go",
     "wg",
     "unshare",
@@ -39,6 +37,17 @@ TOOLS = (
 )
 
 T = TypeVar("T")
+
+# The tests' own lab: its own state directory and namespace names, so a lab the
+# user has up (default /run/ibgp-tunnel-lab, ibgpt-*) is neither refused nor touched.
+TEST_LAB_DIR = "/run/ibgp-tunnel-test-lab"
+TEST_PREFIX = "ibgtt-"
+os.environ[location.LAB_DIR_ENV] = TEST_LAB_DIR
+os.environ[location.PREFIX_ENV] = TEST_PREFIX
+# BIRD 3 (what NixOS runs) unless IBGP_TUNNEL_BIRD_DIR names another BIRD.
+BIRD3_DIR = REPO / ".cache" / "bird" / "bird3" / "bin"
+if not os.environ.get(location.BIRD_DIR_ENV) and (BIRD3_DIR / "bird").exists():
+    os.environ[location.BIRD_DIR_ENV] = str(BIRD3_DIR)
 
 
 @dataclass
@@ -66,6 +75,9 @@ def skip_reason() -> str | None:
     if os.geteuid() != 0:
         return "the lab needs root (network namespaces, nftables, TUN)"
     missing = [tool for tool in TOOLS if shutil.which(tool) is None]
+    missing += [
+        tool for tool in ("bird", "birdc") if shutil.which(location.bird_tool(tool)) is None
+    ]
     if missing:
         return f"the lab needs {', '.join(missing)} (apt-get install bird2 wireguard-go ...)"
     if not Path("/dev/net/tun").exists():
@@ -100,7 +112,7 @@ def in_node(
 
 def birdc(st: LabState, node: str, *command: str) -> str:
     return subprocess.run(
-        ["birdc", "-s", st.nodes[node]["bird_socket"], *command],
+        [location.bird_tool("birdc"), "-s", st.nodes[node]["bird_socket"], *command],
         capture_output=True,
         text=True,
         check=True,
@@ -196,6 +208,17 @@ def conntrack_entries(st: LabState, node: str) -> list[str]:
     return proc.stdout.splitlines()
 
 
+_DAEMON = re.compile(r"(^|[ /])(bird|wireguard-go)( |$)")
+
+
+def clear_test_lab() -> None:
+    """Remove a test lab an interrupted run left behind (only the tests' own)."""
+    from ibgp_tunnel.lab.down import down
+
+    assert location.lab_dir() == Path(TEST_LAB_DIR), "the tests must run in their own lab"
+    down()
+
+
 def machine_snapshot() -> dict[str, object]:
     """What the lab must leave as it found it: namespaces, daemons, /run, mounts,
     links and the nftables ruleset of the root namespace."""
@@ -203,11 +226,12 @@ def machine_snapshot() -> dict[str, object]:
     def run(*argv: str) -> str:
         return subprocess.run(list(argv), capture_output=True, text=True, check=False).stdout
 
-    # A zombie has exited; reaping it is its parent's (here PID 1's) business.
+    # A zombie has exited; reaping it is its parent's (here PID 1's) business. By
+    # command line, not name: a BIRD run through its own loader is named ld-linux-….
     daemons = sorted(
         line
-        for line in run("ps", "-eo", "pid=,stat=,comm=").splitlines()
-        if line.split()[-1] in ("bird", "wireguard-go") and not line.split()[1].startswith("Z")
+        for line in run("ps", "-eo", "pid=,stat=,args=").splitlines()
+        if _DAEMON.search(line) and not line.split()[1].startswith("Z")
     )
     mounts = sorted(
         line.split()[4]

@@ -22,6 +22,7 @@ from labtools import (
     KernelWatch,
     bgp_networks,
     birdc,
+    clear_test_lab,
     kernel_prefixes,
     outside_sets,
     ping,
@@ -82,8 +83,7 @@ def _expected(plan: dict[str, Any], topo: Topology) -> tuple[dict[str, set[str]]
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
-    if state.load() is not None:
-        pytest.fail("a lab is up already; run `ibgp-tunnel lab down` before the tests")
+    clear_test_lab()
     plan_path = tmp_path_factory.mktemp("faults") / "plan.toml"
     plan_path.write_text(EXAMPLE_PLAN.read_text() + f"\n[tuning]\nimport_limit = {IMPORT_LIMIT}\n")
     try:

@@ -16,6 +16,7 @@ from ibgp_tunnel.lab.topology import (
     Route,
     build_topology,
     expected_client_routes,
+    expected_kernel_routes,
     prefix_matches,
     probe_address,
 )
@@ -162,3 +163,22 @@ def test_parsers():
         ("ibgp_pve", "start", "Active        Socket: x"),
     ]
     assert parse_route_counts("8 of 8 routes for 8 networks in table master4\n") == {"master4": 8}
+
+
+def test_expected_kernel_routes_follow_the_kernel_export_sets() -> None:
+    """What `lab up` waits for: a reflector installs its DN42 routes (and its clients'
+    announcements), a client what it learns; nobody its own unreachable statics."""
+    data = plan(EXAMPLE_PLAN)
+    topo = build_topology(data)
+    assert expected_kernel_routes(data, topo, "dmz") == {
+        "172.21.80.0/24",
+        "172.22.80.0/26",
+        "fd42:4200::/48",
+        "fd42:4200:1::/64",
+    }
+    client = expected_client_routes(data, topo, "pve")
+    assert expected_kernel_routes(data, topo, "pve") == client["ipv4"] | client["ipv6"]
+    three = plan(THREE_CLIENTS_PLAN)
+    vps = expected_kernel_routes(three, build_topology(three), "vps")
+    assert {"192.168.1.0/24", "fd42:4242:2::/64"} <= vps
+    assert "104.16.0.0/13" not in vps  # its own announcement: an unreachable static

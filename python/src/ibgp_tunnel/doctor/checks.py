@@ -349,12 +349,13 @@ def check_handshakes(exp: Expectations, live: Live) -> list[Check]:
 def _session_fix(session: SessionExpect, row: Protocol, reason: str) -> str:
     peer = session.peer_host or f"the peer at {session.neighbor}"
     live_as = row.details.get("Neighbor AS", "")
+    if live_as and session.neighbor_as is not None and live_as != str(session.neighbor_as):
+        # Whatever BIRD's last error, a config that expects another AS is the cause.
+        return (
+            f"this host's BIRD expects AS {live_as} from {session.neighbor}, the plan says "
+            f"{session.neighbor_as}: its bird.conf is not the plan's; {REDEPLOY}"
+        )
     if "Bad peer AS" in reason:
-        if live_as and session.neighbor_as is not None and live_as != str(session.neighbor_as):
-            return (
-                f"this host's BIRD expects AS {live_as} from {session.neighbor}, the plan says "
-                f"{session.neighbor_as}: its bird.conf is not the plan's; {REDEPLOY}"
-            )
         return (
             f"{peer} refused this host's AS {session.local_as}: its BIRD expects another AS. "
             f"Both ends must use the plan's asn; deploy the plan to {peer} and run "

@@ -15,7 +15,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from ibgp_tunnel.doctor.parse_wg import redact_dump
 from ibgp_tunnel.errors import InputError
@@ -140,40 +140,45 @@ class Snapshot:
             return Output((), 127, "", f"{key} was not read")
         return found
 
-    def to_json(self) -> dict[str, object]:
-        return {
-            "time": self.time,
-            "outputs": {k: asdict(v) for k, v in self.outputs.items()},
-            "route_get": {k: asdict(v) for k, v in self.route_get.items()},
-        }
-
     def save(self, directory: Path) -> None:
-        """One file per output (its stdout, as the tool printed it) plus an index."""
+        """Each tool's output in its own file (KEY.txt, as the tool printed it) and
+        snapshot.json with the rest (command lines, exit codes, stderr, time)."""
         directory.mkdir(parents=True, exist_ok=True)
         for key, output in self.outputs.items():
             (directory / f"{key}.txt").write_text(output.stdout)
-        (directory / "snapshot.json").write_text(json.dumps(self.to_json(), indent=1) + "\n")
+        meta = {
+            "time": self.time,
+            "outputs": {
+                k: {"argv": list(v.argv), "returncode": v.returncode, "stderr": v.stderr}
+                for k, v in self.outputs.items()
+            },
+            "route_get": {k: asdict(v) for k, v in self.route_get.items()},
+        }
+        (directory / "snapshot.json").write_text(json.dumps(meta, indent=1) + "\n")
 
     @classmethod
     def load(cls, directory: Path) -> Snapshot:
+        """A snapshot written by `save`."""
         try:
-            data = json.loads((directory / "snapshot.json").read_text())
+            meta = json.loads((directory / "snapshot.json").read_text())
+            stdout = {
+                key: (directory / f"{key}.txt").read_text() for key in meta.get("outputs", {})
+            }
         except (OSError, ValueError) as error:
-            raise InputError(f"cannot read a saved snapshot in {directory}: {error}") from None
+            raise InputError(f"cannot read saved outputs in {directory}: {error}") from None
 
-        def output(raw: dict[str, object]) -> Output:
-            argv = raw.get("argv", [])
+        def output(raw: dict[str, Any], text: str | None = None) -> Output:
             return Output(
-                tuple(str(a) for a in argv) if isinstance(argv, list) else (),
-                int(str(raw.get("returncode", 0))),
-                str(raw.get("stdout", "")),
+                tuple(str(a) for a in raw.get("argv", [])),
+                int(raw.get("returncode", 0)),
+                str(raw.get("stdout", "")) if text is None else text,
                 str(raw.get("stderr", "")),
             )
 
         return cls(
-            {k: output(v) for k, v in data.get("outputs", {}).items()},
-            {k: output(v) for k, v in data.get("route_get", {}).items()},
-            float(data.get("time", 0.0)),
+            {k: output(v, stdout[k]) for k, v in meta.get("outputs", {}).items()},
+            {k: output(v) for k, v in meta.get("route_get", {}).items()},
+            float(meta.get("time", 0.0)),
         )
 
 

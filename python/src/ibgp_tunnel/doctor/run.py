@@ -4,7 +4,6 @@ read the live state, run the checks."""
 from __future__ import annotations
 
 import socket
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -48,10 +47,10 @@ def guess_host(plan: Path) -> str:
 
 def lab_target(name: str, lab_dir: Path | None, birdc: str) -> tuple[NamespaceTarget, Path]:
     """The lab host `name` and the plan the lab runs."""
-    from ibgp_tunnel.lab import state
+    from ibgp_tunnel.lab import location, state
 
-    st = state.load(lab_dir)
-    where = lab_dir or state.LAB_DIR
+    where = lab_dir or location.lab_dir()
+    st = state.load(where)
     if st is None:
         raise InputError(f"no lab is up in {where}; bring one up with `ibgp-tunnel lab up`")
     node = st.nodes.get(name)
@@ -65,7 +64,8 @@ def lab_target(name: str, lab_dir: Path | None, birdc: str) -> tuple[NamespaceTa
         netns=str(node["netns"]),
         run_dir=str(node["run_dir"]),
         bird_socket=str(node["bird_socket"]),
-        birdc_binary=str(node.get("birdc", birdc)),
+        # The lab's own birdc (BIRD 3 or 2, from its --bird-dir) talks to its BIRD.
+        birdc_binary=str(Path(st.bird_dir) / "birdc") if st.bird_dir else birdc,
     )
     return target, Path(st.plan)
 
@@ -76,11 +76,14 @@ def endpoints_of(exp: Expectations) -> list[str]:
     )
 
 
-def diagnose(
-    plan: Path, host: str, target: Target, *, extra_endpoints: Sequence[str] = ()
-) -> Diagnosis:
-    exp = plan_expectations(plan, host)
-    snapshot = collect(target, [*endpoints_of(exp), *extra_endpoints])
+def diagnose(plan: Path, host: str, target: Target) -> Diagnosis:
+    checks, snapshot = examine(plan_expectations(plan, host), target)
+    return Diagnosis(host, plan, target.describe(), checks, snapshot)
+
+
+def examine(exp: Expectations, target: Target) -> tuple[list[Check], Snapshot]:
+    """Read `target`'s live state and check it against `exp`."""
+    snapshot = collect(target, endpoints_of(exp))
     # A reflector learns its clients' endpoints from their packets: their path matters too.
     live = parse_snapshot(snapshot)
     roamed = sorted(
@@ -96,7 +99,7 @@ def diagnose(
         for address in roamed:
             snapshot.route_get[address] = target.run(["ip", "-j", "route", "get", address])
         live = parse_snapshot(snapshot)
-    return Diagnosis(host, plan, target.describe(), run_checks(exp, live), snapshot)
+    return run_checks(exp, live), snapshot
 
 
 def diagnose_snapshot(plan: Path, host: str, snapshot: Snapshot) -> list[Check]:

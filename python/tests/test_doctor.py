@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 from dataclasses import replace
@@ -425,9 +426,47 @@ def test_command_unusable_input(tmp_path: Path, plan: Path) -> None:
     )
     unknown = _doctor(str(plan), "--host", "nosuch", "--from-outputs", str(HEALTHY / "pve"))
     assert unknown.returncode == 2 and 'no host "nosuch"' in unknown.stderr
-    guess = _doctor(str(plan))
-    assert guess.returncode == 2 and "--host" in guess.stderr
+    if socket.gethostname().split(".")[0] not in ("dmz", "pve"):
+        guess = _doctor(str(plan))
+        assert guess.returncode == 2 and "--host" in guess.stderr
     no_lab = _doctor("--lab", "pve", env={"IBGP_TUNNEL_LAB_DIR": str(tmp_path)})
     assert no_lab.returncode == 2 and "no lab is up" in no_lab.stderr
     bad = _doctor(str(plan), "--host", "pve", "--from-outputs", str(tmp_path))
     assert bad.returncode == 2 and "cannot read saved outputs" in bad.stderr
+
+
+# --- the firewall NixOS itself renders ------------------------------------------------------
+
+
+NIXOS_FW = DATA / "nixos-fw-dmz.json"  # nft -j of nixpkgs' firewall-nftables.nix table for dmz
+
+
+def _with_ruleset(host: str, text: str) -> Snapshot:
+    return _edited(host, "nft", lambda _: text)
+
+
+def test_nixos_firewall_as_nixpkgs_renders_it(expect: dict[str, Expectations]) -> None:
+    """The real nixos-fw table (temp-ports set, tcp-flags log rule, trusted lo) passes
+    every firewall check for the reflector, with nothing uncertain."""
+    snap = _with_ruleset("dmz", NIXOS_FW.read_text())
+    checks = run_checks(expect["dmz"], parse_snapshot(snap))
+    assert [c.line() for c in checks if c.status is not Status.OK] == []
+    ruleset = parse_ruleset(NIXOS_FW.read_text())
+    verdict = walk_hooks(
+        ruleset, Packet("prerouting", "ipv4", "udp", 51822, "eth0"), ("prerouting", "input")
+    )
+    assert (verdict.action, verdict.where) == ("drop", "inet nixos-fw input: policy drop")
+    assert verdict.uncertain == []
+
+
+def test_nixos_firewall_without_the_wireguard_port(expect: dict[str, Expectations]) -> None:
+    data = json.loads(NIXOS_FW.read_text())
+    data["nftables"] = [
+        item
+        for item in data["nftables"]
+        if not ("rule" in item and "51821" in json.dumps(item["rule"]["expr"]))
+    ]
+    first = _first_failure(expect["dmz"], _with_ruleset("dmz", json.dumps(data)))
+    assert first.id == "firewall.port udp/51821 eth0"
+    assert first.evidence == "inet nixos-fw input: policy drop"
+    assert "networking.firewall.allowedUDPPorts" in first.fix and "pitfall 1" in first.summary

@@ -130,13 +130,12 @@ def _field(packet: Packet, left: Any) -> tuple[bool, Any]:
     return False, None
 
 
-def _match_concat(packet: Packet, left: dict[str, Any], right: Any) -> bool | None:
-    """`a . b` against a set of concatenations: a candidate whose known parts differ
-    from the packet's cannot match."""
+def _match_concat(packet: Packet, left: dict[str, Any], candidates: list[Any]) -> bool | None:
+    """`a . b` against concatenations (a set's elements): a candidate whose known
+    parts differ from the packet's cannot match."""
     parts = [_field(packet, part) for part in left["concat"]]
     if any(known and value is None for known, value in parts):
         return False
-    candidates = right.get("set", [right]) if isinstance(right, dict) else [right]
     possible = False
     for candidate in candidates:
         values = candidate.get("concat", []) if isinstance(candidate, dict) else []
@@ -152,7 +151,9 @@ def _match_concat(packet: Packet, left: dict[str, Any], right: Any) -> bool | No
 def _match(ruleset: Ruleset, rule: Rule, packet: Packet, body: dict[str, Any]) -> bool | None:
     left = body.get("left")
     if isinstance(left, dict) and "concat" in left and body.get("op", "==") in ("==", "in"):
-        return _match_concat(packet, left, body.get("right"))
+        right = body.get("right")
+        elements = _set_elements(ruleset, rule, right)
+        return _match_concat(packet, left, elements if elements is not None else [right])
     known, value = _field(packet, left)
     if not known:
         return None

@@ -10,13 +10,14 @@ import os
 import socket
 import subprocess
 import sys
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from ibgp_tunnel.doctor.checks import STALE_HANDSHAKE_SECONDS, run_checks
-from ibgp_tunnel.doctor.collect import Output, Snapshot
+from ibgp_tunnel.doctor.collect import BIRD_COMMANDS, COMMANDS, Output, Snapshot
 from ibgp_tunnel.doctor.expect import Expectations, bgp_sessions, masquerade_rules
 from ibgp_tunnel.doctor.live import parse_snapshot
 from ibgp_tunnel.doctor.nft_eval import Packet, evaluate, walk_hooks
@@ -24,7 +25,7 @@ from ibgp_tunnel.doctor.parse_bird import parse_protocols, parse_status
 from ibgp_tunnel.doctor.parse_nft import parse_ruleset
 from ibgp_tunnel.doctor.parse_wg import endpoint_address, parse_wg_dump, redact_dump
 from ibgp_tunnel.doctor.result import Check, Status
-from ibgp_tunnel.doctor.run import plan_expectations
+from ibgp_tunnel.doctor.run import examine, plan_expectations
 
 DATA = Path(__file__).resolve().parent / "data" / "doctor"
 REPO = Path(__file__).resolve().parents[2]
@@ -470,3 +471,59 @@ def test_nixos_firewall_without_the_wireguard_port(expect: dict[str, Expectation
     assert first.id == "firewall.port udp/51821 eth0"
     assert first.evidence == "inet nixos-fw input: policy drop"
     assert "networking.firewall.allowedUDPPorts" in first.fix and "pitfall 1" in first.summary
+
+
+# --- reading only -------------------------------------------------------------------------
+
+
+class _Recorder:
+    """A target that answers from a recorded snapshot and notes every command."""
+
+    def __init__(self, snap: Snapshot) -> None:
+        self.snap = snap
+        self.commands: list[tuple[str, ...]] = []
+
+    def run(self, argv: Sequence[str]) -> Output:
+        self.commands.append(tuple(argv))
+        if tuple(argv[:4]) == ("ip", "-j", "route", "get"):
+            return self.snap.route_get.get(argv[4], Output(tuple(argv), 2, "", "no route"))
+        key = next(k for k, v in COMMANDS.items() if tuple(argv) == v)
+        output = self.snap.get(key)
+        if key == "wg":  # what wg really prints: with the secrets
+            lines = [line.split("\t") for line in output.stdout.splitlines()]
+            for fields in lines:
+                if len(fields) == 5:
+                    fields[1] = "SECRETPRIVATEKEY="
+                elif len(fields) == 9:
+                    fields[2] = "SECRETPSK="
+            output = replace(output, stdout="\n".join("\t".join(f) for f in lines) + "\n")
+        return output
+
+    def birdc(self, command: Sequence[str]) -> Output:
+        self.commands.append(("birdc", *command))
+        key = next(k for k, v in BIRD_COMMANDS.items() if tuple(command) == v)
+        return self.snap.get(key)
+
+    def describe(self) -> str:
+        return "recorded"
+
+
+def test_doctor_runs_only_reading_commands_and_keeps_no_secret(
+    expect: dict[str, Expectations], tmp_path: Path
+) -> None:
+    recorder = _Recorder(Snapshot.load(HEALTHY / "dmz"))
+    checks, snapshot = examine(expect["dmz"], recorder)
+    # Read now, the recorded handshake is old; everything else is as recorded: fine.
+    stale = [c.id for c in checks if c.status is not Status.OK]
+    assert stale == ["wireguard.handshake wg-ibgp pve"]
+    reading = {"show", "list", "get", "dump"}
+    for command in recorder.commands:
+        if command[0] == "sysctl":
+            assert "-w" not in command and "-a" in command
+        else:
+            assert reading & set(command), command
+    # The reflector's client roams: the path towards its endpoint is read too.
+    assert ("ip", "-j", "route", "get", "198.51.100.10") in recorder.commands
+    snapshot.save(tmp_path)
+    saved = "".join(p.read_text() for p in tmp_path.iterdir())
+    assert "SECRETPRIVATEKEY" not in saved and "SECRETPSK" not in saved

@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ibgp_tunnel.errors import IbgpTunnelError
-from ibgp_tunnel.lab import faults, netns, state
+from ibgp_tunnel.lab import faults, location, netns
 from ibgp_tunnel.lab.artifacts import load_plan
 from ibgp_tunnel.lab.down import down
 from ibgp_tunnel.lab.state import LabState
@@ -48,6 +48,10 @@ REFLECTOR, CLIENT, LAN = "dmz", "pve", "lan-pve"
 VARIANTS = ("plain", "ours")
 PING_INTERVAL = 0.05  # 20 pings a second
 SETTLE_TIMEOUT = 120.0
+# A lab of the bench's own, so a lab the user has up (or the tests') is left alone.
+BENCH_LAB_DIR = "/run/ibgp-tunnel-bench-lab"
+BENCH_PREFIX = "ibgtb-"
+BIRD3_DIR = REPO / ".cache" / "bird" / "bird3" / "bin"
 
 
 def say(message: str) -> None:
@@ -212,6 +216,13 @@ def cold_start(bench: Bench, label: str) -> None:
     routes_at = time.time() - (time.monotonic() - done) if done is not None else None
     established = since(st, CLIENT, "ibgp_dmz")
     bench.record("cold start → Established", established - start)
+    # What a user waits for. BIRD's kernel protocol writes no route before its first
+    # scan of the kernel table, 1 s after start, so a session that is up sooner (ours)
+    # shows a longer "Established → all routes" for the same or an earlier arrival.
+    bench.record(
+        f"cold start → all routes in kernel ({label})",
+        None if routes_at is None else routes_at - start,
+    )
     bench.record(
         f"Established → all routes in kernel ({label})",
         None if routes_at is None else routes_at - established,
@@ -368,10 +379,12 @@ def verdict(metric: str, samples: Samples) -> str:
         limit, _ = TARGETS[metric]
         return "yes" if median <= limit else "no"
     if metric.startswith("Established → all routes") and "+" in metric:
+        return "yes" if median <= 3.0 else "no"
+    if metric.startswith("cold start → all routes"):
         plain = [v for v in samples.get("plain", {}).get(metric, []) if v is not None]
         # "No slower" within 10 % (a few ms here): equal tables take equal time.
         slower = bool(plain) and median > statistics.median(plain) * 1.1
-        return "yes" if median <= 3.0 and not slower else "no"
+        return "no" if slower else "yes"
     return ""
 
 
@@ -379,7 +392,9 @@ def target_text(metric: str) -> str:
     if metric in TARGETS:
         return TARGETS[metric][1]
     if metric.startswith("Established → all routes") and "+" in metric:
-        return "≤ 3 s, ≤ plain (+10 %)"
+        return "≤ 3 s"
+    if metric.startswith("cold start → all routes"):
+        return "≤ plain (+10 %)"
     return ""
 
 
@@ -400,7 +415,7 @@ def machine() -> dict[str, str]:
         "cpu": cpu,
         "cores": str(os.cpu_count()),
         "kernel": platform.release(),
-        "bird": first_line(["bird", "--version"]),
+        "bird": first_line([location.bird_tool("bird"), "--version"]),
         "wireguard-go": first_line(["wireguard-go", "--version"]),
     }
 
@@ -446,6 +461,12 @@ def main() -> int:
     )
     parser.add_argument("--only", choices=VARIANTS, help="run one variant only")
     parser.add_argument(
+        "--bird-dir",
+        type=Path,
+        help="directory with the bird and birdc to run (default: $IBGP_TUNNEL_BIRD_DIR, "
+        "else BIRD 3 from scripts/setup in .cache/bird/bird3/bin, else PATH's)",
+    )
+    parser.add_argument(
         "--report", type=Path, metavar="JSON", help="print the table of a run saved with --json"
     )
     args = parser.parse_args()
@@ -455,9 +476,13 @@ def main() -> int:
     if os.geteuid() != 0:
         print("error: the lab needs root; run it with sudo", file=sys.stderr)
         return 2
-    if state.load() is not None:
-        print("error: a lab is up; run `ibgp-tunnel lab down` first", file=sys.stderr)
-        return 2
+    os.environ[location.LAB_DIR_ENV] = BENCH_LAB_DIR
+    os.environ[location.PREFIX_ENV] = BENCH_PREFIX
+    if args.bird_dir:
+        os.environ[location.BIRD_DIR_ENV] = str(args.bird_dir.resolve())
+    elif not os.environ.get(location.BIRD_DIR_ENV) and (BIRD3_DIR / "bird").exists():
+        os.environ[location.BIRD_DIR_ENV] = str(BIRD3_DIR)
+    down()  # what an interrupted bench left behind: only the bench's own lab
     # The example's sops files are encrypted to the committed test-only age key.
     os.environ.setdefault("SOPS_AGE_KEY_FILE", str(REPO / "secrets" / "test-age-key.txt"))
     started = time.monotonic()

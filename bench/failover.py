@@ -442,6 +442,31 @@ def report(path: Path, cap: float) -> str:
     return table(data["samples"], float(data.get("hold_cap", cap))) + "\n\n" + facts
 
 
+def side_by_side(paths: list[Path], cap: float) -> str:
+    """One table of several runs saved with --json (one per BIRD, say): plain and ours
+    of each run, and whether ours meets each target in each run."""
+    runs = [json.loads(path.read_text()) for path in paths]
+    names = [run["machine"]["bird"].replace("BIRD version ", "BIRD ") for run in runs]
+    metrics: list[str] = []
+    for run in runs:
+        for per_variant in run["samples"].values():
+            metrics += [m for m in per_variant if m not in metrics]
+    header = ["", *(f"{name} {v}" for name in names for v in ("plain", "ours")), "target"]
+    header += [f"met ({name})" for name in names]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for metric in metrics:
+        cells = [metric]
+        for run in runs:
+            run_cap = float(run.get("hold_cap", cap))
+            cells += [
+                fmt(metric, run["samples"].get(v, {}).get(metric, []), run_cap) for v in VARIANTS
+            ]
+        cells.append(target_text(metric))
+        cells += [verdict(metric, run["samples"]) for run in runs]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reps", type=int, default=3, help="repetitions per measurement")
@@ -467,11 +492,18 @@ def main() -> int:
         "else BIRD 3 from scripts/setup in .cache/bird/bird3/bin, else PATH's)",
     )
     parser.add_argument(
-        "--report", type=Path, metavar="JSON", help="print the table of a run saved with --json"
+        "--report",
+        type=Path,
+        nargs="+",
+        metavar="JSON",
+        help="print the table of a run saved with --json (of several: side by side)",
     )
     args = parser.parse_args()
     if args.report:
-        print(report(args.report, args.hold_cap))
+        if len(args.report) == 1:
+            print(report(args.report[0], args.hold_cap))
+        else:
+            print(side_by_side(args.report, args.hold_cap))
         return 0
     if os.geteuid() != 0:
         print("error: the lab needs root; run it with sudo", file=sys.stderr)

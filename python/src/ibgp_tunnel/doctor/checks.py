@@ -17,6 +17,7 @@ from ibgp_tunnel.doctor.expect import Expectations, SessionExpect, TunnelExpect
 from ibgp_tunnel.doctor.live import Live
 from ibgp_tunnel.doctor.nft_eval import Packet, Verdict, evaluate, walk_hooks
 from ibgp_tunnel.doctor.parse_bird import Protocol
+from ibgp_tunnel.doctor.parse_nft import Ruleset
 from ibgp_tunnel.doctor.parse_sysctl import interface_key
 from ibgp_tunnel.doctor.parse_wg import endpoint_address
 from ibgp_tunnel.doctor.result import Check, fail, ok, skip, warn
@@ -231,14 +232,19 @@ def _verdict_evidence(verdict: Verdict) -> str:
 
 
 def _port_check(
-    exp: Expectations, live: Live, interface: str | None, proto: str, port: int, what: str
+    exp: Expectations,
+    live: Live,
+    ruleset: Ruleset,
+    interface: str | None,
+    proto: str,
+    port: int,
+    what: str,
 ) -> Check:
     where = f"on {interface}" if interface else "from outside"
     name = f"firewall.port {proto}/{port}" + (f" {interface}" if interface else "")
-    assert live.ruleset is not None
     verdicts = [
         walk_hooks(
-            live.ruleset,
+            ruleset,
             Packet("prerouting", family, proto, port, interface),
             ("prerouting", "input"),
         )
@@ -266,7 +272,8 @@ def _port_check(
 
 
 def check_firewall_ports(exp: Expectations, live: Live) -> list[Check]:
-    if live.ruleset is None:
+    ruleset = live.ruleset
+    if ruleset is None:
         error = live.errors.get("nft", "no output")
         return [
             warn(
@@ -279,12 +286,12 @@ def check_firewall_ports(exp: Expectations, live: Live) -> list[Check]:
     checks = []
     outside = _outside_interface(exp, live)
     for port in exp.allowed_udp_ports:
-        checks.append(_port_check(exp, live, outside, "udp", port, "WireGuard"))
+        checks.append(_port_check(exp, live, ruleset, outside, "udp", port, "WireGuard"))
     for interface, (tcp, udp) in exp.interface_ports.items():
         for port in tcp:
-            checks.append(_port_check(exp, live, interface, "tcp", port, "BGP"))
+            checks.append(_port_check(exp, live, ruleset, interface, "tcp", port, "BGP"))
         for port in udp:
-            checks.append(_port_check(exp, live, interface, "udp", port, "BFD"))
+            checks.append(_port_check(exp, live, ruleset, interface, "udp", port, "BFD"))
     return checks
 
 

@@ -31,7 +31,7 @@ from ibgp_tunnel import keys
 from ibgp_tunnel.doctor.collect import NamespaceTarget
 from ibgp_tunnel.doctor.expect import Expectations
 from ibgp_tunnel.doctor.result import Check, Status
-from ibgp_tunnel.doctor.run import examine, lab_target, plan_expectations
+from ibgp_tunnel.doctor.run import examine, lab_host, plan_expectations
 from ibgp_tunnel.lab import faults, firewall, location, netns
 from ibgp_tunnel.lab.artifacts import saved_artifacts
 from ibgp_tunnel.lab.down import down
@@ -81,7 +81,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
         lab = Lab(st, plan_path, saved_artifacts(Path(LAB_DIR)))
         for host in (REFLECTOR, CLIENT):
             lab.expect[host] = plan_expectations(plan_path, host)
-            lab.targets[host] = lab_target(host, Path(LAB_DIR), "birdc")[0]
+            lab.targets[host] = lab_host(host, Path(LAB_DIR), "birdc").target
         status = lab.targets[CLIENT].birdc(["show", "status"]).stdout
         lab.bird = "bird-" + next(
             (line.split()[1] for line in status.splitlines() if line.endswith("ready.")), "unknown"
@@ -418,3 +418,64 @@ def test_first_failing_line_names_the_breakage(lab: Lab, breakage: Breakage) -> 
         breakage.fix(lab)
     if breakage.name != "import-limit-flooded":
         _wait_healthy(lab)
+
+
+# --- several clients ---------------------------------------------------------------------
+
+THREE_CLIENTS_PLAN = Path(__file__).resolve().parent / "plans" / "three-clients.toml"
+THREE_LAB_DIR = "/run/ibgp-tunnel-doctor-lab3"
+THREE_PREFIX = "ibgd3-"
+
+
+def test_three_clients_lab_is_all_ok_then_a_missing_nat_table_is_named(lab: Lab) -> None:
+    """One reflector with three tunnels, LANs that reach each other unNATed (their
+    masquerade rules leave the announced prefixes alone), and keys the lab generated
+    because the plan has none: every host all ok; then the client's NAT table goes."""
+    env = {location.LAB_DIR_ENV: THREE_LAB_DIR, location.PREFIX_ENV: THREE_PREFIX}
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        down()
+        st = up(THREE_CLIENTS_PLAN, timeout=120)
+        hosts = [name for name, node in st.nodes.items() if node.get("wireguard")]
+        assert len(hosts) == 4
+
+        def doctor(host: str) -> subprocess.CompletedProcess[str]:
+            return subprocess.run(
+                [sys.executable, "-m", "ibgp_tunnel.cli", "doctor", "--lab", host, "--json"],
+                capture_output=True,
+                text=True,
+                env={**os.environ},
+                timeout=300,
+                check=False,
+            )
+
+        def all_ok() -> bool:
+            return all(doctor(host).returncode == 0 for host in hosts)
+
+        try:
+            poll(all_ok, DEADLINE * 2, "doctor finds nothing wrong on any host", interval=1)
+        except AssertionError as error:
+            raise AssertionError(f"{error}: {[doctor(h).stdout for h in hosts]}") from None
+        for host in hosts:
+            report = json.loads(doctor(host).stdout)
+            assert {c["status"] for c in report["checks"]} == {"ok"}
+            keys = [c for c in report["checks"] if c["id"].startswith("wireguard.peer-key")]
+            assert keys and all("the lab's generated keys" in c["summary"] for c in keys)
+            if RECORD:
+                target = lab_host(host, Path(THREE_LAB_DIR), "birdc").target
+                _, snapshot = examine(plan_expectations(THREE_CLIENTS_PLAN, host), target)
+                snapshot.save(Path(RECORD) / lab.bird / "three-clients-healthy" / host)
+        netns.ns_run(st.nodes["home"]["netns"], ["nft", "delete", "table", "inet", "ibgp-tunnel"])
+        broken = doctor("home")
+        assert broken.returncode == 1
+        first = json.loads(broken.stdout)["first_failure"]
+        assert first["id"].startswith("firewall.masquerade lan0 -> wg-home"), first
+        assert "pitfall 3" in first["summary"]
+    finally:
+        down()
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value

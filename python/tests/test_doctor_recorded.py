@@ -69,7 +69,7 @@ def _snapshot(bird: str, case: str, host: str) -> Snapshot:
 def test_every_case_was_recorded_on_both_birds() -> None:
     for bird in BIRDS:
         cases = {p.name for p in (DATA / bird).iterdir()}
-        assert cases == {*FIRST_FAILURES, "healthy"}, bird
+        assert cases == {*FIRST_FAILURES, "healthy", "three-clients-healthy"}, bird
         for case, hosts in FIRST_FAILURES.items():
             for host in hosts:
                 assert (DATA / bird / case / host / "snapshot.json").is_file()
@@ -166,3 +166,30 @@ def test_recorded_breakage_is_the_first_failing_line(
     assert failing[0].fix
     before = checks[: checks.index(failing[0])]
     assert all(c.status in (Status.OK, Status.SKIP) for c in before)
+
+
+THREE_CLIENTS_PLAN = Path(__file__).resolve().parent / "plans" / "three-clients.toml"
+
+
+@pytest.mark.parametrize("bird", BIRDS)
+def test_three_clients_recording_is_all_ok_with_the_labs_keys(bird: str) -> None:
+    """Three tunnels on the reflector, masquerade rules that leave announced LAN
+    prefixes alone, and keys the lab generated (the plan has none): all ok once the
+    expectations carry the running keys; with the plan's (none), the keys fail."""
+    recorded = DATA / bird / "three-clients-healthy"
+    snapshots = {p.name: Snapshot.load(p) for p in sorted(recorded.iterdir())}
+    assert set(snapshots) == {"vps", "home", "office", "laptop"}
+    keys = {
+        host: next(iter(parse_wg_dump(snap.get("wg").stdout).values())).public_key
+        for host, snap in snapshots.items()
+    }
+    for host, snap in snapshots.items():
+        plain = plan_expectations(THREE_CLIENTS_PLAN, host)
+        exp = plain.with_public_keys(keys, "the lab's generated keys")
+        checks = run_checks(exp, parse_snapshot(snap))
+        assert [c.line() for c in checks if c.status is not Status.OK] == []
+        masquerade = [c for c in checks if c.id.startswith("firewall.masquerade")]
+        assert masquerade, host
+        without = run_checks(plain, parse_snapshot(snap))
+        first = next(c for c in without if c.status is Status.FAIL)
+        assert first.id.startswith("wireguard.peer-key") and "ibgp-tunnel keys" in first.fix

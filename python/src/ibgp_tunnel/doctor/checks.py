@@ -114,50 +114,66 @@ def check_tunnel_interfaces(exp: Expectations, live: Live) -> list[Check]:
     return checks
 
 
+def _own_key_check(exp: Expectations, interface: str, running: str) -> Check:
+    name = f"wireguard.own-key {interface}"
+    if not exp.own_public_key:
+        return warn(
+            name,
+            f"the plan has no public key for {exp.host}, so nothing can be compared",
+            f"running public key {running}",
+            f"run `ibgp-tunnel keys` (it writes hosts.{exp.host}.public_key into the plan)",
+        )
+    if running == exp.own_public_key:
+        return ok(name, f"this host's public key matches {exp.key_source}")
+    return fail(
+        name,
+        f"this host's WireGuard key is not the one {exp.key_source} gives {exp.host}, so "
+        "every peer rejects its handshakes",
+        f"running public key {running}, expected {exp.own_public_key}",
+        "the private key file and the plan disagree: deploy the secrets that "
+        f"`ibgp-tunnel keys` made for this host (sops file secrets/{exp.host}.yaml), or, if "
+        "the key was rotated on purpose, run `ibgp-tunnel keys` so the plan gets the new "
+        "public key and redeploy both ends",
+    )
+
+
 def check_keys(exp: Expectations, live: Live) -> list[Check]:
     checks = []
     for tunnel in exp.tunnels:
         wg = (live.wireguard or {}).get(tunnel.interface)
         if wg is None:
             continue
-        if exp.own_public_key:
-            name = f"wireguard.own-key {tunnel.interface}"
-            if wg.public_key != exp.own_public_key:
+        checks.append(_own_key_check(exp, tunnel.interface, wg.public_key))
+        running = {peer.public_key for peer in wg.peers}
+        others = ", ".join(sorted(running)) or "none"
+        for peer in tunnel.peers:
+            name = f"wireguard.peer-key {tunnel.interface} {peer.name}"
+            if not peer.public_key:
                 checks.append(
                     fail(
                         name,
-                        f"this host's WireGuard key is not the one the plan gives "
-                        f"{exp.host}, so every peer rejects its handshakes",
-                        f"running public key {wg.public_key}, plan hosts.{exp.host}.public_key "
-                        f"{exp.own_public_key}",
-                        "the private key file and the plan disagree: deploy the secrets that "
-                        "`ibgp-tunnel keys` made for this host (sops file secrets/"
-                        f"{exp.host}.yaml), or, if the key was rotated on purpose, run "
-                        "`ibgp-tunnel keys` so the plan gets the new public key and redeploy "
-                        "both ends",
+                        f"the plan has no public key for {peer.name}, so this host cannot "
+                        f"know {peer.name}'s WireGuard key",
+                        f"peers on {tunnel.interface}: {others}",
+                        f"run `ibgp-tunnel keys` (it writes hosts.{peer.name}.public_key into "
+                        "the plan) and deploy the plan to both hosts",
                     )
                 )
+            elif peer.public_key in running:
+                checks.append(ok(name, f"{peer.name}'s public key matches {exp.key_source}"))
             else:
-                checks.append(ok(name, "this host's public key matches the plan"))
-        running = {peer.public_key for peer in wg.peers}
-        for peer in tunnel.peers:
-            name = f"wireguard.peer-key {tunnel.interface} {peer.name}"
-            if peer.public_key in running:
-                checks.append(ok(name, f"{peer.name}'s public key matches the plan"))
-                continue
-            others = sorted(running) or ["none"]
-            checks.append(
-                fail(
-                    name,
-                    f"{tunnel.interface} has no peer with {peer.name}'s public key from the "
-                    f"plan, so {peer.name}'s handshakes are ignored",
-                    f"peers on {tunnel.interface}: {', '.join(others)}; plan "
-                    f"hosts.{peer.name}.public_key {peer.public_key}",
-                    f"{REDEPLOY} so {tunnel.interface} gets the plan's peer key (by hand: "
-                    f"`wg set {tunnel.interface} peer {peer.public_key} ...`); if {peer.name}'s "
-                    "key was rotated, run `ibgp-tunnel keys` first so the plan has it",
+                checks.append(
+                    fail(
+                        name,
+                        f"{tunnel.interface} has no peer with {peer.name}'s public key from "
+                        f"{exp.key_source}, so {peer.name}'s handshakes are ignored",
+                        f"peers on {tunnel.interface}: {others}; expected {peer.public_key}",
+                        f"{REDEPLOY} so {tunnel.interface} gets the plan's peer key (by hand: "
+                        f"`wg set {tunnel.interface} peer {peer.public_key} ...`); if "
+                        f"{peer.name}'s key was rotated, run `ibgp-tunnel keys` first so the "
+                        "plan has it",
+                    )
                 )
-            )
     return checks
 
 
@@ -584,7 +600,18 @@ def check_masquerade(exp: Expectations, live: Live) -> list[Check]:
                 families = "/".join(rule.nfprotos)
                 name = f"firewall.masquerade {iif} -> {oif} {families}"
                 verdicts = [
-                    evaluate(live.ruleset, Packet("postrouting", family, "tcp", None, iif, oif))
+                    evaluate(
+                        live.ruleset,
+                        Packet(
+                            "postrouting",
+                            family,
+                            "tcp",
+                            None,
+                            iif,
+                            oif,
+                            saddr=_source_outside(family, rule.excluded),
+                        ),
+                    )
                     for family in rule.nfprotos
                 ]
                 missing = [v for v in verdicts if v.action not in ("masquerade", "snat")]
@@ -615,6 +642,29 @@ def check_masquerade(exp: Expectations, live: Live) -> list[Check]:
                     )
                 )
     return checks
+
+
+# Documentation addresses: a source no rendered exclusion (a client's own prefixes) covers.
+_PROBE_SOURCES = {
+    "ipv4": ("192.0.2.10", "198.51.100.10", "203.0.113.10"),
+    "ipv6": ("2001:db8::10", "2001:db8:ffff::10"),
+}
+
+
+def _source_outside(family: str, excluded: tuple[str, ...]) -> str:
+    """A source address the masquerade rule must rewrite: outside every prefix the
+    rendered rule leaves alone."""
+    networks = []
+    for prefix in excluded:
+        try:
+            networks.append(ipaddress.ip_network(prefix, strict=False))
+        except ValueError:
+            continue
+    for candidate in _PROBE_SOURCES[family]:
+        address = ipaddress.ip_address(candidate)
+        if not any(address.version == n.version and address in n for n in networks):
+            return candidate
+    return _PROBE_SOURCES[family][0]
 
 
 def _has_table(live: Live, table: str) -> bool:

@@ -10,7 +10,7 @@ import typer
 from ibgp_tunnel.doctor import report
 from ibgp_tunnel.doctor.collect import Snapshot
 from ibgp_tunnel.doctor.result import Status
-from ibgp_tunnel.doctor.run import diagnose, diagnose_snapshot, guess_host, lab_target, local_target
+from ibgp_tunnel.doctor.run import diagnose, diagnose_snapshot, guess_host, lab_host, local_target
 from ibgp_tunnel.errors import EXIT_BAD_INPUT, EXIT_FAILED, IbgpTunnelError
 
 DEFAULT_PLAN = Path("hosts/plan.toml")
@@ -67,10 +67,11 @@ def doctor_command(
     Exit 0 when nothing fails, 1 when a check fails, 2 when the input is unusable.
     """
     try:
+        keys = None
         if lab is not None:
-            target, lab_plan = lab_target(lab, lab_dir, birdc)
-            plan_path = plan or lab_plan
-            name = host or lab
+            found = lab_host(lab, lab_dir, birdc)
+            target, plan_path, name = found.target, plan or found.plan, host or lab
+            keys = found.generated_keys
         else:
             plan_path = plan or DEFAULT_PLAN
             name = host or guess_host(plan_path)
@@ -79,7 +80,7 @@ def doctor_command(
             checks = diagnose_snapshot(plan_path, name, Snapshot.load(from_outputs))
             where = f"outputs saved in {from_outputs}"
         else:
-            diagnosis = diagnose(plan_path, name, target)
+            diagnosis = diagnose(plan_path, name, target, keys)
             checks, where = diagnosis.checks, diagnosis.target
             if save_outputs is not None:
                 diagnosis.snapshot.save(save_outputs)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 
@@ -62,6 +62,8 @@ class MasqueradeRule:
     oifnames: tuple[str, ...]
     nfprotos: tuple[str, ...]
     text: str
+    # Sources the rule leaves alone (`ip saddr != { ... }`: prefixes a client announces).
+    excluded: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -95,10 +97,28 @@ class Expectations:
     nft_table: str
     # Peer host -> whether it announces IPv6 prefixes (so IPv6 routes must arrive).
     peers_announce_ipv6: dict[str, bool] = field(default_factory=dict)
+    # Where the public keys come from, for people to read ("the plan", or a lab's keys).
+    key_source: str = "the plan"
 
     @property
     def tunnel_names(self) -> tuple[str, ...]:
         return tuple(t.interface for t in self.tunnels)
+
+    def with_public_keys(self, keys: Mapping[str, str], source: str) -> Expectations:
+        """The same, with every host's public key taken from `keys` (host -> key): a lab
+        that generated its own keys runs those, not the plan's."""
+        tunnels = tuple(
+            replace(
+                tunnel,
+                peers=tuple(
+                    replace(peer, public_key=keys.get(peer.name, peer.public_key))
+                    for peer in tunnel.peers
+                ),
+            )
+            for tunnel in self.tunnels
+        )
+        own = keys.get(self.host, self.own_public_key)
+        return replace(self, tunnels=tunnels, own_public_key=own, key_source=source)
 
 
 _BLOCK = re.compile(r"^protocol bgp (\S+) \{\n(.*?)^\}", re.MULTILINE | re.DOTALL)
@@ -110,6 +130,7 @@ _LIMIT = re.compile(r"^\s*import limit (\d+)", re.MULTILINE)
 _INTERFACE = re.compile(r'^\s*interface "([^"]+)";', re.MULTILINE)
 _NAMES = re.compile(r'(iifname|oifname) (?:\{ ([^}]*) \}|"([^"]+)")')
 _NFPROTO = re.compile(r"meta nfproto (ipv4|ipv6)")
+_EXCLUDED = re.compile(r"ip6? saddr != (?:\{ ([^}]*) \}|(\S+))")
 
 
 def _number(value: str, defines: Mapping[str, int]) -> int | None:
@@ -166,7 +187,14 @@ def masquerade_rules(ruleset: str) -> tuple[MasqueradeRule, ...]:
             values = tuple(v.strip().strip('"') for v in listed.split(",")) if listed else (single,)
             names[direction] = values
         protos = tuple(_NFPROTO.findall(line)) or ("ipv4", "ipv6")
-        rules.append(MasqueradeRule(names["iifname"], names["oifname"], protos, line.strip()))
+        excluded = tuple(
+            prefix.strip()
+            for listed, single in _EXCLUDED.findall(line)
+            for prefix in (listed.split(",") if listed else [single])
+        )
+        rules.append(
+            MasqueradeRule(names["iifname"], names["oifname"], protos, line.strip(), excluded)
+        )
     return tuple(rules)
 
 
@@ -192,7 +220,7 @@ def expectations(
                 peers=tuple(
                     PeerExpect(
                         name=str(peer.get("name", "")),
-                        public_key=str(peer.get("publicKey", "")),
+                        public_key=str(peer.get("publicKey") or ""),
                         endpoint=peer.get("endpoint"),
                         keepalive=peer.get("persistentKeepalive"),
                     )
@@ -231,7 +259,7 @@ def expectations(
         host=host,
         role=str(spec.get("role", "")),
         asn=int(spec.get("asn", 0)),
-        own_public_key=own.get("public_key"),
+        own_public_key=own.get("public_key") or None,
         tunnels=tuple(tunnels),
         sessions=tuple(sessions),
         graceful_restart=bool(tuning.get("gracefulRestart", False)),

@@ -24,6 +24,13 @@ _MAX_DEPTH = 16
 
 
 @dataclass(frozen=True)
+class _Address:
+    """An address field's value, compared by prefix membership."""
+
+    text: str
+
+
+@dataclass(frozen=True)
 class Packet:
     hook: str  # prerouting, input, forward, postrouting, output
     nfproto: str = "ipv4"  # ipv4 or ipv6
@@ -34,6 +41,8 @@ class Packet:
     ct_state: str = "new"
     # Whether the reverse-path lookup (nft `fib saddr ... oif`) succeeds.
     fib_ok: bool = True
+    saddr: str | None = None  # unknown unless given
+    daddr: str | None = None
 
 
 @dataclass
@@ -61,13 +70,31 @@ def _set_elements(ruleset: Ruleset, rule: Rule, right: Any) -> list[Any] | None:
     return None
 
 
+def _address_equal(value: str, candidate: Any) -> bool | None:
+    try:
+        address = ipaddress.ip_address(value)
+        if isinstance(candidate, dict) and "prefix" in candidate:
+            prefix = candidate["prefix"]
+            return address in ipaddress.ip_network(
+                f"{prefix['addr']}/{prefix['len']}", strict=False
+            )
+        if isinstance(candidate, dict) and "range" in candidate:
+            low, high = (ipaddress.ip_address(str(v)) for v in candidate["range"])
+            return bool(low <= address <= high)  # type: ignore[operator]
+        if isinstance(candidate, str):
+            return address in ipaddress.ip_network(candidate, strict=False)
+    except (ValueError, TypeError):
+        return None
+    return None
+
+
 def _equal(value: Any, candidate: Any) -> bool | None:
+    if isinstance(value, _Address):
+        return _address_equal(value.text, candidate)
     if isinstance(candidate, dict):
         if "range" in candidate and isinstance(value, int):
             low, high = candidate["range"]
             return bool(low <= value <= high)
-        if "prefix" in candidate:
-            return None
         return None
     if isinstance(value, str) and isinstance(candidate, str):
         if candidate.endswith("*") and not candidate.endswith("\\*"):
@@ -113,10 +140,11 @@ def _field(packet: Packet, left: Any) -> tuple[bool, Any]:
             return False, None
         if protocol in ("icmp", "icmpv6"):
             return (True, None) if packet.l4proto in ("udp", "tcp") else (False, None)
-        if protocol == "ip":
-            return (True, None) if packet.nfproto == "ipv6" else (False, None)
-        if protocol == "ip6":
-            return (True, None) if packet.nfproto == "ipv4" else (False, None)
+        if protocol in ("ip", "ip6"):
+            if (protocol == "ip") != (packet.nfproto == "ipv4"):
+                return True, None  # an IPv4 header match never matches IPv6, and back
+            address = {"saddr": packet.saddr, "daddr": packet.daddr}.get(str(name))
+            return (True, _Address(address)) if address else (False, None)
         return False, None
     if "ct" in left:
         key = left["ct"].get("key")
@@ -299,11 +327,3 @@ def walk_hooks(ruleset: Ruleset, packet: Packet, hooks: Iterable[str]) -> Verdic
             break
     verdict.uncertain = uncertain
     return verdict
-
-
-def address_in(address: str, prefix: str) -> bool:
-    """Whether `address` lies in `prefix` (helper for callers matching sets by hand)."""
-    try:
-        return ipaddress.ip_address(address) in ipaddress.ip_network(prefix, strict=False)
-    except ValueError:
-        return False

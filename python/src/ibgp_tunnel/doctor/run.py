@@ -45,8 +45,16 @@ def guess_host(plan: Path) -> str:
     )
 
 
-def lab_target(name: str, lab_dir: Path | None, birdc: str) -> tuple[NamespaceTarget, Path]:
-    """The lab host `name` and the plan the lab runs."""
+@dataclass(frozen=True)
+class LabHost:
+    target: NamespaceTarget
+    plan: Path
+    # host -> public key, when the lab runs keys it generated instead of the plan's
+    generated_keys: dict[str, str] | None
+
+
+def lab_host(name: str, lab_dir: Path | None, birdc: str) -> LabHost:
+    """The lab host `name`, the plan the lab runs and the keys it runs."""
     from ibgp_tunnel.lab import location, state
 
     where = lab_dir or location.lab_dir()
@@ -67,7 +75,14 @@ def lab_target(name: str, lab_dir: Path | None, birdc: str) -> tuple[NamespaceTa
         # The lab's own birdc (BIRD 3 or 2, from its --bird-dir) talks to its BIRD.
         birdc_binary=str(Path(st.bird_dir) / "birdc") if st.bird_dir else birdc,
     )
-    return target, Path(st.plan)
+    generated = None
+    if any(data.get("keys") == "generated" for data in st.nodes.values()):
+        # The plan's secrets did not decrypt here, so the lab made keys of its own.
+        from ibgp_tunnel.lab.artifacts import load_plan
+        from ibgp_tunnel.lab.faults import installed_keys
+
+        generated = installed_keys(st, load_plan(Path(st.plan))).public_keys
+    return LabHost(target, Path(st.plan), generated)
 
 
 def endpoints_of(exp: Expectations) -> list[str]:
@@ -76,8 +91,14 @@ def endpoints_of(exp: Expectations) -> list[str]:
     )
 
 
-def diagnose(plan: Path, host: str, target: Target) -> Diagnosis:
-    checks, snapshot = examine(plan_expectations(plan, host), target)
+def diagnose(
+    plan: Path, host: str, target: Target, public_keys: dict[str, str] | None = None
+) -> Diagnosis:
+    """`public_keys`: the keys a lab generated, checked instead of the plan's."""
+    exp = plan_expectations(plan, host)
+    if public_keys:
+        exp = exp.with_public_keys(public_keys, "the lab's generated keys")
+    checks, snapshot = examine(exp, target)
     return Diagnosis(host, plan, target.describe(), checks, snapshot)
 
 

@@ -44,6 +44,7 @@ LAB_DIR = "/run/ibgp-tunnel-doctor-lab"
 PREFIX = "ibgdr-"
 REFLECTOR, CLIENT = "dmz", "pve"
 IMPORT_LIMIT = 20
+RECOVERY_WAIT = 300
 DEADLINE = 90
 FAULT_TABLE = "ibgdr-fault"
 RECORD = os.environ.get("IBGP_TUNNEL_DOCTOR_RECORD")
@@ -74,7 +75,11 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     # The example's test keys, so the running keys are the plan's public keys.
     os.environ["SOPS_AGE_KEY_FILE"] = str(REPO / "secrets" / "test-age-key.txt")
     plan_path = tmp_path_factory.mktemp("doctor") / "plan.toml"
-    plan_path.write_text(EXAMPLE_PLAN.read_text() + f"\n[tuning]\nimport_limit = {IMPORT_LIMIT}\n")
+    # A long recovery wait, so graceful restart recovery outlasts a slow doctor run.
+    plan_path.write_text(
+        EXAMPLE_PLAN.read_text()
+        + f"\n[tuning]\nimport_limit = {IMPORT_LIMIT}\ngraceful_restart_wait = {RECOVERY_WAIT}\n"
+    )
     try:
         down()  # what an interrupted run of these tests left behind, nothing else
         st = up(plan_path, timeout=120, secrets_dir=REPO / "secrets" / "test")
@@ -279,6 +284,23 @@ def _wrong_asn(lab: Lab) -> None:
     reconfigure_bird(Path(LAB_DIR), CLIENT, wrong)
 
 
+def _flush_kernel_routes(lab: Lab) -> None:
+    """Someone else removes BIRD's IPv4 routes (BIRD puts them back at its next scan)."""
+    _inside(lab, CLIENT, "ip", "-4", "route", "flush", "proto", "bird")
+
+
+def _restart_without_reflector(lab: Lab) -> None:
+    """The reflector's BIRD is down for good, and the client's BIRD restarts with -R:
+    recovery waits for an End-of-RIB that does not come."""
+    faults.stop_bird(lab.st, REFLECTOR)
+    faults.kill_bird(lab.st, CLIENT)
+    faults.start_bird(lab.st, CLIENT, recovery=True)
+
+
+def _reflector_back(lab: Lab) -> None:
+    faults.start_bird(lab.st, REFLECTOR)
+
+
 @dataclass(frozen=True)
 class Breakage:
     name: str
@@ -286,6 +308,10 @@ class Breakage:
     expect: dict[str, tuple[str, tuple[str, ...]]]
     brk: Callable[[Lab], None]
     fix: Callable[[Lab], None]
+    # Break again before each look (for what the system repairs by itself).
+    repeat: bool = False
+    # host -> further checks that must fail too (after the first)
+    also: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 BREAKAGES = [
@@ -361,6 +387,27 @@ BREAKAGES = [
         lambda lab: _inside(lab, CLIENT, "ip", "link", "set", "wan0", "mtu", "1400"),
         lambda lab: _inside(lab, CLIENT, "ip", "link", "set", "wan0", "mtu", "1500"),
     ),
+    # Beyond the issue's list: the kernel losing BIRD's routes, and graceful restart
+    # recovery that cannot end.
+    Breakage(
+        "kernel-routes-flushed",
+        {CLIENT: ("routes.kernel kernel4", ("only", "birdc reload out kernel4"))},
+        _flush_kernel_routes,
+        lambda lab: None,
+        repeat=True,
+    ),
+    Breakage(
+        "recovery-without-reflector",
+        {
+            CLIENT: (
+                "bgp.session ibgp_dmz",
+                ("Connection refused", "run `ibgp-tunnel doctor` on dmz"),
+            )
+        },
+        _restart_without_reflector,
+        _reflector_back,
+        also={CLIENT: ("bird.recovery",)},
+    ),
     # Last: BIRD keeps a hit limit marked until the session restarts, and the lab goes
     # down after it anyway.
     Breakage(
@@ -391,6 +438,8 @@ def test_first_failing_line_names_the_breakage(lab: Lab, breakage: Breakage) -> 
                 words: tuple[str, ...] = words,
                 last: list[Check | None] = last,
             ) -> bool:
+                if breakage.repeat:
+                    breakage.brk(lab)
                 first = _first_failure(_doctor(lab, host))
                 last[0] = first
                 return (
@@ -404,6 +453,8 @@ def test_first_failing_line_names_the_breakage(lab: Lab, breakage: Breakage) -> 
             except AssertionError as error:
                 shown = last[0].line() if last[0] else "nothing fails"
                 raise AssertionError(f"{error}; its first failing line: {shown}") from None
+            if breakage.repeat:
+                breakage.brk(lab)
             checks = _doctor(lab, host, breakage.name)
             first = _first_failure(checks)
             assert first is not None and first.id.startswith(first_id), first
@@ -414,6 +465,9 @@ def test_first_failing_line_names_the_breakage(lab: Lab, breakage: Breakage) -> 
             # Everything before it is fine: the first failing line is the cause.
             before = checks[: checks.index(first)]
             assert all(c.status in (Status.OK, Status.SKIP) for c in before), _not_ok(before)
+            failing = {c.id for c in checks if c.status is Status.FAIL}
+            for also in breakage.also.get(host, ()):
+                assert any(name.startswith(also) for name in failing), (also, failing)
     finally:
         breakage.fix(lab)
     if breakage.name != "import-limit-flooded":

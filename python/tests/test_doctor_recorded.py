@@ -52,13 +52,18 @@ FIRST_FAILURES: dict[str, dict[str, tuple[str, tuple[str, ...]]]] = {
     "overlapping-address": {"pve": ("tunnel.overlap wg-ibgp 10.255.255.0/30", ("vmbr0",))},
     "uplink-mtu-lowered": {"pve": ("tunnel.mtu wg-ibgp", ("mtu 1340",))},
     "import-limit-flooded": {"dmz": ("bgp.import-limit dn42_peer1 ipv4", ("(20) is hit",))},
+    "kernel-routes-flushed": {"pve": ("routes.kernel kernel4", ("birdc reload out kernel4",))},
+    "recovery-without-reflector": {"pve": ("bgp.session ibgp_dmz", ("Connection refused",))},
 }
 
 
 @pytest.fixture(scope="module")
 def expect(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Expectations]:
     plan = tmp_path_factory.mktemp("plan") / "plan.toml"
-    plan.write_text(EXAMPLE_PLAN.read_text() + f"\n[tuning]\nimport_limit = {IMPORT_LIMIT}\n")
+    plan.write_text(
+        EXAMPLE_PLAN.read_text()
+        + f"\n[tuning]\nimport_limit = {IMPORT_LIMIT}\ngraceful_restart_wait = 300\n"
+    )
     return {host: plan_expectations(plan, host) for host in ("dmz", "pve")}
 
 
@@ -193,3 +198,14 @@ def test_three_clients_recording_is_all_ok_with_the_labs_keys(bird: str) -> None
         without = run_checks(plain, parse_snapshot(snap))
         first = next(c for c in without if c.status is Status.FAIL)
         assert first.id.startswith("wireguard.peer-key") and "ibgp-tunnel keys" in first.fix
+
+
+@pytest.mark.parametrize("bird", BIRDS)
+def test_recovery_that_cannot_end_is_named_after_the_session(
+    expect: dict[str, Expectations], bird: str
+) -> None:
+    snap = _snapshot(bird, "recovery-without-reflector", "pve")
+    checks = run_checks(expect["pve"], parse_snapshot(snap))
+    recovery = next(c for c in checks if c.id == "bird.recovery")
+    assert recovery.status is Status.FAIL and "End-of-RIB" in recovery.summary
+    assert "300 s" in recovery.fix

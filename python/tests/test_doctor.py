@@ -529,3 +529,20 @@ def test_doctor_runs_only_reading_commands_and_keeps_no_secret(
     snapshot.save(tmp_path)
     saved = "".join(p.read_text() for p in tmp_path.iterdir())
     assert "SECRETPRIVATEKEY" not in saved and "SECRETPSK" not in saved
+
+
+def test_dn42_session_down_points_at_the_peering_link(expect: dict[str, Expectations]) -> None:
+    def down(text: str) -> str:
+        lines = text.splitlines()
+        at = next(i for i, line in enumerate(lines) if line.startswith("dn42_peer1 "))
+        lines[at] = (
+            lines[at]
+            .replace(" up ", " start ")
+            .replace("Established", "Active        Socket: Connection timed out")
+        )
+        return "\n".join(lines) + "\n"
+
+    first = _first_failure(expect["dmz"], _edited("dmz", "bird_protocols", down))
+    assert first.id == "bgp.session dn42_peer1"
+    assert "Socket: Connection timed out" in first.summary
+    assert "dn42-peer1" in first.fix and "peer's operator" in first.fix

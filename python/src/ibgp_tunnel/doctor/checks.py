@@ -386,8 +386,14 @@ def _session_fix(session: SessionExpect, row: Protocol, reason: str) -> str:
         )
     if "BFD session down" in reason:
         return (
-            "BFD (UDP 3784/4784) stopped getting through the tunnel: see the bfd and "
+            "BFD (multihop, UDP 4784) stopped getting through the tunnel: see the bfd and "
             f"handshake lines, and allow UDP 4784 on {session.interface} at both ends"
+        )
+    if not session.internal:
+        return (
+            f"the eBGP session to {session.neighbor} over {session.interface} is down: check "
+            f"that link (ping {session.neighbor}), that TCP 179 is open on it, and ask the "
+            "peer's operator whether their side is configured"
         )
     if "Connection refused" in reason:
         return (

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from ibgp_tunnel.doctor import report
-from ibgp_tunnel.doctor.collect import Snapshot
+from ibgp_tunnel.doctor.collect import Snapshot, Target
 from ibgp_tunnel.doctor.result import Status
 from ibgp_tunnel.doctor.run import diagnose, diagnose_snapshot, guess_host, lab_host, local_target
 from ibgp_tunnel.errors import EXIT_BAD_INPUT, EXIT_FAILED, IbgpTunnelError
@@ -68,6 +68,7 @@ def doctor_command(
     """
     try:
         keys = None
+        target: Target
         if lab is not None:
             found = lab_host(lab, lab_dir, birdc)
             target, plan_path, name = found.target, plan or found.plan, host or lab

@@ -100,7 +100,7 @@ def _equal(value: Any, candidate: Any) -> bool | None:
         if candidate.endswith("*") and not candidate.endswith("\\*"):
             return value.startswith(candidate[:-1])
         return value == candidate
-    return value == candidate
+    return bool(value == candidate)
 
 
 def _match_value(value: Any, right: Any, elements: list[Any] | None) -> bool | None:

@@ -135,7 +135,7 @@ def _quoted(left: Any, right: Any) -> str:
 def statement_text(statement: Any) -> str:
     if not isinstance(statement, dict) or not statement:
         return str(statement)
-    (kind, body), *_ = statement.items()
+    kind, body = next(iter(statement.items()))
     if kind == "match":
         op = body.get("op", "==")
         left = body.get("left")
@@ -145,9 +145,7 @@ def statement_text(statement: Any) -> str:
         return f"{kind} {body['target']}"
     if kind == "vmap":
         return f"{value_text(body['key'])} vmap {{ ... }}"
-    if kind in ("accept", "drop", "return", "masquerade", "counter", "reject"):
-        return kind
-    return kind
+    return str(kind)
 
 
 def rule_text(expr: tuple[Any, ...] | list[Any]) -> str:

@@ -6,8 +6,9 @@ Nix core's plainTuning (no BFD, no graceful restart, BIRD's default timers) and
 once with the plan's own tuning, measures the same things in both and prints a
 table of medians (Markdown; --json for every sample). Nothing leaves the lab's
 namespaces; pings run from the LAN host to an address of the lab's DN42 peer,
-which only the tunnel leads to. A whole run takes about 10 minutes (15 with
---full-hold).
+which only the tunnel leads to. It runs in a lab of its own (a lab that is up
+stays untouched), on BIRD 3 from scripts/setup unless --bird-dir names another.
+A whole run takes about 7 minutes (12 with --full-hold).
 
 Observation is passive where BIRD's timing is the point: kernel routes are read
 with `ip route`, and times of BGP state changes come from BIRD's own "Since"

@@ -219,29 +219,70 @@ def clear_test_lab() -> None:
     down()
 
 
+# The tests' labs: their own, and the stand-in for a user's in test_lab_lifecycle.
+OUR_PREFIXES = (TEST_PREFIX, "ibgtu-")
+
+
+def _ours(name: str) -> bool:
+    return name.startswith(OUR_PREFIXES)
+
+
+def _other_labs_netns() -> set[int]:
+    """Inodes of the namespaces other labs have up (a user's, another helper's), which
+    may come and go while a test runs and are none of the test's business."""
+    inodes = set()
+    for path in Path("/run/netns").glob("*"):
+        if not _ours(path.name):
+            try:
+                inodes.add(path.stat().st_ino)
+            except OSError:
+                continue
+    return inodes
+
+
+def _net_inode(pid: str) -> int | None:
+    try:
+        return os.stat(f"/proc/{pid}/ns/net").st_ino
+    except OSError:
+        return None
+
+
 def machine_snapshot() -> dict[str, object]:
     """What the lab must leave as it found it: namespaces, daemons, /run, mounts,
-    links and the nftables ruleset of the root namespace."""
+    links and the nftables ruleset of the root namespace. Other labs that are up
+    (other state directories, other namespace prefixes) are left out: they may start
+    or stop meanwhile, and the tests never touch them."""
 
     def run(*argv: str) -> str:
         return subprocess.run(list(argv), capture_output=True, text=True, check=False).stdout
 
+    others = _other_labs_netns()
     # A zombie has exited; reaping it is its parent's (here PID 1's) business. By
     # command line, not name: a BIRD run through its own loader is named ld-linux-….
+    # A daemon in another lab's namespace is that lab's; a leaked one of ours lives in
+    # one of ours, or in a namespace that has lost its name.
     daemons = sorted(
         line
         for line in run("ps", "-eo", "pid=,stat=,args=").splitlines()
-        if _DAEMON.search(line) and not line.split()[1].startswith("Z")
+        if _DAEMON.search(line)
+        and not line.split()[1].startswith("Z")
+        and _net_inode(line.split()[0]) not in others
     )
     mounts = sorted(
         line.split()[4]
         for line in Path("/proc/self/mountinfo").read_text().splitlines()
         if line.split()[4].startswith("/run")
+        and not (line.split()[4].startswith("/run/netns/") and not _ours(line.split()[4][11:]))
     )
+    test_dirs = ("ibgp-tunnel-test-lab", "ibgp-tunnel-test-user")
     return {
-        "netns": run("ip", "netns", "list"),
+        "netns": sorted(n for n in run("ip", "netns", "list").split() if _ours(n)),
         "daemons": daemons,
-        "run": sorted(p.name for p in Path("/run").iterdir()),
+        "run": sorted(
+            p.name
+            for p in Path("/run").iterdir()
+            if not p.name.startswith("ibgp-tunnel-") or p.name in test_dirs
+        ),
         "mounts": mounts,
         "links": sorted(
             line.split(":")[1].strip() for line in run("ip", "-o", "link").splitlines()

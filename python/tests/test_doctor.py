@@ -435,6 +435,10 @@ def test_command_unusable_input(tmp_path: Path, plan: Path) -> None:
     assert no_lab.returncode == 2 and "no lab is up" in no_lab.stderr
     bad = _doctor(str(plan), "--host", "pve", "--from-outputs", str(tmp_path))
     assert bad.returncode == 2 and "cannot read saved outputs" in bad.stderr
+    (tmp_path / "keep.txt").write_text("mine")
+    taken = _doctor(str(plan), "--host", "pve", "--save-outputs", str(tmp_path))
+    assert taken.returncode == 2 and "not an empty directory" in taken.stderr
+    assert (tmp_path / "keep.txt").read_text() == "mine"
 
 
 # --- the firewall NixOS itself renders ------------------------------------------------------

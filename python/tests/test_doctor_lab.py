@@ -8,7 +8,7 @@ default, see labtools); run it again with IBGP_TUNNEL_BIRD_DIR pointing at BIRD 
 (or unset, for PATH's) for the other. Nothing waits for a fixed time: every
 condition is polled with a generous deadline.
 
-With IBGP_TUNNEL_DOCTOR_RECORD=DIR, every snapshot doctor diagnosed is saved under
+With IBGP_TUNNEL_DOCTOR_RECORD=DIR (a new directory), every snapshot doctor diagnosed is saved under
 DIR/bird-<version>/<case>/<host>: that is how python/tests/data/doctor was recorded
 (BIRD 3.1.8 and Debian 12's 2.0.12).
 """

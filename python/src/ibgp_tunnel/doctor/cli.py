@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from ibgp_tunnel.doctor import report
-from ibgp_tunnel.doctor.collect import Snapshot, Target
+from ibgp_tunnel.doctor.collect import Snapshot, Target, require_new_directory
 from ibgp_tunnel.doctor.result import Status
 from ibgp_tunnel.doctor.run import diagnose, diagnose_snapshot, guess_host, lab_host, local_target
 from ibgp_tunnel.errors import EXIT_BAD_INPUT, EXIT_FAILED, IbgpTunnelError
@@ -35,7 +35,10 @@ def doctor_command(
     ] = None,
     lab_dir: Annotated[
         Path | None,
-        typer.Option(help="The lab's state directory (default: IBGP_TUNNEL_LAB_DIR or /run/...)."),
+        typer.Option(
+            help="The lab's state directory (default: $IBGP_TUNNEL_LAB_DIR, else "
+            "/run/ibgp-tunnel-lab)."
+        ),
     ] = None,
     bird_socket: Annotated[
         str | None,
@@ -46,8 +49,8 @@ def doctor_command(
     save_outputs: Annotated[
         Path | None,
         typer.Option(
-            help="Also write every tool's raw output to this directory (secrets removed), "
-            "for a bug report.",
+            help="Also write every tool's raw output to this new directory (private keys "
+            "and PSKs removed), for a bug report.",
         ),
     ] = None,
     from_outputs: Annotated[
@@ -67,6 +70,8 @@ def doctor_command(
     Exit 0 when nothing fails, 1 when a check fails, 2 when the input is unusable.
     """
     try:
+        if save_outputs is not None:
+            require_new_directory(save_outputs)
         keys = None
         target: Target
         if lab is not None:

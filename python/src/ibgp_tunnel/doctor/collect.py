@@ -142,7 +142,9 @@ class Snapshot:
 
     def save(self, directory: Path) -> None:
         """Each tool's output in its own file (KEY.txt, as the tool printed it) and
-        snapshot.json with the rest (command lines, exit codes, stderr, time)."""
+        snapshot.json with the rest (command lines, exit codes, stderr, time). The
+        directory must be new or empty: nothing already there is overwritten."""
+        require_new_directory(directory)
         directory.mkdir(parents=True, exist_ok=True)
         for key, output in self.outputs.items():
             (directory / f"{key}.txt").write_text(output.stdout)
@@ -180,6 +182,12 @@ class Snapshot:
             {k: output(v) for k, v in meta.get("route_get", {}).items()},
             float(meta.get("time", 0.0)),
         )
+
+
+def require_new_directory(directory: Path) -> None:
+    """Refuse a directory holding anything: saved outputs never overwrite a file."""
+    if directory.exists() and (not directory.is_dir() or any(directory.iterdir())):
+        raise InputError(f"{directory} exists and is not an empty directory; name a new one")
 
 
 def collect(target: Target, endpoints: Sequence[str] = ()) -> Snapshot:

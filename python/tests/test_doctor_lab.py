@@ -4,9 +4,9 @@ thing broken on purpose is named, with its fix, by the first failing line.
 The lab is the tests' own (state directory /run/ibgp-tunnel-doctor-lab, namespaces
 ibgdr-*), so neither a lab the user has up nor the other lab tests' lab is touched.
 It runs the BIRD that IBGP_TUNNEL_BIRD_DIR names (BIRD 3 from scripts/setup by
-default, see labtools); run it again with IBGP_TUNNEL_BIRD_DIR pointing at BIRD 2
-(or unset, for PATH's) for the other. Nothing waits for a fixed time: every
-condition is polled with a generous deadline.
+default, see labtools); run it again with IBGP_TUNNEL_BIRD_DIR pointing at a BIRD 2
+(.cache/bird/bird2/bin for 2.17, as CI does, or /usr/sbin for Debian 12's 2.0.12).
+Nothing waits for a fixed time: every condition is polled with a generous deadline.
 
 With IBGP_TUNNEL_DOCTOR_RECORD=DIR (a new directory), every snapshot doctor diagnosed is saved under
 DIR/bird-<version>/<case>/<host>: that is how python/tests/data/doctor was recorded

@@ -543,6 +543,8 @@ def check_kernel_routes(exp: Expectations, live: Live) -> list[Check]:
 def check_forwarding_sysctl(exp: Expectations, live: Live) -> list[Check]:
     checks = []
     for key, wanted in exp.sysctl.items():
+        if key.endswith(".accept_ra"):
+            continue  # judged by check_accept_ra: it matters only where RAs give a route
         have = live.sysctl.get(key)
         name = f"sysctl {key}"
         if have == wanted:
@@ -760,6 +762,20 @@ def check_accept_ra(exp: Expectations, live: Live) -> list[Check]:
                     f"{route.dev} (accept_ra=1): its IPv6 default route expires",
                     f"{key} = 1; default route via {route.gateway} proto ra",
                     f'`sysctl -w {key}=2`; on NixOS boot.kernel.sysctl."{key}" = 2',
+                )
+            )
+    flagged = {check.id for check in checks}
+    for key, wanted in exp.sysctl.items():
+        have = live.sysctl.get(key)
+        if key.endswith(".accept_ra") and f"sysctl {key}" not in flagged and have != wanted:
+            checks.append(
+                warn(
+                    f"sysctl {key}",
+                    f"{key} is {have}, the plan sets {wanted}: with forwarding on, an uplink "
+                    "that gets its IPv6 default route by SLAAC would lose it",
+                    f"{key} = {have}",
+                    f"`sysctl -w {key}={wanted}`; the module sets it in boot.kernel.sysctl: "
+                    f"{REDEPLOY}",
                 )
             )
     return checks

@@ -103,9 +103,36 @@ let
       else
         (word / scale) * scale
     ) (length words);
+  # A word as exactly `width` binary digits.
+  wordBits =
+    width: word:
+    builtins.concatStringsSep "" (genList (i: toString (builtins.bitAnd (word / util.pow2 (width - 1 - i)) 1)) width);
 in
 rec {
   inherit parseIPv4 parseIPv6 splitCidr;
+
+  # An address as a string of 32 or 128 "0"/"1" characters, or null: prefix
+  # containment is then plain string-prefix tests.
+  bitsOf =
+    text:
+    let
+      v4 = parseIPv4 text;
+      v6 = parseIPv6 text;
+    in
+    if v4 != null then
+      builtins.concatStringsSep "" (map (wordBits 8) v4)
+    else if v6 != null then
+      builtins.concatStringsSep "" (map (wordBits 16) v6)
+    else
+      null;
+
+  # "10.0.0.0/8" -> the first 8 bits of 10.0.0.0; null if not a CIDR.
+  prefixBits =
+    cidr:
+    let
+      c = parseCidr cidr;
+    in
+    if c == null then null else builtins.substring 0 c.length (bitsOf c.address);
 
   # "10.255.255.1/30" -> "10.255.255.0/30"; IPv6 comes out uncompressed
   # ("fdb7:1dec:4d21:ff:0:0:0:0/64"), which BIRD and nft read as well.

@@ -226,11 +226,11 @@ def with_link(override: str) -> str:
         (with_link('{ ips = [ "10.255.255.1/30" ]; }'), "needs exactly one global IPv6"),
         (with_link('{ ips = [ "10.255.255.1/24" "fd00::2/64" ]; }'), "takes a /30 or /31"),
         (with_link('{ ips = [ "10.255.255.3/30" "fd00::2/64" ]; }'), "network or broadcast"),
-        (with_link('{ interface = "wg-ibgp-much-too-long"; }'), "not a valid Linux interface"),
-        ('{ privateKeyFile = "/nix/store/abc-key"; }', "points into the Nix store"),
+        (with_link('{ interface = "wg-ibgp-much-too-long"; }'), "not a usable interface name"),
+        ('{ privateKeyFile = "/nix/store/abc-key"; }', "is in the Nix store"),
         ("{ privateKeyFile = null; }", "privateKeyFile is not set"),
         ('{ importSets = [ "nosuchset" ]; }', 'names prefix set "nosuchset"'),
-        ('{ routerId = "not-an-ip"; }', "is not an IPv4 address"),
+        ('{ routerId = "not-an-ip"; }', "is not a router id"),
         (
             '{ dn42Peers.x = { asn = 1; neighbor = "1.2.3.4"; interface = null; '
             "exportSets = [ ]; }; }",
@@ -279,6 +279,7 @@ def test_spec_has_the_module_option_shape() -> None:
         "lanInterfaces",
         "uplinkInterfaces",
         "openFirewall",
+        "allowCoverEverything",
         "privateKeyFile",
         "links",
         "dn42Peers",

@@ -171,7 +171,11 @@ rec {
       ranged = ranged ++ waitProblems;
       relations = util.optional (isInt keepalive && keepalive <= 65535 && keepalive > hold) {
       key = "keepaliveTime";
-      message = "${toString keepalive} is longer than the hold time (${toString hold}${if value "holdTime" == null then ", BIRD's default" else ""}): BIRD refuses a keepalive time above the hold time; use at most a third of it";
+      message =
+        if hold == 0 then
+          "${toString keepalive}: with hold time 0 (no keepalives) BIRD refuses any keepalive time; leave it unset (null), or use a hold time of 3 or more"
+        else
+          "${toString keepalive} is longer than the hold time (${toString hold}${if value "holdTime" == null then ", BIRD's default" else ""}): BIRD refuses a keepalive time above the hold time; use at most a third of it";
       };
     };
 

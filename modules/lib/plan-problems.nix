@@ -245,7 +245,9 @@ let
       let
         base = [ "hosts" hostName ];
       in
-      if host.role == "reflector" then
+      if !(valid t.role host.role) then
+        [ (error (base ++ [ "role" ]) (t.role.problem host.role)) ]
+      else if host.role == "reflector" then
         optional ((host.lan_interfaces or [ ]) != [ ]) (
           error (base ++ [ "lan_interfaces" ]) "is for clients; a reflector masquerades tunnel traffic out of uplink_interfaces instead"
         )
@@ -607,11 +609,12 @@ let
           in
           optional (endpoint != null && isString endpoint && ip.familyOf endpoint != null) { inherit reflector endpoint; }
         ) dialled;
+        everything = key: family: !allow && checks.coversEverything (checks.reachNets (patternsOf plan family (host.${key} or [ ])));
         coverEverything =
           key:
           concatMap (
             family:
-            optional (!allow && checks.coversEverything (checks.reachNets (patternsOf plan family (host.${key} or [ ])))) (
+            optional (everything key family) (
               error [ "hosts" hostName key ] "the ${family} sets named here together cover every address (e.g. 0.0.0.0/0+, or the two /1 halves): that routes all traffic, the tunnel's own included; narrow the sets, or set allow_cover_everything = true on this host if that is really meant"
             )
           ) families;
@@ -623,7 +626,8 @@ let
               family = ip.familyOf e.endpoint;
               hit = filter (p: checks.patternReaches p e.endpoint) (patternsOf plan family (host.${key} or [ ]));
             in
-            optional (host.role == "client" && hit != [ ]) (
+            # Covering everything says it already.
+            optional (host.role == "client" && hit != [ ] && !(everything key family)) (
               error [ "hosts" hostName key ] "these sets accept a route for ${e.endpoint}, the endpoint of reflector ${e.reflector}: the tunnel would be routed into itself; take that address out of the sets"
             )
           ) endpoints;
@@ -651,9 +655,10 @@ let
       concatMap coverEverything lists ++ concatMap coverEndpoint lists ++ announceAll ++ announceDefault ++ announceClash
     );
 
+  # Over the defaults: a plan's hold time must suit the default keepalive too.
   tuningRules =
     plan:
-    map (p: error [ "tuning" (snake p.key) ] p.message) (checks.tuningProblems (util.camelCaseAttrs (plan.tuning or { })));
+    map (p: error [ "tuning" (snake p.key) ] p.message) (checks.tuningProblems (defaults.tuning // util.camelCaseAttrs (plan.tuning or { })));
 
   # "keepaliveTime" -> "keepalive_time"
   snake =

@@ -92,13 +92,14 @@ let
       allow = spec.allowCoverEverything or false;
       endpoints = filter (e: e != null) (map (link: let e = link.peer.endpoint; m = if e == null then null else match "[[]?([^]]*)[]]?:[0-9]+" e; in if m == null || ip.familyOf (builtins.head m) == null then null else builtins.head m) links);
       links = attrValues spec.links;
+      everything = names: family: !allow && checks.coversEverything (checks.reachNets (patterns spec family names));
       listProblems = option: names:
         concatMap (family:
-          optional (!allow && checks.coversEverything (checks.reachNets (patterns spec family names))) (
+          optional (everything names family) (
             problem "${root}.${option}" "the ${family} sets named here together cover every address (e.g. 0.0.0.0/0+, or the two /1 halves): that routes all traffic, the tunnel's own included; narrow the sets, or set ${root}.allowCoverEverything = true if that is really meant")
         ) [ "ipv4" "ipv6" ]
         ++ concatMap (address:
-          optional (spec.role == "client" && builtins.any (p: checks.patternReaches p address) (patterns spec (ip.familyOf address) names)) (
+          optional (spec.role == "client" && !(everything names (ip.familyOf address)) && builtins.any (p: checks.patternReaches p address) (patterns spec (ip.familyOf address) names)) (
             problem "${root}.${option}" "these sets accept a route for ${address}, the endpoint this client dials: the tunnel would be routed into itself; take that address out of the sets")
         ) endpoints;
       announced = family: filter (b: b != null) (map ip.prefixBits (spec.announce.${family} or [ ]));
@@ -135,7 +136,8 @@ spec:
 let
   links = attrValues spec.links;
 in
-optional (spec.links == { }) (problem "${root}.links" "is empty: a host needs at least one tunnel link to a ${if spec.role == "client" then "reflector" else "client"}")
+# A reflector without clients yet still peers with DN42 (the plan warns).
+optional (spec.links == { } && spec.role == "client") (problem "${root}.links" "is empty: a client needs a tunnel link to its reflector")
 ++ specTokens.problems spec
 ++ keyFile "${root}.privateKeyFile" spec.privateKeyFile
 ++ setReferences spec "${root}.importSets" spec.importSets

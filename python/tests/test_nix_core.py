@@ -236,7 +236,7 @@ def with_link(override: str) -> str:
             "exportSets = [ ]; }; }",
             "eBGP to DN42 peers runs on the reflector",
         ),
-        ("{ links = { }; }", "needs at least one tunnel link"),
+        ("{ links = { }; }", "a client needs a tunnel link"),
     ],
 )
 def test_problems_name_the_option_and_the_fix(override: str, expected: str) -> None:

@@ -76,7 +76,9 @@ let
 
   device = block "protocol device" [ "scan time 10;" ];
 
-  direct = spec: [
+  # A reflector without clients yet (a plan warning, not an error) has no
+  # tunnel to learn, and BIRD refuses an empty interface list.
+  direct = spec: optional (spec.links != { }) [
     "# Learn the tunnel subnets so iBGP next hops resolve, for IPv4 and IPv6."
     (block "protocol direct" [
       "ipv4;"

@@ -103,10 +103,13 @@ let
       else
         (word / scale) * scale
     ) (length words);
-  # A word as exactly `width` binary digits.
+  # Every byte as eight binary digits, built once.
+  byteBits = genList (byte: builtins.concatStringsSep "" (genList (i: toString (builtins.bitAnd (byte / util.pow2 (7 - i)) 1)) 8)) 256;
+
+  # A word (an octet or a hextet) as exactly `width` binary digits.
   wordBits =
     width: word:
-    builtins.concatStringsSep "" (genList (i: toString (builtins.bitAnd (word / util.pow2 (width - 1 - i)) 1)) width);
+    if width == 8 then elemAt byteBits word else elemAt byteBits (word / 256) + elemAt byteBits (word - (word / 256) * 256);
 in
 rec {
   inherit parseIPv4 parseIPv6 splitCidr;

@@ -373,7 +373,28 @@ let
     ) (checks.laterDuplicates pairOf links);
 
   # A link's subnet of `family`, parsed, or null if it is not a valid prefix.
-  subnetOf = link: family: if valid (t.prefix family) link.${family} then ip.parseCidr link.${family} else null;
+  # Per link and family, parsed once and shared by the link rules and the
+  # overlap sweep: the plan the rules see carries them as plan._links.
+  linkFacts =
+    link:
+    listToAttrs (
+      map (family: {
+        name = family;
+        value =
+          let
+            text = link.${family};
+            problem = (t.prefix family).problem text;
+            subnet = if problem == null then ip.parseCidr text else null;
+          in
+          {
+            inherit text problem subnet;
+            bits = if subnet == null then null else ip.prefixBits text;
+          };
+      }) families
+    );
+
+  withFacts = plan: plan // { _links = builtins.mapAttrs (_: linkFacts) (plan.links or { }); };
+
 
   linkSubnetRules =
     plan:
@@ -381,15 +402,17 @@ let
       linkName: link:
       let
         base = [ "links" linkName ];
-        v4 = subnetOf link "ipv4";
-        v6 = subnetOf link "ipv6";
-        kind6 = checks.addressKind (ip.addressOf link.ipv6);
+        facts = plan._links.${linkName};
+        v4 = facts.ipv4.subnet;
+        v6 = facts.ipv6.subnet;
+        kind6 = checks.addressKind v6.address;
+        tokenProblem = family: optional (facts.${family}.problem != null) (error (base ++ [ family ]) facts.${family}.problem);
       in
-      tokenError (t.prefix "ipv4") (base ++ [ "ipv4" ]) link.ipv4
+      tokenProblem "ipv4"
       ++ optional (v4 != null && !(elem v4.length [ 30 31 ])) (
         error (base ++ [ "ipv4" ]) "${link.ipv4} is a /${toString v4.length}; a point-to-point tunnel takes a /30 or a /31"
       )
-      ++ tokenError (t.prefix "ipv6") (base ++ [ "ipv6" ]) link.ipv6
+      ++ tokenProblem "ipv6"
       ++ optional (v6 != null && !(elem v6.length [ 64 127 ])) (
         error (base ++ [ "ipv6" ]) "${link.ipv6} is a /${toString v6.length}; the tunnel's IPv6 takes a /64 or /127"
       )
@@ -418,56 +441,79 @@ let
       concatMap (
         family:
         let
-          subnet = subnetOf link family;
+          facts = plan._links.${linkName}.${family};
+          subnet = facts.subnet;
           kind = if family == "ipv4" then t.ipv4 else t.ipv6;
-          ends = map (role: {
-            inherit role;
-            key = "${role}_${family}";
-            value = link."${role}_${family}";
-          }) [ "reflector" "client" ];
+          ends = map (
+            role:
+            let
+              value = link."${role}_${family}";
+              problem = kind.problem value;
+            in
+            {
+              inherit value problem;
+              key = "${role}_${family}";
+              bits = if problem == null then ip.bitsOf value else null;
+            }
+          ) [ "reflector" "client" ];
           endProblems =
             end:
             let
               parts = [ "links" linkName end.key ];
               where = "links.${linkName}.${family}";
-              cidr = "${subnet.address}/${toString subnet.length}";
-              words = if family == "ipv4" then ip.parseIPv4 end.value else ip.parseIPv6 end.value;
-              networkWords = if family == "ipv4" then ip.parseIPv4 (ip.addressOf (ip.networkOf cidr)) else ip.parseIPv6 (ip.addressOf (ip.networkOf cidr));
+              # The host part, compared as bits.
+              host = builtins.substring subnet.length 128 end.bits;
+              zeros = match "0*" host != null;
+              ones = match "1*" host != null;
             in
-            if !(valid kind end.value) then
-              [ (error parts (kind.problem end.value)) ]
+            if end.problem != null then
+              [ (error parts end.problem) ]
             else if subnet == null then
               [ ]
-            else if !(ip.inSubnet cidr end.value) then
-              [ (error parts "${end.value} is outside ${where} (${link.${family}}); ${usableHint family subnet}") ]
-            else if family == "ipv4" && ip.isNetworkOrBroadcast4 cidr end.value then
-              [ (error parts "${end.value} is the network or broadcast address of ${link.${family}}; ${usableHint family subnet}") ]
+            else if !(util.hasPrefix facts.bits end.bits) then
+              [ (error parts "${end.value} is outside ${where} (${facts.text}); ${usableHint family subnet}") ]
+            else if family == "ipv4" && subnet.length < 31 && (zeros || ones) then
+              [ (error parts "${end.value} is the network or broadcast address of ${facts.text}; ${usableHint family subnet}") ]
             else
-              optional (family == "ipv6" && subnet.length == 64 && words == networkWords) (
-                error parts "${end.value} is the subnet-router anycast address of ${link.${family}}; ${usableHint family subnet}"
+              optional (family == "ipv6" && subnet.length == 64 && zeros) (
+                error parts "${end.value} is the subnet-router anycast address of ${facts.text}; ${usableHint family subnet}"
               );
-          both = all (end: valid kind end.value) ends;
+          first = elemAt ends 0;
+          second = elemAt ends 1;
         in
         concatMap endProblems ends
-        ++ optional (both && ip.bitsOf (elemAt ends 0).value == ip.bitsOf (elemAt ends 1).value) (
-          error [ "links" linkName "client_${family}" ] "${(elemAt ends 1).value} is also the reflector's address; the two ends need different addresses"
+        ++ optional (first.bits != null && first.bits == second.bits) (
+          error [ "links" linkName "client_${family}" ] "${second.value} is also the reflector's address; the two ends need different addresses"
         )
       ) families
     );
 
-  linksOfHost =
-    plan: hostName:
-    filter (linkName: plan.links.${linkName}.reflector == hostName || plan.links.${linkName}.client == hostName) (attrNames (plan.links or { }));
+  # host name -> names of the links it is an end of, grouped once.
+  linksByHost =
+    plan:
+    builtins.mapAttrs (_: ends: map (end: end.link) ends) (
+      builtins.groupBy (end: end.host) (
+        concatMap (
+          linkName:
+          let
+            link = plan.links.${linkName};
+          in
+          [ { host = link.reflector; link = linkName; } ]
+          ++ optional (link.client != link.reflector) { host = link.client; link = linkName; }
+        ) (attrNames (plan.links or { }))
+      )
+    );
 
   hostLinkRules =
     plan:
     let
       reflectors = filter (name: plan.hosts.${name}.role == "reflector") (attrNames plan.hosts);
+      byHost = linksByHost plan;
     in
     mapHosts plan (
       hostName: host:
       let
-        links = linksOfHost plan hostName;
+        links = byHost.${hostName} or [ ];
         portOf = linkName: toString (linkOf plan.links.${linkName}).port;
         portOwners = builtins.groupBy portOf links;
         interfaceOf = linkName: (linkOf plan.links.${linkName}).interface;
@@ -518,12 +564,11 @@ let
       concatMap (
         family:
         let
-          subnet = subnetOf plan.links.${linkName} family;
+          facts = plan._links.${linkName}.${family};
         in
-        optional (subnet != null) {
+        optional (facts.subnet != null) {
           inherit linkName family;
-          text = plan.links.${linkName}.${family};
-          bits = ip.prefixBits plan.links.${linkName}.${family};
+          inherit (facts) text bits;
         }
       ) families
     ) (attrNames (plan.links or { }));
@@ -546,54 +591,71 @@ let
       ) families
     ) (attrNames plan.hosts);
 
-  # Sorting by bits puts a subnet right after any subnet holding it, so one
-  # pass over neighbours finds every overlap of equal-family link subnets.
+  # Sorted by family and bits, a prefix comes right before everything inside
+  # it, and stays a prefix of every element up to the last of those: one sweep
+  # with the chain of open prefixes (at most 129 deep) finds every overlap of
+  # link subnets with each other and with announced prefixes, in n log n.
   overlapRules =
     plan:
     let
-      subnets = linkSubnets plan;
-      sorted = builtins.sort (a: b: a.bits < b.bits || (a.bits == b.bits && a.linkName < b.linkName)) subnets;
-      overlapping =
+      items =
+        map (s: s // { kind = "link"; key = "${s.family}/${s.bits}"; }) (linkSubnets plan)
+        ++ map (a: a // { kind = "announce"; key = "${a.family}/${a.bits}"; }) (announced plan);
+      sorted = builtins.sort (a: b: a.key < b.key || (a.key == b.key && (a.kind == "link" && b.kind != "link" || a.kind == b.kind && (a.linkName or a.where) < (b.linkName or b.where)))) items;
+      step =
+        state: item:
         let
-          step =
-            state: s:
-            let
-              open = filter (o: o.family == s.family && util.hasPrefix o.bits s.bits) state.open;
-            in
-            {
-              open = open ++ [ s ];
-              found = state.found ++ map (o: { first = o; second = s; }) (filter (o: o.family == s.family) open);
-            };
+          open = filter (o: util.hasPrefix o.key item.key) state.open;
         in
-        (builtins.foldl' step { open = [ ]; found = [ ]; } sorted).found;
-      ann = announced plan;
+        {
+          open = open ++ [ item ];
+          pairs = state.pairs ++ map (o: { first = o; second = item; }) open;
+        };
+      pairs = (builtins.foldl' step { open = [ ]; pairs = [ ]; } sorted).pairs;
+      message =
+        pair:
+        let
+          inherit (pair) first second;
+        in
+        if first.kind == "link" && second.kind == "link" then
+          [ (error [ "links" second.linkName second.family ] "${second.text} overlaps links.${first.linkName}.${first.family} (${first.text}); give every link its own subnet") ]
+        else if first.kind == "announce" && second.kind == "announce" then
+          [ ]
+        else
+          let
+            link = if first.kind == "link" then first else second;
+            a = if first.kind == "link" then second else first;
+          in
+          [
+            (error [ "links" link.linkName link.family ] "${link.text} overlaps ${a.where} (${a.value}): routes for it would compete with the tunnel; use a link subnet outside every announced prefix")
+          ];
     in
-    map (
-      pair:
-      error [ "links" pair.second.linkName pair.second.family ] "${pair.second.text} overlaps links.${pair.first.linkName}.${pair.first.family} (${pair.first.text}); give every link its own subnet"
-    ) overlapping
-    ++ concatMap (
-      s:
-      map (
-        a: error [ "links" s.linkName s.family ] "${s.text} overlaps ${a.where} (${a.value}): routes for it would compete with the tunnel; use a link subnet outside every announced prefix"
-      ) (filter (a: a.family == s.family && checks.overlaps a.bits s.bits) ann)
-    ) subnets;
+    concatMap message pairs;
 
   # --- misroutes -----------------------------------------------------------
 
-  patternsOf =
-    plan: family: setNames:
-    let
-      known = knownSets plan;
-    in
-    filter (p: p != null) (
-      concatMap (setName: map (checks.parsePattern family) ((known.${setName} or { }).${family} or [ ])) (filter isString setNames)
-    );
+  # Every set's patterns, parsed once (attribute values are memoised).
+  parsedSets =
+    plan:
+    builtins.mapAttrs (
+      _: set:
+      listToAttrs (
+        map (family: {
+          name = family;
+          value = filter (p: p != null) (map (checks.parsePattern family) (set.${family} or [ ]));
+        }) families
+      )
+    ) (knownSets plan);
+
+  patternsOf = parsed: family: setNames: concatMap (setName: (parsed.${setName} or { }).${family} or [ ]) (filter isString setNames);
 
   misrouteRules =
     plan:
     let
       ann = announced plan;
+      annByHost = builtins.groupBy (a: a.hostName) ann;
+      parsed = parsedSets plan;
+      dialledBy = builtins.groupBy (linkName: plan.links.${linkName}.client) (attrNames (plan.links or { }));
     in
     mapHosts plan (
       hostName: host:
@@ -601,7 +663,7 @@ let
         allow = host.allow_cover_everything or false;
         lists = [ "import_sets" "kernel_export_sets" ];
         # The reflectors this client dials, with their endpoint addresses.
-        dialled = map (linkName: plan.links.${linkName}.reflector) (filter (linkName: plan.links.${linkName}.client == hostName) (attrNames (plan.links or { })));
+        dialled = map (linkName: plan.links.${linkName}.reflector) (dialledBy.${hostName} or [ ]);
         endpoints = concatMap (
           reflector:
           let
@@ -609,7 +671,7 @@ let
           in
           optional (endpoint != null && isString endpoint && ip.familyOf endpoint != null) { inherit reflector endpoint; }
         ) dialled;
-        everything = key: family: !allow && checks.coversEverything (checks.reachNets (patternsOf plan family (host.${key} or [ ])));
+        everything = key: family: !allow && checks.coversEverything (checks.reachNets (patternsOf parsed family (host.${key} or [ ])));
         coverEverything =
           key:
           concatMap (
@@ -624,15 +686,15 @@ let
             e:
             let
               family = ip.familyOf e.endpoint;
-              hit = filter (p: checks.patternReaches p e.endpoint) (patternsOf plan family (host.${key} or [ ]));
+              hit = filter (p: checks.patternReaches p e.endpoint) (patternsOf parsed family (host.${key} or [ ]));
             in
             # Covering everything says it already.
             optional (host.role == "client" && hit != [ ] && !(everything key family)) (
               error [ "hosts" hostName key ] "these sets accept a route for ${e.endpoint}, the endpoint of reflector ${e.reflector}: the tunnel would be routed into itself; take that address out of the sets"
             )
           ) endpoints;
-        myAnnounce = filter (a: a.hostName == hostName) ann;
-        reflectorAnnounce = filter (a: elem a.hostName dialled) ann;
+        myAnnounce = annByHost.${hostName} or [ ];
+        reflectorAnnounce = concatMap (reflector: annByHost.${reflector} or [ ]) dialled;
         announceAll = concatMap (
           family:
           optional (!allow && checks.coversEverything (map (a: a.bits) (filter (a: a.family == family && a.bits != "") myAnnounce))) (
@@ -688,11 +750,11 @@ let
     tuningRules
   ];
 in
-plan:
+given:
 let
+  plan = withFacts given;
   found = concatMap (rule: rule plan) rules;
+  # Two rules may say the same thing the same way: say it once.
+  distinct = builtins.groupBy (f: "${f.severity}\n${f.path}\n${f.message}") found;
 in
-# Two rules may say the same thing the same way: say it once.
-map (key: head (builtins.groupBy (f: "${f.severity}\n${f.path}\n${f.message}") found).${key}) (
-  attrNames (builtins.groupBy (f: "${f.severity}\n${f.path}\n${f.message}") found)
-)
+map (key: head distinct.${key}) (attrNames distinct)

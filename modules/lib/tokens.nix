@@ -113,15 +113,14 @@ let
     emit = field: value: let p = problem value; in if p == null then value else throw "ibgp-tunnel: ${field}: ${p}";
   };
 
+  # Compared as bits (cheap); the network is only worked out for the message.
   hostBits =
     family: value:
     let
-      network = ip.networkOf value;
-      given = ip.parseCidr value;
-      canonical = ip.parseCidr network;
-      words = c: if family == "ipv4" then ip.parseIPv4 c.address else ip.parseIPv6 c.address;
+      c = ip.parseCidr value;
+      rest = substring c.length 128 (ip.bitsOf c.address);
     in
-    if words given != words canonical then "${show value} has host bits set: write the network, ${network}" else null;
+    if match "0*" rest == null then "${show value} has host bits set: write the network, ${ip.networkOf value}" else null;
 
   patternRange =
     family: value:

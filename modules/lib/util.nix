@@ -16,6 +16,8 @@ let
     ;
 
   lowerChars = [ "a" "b" "c" "d" "e" "f" "g" "h" "i" "j" "k" "l" "m" "n" "o" "p" "q" "r" "s" "t" "u" "v" "w" "x" "y" "z" ];
+  powers = foldl' (acc: _: acc ++ [ (builtins.elemAt acc (length acc - 1) * 2) ]) [ 1 ] (genList (i: i) 62);
+
   upperChars = [ "A" "B" "C" "D" "E" "F" "G" "H" "I" "J" "K" "L" "M" "N" "O" "P" "Q" "R" "S" "T" "U" "V" "W" "X" "Y" "Z" ];
 in
 rec {
@@ -36,7 +38,9 @@ rec {
 
   hasPrefix = prefix: text: substring 0 (stringLength prefix) text == prefix;
 
-  pow2 = n: foldl' (acc: _: acc * 2) 1 (genList (i: i) n);
+  # 2^n for 0 <= n <= 62, from a table built once (address arithmetic calls
+  # this for every bit).
+  pow2 = n: builtins.elemAt powers n;
 
   lines = text: filter builtins.isString (builtins.split "\n" text);
 

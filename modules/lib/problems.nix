@@ -14,7 +14,7 @@ let
   util = import ./util.nix;
   ip = import ./ip.nix;
   checks = import ./checks.nix;
-  specTokens = import ./render/spec.nix;
+  renderSpec = import ./render/spec.nix;
   inherit (util) optional;
 
   problem = path: message: { inherit path message; };
@@ -138,7 +138,7 @@ let
 in
 # A reflector without clients yet still peers with DN42 (the plan warns).
 optional (spec.links == { } && spec.role == "client") (problem "${root}.links" "is empty: a client needs a tunnel link to its reflector")
-++ specTokens.problems spec
+++ renderSpec.problems spec
 ++ keyFile "${root}.privateKeyFile" spec.privateKeyFile
 ++ setReferences spec "${root}.importSets" spec.importSets
 ++ setReferences spec "${root}.kernelExportSets" spec.kernelExportSets

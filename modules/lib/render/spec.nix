@@ -1,235 +1,179 @@
-# The one door into the renderers. `tokens spec` lists every value of a host
-# spec that reaches bird.conf, the nft rules, the WireGuard settings or a
-# sops secret name, with its kind and option path; `checked spec` emits each
-# through its kind's emitter (a throw naming the option and the fix) and
-# hands the renderers a copy holding only those fields. So a spec that
-# skipped every check (a hand-made one, or a plan nobody ran `check` on)
-# cannot change the structure of what is rendered.
+# The one door into the renderers. `shape` says, once, which token kind every
+# value of a host spec is (what reaches bird.conf, the nft rules, the
+# WireGuard settings or a sops secret name); two readings of it:
+#   checked spec   a copy holding only those fields, each leaf through its
+#                  kind's emitter (a throw naming the option and the fix),
+#                  lazily, so asking for the link names (sops secret names)
+#                  does not force the key paths sops-nix derives from them;
+#   problems spec  every leaf's problem as { path; message; }, for assertions.
+# So a spec that skipped every check (hand-made, or from a plan nobody ran
+# `check` on) cannot change the structure of what is rendered.
 let
   inherit (builtins)
     attrNames
     concatLists
     concatMap
+    elemAt
     genList
     isAttrs
     isBool
     isList
     length
-    elemAt
+    listToAttrs
     mapAttrs
     ;
   t = import ../tokens.nix;
 
   root = "services.ibgpTunnel";
 
-  token = kind: path: value: [ { inherit kind path value; } ];
+  # --- the shape's vocabulary ------------------------------------------------
 
-  # A list option: each entry with its index, or one problem for a non-list.
-  each =
-    kind: path: value:
-    if isList value then
-      concatLists (genList (i: token kind "${path}[${toString i}]" (elemAt value i)) (length value))
-    else
-      token notList path value;
-
-  attrsOf =
-    path: value: f:
-    if isAttrs value then
-      concatMap (name: token t.name "${path}.${key name}" name ++ f "${path}.${key name}" value.${name}) (attrNames value)
-    else
-      token notAttrs path value;
-
-  # Option paths must stay on one line even for a name that is the attack.
-  key = name: if t.name.problem name == null then name else t.show name;
-
-  notList = {
-    problem = value: "${t.show value} is not a list";
-    emit = field: value: throw "ibgp-tunnel: ${field}: ${t.show value} is not a list";
+  leaf = kind: { type = "leaf"; inherit kind; };
+  listOf = of: { type = "list"; inherit of; };
+  attrsOf = of: { type = "attrs"; inherit of; };
+  record = fields: { type = "record"; inherit fields; };
+  nullOr = of: { type = "nullOr"; inherit of; };
+  pair = of: { type = "pair"; inherit of; };
+  # A family's list may be left out ({ ipv4 = [ ... ]; } alone).
+  families = kindOf: {
+    type = "families";
+    fields = {
+      ipv4 = listOf (leaf (kindOf "ipv4"));
+      ipv6 = listOf (leaf (kindOf "ipv6"));
+    };
   };
-  notAttrs = {
-    problem = value: "${t.show value} is not an attribute set";
-    emit = field: value: throw "ibgp-tunnel: ${field}: ${t.show value} is not an attribute set";
-  };
+
   bool = {
     problem = value: if isBool value then null else "${t.show value} is not true or false";
-    emit = field: value: if isBool value then value else throw "ibgp-tunnel: ${field}: ${t.show value} is not true or false";
-  };
-  nullOr = kind: {
-    problem = value: if value == null then null else kind.problem value;
-    emit = field: value: if value == null then null else kind.emit field value;
   };
 
-  families =
-    kind: path: value:
-    if isAttrs value then each (kind "ipv4") "${path}.ipv4" (value.ipv4 or [ ]) ++ each (kind "ipv6") "${path}.ipv6" (value.ipv6 or [ ]) else token notAttrs path value;
+  timer = name: nullOr (leaf t.tuning.${name});
 
-  tuningTokens =
-    path: tuning:
-    [
-      { kind = bool; path = "${path}.bfd"; value = tuning.bfd; }
-      { kind = bool; path = "${path}.gracefulRestart"; value = tuning.gracefulRestart; }
-      { kind = nullOr t.importLimitAction; path = "${path}.importLimitAction"; value = tuning.importLimitAction; }
-    ]
-    ++ concatMap (name: token (nullOr t.tuning.${name}) "${path}.${name}" tuning.${name}) [
-      "bfdIntervalMs"
-      "bfdMultiplier"
-      "gracefulRestartTime"
-      "gracefulRestartWait"
-      "longLivedStaleTime"
-      "connectDelayTime"
-      "connectRetryTime"
-      "holdTime"
-      "keepaliveTime"
-      "importLimit"
-    ]
-    ++ (
-      if tuning.errorWaitTime == null then
-        [ ]
-      else if isList tuning.errorWaitTime && length tuning.errorWaitTime == 2 then
-        each t.tuning.errorWaitTime "${path}.errorWaitTime" tuning.errorWaitTime
-      else
-        token {
-          problem = value: "${t.show value} is not a list of two numbers [ minimum maximum ]";
-          emit = field: value: throw "ibgp-tunnel: ${field}: is not a list of two numbers [ minimum maximum ]";
-        } "${path}.errorWaitTime" tuning.errorWaitTime
-    );
+  shape = record {
+    role = leaf t.role;
+    asn = leaf t.asn;
+    routerId = leaf t.routerId;
+    prefixSets = attrsOf (families t.pattern);
+    importSets = listOf (leaf t.name);
+    kernelExportSets = listOf (leaf t.name);
+    announce = families t.prefix;
+    lanInterfaces = listOf (leaf t.interface);
+    uplinkInterfaces = listOf (leaf t.interface);
+    openFirewall = leaf bool;
+    privateKeyFile = nullOr (leaf t.runtimePath);
+    links = attrsOf (record {
+      interface = leaf t.interface;
+      listenPort = leaf t.port;
+      ips = listOf (leaf t.cidr);
+      neighborAddress = leaf t.ipv4;
+      importPrefixes = families t.pattern;
+      peer = record {
+        name = leaf t.name;
+        publicKey = nullOr (leaf t.publicKey);
+        presharedKeyFile = nullOr (leaf t.runtimePath);
+        endpoint = nullOr (leaf t.endpoint);
+        allowedIPs = listOf (leaf t.cidr);
+        persistentKeepalive = nullOr (leaf t.keepalive);
+      };
+    });
+    dn42Peers = attrsOf (record {
+      asn = leaf t.asn;
+      neighbor = leaf t.address;
+      interface = nullOr (leaf t.interface);
+      exportSets = listOf (leaf t.name);
+    });
+    tuning = record {
+      bfd = leaf bool;
+      gracefulRestart = leaf bool;
+      importLimitAction = nullOr (leaf t.importLimitAction);
+      bfdIntervalMs = timer "bfdIntervalMs";
+      bfdMultiplier = timer "bfdMultiplier";
+      gracefulRestartTime = timer "gracefulRestartTime";
+      gracefulRestartWait = timer "gracefulRestartWait";
+      longLivedStaleTime = timer "longLivedStaleTime";
+      connectDelayTime = timer "connectDelayTime";
+      connectRetryTime = timer "connectRetryTime";
+      holdTime = timer "holdTime";
+      keepaliveTime = timer "keepaliveTime";
+      importLimit = timer "importLimit";
+      errorWaitTime = nullOr (pair (leaf t.tuning.errorWaitTime));
+    };
+  };
 
-  linkTokens =
-    path: link:
-    token t.interface "${path}.interface" link.interface
-    ++ token t.port "${path}.listenPort" link.listenPort
-    ++ each t.cidr "${path}.ips" link.ips
-    ++ token t.ipv4 "${path}.neighborAddress" link.neighborAddress
-    ++ families t.pattern "${path}.importPrefixes" link.importPrefixes
-    ++ token t.name "${path}.peer.name" link.peer.name
-    ++ token (nullOr t.publicKey) "${path}.peer.publicKey" link.peer.publicKey
-    ++ token (nullOr t.runtimePath) "${path}.peer.presharedKeyFile" link.peer.presharedKeyFile
-    ++ token (nullOr t.endpoint) "${path}.peer.endpoint" link.peer.endpoint
-    ++ each t.cidr "${path}.peer.allowedIPs" link.peer.allowedIPs
-    ++ token (nullOr t.keepalive) "${path}.peer.persistentKeepalive" link.peer.persistentKeepalive;
+  # --- reading it ------------------------------------------------------------
 
-  peerTokens =
-    path: peer:
-    token t.asn "${path}.asn" peer.asn
-    ++ token t.address "${path}.neighbor" peer.neighbor
-    ++ token (nullOr t.interface) "${path}.interface" peer.interface
-    ++ each t.name "${path}.exportSets" peer.exportSets;
+  # Option paths stay on one line even for a name that is the attack.
+  key = name: if t.name.problem name == null then name else t.show name;
 
-  tokens =
-    spec:
-    token t.role "${root}.role" spec.role
-    ++ token t.asn "${root}.asn" spec.asn
-    ++ token t.routerId "${root}.routerId" spec.routerId
-    ++ attrsOf "${root}.prefixSets" spec.prefixSets (path: set: families t.pattern path set)
-    ++ each t.name "${root}.importSets" spec.importSets
-    ++ each t.name "${root}.kernelExportSets" spec.kernelExportSets
-    ++ families t.prefix "${root}.announce" spec.announce
-    ++ each t.interface "${root}.lanInterfaces" spec.lanInterfaces
-    ++ each t.interface "${root}.uplinkInterfaces" spec.uplinkInterfaces
-    ++ token bool "${root}.openFirewall" spec.openFirewall
-    ++ token (nullOr t.runtimePath) "${root}.privateKeyFile" spec.privateKeyFile
-    ++ attrsOf "${root}.links" spec.links linkTokens
-    ++ attrsOf "${root}.dn42Peers" spec.dn42Peers peerTokens
-    ++ tuningTokens "${root}.tuning" spec.tuning;
+  # What is wrong with `value` as a whole (not its parts), or null.
+  outer =
+    s: value:
+    if s.type == "list" && !(isList value) then
+      "${t.show value} is not a list"
+    else if s.type == "pair" && !(isList value && length value == 2) then
+      "${t.show value} is not a list of two numbers [ minimum maximum ]"
+    else if (s.type == "attrs" || s.type == "record" || s.type == "families") && !(isAttrs value) then
+      "${t.show value} is not an attribute set"
+    else if s.type == "record" then
+      let
+        missing = builtins.filter (field: !(value ? ${field})) (attrNames s.fields);
+      in
+      if missing == [ ] then null else "is missing ${builtins.concatStringsSep ", " missing}"
+    else
+      null;
 
-  problems = spec: concatMap (tok: let p = tok.kind.problem tok.value; in if p == null then [ ] else [ { inherit (tok) path; message = p; } ]) (tokens spec);
+  fail = path: message: throw "ibgp-tunnel: ${path}: ${message}";
 
-  # The copy the renderers read: each leaf through its emitter, lazily, so
-  # asking for the link names (sops secret names) does not force the key
-  # paths (which sops-nix derives from those very secrets).
-  emit = kind: path: value: kind.emit path value;
-  emitEach =
-    kind: path: value:
-    if isList value then genList (i: kind.emit "${path}[${toString i}]" (elemAt value i)) (length value) else notList.emit path value;
-  emitAttrs =
-    path: value: f:
-    if isAttrs value then
-      builtins.listToAttrs (
+  emit =
+    s: path: value:
+    let
+      wrong = outer s value;
+      item = i: emit s.of "${path}[${toString i}]" (elemAt value i);
+    in
+    if s.type == "leaf" then
+      (let p = s.kind.problem value; in if p == null then value else fail path p)
+    else if s.type == "nullOr" then
+      (if value == null then null else emit s.of path value)
+    else if wrong != null then
+      fail path wrong
+    else if s.type == "list" || s.type == "pair" then
+      genList item (length value)
+    else if s.type == "attrs" then
+      listToAttrs (
         map (name: {
-          name = t.name.emit "${path}.${key name}" name;
-          value = f "${path}.${name}" value.${name};
+          name = emit (leaf t.name) "${path}.${key name}" name;
+          value = emit s.of "${path}.${key name}" value.${name};
         }) (attrNames value)
       )
+    else if s.type == "families" then
+      mapAttrs (field: of: emit of "${path}.${field}" (value.${field} or [ ])) s.fields
     else
-      notAttrs.emit path value;
-  emitFamilies =
-    kind: path: value:
-    if isAttrs value then
-      {
-        ipv4 = emitEach (kind "ipv4") "${path}.ipv4" (value.ipv4 or [ ]);
-        ipv6 = emitEach (kind "ipv6") "${path}.ipv6" (value.ipv6 or [ ]);
-      }
-    else
-      notAttrs.emit path value;
+      mapAttrs (field: of: emit of "${path}.${field}" value.${field}) s.fields;
 
-  checked =
-    spec:
+  problemsOf =
+    s: path: value:
     let
-      tuning = spec.tuning;
-      tp = "${root}.tuning";
-      timer = name: emit (nullOr t.tuning.${name}) "${tp}.${name}" tuning.${name};
+      wrong = outer s value;
+      item = i: problemsOf s.of "${path}[${toString i}]" (elemAt value i);
     in
-    {
-      role = emit t.role "${root}.role" spec.role;
-      asn = emit t.asn "${root}.asn" spec.asn;
-      routerId = emit t.routerId "${root}.routerId" spec.routerId;
-      prefixSets = emitAttrs "${root}.prefixSets" spec.prefixSets (emitFamilies t.pattern);
-      importSets = emitEach t.name "${root}.importSets" spec.importSets;
-      kernelExportSets = emitEach t.name "${root}.kernelExportSets" spec.kernelExportSets;
-      announce = emitFamilies t.prefix "${root}.announce" spec.announce;
-      lanInterfaces = emitEach t.interface "${root}.lanInterfaces" spec.lanInterfaces;
-      uplinkInterfaces = emitEach t.interface "${root}.uplinkInterfaces" spec.uplinkInterfaces;
-      openFirewall = emit bool "${root}.openFirewall" spec.openFirewall;
-      privateKeyFile = emit (nullOr t.runtimePath) "${root}.privateKeyFile" spec.privateKeyFile;
-      links = emitAttrs "${root}.links" spec.links (
-        path: link: {
-          interface = emit t.interface "${path}.interface" link.interface;
-          listenPort = emit t.port "${path}.listenPort" link.listenPort;
-          ips = emitEach t.cidr "${path}.ips" link.ips;
-          neighborAddress = emit t.ipv4 "${path}.neighborAddress" link.neighborAddress;
-          importPrefixes = emitFamilies t.pattern "${path}.importPrefixes" link.importPrefixes;
-          peer = {
-            name = emit t.name "${path}.peer.name" link.peer.name;
-            publicKey = emit (nullOr t.publicKey) "${path}.peer.publicKey" link.peer.publicKey;
-            presharedKeyFile = emit (nullOr t.runtimePath) "${path}.peer.presharedKeyFile" link.peer.presharedKeyFile;
-            endpoint = emit (nullOr t.endpoint) "${path}.peer.endpoint" link.peer.endpoint;
-            allowedIPs = emitEach t.cidr "${path}.peer.allowedIPs" link.peer.allowedIPs;
-            persistentKeepalive = emit (nullOr t.keepalive) "${path}.peer.persistentKeepalive" link.peer.persistentKeepalive;
-          };
-        }
-      );
-      dn42Peers = emitAttrs "${root}.dn42Peers" spec.dn42Peers (
-        path: peer: {
-          asn = emit t.asn "${path}.asn" peer.asn;
-          neighbor = emit t.address "${path}.neighbor" peer.neighbor;
-          interface = emit (nullOr t.interface) "${path}.interface" peer.interface;
-          exportSets = emitEach t.name "${path}.exportSets" peer.exportSets;
-        }
-      );
-      tuning = {
-        bfd = emit bool "${tp}.bfd" tuning.bfd;
-        gracefulRestart = emit bool "${tp}.gracefulRestart" tuning.gracefulRestart;
-        importLimitAction = emit (nullOr t.importLimitAction) "${tp}.importLimitAction" tuning.importLimitAction;
-        bfdIntervalMs = timer "bfdIntervalMs";
-        bfdMultiplier = timer "bfdMultiplier";
-        gracefulRestartTime = timer "gracefulRestartTime";
-        gracefulRestartWait = timer "gracefulRestartWait";
-        longLivedStaleTime = timer "longLivedStaleTime";
-        connectDelayTime = timer "connectDelayTime";
-        connectRetryTime = timer "connectRetryTime";
-        holdTime = timer "holdTime";
-        keepaliveTime = timer "keepaliveTime";
-        importLimit = timer "importLimit";
-        errorWaitTime =
-          if tuning.errorWaitTime == null then
-            null
-          else if isList tuning.errorWaitTime && length tuning.errorWaitTime == 2 then
-            emitEach t.tuning.errorWaitTime "${tp}.errorWaitTime" tuning.errorWaitTime
-          else
-            throw "ibgp-tunnel: ${tp}.errorWaitTime: is not a list of two numbers [ minimum maximum ]";
-      };
-    };
+    if s.type == "leaf" then
+      (let p = s.kind.problem value; in if p == null then [ ] else [ { inherit path; message = p; } ])
+    else if s.type == "nullOr" then
+      (if value == null then [ ] else problemsOf s.of path value)
+    else if wrong != null then
+      [ { inherit path; message = wrong; } ]
+    else if s.type == "list" || s.type == "pair" then
+      concatLists (genList item (length value))
+    else if s.type == "attrs" then
+      concatMap (name: problemsOf (leaf t.name) "${path}.${key name}" name ++ problemsOf s.of "${path}.${key name}" value.${name}) (
+        attrNames value
+      )
+    else if s.type == "families" then
+      concatMap (field: problemsOf s.fields.${field} "${path}.${field}" (value.${field} or [ ])) (attrNames s.fields)
+    else
+      concatMap (field: problemsOf s.fields.${field} "${path}.${field}" value.${field}) (attrNames s.fields);
 in
 {
-  inherit tokens problems checked;
+  checked = emit shape root;
+  problems = problemsOf shape root;
 }

@@ -32,7 +32,13 @@ let
     let
       text = if isString value then toJSON value else if isInt value then toString value else "a ${builtins.typeOf value}";
     in
-    if stringLength text > 80 then "${substring 0 77 text}...\"" else text;
+    if stringLength text <= 80 then
+      text
+    # Cutting bytes could split a UTF-8 character: cut ASCII only.
+    else if match "[ -~]*" text != null then
+      "${substring 0 77 text}...\""
+    else
+      "a string of ${toString (stringLength value)} bytes";
 
   octet = "(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])";
   ipv4Re = "${octet}(\\.${octet}){3}";
@@ -136,6 +142,9 @@ let
     else
       null;
 
+  # A name of digits and dots only (999.1.1.1) is a mistyped address, not DNS.
+  numericName = host: match "[0-9.]+" host != null && match ipv4Re host == null;
+
   firstNonNull = list: if list == [ ] then null else if builtins.head list != null then builtins.head list else firstNonNull (builtins.tail list);
 
   prefixOf = family: re: kind {
@@ -237,6 +246,8 @@ rec {
       in
       if stringLength (elemAt m 0) > 253 then
         "${show value}: the host name is longer than 253 characters"
+      else if numericName (elemAt m 0) then
+        "${show value}: ${elemAt m 0} looks like an IPv4 address but is not one"
       else if port' > 65535 then
         "${show value}: port ${toString port'} is out of range 1-65535"
       else
@@ -247,7 +258,14 @@ rec {
   endpointHost = kind {
     regex = "${hostnameRe}|${ipv4Re}|${ipv6Re}";
     expect = "an IP address or DNS name alone, such as 203.0.113.10 (the port comes from each link's port)";
-    extra = value: if stringLength value > 253 then "${show value}: a DNS name has at most 253 characters" else null;
+    extra =
+      value:
+      if stringLength value > 253 then
+        "${show value}: a DNS name has at most 253 characters"
+      else if numericName value then
+        "${show value} looks like an IPv4 address but is not one"
+      else
+        null;
   };
 
   publicKey = kind {

@@ -245,6 +245,7 @@ def _nft_document(artifacts: dict[str, Any]) -> str:
 
 
 def _bird_and_nft_accept(plan: dict[str, Any]) -> None:
+    assert all(shutil.which(bird) for bird in BIRDS), f"no bird in IBGP_TUNNEL_BIRD_DIR={BIRD_DIR}"
     with tempfile.TemporaryDirectory(prefix="ibgp-property-") as name:
         directory = Path(name)
         for host, artifacts in _render_all(plan, directory).items():

@@ -100,7 +100,14 @@ def evaluate_core(expression: str, refused: str, **arguments: str) -> Any:
     for name, value in arguments.items():
         command += ["--argstr", name, value]
     try:
-        done = subprocess.run(command, capture_output=True, text=True, timeout=TIMEOUT_SECONDS)
+        # Plans may hold any text; never let a stray byte in Nix's output crash us.
+        done = subprocess.run(
+            command,
+            capture_output=True,
+            encoding="utf-8",
+            errors="replace",
+            timeout=TIMEOUT_SECONDS,
+        )
     except subprocess.TimeoutExpired:
         raise RenderError(f"nix-instantiate took longer than {TIMEOUT_SECONDS}s; gave up") from None
     except OSError as error:

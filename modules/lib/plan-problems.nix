@@ -602,15 +602,18 @@ let
         map (s: s // { kind = "link"; key = "${s.family}/${s.bits}"; }) (linkSubnets plan)
         ++ map (a: a // { kind = "announce"; key = "${a.family}/${a.bits}"; }) (announced plan);
       sorted = builtins.sort (a: b: a.key < b.key || (a.key == b.key && (a.kind == "link" && b.kind != "link" || a.kind == b.kind && (a.linkName or a.where) < (b.linkName or b.where)))) items;
+      # foldl' forces only the state itself: force its lists too, or each step
+      # would hold a thunk of all the steps before it.
       step =
         state: item:
         let
           open = filter (o: util.hasPrefix o.key item.key) state.open;
+          next = {
+            open = open ++ [ item ];
+            pairs = if open == [ ] then state.pairs else state.pairs ++ map (o: { first = o; second = item; }) open;
+          };
         in
-        {
-          open = open ++ [ item ];
-          pairs = state.pairs ++ map (o: { first = o; second = item; }) open;
-        };
+        builtins.seq (builtins.length next.open) (builtins.seq (builtins.length next.pairs) next);
       pairs = (builtins.foldl' step { open = [ ]; pairs = [ ]; } sorted).pairs;
       message =
         pair:

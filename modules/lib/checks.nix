@@ -11,8 +11,6 @@ let
     isInt
     match
     attrValues
-    stringLength
-    substring
     ;
   ip = import ./ip.nix;
   tokens = import ./tokens.nix;
@@ -20,9 +18,7 @@ let
 
   hasPrefix = util.hasPrefix;
 
-  lower = builtins.replaceStrings
-    [ "A" "B" "C" "D" "E" "F" "G" "H" "I" "J" "K" "L" "M" "N" "O" "P" "Q" "R" "S" "T" "U" "V" "W" "X" "Y" "Z" ]
-    [ "a" "b" "c" "d" "e" "f" "g" "h" "i" "j" "k" "l" "m" "n" "o" "p" "q" "r" "s" "t" "u" "v" "w" "x" "y" "z" ];
+  lower = util.toLower;
 
   # Special ranges as bit prefixes, per family.
   special = builtins.mapAttrs (_: map (map ip.prefixBits)) {

@@ -7,9 +7,7 @@
 let
   inherit (builtins)
     all
-    any
     attrNames
-    concatLists
     concatMap
     concatStringsSep
     elem
@@ -726,12 +724,7 @@ let
     map (p: error [ "tuning" (snake p.key) ] p.message) (checks.tuningProblems (defaults.tuning // util.camelCaseAttrs (plan.tuning or { })));
 
   # "keepaliveTime" -> "keepalive_time"
-  snake =
-    name:
-    builtins.replaceStrings
-      [ "A" "B" "C" "D" "E" "F" "G" "H" "I" "J" "K" "L" "M" "N" "O" "P" "Q" "R" "S" "T" "U" "V" "W" "X" "Y" "Z" ]
-      [ "_a" "_b" "_c" "_d" "_e" "_f" "_g" "_h" "_i" "_j" "_k" "_l" "_m" "_n" "_o" "_p" "_q" "_r" "_s" "_t" "_u" "_v" "_w" "_x" "_y" "_z" ]
-      name;
+  snake = util.snakeCase;
 
   rules = [
     asnRules

@@ -22,6 +22,7 @@ let
 in
 rec {
   toUpper = replaceStrings lowerChars upperChars;
+  toLower = replaceStrings upperChars lowerChars;
 
   filterAttrs = pred: set: listToAttrs (map (name: { inherit name; value = set.${name}; }) (filter (name: pred name set.${name}) (attrNames set)));
 
@@ -30,11 +31,6 @@ rec {
   optional = cond: value: if cond then [ value ] else [ ];
 
   optionalString = cond: text: if cond then text else "";
-
-  unique = foldl' (acc: x: if builtins.elem x acc then acc else acc ++ [ x ]) [ ];
-
-  # Elements that occur more than once, each listed once.
-  duplicates = list: unique (filter (x: length (filter (y: y == x) list) > 1) list);
 
   hasPrefix = prefix: text: substring 0 (stringLength prefix) text == prefix;
 
@@ -56,6 +52,9 @@ rec {
       capitalize = word: toUpper (substring 0 1 word) + substring 1 (stringLength word) word;
     in
     concatStringsSep "" ([ (head words) ] ++ map capitalize (builtins.tail words));
+
+  # "keepaliveTime" -> "keepalive_time": option names back to TOML keys.
+  snakeCase = replaceStrings upperChars (map (c: "_" + c) lowerChars);
 
   camelCaseAttrs = set: listToAttrs (map (name: { name = camelCase name; value = set.${name}; }) (attrNames set));
 }

@@ -169,7 +169,7 @@ rec {
       key = "keepaliveTime";
       message =
         if hold == 0 then
-          "${toString keepalive}: with hold time 0 (no keepalives) BIRD refuses any keepalive time; leave it unset (null), or use a hold time of 3 or more"
+          "${toString keepalive}: BIRD refuses any keepalive time with hold time 0 (no keepalives); use a hold time of 3 or more (with NixOS options alone, keepaliveTime = null also works)"
         else
           "${toString keepalive} is longer than the hold time (${toString hold}${if value "holdTime" == null then ", BIRD's default" else ""}): BIRD refuses a keepalive time above the hold time; use at most a third of it";
       };

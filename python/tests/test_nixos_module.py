@@ -15,30 +15,13 @@ from typing import Any
 
 import pytest
 import vendor
+from moduleeval import evaluation, instantiate
 from nixcore import EXAMPLE_PLAN, REPO, needs_nix, render
 
 pytestmark = [needs_nix, vendor.needs_vendor]
 
 MODULE = REPO / "modules" / "ibgp-tunnel"
-EVAL = REPO / "checks" / "lib" / "eval-module.nix"
 EVAL_VM_TEST = REPO / "checks" / "lib" / "eval-vm-test.nix"
-
-
-def instantiate(expression: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        ["nix-instantiate", "--eval", "--strict", "--json", "-E", expression],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-
-
-def evaluation(*modules: str, with_sops: bool = True) -> str:
-    sops = str(vendor.SOPS_MODULE) if with_sops else "null"
-    return (
-        f"import {EVAL} {{ lib = import {vendor.NIXPKGS_LIB}; sops = {sops}; "
-        f"modules = [ {MODULE} {' '.join(f'({m})' for m in modules)} ]; }}"
-    )
 
 
 def evaluate(*modules: str, with_sops: bool = True) -> dict[str, Any]:

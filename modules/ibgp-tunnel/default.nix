@@ -4,5 +4,6 @@
     ./options.nix
     ./plan.nix
     ./config.nix
+    ./dn42.nix
   ];
 }

@@ -9,6 +9,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from birdcheck import build_time_check
 from nixcore import (
     EXAMPLE_PLAN,
     REPO,
@@ -85,11 +86,8 @@ def test_bird_accepts_every_rendered_config(plan_name: str, tmp_path: Path) -> N
     hosts = plan_hosts(plan)
     assert hosts
     for host in hosts:
-        conf = tmp_path / f"{host}.conf"
-        conf.write_text(render(plan, host)["birdConfig"])
-        result = subprocess.run(
-            ["bird", "-p", "-c", str(conf)], capture_output=True, text=True, check=False
-        )
+        # As services.bird's build-time check runs it (preCheckConfig first).
+        result = build_time_check(render(plan, host), tmp_path / host)
         assert result.returncode == 0, f"{plan_name}/{host}: bird -p failed:\n{result.stderr}"
 
 
@@ -323,6 +321,7 @@ def test_spec_has_the_module_option_shape() -> None:
         "links",
         "dn42Peers",
         "tuning",
+        "dn42",
     }
     assert core_call("core.defaults.port") == 51821
 

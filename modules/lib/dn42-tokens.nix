@@ -34,17 +34,17 @@ rec {
   latency = intKind {
     low = 1;
     high = 9;
-    expect = "a DN42 latency community (64511, 1-9): 1 is under 2.7 ms, x is under e^x ms";
+    expect = "the DN42 latency community (64511, x) of a link (1: under 2.7 ms, x: under e^x ms)";
   };
   bandwidth = intKind {
     low = 21;
     high = 29;
-    expect = "a DN42 bandwidth community (64511, 21-29): 21 is 0.1 Mbit/s, 24 is 100 Mbit/s, 25 is 1 Gbit/s";
+    expect = "the DN42 bandwidth community (64511, x) of a link (21: 0.1 Mbit/s, 24: 100 Mbit/s, 25: 1 Gbit/s)";
   };
   crypto = intKind {
     low = 31;
     high = 34;
-    expect = "a DN42 crypto community (64511, 31-34): 31 none, 32 unsafe, 33 safe without PFS, 34 safe with PFS (WireGuard)";
+    expect = "the DN42 crypto community (64511, x) of a link (31 none, 32 unsafe, 33 safe without PFS, 34 safe with PFS such as WireGuard)";
   };
 
   # A URL curl fetches in the ROA unit's script: https, http or file, and only

@@ -126,7 +126,7 @@ def test_reflector_bird_config_reflects_with_explicit_ipv6_next_hop() -> None:
     assert "next hop address fdb7:1dec:4d21:ff::1;" in ipv6
     assert "route 104.16.0.0/13 unreachable;" in conf
     assert "route 2606:4700::/32 unreachable;" in conf
-    assert "neighbor 172.20.42.1 as 4242421080;" in conf
+    assert "neighbor fe80::1080 as 4242421080;" in conf
     assert 'interface "dn42-peer1";' in conf
 
 
@@ -163,7 +163,7 @@ def test_firewall_nat_and_sysctls() -> None:
     client = render(EXAMPLE_PLAN, "pve")
     reflector = render(EXAMPLE_PLAN, "dmz")
     assert client["allowedUDPPorts"] == []
-    assert reflector["allowedUDPPorts"] == [51821]
+    assert reflector["allowedUDPPorts"] == [51821, 21080]
     for artifacts in (client, reflector):
         nft = artifacts["nftables"]
         assert nft["forwardRules"] == 'iifname "wg-ibgp" accept\noifname "wg-ibgp" accept\n'

@@ -114,7 +114,10 @@ def test_tuning_options_reach_bird_conf() -> None:
 
 def test_only_the_reflector_opens_the_wireguard_port() -> None:
     # The iBGP link's port and the DN42 tunnel's (2 + the last four digits of 4242421080).
-    assert sorted(example("dmz")["config"]["networking"]["firewall"]["allowedUDPPorts"]) == [21080, 51821]
+    assert sorted(example("dmz")["config"]["networking"]["firewall"]["allowedUDPPorts"]) == [
+        21080,
+        51821,
+    ]
     assert example("pve")["config"]["networking"]["firewall"]["allowedUDPPorts"] == []
 
 

@@ -147,6 +147,9 @@ let
         "neighbor ${peer.neighbor} as ${toString peer.asn};"
       ]
       ++ optional (peer.interface != null || peer.tunnel != null) "interface ${quote (interfaceOf name peer)};"
+      # A TUN device may carry a second, generated link-local address: speak
+      # from the one the peer was told (its `neighbor` for us).
+      ++ optional (peer.tunnel != null && ip.isIPv6 peer.neighbor) "source address ${ip.addressOf peer.tunnel.linkLocal};"
       ++ h.gracefulRestartLines spec.tuning
       # After our restart (bird -R) exports wait for every neighbour's End-of-RIB:
       # dial the DN42 peer at once instead of after BIRD's 5 s connect delay.

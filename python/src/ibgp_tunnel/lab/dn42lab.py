@@ -1,0 +1,248 @@
+"""DN42 peers over the tunnels the module runs, in the lab: the reflector's
+rendered `dn42-*` WireGuard interface (link-local only), the peer's own
+wireguard-go and BIRD in its namespace (one multiprotocol session over
+fe80::, IPv4 with extended next hop), and the ROA files the lab serves locally
+(file:// URLs) for the rendered bird.conf's `include`s.
+
+The reflector side runs exactly what the core rendered; only what lives
+outside it in real life is the lab's: the peer's router, the keys (generated
+per lab), the place of the ROA files (under the lab directory instead of
+/var/lib) and their first copy (the timer's first run)."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import subprocess
+from collections.abc import Mapping, MutableMapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ibgp_tunnel import keys as wgkeys
+from ibgp_tunnel import paths
+from ibgp_tunnel.lab import daemons, location, netns
+from ibgp_tunnel.lab.errors import LabError
+from ibgp_tunnel.lab.labkeys import install_secret
+from ibgp_tunnel.lab.topology import Dn42Peer, Topology
+
+PEER_INTERFACE = "wg0"
+# The stand-in dials the reflector and keeps the NAT-less path warm.
+PEER_KEEPALIVE = 5
+ROA_FILES = {"ipv4": "dn42_roa4.conf", "ipv6": "dn42_roa6.conf"}
+
+
+def roa_script() -> Path:
+    """The refresh script the NixOS unit runs (the core's resource)."""
+    return paths.nix_lib_dir() / "resources" / "dn42-roa-update.sh"
+
+
+def roa_lines(peers: list[Dn42Peer], family: str) -> str:
+    """A BIRD ROA include: every prefix each peer announces, originated by its ASN."""
+    lines = []
+    for peer in peers:
+        announced = peer.announce_ipv4 if family == "ipv4" else peer.announce_ipv6
+        for prefix in announced:
+            length = ipaddress.ip_network(prefix).prefixlen
+            lines.append(f"route {prefix} max {length} as {peer.asn};")
+    return "\n".join(lines) + "\n"
+
+
+@dataclass
+class Dn42Lab:
+    lab_dir: Path
+    topo: Topology
+    # host -> the DN42 private key of its tunnels; peer node -> its private key
+    reflector_keys: dict[str, str] = field(default_factory=dict)
+    peer_keys: dict[str, str] = field(default_factory=dict)
+    psks: dict[str, str] = field(default_factory=dict)  # peer node -> PSK
+
+    # --- where things are -------------------------------------------------------
+
+    @property
+    def root(self) -> Path:
+        return self.lab_dir / "dn42"
+
+    def served(self, host: str, family: str) -> Path:
+        """The file the lab serves as the ROA URL (file://)."""
+        return self.root / "served" / host / ROA_FILES[family]
+
+    def installed(self, host: str, family: str) -> Path:
+        """Where the host's bird.conf includes the ROA file from in the lab."""
+        return self.root / "roa" / host / ROA_FILES[family]
+
+    def tunnel_peers(self, host: str) -> list[Dn42Peer]:
+        return [p for p in self.topo.dn42_peers if p.reflector == host and p.tunnel is not None]
+
+    def runs(self, host: str, interface: str) -> bool:
+        """Whether `interface` of `host` is a DN42 tunnel (started here, not as a link)."""
+        return any(p.tunnel and p.tunnel.interface == interface for p in self.tunnel_peers(host))
+
+    # --- before anything starts ---------------------------------------------------
+
+    def prepare(self, artifacts: MutableMapping[str, dict[str, Any]]) -> None:
+        """Keys, and the ROA files: served from the lab directory, installed once (as
+        the timer's first run would), and the rendered includes pointed at them."""
+        for peer in self.topo.dn42_peers:
+            if peer.tunnel is None:
+                continue
+            self.reflector_keys.setdefault(peer.reflector, wgkeys.generate_private_key())
+            self.peer_keys[peer.node] = wgkeys.generate_private_key()
+            self.psks[peer.node] = wgkeys.generate_psk()
+        for host, rendered in artifacts.items():
+            roa = rendered.get("dn42Roa")
+            if not roa:
+                continue
+            peers = [p for p in self.topo.dn42_peers if p.reflector == host]
+            config = rendered["birdConfig"]
+            for family, original in zip(("ipv4", "ipv6"), roa["files"], strict=True):
+                served, installed = self.served(host, family), self.installed(host, family)
+                for path in (served, installed):
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    path.write_text(roa_lines(peers, family))
+                config = config.replace(f'include "{original}";', f'include "{installed}";')
+            rendered["birdConfig"] = config
+
+    # --- the reflector's end ------------------------------------------------------
+
+    def start_reflector_tunnel(
+        self, host: str, ns: str, interface: str, spec: Mapping[str, Any], rundir: Path, log: Path
+    ) -> daemons.Daemon:
+        """The rendered DN42 interface: wireguard-go, link-local address, the rendered
+        postSetup (IPv4 pair), keys, the peer (its lab key; it dials us), MTU, up."""
+        (peer,) = [
+            p for p in self.tunnel_peers(host) if p.tunnel and p.tunnel.interface == interface
+        ]
+        argv = netns.ns_argv(ns, ["wireguard-go", "-f", interface], rundir)
+        daemon = daemons.start(f"{host}/wireguard-go {interface}", argv, log)
+        try:
+            _wait_socket(rundir / "wireguard" / f"{interface}.sock", daemon)
+            netns.ip_batch(ns, [f"address add {ip} dev {interface} nodad" for ip in spec["ips"]])
+            if spec.get("postSetup"):
+                netns.ns_run(ns, str(spec["postSetup"]).split(), run_dir=rundir)
+            private = install_secret(rundir, spec["privateKeyFile"], self.reflector_keys[host])
+            (wg_peer,) = spec["peers"]
+            wg = ["wg", "set", interface, "private-key", private]
+            wg += ["listen-port", str(spec["listenPort"])]
+            wg += ["peer", wgkeys.public_key_of(self.peer_keys[peer.node])]
+            if wg_peer.get("presharedKeyFile"):
+                psk = install_secret(rundir, wg_peer["presharedKeyFile"], self.psks[peer.node])
+                wg += ["preshared-key", psk]
+            wg += ["allowed-ips", ",".join(wg_peer["allowedIPs"])]
+            netns.ns_run(ns, wg, run_dir=rundir)
+            netns.ip_batch(ns, [f"link set {interface} mtu {spec['mtu']} up"])
+        except LabError:
+            daemons.stop(daemon)
+            raise
+        return daemon
+
+    # --- the peer ---------------------------------------------------------------------
+
+    def start_peer_tunnel(
+        self, peer: Dn42Peer, ns: str, artifacts: Mapping[str, Any], rundir: Path, log: Path
+    ) -> daemons.Daemon:
+        """The peer's end: wireguard-go dialling the reflector's underlay address on the
+        rendered listen port, its link-local address (the plan's neighbor), default
+        routes through the tunnel."""
+        assert peer.tunnel is not None
+        spec = artifacts["wireguard"][peer.tunnel.interface]
+        argv = netns.ns_argv(ns, ["wireguard-go", "-f", PEER_INTERFACE], rundir)
+        daemon = daemons.start(f"{peer.node}/wireguard-go {PEER_INTERFACE}", argv, log)
+        try:
+            _wait_socket(rundir / "wireguard" / f"{PEER_INTERFACE}.sock", daemon)
+            netns.ip_batch(ns, [f"address add {peer.neighbor}/64 dev {PEER_INTERFACE} nodad"])
+            key = self.peer_keys[peer.node]
+            keyfile = install_secret(rundir, "/run/lab-secrets/dn42-peer.key", key)
+            wg = ["wg", "set", PEER_INTERFACE, "private-key", keyfile]
+            wg += ["peer", wgkeys.public_key_of(self.reflector_keys[peer.reflector])]
+            if spec["peers"][0].get("presharedKeyFile"):
+                psk = install_secret(rundir, "/run/lab-secrets/dn42-peer.psk", self.psks[peer.node])
+                wg += ["preshared-key", psk]
+            wg += ["endpoint", f"{peer.tunnel.reflector_underlay}:{spec['listenPort']}"]
+            wg += ["persistent-keepalive", str(PEER_KEEPALIVE)]
+            wg += ["allowed-ips", "0.0.0.0/0,::/0"]
+            netns.ns_run(ns, wg, run_dir=rundir)
+            via = peer.tunnel.reflector_link_local
+            netns.ip_batch(
+                ns,
+                [
+                    f"link set {PEER_INTERFACE} mtu {spec['mtu']} up",
+                    # The rest of DN42 is behind the reflector, IPv4 too (RFC 5549).
+                    f"route replace 0.0.0.0/0 via inet6 {via} dev {PEER_INTERFACE}",
+                    f"route replace ::/0 via {via} dev {PEER_INTERFACE}",
+                ],
+            )
+        except LabError:
+            daemons.stop(daemon)
+            raise
+        return daemon
+
+    # --- the ROA refresh ----------------------------------------------------------------
+
+    def serve_roa(self, host: str, family: str, text: str) -> None:
+        self.served(host, family).write_text(text)
+
+    def refresh_roa(self, host: str, socket: Path) -> subprocess.CompletedProcess[str]:
+        """What the timer's unit runs, against the lab's files and BIRD."""
+        args: list[str] = []
+        for family in ("ipv4", "ipv6"):
+            served, installed = self.served(host, family), self.installed(host, family)
+            args += [family, f"file://{served}", str(installed)]
+        env = {
+            **os.environ,
+            "BIRD": location.bird_tool("bird"),
+            "BIRDC": location.bird_tool("birdc"),
+            "BIRDC_SOCKET": str(socket),
+        }
+        return subprocess.run(
+            ["bash", str(roa_script()), *args], capture_output=True, text=True, env=env, check=False
+        )
+
+
+def peer_bird_config(peer: Dn42Peer) -> str:
+    """The stand-in's BIRD: one session over IPv6 link-local carrying IPv4 (extended next
+    hop) and IPv6, announcing its statics."""
+    assert peer.tunnel is not None
+
+    def static(name: str, family: str, prefixes: tuple[str, ...]) -> str:
+        routes = "\n".join(f"  route {p} unreachable;" for p in prefixes)
+        return f"protocol static {name} {{\n  {family};\n{routes}\n}}\n"
+
+    return f"""\
+# Lab stand-in for the DN42 peer {peer.name} of {peer.reflector}; written by ibgp-tunnel lab.
+router id {peer.tunnel.peer_underlay};
+
+protocol device {{
+  scan time 10;
+}}
+
+{static("announce4", "ipv4", peer.announce_ipv4)}
+{static("announce6", "ipv6", peer.announce_ipv6)}
+protocol bgp to_{peer.reflector.replace("-", "_")} {{
+  local as {peer.asn};
+  neighbor {peer.tunnel.reflector_link_local} as {peer.reflector_asn};
+  interface "{PEER_INTERFACE}";
+  source address {peer.neighbor};
+  ipv4 {{
+    import all;
+    export where source = RTS_STATIC;
+    extended next hop on;
+  }};
+  ipv6 {{
+    import all;
+    export where source = RTS_STATIC;
+  }};
+}}
+"""
+
+
+def _wait_socket(path: Path, daemon: daemons.Daemon, timeout: float = 10.0) -> None:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        if not daemons.alive(daemon):
+            raise LabError(f"{daemon.name} exited: {daemons.log_tail(daemon)}")
+        if time.monotonic() > deadline:
+            raise LabError(f"{daemon.name}: {path} did not appear within {timeout:.0f} s")
+        time.sleep(0.05)

@@ -6,7 +6,8 @@
 # Per file: download to a temporary file beside it; keep the last good file
 # when the download fails, is empty or does not parse as a BIRD ROA include;
 # replace it (rename, so BIRD never reads half a file) only when the content
-# changed. BIRD is reconfigured once, and only if a file changed.
+# changed. BIRD is reconfigured once, and only if a file changed; then the
+# sessions' routes are re-imported under the new ROAs (birdc reload).
 # Exit status: 0 when every file is current, 1 when one could not be refreshed
 # (BIRD keeps running on the last good data either way).
 set -u
@@ -59,7 +60,16 @@ done
 if [ "$changed" = 1 ]; then
   out=$("$birdc" "${socket_args[@]}" configure 2>&1)
   case $out in
-    *"Reconfigured"* | *"Reconfiguration in progress"* | *"Reconfiguration already in progress"*) echo "dn42-roa: BIRD reconfigured" ;;
+    *"Reconfigured"* | *"Reconfiguration in progress"* | *"Reconfiguration already in progress"*)
+      echo "dn42-roa: BIRD reconfigured"
+      # Routes already refused (or accepted) were judged by the old table: ask
+      # the peers for them again (route refresh), so the new ROAs apply now.
+      # BIRD 2 spells it `reload in all`, BIRD 3 `reload filters all`.
+      if ! "$birdc" "${socket_args[@]}" reload in all >/dev/null 2>&1 &&
+        ! "$birdc" "${socket_args[@]}" reload filters all >/dev/null 2>&1; then
+        echo "dn42-roa: birdc could not reload the sessions' imports" >&2; failed=1
+      fi
+      ;;
     *) echo "dn42-roa: birdc configure failed: $out" >&2; failed=1 ;;
   esac
 fi

@@ -72,11 +72,26 @@ def test_one_session_over_ipv6_link_local(lab: tuple[Lab, dn42lab.Dn42Lab]) -> N
     # IPv4 and IPv6 over the one session, IPv4 with extended next hop.
     assert "Channel ipv4" in out and "Channel ipv6" in out
     assert "Extended next hop" in out
-    # The tunnel is link-local only: no global address on it, none on the peer's end.
+    # IPv6 on the tunnel is link-local only; IPv4 only the plan's /32 pair.
     assert "fe80::38/64" in _addresses(env, REFLECTOR, "dn42-peer1")
     for node, ifname in ((REFLECTOR, "dn42-peer1"), (PEER, dn42lab.PEER_INTERFACE)):
-        scopes = _addresses(env, node, ifname)
-        assert scopes and all(a.startswith("fe80:") for a in scopes), scopes
+        v6 = [a for a in _addresses(env, node, ifname) if ":" in a]
+        assert v6 and all(a.startswith("fe80:") for a in v6), v6
+    v4 = [a for a in _addresses(env, REFLECTOR, "dn42-peer1") if ":" not in a]
+    assert v4 == ["172.23.101.1"], v4  # `ip -o` prints a peer address as "A peer B/32"
+
+
+def test_the_ipv4_pair_is_point_to_point(lab: tuple[Lab, dn42lab.Dn42Lab]) -> None:
+    env, _ = lab
+    import subprocess
+
+    out = subprocess.run(
+        ["ip", "-n", env.ns(REFLECTOR), "-4", "address", "show", "dev", "dn42-peer1"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert "inet 172.23.101.1 peer 172.20.42.1/32" in out, out
 
 
 def _addresses(env: Lab, node: str, ifname: str) -> list[str]:

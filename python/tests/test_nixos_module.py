@@ -266,7 +266,7 @@ def vm_test_nodes() -> dict[str, Any]:
 
 def test_vm_test_nodes_evaluate_with_the_real_sops_nix() -> None:
     nodes = vm_test_nodes()
-    assert set(nodes) == {"dmz", "pve", "lan", "web"}
+    assert set(nodes) == {"dmz", "pve", "lan", "web", "peer1"}
     for name, node in nodes.items():
         assert node["failedAssertions"] == [], name
     for name in ("dmz", "pve"):

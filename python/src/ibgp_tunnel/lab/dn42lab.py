@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 import subprocess
-from collections.abc import Mapping, MutableMapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,12 +24,22 @@ from ibgp_tunnel import keys as wgkeys
 from ibgp_tunnel import paths
 from ibgp_tunnel.lab import daemons, location, netns
 from ibgp_tunnel.lab.errors import LabError
-from ibgp_tunnel.lab.labkeys import install_secret
+from ibgp_tunnel.lab.labkeys import install_secret, read_installed_secret
+from ibgp_tunnel.lab.peer import (
+    EXTRA_IPV4,
+    EXTRA_IPV4_LENGTH,
+    EXTRA_IPV6,
+    EXTRA_IPV6_LENGTH,
+    extra_prefixes,
+)
 from ibgp_tunnel.lab.topology import Dn42Peer, Topology
 
 PEER_INTERFACE = "wg0"
 # The stand-in dials the reflector and keeps the NAT-less path warm.
 PEER_KEEPALIVE = 5
+# Where the stand-in's own key and PSK sit inside its private /run.
+PEER_KEY = "/run/lab-secrets/dn42-peer.key"
+PEER_PSK = "/run/lab-secrets/dn42-peer.psk"
 ROA_FILES = {"ipv4": "dn42_roa4.conf", "ipv6": "dn42_roa6.conf"}
 
 
@@ -38,14 +49,32 @@ def roa_script() -> Path:
 
 
 def roa_lines(peers: list[Dn42Peer], family: str) -> str:
-    """A BIRD ROA include: every prefix each peer announces, originated by its ASN."""
+    """A BIRD ROA include: every prefix each peer announces, originated by its ASN,
+    and the pools its extra announcements (route floods, benches) come from."""
     lines = []
     for peer in peers:
         announced = peer.announce_ipv4 if family == "ipv4" else peer.announce_ipv6
         for prefix in announced:
             length = ipaddress.ip_network(prefix).prefixlen
             lines.append(f"route {prefix} max {length} as {peer.asn};")
+        pool, length = (
+            (EXTRA_IPV4, EXTRA_IPV4_LENGTH) if family == "ipv4" else (EXTRA_IPV6, EXTRA_IPV6_LENGTH)
+        )
+        lines.append(f"route {pool} max {length} as {peer.asn};")
     return "\n".join(lines) + "\n"
+
+
+def lab_includes(lab_dir: Path, host: str, config: str) -> str:
+    """A rendered bird.conf with its ROA includes pointed at the lab's files (the
+    rendered ones live under /var/lib on a real host)."""
+
+    def local(match: re.Match[str]) -> str:
+        name = Path(match[1]).name
+        if name not in ROA_FILES.values():
+            return match[0]
+        return f'include "{lab_dir / "dn42" / "roa" / host / name}";'
+
+    return re.sub(r'include "([^"]+)";', local, config)
 
 
 @dataclass
@@ -80,9 +109,9 @@ class Dn42Lab:
 
     # --- before anything starts ---------------------------------------------------
 
-    def prepare(self, artifacts: MutableMapping[str, dict[str, Any]]) -> None:
-        """Keys, and the ROA files: served from the lab directory, installed once (as
-        the timer's first run would), and the rendered includes pointed at them."""
+    def prepare(self, artifacts: Mapping[str, Mapping[str, Any]]) -> None:
+        """Keys, and the ROA files: served from the lab directory and installed once (as
+        the timer's first run would); `lab_includes` points bird.conf at them."""
         for peer in self.topo.dn42_peers:
             if peer.tunnel is None:
                 continue
@@ -90,18 +119,13 @@ class Dn42Lab:
             self.peer_keys[peer.node] = wgkeys.generate_private_key()
             self.psks[peer.node] = wgkeys.generate_psk()
         for host, rendered in artifacts.items():
-            roa = rendered.get("dn42Roa")
-            if not roa:
+            if not rendered.get("dn42Roa"):
                 continue
             peers = [p for p in self.topo.dn42_peers if p.reflector == host]
-            config = rendered["birdConfig"]
-            for family, original in zip(("ipv4", "ipv6"), roa["files"], strict=True):
-                served, installed = self.served(host, family), self.installed(host, family)
-                for path in (served, installed):
+            for family in ("ipv4", "ipv6"):
+                for path in (self.served(host, family), self.installed(host, family)):
                     path.parent.mkdir(parents=True, exist_ok=True)
                     path.write_text(roa_lines(peers, family))
-                config = config.replace(f'include "{original}";', f'include "{installed}";')
-            rendered["birdConfig"] = config
 
     # --- the reflector's end ------------------------------------------------------
 
@@ -150,13 +174,19 @@ class Dn42Lab:
         daemon = daemons.start(f"{peer.node}/wireguard-go {PEER_INTERFACE}", argv, log)
         try:
             _wait_socket(rundir / "wireguard" / f"{PEER_INTERFACE}.sock", daemon)
-            netns.ip_batch(ns, [f"address add {peer.neighbor}/64 dev {PEER_INTERFACE} nodad"])
+            addresses = [f"address add {peer.neighbor}/64 dev {PEER_INTERFACE} nodad"]
+            if peer.tunnel.peer_ipv4:
+                addresses.append(
+                    f"address add {peer.tunnel.peer_ipv4}/32 peer {peer.reflector_ipv4}/32 "
+                    f"dev {PEER_INTERFACE}"
+                )
+            netns.ip_batch(ns, addresses)
             key = self.peer_keys[peer.node]
-            keyfile = install_secret(rundir, "/run/lab-secrets/dn42-peer.key", key)
+            keyfile = install_secret(rundir, PEER_KEY, key)
             wg = ["wg", "set", PEER_INTERFACE, "private-key", keyfile]
             wg += ["peer", wgkeys.public_key_of(self.reflector_keys[peer.reflector])]
             if spec["peers"][0].get("presharedKeyFile"):
-                psk = install_secret(rundir, "/run/lab-secrets/dn42-peer.psk", self.psks[peer.node])
+                psk = install_secret(rundir, PEER_PSK, self.psks[peer.node])
                 wg += ["preshared-key", psk]
             wg += ["endpoint", f"{peer.tunnel.reflector_underlay}:{spec['listenPort']}"]
             wg += ["persistent-keepalive", str(PEER_KEEPALIVE)]
@@ -199,18 +229,22 @@ class Dn42Lab:
         )
 
 
-def peer_bird_config(peer: Dn42Peer) -> str:
+def peer_bird_config(peer: Dn42Peer, *, extra_ipv4: int = 0, extra_ipv6: int = 0) -> str:
     """The stand-in's BIRD: one session over IPv6 link-local carrying IPv4 (extended next
-    hop) and IPv6, announcing its statics."""
+    hop) and IPv6, announcing its statics (and `extra_*` more, see peer.extra_prefixes)."""
     assert peer.tunnel is not None
 
-    def static(name: str, family: str, prefixes: tuple[str, ...]) -> str:
+    def static(name: str, family: str, prefixes: tuple[str, ...] | list[str]) -> str:
         routes = "\n".join(f"  route {p} unreachable;" for p in prefixes)
         return f"protocol static {name} {{\n  {family};\n{routes}\n}}\n"
 
+    more4, more6 = extra_prefixes(extra_ipv4, extra_ipv6)
+    extras = (static("extra4", "ipv4", more4) if more4 else "") + (
+        static("extra6", "ipv6", more6) if more6 else ""
+    )
     return f"""\
 # Lab stand-in for the DN42 peer {peer.name} of {peer.reflector}; written by ibgp-tunnel lab.
-router id {peer.tunnel.peer_underlay};
+router id {peer.tunnel.peer_ipv4 or peer.tunnel.peer_underlay};
 
 protocol device {{
   scan time 10;
@@ -218,7 +252,7 @@ protocol device {{
 
 {static("announce4", "ipv4", peer.announce_ipv4)}
 {static("announce6", "ipv6", peer.announce_ipv6)}
-protocol bgp to_{peer.reflector.replace("-", "_")} {{
+{extras}protocol bgp to_{peer.reflector.replace("-", "_")} {{
   local as {peer.asn};
   neighbor {peer.tunnel.reflector_link_local} as {peer.reflector_asn};
   interface "{PEER_INTERFACE}";
@@ -246,3 +280,22 @@ def _wait_socket(path: Path, daemon: daemons.Daemon, timeout: float = 10.0) -> N
         if time.monotonic() > deadline:
             raise LabError(f"{daemon.name}: {path} did not appear within {timeout:.0f} s")
         time.sleep(0.05)
+
+
+def running(lab_dir: Path, topo: Topology, artifacts: Mapping[str, Mapping[str, Any]]) -> Dn42Lab:
+    """The running lab's DN42 side, its keys read back from where `up` installed them
+    (so a restarted tunnel gets the very keys its peer expects)."""
+    dn42 = Dn42Lab(lab_dir, topo)
+    for peer in topo.dn42_peers:
+        if peer.tunnel is None:
+            continue
+        spec = artifacts[peer.reflector]["wireguard"][peer.tunnel.interface]
+        reflector_run = lab_dir / "nodes" / peer.reflector / "run"
+        peer_run = lab_dir / "nodes" / peer.node / "run"
+        dn42.reflector_keys[peer.reflector] = read_installed_secret(
+            reflector_run, spec["privateKeyFile"]
+        )
+        dn42.peer_keys[peer.node] = read_installed_secret(peer_run, PEER_KEY)
+        if spec["peers"][0].get("presharedKeyFile"):
+            dn42.psks[peer.node] = read_installed_secret(peer_run, PEER_PSK)
+    return dn42

@@ -83,6 +83,7 @@ class Dn42Tunnel:
     reflector_underlay: str
     peer_underlay: str
     reflector_link_local: str  # the plan's link_local, without /64
+    peer_ipv4: str | None = None  # the plan's peer_ipv4 (the /32 pair), if any
 
 
 @dataclass(frozen=True)
@@ -273,11 +274,18 @@ def _tunnel_peer(
         asn=int(peer["asn"]),
         neighbor=neighbor,
         neighbor_ipv6=neighbor,
-        reflector_ipv4=ours,
+        # Toward DN42 the reflector speaks from its tunnel /32 when it has one.
+        reflector_ipv4=str(peer.get("ipv4") or ours),
         reflector_asn=int(plan["asn"]),
         announce_ipv4=v4_announce,
         announce_ipv6=v6_announce,
-        tunnel=Dn42Tunnel(ifname, ours, theirs, str(peer["link_local"]).split("/")[0]),
+        tunnel=Dn42Tunnel(
+            ifname,
+            ours,
+            theirs,
+            str(peer["link_local"]).split("/")[0],
+            str(peer["peer_ipv4"]) if "peer_ipv4" in peer else None,
+        ),
     )
     loopback = [f"{ipaddress.ip_network(p).network_address + 1}/32" for p in v4_announce]
     loopback += [f"{ipaddress.ip_network(p).network_address + 1}/128" for p in v6_announce]

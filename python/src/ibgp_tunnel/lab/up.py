@@ -96,7 +96,7 @@ def start_bird(
 ) -> daemons.Daemon:
     """Write and parse the node's bird.conf, then start BIRD on it (see `launch_bird`)."""
     conf = node_dir(lab_dir, name) / "bird.conf"
-    conf.write_text(config)
+    conf.write_text(dn42lab.lab_includes(lab_dir, name, config))
     # Parse first: a config error then reads as one, not as a daemon that died.
     netns.run([location.bird_tool("bird"), "-p", "-c", str(conf)])
     return launch_bird(lab_dir, name, ns, recovery=recovery)
@@ -134,7 +134,7 @@ def launch_bird(lab_dir: Path, name: str, ns: str, *, recovery: bool = False) ->
 def reconfigure_bird(lab_dir: Path, name: str, config: str) -> None:
     """Replace a running BIRD's config (`birdc configure`), as a NixOS switch does."""
     conf = node_dir(lab_dir, name) / "bird.conf"
-    conf.write_text(config)
+    conf.write_text(dn42lab.lab_includes(lab_dir, name, config))
     netns.run([location.bird_tool("bird"), "-p", "-c", str(conf)])
     out = netns.run(
         [location.bird_tool("birdc"), "-s", str(bird_socket(lab_dir, name)), "configure"]

@@ -77,10 +77,26 @@ def lab_includes(lab_dir: Path, host: str, config: str) -> str:
     return re.sub(r'include "([^"]+)";', local, config)
 
 
+def test_peer_key(secrets_dir: Path, peer: str, public_key: str) -> str | None:
+    """The example's test-only private key of a DN42 peer (test-dn42-<peer>-wireguard-
+    key.txt in the secrets directory or above it, as secrets/test-age-key.txt), when it
+    matches the plan's public key: the stand-in then runs the very key the plan names."""
+    name = f"test-dn42-{peer}-wireguard-key.txt"
+    for path in (secrets_dir / name, secrets_dir.parent / name):
+        try:
+            key = path.read_text().strip()
+            if wgkeys.public_key_of(key) == public_key:
+                return key
+        except (OSError, wgkeys.KeysError):
+            continue
+    return None
+
+
 @dataclass
 class Dn42Lab:
     lab_dir: Path
     topo: Topology
+    secrets_dir: Path | None = None
     # host -> the DN42 private key of its tunnels; peer node -> its private key
     reflector_keys: dict[str, str] = field(default_factory=dict)
     peer_keys: dict[str, str] = field(default_factory=dict)
@@ -116,7 +132,11 @@ class Dn42Lab:
             if peer.tunnel is None:
                 continue
             self.reflector_keys.setdefault(peer.reflector, wgkeys.generate_private_key())
-            self.peer_keys[peer.node] = wgkeys.generate_private_key()
+            planned = artifacts[peer.reflector]["wireguard"][peer.tunnel.interface]["peers"][0]
+            known = self.secrets_dir and test_peer_key(
+                self.secrets_dir, peer.name, str(planned["publicKey"])
+            )
+            self.peer_keys[peer.node] = known or wgkeys.generate_private_key()
             self.psks[peer.node] = wgkeys.generate_psk()
         for host, rendered in artifacts.items():
             if not rendered.get("dn42Roa"):

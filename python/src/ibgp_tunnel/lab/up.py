@@ -391,7 +391,8 @@ def up(
     st.save()
     os.chmod(lab_dir, 0o700)
     # DN42 tunnels the module runs: their keys, and the ROA files bird.conf includes.
-    dn42 = dn42lab.Dn42Lab(lab_dir, topo)
+    secrets_dir = secrets_dir or find_secrets_dir(plan_path, plan)
+    dn42 = dn42lab.Dn42Lab(lab_dir, topo, secrets_dir)
     dn42.prepare(artifacts)
     save_artifacts(lab_dir, artifacts)
 
@@ -399,7 +400,7 @@ def up(
     _create_namespaces(st, topo, lab_dir)
     _configure_links(topo, artifacts)
 
-    keys = lab_keys(plan, secrets_dir or find_secrets_dir(plan_path, plan))
+    keys = lab_keys(plan, secrets_dir)
     progress("keys: " + ", ".join(f"{h} {src}" for h, src in keys.sources.items()))
     for host in topo.plan_hosts:
         node = topo.nodes[host]

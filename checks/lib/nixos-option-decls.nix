@@ -484,6 +484,8 @@ let
     };
 in
 {
+  imports = [ ./prometheus-exporter-decls.nix ];
+
   options = {
     # --- nixos/modules/misc/assertions.nix ----------------------------------
     assertions = mkOption {

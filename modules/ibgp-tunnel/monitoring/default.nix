@@ -7,10 +7,13 @@ let
   cfg = config.services.ibgpTunnel;
   mon = cfg.monitoring;
   fromPlan = import ./expected-routes.nix (core.readPlan cfg.plan) cfg.hostName;
-  count = mkOption {
-    type = types.ints.unsigned;
-    default = 0;
-  };
+  count =
+    family:
+    mkOption {
+      type = types.ints.unsigned;
+      default = 0;
+      description = "Fewest ${family} routes BIRD should have in the kernel.";
+    };
 in
 {
   options.services.ibgpTunnel.monitoring = {
@@ -32,8 +35,8 @@ in
     expectedKernelRoutes = mkOption {
       type = types.submodule {
         options = {
-          ipv4 = count;
-          ipv6 = count;
+          ipv4 = count "IPv4";
+          ipv6 = count "IPv6";
         };
       };
       default = if cfg.plan != null then fromPlan else { };

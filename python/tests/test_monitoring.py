@@ -1,0 +1,148 @@
+"""services.ibgpTunnel.monitoring through the real module system: nixpkgs'
+exporters on with the flags BIRD 3 needs and the firewall closed unless asked,
+and the alert rules, checked and unit-tested by Prometheus's own promtool.
+monitoring/example-hosts.rules.json is the example hosts' rules as generated."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import vendor
+from nixcore import REPO, needs_nix
+
+pytestmark = [needs_nix, vendor.needs_vendor]
+
+EXAMPLE_RULES = REPO / "monitoring" / "example-hosts.rules.json"
+PROMTOOL = shutil.which("promtool")
+needs_promtool = pytest.mark.skipif(
+    PROMTOOL is None, reason="promtool is not installed (apt: prometheus)"
+)
+
+
+def instantiate(expression: str) -> Any:
+    result = subprocess.run(
+        ["nix-instantiate", "--eval", "--strict", "--json", "-E", expression],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def host(name: str, extra: str = "services.ibgpTunnel.monitoring.enable = true;") -> Any:
+    return instantiate(
+        f"""let
+          lib = import {vendor.NIXPKGS_LIB};
+          eval = import {REPO}/checks/lib/evaluate.nix {{
+            inherit lib;
+            modules = [ {vendor.SOPS_MODULE} {REPO}/modules/ibgp-tunnel
+              (import {REPO}/hosts/{name}) ({{ lib, ... }}: {{ {extra} }}) ];
+          }};
+          c = eval.config;
+        in {{
+          failed = map (a: a.message) (lib.filter (a: !a.assertion) c.assertions);
+          exporters = {{ inherit (c.services.prometheus.exporters) bird wireguard; }};
+          services = lib.mapAttrs (_: s: s.serviceConfig)
+            (lib.filterAttrs (n: _: lib.hasPrefix "prometheus-" n) c.systemd.services);
+          inputRules = c.networking.firewall.extraInputRules;
+          rules = c.services.ibgpTunnel.monitoring.alertRules;
+        }}"""
+    )
+
+
+def example_rules() -> dict[str, Any]:
+    groups = [host(name)["rules"] for name in ("dmz", "pve")]
+    return {"groups": groups}
+
+
+@pytest.mark.parametrize("name", ["dmz", "pve"])
+def test_the_exporters_run_for_bird_3_with_the_firewall_closed(name: str) -> None:
+    result = host(name)
+    assert result["failed"] == []
+    bird, wireguard = result["exporters"]["bird"], result["exporters"]["wireguard"]
+    assert bird["enable"] and wireguard["enable"]
+    assert (bird["birdVersion"], bird["birdSocket"], bird["newMetricFormat"]) == (
+        2,
+        "/run/bird/bird.ctl",
+        True,
+    )
+    assert wireguard["interfaces"] == ["wg-ibgp"]
+    assert not bird["openFirewall"] and not wireguard["openFirewall"]
+    assert "9324" not in result["inputRules"] and "9586" not in result["inputRules"]
+    service = result["services"]["prometheus-bird-exporter"]
+    assert "-bird.v2=true" in service["ExecStart"] and "-format.new=true" in service["ExecStart"]
+    assert "-bird.socket /run/bird/bird.ctl" in service["ExecStart"]
+    # services.bird runs as bird:bird and its socket is 0660: the exporter's way in.
+    assert service["SupplementaryGroups"] == ["bird"]
+    assert "-i wg-ibgp" in result["services"]["prometheus-wireguard-exporter"]["ExecStart"]
+
+
+def test_open_firewall_opens_both_ports_and_off_means_nothing() -> None:
+    opened = host(
+        "dmz",
+        "services.ibgpTunnel.monitoring = { enable = true; openFirewall = true; };",
+    )
+    assert "tcp dport 9324 accept" in opened["inputRules"]
+    assert "tcp dport 9586 accept" in opened["inputRules"]
+    off = host("dmz", "")
+    assert off["services"] == {}
+    assert not off["exporters"]["bird"]["enable"]
+
+
+def test_the_example_rules_file_is_what_the_hosts_generate() -> None:
+    assert json.loads(EXAMPLE_RULES.read_text()) == example_rules(), (
+        "monitoring/example-hosts.rules.json is stale: python python/tests/test_monitoring.py"
+    )
+
+
+def test_rules_follow_the_plan_and_the_options() -> None:
+    pve = {
+        rule["alert"] + rule["labels"].get("ip_version", ""): rule
+        for rule in host("pve")["rules"]["rules"]
+    }
+    assert pve["IbgpTunnelKernelRoutesMissing4"]["expr"].endswith("< 5")
+    assert pve["IbgpTunnelKernelRoutesMissing6"]["expr"].endswith("< 2")
+    assert 'name=~"ibgp_dmz"' in pve["IbgpTunnelSessionDown"]["expr"]
+    assert pve["IbgpTunnelImportLimitReached"]["expr"].endswith(">= 50000")
+    dmz = {rule["alert"] for rule in host("dmz")["rules"]["rules"]}
+    # The reflector's kernel gets only DN42 routes, which the plan cannot count.
+    assert "IbgpTunnelKernelRoutesMissing" not in dmz and "IbgpTunnelDn42SessionDown" in dmz
+    merged = host(
+        "pve",
+        "services.ibgpTunnel.monitoring.enable = true; services.ibgpTunnel.bird.standalone = false;"
+        " services.ibgpTunnel.tuning.importLimit = lib.mkForce null;"
+        ' services.bird.config = "router id 1.2.3.4;";',
+    )["rules"]["rules"]
+    alerts = {rule["alert"]: rule for rule in merged}
+    assert 'name=~"ibgpt_ibgp_dmz"' in alerts["IbgpTunnelSessionDown"]["expr"]
+    assert "IbgpTunnelImportLimitReached" not in alerts
+
+
+@needs_promtool
+def test_promtool_accepts_the_rules(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [str(PROMTOOL), "check", "rules", str(EXAMPLE_RULES)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@needs_promtool
+def test_the_rules_fire_when_they_should() -> None:
+    tests = REPO / "monitoring" / "example-hosts.rules.test.yml"
+    result = subprocess.run(
+        [str(PROMTOOL), "test", "rules", str(tests)], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+if __name__ == "__main__":
+    EXAMPLE_RULES.write_text(json.dumps(example_rules(), indent=2) + "\n")

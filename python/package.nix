@@ -45,6 +45,7 @@ python3Packages.buildPythonApplication {
       ./package.nix
       ../modules/lib
       ../templates
+      ../monitoring
       ../modules/ibgp-tunnel/bird-stop.nix
       ../scripts/setup
       ../hosts/plan.toml

@@ -167,3 +167,50 @@ def test_every_host_of_the_plan_is_a_deploy_rs_node(
         "x86_64-linux": ["deploy-activate", "deploy-schema"],
         "aarch64-linux": ["deploy-activate", "deploy-schema"],
     }
+
+
+def deploy_nodes(nodes: str, hosts: str) -> subprocess.CompletedProcess[str]:
+    # The example plan with configurations that only carry what deployNodes reads.
+    return subprocess.run(
+        [
+            "nix-instantiate",
+            "--eval",
+            "--strict",
+            "--json",
+            "-E",
+            f"""import {REPO}/modules/fleet/deploy-rs.nix {{
+              deploy-rs.lib.x86_64-linux.activate.nixos = host: "activated-" + host.name;
+              plan = {REPO}/hosts/plan.toml;
+              nixosConfigurations = builtins.listToAttrs (map (name: {{
+                inherit name;
+                value = {{ inherit name; config.nixpkgs.hostPlatform.system = "x86_64-linux"; }};
+              }}) [ {hosts} ]);
+              nodes = {nodes};
+            }}""",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+@needs_nix
+def test_deploy_nodes_take_overrides_and_name_a_missing_host() -> None:
+    result = deploy_nodes(
+        '{ pve = { hostname = "192.168.1.2"; profiles.system.sshOpts = [ "-p" "2222" ]; }; }',
+        '"dmz" "pve" "monitor"',
+    )
+    assert result.returncode == 0, result.stderr
+    nodes = json.loads(result.stdout)
+    # Only the plan's hosts; a configuration outside the plan is not a node.
+    assert set(nodes) == {"dmz", "pve"}
+    assert nodes["dmz"]["hostname"] == "203.0.113.10"
+    assert nodes["pve"]["hostname"] == "192.168.1.2"
+    assert nodes["pve"]["profiles"]["system"] == {
+        "user": "root",
+        "path": "activated-pve",
+        "sshOpts": ["-p", "2222"],
+    }
+    missing = deploy_nodes("{ }", '"dmz"')
+    assert missing.returncode != 0
+    assert "the plan's hosts pve have no nixosConfigurations entry" in missing.stderr

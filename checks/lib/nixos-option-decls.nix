@@ -735,6 +735,12 @@ in
       type = types.either types.str types.attrs;
     };
 
+    # nixos/modules/config/system-path.nix; the VM test's nodes add curl.
+    environment.systemPackages = mkOption {
+      type = types.listOf types.package;
+      default = [ ];
+    };
+
     # --- machine options the example hosts set ---------------------------------
     # nixos/modules/tasks/network-interfaces.nix
     networking.useDHCP = mkOption {

@@ -13,6 +13,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,6 +28,12 @@ pytestmark = [
     pytest.mark.skipif(os.geteuid() != 0, reason="needs root for network namespaces"),
     pytest.mark.skipif(EXPORTER is None, reason="prometheus-bird-exporter is not installed (apt)"),
 ]
+
+FETCH = (
+    "import sys, urllib.request; "
+    "sys.stdout.write(urllib.request.urlopen('http://127.0.0.1:9324/metrics', timeout=5)"
+    ".read().decode())"
+)
 
 ADDRESSES = {
     "dmz": ["10.255.255.2/30", "fdb7:1dec:4d21:ff::1/64"],
@@ -107,7 +114,8 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
 
 
 def metrics(ns: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
-    text = sh("ip", "netns", "exec", ns, "curl", "-sf", "http://127.0.0.1:9324/metrics")
+    # Python's own HTTP client inside the namespace (no curl needed).
+    text = sh("ip", "netns", "exec", ns, sys.executable, "-c", FETCH)
     found: dict[tuple[str, frozenset[tuple[str, str]]], float] = {}
     for line in text.splitlines():
         if line.startswith("#") or "{" not in line:

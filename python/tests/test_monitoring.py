@@ -146,3 +146,21 @@ def test_the_rules_fire_when_they_should() -> None:
 
 if __name__ == "__main__":
     EXAMPLE_RULES.write_text(json.dumps(example_rules(), indent=2) + "\n")
+
+
+def test_the_vm_test_reads_the_exporters_and_its_script_is_python() -> None:
+    import ast
+
+    script = instantiate(
+        f"(import {REPO}/checks/vm-test.nix {{ sops-nix = null; ibgpTunnel = null; }} "
+        f"{{ lib = import {vendor.NIXPKGS_LIB}; }}).testScript"
+    )
+    ast.parse(script)
+    for needle in (
+        "prometheus-bird-exporter.service",
+        "^bird_protocol_up[{].*name=",
+        "^bird_bfd_session_up",
+        "^wireguard_latest_handshake_seconds",
+        'pve.fail("curl -sf --max-time 3 http://dmz:9324/metrics")',
+    ):
+        assert needle in script, needle

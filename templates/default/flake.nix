@@ -66,7 +66,8 @@
       };
 
       # Alert rules for every host, for your Prometheus server:
-      # services.prometheus.rules = [ (builtins.toJSON self.alertRules) ];
+      # services.prometheus.ruleFiles =
+      #   [ (pkgs.writeText "ibgp-tunnel.rules.json" (builtins.toJSON self.alertRules)) ];
       alertRules = ibgp-tunnel.lib.alertRules self.nixosConfigurations;
 
       checks = builtins.mapAttrs (_: lib: lib.deployChecks self.deploy) deploy-rs.lib;

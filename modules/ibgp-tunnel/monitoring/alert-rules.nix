@@ -19,7 +19,9 @@ let
   links = attrValues spec.links;
   ibgpNames = map (link: "${prefix}ibgp_${identifier link.peer.name}") links;
   dn42Names = map (name: "${prefix}dn42_${identifier name}") (builtins.attrNames spec.dn42Peers);
-  anyOf = names: concatStringsSep "|" names;
+  # A regex alternative of literal names (dots in addresses and VLAN
+  # interfaces escaped; PromQL strings take the backslash doubled).
+  anyOf = names: concatStringsSep "|" (map (replaceStrings [ "." ] [ "\\\\." ]) names);
   # PromQL label matchers; the host's instance on every series.
   on = matchers: "{${concatStringsSep "," ([ ''instance=~"${instance}"'' ] ++ matchers)}}";
   labels = severity: {
@@ -45,7 +47,7 @@ let
 
   bfdDown = util.optional (spec.tuning.bfd && links != [ ]) {
     alert = "IbgpTunnelBfdSessionDown";
-    expr = "bird_bfd_session_up${on [ ''ip=~"${anyOf (map (link: replaceStrings [ "." ] [ "\\\\." ] link.neighborAddress) links)}"'' ]} == 0";
+    expr = "bird_bfd_session_up${on [ ''ip=~"${anyOf (map (link: link.neighborAddress) links)}"'' ]} == 0";
     for = "1m";
     labels = labels "critical";
     annotations.summary = "BFD session to {{ $labels.ip }} on ${hostName} is down: the tunnel is dead or the other end's BIRD is";

@@ -53,7 +53,7 @@ in
         spec = cfg;
       };
       defaultText = literalExpression "this host's rule group";
-      description = "This host's Prometheus rule group (session, BFD, handshake, kernel-route and import-limit alerts). For the server: `services.prometheus.ruleFiles = [ (pkgs.writeText "ibgp-tunnel.rules.json" (builtins.toJSON { groups = [ nodes.vps.config.services.ibgpTunnel.monitoring.alertRules ]; })) ];`, or the flake's `lib.alertRules self.nixosConfigurations` for every host at once.";
+      description = "This host's Prometheus rule group (session, BFD, handshake, kernel-route and import-limit alerts). For the server: `services.prometheus.ruleFiles = [ (pkgs.writeText \"ibgp-tunnel.rules.json\" (builtins.toJSON { groups = [ nodes.vps.config.services.ibgpTunnel.monitoring.alertRules ]; })) ];`, or the flake's `lib.alertRules self.nixosConfigurations` for every host at once.";
     };
   };
 

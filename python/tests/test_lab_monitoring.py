@@ -55,7 +55,9 @@ def sh(*args: str) -> str:
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     root = tmp_path_factory.mktemp("monitoring-lab")
-    tag = f"h6m{os.getpid()}"
+    # Apart from any lab (`scripts/lab` names its namespaces ibgpt-...): this
+    # process's own names, gone when the test ends.
+    tag = f"itmon{os.getpid()}"
     namespaces = {host: f"{tag}-{host}" for host in ADDRESSES}
     processes: list[subprocess.Popen[bytes]] = []
     try:

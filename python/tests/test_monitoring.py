@@ -164,3 +164,46 @@ def test_the_vm_test_reads_the_exporters_and_its_script_is_python() -> None:
         'pve.fail("curl -sf --max-time 3 http://dmz:9324/metrics")',
     ):
         assert needle in script, needle
+
+
+# (pattern the client kernel-exports, prefix the reflector announces, BIRD's verdict)
+PATTERNS = [
+    ("10.0.0.0/8", "10.0.0.0/8", True),
+    ("10.0.0.0/8", "10.1.0.0/16", False),
+    ("10.0.0.0/8+", "10.1.0.0/16", True),
+    ("10.0.0.0/8+", "11.0.0.0/16", False),
+    ("10.0.0.0/8-", "10.0.0.0/7", True),
+    ("10.0.0.0/8-", "10.1.0.0/16", False),
+    ("172.20.0.0/14{21,29}", "172.21.4.0/22", True),
+    ("172.20.0.0/14{21,29}", "172.21.4.0/24", True),
+    ("172.20.0.0/14{21,29}", "172.21.4.0/30", False),
+    ("172.20.0.0/14{21,29}", "172.24.0.0/24", False),
+    ("fd00::/8{44,64}", "fd42:4242:2601::/48", True),
+    ("fd00::/8{44,64}", "fd42::/32", False),
+    ("fd00::/8{44,64}", "2001:db8::/48", False),
+]
+
+
+@pytest.mark.parametrize(("pattern", "prefix", "kept"), PATTERNS)
+def test_expected_kernel_routes_follow_birds_prefix_patterns(
+    pattern: str, prefix: str, kept: bool
+) -> None:
+    family = "ipv6" if ":" in prefix else "ipv4"
+    plan = f"""{{
+      asn = 4242420000;
+      prefix_sets.s.{family} = [ "{pattern}" ];
+      prefix_sets.s.{"ipv4" if family == "ipv6" else "ipv6"} = [ ];
+      hosts.r = {{ role = "reflector"; announce.{family} = [ "{prefix}" ]; }};
+      hosts.c = {{ role = "client"; import_sets = [ "s" ]; kernel_export_sets = [ "s" ]; }};
+      hosts.c2 = {{ role = "client"; announce.{family} = [ "{prefix}" ]; }};
+      links.c = {{ reflector = "r"; client = "c"; }};
+      links.c2 = {{ reflector = "r"; client = "c2"; }};
+    }}"""
+    counts = instantiate(
+        f"let f = import {REPO}/modules/ibgp-tunnel/monitoring/expected-routes.nix; "
+        f'plan = {plan}; in {{ c = f plan "c"; r = f plan "r"; }}'
+    )
+    # One prefix, announced by the reflector and reflected from c2: counted once.
+    assert counts["c"][family] == (1 if kept else 0)
+    # The reflector keeps nothing: no kernel_export_sets.
+    assert counts["r"] == {"ipv4": 0, "ipv6": 0}

@@ -102,7 +102,12 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
                     stderr=subprocess.DEVNULL,
                 )
             )
-        yield {**namespaces, "dmz.ctl": str(root / "dmz.ctl")}
+        yield {
+            **namespaces,
+            "dmz.ctl": str(root / "dmz.ctl"),
+            "pve.ctl": str(root / "pve.ctl"),
+            "pve.conf": str(root / "pve.conf"),
+        }
     finally:
         for process in processes:
             process.terminate()
@@ -222,3 +227,38 @@ def test_a_session_down_shows_as_bird_protocol_up_0(lab: dict[str, str]) -> None
         assert sum(select(pve, "bird_protocol_prefix_export_count", proto="Kernel")) == 0
     finally:
         sh("ip", "netns", "exec", lab["dmz"], birdc, "-s", str(socket), "enable", "ibgp_pve")
+
+
+def test_an_import_limit_hit_reads_as_the_limit(lab: dict[str, str]) -> None:
+    # pve with an import limit of 3 (action block) against dmz's 5 IPv4
+    # announcements: what IbgpTunnelImportLimitReached (count >= limit) sees.
+    from nixcore import nix_eval
+
+    limited = nix_eval(
+        f"let core = import {REPO}/modules/lib; "
+        f'spec = core.hostFromPlan (core.readPlan {EXAMPLE_PLAN}) "pve"; '
+        "in (core.render (spec // { tuning = spec.tuning // { importLimit = 3; }; })).birdConfig"
+    )
+    assert "import limit 3 action block;" in limited
+    birdc = [str(bird_dir() / "birdc"), "-s", lab["pve.ctl"]]
+    conf = Path(lab["pve.conf"])
+    original = conf.read_text()
+    conf.write_text(limited)
+    try:
+        sh("ip", "netns", "exec", lab["pve"], *birdc, "configure")
+
+        def hit(found: dict) -> bool:
+            imported = select(
+                found, "bird_protocol_prefix_import_count", name="ibgp_dmz", ip_version="4"
+            )
+            return imported == [3.0]
+
+        pve = settled(lab["pve"], hit)
+        assert hit(pve), pve
+        # IPv6 (2 routes) stays under the limit.
+        assert select(
+            pve, "bird_protocol_prefix_import_count", name="ibgp_dmz", ip_version="6"
+        ) == [2.0]
+    finally:
+        conf.write_text(original)
+        sh("ip", "netns", "exec", lab["pve"], *birdc, "configure")

@@ -6,8 +6,9 @@ Nix core's plainTuning (no BFD, no graceful restart, BIRD's default timers) and
 once with the plan's own tuning, measures the same things in both and prints a
 table of medians (Markdown; --json for every sample). Nothing leaves the lab's
 namespaces; pings run from the LAN host to an address of the lab's DN42 peer,
-which only the tunnel leads to. A whole run takes about 10 minutes (15 with
---full-hold).
+which only the tunnel leads to. It runs in a lab of its own (a lab that is up
+stays untouched), on BIRD 3 from scripts/setup unless --bird-dir names another.
+A whole run takes about 7 minutes (12 with --full-hold).
 
 Observation is passive where BIRD's timing is the point: kernel routes are read
 with `ip route`, and times of BGP state changes come from BIRD's own "Since"
@@ -34,7 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ibgp_tunnel.errors import IbgpTunnelError
-from ibgp_tunnel.lab import faults, netns, state
+from ibgp_tunnel.lab import faults, location, netns
 from ibgp_tunnel.lab.artifacts import load_plan
 from ibgp_tunnel.lab.down import down
 from ibgp_tunnel.lab.state import LabState
@@ -48,6 +49,10 @@ REFLECTOR, CLIENT, LAN = "dmz", "pve", "lan-pve"
 VARIANTS = ("plain", "ours")
 PING_INTERVAL = 0.05  # 20 pings a second
 SETTLE_TIMEOUT = 120.0
+# A lab of the bench's own, so a lab the user has up (or the tests') is left alone.
+BENCH_LAB_DIR = "/run/ibgp-tunnel-bench-lab"
+BENCH_PREFIX = "ibgtb-"
+BIRD3_DIR = REPO / ".cache" / "bird" / "bird3" / "bin"
 
 
 def say(message: str) -> None:
@@ -212,6 +217,13 @@ def cold_start(bench: Bench, label: str) -> None:
     routes_at = time.time() - (time.monotonic() - done) if done is not None else None
     established = since(st, CLIENT, "ibgp_dmz")
     bench.record("cold start → Established", established - start)
+    # What a user waits for. BIRD's kernel protocol writes no route before its first
+    # scan of the kernel table, 1 s after start, so a session that is up sooner (ours)
+    # shows a longer "Established → all routes" for the same or an earlier arrival.
+    bench.record(
+        f"cold start → all routes in kernel ({label})",
+        None if routes_at is None else routes_at - start,
+    )
     bench.record(
         f"Established → all routes in kernel ({label})",
         None if routes_at is None else routes_at - established,
@@ -368,10 +380,12 @@ def verdict(metric: str, samples: Samples) -> str:
         limit, _ = TARGETS[metric]
         return "yes" if median <= limit else "no"
     if metric.startswith("Established → all routes") and "+" in metric:
+        return "yes" if median <= 3.0 else "no"
+    if metric.startswith("cold start → all routes"):
         plain = [v for v in samples.get("plain", {}).get(metric, []) if v is not None]
         # "No slower" within 10 % (a few ms here): equal tables take equal time.
         slower = bool(plain) and median > statistics.median(plain) * 1.1
-        return "yes" if median <= 3.0 and not slower else "no"
+        return "no" if slower else "yes"
     return ""
 
 
@@ -379,7 +393,9 @@ def target_text(metric: str) -> str:
     if metric in TARGETS:
         return TARGETS[metric][1]
     if metric.startswith("Established → all routes") and "+" in metric:
-        return "≤ 3 s, ≤ plain (+10 %)"
+        return "≤ 3 s"
+    if metric.startswith("cold start → all routes"):
+        return "≤ plain (+10 %)"
     return ""
 
 
@@ -400,7 +416,7 @@ def machine() -> dict[str, str]:
         "cpu": cpu,
         "cores": str(os.cpu_count()),
         "kernel": platform.release(),
-        "bird": first_line(["bird", "--version"]),
+        "bird": first_line([location.bird_tool("bird"), "--version"]),
         "wireguard-go": first_line(["wireguard-go", "--version"]),
     }
 
@@ -427,6 +443,31 @@ def report(path: Path, cap: float) -> str:
     return table(data["samples"], float(data.get("hold_cap", cap))) + "\n\n" + facts
 
 
+def side_by_side(paths: list[Path], cap: float) -> str:
+    """One table of several runs saved with --json (one per BIRD, say): plain and ours
+    of each run, and whether ours meets each target in each run."""
+    runs = [json.loads(path.read_text()) for path in paths]
+    names = [run["machine"]["bird"].replace("BIRD version ", "BIRD ") for run in runs]
+    metrics: list[str] = []
+    for run in runs:
+        for per_variant in run["samples"].values():
+            metrics += [m for m in per_variant if m not in metrics]
+    header = ["", *(f"{name} {v}" for name in names for v in ("plain", "ours")), "target"]
+    header += [f"met ({name})" for name in names]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for metric in metrics:
+        cells = [metric]
+        for run in runs:
+            run_cap = float(run.get("hold_cap", cap))
+            cells += [
+                fmt(metric, run["samples"].get(v, {}).get(metric, []), run_cap) for v in VARIANTS
+            ]
+        cells.append(target_text(metric))
+        cells += [verdict(metric, run["samples"]) for run in runs]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reps", type=int, default=3, help="repetitions per measurement")
@@ -446,18 +487,35 @@ def main() -> int:
     )
     parser.add_argument("--only", choices=VARIANTS, help="run one variant only")
     parser.add_argument(
-        "--report", type=Path, metavar="JSON", help="print the table of a run saved with --json"
+        "--bird-dir",
+        type=Path,
+        help="directory with the bird and birdc to run (default: $IBGP_TUNNEL_BIRD_DIR, "
+        "else BIRD 3 from scripts/setup in .cache/bird/bird3/bin, else PATH's)",
+    )
+    parser.add_argument(
+        "--report",
+        type=Path,
+        nargs="+",
+        metavar="JSON",
+        help="print the table of a run saved with --json (of several: side by side)",
     )
     args = parser.parse_args()
     if args.report:
-        print(report(args.report, args.hold_cap))
+        if len(args.report) == 1:
+            print(report(args.report[0], args.hold_cap))
+        else:
+            print(side_by_side(args.report, args.hold_cap))
         return 0
     if os.geteuid() != 0:
         print("error: the lab needs root; run it with sudo", file=sys.stderr)
         return 2
-    if state.load() is not None:
-        print("error: a lab is up; run `ibgp-tunnel lab down` first", file=sys.stderr)
-        return 2
+    os.environ[location.LAB_DIR_ENV] = BENCH_LAB_DIR
+    os.environ[location.PREFIX_ENV] = BENCH_PREFIX
+    if args.bird_dir:
+        os.environ[location.BIRD_DIR_ENV] = str(args.bird_dir.resolve())
+    elif not os.environ.get(location.BIRD_DIR_ENV) and (BIRD3_DIR / "bird").exists():
+        os.environ[location.BIRD_DIR_ENV] = str(BIRD3_DIR)
+    down()  # what an interrupted bench left behind: only the bench's own lab
     # The example's sops files are encrypted to the committed test-only age key.
     os.environ.setdefault("SOPS_AGE_KEY_FILE", str(REPO / "secrets" / "test-age-key.txt"))
     started = time.monotonic()

@@ -14,9 +14,13 @@ let
   artifacts = core.render cfg;
   useSops = cfg.sops.file != null;
   problems = core.problems cfg;
+  # The whole plan's rules, the same `ibgp-tunnel check` reports (TOML paths).
+  planFindings = if cfg.plan == null then [ ] else core.planProblems (core.readPlan cfg.plan);
+  planErrors = builtins.filter (f: f.severity == "error") planFindings;
+  planFinding = f: "${toString cfg.plan}: ${f.path}: ${f.message}";
   # With problems, only the assertions are defined: they report every problem
   # at once instead of the first type error deep inside another module.
-  deploy = cfg.enable && problems == [ ];
+  deploy = cfg.enable && problems == [ ] && planErrors == [ ];
 
   # Unit names, each written once. The services that read the key files:
   # networking.wireguard's script backend runs one wireguard-<interface>.service
@@ -62,11 +66,16 @@ in
 {
   config = mkMerge [
     (mkIf cfg.enable {
+      warnings = map planFinding (builtins.filter (f: f.severity == "warning") planFindings);
       assertions =
         map (p: {
           assertion = false;
           message = "${p.path} ${p.message}";
         }) problems
+        ++ map (f: {
+          assertion = false;
+          message = planFinding f;
+        }) planErrors
         ++ [
           {
             assertion = cfg.privateKey == null;

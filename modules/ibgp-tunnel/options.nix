@@ -6,21 +6,30 @@ let
   inherit (lib) mkEnableOption mkOption types literalExpression;
   core = import ../lib;
   defaults = core.defaults;
+  tokens = core.tokens;
+
+  # Types from the core's token grammars, so a bad value fails with the
+  # option's name; render's emitters check the same grammars again.
+  token = kind: typeOf tokens.${kind};
+  typeOf = kind: types.strMatching kind.regex // { description = "string, ${kind.expect}"; };
+  between = kind: types.ints.between kind.low kind.high;
+  timer = name: types.nullOr (between tokens.tuning.${name});
   cfg = config.services.ibgpTunnel;
 
   sopsSecretPath = name: if cfg.sops.file != null && config ? sops then config.sops.secrets.${name}.path else null;
 
-  prefixListOption = description: mkOption {
-    type = types.listOf types.str;
+  prefixListOption = kind: description: mkOption {
+    type = types.listOf (typeOf kind);
     default = [ ];
     inherit description;
   };
 
-  familiesOption = description: example: mkOption {
+  # kind: "pattern" (BIRD prefix patterns) or "prefix" (plain prefixes).
+  familiesOption = kind: description: example: mkOption {
     type = types.submodule {
       options = {
-        ipv4 = prefixListOption "IPv4 entries.";
-        ipv6 = prefixListOption "IPv6 entries.";
+        ipv4 = prefixListOption tokens."${kind}4" "IPv4 entries.";
+        ipv6 = prefixListOption tokens."${kind}6" "IPv6 entries.";
       };
     };
     default = { };
@@ -29,37 +38,37 @@ let
 
   peerOptions = linkName: {
     name = mkOption {
-      type = types.str;
+      type = token "name";
       default = linkName;
       defaultText = literalExpression "<link name>";
       description = "Name of the host at the other end; the iBGP protocol is called `ibgp_<name>` (`birdc show protocols ibgp_dmz`).";
     };
     publicKey = mkOption {
-      type = types.nullOr types.str;
+      type = types.nullOr (token "publicKey");
       default = null;
       example = "xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg=";
       description = "The other end's WireGuard public key (base64, as `wg pubkey` prints; `ibgp-tunnel keys` writes it into the plan).";
     };
     presharedKeyFile = mkOption {
-      type = types.nullOr types.str;
+      type = types.nullOr (token "runtimePath");
       default = sopsSecretPath (defaults.pskSecretName linkName);
       defaultText = literalExpression ''config.sops.secrets."wg_ibgp/psk/<link>".path when services.ibgpTunnel.sops.file is set, else null'';
       example = "/run/secrets/wg_ibgp/psk/pve";
       description = "File holding the link's preshared key (`wg genpsk`). A runtime path, never a Nix path: the store is world-readable.";
     };
     endpoint = mkOption {
-      type = types.nullOr types.str;
+      type = types.nullOr (token "endpoint");
       default = null;
       example = "203.0.113.10:51821";
       description = "`host:port` the client dials (the VPS's public address). Leave null on the reflector: clients dial it.";
     };
     allowedIPs = mkOption {
-      type = types.listOf types.str;
+      type = types.listOf (token "cidr");
       default = defaults.allowed_ips;
       description = "Addresses WireGuard accepts from and sends to this peer. The default, four /1 halves, covers everything without being a default route; with allowedIPsAsRoutes = false BIRD alone decides what is routed.";
     };
     persistentKeepalive = mkOption {
-      type = types.nullOr types.int;
+      type = types.nullOr (between tokens.keepalive);
       default = if cfg.role == "client" then defaults.persistent_keepalive else null;
       defaultText = literalExpression "25 on clients, null on reflectors";
       description = "Seconds between keepalives, on the side that dials, to keep NAT mappings open.";
@@ -69,7 +78,7 @@ let
   linkModule = { name, ... }: {
     options = {
       interface = mkOption {
-        type = types.str;
+        type = token "interface";
         default = defaults.interface;
         description = "WireGuard interface of this link (at most 15 characters). Each link on a host needs its own.";
       };
@@ -79,16 +88,16 @@ let
         description = "UDP port WireGuard listens on; opened in the firewall on reflectors (pitfall 1 of the write-up: open it in the provider's external firewall too).";
       };
       ips = mkOption {
-        type = types.listOf types.str;
+        type = types.listOf (token "cidr");
         example = [ "10.255.255.1/30" "fdb7:1dec:4d21:ff::2/64" ];
         description = "This end's tunnel addresses with the link's prefix length: one IPv4 in a /30 or /31 and one global (not fe80::/10) IPv6 in a /64 or /127.";
       };
       neighborAddress = mkOption {
-        type = types.str;
+        type = token "ipv4";
         example = "10.255.255.2";
         description = "The other end's tunnel IPv4 address: the iBGP neighbor. The session runs over IPv4 and carries IPv4 and IPv6 routes.";
       };
-      importPrefixes = familiesOption "On a reflector: prefixes this client may announce (BIRD prefix patterns). Empty means the reflector imports nothing from it." { ipv4 = [ "10.42.23.0/24" ]; };
+      importPrefixes = familiesOption "pattern" "On a reflector: prefixes this client may announce (BIRD prefix patterns). Empty means the reflector imports nothing from it." { ipv4 = [ "10.42.23.0/24" ]; };
       peer = mkOption {
         type = types.submodule { options = peerOptions name; };
         default = { };
@@ -100,23 +109,23 @@ let
   dn42PeerModule = {
     options = {
       asn = mkOption {
-        type = types.ints.u32;
+        type = between tokens.asn;
         example = 4242421080;
         description = "The DN42 peer's AS number.";
       };
       neighbor = mkOption {
-        type = types.str;
+        type = token "address";
         example = "172.20.42.1";
         description = "The peer's address for the eBGP session (IPv4, or IPv6 with `interface` set for link-local).";
       };
       interface = mkOption {
-        type = types.nullOr types.str;
+        type = types.nullOr (token "interface");
         default = null;
         example = "dn42-peer1";
         description = "Interface the peer is reached on (configured outside this module). Tunnel traffic leaving through it is masqueraded.";
       };
       exportSets = mkOption {
-        type = types.listOf types.str;
+        type = types.listOf (token "name");
         default = [ ];
         description = "Names of prefix sets whose static announcements are sent to this peer. Empty: export nothing, so client routes never leak to DN42.";
       };
@@ -125,7 +134,7 @@ let
   tuningDefault = defaults.tuning;
 
   timerOption = name: description: mkOption {
-    type = types.nullOr types.ints.unsigned;
+    type = timer name;
     default = tuningDefault.${name};
     description = "${description} null keeps BIRD's default.";
   };
@@ -138,12 +147,12 @@ let
         description = "BFD on the iBGP sessions: a dead tunnel is noticed in bfdIntervalMs x bfdMultiplier instead of the BGP hold time (240 s by default). Opens UDP 4784 (multihop BFD) on the tunnels. With gracefulRestart on, BFD down starts a graceful restart (`bfd graceful`): a restarting BIRD and a dead tunnel look alike, so the routes go after gracefulRestartTime.";
       };
       bfdIntervalMs = mkOption {
-        type = types.ints.positive;
+        type = between tokens.tuning.bfdIntervalMs;
         default = tuningDefault.bfdIntervalMs;
         description = "BFD transmit and receive interval in milliseconds.";
       };
       bfdMultiplier = mkOption {
-        type = types.ints.positive;
+        type = between tokens.tuning.bfdMultiplier;
         default = tuningDefault.bfdMultiplier;
         description = "Missed BFD packets before the session is declared down.";
       };
@@ -153,37 +162,42 @@ let
         description = "Graceful restart on all BGP sessions and the kernel protocols, and a bird.service that starts with `bird -R` and, when it is restarted (`systemctl restart`, or `nixos-rebuild switch`, which restarts it in one step), stops with `birdc graceful restart`, so restarting BIRD on one end keeps both ends forwarding. A stop for good (`systemctl stop`, shutdown) runs `birdc down`: BIRD's routes leave the kernel and the neighbours withdraw them at once.";
       };
       gracefulRestartTime = mkOption {
-        type = types.ints.positive;
+        type = between tokens.tuning.gracefulRestartTime;
         default = tuningDefault.gracefulRestartTime;
         description = "Seconds a neighbour keeps our routes while we restart. With BFD, also how long a dead tunnel's routes stay before they are withdrawn: keep it just above a BIRD restart.";
       };
       gracefulRestartWait = mkOption {
-        type = types.ints.positive;
+        type = between tokens.tuning.gracefulRestartWait;
         default = tuningDefault.gracefulRestartWait;
         description = "Seconds a restarted BIRD waits for its neighbours' End-of-RIB before it updates the kernel.";
       };
       longLivedStaleTime = mkOption {
-        type = types.nullOr types.ints.unsigned;
+        type = timer "longLivedStaleTime";
         default = tuningDefault.longLivedStaleTime;
         description = "Long-lived graceful restart: seconds stale routes are kept (depreferenced) after the graceful restart time. null or 0 turns it off (the default: with BFD it would keep a dead tunnel's routes, which still win in the kernel, that much longer).";
       };
       connectDelayTime = timerOption "connectDelayTime" "Seconds from start to the first connection attempt.";
       connectRetryTime = timerOption "connectRetryTime" "Seconds between connection attempts.";
       errorWaitTime = mkOption {
-        type = types.nullOr (types.listOf types.ints.unsigned);
+        type = types.nullOr (types.listOf (between tokens.tuning.errorWaitTime));
         default = tuningDefault.errorWaitTime;
         example = [ 1 2 ];
         description = "Minimum and maximum seconds before a session restarts after an error. null keeps BIRD's default (60, 300).";
       };
-      holdTime = timerOption "holdTime" "BGP hold time in seconds.";
-      keepaliveTime = timerOption "keepaliveTime" "BGP keepalive interval in seconds.";
+      holdTime = mkOption {
+        # BIRD: "Hold time must be in range 3-65535 or zero".
+        type = types.nullOr (types.either (types.enum [ 0 ]) (types.ints.between 3 65535));
+        default = tuningDefault.holdTime;
+        description = "BGP hold time in seconds: 0 (no keepalives, never time out) or 3 to 65535. null keeps BIRD's default (240).";
+      };
+      keepaliveTime = timerOption "keepaliveTime" "BGP keepalive interval in seconds, at most the hold time.";
       importLimit = mkOption {
-        type = types.nullOr types.ints.positive;
+        type = timer "importLimit";
         default = tuningDefault.importLimit;
         description = "Most routes accepted per BGP session and address family. null: no limit.";
       };
       importLimitAction = mkOption {
-        type = types.enum [ "warn" "block" "restart" "disable" ];
+        type = types.enum tokens.importLimitAction.values;
         default = tuningDefault.importLimitAction;
         description = "What BIRD does when a session exceeds importLimit.";
       };
@@ -221,13 +235,13 @@ in
     };
 
     asn = mkOption {
-      type = types.ints.u32;
+      type = between tokens.asn;
       example = 4242420038;
       description = "Own AS number (DN42: 4242420000-4242429999).";
     };
 
     routerId = mkOption {
-      type = types.str;
+      type = token "routerId";
       example = "172.23.101.2";
       description = "BIRD router id (an IPv4 address, unique per host).";
     };
@@ -235,8 +249,8 @@ in
     prefixSets = mkOption {
       type = types.attrsOf (types.submodule {
         options = {
-          ipv4 = prefixListOption "IPv4 prefix patterns in BIRD syntax, e.g. `172.20.0.0/14{21,29}`.";
-          ipv6 = prefixListOption "IPv6 prefix patterns in BIRD syntax, e.g. `fd00::/8{44,64}`.";
+          ipv4 = prefixListOption tokens.pattern4 "IPv4 prefix patterns in BIRD syntax, e.g. `172.20.0.0/14{21,29}`.";
+          ipv6 = prefixListOption tokens.pattern6 "IPv6 prefix patterns in BIRD syntax, e.g. `fd00::/8{44,64}`.";
         };
       });
       default = builtins.mapAttrs (_: set: { inherit (set) ipv4 ipv6; }) defaults.prefix_sets;
@@ -245,33 +259,39 @@ in
     };
 
     importSets = mkOption {
-      type = types.listOf types.str;
+      type = types.listOf (token "name");
       default = [ ];
       example = [ "dn42" "cf" ];
       description = "Prefix sets BIRD accepts: from the reflector (clients), or from DN42 peers (reflectors). Default routes are never accepted.";
     };
 
     kernelExportSets = mkOption {
-      type = types.listOf types.str;
+      type = types.listOf (token "name");
       default = [ ];
       example = [ "dn42" "cf" ];
       description = "Prefix sets BIRD installs into this host's kernel routing table.";
     };
 
-    announce = familiesOption "Prefixes this host announces over iBGP as static routes (the write-up's custom routing: the VPS announces what clients should send through it)." { ipv4 = [ "104.16.0.0/13" ]; };
+    announce = familiesOption "prefix" "Prefixes this host announces over iBGP as static routes (the write-up's custom routing: the VPS announces what clients should send through it)." { ipv4 = [ "104.16.0.0/13" ]; };
 
     lanInterfaces = mkOption {
-      type = types.listOf types.str;
+      type = types.listOf (token "interface");
       default = [ ];
       example = [ "vmbr0" ];
       description = "Client: LAN interfaces whose traffic is masqueraded into the tunnel (pitfall 3 of the write-up).";
     };
 
     uplinkInterfaces = mkOption {
-      type = types.listOf types.str;
+      type = types.listOf (token "interface");
       default = [ ];
       example = [ "eth0" ];
       description = "Reflector: interfaces tunnel traffic is masqueraded out of, like networking.nat.externalInterface (pitfall 3 of the write-up).";
+    };
+
+    allowCoverEverything = mkOption {
+      type = types.bool;
+      default = false;
+      description = "Let importSets, kernelExportSets or announce cover every address (`0.0.0.0/0+`, or the two /1 halves together). Refused otherwise: such sets route all traffic, usually the tunnel's own included. A client's sets covering the endpoint it dials stay an error either way.";
     };
 
     openFirewall = mkOption {
@@ -288,7 +308,7 @@ in
     };
 
     privateKeyFile = mkOption {
-      type = types.nullOr types.str;
+      type = types.nullOr (token "runtimePath");
       default = sopsSecretPath defaults.secret_private_key;
       defaultText = literalExpression ''config.sops.secrets."wg_ibgp/private_key".path when services.ibgpTunnel.sops.file is set, else null'';
       example = "/run/secrets/wg_ibgp/private_key";

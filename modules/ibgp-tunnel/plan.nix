@@ -27,6 +27,7 @@ let
     "announce"
     "lanInterfaces"
     "uplinkInterfaces"
+    "allowCoverEverything"
     "links"
     "dn42Peers"
     "tuning"

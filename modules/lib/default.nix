@@ -15,6 +15,13 @@ rec {
   # host spec -> [ { path; message; } ] for what the option types cannot say
   problems = import ./problems.nix;
 
+  # plan -> [ { path; severity; message; } ] with TOML paths: every network
+  # rule of a whole plan (what `ibgp-tunnel check` reports beyond shape).
+  planProblems = import ./plan-problems.nix;
+
+  # One grammar per kind of token: regex (for types.strMatching), problem, emit.
+  tokens = import ./tokens.nix;
+
   # The seed's plain BIRD sessions: no BFD, no graceful restart, BIRD's
   # default timers, no import limit. `spec // { tuning = plainTuning; }`.
   plainTuning = builtins.mapAttrs (_: _: null) defaults.tuning // {

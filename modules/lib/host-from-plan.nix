@@ -74,6 +74,7 @@ in
   lanInterfaces = host.lan_interfaces or [ ];
   uplinkInterfaces = host.uplink_interfaces or [ ];
   openFirewall = true;
+  allowCoverEverything = host.allow_cover_everything or false;
   privateKeyFile = defaults.privateKeyFile;
   links = mapAttrs (linkSpec plan role) ownLinks;
   dn42Peers = mapAttrs dn42PeerSpec (host.dn42_peers or { });

@@ -103,9 +103,39 @@ let
       else
         (word / scale) * scale
     ) (length words);
+  # Every byte as eight binary digits, built once.
+  byteBits = genList (byte: builtins.concatStringsSep "" (genList (i: toString (builtins.bitAnd (byte / util.pow2 (7 - i)) 1)) 8)) 256;
+
+  # A word (an octet or a hextet) as exactly `width` binary digits.
+  wordBits =
+    width: word:
+    if width == 8 then elemAt byteBits word else elemAt byteBits (word / 256) + elemAt byteBits (word - (word / 256) * 256);
 in
 rec {
   inherit parseIPv4 parseIPv6 splitCidr;
+
+  # An address as a string of 32 or 128 "0"/"1" characters, or null: prefix
+  # containment is then plain string-prefix tests.
+  bitsOf =
+    text:
+    let
+      v4 = parseIPv4 text;
+      v6 = parseIPv6 text;
+    in
+    if v4 != null then
+      builtins.concatStringsSep "" (map (wordBits 8) v4)
+    else if v6 != null then
+      builtins.concatStringsSep "" (map (wordBits 16) v6)
+    else
+      null;
+
+  # "10.0.0.0/8" -> the first 8 bits of 10.0.0.0; null if not a CIDR.
+  prefixBits =
+    cidr:
+    let
+      c = parseCidr cidr;
+    in
+    if c == null then null else builtins.substring 0 c.length (bitsOf c.address);
 
   # "10.255.255.1/30" -> "10.255.255.0/30"; IPv6 comes out uncompressed
   # ("fdb7:1dec:4d21:ff:0:0:0:0/64"), which BIRD and nft read as well.

@@ -1,6 +1,7 @@
-# host spec -> list of { path, message } for what option types cannot say.
-# The NixOS module turns each into an assertion; a message names the option
-# and how to fix it.
+# host spec -> list of { path, message } for what option types cannot say
+# (and, for a hand-made spec, what they would: every token's grammar). The
+# NixOS module turns each into an assertion; a message names the option and
+# how to fix it. Checkers shared with planProblems live in checks.nix.
 let
   inherit (builtins)
     attrNames
@@ -12,26 +13,19 @@ let
     ;
   util = import ./util.nix;
   ip = import ./ip.nix;
+  checks = import ./checks.nix;
+  renderSpec = import ./render/spec.nix;
   inherit (util) optional;
 
   problem = path: message: { inherit path message; };
 
   root = "services.ibgpTunnel";
 
-  interfaceName = path: name:
-    optional (match "[A-Za-z0-9_.-]{1,15}" name == null) (
-      problem path "interface name \"${name}\" is not a valid Linux interface name: use 1 to 15 letters, digits, '-', '_' or '.'"
-    );
-
   # A file path, not the key: a literal key or a Nix path would be copied
   # into the world-readable Nix store.
+  # (Its grammar, the store included, is the runtimePath token's.)
   keyFile = path: file:
-    if file == null then
-      [ (problem path "is not set: point it at a file outside the Nix store (with sops-nix: leave it unset and set ${root}.sops.file)") ]
-    else
-      optional (util.hasPrefix "/nix/store" file) (
-        problem path "points into the Nix store (${file}), where every user can read the key: use a runtime path such as a sops-nix secret"
-      );
+    optional (file == null) (problem path "is not set: point it at a file outside the Nix store (with sops-nix: leave it unset and set ${root}.sops.file)");
 
   setReferences = spec: path: names:
     map (name: problem path "names prefix set \"${name}\", which ${root}.prefixSets does not define (defined: ${builtins.concatStringsSep ", " (attrNames spec.prefixSets)})")
@@ -46,10 +40,7 @@ let
       cidrOf = c: "${c.address}/${toString c.length}";
       isClient = spec.role == "client";
     in
-    interfaceName "${path}.interface" link.interface
-    ++ map (cidr: problem "${path}.ips" "\"${cidr}\" is not an address with prefix length such as 10.255.255.1/30")
-      (filter (cidr: ip.parseCidr cidr == null) link.ips)
-    ++ optional (length v4 != 1) (problem "${path}.ips" "needs exactly one IPv4 address (the tunnel's /30 or /31), found ${toString (length v4)}")
+    optional (length v4 != 1) (problem "${path}.ips" "needs exactly one IPv4 address (the tunnel's /30 or /31), found ${toString (length v4)}")
     ++ optional (length v6 != 1) (problem "${path}.ips" "needs exactly one global IPv6 address (the tunnel's /64 or /127), found ${toString (length v6)}; IPv6 routes over the IPv4 session need it (seed pitfall 4)")
     ++ concatMap (c:
       optional (c.length != 30 && c.length != 31) (problem "${path}.ips" "${cidrOf c}: a point-to-point tunnel takes a /30 or /31")
@@ -62,7 +53,6 @@ let
       ++ optional (ip.isLinkLocal6 c.address) (problem "${path}.ips" "${cidrOf c} is link-local: BIRD's direct protocol does not learn fe80::/10, so IPv6 routes would have no next hop; use a global or ULA address (seed pitfall 4)")
     ) v6
     ++ optional (link.peer.publicKey == null) (problem "${path}.peer.publicKey" "is not set: run `ibgp-tunnel keys` to generate keys and write the public keys into the plan")
-    ++ optional (link.peer.publicKey != null && match "[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=" link.peer.publicKey == null) (problem "${path}.peer.publicKey" "\"${link.peer.publicKey}\" is not a WireGuard public key (44 characters of base64, as `wg pubkey` prints)")
     ++ keyFile "${path}.peer.presharedKeyFile" link.peer.presharedKeyFile
     ++ optional (isClient && link.peer.endpoint == null) (problem "${path}.peer.endpoint" "is not set: a client dials its reflector, give \"host:port\" (the VPS's public address and ${toString link.listenPort})");
 
@@ -71,25 +61,96 @@ let
       optional (spec.dn42Peers != { }) (problem "${root}.dn42Peers" "is set on a client: eBGP to DN42 peers runs on the reflector (the VPS); move these peers to it")
       ++ optional (spec.uplinkInterfaces != [ ]) (problem "${root}.uplinkInterfaces" "is set on a client: clients masquerade ${root}.lanInterfaces into the tunnel instead")
     else
-      optional (spec.lanInterfaces != [ ]) (problem "${root}.lanInterfaces" "is set on a reflector: reflectors masquerade tunnel traffic out of ${root}.uplinkInterfaces instead")
-      ++ concatMap (name: interfaceName "${root}.uplinkInterfaces" name) spec.uplinkInterfaces;
+      optional (spec.lanInterfaces != [ ]) (problem "${root}.lanInterfaces" "is set on a reflector: reflectors masquerade tunnel traffic out of ${root}.uplinkInterfaces instead");
+
+  # Set names bird.conf cannot tell apart, or that it uses itself.
+  setNameProblems =
+    spec:
+    let
+      names = filter (name: checks.identifierKey name != "") (attrNames spec.prefixSets);
+    in
+    map (name: problem "${root}.prefixSets.${name}" "becomes the same BIRD name as another set (${builtins.concatStringsSep ", " (filter (other: other != name && checks.identifierKey other == checks.identifierKey name) names)}): '-' and '.' turn into '_' and case is ignored; rename one")
+      (checks.collisions checks.identifierKey names)
+    ++ map (name: problem "${root}.prefixSets.${name}" "would be defined as TUNNEL_NET_v4/v6, the name bird.conf gives the tunnels' own subnets; rename it")
+      (filter (name: builtins.elem (checks.identifierKey name) checks.generatedSetNames) names);
+
+  # BIRD protocol names ibgp_<peer> and dn42_<name> must differ.
+  protocolNameProblems =
+    spec:
+    map (name: problem "${root}.links.${name}.peer.name" "\"${spec.links.${name}.peer.name}\" names the same BIRD protocol as another link's peer (ibgp_<name>, case ignored): give each link's peer its own name")
+      (checks.collisions (name: checks.identifierKey spec.links.${name}.peer.name) (attrNames spec.links))
+    ++ map (name: problem "${root}.dn42Peers.${name}" "becomes the same BIRD protocol name as another DN42 peer (dn42_<name>, case ignored): rename one")
+      (checks.collisions checks.identifierKey (attrNames spec.dn42Peers));
+
+  # Misroutes a single host can see: sets that cover everything, or a
+  # client's sets that cover the endpoint it dials (the tunnel into itself).
+  patterns = spec: family: names: filter (p: p != null) (concatMap (name: map (checks.parsePattern family) ((spec.prefixSets.${name} or { }).${family} or [ ])) names);
+
+  misrouteProblems =
+    spec:
+    let
+      allow = spec.allowCoverEverything or false;
+      endpoints = filter (e: e != null) (map (link: let e = link.peer.endpoint; m = if e == null then null else match "[[]?([^]]*)[]]?:[0-9]+" e; in if m == null || ip.familyOf (builtins.head m) == null then null else builtins.head m) links);
+      links = attrValues spec.links;
+      everything = names: family: !allow && checks.coversEverything (checks.reachNets (patterns spec family names));
+      listProblems = option: names:
+        concatMap (family:
+          optional (everything names family) (
+            problem "${root}.${option}" "the ${family} sets named here together cover every address (e.g. 0.0.0.0/0+, or the two /1 halves): that routes all traffic, the tunnel's own included; narrow the sets, or set ${root}.allowCoverEverything = true if that is really meant")
+        ) [ "ipv4" "ipv6" ]
+        ++ concatMap (address:
+          optional (spec.role == "client" && !(everything names (ip.familyOf address)) && builtins.any (p: checks.patternReaches p address) (patterns spec (ip.familyOf address) names)) (
+            problem "${root}.${option}" "these sets accept a route for ${address}, the endpoint this client dials: the tunnel would be routed into itself; take that address out of the sets")
+        ) endpoints;
+      announced = family: filter (b: b != null) (map ip.prefixBits (spec.announce.${family} or [ ]));
+    in
+    listProblems "importSets" spec.importSets
+    ++ listProblems "kernelExportSets" spec.kernelExportSets
+    ++ concatMap (family:
+      optional (!allow && checks.coversEverything (filter (b: b != "") (announced family))) (
+        problem "${root}.announce.${family}" "these prefixes together cover every ${family} address: announcing them is a default route in pieces; narrow them, or set ${root}.allowCoverEverything = true if that is really meant")
+      ++ optional (builtins.elem "" (announced family)) (
+        problem "${root}.announce.${family}" "holds a default route: BIRD's filters reject it everywhere; announce the prefixes themselves")
+    ) [ "ipv4" "ipv6" ];
+
+  # DN42 neighbours that cannot be a neighbour, or are one of our tunnel ends.
+  dn42NeighborProblems =
+    spec:
+    let
+      own = concatMap (link: map ip.addressOf link.ips ++ [ link.neighborAddress ]) (attrValues spec.links);
+    in
+    concatMap (name:
+      let
+        neighbor = spec.dn42Peers.${name}.neighbor;
+        kind = checks.addressKind neighbor;
+      in
+      optional (builtins.elem kind [ "unspecified" "multicast" "loopback" ]) (
+        problem "${root}.dn42Peers.${name}.neighbor" "${neighbor} is a ${kind} address, not a neighbour's: give the peer's address for the session")
+      ++ optional (kind != null && builtins.any (a: ip.bitsOf a == ip.bitsOf neighbor) own) (
+        problem "${root}.dn42Peers.${name}.neighbor" "${neighbor} is one of this network's own tunnel addresses: give the DN42 peer's address")
+      ++ optional (kind == "link-local" && spec.dn42Peers.${name}.interface == null) (
+        problem "${root}.dn42Peers.${name}.interface" "is not set: the link-local neighbor ${neighbor} is only reachable through a named interface")
+    ) (attrNames spec.dn42Peers);
 in
 spec:
 let
   links = attrValues spec.links;
 in
-optional (spec.links == { }) (problem "${root}.links" "is empty: a host needs at least one tunnel link to a ${if spec.role == "client" then "reflector" else "client"}")
-++ optional (ip.parseIPv4 spec.routerId == null) (problem "${root}.routerId" "\"${spec.routerId}\" is not an IPv4 address: BIRD router ids are dotted quads")
+# A reflector without clients yet still peers with DN42 (the plan warns).
+optional (spec.links == { } && spec.role == "client") (problem "${root}.links" "is empty: a client needs a tunnel link to its reflector")
+++ renderSpec.problems spec
 ++ keyFile "${root}.privateKeyFile" spec.privateKeyFile
 ++ setReferences spec "${root}.importSets" spec.importSets
 ++ setReferences spec "${root}.kernelExportSets" spec.kernelExportSets
 ++ concatMap (peer: setReferences spec "${root}.dn42Peers.*.exportSets" peer.exportSets) (attrValues spec.dn42Peers)
-++ map (name: problem "${root}.prefixSets.${name}" "\"${name}\" is not usable as a BIRD name: use letters, digits, '_' and '-', starting with a letter")
-  (filter (name: match "[A-Za-z][A-Za-z0-9_-]*" name == null) (attrNames spec.prefixSets))
+++ setNameProblems spec
+++ protocolNameProblems spec
 ++ concatMap (name: linkProblems spec name spec.links.${name}) (attrNames spec.links)
 ++ map (name: problem "${root}.links" "interface \"${name}\" is used by more than one link: give each link its own interface")
-  (util.duplicates (map (link: link.interface) links))
+  (checks.laterDuplicates toString (map (link: link.interface) links))
 ++ map (port: problem "${root}.links" "listen port ${toString port} is used by more than one link: give each link its own listenPort")
-  (util.duplicates (map (link: link.listenPort) links))
-++ concatMap (name: interfaceName "${root}.lanInterfaces" name) spec.lanInterfaces
+  (checks.laterDuplicates toString (map (link: link.listenPort) links))
 ++ roleProblems spec
+++ misrouteProblems spec
+++ dn42NeighborProblems spec
+++ map (p: problem "${root}.tuning.${p.key}" p.message) (checks.tuningRelationProblems spec.tuning)

@@ -16,10 +16,13 @@ let
     ;
 
   lowerChars = [ "a" "b" "c" "d" "e" "f" "g" "h" "i" "j" "k" "l" "m" "n" "o" "p" "q" "r" "s" "t" "u" "v" "w" "x" "y" "z" ];
+  powers = foldl' (acc: _: acc ++ [ (builtins.elemAt acc (length acc - 1) * 2) ]) [ 1 ] (genList (i: i) 62);
+
   upperChars = [ "A" "B" "C" "D" "E" "F" "G" "H" "I" "J" "K" "L" "M" "N" "O" "P" "Q" "R" "S" "T" "U" "V" "W" "X" "Y" "Z" ];
 in
 rec {
   toUpper = replaceStrings lowerChars upperChars;
+  toLower = replaceStrings upperChars lowerChars;
 
   filterAttrs = pred: set: listToAttrs (map (name: { inherit name; value = set.${name}; }) (filter (name: pred name set.${name}) (attrNames set)));
 
@@ -29,14 +32,11 @@ rec {
 
   optionalString = cond: text: if cond then text else "";
 
-  unique = foldl' (acc: x: if builtins.elem x acc then acc else acc ++ [ x ]) [ ];
-
-  # Elements that occur more than once, each listed once.
-  duplicates = list: unique (filter (x: length (filter (y: y == x) list) > 1) list);
-
   hasPrefix = prefix: text: substring 0 (stringLength prefix) text == prefix;
 
-  pow2 = n: foldl' (acc: _: acc * 2) 1 (genList (i: i) n);
+  # 2^n for 0 <= n <= 62, from a table built once (address arithmetic calls
+  # this for every bit).
+  pow2 = n: builtins.elemAt powers n;
 
   lines = text: filter builtins.isString (builtins.split "\n" text);
 
@@ -52,6 +52,9 @@ rec {
       capitalize = word: toUpper (substring 0 1 word) + substring 1 (stringLength word) word;
     in
     concatStringsSep "" ([ (head words) ] ++ map capitalize (builtins.tail words));
+
+  # "keepaliveTime" -> "keepalive_time": option names back to TOML keys.
+  snakeCase = replaceStrings upperChars (map (c: "_" + c) lowerChars);
 
   camelCaseAttrs = set: listToAttrs (map (name: { name = camelCase name; value = set.${name}; }) (attrNames set));
 }

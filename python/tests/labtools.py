@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from ibgp_tunnel.lab import netns
+from ibgp_tunnel.lab import location, netns
 from ibgp_tunnel.lab.state import LabState
 from ibgp_tunnel.lab.topology import Topology, matches_any, set_patterns
 
@@ -28,8 +28,6 @@ THREE_CLIENTS_PLAN = Path(__file__).resolve().parent / "plans" / "three-clients.
 TOOLS = (
     "ip",
     "nft",
-    "bird",
-    "birdc",
     "wireguard-go",
     "wg",
     "unshare",
@@ -39,6 +37,17 @@ TOOLS = (
 )
 
 T = TypeVar("T")
+
+# The tests' own lab: its own state directory and namespace names, so a lab the
+# user has up (default /run/ibgp-tunnel-lab, ibgpt-*) is neither refused nor touched.
+TEST_LAB_DIR = "/run/ibgp-tunnel-test-lab"
+TEST_PREFIX = "ibgtt-"
+os.environ[location.LAB_DIR_ENV] = TEST_LAB_DIR
+os.environ[location.PREFIX_ENV] = TEST_PREFIX
+# BIRD 3 (what NixOS runs) unless IBGP_TUNNEL_BIRD_DIR names another BIRD.
+BIRD3_DIR = REPO / ".cache" / "bird" / "bird3" / "bin"
+if not os.environ.get(location.BIRD_DIR_ENV) and (BIRD3_DIR / "bird").exists():
+    os.environ[location.BIRD_DIR_ENV] = str(BIRD3_DIR)
 
 
 @dataclass
@@ -66,6 +75,9 @@ def skip_reason() -> str | None:
     if os.geteuid() != 0:
         return "the lab needs root (network namespaces, nftables, TUN)"
     missing = [tool for tool in TOOLS if shutil.which(tool) is None]
+    missing += [
+        tool for tool in ("bird", "birdc") if shutil.which(location.bird_tool(tool)) is None
+    ]
     if missing:
         return f"the lab needs {', '.join(missing)} (apt-get install bird2 wireguard-go ...)"
     if not Path("/dev/net/tun").exists():
@@ -100,7 +112,7 @@ def in_node(
 
 def birdc(st: LabState, node: str, *command: str) -> str:
     return subprocess.run(
-        ["birdc", "-s", st.nodes[node]["bird_socket"], *command],
+        [location.bird_tool("birdc"), "-s", st.nodes[node]["bird_socket"], *command],
         capture_output=True,
         text=True,
         check=True,
@@ -196,28 +208,81 @@ def conntrack_entries(st: LabState, node: str) -> list[str]:
     return proc.stdout.splitlines()
 
 
+_DAEMON = re.compile(r"(^|[ /])(bird|wireguard-go)( |$)")
+
+
+def clear_test_lab() -> None:
+    """Remove a test lab an interrupted run left behind (only the tests' own)."""
+    from ibgp_tunnel.lab.down import down
+
+    assert location.lab_dir() == Path(TEST_LAB_DIR), "the tests must run in their own lab"
+    down()
+
+
+# The tests' labs: their own, and the stand-in for a user's in test_lab_lifecycle.
+OUR_PREFIXES = (TEST_PREFIX, "ibgtu-")
+
+
+def _ours(name: str) -> bool:
+    return name.startswith(OUR_PREFIXES)
+
+
+def _other_labs_netns() -> set[int]:
+    """Inodes of the namespaces other labs have up (a user's, another helper's), which
+    may come and go while a test runs and are none of the test's business."""
+    inodes = set()
+    for path in Path("/run/netns").glob("*"):
+        if not _ours(path.name):
+            try:
+                inodes.add(path.stat().st_ino)
+            except OSError:
+                continue
+    return inodes
+
+
+def _net_inode(pid: str) -> int | None:
+    try:
+        return os.stat(f"/proc/{pid}/ns/net").st_ino
+    except OSError:
+        return None
+
+
 def machine_snapshot() -> dict[str, object]:
     """What the lab must leave as it found it: namespaces, daemons, /run, mounts,
-    links and the nftables ruleset of the root namespace."""
+    links and the nftables ruleset of the root namespace. Other labs that are up
+    (other state directories, other namespace prefixes) are left out: they may start
+    or stop meanwhile, and the tests never touch them."""
 
     def run(*argv: str) -> str:
         return subprocess.run(list(argv), capture_output=True, text=True, check=False).stdout
 
-    # A zombie has exited; reaping it is its parent's (here PID 1's) business.
+    others = _other_labs_netns()
+    # A zombie has exited; reaping it is its parent's (here PID 1's) business. By
+    # command line, not name: a BIRD run through its own loader is named ld-linux-….
+    # A daemon in another lab's namespace is that lab's; a leaked one of ours lives in
+    # one of ours, or in a namespace that has lost its name.
     daemons = sorted(
         line
-        for line in run("ps", "-eo", "pid=,stat=,comm=").splitlines()
-        if line.split()[-1] in ("bird", "wireguard-go") and not line.split()[1].startswith("Z")
+        for line in run("ps", "-eo", "pid=,stat=,args=").splitlines()
+        if _DAEMON.search(line)
+        and not line.split()[1].startswith("Z")
+        and _net_inode(line.split()[0]) not in others
     )
     mounts = sorted(
         line.split()[4]
         for line in Path("/proc/self/mountinfo").read_text().splitlines()
         if line.split()[4].startswith("/run")
+        and not (line.split()[4].startswith("/run/netns/") and not _ours(line.split()[4][11:]))
     )
+    test_dirs = ("ibgp-tunnel-test-lab", "ibgp-tunnel-test-user")
     return {
-        "netns": run("ip", "netns", "list"),
+        "netns": sorted(n for n in run("ip", "netns", "list").split() if _ours(n)),
         "daemons": daemons,
-        "run": sorted(p.name for p in Path("/run").iterdir()),
+        "run": sorted(
+            p.name
+            for p in Path("/run").iterdir()
+            if not p.name.startswith("ibgp-tunnel-") or p.name in test_dirs
+        ),
         "mounts": mounts,
         "links": sorted(
             line.split(":")[1].strip() for line in run("ip", "-o", "link").splitlines()

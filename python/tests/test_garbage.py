@@ -83,7 +83,10 @@ def _check_text(content: bytes) -> int:
     with tempfile.TemporaryDirectory() as directory:
         plan = Path(directory) / "plan.toml"
         plan.write_bytes(content)
-        return run("check", plan).exit_code
+        result = run("check", plan)
+        # A shape-checked plan must never crash the core's rules (a Nix trace).
+        assert "could not check the plan" not in result.output + (result.stderr or "")
+        return result.exit_code
 
 
 PATHS = _leaves(BASE)
@@ -153,6 +156,17 @@ def test_unicode_names_and_values_never_crash(table: str, name: str, field: str,
         owner[field] = text
     # Renaming a host always strands the link that names it; other renames may be fine.
     assert _check(data) in ({1} if table == "hosts" else {0, 1})
+
+
+STRING_PATHS = [path for path in PATHS if isinstance(_get(BASE, path), str)]
+
+
+@SETTINGS
+@given(path=st.sampled_from(STRING_PATHS), text=st.text(max_size=60))
+def test_any_text_in_any_string_is_judged_by_the_core(path: tuple[Any, ...], text: str) -> None:
+    data = copy.deepcopy(BASE)
+    _set(data, path, text)
+    assert _check(data) in {0, 1}
 
 
 OVERLAPPING_V4 = ["10.255.255.0/31", "10.255.255.2/31", "10.255.255.0/30", "10.255.254.0/23"]

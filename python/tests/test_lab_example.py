@@ -21,6 +21,7 @@ from labtools import (
     Lab,
     bgp_networks,
     birdc,
+    clear_test_lab,
     conntrack_entries,
     kernel_bird_routes,
     peer_address_seen,
@@ -30,7 +31,7 @@ from labtools import (
     tracepath_hops,
 )
 
-from ibgp_tunnel.lab import faults, firewall, netns, state
+from ibgp_tunnel.lab import faults, firewall, netns
 from ibgp_tunnel.lab.artifacts import load_plan, render_plan
 from ibgp_tunnel.lab.down import down
 from ibgp_tunnel.lab.topology import build_topology, expected_client_routes
@@ -44,8 +45,7 @@ PROBE4, PROBE6 = "104.16.132.229", "2606:4700::1111"
 
 @pytest.fixture(scope="module")
 def lab() -> Iterator[Lab]:
-    if state.load() is not None:
-        pytest.fail("a lab is up already; run `ibgp-tunnel lab down` before the tests")
+    clear_test_lab()
     # The example's sops files are encrypted to the committed test-only age key.
     previous = os.environ.get("SOPS_AGE_KEY_FILE")
     os.environ["SOPS_AGE_KEY_FILE"] = str(REPO / "secrets" / "test-age-key.txt")

@@ -22,6 +22,7 @@ from labtools import (
     KernelWatch,
     bgp_networks,
     birdc,
+    clear_test_lab,
     kernel_prefixes,
     outside_sets,
     ping,
@@ -82,8 +83,7 @@ def _expected(plan: dict[str, Any], topo: Topology) -> tuple[dict[str, set[str]]
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
-    if state.load() is not None:
-        pytest.fail("a lab is up already; run `ibgp-tunnel lab down` before the tests")
+    clear_test_lab()
     plan_path = tmp_path_factory.mktemp("faults") / "plan.toml"
     plan_path.write_text(EXAMPLE_PLAN.read_text() + f"\n[tuning]\nimport_limit = {IMPORT_LIMIT}\n")
     try:
@@ -219,6 +219,38 @@ def test_graceful_restart_of_the_reflector_keeps_the_clients_routes(lab: Lab) ->
     assert not watch.missing(CLIENT, lab.expected[CLIENT])
     assert not watch.missing(REFLECTOR, lab.expected[REFLECTOR])
     _assert_nothing_leaked(lab, watch)
+
+
+def test_stop_for_good_is_clean_while_a_graceful_restart_keeps_the_routes(lab: Lab) -> None:
+    """The two ways BIRD can go, on the same reflector. `birdc graceful restart` (a
+    restart): its kernel keeps its routes and the client keeps the reflector's, all
+    through the restart. `birdc down` (a stop for good): BIRD removes every route it
+    installed before it exits, and the client, told by a Cease that no restart is
+    coming, withdraws the reflector's routes while it stays down, without waiting for
+    any restart timer."""
+    with KernelWatch(lab.st, (CLIENT, REFLECTOR)) as watch:
+        faults.graceful_stop(lab.st, REFLECTOR)
+        assert lab.expected[REFLECTOR] <= kernel_prefixes(lab.st, REFLECTOR)
+        faults.start_bird(lab.st, REFLECTOR)
+        _wait_settled(lab)
+    assert not watch.missing(CLIENT, lab.expected[CLIENT])
+    assert not watch.missing(REFLECTOR, lab.expected[REFLECTOR])
+
+    try:
+        faults.stop_bird(lab.st, REFLECTOR)  # returns when every thread has exited
+        assert not kernel_prefixes(lab.st, REFLECTOR), "birdc down left routes behind"
+        poll(
+            lambda: not kernel_prefixes(lab.st, CLIENT),
+            DEADLINE,
+            "the client withdraws the stopped reflector's routes",
+        )
+        state, info = _session(lab, CLIENT, "ibgp_dmz")
+        assert state != "up"
+        assert "Received: Administrative shutdown" in info, info
+        assert not ping(lab.st, LAN, _dn42_address(lab), count=1)
+    finally:
+        faults.start_bird(lab.st, REFLECTOR)
+    _wait_settled(lab)
 
 
 def test_reload_changes_nothing(lab: Lab) -> None:

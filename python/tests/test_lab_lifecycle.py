@@ -7,11 +7,17 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
-from labtools import EXAMPLE_PLAN, REPO, machine_snapshot, skip_reason
-
-from ibgp_tunnel.lab import state
+from labtools import (
+    EXAMPLE_PLAN,
+    REPO,
+    TEST_PREFIX,
+    clear_test_lab,
+    machine_snapshot,
+    skip_reason,
+)
 
 pytestmark = pytest.mark.skipif(skip_reason() is not None, reason=str(skip_reason()))
 
@@ -28,8 +34,7 @@ def cli(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_up_status_exec_down_leave_the_machine_as_found() -> None:
-    if state.load() is not None:
-        pytest.fail("a lab is up already; run `ibgp-tunnel lab down` before the tests")
+    clear_test_lab()
     before = machine_snapshot()
     try:
         first = cli("up", str(EXAMPLE_PLAN))
@@ -62,6 +67,40 @@ def test_up_status_exec_down_leave_the_machine_as_found() -> None:
     second = cli("down")
     assert second.returncode == 0 and "no lab was up" in second.stdout
     assert machine_snapshot() == before
+
+
+def test_a_lab_the_user_has_up_is_left_alone() -> None:
+    """A second lab, started through the CLI's --lab-dir and --prefix, stands in for
+    the user's: the tests' lab comes and goes beside it and it keeps running, untouched."""
+    user_dir = "/run/ibgp-tunnel-test-user"
+    user = ["--lab-dir", user_dir, "--prefix", "ibgtu-"]
+    clear_test_lab()
+    try:
+        started = cli(*user, "up", str(EXAMPLE_PLAN))
+        assert started.returncode == 0, started.stderr
+        user_state = Path(user_dir, "state.json").read_text()
+        user_status = json.loads(cli(*user, "status", "--json").stdout)
+        user_netns = {h["netns"] for h in user_status["hosts"]}
+
+        ours = cli("up", str(EXAMPLE_PLAN))
+        assert ours.returncode == 0, ours.stderr
+        status = json.loads(cli("status", "--json").stdout)
+        our_netns = {h["netns"] for h in status["hosts"]}
+        assert not our_netns & user_netns
+        assert all(ns.startswith(TEST_PREFIX) for ns in our_netns)
+        assert all(ns.startswith("ibgtu-") for ns in user_netns)
+        assert cli("down").returncode == 0
+
+        assert Path(user_dir, "state.json").read_text() == user_state
+        after = json.loads(cli(*user, "status", "--json").stdout)
+        assert {h["netns"] for h in after["hosts"]} == user_netns
+        assert all(all(h["daemons"].values()) for h in after["hosts"])
+        for host in after["hosts"]:
+            for session in host.get("sessions", []):
+                assert session["info"].startswith("Established"), (host["name"], session)
+    finally:
+        cli("down")
+        cli(*user, "down")
 
 
 def test_without_root_the_lab_says_so(monkeypatch: pytest.MonkeyPatch) -> None:

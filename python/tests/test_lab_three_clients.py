@@ -15,13 +15,13 @@ from labtools import (
     Lab,
     bgp_networks,
     birdc,
+    clear_test_lab,
     kernel_bird_routes,
     ping,
     skip_reason,
     tracepath_hops,
 )
 
-from ibgp_tunnel.lab import state
 from ibgp_tunnel.lab.artifacts import load_plan, render_plan
 from ibgp_tunnel.lab.down import down
 from ibgp_tunnel.lab.topology import build_topology, expected_client_routes
@@ -34,8 +34,7 @@ CLIENTS = ("home", "office", "laptop")
 
 @pytest.fixture(scope="module")
 def lab() -> Iterator[Lab]:
-    if state.load() is not None:
-        pytest.fail("a lab is up already; run `ibgp-tunnel lab down` before the tests")
+    clear_test_lab()
     try:
         st = up(THREE_CLIENTS_PLAN, timeout=60)
         plan = load_plan(THREE_CLIENTS_PLAN)

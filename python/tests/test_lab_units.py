@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import tomllib
+from pathlib import Path
 
 import pytest
 from labtools import EXAMPLE_PLAN, THREE_CLIENTS_PLAN
@@ -16,6 +17,7 @@ from ibgp_tunnel.lab.topology import (
     Route,
     build_topology,
     expected_client_routes,
+    expected_kernel_routes,
     prefix_matches,
     probe_address,
 )
@@ -162,3 +164,45 @@ def test_parsers():
         ("ibgp_pve", "start", "Active        Socket: x"),
     ]
     assert parse_route_counts("8 of 8 routes for 8 networks in table master4\n") == {"master4": 8}
+
+
+def test_expected_kernel_routes_follow_the_kernel_export_sets() -> None:
+    """What `lab up` waits for: a reflector installs its DN42 routes (and its clients'
+    announcements), a client what it learns; nobody its own unreachable statics."""
+    data = plan(EXAMPLE_PLAN)
+    topo = build_topology(data)
+    assert expected_kernel_routes(data, topo, "dmz") == {
+        "172.21.80.0/24",
+        "172.22.80.0/26",
+        "fd42:4200::/48",
+        "fd42:4200:1::/64",
+    }
+    client = expected_client_routes(data, topo, "pve")
+    assert expected_kernel_routes(data, topo, "pve") == client["ipv4"] | client["ipv6"]
+    three = plan(THREE_CLIENTS_PLAN)
+    vps = expected_kernel_routes(three, build_topology(three), "vps")
+    assert {"192.168.1.0/24", "fd42:4242:2::/64"} <= vps
+    assert "104.16.0.0/13" not in vps  # its own announcement: an unreachable static
+
+
+def test_lab_location_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A second lab is a matter of two variables (the CLI's --lab-dir and --prefix set
+    them); a prefix that could clash or is too long is refused with the fix."""
+    from ibgp_tunnel.lab import location
+    from ibgp_tunnel.lab.errors import LabError
+
+    monkeypatch.setenv(location.LAB_DIR_ENV, "/run/other-lab")
+    monkeypatch.setenv(location.PREFIX_ENV, "other-")
+    assert location.lab_dir() == Path("/run/other-lab")
+    assert location.netns_prefix() == "other-"
+    assert build_topology(plan(EXAMPLE_PLAN), "other-").nodes["dmz"].netns == "other-dmz"
+    for bad in ("Caps-", "nodash", "much-too-long-", "a b-", "../x-"):
+        monkeypatch.setenv(location.PREFIX_ENV, bad)
+        with pytest.raises(LabError, match="namespace prefix"):
+            location.netns_prefix()
+    monkeypatch.setenv(location.LAB_DIR_ENV, "relative/dir")
+    with pytest.raises(LabError, match="absolute path"):
+        location.lab_dir()
+    monkeypatch.setenv(location.BIRD_DIR_ENV, "/nonexistent")
+    with pytest.raises(LabError, match="holds no executable bird"):
+        location.bird_tool("bird")

@@ -226,23 +226,62 @@ def with_link(override: str) -> str:
         (with_link('{ ips = [ "10.255.255.1/30" ]; }'), "needs exactly one global IPv6"),
         (with_link('{ ips = [ "10.255.255.1/24" "fd00::2/64" ]; }'), "takes a /30 or /31"),
         (with_link('{ ips = [ "10.255.255.3/30" "fd00::2/64" ]; }'), "network or broadcast"),
-        (with_link('{ interface = "wg-ibgp-much-too-long"; }'), "not a valid Linux interface"),
-        ('{ privateKeyFile = "/nix/store/abc-key"; }', "points into the Nix store"),
+        (with_link('{ interface = "wg-ibgp-much-too-long"; }'), "not a usable interface name"),
+        ('{ privateKeyFile = "/nix/store/abc-key"; }', "is in the Nix store"),
         ("{ privateKeyFile = null; }", "privateKeyFile is not set"),
         ('{ importSets = [ "nosuchset" ]; }', 'names prefix set "nosuchset"'),
-        ('{ routerId = "not-an-ip"; }', "is not an IPv4 address"),
+        ('{ routerId = "not-an-ip"; }', "is not a router id"),
         (
             '{ dn42Peers.x = { asn = 1; neighbor = "1.2.3.4"; interface = null; '
             "exportSets = [ ]; }; }",
             "eBGP to DN42 peers runs on the reflector",
         ),
-        ("{ links = { }; }", "needs at least one tunnel link"),
+        ("{ links = { }; }", "a client needs a tunnel link"),
+        (
+            '{ prefixSets = { vps = { ipv4 = [ "203.0.113.0/24" ]; ipv6 = [ ]; }; }; '
+            'kernelExportSets = [ "vps" ]; }',
+            "203.0.113.10, the endpoint this client dials",
+        ),
+        (
+            '{ prefixSets = { all = { ipv4 = [ "0.0.0.0/1+" "128.0.0.0/1+" ]; ipv6 = [ ]; }; }; '
+            'importSets = [ "all" ]; }',
+            "together cover every address",
+        ),
+        ('{ announce = { ipv4 = [ "0.0.0.0/1" "128.0.0.0/1" ]; ipv6 = [ ]; }; }', "in pieces"),
+        (
+            '{ dn42Peers.x = { asn = 4242421111; neighbor = "10.255.255.2"; interface = null; '
+            "exportSets = [ ]; }; }",
+            "own tunnel addresses",
+        ),
+        (
+            '{ prefixSets = { cf = { ipv4 = [ "10.0.0.0/8" ]; ipv6 = [ ]; }; '
+            'CF = { ipv4 = [ "10.0.0.0/8" ]; ipv6 = [ ]; }; }; importSets = [ ]; '
+            "kernelExportSets = [ ]; }",
+            "becomes the same BIRD name",
+        ),
+        (
+            "{ tuning = (core.hostFromPlan (core.readPlan " + str(EXAMPLE_PLAN) + ') "pve").tuning '
+            "// { holdTime = 6; keepaliveTime = 7; }; }",
+            "longer than the hold time",
+        ),
     ],
 )
 def test_problems_name_the_option_and_the_fix(override: str, expected: str) -> None:
     messages = bad(override)
     assert any(expected in message for message in messages), messages
     assert all(message.startswith("services.ibgpTunnel.") for message in messages)
+
+
+def test_allow_cover_everything_lets_sets_cover_everything() -> None:
+    sets = (
+        '{ prefixSets = { all = { ipv4 = [ "0.0.0.0/0+" ]; ipv6 = [ ]; }; }; '
+        'importSets = [ "all" ]; kernelExportSets = [ ]; }'
+    )
+    assert any("cover every address" in m for m in bad(sets))
+    allowed = bad(sets[:-1] + "allowCoverEverything = true; }")
+    assert not any("cover every address" in m for m in allowed), allowed
+    # Its endpoint is still covered, which is never allowed.
+    assert any("the endpoint this client dials" in m for m in allowed), allowed
 
 
 def test_problems_catch_a_malformed_public_key() -> None:
@@ -279,6 +318,7 @@ def test_spec_has_the_module_option_shape() -> None:
         "lanInterfaces",
         "uplinkInterfaces",
         "openFirewall",
+        "allowCoverEverything",
         "privateKeyFile",
         "links",
         "dn42Peers",

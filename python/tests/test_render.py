@@ -80,7 +80,8 @@ def test_nix_error_message_is_clean() -> None:
 @pytest.mark.skipif(not HAS_NIX, reason="nix-instantiate is not installed")
 def test_a_throw_in_the_core_is_a_clean_exit_1(core_dir: Path) -> None:
     (core_dir / "default.nix").write_text(
-        '{ hostFromPlan = plan: name: throw "ibgp-tunnel: no ${name} here"; render = s: s; }\n'
+        '{ hostFromPlan = plan: name: throw "ibgp-tunnel: no ${name} here"; render = s: s;\n'
+        "  planProblems = plan: [ ]; }\n"
     )
     result = run("render", GOOD, "pve")
     assert result.exit_code == 1
@@ -97,7 +98,8 @@ def test_arguments_reach_the_core_unquoted(core_dir: Path, tmp_path: Path) -> No
     shutil.copy(GOOD, plan)
     (core_dir / "default.nix").write_text(
         "{ hostFromPlan = plan: name: { inherit name; asn = plan.asn; };\n"
-        '  render = spec: { birdConfig = "host ${spec.name}"; }; }\n'
+        '  render = spec: { birdConfig = "host ${spec.name}"; };\n'
+        "  planProblems = plan: [ ]; }\n"
     )
     assert host_spec(plan, "pve") == {"name": "pve", "asn": 4242420038}
     result = run("render", plan, "pve", "--format", "bird")

@@ -14,6 +14,9 @@ let
   inherit (builtins) attrValues concatStringsSep filter map replaceStrings;
   util = import ../../lib/util.nix;
 
+  # Linear, and sorted: names as attribute names.
+  uniqueStrings = list: builtins.attrNames (builtins.listToAttrs (map (name: { inherit name; value = null; }) list));
+
   identifier = name: replaceStrings [ "-" "." ] [ "_" "_" ] name;
   prefix = if (spec.bird or { }).standalone or true then "" else "ibgpt_";
   links = attrValues spec.links;
@@ -57,7 +60,7 @@ let
   # keepalives (and BFD) flow all the time: 3 minutes means the tunnel is gone.
   handshakeStale = util.optional (links != [ ]) {
     alert = "IbgpTunnelHandshakeStale";
-    expr = "time() - wireguard_latest_handshake_seconds${on [ ''interface=~"${anyOf (util.unique (map (link: link.interface) links))}"'' ]} > 180";
+    expr = "time() - wireguard_latest_handshake_seconds${on [ ''interface=~"${anyOf (uniqueStrings (map (link: link.interface) links))}"'' ]} > 180";
     labels = labels "critical";
     annotations.summary = "WireGuard peer {{ $labels.public_key }} on {{ $labels.interface }} (${hostName}): last handshake {{ $value | humanizeDuration }} ago";
   };

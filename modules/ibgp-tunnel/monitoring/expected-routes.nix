@@ -6,7 +6,6 @@
 let
   inherit (builtins) attrValues concatMap filter length match;
   ip = import ../../lib/ip.nix;
-  util = import ../../lib/util.nix;
   defaults = import ../../lib/defaults.nix;
 
   # A BIRD prefix pattern ("a/n", "a/n+", "a/n-", "a/n{lo,hi}") -> matcher.
@@ -54,6 +53,9 @@ let
 
   keptBy = patterns: prefix: builtins.any (pattern: matches pattern prefix) patterns;
 
+  # Linear, and sorted: names as attribute names.
+  uniqueStrings = list: builtins.attrNames (builtins.listToAttrs (map (name: { inherit name; value = null; }) list));
+
   announced = plan: name: family: ((plan.hosts.${name} or { }).announce or { }).${family} or [ ];
 in
 plan: name:
@@ -83,7 +85,7 @@ let
   count =
     family:
     length (
-      util.unique (filter (keptBy (setPatterns plan family (host.kernel_export_sets or [ ]))) (learned family))
+      uniqueStrings (filter (keptBy (setPatterns plan family (host.kernel_export_sets or [ ]))) (learned family))
     );
 in
 {

@@ -77,7 +77,8 @@ let
   # would replace the connected one (fd00::/8{44,64} matches a ULA /64 link).
   tunnelSetName = spec: family: "${util.toUpper (prefixOf spec)}TUNNEL_NET_${if family == "ipv4" then "v4" else "v6"}";
 
-  tunnelSubnets = spec: family: filter (cidr: ip.familyOf (ip.addressOf cidr) == family) (concatMap (link: link.ips) (attrValues spec.links));
+  # Read from spec.tunnels (computed once below): every session asks.
+  tunnelSubnets = spec: family: spec.tunnels.${family};
 
   tunnelDefines = spec: concatMap (
     family:
@@ -118,7 +119,9 @@ let
   # global one is (a protocol option in BIRD 2 and 3).
   routerIdOfOwn = spec: optional (merged spec) "router id ${spec.routerId};";
 
-  direct = spec: [
+  # A reflector without clients yet (a plan warning, not an error) has no
+  # tunnel to learn, and BIRD refuses an empty interface list.
+  direct = spec: optional (spec.links != { }) [
     "# Learn the tunnel subnets so iBGP next hops resolve, for IPv4 and IPv6."
     (block (protocolHead spec "direct" "direct") [
       "ipv4;"
@@ -341,8 +344,16 @@ let
     ""
   ];
 in
-spec:
+given:
 let
+  spec = given // {
+    tunnels = builtins.listToAttrs (
+      map (family: {
+        name = family;
+        value = filter (cidr: ip.familyOf (ip.addressOf cidr) == family) (concatMap (link: link.ips) (attrValues given.links));
+      }) [ "ipv4" "ipv6" ]
+    );
+  };
   s = namespaced spec;
   standalone = (layout spec).standalone;
 in

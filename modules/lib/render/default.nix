@@ -3,7 +3,12 @@ let
   inherit (builtins) attrNames attrValues listToAttrs;
   defaults = import ../defaults.nix;
 in
-spec: {
+given:
+let
+  # Renderers see only the checked copy: every token emitted, or a throw.
+  spec = (import ./spec.nix).checked given;
+in
+{
   birdConfig = import ./bird.nix spec;
   wireguard = import ./wireguard.nix spec;
   nftables = import ./nftables.nix spec;

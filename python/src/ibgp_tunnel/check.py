@@ -1,9 +1,11 @@
 """Checking a plan file in two layers, every problem at once.
 
-Layer 1 validates the TOML data against the committed JSON Schema (the shape
-editors see); layer 2 builds the pydantic models and runs the network rules.
-Layer 2 runs only on a plan whose shape is right, since the rules need the
-models; shape errors are reported first, then rule findings once they are fixed.
+Layer 1 is the shape: the TOML data against the committed JSON Schema (what
+editors see), then the pydantic models. Layer 2 is the network rules, which live
+once, in the Nix core (`planProblems`, modules/lib/plan-problems.nix), the same
+rules the NixOS module asserts; this module asks the core for them as `render`
+does. Layer 2 runs only on a plan whose shape is right, so shape errors come
+first, then rule findings once they are fixed.
 """
 
 from __future__ import annotations
@@ -21,9 +23,9 @@ from pydantic import ValidationError
 
 from ibgp_tunnel import schema
 from ibgp_tunnel.errors import InputError, PlanError
-from ibgp_tunnel.findings import Finding, errors, toml_path
+from ibgp_tunnel.findings import Finding, Severity, errors, toml_path
 from ibgp_tunnel.plan import Plan
-from ibgp_tunnel.rules import check_rules
+from ibgp_tunnel.render import plan_problems
 
 # JSON Schema type names in the words a TOML user knows.
 _TOML_TYPES = {
@@ -147,10 +149,42 @@ def check_data(data: dict[str, Any]) -> list[Finding]:
     if shape:
         return shape
     try:
-        plan = Plan.model_validate(data)
+        Plan.model_validate(data)
     except ValidationError as error:
         return model_findings(error)
-    return check_rules(plan)
+    nul = _nul_findings(data)
+    if nul:
+        return nul
+    return rule_findings(data)
+
+
+def rule_findings(data: dict[str, Any]) -> list[Finding]:
+    """Layer 2: the core's planProblems over shape-checked data, sorted."""
+    found = {
+        Finding(item["path"], item["message"], Severity(item["severity"]))
+        for item in plan_problems(data)
+    }
+    return sorted(found)
+
+
+def _nul_findings(data: Any, path: tuple[str | int, ...] = ()) -> list[Finding]:
+    # Nix strings end at a NUL byte, so the core would see a different value.
+    if isinstance(data, str):
+        return (
+            [Finding(toml_path(path), "contains a NUL character; remove it")]
+            if "\0" in data
+            else []
+        )
+    if isinstance(data, dict):
+        keys = [
+            Finding(toml_path((*path, k)), "the key contains a NUL character; rename it")
+            for k in data
+            if "\0" in k
+        ]
+        return keys + [f for k, v in data.items() for f in _nul_findings(v, (*path, k))]
+    if isinstance(data, list):
+        return [f for i, v in enumerate(data) for f in _nul_findings(v, (*path, i))]
+    return []
 
 
 def check_file(path: Path) -> list[Finding]:

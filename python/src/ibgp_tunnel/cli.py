@@ -393,6 +393,14 @@ app.add_typer(
     short_help="Run a plan in network namespaces (root).",
 )
 
+# --- doctor: diagnose a live host against the plan (doctor/cli.py) -------------
+
+from ibgp_tunnel.doctor.cli import doctor_command  # noqa: E402
+
+app.command("doctor", short_help="Diagnose a live host (or lab host) against the plan.")(
+    doctor_command
+)
+
 
 if __name__ == "__main__":  # `python -m ibgp_tunnel.cli`, as the lab tests run it
     app()

@@ -2,9 +2,10 @@
 
 Field names are the TOML keys (snake_case), exactly as docs/interfaces.md §1
 lists them. The JSON Schema committed as plan.schema.json is generated from
-these models (`ibgp-tunnel schema`). Addresses and prefixes stay strings here so
-that one bad address does not hide every other problem: `rules.py` parses them
-and reports each as a finding.
+these models (`ibgp-tunnel schema`). Addresses, prefixes and names stay strings
+here so that one bad value does not hide every other problem: the Nix core's
+`planProblems` (modules/lib/plan-problems.nix) checks them and reports each as a
+finding, and so do the tuning numbers against BIRD's own ranges.
 """
 
 from __future__ import annotations
@@ -17,6 +18,9 @@ from ibgp_tunnel.paths import defaults
 
 ASN_MAX = 2**32 - 1
 PORT_MAX = 2**16 - 1
+# The shape bound of every tuning number (BIRD parses 32-bit numbers); the Nix
+# core checks BIRD's narrower ranges.
+U32_MAX = 2**32 - 1
 
 # TOML has no null: an absent optional key is simply missing, so the schema says
 # "string" rather than pydantic's "string or null", and shows no null default.
@@ -101,6 +105,11 @@ class Host(_Table):
     lan_interfaces: list[str] = Field(
         default=[], description="Client only: traffic from these into the tunnel is masqueraded."
     )
+    allow_cover_everything: bool = Field(
+        default=False,
+        description="Let this host's import_sets, kernel_export_sets or announce cover every "
+        "address (0.0.0.0/0+, the two /1 halves...); refused otherwise as a likely misroute.",
+    )
 
 
 def _default(key: str) -> Any:
@@ -134,26 +143,52 @@ class Link(_Table):
 
 class Tuning(_Table):
     """Failover and restart behaviour of the BGP sessions; every key is optional and
-    overrides the default in modules/lib/defaults.toml [tuning]."""
+    overrides the default in modules/lib/defaults.toml [tuning]. The ranges are
+    BIRD's, checked by the Nix core (modules/lib/tokens.nix: tuning)."""
 
     bfd: bool | None = Field(default=None, description="BFD on the iBGP sessions.")
-    bfd_interval_ms: int | None = Field(default=None, ge=1, description="BFD interval (ms).")
-    bfd_multiplier: int | None = Field(default=None, ge=1, description="Missed BFD packets.")
+    bfd_interval_ms: int | None = Field(
+        default=None, ge=0, le=U32_MAX, description="BFD interval (ms), 1-4294967."
+    )
+    bfd_multiplier: int | None = Field(
+        default=None, ge=0, le=U32_MAX, description="Missed BFD packets, 1-255."
+    )
     graceful_restart: bool | None = Field(default=None, description="Graceful restart.")
-    graceful_restart_time: int | None = Field(default=None, ge=1, description="Seconds.")
-    graceful_restart_wait: int | None = Field(default=None, ge=1, description="Seconds.")
+    graceful_restart_time: int | None = Field(
+        default=None, ge=0, le=U32_MAX, description="Seconds, 1-4095."
+    )
+    graceful_restart_wait: int | None = Field(
+        default=None, ge=0, le=U32_MAX, description="Seconds, 1-65535."
+    )
     long_lived_stale_time: int | None = Field(
-        default=None, ge=0, description="Long-lived GR stale time in seconds; 0 turns it off."
+        default=None,
+        ge=0,
+        le=U32_MAX,
+        description="Long-lived GR stale time in seconds (0-16777215); 0 is off.",
     )
-    connect_delay_time: int | None = Field(default=None, ge=0, description="Seconds.")
-    connect_retry_time: int | None = Field(default=None, ge=0, description="Seconds.")
-    error_wait_time: list[int] | None = Field(
-        default=None, min_length=2, max_length=2, description="[minimum, maximum] seconds."
+    connect_delay_time: int | None = Field(
+        default=None, ge=0, le=U32_MAX, description="Seconds, 0-65535."
     )
-    hold_time: int | None = Field(default=None, ge=3, description="BGP hold time (s).")
-    keepalive_time: int | None = Field(default=None, ge=1, description="Seconds.")
+    connect_retry_time: int | None = Field(
+        default=None, ge=0, le=U32_MAX, description="Seconds, 1-65535."
+    )
+    error_wait_time: list[Annotated[int, Field(ge=0, le=U32_MAX)]] | None = Field(
+        default=None,
+        min_length=2,
+        max_length=2,
+        description="[minimum, maximum] seconds, 1-65535, minimum <= maximum.",
+    )
+    hold_time: int | None = Field(
+        default=None,
+        ge=0,
+        le=U32_MAX,
+        description="BGP hold time (s): 0 (no keepalives) or 3-65535.",
+    )
+    keepalive_time: int | None = Field(
+        default=None, ge=0, le=U32_MAX, description="Seconds, 1-65535, at most the hold time."
+    )
     import_limit: int | None = Field(
-        default=None, ge=1, description="Routes per session and family."
+        default=None, ge=0, le=U32_MAX, description="Routes per session and family, 1-4294967295."
     )
     import_limit_action: Literal["warn", "block", "restart", "disable"] | None = Field(
         default=None, description="What BIRD does past import_limit."

@@ -12,10 +12,10 @@ import json
 import re
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 from typing import Any
 
-from ibgp_tunnel.check import read_plan
 from ibgp_tunnel.errors import InputError, RenderError
 from ibgp_tunnel.paths import core_file
 
@@ -52,31 +52,69 @@ def render_host(plan_path: Path, host: str, *, plain_tuning: bool = False) -> di
     return _evaluate(plan_path, host, "artifacts", plain_tuning)
 
 
+# The plan's data as the helper read it (JSON, so the core sees exactly what the
+# shape layer checked), and the core's plan-level rules over it.
+_PLAN_PROBLEMS = """
+{ coreFile, planJson }:
+(import coreFile).planProblems (builtins.fromJSON (builtins.readFile planJson))
+"""
+
+
 def _evaluate(plan_path: Path, host: str, what: str, plain_tuning: bool) -> dict[str, Any]:
     _require_host(plan_path, host)
-    plan_file = plan_path.resolve()
+    result: dict[str, Any] = evaluate_core(
+        _EXPRESSION,
+        f"the Nix core refused host {host}",
+        planFile=str(plan_path.resolve()),
+        hostName=host,
+        what=what,
+        tuning="plain" if plain_tuning else "plan",
+    )
+    return result
+
+
+def plan_problems(data: dict[str, Any]) -> list[dict[str, str]]:
+    """`planProblems plan`: the core's rules over plan data whose shape is right,
+    as [{path, severity, message}] with TOML paths."""
+    with tempfile.TemporaryDirectory(prefix="ibgp-tunnel-") as directory:
+        plan_json = Path(directory) / "plan.json"
+        plan_json.write_text(json.dumps(data), encoding="utf-8")
+        found: list[dict[str, str]] = evaluate_core(
+            _PLAN_PROBLEMS, "the Nix core could not check the plan", planJson=str(plan_json)
+        )
+    return found
+
+
+def evaluate_core(expression: str, refused: str, **arguments: str) -> Any:
+    """Evaluate `expression` (a function of coreFile and `arguments`) strictly as JSON.
+    Every argument travels as --argstr, never spliced into Nix source."""
     command = [
         _nix_instantiate(),
         "--eval",
         "--strict",
         "--json",
         "--expr",
-        _EXPRESSION,
+        expression,
         *("--argstr", "coreFile", str(core_file())),
-        *("--argstr", "planFile", str(plan_file)),
-        *("--argstr", "hostName", host),
-        *("--argstr", "what", what),
-        *("--argstr", "tuning", "plain" if plain_tuning else "plan"),
     ]
+    for name, value in arguments.items():
+        command += ["--argstr", name, value]
     try:
-        done = subprocess.run(command, capture_output=True, text=True, timeout=TIMEOUT_SECONDS)
+        # Plans may hold any text; never let a stray byte in Nix's output crash us.
+        done = subprocess.run(
+            command,
+            capture_output=True,
+            encoding="utf-8",
+            errors="replace",
+            timeout=TIMEOUT_SECONDS,
+        )
     except subprocess.TimeoutExpired:
         raise RenderError(f"nix-instantiate took longer than {TIMEOUT_SECONDS}s; gave up") from None
     except OSError as error:
         raise InputError(f"cannot run {NIX_INSTANTIATE}: {error.strerror or error}") from None
     # Nix streams JSON, so a failed evaluation may leave half a document on stdout.
     if done.returncode != 0:
-        raise RenderError(f"the Nix core refused host {host}: {nix_error_message(done.stderr)}")
+        raise RenderError(f"{refused}: {nix_error_message(done.stderr)}")
     try:
         return json.loads(done.stdout)
     except ValueError as error:
@@ -85,6 +123,8 @@ def _evaluate(plan_path: Path, host: str, what: str, plain_tuning: bool) -> dict
 
 def _require_host(plan_path: Path, host: str) -> None:
     # Unusable input is exit 2; checking it here also gives a better message than Nix.
+    from ibgp_tunnel.check import read_plan  # check asks this module for planProblems
+
     hosts = read_plan(plan_path).get("hosts")
     if not isinstance(hosts, dict) or host not in hosts:
         known = ", ".join(sorted(hosts)) if isinstance(hosts, dict) and hosts else "none"
@@ -105,6 +145,8 @@ def nix_error_message(stderr: str, max_lines: int = 20) -> str:
     """Nix's error text without colours, the 'error:' prefix or the --show-trace hint."""
     lines = [_ANSI.sub("", line).rstrip() for line in stderr.splitlines()]
     lines = [line for line in lines if line.strip() and not _TRACE_HINT.match(line.strip())]
+    # Nix's own complaints about the machine's settings are not the core's answer.
+    lines = [line for line in lines if not line.startswith("warning: ")]
     if not lines:
         return "nix-instantiate failed without saying why"
     first = lines[0].strip()

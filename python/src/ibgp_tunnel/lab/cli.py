@@ -12,7 +12,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 
 from ibgp_tunnel.errors import IbgpTunnelError
-from ibgp_tunnel.lab import netns, state
+from ibgp_tunnel.lab import location, netns, state
 from ibgp_tunnel.lab.down import down
 from ibgp_tunnel.lab.errors import LabError
 from ibgp_tunnel.lab.status import lab_status
@@ -25,6 +25,57 @@ lab_app = typer.Typer(
 )
 
 T = TypeVar("T")
+
+
+@lab_app.callback()
+def lab_options(
+    lab_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--lab-dir",
+            envvar=location.LAB_DIR_ENV,
+            help="The lab's state directory: a second lab (the tests' own, say) lives in "
+            f"another one. Default: {location.DEFAULT_LAB_DIR}.",
+        ),
+    ] = None,
+    prefix: Annotated[
+        str | None,
+        typer.Option(
+            "--prefix",
+            envvar=location.PREFIX_ENV,
+            help="What the lab's namespace names start with, so two labs never share "
+            f"one. Default: {location.DEFAULT_PREFIX}.",
+        ),
+    ] = None,
+    bird_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--bird-dir",
+            envvar=location.BIRD_DIR_ENV,
+            help="Directory with the `bird` and `birdc` to run (scripts/setup puts BIRD 3 "
+            "in .cache/bird/bird3/bin). Default: PATH's; a lab that is up keeps the one "
+            "it started with.",
+        ),
+    ] = None,
+) -> None:
+    """Options shared by every lab command; they travel as environment variables, so
+    helpers started from here see the same lab."""
+    if lab_dir is not None:
+        os.environ[location.LAB_DIR_ENV] = str(lab_dir)
+    if prefix is not None:
+        os.environ[location.PREFIX_ENV] = prefix
+    if bird_dir is not None:
+        os.environ[location.BIRD_DIR_ENV] = str(bird_dir.resolve())
+
+
+def _load_running() -> state.LabState:
+    """The lab that is up; its commands then use the BIRD it was started with."""
+    st = state.load()
+    if st is None:
+        raise LabError("no lab is up; start one with `ibgp-tunnel lab up [PLAN]`")
+    if st.bird_dir and not os.environ.get(location.BIRD_DIR_ENV):
+        os.environ[location.BIRD_DIR_ENV] = st.bird_dir
+    return st
 
 
 def _guard(action: Callable[[], T]) -> T:
@@ -93,7 +144,11 @@ def _status_with_warnings(st: state.LabState) -> dict[str, Any]:
 def up_command(
     plan: Annotated[Path, typer.Argument(help="The plan to bring up.")] = Path("hosts/plan.toml"),
     timeout: Annotated[
-        float, typer.Option(help="Seconds to wait for every BGP session to establish.")
+        float,
+        typer.Option(
+            help="Seconds to wait for the lab to settle: every BGP session "
+            "Established, every kernel holding its routes."
+        ),
     ] = 60.0,
     secrets: Annotated[
         Path | None,
@@ -134,9 +189,7 @@ def status_command(
 
     def body() -> None:
         require_root()
-        st = state.load()
-        if st is None:
-            raise LabError("no lab is up; start one with `ibgp-tunnel lab up [PLAN]`")
+        st = _load_running()
         status = _status_with_warnings(st)
         if as_json:
             typer.echo(json.dumps(status, indent=2))
@@ -161,9 +214,9 @@ def exec_command(
 
     def body() -> list[str]:
         require_root()
-        st = state.load()
-        if st is None:
-            raise LabError("no lab is up; start one with `ibgp-tunnel lab up [PLAN]`")
+        st = _load_running()
+        if st.bird_dir:  # plain `birdc` inside the host is the lab's
+            os.environ["PATH"] = f"{st.bird_dir}{os.pathsep}{os.environ.get('PATH', '')}"
         node = st.nodes.get(host)
         if node is None:
             raise LabError(f"no lab host {host!r}; the lab has: {', '.join(st.nodes)}")

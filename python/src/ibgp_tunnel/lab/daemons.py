@@ -59,11 +59,33 @@ def _reap(pid: int) -> None:
         os.waitpid(pid, os.WNOHANG)
 
 
+def _live_threads(pid: int) -> bool:
+    """Whether any thread of `pid` still runs. BIRD 3 is multithreaded: after a
+    SIGKILL its main thread may already be a zombie while another still holds
+    TCP 179, and a BIRD started then never gets its listening socket."""
+    try:
+        tasks = list(Path(f"/proc/{pid}/task").iterdir())
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    for task in tasks:
+        try:
+            raw = (task / "stat").read_text()
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        if raw[raw.rindex(")") + 2 :].split()[0] not in ("Z", "X"):
+            return True
+    return False
+
+
 def alive(daemon: Daemon) -> bool:
-    """Whether the daemon still runs; a zombie counts as exited."""
+    """Whether any thread of the daemon still runs. A process whose every thread has
+    exited counts as gone even while it waits to be reaped (a zombie): on these
+    machines init may reap it late, and it holds nothing any more."""
     _reap(daemon.pid)
     stat = _stat(daemon.pid)
-    return stat is not None and stat[1] == daemon.start_time and stat[0] not in ("Z", "X")
+    if stat is None or stat[1] != daemon.start_time:
+        return False
+    return stat[0] not in ("Z", "X") or _live_threads(daemon.pid)
 
 
 def start(name: str, argv: Sequence[str], log: Path) -> Daemon:

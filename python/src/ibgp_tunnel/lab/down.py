@@ -8,7 +8,7 @@ import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
-from ibgp_tunnel.lab import daemons, netns, state
+from ibgp_tunnel.lab import daemons, location, netns, state
 
 
 def _quiet(_: str) -> None:
@@ -40,7 +40,7 @@ def down(lab_dir: Path | None = None, *, progress: Callable[[str], None] = _quie
 
     Returns False when no lab was up; safe to call any number of times.
     """
-    lab_dir = lab_dir or state.LAB_DIR
+    lab_dir = lab_dir or location.lab_dir()
     st = state.load(lab_dir)
     if st is None:
         if lab_dir.exists():

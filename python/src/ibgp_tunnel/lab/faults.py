@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ibgp_tunnel.keys import public_key_of
-from ibgp_tunnel.lab import daemons, firewall, netns
+from ibgp_tunnel.lab import daemons, firewall, location, netns
 from ibgp_tunnel.lab.artifacts import load_plan, saved_artifacts
 from ibgp_tunnel.lab.errors import LabError
 from ibgp_tunnel.lab.labkeys import LabKeys, read_installed_secret
@@ -257,5 +257,5 @@ def announce_extra_routes(st: LabState, ipv4: int, ipv6: int, node: str = "dn42"
     peer = dn42_peer(st, node)
     conf = node_dir(Path(st.lab_dir), node) / "bird.conf"
     conf.write_text(dn42_peer_bird_config(peer, extra_ipv4=ipv4, extra_ipv6=ipv6))
-    netns.run(["bird", "-p", "-c", str(conf)])
+    netns.run([location.bird_tool("bird"), "-p", "-c", str(conf)])
     reload_bird(st, node)

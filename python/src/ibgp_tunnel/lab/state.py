@@ -12,12 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ibgp_tunnel.lab import location
 from ibgp_tunnel.lab.daemons import Daemon
 from ibgp_tunnel.lab.errors import LabError
-
-# Overridable so tests or a second lab can live elsewhere; always under /run
-# by default because the lab dies with the machine anyway.
-LAB_DIR = Path(os.environ.get("IBGP_TUNNEL_LAB_DIR", "/run/ibgp-tunnel-lab"))
 
 
 @dataclass
@@ -26,6 +23,9 @@ class LabState:
     lab_dir: str
     # "plan": the plan's own [tuning]; "plain": the seed's plain sessions (bench/).
     tuning: str = "plan"
+    # What namespace names start with, and where bird/birdc came from (None: PATH).
+    netns_prefix: str = location.DEFAULT_PREFIX
+    bird_dir: str | None = None
     netns: list[str] = field(default_factory=list)
     daemons: list[Daemon] = field(default_factory=list)
     # Paths the lab made outside lab_dir (e.g. /run/netns), removed by down if empty.
@@ -45,6 +45,8 @@ class LabState:
             "plan": self.plan,
             "lab_dir": self.lab_dir,
             "tuning": self.tuning,
+            "netns_prefix": self.netns_prefix,
+            "bird_dir": self.bird_dir,
             "netns": self.netns,
             "daemons": [d.to_json() for d in self.daemons],
             "created_paths": self.created_paths,
@@ -62,7 +64,7 @@ class LabState:
 
 
 def state_path(lab_dir: Path | None = None) -> Path:
-    return (lab_dir or LAB_DIR) / "state.json"
+    return (lab_dir or location.lab_dir()) / "state.json"
 
 
 def load(lab_dir: Path | None = None) -> LabState | None:
@@ -75,12 +77,14 @@ def load(lab_dir: Path | None = None) -> LabState | None:
     except (OSError, json.JSONDecodeError) as exc:
         raise LabError(
             f"cannot read the lab state {path}: {exc}; remove it by hand "
-            "after checking `ip netns list` for ibgpt-* namespaces"
+            f"after checking `ip netns list` for {location.netns_prefix()}* namespaces"
         ) from exc
     return LabState(
         plan=str(data["plan"]),
         lab_dir=str(data["lab_dir"]),
         tuning=str(data.get("tuning", "plan")),
+        netns_prefix=str(data.get("netns_prefix", location.DEFAULT_PREFIX)),
+        bird_dir=data.get("bird_dir"),
         netns=list(data.get("netns", [])),
         daemons=[Daemon.from_json(d) for d in data.get("daemons", [])],
         created_paths=list(data.get("created_paths", [])),

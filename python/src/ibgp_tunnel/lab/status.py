@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from ibgp_tunnel.lab import daemons, netns
+from ibgp_tunnel.lab import daemons, location, netns
 from ibgp_tunnel.lab.errors import LabError
 from ibgp_tunnel.lab.state import LabState
 
@@ -51,7 +51,7 @@ def parse_route_counts(text: str) -> dict[str, int]:
 
 def birdc(socket: str, *command: str) -> str:
     """`birdc -s SOCKET COMMAND` from the root namespace (the socket is a plain file)."""
-    return netns.run(["birdc", "-s", socket, *command], timeout=10).stdout
+    return netns.run([location.bird_tool("birdc"), "-s", socket, *command], timeout=10).stdout
 
 
 def bgp_sessions(socket: str) -> list[Protocol]:
@@ -154,6 +154,31 @@ def sessions_established(state: LabState) -> tuple[bool, list[str]]:
             if not p.info.startswith("Established")
         ]
     return not waiting, waiting
+
+
+def kernel_prefixes(ns: str) -> set[str]:
+    """Every prefix BIRD has installed in the namespace's kernel, IPv4 and IPv6."""
+    return {line.split()[0] for family in ("-4", "-6") for line in kernel_routes(ns, family)}
+
+
+def kernels_hold(state: LabState, expected: dict[str, set[str]]) -> tuple[bool, list[str]]:
+    """Whether every host's kernel holds the routes `expected` gives it, and what each lacks."""
+    waiting = []
+    for host, prefixes in expected.items():
+        missing = prefixes - kernel_prefixes(state.nodes[host]["netns"])
+        if missing:
+            shown = ", ".join(sorted(missing)[:8]) + (" …" if len(missing) > 8 else "")
+            waiting.append(f"{host}'s kernel lacks {len(missing)} route(s): {shown}")
+    return not waiting, waiting
+
+
+def settled(state: LabState, expected: dict[str, set[str]]) -> tuple[bool, list[str]]:
+    """Every BGP session Established, every BIRD past recovery, every kernel holding
+    its routes: BIRD 3 installs kernel routes a little after the sessions come up."""
+    ok, waiting = sessions_established(state)
+    if not ok:
+        return ok, waiting
+    return kernels_hold(state, expected)
 
 
 def wait_for(

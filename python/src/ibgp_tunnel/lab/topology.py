@@ -12,11 +12,12 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ibgp_tunnel.lab.errors import LabError
 
+# The default; a lab of its own (the tests') passes another (see lab.location).
 NETNS_PREFIX = "ibgpt-"
 INET = "inet"
 # Interface names are limited to 15 bytes by the kernel.
@@ -66,10 +67,11 @@ class Node:
     loopback: tuple[str, ...] = ()
     routes: tuple[Route, ...] = ()
     forwarding: bool = False
+    netns_prefix: str = NETNS_PREFIX
 
     @property
     def netns(self) -> str:
-        return NETNS_PREFIX + self.name
+        return self.netns_prefix + self.name
 
 
 @dataclass(frozen=True)
@@ -231,8 +233,9 @@ def _dn42_announcements(index: int) -> tuple[tuple[str, ...], tuple[str, ...]]:
     return v4, v6
 
 
-def build_topology(plan: Mapping[str, Any]) -> Topology:
-    """Namespaces, veths, addresses and routes for every host of `plan` and its surroundings."""
+def build_topology(plan: Mapping[str, Any], netns_prefix: str = NETNS_PREFIX) -> Topology:
+    """Namespaces, veths, addresses and routes for every host of `plan` and its surroundings;
+    namespace names start with `netns_prefix`."""
     hosts: Mapping[str, Any] = plan.get("hosts", {})
     if not hosts:
         raise LabError("the plan has no [hosts.*]: nothing to bring up")
@@ -370,6 +373,7 @@ def build_topology(plan: Mapping[str, Any]) -> Topology:
         lan_clients.append(LanClient(lan, name, client4, client6, router4, router6))
 
     nodes[INET] = Node(INET, "inet", tuple(inet_loopback), tuple(inet_routes), forwarding=True)
+    nodes = {name: replace(node, netns_prefix=netns_prefix) for name, node in nodes.items()}
     return Topology(nodes, tuple(veths), tuple(dn42_peers), tuple(lan_clients), probes)
 
 
@@ -403,4 +407,39 @@ def expected_client_routes(
                 announced = peer.announce_ipv4 if family == "ipv4" else peer.announce_ipv6
                 offered |= {p for p in announced if matches_any(p, reflector_accept)}
             result[family] |= {p for p in offered if matches_any(p, accept)}
+    return result
+
+
+def _as_kernel_prints(prefix: str) -> str:
+    # `ip route` prints a host route as the bare address.
+    net = ipaddress.ip_network(prefix, strict=False)
+    return str(net.network_address) if net.prefixlen == net.max_prefixlen else str(net)
+
+
+def expected_kernel_routes(plan: Mapping[str, Any], topo: Topology, host: str) -> set[str]:
+    """Every prefix BIRD should install in `host`'s kernel once the lab has settled, as
+    `ip route` prints it: what the host learns (a client: `expected_client_routes`; a
+    reflector: its DN42 peers' routes it imports and its clients' announcements), kept
+    by its kernel_export_sets. Its own announcements are unreachable statics, which the
+    kernel export skips."""
+    hosts = plan["hosts"]
+    spec = hosts[host]
+    learned: dict[str, set[str]] = {"ipv4": set(), "ipv6": set()}
+    if topo.nodes[host].kind == "reflector":
+        for family in ("ipv4", "ipv6"):
+            accept = set_patterns(plan, spec.get("import_sets", []), family)
+            for peer in topo.dn42_peers:
+                if peer.reflector == host:
+                    announced = peer.announce_ipv4 if family == "ipv4" else peer.announce_ipv6
+                    learned[family] |= {p for p in announced if matches_any(p, accept)}
+            for link in plan.get("links", {}).values():
+                if link["reflector"] == host:
+                    client = hosts[link["client"]]
+                    learned[family] |= set(client.get("announce", {}).get(family, []))
+    else:
+        learned = expected_client_routes(plan, topo, host)
+    result: set[str] = set()
+    for family, prefixes in learned.items():
+        kernel = set_patterns(plan, spec.get("kernel_export_sets", []), family)
+        result |= {_as_kernel_prints(p) for p in prefixes if matches_any(p, kernel)}
     return result

@@ -9,18 +9,25 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from ibgp_tunnel.lab import daemons, firewall, netns, state
+from ibgp_tunnel.lab import daemons, firewall, location, netns, state
 from ibgp_tunnel.lab.artifacts import load_plan, render_plan, save_artifacts
 from ibgp_tunnel.lab.down import down
 from ibgp_tunnel.lab.errors import LabError, MissingToolError, NotRootError
 from ibgp_tunnel.lab.labkeys import LabKeys, install_secret, lab_keys
 from ibgp_tunnel.lab.peer import dn42_peer_bird_config
-from ibgp_tunnel.lab.status import sessions_established, wait_for
-from ibgp_tunnel.lab.topology import Address, Dn42Peer, Node, Topology, build_topology
+from ibgp_tunnel.lab.status import settled, wait_for
+from ibgp_tunnel.lab.topology import (
+    Address,
+    Dn42Peer,
+    Node,
+    Topology,
+    build_topology,
+    expected_kernel_routes,
+)
 from ibgp_tunnel.paths import defaults
 
 Progress = Callable[[str], None]
-TOOLS = ("ip", "nft", "bird", "birdc", "wireguard-go", "wg", "unshare", "sysctl")
+TOOLS = ("ip", "nft", "wireguard-go", "wg", "unshare", "sysctl")
 RUN_NETNS = Path("/run/netns")
 
 
@@ -37,6 +44,8 @@ def require_root() -> None:
 
 def require_tools() -> None:
     missing = [tool for tool in TOOLS if shutil.which(tool) is None]
+    if location.bird_dir() is None:  # else bird_dir() has checked its bird and birdc
+        missing += [tool for tool in ("bird", "birdc") if shutil.which(tool) is None]
     if missing:
         raise MissingToolError(
             f"missing: {', '.join(missing)}. On Debian: apt-get install iproute2 nftables "
@@ -89,7 +98,7 @@ def start_bird(
     conf = node_dir(lab_dir, name) / "bird.conf"
     conf.write_text(config)
     # Parse first: a config error then reads as one, not as a daemon that died.
-    netns.run(["bird", "-p", "-c", str(conf)])
+    netns.run([location.bird_tool("bird"), "-p", "-c", str(conf)])
     return launch_bird(lab_dir, name, ns, recovery=recovery)
 
 
@@ -102,7 +111,7 @@ def launch_bird(lab_dir: Path, name: str, ns: str, *, recovery: bool = False) ->
     # A killed BIRD leaves its socket behind; waiting for the new one must not see it.
     socket.unlink(missing_ok=True)
     argv = [
-        "bird",
+        location.bird_tool("bird"),
         "-f",
         "-c",
         str(directory / "bird.conf"),
@@ -126,8 +135,10 @@ def reconfigure_bird(lab_dir: Path, name: str, config: str) -> None:
     """Replace a running BIRD's config (`birdc configure`), as a NixOS switch does."""
     conf = node_dir(lab_dir, name) / "bird.conf"
     conf.write_text(config)
-    netns.run(["bird", "-p", "-c", str(conf)])
-    out = netns.run(["birdc", "-s", str(bird_socket(lab_dir, name)), "configure"]).stdout
+    netns.run([location.bird_tool("bird"), "-p", "-c", str(conf)])
+    out = netns.run(
+        [location.bird_tool("birdc"), "-s", str(bird_socket(lab_dir, name)), "configure"]
+    ).stdout
     if "Reconfigured" not in out and "Reconfiguration in progress" not in out:
         raise LabError(f"birdc configure on {name} did not reconfigure: {out.strip()}")
 
@@ -307,15 +318,30 @@ def up(
     plain_tuning: bool = False,
 ) -> state.LabState:
     """Bring the plan's lab up (or leave an identical healthy one alone) and wait until
-    every BGP session is Established. `plain_tuning` runs the seed's plain sessions
-    (no BFD, no graceful restart, BIRD's default timers) instead of the plan's tuning."""
+    it has settled: every BGP session Established and every host's kernel holding the
+    routes the plan gives it (on timeout, the error says what is missing).
+    `plain_tuning` runs the seed's plain sessions (no BFD, no graceful restart, BIRD's
+    default timers) instead of the plan's tuning."""
     require_root()
     require_tools()
-    lab_dir = lab_dir or state.LAB_DIR
+    lab_dir = lab_dir or location.lab_dir()
     plan_path = plan_path.resolve()
     tuning = "plain" if plain_tuning else "plan"
+    prefix = location.netns_prefix()
+    directory = location.bird_dir()
+    bird_dir = None if directory is None else str(directory)
     existing = state.load(lab_dir)
     if existing is not None:
+        if existing.bird_dir != bird_dir:
+            raise LabError(
+                f"a lab running the BIRD from {existing.bird_dir or 'PATH'} is up in {lab_dir}; "
+                "run `ibgp-tunnel lab down` first"
+            )
+        if existing.netns_prefix != prefix:
+            raise LabError(
+                f"the lab in {lab_dir} names its namespaces {existing.netns_prefix}*, not "
+                f"{prefix}*; run `ibgp-tunnel lab down` first, or give another lab directory"
+            )
         if existing.plan != str(plan_path):
             raise LabError(f"a lab for {existing.plan} is up; run `ibgp-tunnel lab down` first")
         if existing.tuning != tuning:
@@ -332,10 +358,16 @@ def up(
     plan = load_plan(plan_path)
     progress(f"rendering {plan_path}")
     artifacts = render_plan(plan_path, plan, plain_tuning=plain_tuning)
-    topo = build_topology(plan)
+    topo = build_topology(plan, prefix)
     recovery = graceful_restart_on(plan, plain_tuning)
 
-    st = state.LabState(plan=str(plan_path), lab_dir=str(lab_dir), tuning=tuning)
+    st = state.LabState(
+        plan=str(plan_path),
+        lab_dir=str(lab_dir),
+        tuning=tuning,
+        netns_prefix=prefix,
+        bird_dir=bird_dir,
+    )
     if not RUN_NETNS.exists():
         st.created_paths.append(str(RUN_NETNS))
     st.save()
@@ -375,10 +407,11 @@ def up(
         st.nodes.setdefault(name, _node_record(lab_dir, node, bird=False, wireguard=[]))
     st.save()
 
-    wait_for(lambda: sessions_established(st), timeout, progress, "BGP sessions")
+    expected = {host: expected_kernel_routes(plan, topo, host) for host in topo.plan_hosts}
+    wait_for(lambda: settled(st, expected), timeout, progress, "BGP sessions and kernel routes")
     st.complete = True
     st.save()
-    progress("all BGP sessions Established")
+    progress("all BGP sessions Established, every kernel holds its routes")
     for warning in st.warnings:
         progress(f"warning: {warning}")
     return st

@@ -1,0 +1,146 @@
+"""How the Nix core scales with the number of clients of one reflector.
+
+Run from the repository: `python bench/render_scale.py [--clients 250 500 1000 2000]`.
+For each size it writes a plan with one reflector and N clients (each with its
+own link, interface, port and announced /24, the DN42 sets imported), then
+times, each in its own plain `nix-instantiate --eval --strict`:
+
+  render    render (hostFromPlan plan reflector)   what the reflector deploys
+  problems  problems (hostFromPlan plan reflector) the module's host assertions
+  plan      planProblems plan                      what `check` and the module ask
+
+and prints seconds (median of --reps runs) and peak memory (max RSS of the
+evaluator), as Markdown or --json. The goal: linear, 1,000 clients in at most
+2 s each on this machine's Nix 2.8.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+CORE = REPO / "modules" / "lib"
+
+STAGES = {
+    "render": 'c.render (c.hostFromPlan plan "vps")',
+    "problems": 'c.problems (c.hostFromPlan plan "vps")',
+    "plan": "c.planProblems plan",
+}
+
+
+def plan_of(clients: int) -> dict[str, object]:
+    """One reflector, `clients` clients, every name, port and subnet distinct."""
+
+    def key(index: int) -> str:
+        return base64.b64encode(index.to_bytes(32, "big")).decode()
+
+    hosts: dict[str, object] = {
+        "vps": {
+            "role": "reflector",
+            "router_id": "172.23.0.1",
+            "public_key": key(1),
+            "endpoint": "198.18.0.10",
+            "uplink_interfaces": ["eth0"],
+            "import_sets": ["dn42"],
+            "kernel_export_sets": ["dn42"],
+            "dn42_peers": {"peer1": {"asn": 4242421080, "neighbor": "172.20.42.1"}},
+        }
+    }
+    links: dict[str, object] = {}
+    for i in range(clients):
+        name = f"c{i}"
+        hosts[name] = {
+            "role": "client",
+            "router_id": f"172.24.{i // 256}.{i % 256}",
+            "public_key": key(i + 2),
+            "import_sets": ["dn42"],
+            "kernel_export_sets": ["dn42"],
+            "announce": {"ipv4": [f"100.{64 + i // 256}.{i % 256}.0/24"]},
+        }
+        base = 4 * i
+        links[name] = {
+            "reflector": "vps",
+            "client": name,
+            "interface": f"wg{i}",
+            "port": 20000 + i,
+            "ipv4": f"10.{base // 65536}.{base // 256 % 256}.{base % 256}/30",
+            "ipv6": f"fd42:{i // 65536:x}:{i % 65536:x}::/64",
+            "reflector_ipv4": f"10.{base // 65536}.{base // 256 % 256}.{base % 256 + 1}",
+            "client_ipv4": f"10.{base // 65536}.{base // 256 % 256}.{base % 256 + 2}",
+            "reflector_ipv6": f"fd42:{i // 65536:x}:{i % 65536:x}::1",
+            "client_ipv6": f"fd42:{i // 65536:x}:{i % 65536:x}::2",
+        }
+    return {"asn": 4242420038, "hosts": hosts, "links": links}
+
+
+def measure(plan_json: Path, stage: str) -> tuple[float, int]:
+    """Seconds and the evaluator's peak RSS (KiB) for one stage."""
+    expression = (
+        "{ core, planJson }: let c = import core; "
+        "plan = builtins.fromJSON (builtins.readFile planJson); in "
+        f"builtins.deepSeq ({STAGES[stage]}) true"
+    )
+    command = ["nix-instantiate", "--eval", "--strict", "--expr", expression]
+    command += ["--argstr", "core", str(CORE), "--argstr", "planJson", str(plan_json)]
+    start = time.monotonic()
+    with tempfile.TemporaryFile() as errors:
+        child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=errors)
+        # wait4 gives this child's own rusage (RUSAGE_CHILDREN would be the max of all).
+        _, status, usage = os.wait4(child.pid, 0)
+        seconds = time.monotonic() - start
+        child.returncode = os.waitstatus_to_exitcode(status)
+        if child.returncode != 0:
+            errors.seek(0)
+            sys.exit(f"{stage} failed:\n{errors.read().decode(errors='replace')}")
+    return seconds, usage.ru_maxrss
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--clients", type=int, nargs="+", default=[250, 500, 1000, 2000])
+    parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--json", action="store_true", help="print every sample as JSON")
+    args = parser.parse_args()
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="render-scale-") as directory:
+        for clients in sorted(args.clients):
+            plan_json = Path(directory) / f"plan-{clients}.json"
+            plan_json.write_text(json.dumps(plan_of(clients)))
+            for stage in STAGES:
+                samples = [measure(plan_json, stage) for _ in range(args.reps)]
+                rows.append(
+                    {
+                        "clients": clients,
+                        "stage": stage,
+                        "seconds": [round(s, 3) for s, _ in samples],
+                        "median_s": round(statistics.median(s for s, _ in samples), 3),
+                        "max_rss_mib": round(max(m for _, m in samples) / 1024),
+                    }
+                )
+    if args.json:
+        print(json.dumps({"machine": _machine(), "rows": rows}, indent=2))
+        return
+    print(f"<!-- {_machine()} -->")
+    print("| clients | stage | median s | max RSS MiB |")
+    print("|--:|---|--:|--:|")
+    for row in rows:
+        print(f"| {row['clients']} | {row['stage']} | {row['median_s']} | {row['max_rss_mib']} |")
+
+
+def _machine() -> str:
+    nix = subprocess.run(["nix", "--version"], capture_output=True, text=True).stdout.strip()
+    return f"{platform.node()} {platform.machine()}, {os.cpu_count()} CPUs, {nix}"
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,197 @@
+# The one door into the renderers. `shape` says, once, which token kind every
+# value of a host spec is (what reaches bird.conf, the nft rules, the
+# WireGuard settings or a sops secret name); two readings of it:
+#   checked spec   a copy holding only those fields, each leaf through its
+#                  kind's emitter (a throw naming the option and the fix),
+#                  lazily, so asking for the link names (sops secret names)
+#                  does not force the key paths sops-nix derives from them;
+#   problems spec  every leaf's problem as { path; message; }, for assertions.
+# So a spec that skipped every check (hand-made, or from a plan nobody ran
+# `check` on) cannot change the structure of what is rendered.
+let
+  inherit (builtins)
+    attrNames
+    concatLists
+    concatMap
+    elemAt
+    genList
+    isAttrs
+    isBool
+    isList
+    length
+    listToAttrs
+    mapAttrs
+    ;
+  t = import ../tokens.nix;
+
+  root = "services.ibgpTunnel";
+
+  # --- the shape's vocabulary ------------------------------------------------
+
+  leaf = kind: { type = "leaf"; inherit kind; };
+  listOf = of: { type = "list"; inherit of; };
+  attrsOf = of: { type = "attrs"; inherit of; };
+  record = fields: { type = "record"; inherit fields; };
+  nullOr = of: { type = "nullOr"; inherit of; };
+  pair = of: { type = "pair"; inherit of; };
+  # A family's list may be left out ({ ipv4 = [ ... ]; } alone).
+  families = kindOf: {
+    type = "families";
+    fields = {
+      ipv4 = listOf (leaf (kindOf "ipv4"));
+      ipv6 = listOf (leaf (kindOf "ipv6"));
+    };
+  };
+
+  bool = {
+    problem = value: if isBool value then null else "${t.show value} is not true or false";
+  };
+
+  timer = name: nullOr (leaf t.tuning.${name});
+
+  shape = record {
+    role = leaf t.role;
+    asn = leaf t.asn;
+    routerId = leaf t.routerId;
+    prefixSets = attrsOf (families t.pattern);
+    importSets = listOf (leaf t.name);
+    kernelExportSets = listOf (leaf t.name);
+    announce = families t.prefix;
+    lanInterfaces = listOf (leaf t.interface);
+    uplinkInterfaces = listOf (leaf t.interface);
+    openFirewall = leaf bool;
+    privateKeyFile = nullOr (leaf t.runtimePath);
+    links = attrsOf (record {
+      interface = leaf t.interface;
+      listenPort = leaf t.port;
+      ips = listOf (leaf t.cidr);
+      neighborAddress = leaf t.ipv4;
+      importPrefixes = families t.pattern;
+      peer = record {
+        name = leaf t.name;
+        publicKey = nullOr (leaf t.publicKey);
+        presharedKeyFile = nullOr (leaf t.runtimePath);
+        endpoint = nullOr (leaf t.endpoint);
+        allowedIPs = listOf (leaf t.cidr);
+        persistentKeepalive = nullOr (leaf t.keepalive);
+      };
+    });
+    dn42Peers = attrsOf (record {
+      asn = leaf t.asn;
+      neighbor = leaf t.address;
+      interface = nullOr (leaf t.interface);
+      exportSets = listOf (leaf t.name);
+    });
+    # services.ibgpTunnel.bird (bird-layout.nix): whole bird.conf or merged.
+    bird = record {
+      standalone = leaf bool;
+      kernelProtocols = leaf bool;
+    };
+    tuning = record {
+      bfd = leaf bool;
+      gracefulRestart = leaf bool;
+      importLimitAction = nullOr (leaf t.importLimitAction);
+      bfdIntervalMs = timer "bfdIntervalMs";
+      bfdMultiplier = timer "bfdMultiplier";
+      gracefulRestartTime = timer "gracefulRestartTime";
+      gracefulRestartWait = timer "gracefulRestartWait";
+      longLivedStaleTime = timer "longLivedStaleTime";
+      connectDelayTime = timer "connectDelayTime";
+      connectRetryTime = timer "connectRetryTime";
+      holdTime = timer "holdTime";
+      keepaliveTime = timer "keepaliveTime";
+      importLimit = timer "importLimit";
+      errorWaitTime = nullOr (pair (leaf t.tuning.errorWaitTime));
+    };
+  };
+
+  # --- reading it ------------------------------------------------------------
+
+  # Option paths stay on one line even for a name that is the attack.
+  key = name: if t.name.problem name == null then name else t.show name;
+
+  # What is wrong with `value` as a whole (not its parts), or null.
+  outer =
+    s: value:
+    if s.type == "list" && !(isList value) then
+      "${t.show value} is not a list"
+    else if s.type == "pair" && !(isList value && length value == 2) then
+      "${t.show value} is not a list of two numbers [ minimum maximum ]"
+    else if (s.type == "attrs" || s.type == "record" || s.type == "families") && !(isAttrs value) then
+      "${t.show value} is not an attribute set"
+    else if s.type == "record" then
+      let
+        missing = builtins.filter (field: !(value ? ${field})) (attrNames s.fields);
+      in
+      if missing == [ ] then null else "is missing ${builtins.concatStringsSep ", " missing}"
+    else
+      null;
+
+  fail = path: message: throw "ibgp-tunnel: ${path}: ${message}";
+
+  emit =
+    s: path: value:
+    let
+      wrong = outer s value;
+      item = i: emit s.of "${path}[${toString i}]" (elemAt value i);
+    in
+    if s.type == "leaf" then
+      (let p = s.kind.problem value; in if p == null then value else fail path p)
+    else if s.type == "nullOr" then
+      (if value == null then null else emit s.of path value)
+    else if wrong != null then
+      fail path wrong
+    else if s.type == "list" || s.type == "pair" then
+      genList item (length value)
+    else if s.type == "attrs" then
+      listToAttrs (
+        map (name: {
+          name = emit (leaf t.name) "${path}.${key name}" name;
+          value = emit s.of "${path}.${key name}" value.${name};
+        }) (attrNames value)
+      )
+    else if s.type == "families" then
+      mapAttrs (field: of: emit of "${path}.${field}" (value.${field} or [ ])) s.fields
+    else
+      mapAttrs (field: of: emit of "${path}.${field}" value.${field}) s.fields;
+
+  problemsOf =
+    s: path: value:
+    let
+      wrong = outer s value;
+      item = i: problemsOf s.of "${path}[${toString i}]" (elemAt value i);
+    in
+    if s.type == "leaf" then
+      (let p = s.kind.problem value; in if p == null then [ ] else [ { inherit path; message = p; } ])
+    else if s.type == "nullOr" then
+      (if value == null then [ ] else problemsOf s.of path value)
+    else if wrong != null then
+      [ { inherit path; message = wrong; } ]
+    else if s.type == "list" || s.type == "pair" then
+      concatLists (genList item (length value))
+    else if s.type == "attrs" then
+      concatMap (name: problemsOf (leaf t.name) "${path}.${key name}" name ++ problemsOf s.of "${path}.${key name}" value.${name}) (
+        attrNames value
+      )
+    else if s.type == "families" then
+      concatMap (field: problemsOf s.fields.${field} "${path}.${field}" (value.${field} or [ ])) (attrNames s.fields)
+    else
+      concatMap (field: problemsOf s.fields.${field} "${path}.${field}" value.${field}) (attrNames s.fields);
+
+  # A spec from a plan (hostFromPlan) has no say in services.ibgpTunnel.bird:
+  # it renders the whole bird.conf.
+  withLayout =
+    given:
+    given
+    // {
+      bird = {
+        standalone = true;
+        kernelProtocols = true;
+      }
+      // (given.bird or { });
+    };
+in
+{
+  checked = given: emit shape root (withLayout given);
+  problems = given: problemsOf shape root (withLayout given);
+}

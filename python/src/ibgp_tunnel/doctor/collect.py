@@ -1,0 +1,207 @@
+"""Reading a host's live state: the commands doctor runs and their raw output.
+
+Every command only reads (show, list, get); nothing here changes the host. A
+`Target` says where the commands run: on this machine, or inside a lab host's
+namespace (with its private /run, where wireguard-go's socket lives). The raw
+outputs are kept as they are, so they can be saved (`--save-outputs`) and parsed
+again in tests.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any, Protocol
+
+from ibgp_tunnel.doctor.parse_wg import redact_dump
+from ibgp_tunnel.errors import InputError
+
+TIMEOUT_SECONDS = 20
+DEFAULT_BIRD_SOCKET = "/run/bird/bird.ctl"
+
+# Key -> command line; birdc commands get `-s SOCKET` from the target.
+BIRD_COMMANDS: dict[str, tuple[str, ...]] = {
+    "bird_status": ("show", "status"),
+    "bird_protocols": ("show", "protocols", "all"),
+    "bird_route_count": ("show", "route", "count"),
+    "bird_bfd": ("show", "bfd", "sessions"),
+}
+COMMANDS: dict[str, tuple[str, ...]] = {
+    "wg": ("wg", "show", "all", "dump"),
+    "ip_route4": ("ip", "-j", "-4", "route", "show", "table", "main"),
+    "ip_route6": ("ip", "-j", "-6", "route", "show", "table", "main"),
+    "ip_addr": ("ip", "-j", "address", "show"),
+    "ip_link": ("ip", "-j", "link", "show"),
+    "nft": ("nft", "-j", "list", "ruleset"),
+    "sysctl": ("sysctl", "-a", "--pattern", r"\.(forwarding|rp_filter|accept_ra)$"),
+}
+
+
+@dataclass(frozen=True)
+class Output:
+    """One command's result, as it ran."""
+
+    argv: tuple[str, ...]
+    returncode: int
+    stdout: str
+    stderr: str
+
+    @property
+    def ok(self) -> bool:
+        return self.returncode == 0
+
+    def error(self) -> str:
+        """What went wrong, in the command's own words."""
+        text = (self.stderr or self.stdout).strip()
+        return text.splitlines()[-1] if text else f"exit status {self.returncode}"
+
+
+class Target(Protocol):
+    """Where the reads run."""
+
+    def run(self, argv: Sequence[str]) -> Output: ...
+
+    def birdc(self, command: Sequence[str]) -> Output: ...
+
+    def describe(self) -> str: ...
+
+
+def run_command(argv: Sequence[str]) -> Output:
+    """Run a read-only command; a missing tool or a timeout becomes a failed Output."""
+    try:
+        done = subprocess.run(
+            list(argv), capture_output=True, text=True, timeout=TIMEOUT_SECONDS, check=False
+        )
+    except FileNotFoundError:
+        return Output(tuple(argv), 127, "", f"{argv[0]}: command not found")
+    except subprocess.TimeoutExpired:
+        return Output(tuple(argv), 124, "", f"did not answer within {TIMEOUT_SECONDS} s")
+    return Output(tuple(argv), done.returncode, done.stdout, done.stderr)
+
+
+@dataclass(frozen=True)
+class LocalTarget:
+    """This machine, as root or as a user allowed to read these."""
+
+    bird_socket: str = DEFAULT_BIRD_SOCKET
+    birdc_binary: str = "birdc"
+
+    def run(self, argv: Sequence[str]) -> Output:
+        return run_command(argv)
+
+    def birdc(self, command: Sequence[str]) -> Output:
+        return run_command([self.birdc_binary, "-s", self.bird_socket, *command])
+
+    def describe(self) -> str:
+        return "this machine"
+
+
+@dataclass(frozen=True)
+class NamespaceTarget:
+    """A lab host: its network namespace, its private /run, its BIRD socket."""
+
+    name: str
+    netns: str
+    run_dir: str
+    bird_socket: str
+    birdc_binary: str = "birdc"
+
+    def run(self, argv: Sequence[str]) -> Output:
+        # Same wrapping as `lab exec`: the host's /run is its lab run dir.
+        from ibgp_tunnel.lab.netns import ns_argv
+
+        return run_command(ns_argv(self.netns, argv, Path(self.run_dir)))
+
+    def birdc(self, command: Sequence[str]) -> Output:
+        # The control socket is a plain file: reachable from the root namespace.
+        return run_command([self.birdc_binary, "-s", self.bird_socket, *command])
+
+    def describe(self) -> str:
+        return f"lab host {self.name} (namespace {self.netns})"
+
+
+@dataclass
+class Snapshot:
+    """Raw outputs of every read, keyed as in COMMANDS and BIRD_COMMANDS; `route_get`
+    holds `ip -j route get ADDRESS` per WireGuard endpoint address."""
+
+    outputs: dict[str, Output] = field(default_factory=dict)
+    route_get: dict[str, Output] = field(default_factory=dict)
+    # When it was read (unix time): handshake ages are measured from here.
+    time: float = 0.0
+
+    def get(self, key: str) -> Output:
+        found = self.outputs.get(key)
+        if found is None:
+            return Output((), 127, "", f"{key} was not read")
+        return found
+
+    def save(self, directory: Path) -> None:
+        """Each tool's output in its own file (KEY.txt, as the tool printed it) and
+        snapshot.json with the rest (command lines, exit codes, stderr, time). The
+        directory must be new or empty: nothing already there is overwritten."""
+        require_new_directory(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        for key, output in self.outputs.items():
+            (directory / f"{key}.txt").write_text(output.stdout)
+        meta = {
+            "time": self.time,
+            "outputs": {
+                k: {"argv": list(v.argv), "returncode": v.returncode, "stderr": v.stderr}
+                for k, v in self.outputs.items()
+            },
+            "route_get": {k: asdict(v) for k, v in self.route_get.items()},
+        }
+        (directory / "snapshot.json").write_text(json.dumps(meta, indent=1) + "\n")
+
+    @classmethod
+    def load(cls, directory: Path) -> Snapshot:
+        """A snapshot written by `save`."""
+        try:
+            meta = json.loads((directory / "snapshot.json").read_text())
+            stdout = {
+                key: (directory / f"{key}.txt").read_text() for key in meta.get("outputs", {})
+            }
+        except (OSError, ValueError) as error:
+            raise InputError(f"cannot read saved outputs in {directory}: {error}") from None
+
+        def output(raw: dict[str, Any], text: str | None = None) -> Output:
+            return Output(
+                tuple(str(a) for a in raw.get("argv", [])),
+                int(raw.get("returncode", 0)),
+                str(raw.get("stdout", "")) if text is None else text,
+                str(raw.get("stderr", "")),
+            )
+
+        return cls(
+            {k: output(v, stdout[k]) for k, v in meta.get("outputs", {}).items()},
+            {k: output(v) for k, v in meta.get("route_get", {}).items()},
+            float(meta.get("time", 0.0)),
+        )
+
+
+def require_new_directory(directory: Path) -> None:
+    """Refuse a directory holding anything: saved outputs never overwrite a file."""
+    if directory.exists() and (not directory.is_dir() or any(directory.iterdir())):
+        raise InputError(f"{directory} exists and is not an empty directory; name a new one")
+
+
+def collect(target: Target, endpoints: Sequence[str] = ()) -> Snapshot:
+    """Run every read on `target`. `endpoints` are addresses whose path (the route
+    towards them) matters for the MTU check."""
+    snapshot = Snapshot(time=time.time())
+    for key, argv in COMMANDS.items():
+        output = target.run(argv)
+        if key == "wg":
+            # The dump holds the private key and the PSKs: never keep them.
+            output = replace(output, stdout=redact_dump(output.stdout))
+        snapshot.outputs[key] = output
+    for key, command in BIRD_COMMANDS.items():
+        snapshot.outputs[key] = target.birdc(command)
+    for address in endpoints:
+        snapshot.route_get[address] = target.run(["ip", "-j", "route", "get", address])
+    return snapshot

@@ -1,0 +1,277 @@
+"""What the plan says a host should have, taken from the Nix core's output.
+
+Nothing is derived again here: the rendered artifacts (`render_host`) and the
+host spec (`host_spec`) say which tunnels, keys, ports, rules and BGP sessions the
+host runs; this module only reads them into plain records the checks compare
+with the live state. The BGP sessions are read from the rendered bird.conf,
+the one place that names them.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+
+@dataclass(frozen=True)
+class PeerExpect:
+    name: str  # the plan host at the other end
+    public_key: str
+    endpoint: str | None
+    keepalive: int | None
+
+
+@dataclass(frozen=True)
+class TunnelExpect:
+    interface: str
+    ips: tuple[str, ...]  # CIDR, as the plan gives them
+    listen_port: int | None
+    peers: tuple[PeerExpect, ...]
+    link: str = ""  # the plan's [links.NAME]
+
+    @property
+    def global_ipv6(self) -> list[str]:
+        return [
+            ip
+            for ip in self.ips
+            if ipaddress.ip_interface(ip).version == 6
+            and not ipaddress.ip_interface(ip).ip.is_link_local
+        ]
+
+
+@dataclass(frozen=True)
+class SessionExpect:
+    protocol: str  # the BIRD protocol name, e.g. ibgp_dmz
+    neighbor: str
+    neighbor_as: int | None
+    local_as: int | None
+    internal: bool  # iBGP over one of our tunnels
+    bfd: bool
+    ipv6_next_hop: str | None  # `next hop address` of the IPv6 channel
+    peer_host: str | None = None  # the plan host at the other end (iBGP)
+    interface: str | None = None  # the tunnel (iBGP) or the peering interface (eBGP)
+    import_limit: int | None = None
+
+
+@dataclass(frozen=True)
+class MasqueradeRule:
+    iifnames: tuple[str, ...]
+    oifnames: tuple[str, ...]
+    nfprotos: tuple[str, ...]
+    text: str
+    # Sources the rule leaves alone (`ip saddr != { ... }`: prefixes a client announces).
+    excluded: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class InterfaceRule:
+    """A rendered `iifname "X" accept` / `oifname "X" accept` line."""
+
+    direction: str  # iifname or oifname
+    interface: str
+    text: str
+
+
+@dataclass(frozen=True)
+class Expectations:
+    host: str
+    role: str
+    asn: int
+    own_public_key: str | None
+    tunnels: tuple[TunnelExpect, ...]
+    sessions: tuple[SessionExpect, ...]
+    graceful_restart: bool
+    graceful_restart_wait: int | None
+    allowed_udp_ports: tuple[int, ...]
+    # interface -> (tcp ports, udp ports) the host firewall must let in there
+    interface_ports: dict[str, tuple[tuple[int, ...], tuple[int, ...]]]
+    forward_rules: tuple[InterfaceRule, ...]
+    reverse_path_rules: tuple[InterfaceRule, ...]
+    masquerade: tuple[MasqueradeRule, ...]
+    sysctl: dict[str, str]
+    uplinks: tuple[str, ...]
+    lans: tuple[str, ...]
+    nft_table: str
+    # Peer host -> whether it announces IPv6 prefixes (so IPv6 routes must arrive).
+    peers_announce_ipv6: dict[str, bool] = field(default_factory=dict)
+    # Where the public keys come from, for people to read ("the plan", or a lab's keys).
+    key_source: str = "the plan"
+
+    @property
+    def tunnel_names(self) -> tuple[str, ...]:
+        return tuple(t.interface for t in self.tunnels)
+
+    def with_public_keys(self, keys: Mapping[str, str], source: str) -> Expectations:
+        """The same, with every host's public key taken from `keys` (host -> key): a lab
+        that generated its own keys runs those, not the plan's."""
+        tunnels = tuple(
+            replace(
+                tunnel,
+                peers=tuple(
+                    replace(peer, public_key=keys.get(peer.name, peer.public_key))
+                    for peer in tunnel.peers
+                ),
+            )
+            for tunnel in self.tunnels
+        )
+        own = keys.get(self.host, self.own_public_key)
+        return replace(self, tunnels=tunnels, own_public_key=own, key_source=source)
+
+
+_BLOCK = re.compile(r"^protocol bgp (\S+) \{\n(.*?)^\}", re.MULTILINE | re.DOTALL)
+_DEFINE = re.compile(r"^define (\w+) = (\d+);", re.MULTILINE)
+_NEIGHBOR = re.compile(r"^\s*neighbor (\S+) as (\w+);", re.MULTILINE)
+_LOCAL = re.compile(r"^\s*local (?:\S+ )?as (\w+);", re.MULTILINE)
+_NEXT_HOP = re.compile(r"^\s*next hop address (\S+);", re.MULTILINE)
+_LIMIT = re.compile(r"^\s*import limit (\d+)", re.MULTILINE)
+_INTERFACE = re.compile(r'^\s*interface "([^"]+)";', re.MULTILINE)
+_NAMES = re.compile(r'(iifname|oifname) (?:\{ ([^}]*) \}|"([^"]+)")')
+_NFPROTO = re.compile(r"meta nfproto (ipv4|ipv6)")
+_EXCLUDED = re.compile(r"ip6? saddr != (?:\{ ([^}]*) \}|(\S+))")
+
+
+def _number(value: str, defines: Mapping[str, int]) -> int | None:
+    if value.isdigit():
+        return int(value)
+    return defines.get(value)
+
+
+def bgp_sessions(bird_config: str) -> list[SessionExpect]:
+    """Every `protocol bgp` of a rendered bird.conf, with what the checks need."""
+    defines = {name: int(value) for name, value in _DEFINE.findall(bird_config)}
+    sessions = []
+    for name, body in _BLOCK.findall(bird_config):
+        neighbor = _NEIGHBOR.search(body)
+        local = _LOCAL.search(body)
+        next_hop = _NEXT_HOP.search(body)
+        limit = _LIMIT.search(body)
+        interface = _INTERFACE.search(body)
+        neighbor_as = _number(neighbor[2], defines) if neighbor else None
+        local_as = _number(local[1], defines) if local else None
+        sessions.append(
+            SessionExpect(
+                protocol=name,
+                neighbor=neighbor[1] if neighbor else "",
+                neighbor_as=neighbor_as,
+                local_as=local_as,
+                internal=neighbor_as is not None and neighbor_as == local_as,
+                bfd=re.search(r"^\s*bfd (on|graceful|yes);", body, re.MULTILINE) is not None,
+                ipv6_next_hop=next_hop[1] if next_hop else None,
+                interface=interface[1] if interface else None,
+                import_limit=int(limit[1]) if limit else None,
+            )
+        )
+    return sessions
+
+
+def interface_rules(text: str) -> tuple[InterfaceRule, ...]:
+    """`iifname "X" accept`-style lines of rendered rules."""
+    rules = []
+    for line in text.splitlines():
+        found = re.fullmatch(r'\s*(iifname|oifname) "([^"]+)" accept\s*', line)
+        if found:
+            rules.append(InterfaceRule(found[1], found[2], line.strip()))
+    return tuple(rules)
+
+
+def masquerade_rules(ruleset: str) -> tuple[MasqueradeRule, ...]:
+    rules = []
+    for line in ruleset.splitlines():
+        if "masquerade" not in line:
+            continue
+        names: dict[str, tuple[str, ...]] = {"iifname": (), "oifname": ()}
+        for direction, listed, single in _NAMES.findall(line):
+            values = tuple(v.strip().strip('"') for v in listed.split(",")) if listed else (single,)
+            names[direction] = values
+        protos = tuple(_NFPROTO.findall(line)) or ("ipv4", "ipv6")
+        excluded = tuple(
+            prefix.strip()
+            for listed, single in _EXCLUDED.findall(line)
+            for prefix in (listed.split(",") if listed else [single])
+        )
+        rules.append(
+            MasqueradeRule(names["iifname"], names["oifname"], protos, line.strip(), excluded)
+        )
+    return tuple(rules)
+
+
+def expectations(
+    host: str,
+    artifacts: Mapping[str, Any],
+    spec: Mapping[str, Any],
+    plan: Mapping[str, Any],
+) -> Expectations:
+    """The host's expected state from its rendered artifacts, its spec and the plan
+    (for public keys and what its peers announce)."""
+    hosts = plan.get("hosts", {}) if isinstance(plan.get("hosts"), dict) else {}
+    tunnels = []
+    links_by_interface = {
+        str(link.get("interface")): name for name, link in spec.get("links", {}).items()
+    }
+    for interface, wg in artifacts.get("wireguard", {}).items():
+        tunnels.append(
+            TunnelExpect(
+                interface=interface,
+                ips=tuple(wg.get("ips", [])),
+                listen_port=wg.get("listenPort"),
+                peers=tuple(
+                    PeerExpect(
+                        name=str(peer.get("name", "")),
+                        public_key=str(peer.get("publicKey") or ""),
+                        endpoint=peer.get("endpoint"),
+                        keepalive=peer.get("persistentKeepalive"),
+                    )
+                    for peer in wg.get("peers", [])
+                ),
+                link=links_by_interface.get(interface, ""),
+            )
+        )
+    neighbor_hosts = {
+        str(link.get("neighborAddress")): (str(link["peer"]["name"]), str(link.get("interface")))
+        for link in spec.get("links", {}).values()
+        if isinstance(link.get("peer"), dict)
+    }
+    sessions = []
+    for session in bgp_sessions(str(artifacts.get("birdConfig", ""))):
+        peer, interface = neighbor_hosts.get(session.neighbor, (None, session.interface))
+        sessions.append(
+            SessionExpect(**{**session.__dict__, "peer_host": peer, "interface": interface})
+        )
+    tuning = spec.get("tuning", {})
+    nft = artifacts.get("nftables", {})
+    interface_ports = {
+        name: (
+            tuple(int(p) for p in ports.get("allowedTCPPorts", [])),
+            tuple(int(p) for p in ports.get("allowedUDPPorts", [])),
+        )
+        for name, ports in artifacts.get("firewallInterfaces", {}).items()
+    }
+    own = hosts.get(host, {}) if isinstance(hosts.get(host), dict) else {}
+    announces = {
+        name: bool((data.get("announce") or {}).get("ipv6"))
+        for name, data in hosts.items()
+        if isinstance(data, dict)
+    }
+    return Expectations(
+        host=host,
+        role=str(spec.get("role", "")),
+        asn=int(spec.get("asn", 0)),
+        own_public_key=own.get("public_key") or None,
+        tunnels=tuple(tunnels),
+        sessions=tuple(sessions),
+        graceful_restart=bool(tuning.get("gracefulRestart", False)),
+        graceful_restart_wait=tuning.get("gracefulRestartWait"),
+        allowed_udp_ports=tuple(int(p) for p in artifacts.get("allowedUDPPorts", [])),
+        interface_ports=interface_ports,
+        forward_rules=interface_rules(str(nft.get("forwardRules", ""))),
+        reverse_path_rules=interface_rules(str(nft.get("reversePathRules", ""))),
+        masquerade=masquerade_rules(str(nft.get("ruleset", ""))),
+        sysctl={k: str(v) for k, v in artifacts.get("sysctl", {}).items()},
+        uplinks=tuple(spec.get("uplinkInterfaces", [])),
+        lans=tuple(spec.get("lanInterfaces", [])),
+        nft_table=f"{nft.get('family', 'inet')} {nft.get('table', '')}",
+        peers_announce_ipv6=announces,
+    )

@@ -1,0 +1,132 @@
+"""`ibgp-tunnel doctor`: pick the target, ask the core what the host should have,
+read the live state, run the checks."""
+
+from __future__ import annotations
+
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+
+from ibgp_tunnel.check import read_plan
+from ibgp_tunnel.doctor.checks import run_checks
+from ibgp_tunnel.doctor.collect import LocalTarget, NamespaceTarget, Snapshot, Target, collect
+from ibgp_tunnel.doctor.expect import Expectations, expectations
+from ibgp_tunnel.doctor.live import parse_snapshot
+from ibgp_tunnel.doctor.parse_wg import endpoint_address
+from ibgp_tunnel.doctor.result import Check
+from ibgp_tunnel.errors import InputError
+from ibgp_tunnel.render import host_spec, render_host
+
+
+@dataclass(frozen=True)
+class Diagnosis:
+    host: str
+    plan: Path
+    target: str
+    checks: list[Check]
+    snapshot: Snapshot
+
+
+def plan_expectations(plan: Path, host: str) -> Expectations:
+    """What `host` should have, as the Nix core renders it."""
+    return expectations(host, render_host(plan, host), host_spec(plan, host), read_plan(plan))
+
+
+def guess_host(plan: Path) -> str:
+    """The plan host named like this machine, for a doctor run without --host."""
+    hosts = read_plan(plan).get("hosts")
+    names = sorted(hosts) if isinstance(hosts, dict) else []
+    me = socket.gethostname().split(".")[0]
+    if me in names:
+        return me
+    raise InputError(
+        f"this machine is called {me!r}, which is no host of {plan} "
+        f"(hosts: {', '.join(names) or 'none'}); say which one it is with --host NAME"
+    )
+
+
+@dataclass(frozen=True)
+class LabHost:
+    target: NamespaceTarget
+    plan: Path
+    # host -> public key, when the lab runs keys it generated instead of the plan's
+    generated_keys: dict[str, str] | None
+
+
+def lab_host(name: str, lab_dir: Path | None, birdc: str) -> LabHost:
+    """The lab host `name`, the plan the lab runs and the keys it runs."""
+    from ibgp_tunnel.lab import location, state
+
+    where = lab_dir or location.lab_dir()
+    st = state.load(where)
+    if st is None:
+        raise InputError(f"no lab is up in {where}; bring one up with `ibgp-tunnel lab up`")
+    node = st.nodes.get(name)
+    if node is None or not node.get("bird_socket") or not node.get("wireguard"):
+        hosts = [n for n, data in st.nodes.items() if data.get("wireguard")]
+        raise InputError(
+            f"the lab in {where} has no plan host {name!r} (plan hosts: {', '.join(hosts)})"
+        )
+    target = NamespaceTarget(
+        name=name,
+        netns=str(node["netns"]),
+        run_dir=str(node["run_dir"]),
+        bird_socket=str(node["bird_socket"]),
+        # The lab's own birdc (BIRD 3 or 2, from its --bird-dir) talks to its BIRD.
+        birdc_binary=str(Path(st.bird_dir) / "birdc") if st.bird_dir else birdc,
+    )
+    generated = None
+    if any(data.get("keys") == "generated" for data in st.nodes.values()):
+        # The plan's secrets did not decrypt here, so the lab made keys of its own.
+        from ibgp_tunnel.lab.artifacts import load_plan
+        from ibgp_tunnel.lab.faults import installed_keys
+
+        generated = installed_keys(st, load_plan(Path(st.plan))).public_keys
+    return LabHost(target, Path(st.plan), generated)
+
+
+def endpoints_of(exp: Expectations) -> list[str]:
+    return sorted(
+        {endpoint_address(p.endpoint) for t in exp.tunnels for p in t.peers if p.endpoint}
+    )
+
+
+def diagnose(
+    plan: Path, host: str, target: Target, public_keys: dict[str, str] | None = None
+) -> Diagnosis:
+    """`public_keys`: the keys a lab generated, checked instead of the plan's."""
+    exp = plan_expectations(plan, host)
+    if public_keys:
+        exp = exp.with_public_keys(public_keys, "the lab's generated keys")
+    checks, snapshot = examine(exp, target)
+    return Diagnosis(host, plan, target.describe(), checks, snapshot)
+
+
+def examine(exp: Expectations, target: Target) -> tuple[list[Check], Snapshot]:
+    """Read `target`'s live state and check it against `exp`."""
+    snapshot = collect(target, endpoints_of(exp))
+    # A reflector learns its clients' endpoints from their packets: their path matters too.
+    live = parse_snapshot(snapshot)
+    roamed = sorted(
+        {
+            endpoint_address(peer.endpoint)
+            for wg in (live.wireguard or {}).values()
+            for peer in wg.peers
+            if peer.endpoint
+        }
+        - set(snapshot.route_get)
+    )
+    if roamed:
+        for address in roamed:
+            snapshot.route_get[address] = target.run(["ip", "-j", "route", "get", address])
+        live = parse_snapshot(snapshot)
+    return run_checks(exp, live), snapshot
+
+
+def diagnose_snapshot(plan: Path, host: str, snapshot: Snapshot) -> list[Check]:
+    """The checks on saved outputs (`--from-outputs`, and the unit tests)."""
+    return run_checks(plan_expectations(plan, host), parse_snapshot(snapshot))
+
+
+def local_target(bird_socket: str | None, birdc: str) -> LocalTarget:
+    return LocalTarget(bird_socket or LocalTarget.bird_socket, birdc)

@@ -1,0 +1,78 @@
+"""Where a lab lives and which BIRD it runs: its state directory, the prefix of
+its namespace names, and the directory holding `bird` and `birdc`.
+
+Each is read from the environment when used (the CLI's options set the same
+variables), so a second lab, such as the tests' own, lives beside the one a
+user has up without either seeing the other.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from pathlib import Path
+
+from ibgp_tunnel.lab.errors import LabError, MissingToolError
+
+LAB_DIR_ENV = "IBGP_TUNNEL_LAB_DIR"
+PREFIX_ENV = "IBGP_TUNNEL_LAB_PREFIX"
+BIRD_DIR_ENV = "IBGP_TUNNEL_BIRD_DIR"
+
+# Always under /run by default because the lab dies with the machine anyway.
+DEFAULT_LAB_DIR = Path("/run/ibgp-tunnel-lab")
+DEFAULT_PREFIX = "ibgpt-"
+# Short, so `ip netns` output stays readable and a prefix plus a host name
+# would still fit an interface name (15 bytes) should one ever carry it.
+_PREFIX = re.compile(r"[a-z][a-z0-9]{0,6}-")
+
+
+def lab_dir() -> Path:
+    """The lab's state directory: $IBGP_TUNNEL_LAB_DIR or /run/ibgp-tunnel-lab."""
+    value = os.environ.get(LAB_DIR_ENV)
+    if not value:
+        return DEFAULT_LAB_DIR
+    path = Path(value)
+    if not path.is_absolute():
+        raise LabError(f"{LAB_DIR_ENV}={value!r}: give an absolute path, e.g. /run/my-lab")
+    return path
+
+
+def validate_prefix(value: str, origin: str = PREFIX_ENV) -> str:
+    if not _PREFIX.fullmatch(value):
+        raise LabError(
+            f"{origin}={value!r}: a namespace prefix is a lowercase letter, up to 6 more "
+            "letters or digits, and a final '-' (e.g. 'ibgpt-', 'test-')"
+        )
+    return value
+
+
+def netns_prefix() -> str:
+    """What every namespace name of the lab starts with: $IBGP_TUNNEL_LAB_PREFIX or ibgpt-."""
+    value = os.environ.get(PREFIX_ENV)
+    return validate_prefix(value) if value else DEFAULT_PREFIX
+
+
+def bird_dir() -> Path | None:
+    """The directory holding the `bird` and `birdc` the lab runs ($IBGP_TUNNEL_BIRD_DIR),
+    or None for the ones on PATH."""
+    value = os.environ.get(BIRD_DIR_ENV)
+    if not value:
+        return None
+    path = Path(value).resolve()
+    for tool in ("bird", "birdc"):
+        if not os.access(path / tool, os.X_OK):
+            raise MissingToolError(
+                f"{BIRD_DIR_ENV}={value!r} holds no executable {tool}; run scripts/setup "
+                "(it provides .cache/bird/bird3/bin) or name a directory with bird and birdc"
+            )
+    return path
+
+
+def bird_tool(tool: str) -> str:
+    """The command to run for `bird` or `birdc`: from the BIRD directory, else PATH."""
+    directory = bird_dir()
+    if directory is not None:
+        return str(directory / tool)
+    found = shutil.which(tool)
+    return found or tool

@@ -90,7 +90,7 @@ def test_open_firewall_opens_both_ports_and_off_means_nothing() -> None:
     )
     assert "tcp dport 9324 accept" in opened["inputRules"]
     assert "tcp dport 9586 accept" in opened["inputRules"]
-    off = host("dmz", "")
+    off = host("dmz", "services.ibgpTunnel.monitoring.enable = lib.mkForce false;")
     assert off["services"] == {}
     assert not off["exporters"]["bird"]["enable"]
 

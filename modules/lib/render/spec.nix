@@ -110,6 +110,11 @@ let
         interval = leaf t.dn42.interval;
       };
     };
+    # services.ibgpTunnel.bird (bird-layout.nix): whole bird.conf or merged.
+    bird = record {
+      standalone = leaf bool;
+      kernelProtocols = leaf bool;
+    };
     tuning = record {
       bfd = leaf bool;
       gracefulRestart = leaf bool;
@@ -200,9 +205,22 @@ let
       concatMap (field: problemsOf s.fields.${field} "${path}.${field}" (value.${field} or [ ])) (attrNames s.fields)
     else
       concatMap (field: problemsOf s.fields.${field} "${path}.${field}" value.${field}) (attrNames s.fields);
+
+  # A spec from a plan (hostFromPlan) has no say in services.ibgpTunnel.bird:
+  # it renders the whole bird.conf.
+  withLayout =
+    given:
+    given
+    // {
+      bird = {
+        standalone = true;
+        kernelProtocols = true;
+      }
+      // (given.bird or { });
+    };
 in
 {
   # Specs without the DN42 fields (older or hand-made) get their defaults.
-  checked = given: emit shape root (dn42.normalize given);
-  problems = given: problemsOf shape root (dn42.normalize given);
+  checked = given: emit shape root (dn42.normalize (withLayout given));
+  problems = given: problemsOf shape root (dn42.normalize (withLayout given));
 }

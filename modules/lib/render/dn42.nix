@@ -76,26 +76,30 @@ let
 
   # --- bird.conf -------------------------------------------------------------
 
-  roaTables = spec: optional (roaOn spec) [
+  # A resource's text; merged into a host's own BIRD config, its names (all
+  # dn42_*) take our prefix like every other name we define.
+  resource = h: spec: file: util.lines (replaceStrings [ "dn42_" ] [ "${h.prefixOf spec}dn42_" ] (readFile file));
+
+  roaTables = h: spec: let p = h.prefixOf spec; in optional (roaOn spec) [
     "# DN42 ROA tables and the checks on them (modules/lib/resources/dn42-roa.conf)."
-    (util.lines (readFile ../resources/dn42-roa.conf))
+    (resource h spec ../resources/dn42-roa.conf)
     "# Filled from the files the dn42-roa timer keeps current; BIRD reloads"
     "# (birdc configure) only when one changed."
-    (block "protocol static dn42_roa4_file" [
-      (blockSemi "roa4" [ "table dn42_roa4;" ])
+    (block "protocol static ${p}dn42_roa4_file" [
+      (blockSemi "roa4" [ "table ${p}dn42_roa4;" ])
       "include ${quote spec.dn42.roa.ipv4File};"
     ])
     ""
-    (block "protocol static dn42_roa6_file" [
-      (blockSemi "roa6" [ "table dn42_roa6;" ])
+    (block "protocol static ${p}dn42_roa6_file" [
+      (blockSemi "roa6" [ "table ${p}dn42_roa6;" ])
       "include ${quote spec.dn42.roa.ipv6File};"
     ])
     ""
   ];
 
-  communityFunctions = spec: optional (spec.role == "reflector" && spec.dn42Peers != { }) [
+  communityFunctions = h: spec: optional (spec.role == "reflector" && spec.dn42Peers != { }) [
     "# DN42 link communities (modules/lib/resources/dn42-communities.conf)."
-    (util.lines (readFile ../resources/dn42-communities.conf))
+    (resource h spec ../resources/dn42-communities.conf)
   ];
 
   channelVersion = family: if family == "ipv4" then "4" else "6";
@@ -104,7 +108,8 @@ let
     h: spec: peer: family:
     let
       condition = h.matchSets spec.prefixSets family spec.importSets;
-      tag = kind: value: optional (value != null) "dn42_update_${kind}(${toString value});";
+      p = h.prefixOf spec;
+      tag = kind: value: optional (value != null) "${p}dn42_update_${kind}(${toString value});";
     in
     if condition == null then
       [ "import none;" ]
@@ -114,7 +119,7 @@ let
           [ "if net.len = 0 then reject;" ]
           ++ h.rejectTunnels spec family
           ++ [ "if !(${condition}) then reject;" ]
-          ++ optional (roaOn spec) "dn42_roa_import_${family}();"
+          ++ optional (roaOn spec) "${p}dn42_roa_import_${family}();"
           ++ tag "latency" peer.latency
           ++ tag "bandwidth" peer.bandwidth
           ++ tag "crypto" (cryptoOf peer)
@@ -224,8 +229,8 @@ in
       [ ]
     else
       [
-        (roaTables spec)
-        (communityFunctions spec)
+        (roaTables h spec)
+        (communityFunctions h spec)
         ""
         (util.mapAttrsToList (session h spec) spec.dn42Peers)
       ];

@@ -19,6 +19,7 @@ if [ -n "${BIRDC_SOCKET:-}" ]; then socket_args=(-s "$BIRDC_SOCKET"); fi
 
 changed=0
 failed=0
+loaded=() # pairs: table name, entries in its new file
 
 # Does FILE parse as the body of a `protocol static` with a FAMILY roa channel?
 parses() {
@@ -55,13 +56,27 @@ while [ $# -ge 3 ]; do
   mv -f "$tmp" "$file"
   echo "dn42-roa: $file updated from $url"
   changed=1
+  loaded+=("dn42_roa${family#ipv}" "$(grep -c '^[[:space:]]*route ' "$file")")
 done
+
+# BIRD may finish reconfiguring after `configure` returns (BIRD 3 fills
+# tables in other threads): wait until each changed table holds the file's
+# entries, so the reload below judges routes by the new ROAs.
+tables_loaded() {
+  local i count
+  for ((i = 0; i < ${#loaded[@]}; i += 2)); do
+    count=$("$birdc" "${socket_args[@]}" show route table "${loaded[i]}" count 2>/dev/null |
+      sed -n 's/^\([0-9][0-9]*\) of [0-9]* routes.*/\1/p')
+    [ "${count:-0}" -eq "${loaded[i + 1]}" ] || return 1
+  done
+}
 
 if [ "$changed" = 1 ]; then
   out=$("$birdc" "${socket_args[@]}" configure 2>&1)
   case $out in
     *"Reconfigured"* | *"Reconfiguration in progress"* | *"Reconfiguration already in progress"*)
       echo "dn42-roa: BIRD reconfigured"
+      for _ in $(seq 100); do tables_loaded && break; sleep 0.1; done
       # Routes already refused (or accepted) were judged by the old table: ask
       # the peers for them again (route refresh), so the new ROAs apply now.
       # BIRD 2 spells it `reload in all`, BIRD 3 `reload filters all`.

@@ -30,7 +30,8 @@ from ibgp_tunnel.doctor.run import examine, plan_expectations
 
 DATA = Path(__file__).resolve().parent / "data" / "doctor"
 REPO = Path(__file__).resolve().parents[2]
-EXAMPLE_PLAN = REPO / "hosts" / "plan.toml"
+# The example plan the recordings in data/doctor were made from (see its header).
+EXAMPLE_PLAN = Path(__file__).resolve().parent / "data" / "doctor" / "example-plan.toml"
 HEALTHY = DATA / "bird-3.1.8" / "healthy"
 
 

@@ -28,7 +28,8 @@ from ibgp_tunnel.doctor.result import Status
 from ibgp_tunnel.doctor.run import plan_expectations
 
 DATA = Path(__file__).resolve().parent / "data" / "doctor"
-EXAMPLE_PLAN = Path(__file__).resolve().parents[2] / "hosts" / "plan.toml"
+# The example plan the recordings in data/doctor were made from (see its header).
+EXAMPLE_PLAN = Path(__file__).resolve().parent / "data" / "doctor" / "example-plan.toml"
 BIRDS = ("bird-3.1.8", "bird-2.0.12")
 IMPORT_LIMIT = 20  # as in test_doctor_lab.py's plan
 

@@ -120,7 +120,9 @@ let
   artifacts = core.render cfg;
   roa = artifacts.dn42Roa;
   secretNames = artifacts.secretNames.dn42;
-  deploy = cfg.enable && core.problems cfg == [ ];
+  # As ./config.nix: nothing is deployed while a problem or a plan error stands.
+  planErrors = if cfg.plan == null then [ ] else builtins.filter (f: f.severity == "error") (core.planProblems (core.readPlan cfg.plan));
+  deploy = cfg.enable && core.problems cfg == [ ] && planErrors == [ ];
 
   # nixpkgs' services.bird runs bird.service; its wireguard module one
   # wireguard-<interface>.service per interface.

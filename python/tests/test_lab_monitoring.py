@@ -21,6 +21,8 @@ from pathlib import Path
 import pytest
 from nixcore import EXAMPLE_PLAN, REPO, needs_nix, render
 
+from ibgp_tunnel.lab import dn42lab
+
 EXPORTER = shutil.which("prometheus-bird-exporter") or shutil.which("bird_exporter")
 
 pytestmark = [
@@ -75,7 +77,14 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
                 sh("ip", "-n", ns, "address", "add", address, "dev", "wg-ibgp", "nodad")
             sh("ip", "-n", ns, "link", "set", "wg-ibgp", "up")
             conf = root / f"{host}.conf"
-            conf.write_text(render(EXAMPLE_PLAN, host)["birdConfig"])
+            # The DN42 peer's ROA files, empty as before the first download, where
+            # the lab keeps them (the rendered includes name /var/lib).
+            roa_dir = root / "dn42" / "roa" / host
+            roa_dir.mkdir(parents=True, exist_ok=True)
+            for name in dn42lab.ROA_FILES.values():
+                (roa_dir / name).touch()
+            config = render(EXAMPLE_PLAN, host)["birdConfig"]
+            conf.write_text(dn42lab.lab_includes(root, host, config))
             socket = root / f"{host}.ctl"
             sh(
                 "ip", "netns", "exec", ns, str(bird_dir() / "bird"),

@@ -21,6 +21,7 @@ let
     "role"
     "asn"
     "routerId"
+    "clusterId"
     "prefixSets"
     "importSets"
     "kernelExportSets"

@@ -33,6 +33,8 @@ let
       neighborAddress = link."${other}_ipv4";
       # A reflector accepts from a client exactly what that client announces.
       importPrefixes = if isClient then families { } else families (peerHost.announce or { });
+      # The client's preference for this reflector's routes (issue #13).
+      preference = if isClient then link.preference or null else null;
       peer = {
         name = link.${other};
         publicKey = peerHost.public_key or null;
@@ -67,6 +69,7 @@ in
   inherit role;
   asn = plan.asn;
   routerId = host.router_id;
+  clusterId = host.cluster_id or null;
   prefixSets = mapAttrs (_: families) (defaults.prefix_sets // (plan.prefix_sets or { }));
   importSets = host.import_sets or [ ];
   kernelExportSets = host.kernel_export_sets or [ ];

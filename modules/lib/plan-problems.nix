@@ -726,6 +726,11 @@ let
   # "keepaliveTime" -> "keepalive_time"
   snake = util.snakeCase;
 
+  # Two or more reflectors (issue #13): cluster ids, preferences, endpoints.
+  reflectorRules = import ./reflector-rules.nix {
+    inherit error warning tokenError valid t defaults util;
+  };
+
   rules = [
     asnRules
     nameRules
@@ -744,6 +749,7 @@ let
     overlapRules
     misrouteRules
     tuningRules
+    reflectorRules
   ];
 in
 given:

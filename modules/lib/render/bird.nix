@@ -5,6 +5,7 @@ let
   ip = import ../ip.nix;
   inherit (import ./blocks.nix) block blockSemi render;
   inherit (util) optional quote;
+  reflectors = import ./reflectors.nix;
 
   identifier = name: replaceStrings [ "-" "." ] [ "_" "_" ] name;
 
@@ -140,7 +141,7 @@ let
       t = spec.tuning;
       timer = name: value: optional (value != null) "${name} ${toString value};";
     in
-    bfdLine t
+    bfdLine spec
     ++ gracefulRestartLines t
     ++ timer "connect delay time" t.connectDelayTime
     ++ timer "connect retry time" t.connectRetryTime
@@ -153,9 +154,18 @@ let
   # graceful restart was meant to keep. `bfd graceful` makes BFD down start a
   # graceful restart instead: routes stay for the neighbour's restart time.
   bfdLine =
-    t:
+    spec:
+    let
+      t = spec.tuning;
+    in
     optional t.bfd (
-      if t.gracefulRestart then
+      if reflectors.hasAlternative spec then
+        [
+          "# Another reflector carries the same routes: on BFD down drop this"
+          "# one's at once instead of keeping them for the restart time."
+          "bfd on;"
+        ]
+      else if t.gracefulRestart then
         [
           "# BFD down: keep routes for the restart time (a restarting BIRD looks"
           "# the same as a dead tunnel), then drop them."
@@ -208,7 +218,7 @@ let
           "where source = RTS_STATIC";
     in
     blockSemi family (
-      acceptFilter "import" importCondition (rejectTunnels spec family)
+      acceptFilter "import" importCondition (rejectTunnels spec family ++ reflectors.preferenceLines spec link)
       ++ importLimit spec importCondition
       ++ [ "export ${export};" ]
       ++ optional isReflector "next hop self;"
@@ -227,6 +237,7 @@ let
         "neighbor ${link.neighborAddress} as OWNAS;"
       ]
       ++ optional (spec.role == "reflector") "rr client;"
+      ++ reflectors.clusterLines spec link
       ++ sessionTuning spec
       ++ [
         (ibgpChannel spec link "ipv4")

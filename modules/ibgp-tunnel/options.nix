@@ -103,6 +103,11 @@ let
         example = 200;
         description = "On a client with two or more reflectors: the BGP local preference of the routes this link brings (higher wins; null is BIRD's 100). Give each link its own, so the plan, not BIRD's tie-breakers, picks the path.";
       };
+      alternativePath = mkOption {
+        type = types.bool;
+        default = false;
+        description = "The client of this link reaches another reflector too (set from the plan). BFD down then drops this link's routes at once (`bfd on`) instead of keeping them for the graceful restart time, so traffic moves to the other reflector within BFD's detection time. Implied on a client with two or more links.";
+      };
       importPrefixes = familiesOption "pattern" "On a reflector: prefixes this client may announce (BIRD prefix patterns). Empty means the reflector imports nothing from it." { ipv4 = [ "10.42.23.0/24" ]; };
       peer = mkOption {
         type = types.submodule { options = peerOptions name; };

@@ -35,6 +35,8 @@ let
       importPrefixes = if isClient then families { } else families (peerHost.announce or { });
       # The client's preference for this reflector's routes (issue #13).
       preference = if isClient then link.preference or null else null;
+      # The client of this link links to another reflector too (render/reflectors.nix).
+      alternativePath = builtins.length (builtins.filter (other: (other.client or null) == link.client) (builtins.attrValues (plan.links or { }))) > 1;
       peer = {
         name = link.${other};
         publicKey = peerHost.public_key or null;

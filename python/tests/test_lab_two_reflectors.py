@@ -19,6 +19,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -81,6 +82,8 @@ class PathWatch:
         self.st = st
         self.nodes = nodes
         self.samples: dict[str, list[dict[str, str]]] = {node: [] for node in nodes}
+        self.times: dict[str, list[float]] = {node: [] for node in nodes}
+        self.start = time.monotonic()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._error: BaseException | None = None
@@ -90,6 +93,7 @@ class PathWatch:
             while not self._stop.is_set():
                 for node in self.nodes:
                     self.samples[node].append(kernel_paths(self.st, node))
+                    self.times[node].append(time.monotonic() - self.start)
                 self._stop.wait(0.05)
         except BaseException as exc:  # reported by __exit__
             self._error = exc
@@ -194,9 +198,14 @@ def _assert_clean(outcome: Outcome) -> None:
         # Each prefix moves at most away and back: no flapping between the tunnels.
         for prefix, preferred in whole.items():
             path = [s.get(prefix, "-") for s in samples]
-            changes = [p for i, p in enumerate(path) if i == 0 or p != path[i - 1]]
-            assert changes[0] == preferred and changes[-1] == preferred, (prefix, changes)
-            assert len(changes) <= 3, f"{client} {prefix} flapped: {changes}"
+            moves = [
+                (round(watch.times[client][i], 2), p)
+                for i, p in enumerate(path)
+                if i == 0 or p != path[i - 1]
+            ]
+            changes = [p for _, p in moves]
+            assert changes[0] == preferred and changes[-1] == preferred, (prefix, moves)
+            assert len(changes) <= 3, f"{client} {prefix} flapped: {moves}"
 
 
 def _failing_over(lab: Lab, failed: str) -> None:

@@ -136,12 +136,12 @@ let
 
   # Session options of the iBGP sessions; null timers keep BIRD's defaults.
   sessionTuning =
-    spec:
+    spec: link:
     let
       t = spec.tuning;
       timer = name: value: optional (value != null) "${name} ${toString value};";
     in
-    bfdLine spec
+    bfdLine spec link
     ++ gracefulRestartLines t
     ++ timer "connect delay time" t.connectDelayTime
     ++ timer "connect retry time" t.connectRetryTime
@@ -154,12 +154,12 @@ let
   # graceful restart was meant to keep. `bfd graceful` makes BFD down start a
   # graceful restart instead: routes stay for the neighbour's restart time.
   bfdLine =
-    spec:
+    spec: link:
     let
       t = spec.tuning;
     in
     optional t.bfd (
-      if reflectors.hasAlternative spec then
+      if reflectors.hasAlternative spec link then
         [
           "# Another reflector carries the same routes: on BFD down drop this"
           "# one's at once instead of keeping them for the restart time."
@@ -238,7 +238,7 @@ let
       ]
       ++ optional (spec.role == "reflector") "rr client;"
       ++ reflectors.clusterLines spec link
-      ++ sessionTuning spec
+      ++ sessionTuning spec link
       ++ [
         (ibgpChannel spec link "ipv4")
         (ibgpChannel spec link "ipv6")

@@ -21,13 +21,21 @@ let
   inherit (builtins) attrValues length;
 in
 {
-  # A client with more than one reflector has somewhere else to go: BFD down
-  # must drop the dead reflector's routes at once (`bfd on`) rather than keep
-  # them for the graceful restart time (`bfd graceful`), which would leave
-  # the preferred but dead path installed for that long. A restart of the
-  # reflector then also moves traffic to the other one for the restart, and
-  # back (bench/two_reflectors.py measures both).
-  hasAlternative = spec: spec.role == "client" && length (attrValues spec.links) > 1;
+  # A link whose client has another reflector too: its routes have somewhere
+  # else to go, so BFD down drops them at once (`bfd on`) on both ends rather
+  # than keeping them for the graceful restart time (`bfd graceful`).
+  #   On the client, a dead preferred reflector's routes would otherwise stay
+  #   installed (and chosen: stale routes keep their preference) for that time.
+  #   On the reflector, stale routes of a cut-off client would be reflected to
+  #   the other clients, which prefer them, and flushed when the client
+  #   reconnects (it restarted nothing, so it sets no forwarding bit, and
+  #   RFC 4724 has the stale routes removed then): the others' routes would
+  #   move to the preferred tunnel, away, and back. Measured in
+  #   bench/two_reflectors.py and docs/performance.md; the price is that a
+  #   restarting BIRD (BIRD 2 and 3 send no BFD AdminDown) has its routes
+  #   moved to the other reflector for the restart instead of kept in place.
+  hasAlternative =
+    spec: link: (spec.role == "client" && length (attrValues spec.links) > 1) || (link.alternativePath or false) == true;
 
   # `rr cluster id` only where the plan names one; otherwise BIRD's default
   # (the router id) is already distinct per reflector.

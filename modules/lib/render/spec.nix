@@ -72,6 +72,7 @@ let
       neighborAddress = leaf t.ipv4;
       importPrefixes = families t.pattern;
       preference = optional (leaf t.localPref);
+      alternativePath = optional (leaf bool);
       peer = record {
         name = leaf t.name;
         publicKey = nullOr (leaf t.publicKey);

@@ -34,8 +34,25 @@
         };
     in
     {
-      # The pure core: `lib.hostFromPlan plan name`, `lib.render spec`.
-      lib = import ./modules/lib;
+      # The pure core (`lib.hostFromPlan plan name`, `lib.render spec`), and
+      # for a host flake: `lib.deployNodes` (deploy-rs nodes for every host of
+      # a plan) and `lib.alertRules` (the Prometheus rules of all hosts).
+      lib = import ./modules/lib // {
+        deployNodes = import ./modules/fleet/deploy-rs.nix;
+        alertRules = import ./modules/fleet/alert-rules.nix;
+      };
+
+      # `nix flake init -t <this flake>`: a host flake (what `ibgp-tunnel init` writes).
+      templates.default = {
+        path = ./templates/default;
+        description = "Hosts joined by ibgp-tunnel: one NixOS configuration and one deploy-rs node per host of the plan";
+        welcomeText = ''
+          Next: edit hosts/plan.toml (and hosts/<name>/ for each host), put your
+          and your hosts' age recipients in .sops.yaml, run `ibgp-tunnel keys`,
+          set the ibgp-tunnel input's url in flake.nix, then `nix flake check`
+          and `nix run github:serokell/deploy-rs -- .`
+        '';
+      };
 
       nixosModules = {
         ibgp-tunnel = import ./modules/ibgp-tunnel;

@@ -12,12 +12,20 @@ let
   announcedHost = "104.16.132.229";
 
   common =
-    { config, lib, ... }:
+    {
+      config,
+      lib,
+      pkgs,
+      ...
+    }:
     {
       imports = [
         sops-nix.nixosModules.sops
         ibgpTunnel
       ];
+      # The exporters (ports left closed) and a client to read them locally.
+      services.ibgpTunnel.monitoring.enable = true;
+      environment.systemPackages = [ pkgs.curl ];
       sops.age.keyFile = testKeyPath;
       sops.age.sshKeyPaths = [ ];
       sops.gnupg.sshKeyPaths = [ ];
@@ -151,6 +159,32 @@ in
         dmz.wait_until_fails("birdc show protocols ibgp_pve | grep -q Established", timeout=30)
         pve.succeed("systemctl start bird.service")
         pve.wait_until_succeeds("ip route show proto bird | grep -q '^104.16.0.0/13 .*dev wg-ibgp'", timeout=60)
+
+    with subtest("the exporters read BIRD 3 and WireGuard; their ports stay closed"):
+        for machine, session in ((dmz, "ibgp_pve"), (pve, "ibgp_dmz")):
+            machine.wait_for_unit("prometheus-bird-exporter.service")
+            machine.wait_for_unit("prometheus-wireguard-exporter.service")
+            machine.wait_until_succeeds(
+                "curl -sf http://127.0.0.1:9324/metrics"
+                " | grep -E '^bird_protocol_up[{].*name=\"" + session + "\".*[}] 1$'",
+                timeout=60,
+            )
+            machine.wait_until_succeeds(
+                "curl -sf http://127.0.0.1:9324/metrics | grep -E '^bird_bfd_session_up[{].*[}] 1$'",
+                timeout=60,
+            )
+            # A handshake has happened: its Unix time, not 0.
+            machine.wait_until_succeeds(
+                "curl -sf http://127.0.0.1:9586/metrics"
+                " | grep -E '^wireguard_latest_handshake_seconds[{].*interface=\"wg-ibgp\".*[}] [1-9]'",
+                timeout=60,
+            )
+        # The routes the plan gives pve, as IbgpTunnelKernelRoutesMissing counts them.
+        pve.succeed(
+            "curl -sf http://127.0.0.1:9324/metrics"
+            " | grep -E '^bird_protocol_prefix_export_count[{].*ip_version=\"4\".*proto=\"Kernel\".*[}] 5$'"
+        )
+        pve.fail("curl -sf --max-time 3 http://dmz:9324/metrics")
 
     with subtest("keys never enter the Nix store"):
         pve.succeed("test -e /run/secrets/wg_ibgp/private_key")

@@ -8,6 +8,8 @@ name: {
     # Encrypted to the TEST-ONLY key secrets/test-age-key.txt: run
     # `ibgp-tunnel keys` to make your own (README, "Deploying the examples").
     sops.file = ../secrets/test/${name}.yaml;
+    # Prometheus exporters for BIRD and WireGuard; their ports stay closed.
+    monitoring.enable = true;
   };
 
   # sops-nix decrypts with the age key in this file, never in the store. The

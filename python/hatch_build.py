@@ -16,3 +16,6 @@ class CustomBuildHook(BuildHookInterface):
         # Editable installs resolve the checkout's core by walking up from the source.
         if self.target_name == "wheel" and version != "editable" and core.is_dir():
             build_data["force_include"][str(core)] = "ibgp_tunnel/nix_lib"
+        template = Path(self.root).parent / "templates" / "default"
+        if self.target_name == "wheel" and version != "editable" and template.is_dir():
+            build_data["force_include"][str(template)] = "ibgp_tunnel/template"

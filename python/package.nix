@@ -44,6 +44,8 @@ python3Packages.buildPythonApplication {
       ./tests
       ./package.nix
       ../modules/lib
+      ../templates
+      ../monitoring
       ../modules/ibgp-tunnel/bird-stop.nix
       ../scripts/setup
       ../hosts/plan.toml
@@ -70,6 +72,7 @@ python3Packages.buildPythonApplication {
   makeWrapperArgs = [
     "--prefix PATH : ${lib.makeBinPath runtimeTools}"
     "--set-default IBGP_TUNNEL_NIX_LIB ${../modules/lib}"
+    "--set-default IBGP_TUNNEL_TEMPLATE ${../templates/default}"
   ];
 
   nativeCheckInputs = [

@@ -484,6 +484,8 @@ let
     };
 in
 {
+  imports = [ ./prometheus-exporter-decls.nix ];
+
   options = {
     # --- nixos/modules/misc/assertions.nix ----------------------------------
     assertions = mkOption {
@@ -731,6 +733,12 @@ in
     # upstream's `apply = lib.systems.elaborate` is left out)
     nixpkgs.hostPlatform = mkOption {
       type = types.either types.str types.attrs;
+    };
+
+    # nixos/modules/config/system-path.nix; the VM test's nodes add curl.
+    environment.systemPackages = mkOption {
+      type = types.listOf types.package;
+      default = [ ];
     };
 
     # --- machine options the example hosts set ---------------------------------

@@ -76,6 +76,9 @@ let
     systemd = stand-in "systemd-258";
     gnupg = stand-in "gnupg-2.4.8";
     age = stand-in "age-1.2.1";
+    curl = stand-in "curl-8.16.0";
+    prometheus-bird-exporter = stand-in "bird-exporter-1.4.5";
+    prometheus-wireguard-exporter = stand-in "prometheus-wireguard-exporter-3.6.6";
   };
 in
 pkgs

@@ -101,7 +101,9 @@ in
 
       services.bird = {
         enable = true;
-        config = artifacts.birdConfig;
+        # services.bird.config is types.lines: merged, our part goes first, so
+        # the host's own text can call the functions it defines.
+        config = if cfg.bird.standalone then artifacts.birdConfig else lib.mkBefore artifacts.birdConfig;
       };
 
       boot.kernel.sysctl = builtins.mapAttrs (_: sysctlDefault) artifacts.sysctl;

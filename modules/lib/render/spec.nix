@@ -88,6 +88,11 @@ let
       interface = nullOr (leaf t.interface);
       exportSets = listOf (leaf t.name);
     });
+    # services.ibgpTunnel.bird (bird-layout.nix): whole bird.conf or merged.
+    bird = record {
+      standalone = leaf bool;
+      kernelProtocols = leaf bool;
+    };
     tuning = record {
       bfd = leaf bool;
       gracefulRestart = leaf bool;
@@ -180,8 +185,21 @@ let
       concatMap (field: problemsOf s.fields.${field} "${path}.${field}" (value.${field} or [ ])) (attrNames s.fields)
     else
       concatMap (field: problemsOf s.fields.${field} "${path}.${field}" (fieldOf value field s.fields.${field})) (attrNames s.fields);
+
+  # A spec from a plan (hostFromPlan) has no say in services.ibgpTunnel.bird:
+  # it renders the whole bird.conf.
+  withLayout =
+    given:
+    given
+    // {
+      bird = {
+        standalone = true;
+        kernelProtocols = true;
+      }
+      // (given.bird or { });
+    };
 in
 {
-  checked = emit shape root;
-  problems = problemsOf shape root;
+  checked = given: emit shape root (withLayout given);
+  problems = given: problemsOf shape root (withLayout given);
 }

@@ -173,7 +173,7 @@ def schema_command() -> None:
 # --- init --------------------------------------------------------------------
 
 
-@app.command(short_help="Start a project: plan.toml and .sops.yaml.")
+@app.command(short_help="Start a host flake: flake.nix, plan, hosts, .sops.yaml.")
 @reported
 def init(
     directory: Annotated[
@@ -189,19 +189,23 @@ def init(
         ),
     ] = None,
 ) -> None:
-    """Start a project: a commented hosts/plan.toml and a .sops.yaml.
+    """Start a host flake: the files `nix flake init -t <ibgp-tunnel>` writes.
 
-    The plan has one reflector and one client joined by one link; .sops.yaml makes
-    sops encrypt secrets/*.yaml for your age recipients. Existing files are never
-    overwritten (exit 2, naming the file).
+    flake.nix (one nixosConfiguration and one deploy-rs node per host of the plan),
+    a commented hosts/plan.toml with one reflector and one client joined by one link
+    (its IPv6 a fresh random ULA), hosts/common.nix and hosts/<name>/ for each host,
+    and a .sops.yaml that makes sops encrypt secrets/*.yaml for your age recipients.
+    Existing files are never overwritten (exit 2, naming the file; nothing written).
     """
     written = init_project(directory, list(age_recipient or []))
-    _say(f"wrote {written.plan}")
-    _say(f"wrote {written.sops_config}")
+    for path in written.files:
+        _say(f"wrote {path}")
     next_steps = [
-        f"edit {written.plan} (replace the endpoint, addresses and names)",
+        f"edit {written.plan} (replace the endpoint, addresses and names; hosts/<name>/ "
+        "holds each host's machine settings)",
         f"ibgp-tunnel check {written.plan}",
         "ibgp-tunnel keys  (writes secrets/<host>.yaml with sops)",
+        "set the ibgp-tunnel input's url in flake.nix, then nix flake check",
     ]
     if not age_recipient:
         next_steps.insert(1, f"put your age recipients into {written.sops_config}")

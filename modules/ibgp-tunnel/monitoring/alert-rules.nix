@@ -1,0 +1,94 @@
+# One host's Prometheus alerting rules (a rule group, builtins only), over the
+# metrics nixpkgs' exporters really export: bird_exporter (czerwonk, -format.new)
+# bird_protocol_up, bird_protocol_prefix_{import,export}_count,
+# bird_bfd_session_up; prometheus_wireguard_exporter (MindFlavor)
+# wireguard_latest_handshake_seconds. `instance` is a regex for the instance
+# label Prometheus gives this host's targets.
+{
+  hostName,
+  instance,
+  spec,
+  expectedKernelRoutes,
+}:
+let
+  inherit (builtins) attrValues concatStringsSep filter map replaceStrings;
+  util = import ../../lib/util.nix;
+
+  # Linear, and sorted: names as attribute names.
+  uniqueStrings = list: builtins.attrNames (builtins.listToAttrs (map (name: { inherit name; value = null; }) list));
+
+  identifier = name: replaceStrings [ "-" "." ] [ "_" "_" ] name;
+  prefix = if (spec.bird or { }).standalone or true then "" else "ibgpt_";
+  links = attrValues spec.links;
+  ibgpNames = map (link: "${prefix}ibgp_${identifier link.peer.name}") links;
+  dn42Names = map (name: "${prefix}dn42_${identifier name}") (builtins.attrNames spec.dn42Peers);
+  # A regex alternative of literal names (dots in addresses and VLAN
+  # interfaces escaped; PromQL strings take the backslash doubled).
+  anyOf = names: concatStringsSep "|" (map (replaceStrings [ "." ] [ "\\\\." ]) names);
+  # PromQL label matchers; the host's instance on every series.
+  on = matchers: "{${concatStringsSep "," ([ ''instance=~"${instance}"'' ] ++ matchers)}}";
+  labels = severity: {
+    inherit severity;
+    ibgp_tunnel_host = hostName;
+  };
+
+  sessionDown = util.optional (ibgpNames != [ ]) {
+    alert = "IbgpTunnelSessionDown";
+    expr = "bird_protocol_up${on [ ''proto="BGP"'' ''name=~"${anyOf ibgpNames}"'' ]} == 0";
+    for = "1m";
+    labels = labels "critical";
+    annotations.summary = "iBGP session {{ $labels.name }} (IPv{{ $labels.ip_version }}) on ${hostName} is down: {{ $labels.state }}";
+  };
+
+  dn42Down = util.optional (dn42Names != [ ]) {
+    alert = "IbgpTunnelDn42SessionDown";
+    expr = "bird_protocol_up${on [ ''proto="BGP"'' ''name=~"${anyOf dn42Names}"'' ]} == 0";
+    for = "5m";
+    labels = labels "warning";
+    annotations.summary = "DN42 session {{ $labels.name }} on ${hostName} is down: {{ $labels.state }}";
+  };
+
+  bfdDown = util.optional (spec.tuning.bfd && links != [ ]) {
+    alert = "IbgpTunnelBfdSessionDown";
+    expr = "bird_bfd_session_up${on [ ''ip=~"${anyOf (map (link: link.neighborAddress) links)}"'' ]} == 0";
+    for = "1m";
+    labels = labels "critical";
+    annotations.summary = "BFD session to {{ $labels.ip }} on ${hostName} is down: the tunnel is dead or the other end's BIRD is";
+  };
+
+  # WireGuard renews a handshake every 2 minutes while traffic flows, and BGP
+  # keepalives (and BFD) flow all the time: 3 minutes means the tunnel is gone.
+  handshakeStale = util.optional (links != [ ]) {
+    alert = "IbgpTunnelHandshakeStale";
+    expr = "time() - wireguard_latest_handshake_seconds${on [ ''interface=~"${anyOf (uniqueStrings (map (link: link.interface) links))}"'' ]} > 180";
+    labels = labels "critical";
+    annotations.summary = "WireGuard peer {{ $labels.public_key }} on {{ $labels.interface }} (${hostName}): last handshake {{ $value | humanizeDuration }} ago";
+  };
+
+  kernelRoutes =
+    family:
+    let
+      version = if family == "ipv4" then "4" else "6";
+      expected = expectedKernelRoutes.${family};
+    in
+    util.optional (expected > 0) {
+      alert = "IbgpTunnelKernelRoutesMissing";
+      expr = "sum(bird_protocol_prefix_export_count${on [ ''proto="Kernel"'' ''ip_version="${version}"'' ]}) < ${toString expected}";
+      for = "5m";
+      labels = labels "warning" // {
+        ip_version = version;
+      };
+      annotations.summary = "${hostName} has {{ $value }} IPv${version} routes from BIRD in its kernel; the plan gives it at least ${toString expected}";
+    };
+
+  importLimit = util.optional (spec.tuning.importLimit != null && ibgpNames ++ dn42Names != [ ]) {
+    alert = "IbgpTunnelImportLimitReached";
+    expr = "bird_protocol_prefix_import_count${on [ ''proto="BGP"'' ''name=~"${anyOf (ibgpNames ++ dn42Names)}"'' ]} >= ${toString spec.tuning.importLimit}";
+    labels = labels "critical";
+    annotations.summary = "{{ $labels.name }} (IPv{{ $labels.ip_version }}) on ${hostName} reached its import limit of ${toString spec.tuning.importLimit} routes (action ${spec.tuning.importLimitAction}): routes beyond it are not taken";
+  };
+in
+{
+  name = "ibgp-tunnel-${hostName}";
+  rules = sessionDown ++ dn42Down ++ bfdDown ++ handshakeStale ++ kernelRoutes "ipv4" ++ kernelRoutes "ipv6" ++ importLimit;
+}

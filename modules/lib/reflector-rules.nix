@@ -61,7 +61,10 @@ let
     ++ concatMap (
       client:
       let
-        links = filter (linkName: valid t.localPref (preferenceOf linkName)) byClient.${client};
+        # One link per reflector counts (a second to the same one is an error of its own).
+        reflectorOf = linkName: toString (plan.links.${linkName}.reflector or "");
+        firstPerReflector = groupBy reflectorOf byClient.${client};
+        links = filter (linkName: valid t.localPref (preferenceOf linkName) && head firstPerReflector.${reflectorOf linkName} == linkName) byClient.${client};
         owners = groupBy (linkName: toString (preferenceOf linkName)) links;
         later = filter (linkName: head owners.${toString (preferenceOf linkName)} != linkName) links;
       in

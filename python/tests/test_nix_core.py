@@ -311,6 +311,7 @@ def test_spec_has_the_module_option_shape() -> None:
         "role",
         "asn",
         "routerId",
+        "clusterId",
         "prefixSets",
         "importSets",
         "kernelExportSets",

@@ -7,7 +7,7 @@
   nix,
   sops,
   age,
-  bird2,
+  bird3,
   wireguard-go,
   wireguard-tools,
   nftables,
@@ -19,7 +19,7 @@ let
     nix
     sops
     age
-    bird2
+    bird3
     wireguard-go
     wireguard-tools
     nftables

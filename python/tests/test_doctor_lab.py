@@ -1,8 +1,9 @@
 """`ibgp-tunnel doctor` against a real lab: healthy hosts give all ok, and each
 thing broken on purpose is named, with its fix, by the first failing line.
 
-The lab is the tests' own (state directory /run/ibgp-tunnel-doctor-lab, namespaces
-ibgdr-*), so neither a lab the user has up nor the other lab tests' lab is touched.
+The lab is the tests' own (state directory <test lab dir>-doctor, namespaces
+<test prefix>d-*, by default /run/ibgp-tunnel-test-lab-doctor and ibgttd-*), so neither
+a lab the user has up nor the other lab tests' lab is touched.
 It runs the BIRD that IBGP_TUNNEL_BIRD_DIR names (BIRD 3 from scripts/setup by
 default, see labtools); run it again with IBGP_TUNNEL_BIRD_DIR pointing at a BIRD 2
 (.cache/bird/bird2/bin for 2.17, as CI does, or /usr/sbin for Debian 12's 2.0.12).
@@ -25,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from labtools import EXAMPLE_PLAN, REPO, poll, skip_reason
+from labtools import EXAMPLE_PLAN, REPO, TEST_LAB_DIR, TEST_PREFIX, poll, skip_reason
 
 from ibgp_tunnel import keys
 from ibgp_tunnel.doctor.collect import NamespaceTarget
@@ -40,13 +41,15 @@ from ibgp_tunnel.lab.up import apply_nft, firewall_script_for, node_dir, reconfi
 
 pytestmark = pytest.mark.skipif(skip_reason() is not None, reason=str(skip_reason()))
 
-LAB_DIR = "/run/ibgp-tunnel-doctor-lab"
-PREFIX = "ibgdr-"
+# Beside the other lab tests' lab, named after it, so IBGP_TUNNEL_TEST_LAB_DIR and
+# IBGP_TUNNEL_TEST_LAB_PREFIX move both (two test runs can share a machine).
+LAB_DIR = TEST_LAB_DIR + "-doctor"
+PREFIX = TEST_PREFIX[:-1] + "d-"
 REFLECTOR, CLIENT = "dmz", "pve"
 IMPORT_LIMIT = 20
 RECOVERY_WAIT = 300
 DEADLINE = 90
-FAULT_TABLE = "ibgdr-fault"
+FAULT_TABLE = PREFIX + "fault"
 RECORD = os.environ.get("IBGP_TUNNEL_DOCTOR_RECORD")
 
 
@@ -477,8 +480,8 @@ def test_first_failing_line_names_the_breakage(lab: Lab, breakage: Breakage) -> 
 # --- several clients ---------------------------------------------------------------------
 
 THREE_CLIENTS_PLAN = Path(__file__).resolve().parent / "plans" / "three-clients.toml"
-THREE_LAB_DIR = "/run/ibgp-tunnel-doctor-lab3"
-THREE_PREFIX = "ibgd3-"
+THREE_LAB_DIR = TEST_LAB_DIR + "-doctor3"
+THREE_PREFIX = TEST_PREFIX[:-1] + "3-"
 
 
 def test_three_clients_lab_is_all_ok_then_a_missing_nat_table_is_named(lab: Lab) -> None:

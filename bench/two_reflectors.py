@@ -12,7 +12,9 @@ pings an address behind both reflectors (the route-via-VPS probe in `inet`) ever
     `ip route`, no BIRD involved), the longest gap between ping replies, and pings
     lost;
   * for `systemctl restart bird` (graceful: `birdc graceful restart`, `bird -R`) of
-    either reflector: pings lost from both LANs (target 0).
+    either reflector: pings lost from both LANs (target 0);
+  * for the same on the client office: pings lost from home's LAN to office's (the
+    price of `bfd on` on multi-homed links: the reflectors drop office's routes).
 
 `--bfd-graceful` renders every session with `bfd graceful` instead (the
 single-reflector setting, before issue #13) to show why multi-homed links use
@@ -155,6 +157,20 @@ def graceful_restart(lab: Lab, host: str) -> dict[str, float]:
     return out
 
 
+def client_restart(lab: Lab, host: str, other: str) -> dict[str, float]:
+    """`systemctl restart bird` on a client: pings from the other client's LAN to its LAN."""
+    lab.wait_whole()
+    target = next(lan.ipv4 for lan in lab.topo.lan_clients if lan.router == host)
+    pinger = Pinger(lab.st, f"lan-{other}", target)
+    time.sleep(0.5)
+    faults.restart_bird(lab.st, host)
+    try:
+        lab.wait_whole()
+    finally:
+        sent, received, gap = pinger.stop()
+    return {"pings_lost": sent - received, "longest_gap_s": gap}
+
+
 def use_bfd_graceful(lab: Lab) -> None:
     for host in ("vps1", "vps2", *CLIENTS):
         conf = (node_dir(Path(lab.st.lab_dir), host) / "bird.conf").read_text()
@@ -167,6 +183,7 @@ def main() -> int:
     parser.add_argument("--json", action="store_true", help="print every sample as JSON")
     parser.add_argument("--bird-dir", type=Path, default=None)
     parser.add_argument("--bfd-graceful", action="store_true")
+    parser.add_argument("--only", nargs="*", help="run these cases only (kill, block, ...)")
     args = parser.parse_args()
     os.environ[location.LAB_DIR_ENV] = BENCH_LAB_DIR
     os.environ[location.PREFIX_ENV] = BENCH_PREFIX
@@ -202,7 +219,10 @@ def main() -> int:
             ),
             "restart_vps1": lambda: graceful_restart(lab, "vps1"),
             "restart_vps2": lambda: graceful_restart(lab, "vps2"),
+            "restart_office": lambda: client_restart(lab, "office", "home"),
         }
+        if args.only:
+            cases = {name: case for name, case in cases.items() if name in args.only}
         for rep in range(args.reps):
             for name, case in cases.items():
                 result = case()

@@ -116,5 +116,54 @@ let
         warning [ "hosts" client ] "announces prefixes but links only to ${builtins.concatStringsSep ", " named}: reflectors do not peer with each other, so ${builtins.concatStringsSep ", " missing} and its clients never learn them; add a link to ${head missing}"
       )
     ) (filter (client: plan.hosts ? ${client}) (attrNames byClient));
+  # Two clients that both announce prefixes route to each other's LANs without
+  # NAT. If they order their shared reflectors differently, a request leaves
+  # through one reflector and its reply comes back through the other, whose
+  # stateful firewall (NixOS: ct state invalid drop) has never seen the flow
+  # and drops it (seen in the lab). So their preferences must agree.
+  symmetryRules =
+    plan:
+    let
+      byClient = linksOfClient plan;
+      announces =
+        client:
+        let
+          host = plan.hosts.${client} or { };
+        in
+        (host.role or null) == "client" && ((host.announce.ipv4 or [ ]) != [ ] || (host.announce.ipv6 or [ ]) != [ ]);
+      clients = filter announces (attrNames byClient);
+      prefOf = client: reflector: let links = filter (l: (plan.links.${l}.reflector or null) == reflector) byClient.${client}; in if links == [ ] then null else plan.links.${head links}.preference or 100;
+      linkTo = client: reflector: head (filter (l: (plan.links.${l}.reflector or null) == reflector) byClient.${client});
+      reflectorsOfClient = client: map (l: plan.links.${l}.reflector or null) byClient.${client};
+      numeric = v: builtins.isInt v;
+      # Conflicts of `b` with an earlier client `a`: pairs of shared reflectors ranked the other way.
+      conflicts =
+        a: b:
+        let
+          shared = filter (r: elem r (reflectorsOfClient a)) (reflectorsOfClient b);
+          pairs = concatMap (r1: map (r2: { inherit r1 r2; }) (filter (r2: r2 != r1) shared)) shared;
+          wrong =
+            p:
+            let
+              a1 = prefOf a p.r1;
+              a2 = prefOf a p.r2;
+              b1 = prefOf b p.r1;
+              b2 = prefOf b p.r2;
+            in
+            numeric a1 && numeric a2 && numeric b1 && numeric b2 && a1 > a2 && b1 < b2;
+        in
+        filter wrong pairs;
+      earlier = b: filter (a: a < b) clients;
+    in
+    concatMap (
+      b:
+      let
+        found = concatMap (a: map (p: p // { inherit a; }) (conflicts a b)) (earlier b);
+        first = head found;
+      in
+      optional (found != [ ]) (
+        error [ "links" (linkTo b first.r2) "preference" ] "client ${b} prefers ${first.r2} over ${first.r1}, client ${first.a} the reverse: traffic between their LANs would leave through one reflector and its replies come back through the other, whose firewall drops them as a flow it never saw; give both clients the same order of reflectors"
+      )
+    ) clients;
 in
-plan: clusterIdRules plan ++ preferenceRules plan ++ endpointRules plan ++ coverageRules plan
+plan: clusterIdRules plan ++ preferenceRules plan ++ endpointRules plan ++ coverageRules plan ++ symmetryRules plan

@@ -662,6 +662,36 @@ in
       type = types.attrsOf (types.submodule serviceSubmodule);
       default = { };
     };
+    # nixos/modules/system/boot/systemd.nix: systemdUtils.types.timers, an
+    # attrsOf submodule of systemd-unit-options.nix's timerOptions (subset:
+    # what the DN42 ROA timer sets).
+    systemd.timers = mkOption {
+      type = types.attrsOf (
+        types.submodule {
+          options = {
+            description = mkOption {
+              type = types.singleLineStr;
+              default = "";
+            };
+            wantedBy = unitNames;
+            timerConfig = mkOption {
+              type = types.attrsOf unitOption;
+              default = { };
+            };
+            unitConfig = mkOption {
+              type = types.attrsOf unitOption;
+              default = { };
+            };
+          };
+        }
+      );
+      default = { };
+    };
+    # nixos/modules/system/boot/systemd/tmpfiles.nix
+    systemd.tmpfiles.rules = mkOption {
+      type = types.listOf types.str;
+      default = [ ];
+    };
     # nixos/modules/system/boot/systemd.nix
     systemd.package = lib.mkPackageOption pkgs "systemd" { };
     # nixos/modules/system/boot/systemd/sysusers.nix; sops-nix reads it.

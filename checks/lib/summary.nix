@@ -84,6 +84,8 @@ in
         restartIfChanged
         ;
     }) config.systemd.services;
+    systemd.timers = lib.mapAttrs (_: t: { inherit (t) wantedBy timerConfig; }) config.systemd.timers;
+    systemd.tmpfiles.rules = config.systemd.tmpfiles.rules;
     system.activationScripts = lib.mapAttrs (_: activationScript) config.system.activationScripts;
   }
   // lib.optionalAttrs (options ? sops) {

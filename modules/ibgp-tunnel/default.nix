@@ -4,6 +4,7 @@
     ./options.nix
     ./plan.nix
     ./config.nix
+    ./dn42.nix
     ./bird-layout.nix
     ./monitoring
   ];

@@ -13,7 +13,10 @@ let
 
   withoutKeyFiles = link: link // { peer = removeAttrs link.peer [ "presharedKeyFile" ]; };
 
-  fromPlan = spec // { links = builtins.mapAttrs (_: withoutKeyFiles) spec.links; };
+  fromPlan = spec // {
+    links = builtins.mapAttrs (_: withoutKeyFiles) spec.links;
+    dn42 = removeAttrs spec.dn42 [ "privateKeyFile" ];
+  };
 
   # A static list: the set of definitions must not depend on cfg.plan, or
   # evaluating cfg.plan would recurse into itself.
@@ -32,6 +35,7 @@ let
     "links"
     "dn42Peers"
     "tuning"
+    "dn42"
   ];
 in
 {

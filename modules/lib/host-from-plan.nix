@@ -52,11 +52,7 @@ let
       };
     };
 
-  dn42PeerSpec = _: peer: {
-    inherit (peer) asn neighbor;
-    interface = peer.interface or null;
-    exportSets = peer.export_sets or [ ];
-  };
+  dn42PeerSpec = import ./dn42-peer-from-plan.nix;
 in
 plan: name:
 let
@@ -84,4 +80,5 @@ in
   links = mapAttrs (linkSpec plan role) ownLinks;
   dn42Peers = mapAttrs dn42PeerSpec (host.dn42_peers or { });
   tuning = defaults.tuning // util.camelCaseAttrs (plan.tuning or { });
+  dn42 = (import ./dn42-peer-from-plan.nix).host host;
 }

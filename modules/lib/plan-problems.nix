@@ -329,7 +329,8 @@ let
         else if own != [ ] then
           [ (error (base ++ [ "neighbor" ]) "${peer.neighbor} is our own tunnel address (links.${(head own).linkName}.${(head own).key}): give the DN42 peer's address") ]
         else
-          optional (kind == "link-local" && !(peer ? interface)) (
+          # A tunnel the module runs has its interface (dn42-<peer> by default).
+          optional (kind == "link-local" && !(peer ? interface) && !(peer ? public_key)) (
             error (base ++ [ "interface" ]) "is missing: the link-local neighbor ${peer.neighbor} is only reachable through a named interface"
           )
       ) (attrNames (host.dn42_peers or { }))
@@ -731,6 +732,9 @@ let
     inherit error warning tokenError valid t defaults util;
   };
 
+  # DN42 tunnels, communities and ROA (./dn42-plan-problems.nix).
+  dn42Rules = import ./dn42-plan-problems.nix { inherit error warning tokenError mapHosts linkOf; };
+
   rules = [
     asnRules
     nameRules
@@ -742,6 +746,7 @@ let
     announceRules
     interfaceNameRules
     dn42PeerRules
+    dn42Rules
     linkEndRules
     linkSubnetRules
     linkAddressRules

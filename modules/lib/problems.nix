@@ -128,7 +128,7 @@ let
         problem "${root}.dn42Peers.${name}.neighbor" "${neighbor} is a ${kind} address, not a neighbour's: give the peer's address for the session")
       ++ optional (kind != null && builtins.any (a: ip.bitsOf a == ip.bitsOf neighbor) own) (
         problem "${root}.dn42Peers.${name}.neighbor" "${neighbor} is one of this network's own tunnel addresses: give the DN42 peer's address")
-      ++ optional (kind == "link-local" && spec.dn42Peers.${name}.interface == null) (
+      ++ optional (kind == "link-local" && spec.dn42Peers.${name}.interface == null && (spec.dn42Peers.${name}.tunnel or null) == null) (
         problem "${root}.dn42Peers.${name}.interface" "is not set: the link-local neighbor ${neighbor} is only reachable through a named interface")
     ) (attrNames spec.dn42Peers);
 in
@@ -153,4 +153,6 @@ optional (spec.links == { } && spec.role == "client") (problem "${root}.links" "
 ++ roleProblems spec
 ++ misrouteProblems spec
 ++ dn42NeighborProblems spec
+# DN42 tunnels against the iBGP links and each other.
+++ (if renderSpec.problems spec == [ ] then import ./dn42-problems.nix spec else [ ])
 ++ map (p: problem "${root}.tuning.${p.key}" p.message) (checks.tuningRelationProblems spec.tuning)

@@ -162,6 +162,10 @@ in
 rec {
   inherit show maxLength;
 
+  # DN42 peering: link-local addresses, tunnel MTU, (64511, x) communities,
+  # the ROA URL and refresh interval.
+  dn42 = import ./dn42-tokens.nix { inherit kind intKind show ipv6Re; };
+
   # Hosts, links, DN42 peers and prefix sets: BIRD symbols (ibgp_<name>,
   # <NAME>_NET_v4, at most 64 characters), file names and sops key names.
   name = kind {

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import subprocess
 
+import nixcore
 import vendor
 from nixcore import REPO
 
@@ -28,13 +29,7 @@ def evaluation(*modules: str, with_sops: bool = True) -> str:
     )
 
 
-def instantiate(expression: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        ["nix-instantiate", "--eval", "--strict", "--json", "-E", expression],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+instantiate = nixcore.instantiate
 
 
 def eval_module(module: str) -> subprocess.CompletedProcess[str]:

@@ -24,7 +24,7 @@ needs_bird = pytest.mark.skipif(
 )
 
 
-def _instantiate(expression: str) -> subprocess.CompletedProcess[str]:
+def instantiate(expression: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         ["nix-instantiate", "--eval", "--strict", "--json", "-E", expression],
         capture_output=True,
@@ -35,7 +35,7 @@ def _instantiate(expression: str) -> subprocess.CompletedProcess[str]:
 
 def nix_eval(expression: str) -> Any:
     """Evaluate a Nix expression strictly and return it as Python data."""
-    result = _instantiate(expression)
+    result = instantiate(expression)
     if result.returncode != 0:
         raise AssertionError(f"nix-instantiate failed:\n{result.stderr}")
     return json.loads(result.stdout)
@@ -43,7 +43,7 @@ def nix_eval(expression: str) -> Any:
 
 def nix_eval_error(expression: str) -> str:
     """Evaluate an expression that must fail; return its error text."""
-    result = _instantiate(expression)
+    result = instantiate(expression)
     assert result.returncode != 0, f"expected an evaluation error, got {result.stdout}"
     return result.stderr
 

@@ -112,7 +112,69 @@ DEFINE = (
 WIDE_13 = "\uff11\uff13"
 O = "services.ibgpTunnel"  # noqa: E741 (the option root, as in the messages)
 
+PEER1 = ["hosts", "dmz", "dn42_peers", "peer1"]
+TUNNEL = ["dn42Peers", "peer1", "tunnel"]
+
 ATTEMPTS = [
+    # DN42 tunnels: values reaching bird.conf, the WireGuard unit script
+    # (postSetup, endpoint, key), and the ROA unit (URL, timer).
+    Attempt(
+        "dn42-link-local-breakout",
+        _set([*PEER1, "link_local"], f'fe80::38/64";\n{EVIL}\n#'),
+        "dmz",
+        "hosts.dmz.dn42_peers.peer1.link_local",
+        [*TUNNEL, "linkLocal"],
+        f'fe80::38/64";\n{EVIL}\n#',
+        f"{O}.dn42Peers.peer1.tunnel.linkLocal",
+    ),
+    Attempt(
+        "dn42-ipv4-shell",
+        _both(
+            _set([*PEER1, "ipv4"], "172.23.101.1/32 dev lo; reboot #"),
+            _set([*PEER1, "peer_ipv4"], "172.20.42.1"),
+        ),
+        "dmz",
+        "hosts.dmz.dn42_peers.peer1.ipv4",
+        [*TUNNEL, "ipv4"],
+        "172.23.101.1/32 dev lo; reboot #",
+        f"{O}.dn42Peers.peer1.tunnel.ipv4",
+    ),
+    Attempt(
+        "dn42-endpoint-shell",
+        _set([*PEER1, "endpoint"], "peer.example.net$(reboot):20038"),
+        "dmz",
+        "hosts.dmz.dn42_peers.peer1.endpoint",
+        [*TUNNEL, "endpoint"],
+        "peer.example.net$(reboot):20038",
+        f"{O}.dn42Peers.peer1.tunnel.endpoint",
+    ),
+    Attempt(
+        "dn42-public-key-quote",
+        _set([*PEER1, "public_key"], 'GBBBJQQRmmn4MndUJnm7O+Gu3RiJ/OHNhVwbb5pH4CU=" x'),
+        "dmz",
+        "hosts.dmz.dn42_peers.peer1.public_key",
+        [*TUNNEL, "publicKey"],
+        'GBBBJQQRmmn4MndUJnm7O+Gu3RiJ/OHNhVwbb5pH4CU=" x',
+        f"{O}.dn42Peers.peer1.tunnel.publicKey",
+    ),
+    Attempt(
+        "dn42-roa-url-shell",
+        _set(["hosts", "dmz", "dn42_roa"], {"ipv4_url": "https://x.example/roa.conf;reboot"}),
+        "dmz",
+        "hosts.dmz.dn42_roa.ipv4_url",
+        ["dn42", "roa", "ipv4Url"],
+        "https://x.example/roa.conf;reboot",
+        f"{O}.dn42.roa.ipv4Url",
+    ),
+    Attempt(
+        "dn42-roa-interval-newline",
+        _set(["hosts", "dmz", "dn42_roa"], {"interval": "15min\nExecStartPre=/bin/sh"}),
+        "dmz",
+        "hosts.dmz.dn42_roa.interval",
+        ["dn42", "roa", "interval"],
+        "15min\nExecStartPre=/bin/sh",
+        f"{O}.dn42.roa.interval",
+    ),
     Attempt(
         "zone-id-breakout-neighbor",
         _set(["hosts", "dmz", "dn42_peers", "peer1", "neighbor"], ZONE_BREAKOUT),

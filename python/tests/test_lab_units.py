@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from labtools import EXAMPLE_PLAN, THREE_CLIENTS_PLAN
 
-from ibgp_tunnel.lab import firewall
+from ibgp_tunnel.lab import dn42lab, firewall
 from ibgp_tunnel.lab.netns import address_command, ns_argv, route_command
 from ibgp_tunnel.lab.peer import dn42_peer_bird_config
 from ibgp_tunnel.lab.status import parse_protocols, parse_route_counts
@@ -61,9 +61,14 @@ def test_example_topology():
     # Clients dial the plan's endpoint: it must be the reflector's uplink address.
     assert uplink.a.name == "eth0"
     assert uplink.a.addresses[0].cidr == "203.0.113.10/32"
-    peering = next(v for v in topo.veths if v.b_node == "dn42")
-    assert peering.a.name == "dn42-peer1"
-    assert peering.b.addresses[0].cidr == "172.20.42.1/31"
+    # The example's DN42 peer is behind a tunnel the module runs: the veth only
+    # carries its UDP; dn42-peer1 is the rendered WireGuard interface.
+    underlay = next(v for v in topo.veths if v.b_node == "dn42")
+    assert underlay.a.name == "dn42u0"
+    assert underlay.b.addresses[0].cidr == "198.18.0.1/31"
+    (peer,) = topo.dn42_peers
+    assert peer.tunnel is not None and peer.tunnel.interface == "dn42-peer1"
+    assert peer.neighbor == "fe80::1080" and peer.tunnel.reflector_link_local == "fe80::38"
     lan = next(v for v in topo.veths if v.b_node == "lan-pve")
     assert lan.a.name == "vmbr0"
     assert topo.probes["dmz"] == ("104.16.132.229", "2606:4700::1111")
@@ -146,10 +151,20 @@ def test_commands():
 
 
 def test_dn42_peer_config_names_the_ipv6_next_hop():
-    topo = build_topology(plan(EXAMPLE_PLAN))
-    text = dn42_peer_bird_config(topo.dn42_peers[0])
-    assert "neighbor 172.20.42.0 as 4242420038;" in text
-    assert "next hop address fd42:d42:ffff::1;" in text
+    # A peer reached over a plain interface (three-clients plan): one IPv4 session.
+    (peer,) = build_topology(plan(THREE_CLIENTS_PLAN)).dn42_peers
+    assert peer.tunnel is None
+    text = dn42_peer_bird_config(peer)
+    assert f"neighbor {peer.reflector_ipv4} as {peer.reflector_asn};" in text
+    assert f"next hop address {peer.neighbor_ipv6};" in text
+
+
+def test_dn42_tunnel_peer_config_is_one_link_local_session():
+    (peer,) = build_topology(plan(EXAMPLE_PLAN)).dn42_peers
+    text = dn42lab.peer_bird_config(peer)
+    assert "neighbor fe80::38 as 4242420038;" in text
+    assert 'interface "wg0";' in text and "source address fe80::1080;" in text
+    assert "extended next hop on;" in text
 
 
 def test_parsers():

@@ -9,6 +9,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from birdcheck import build_time_check
 from nixcore import (
     EXAMPLE_PLAN,
     REPO,
@@ -85,11 +86,8 @@ def test_bird_accepts_every_rendered_config(plan_name: str, tmp_path: Path) -> N
     hosts = plan_hosts(plan)
     assert hosts
     for host in hosts:
-        conf = tmp_path / f"{host}.conf"
-        conf.write_text(render(plan, host)["birdConfig"])
-        result = subprocess.run(
-            ["bird", "-p", "-c", str(conf)], capture_output=True, text=True, check=False
-        )
+        # As services.bird's build-time check runs it (preCheckConfig first).
+        result = build_time_check(render(plan, host), tmp_path / host)
         assert result.returncode == 0, f"{plan_name}/{host}: bird -p failed:\n{result.stderr}"
 
 
@@ -128,7 +126,7 @@ def test_reflector_bird_config_reflects_with_explicit_ipv6_next_hop() -> None:
     assert "next hop address fdb7:1dec:4d21:ff::1;" in ipv6
     assert "route 104.16.0.0/13 unreachable;" in conf
     assert "route 2606:4700::/32 unreachable;" in conf
-    assert "neighbor 172.20.42.1 as 4242421080;" in conf
+    assert "neighbor fe80::1080 as 4242421080;" in conf
     assert 'interface "dn42-peer1";' in conf
 
 
@@ -165,7 +163,7 @@ def test_firewall_nat_and_sysctls() -> None:
     client = render(EXAMPLE_PLAN, "pve")
     reflector = render(EXAMPLE_PLAN, "dmz")
     assert client["allowedUDPPorts"] == []
-    assert reflector["allowedUDPPorts"] == [51821]
+    assert reflector["allowedUDPPorts"] == [51821, 21080]
     for artifacts in (client, reflector):
         nft = artifacts["nftables"]
         assert nft["forwardRules"] == 'iifname "wg-ibgp" accept\noifname "wg-ibgp" accept\n'
@@ -324,6 +322,7 @@ def test_spec_has_the_module_option_shape() -> None:
         "links",
         "dn42Peers",
         "tuning",
+        "dn42",
     }
     assert core_call("core.defaults.port") == 51821
 

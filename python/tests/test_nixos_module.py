@@ -72,10 +72,15 @@ def test_example_host_evaluates_without_failed_assertions(host: str) -> None:
     assert config["boot"]["kernel"]["sysctl"]["net.ipv4.conf.all.forwarding"] == 1
     assert config["boot"]["kernel"]["sysctl"]["net.ipv6.conf.all.forwarding"] == 1
     secrets = config["sops"]["secrets"]
-    assert set(secrets) == {"wg_ibgp/private_key", "wg_ibgp/psk/pve"}
-    for secret in secrets.values():
+    # The reflector's DN42 tunnel has a key of its own and a PSK (hosts/plan.toml).
+    dn42 = {"wg_dn42/private_key", "wg_dn42/psk/peer1"} if host == "dmz" else set()
+    assert set(secrets) == {"wg_ibgp/private_key", "wg_ibgp/psk/pve"} | dn42
+    for name, secret in secrets.items():
         assert secret["sopsFile"].endswith(f"secrets/test/{host}.yaml")
-        assert secret["restartUnits"] == ["wireguard-wg-ibgp.service"]
+        if name.startswith("wg_dn42/"):
+            assert secret["restartUnits"] == ["wireguard-dn42-peer1.service"]
+        else:
+            assert "wireguard-wg-ibgp.service" in secret["restartUnits"]
 
 
 @pytest.mark.parametrize("host", ["dmz", "pve"])
@@ -108,7 +113,11 @@ def test_tuning_options_reach_bird_conf() -> None:
 
 
 def test_only_the_reflector_opens_the_wireguard_port() -> None:
-    assert example("dmz")["config"]["networking"]["firewall"]["allowedUDPPorts"] == [51821]
+    # The iBGP link's port and the DN42 tunnel's (2 + the last four digits of 4242421080).
+    assert sorted(example("dmz")["config"]["networking"]["firewall"]["allowedUDPPorts"]) == [
+        21080,
+        51821,
+    ]
     assert example("pve")["config"]["networking"]["firewall"]["allowedUDPPorts"] == []
 
 
@@ -257,7 +266,7 @@ def vm_test_nodes() -> dict[str, Any]:
 
 def test_vm_test_nodes_evaluate_with_the_real_sops_nix() -> None:
     nodes = vm_test_nodes()
-    assert set(nodes) == {"dmz", "pve", "lan", "web"}
+    assert set(nodes) == {"dmz", "pve", "lan", "web", "peer1"}
     for name, node in nodes.items():
         assert node["failedAssertions"] == [], name
     for name in ("dmz", "pve"):

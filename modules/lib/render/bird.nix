@@ -319,41 +319,6 @@ let
     ""
   ];
 
-  ebgpChannel =
-    spec: peer: family:
-    let
-      exportCondition = matchSets spec.prefixSets family peer.exportSets;
-      importCondition = matchSets spec.prefixSets family spec.importSets;
-    in
-    blockSemi family (
-      acceptFilter "import" importCondition (rejectTunnels spec family)
-      ++ importLimit spec importCondition
-      ++ [
-        "export ${if exportCondition == null then "none" else "where source = RTS_STATIC && (${exportCondition})"};"
-      ]
-      ++ optional (family == "ipv4" && ip.isIPv6 peer.neighbor) "extended next hop on;"
-    );
-
-  ebgp = spec: name: peer: [
-    "# eBGP to the DN42 peer ${name}."
-    (block "protocol bgp ${prefixOf spec}dn42_${identifier name}" (
-      [
-        "local as ${ownAs spec};"
-        "neighbor ${peer.neighbor} as ${toString peer.asn};"
-      ]
-      ++ routerIdOfOwn spec
-      ++ optional (peer.interface != null) "interface ${quote peer.interface};"
-      ++ gracefulRestartLines spec.tuning
-      # After our restart (bird -R) exports wait for every neighbour's End-of-RIB:
-      # dial the DN42 peer at once instead of after BIRD's 5 s connect delay.
-      ++ optional (spec.tuning.connectDelayTime != null) "connect delay time ${toString spec.tuning.connectDelayTime};"
-      ++ [
-        (ebgpChannel spec peer "ipv4")
-        (ebgpChannel spec peer "ipv6")
-      ]
-    ))
-    ""
-  ];
 in
 given:
 let
@@ -397,5 +362,7 @@ render [
   (static s "ipv4")
   (static s "ipv6")
   (map (ibgp s) (attrValues s.links))
-  (if s.role == "reflector" then util.mapAttrsToList (ebgp s) s.dn42Peers else [ ])
+  ((import ./dn42.nix).bird {
+    inherit matchSets rejectTunnels importLimit gracefulRestartLines prefixOf ownAs routerIdOfOwn;
+  } s)
 ]

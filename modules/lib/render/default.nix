@@ -2,6 +2,7 @@
 let
   inherit (builtins) attrNames attrValues listToAttrs;
   defaults = import ../defaults.nix;
+  dn42 = import ./dn42.nix;
 in
 given:
 let
@@ -10,7 +11,7 @@ let
 in
 {
   birdConfig = import ./bird.nix spec;
-  wireguard = import ./wireguard.nix spec;
+  wireguard = import ./wireguard.nix spec // dn42.wireguard spec;
   nftables = import ./nftables.nix spec;
   # With forwarding on, the kernel ignores router advertisements unless
   # accept_ra is 2: a VPS that gets its IPv6 by SLAAC would lose its default
@@ -26,7 +27,7 @@ in
       value = 2;
     }) spec.uplinkInterfaces
   );
-  allowedUDPPorts = if spec.role == "reflector" && spec.openFirewall then map (link: link.listenPort) (attrValues spec.links) else [ ];
+  allowedUDPPorts = if spec.role == "reflector" && spec.openFirewall then map (link: link.listenPort) (attrValues spec.links) ++ dn42.listenPorts spec else [ ];
   # networking.firewall.interfaces: BGP (TCP 179; both ends dial) from the iBGP
   # and eBGP neighbours, multihop BFD (UDP 4784) on the tunnels.
   firewallInterfaces =
@@ -46,10 +47,14 @@ in
           allowedTCPPorts = [ 179 ];
           allowedUDPPorts = [ ];
         };
-      }) (builtins.filter (name: name != null) (map (peer: peer.interface) (attrValues spec.dn42Peers)))
+      }) (dn42.interfaces spec)
     );
   secretNames = {
     privateKey = defaults.secret_private_key;
     psk = listToAttrs (map (name: { inherit name; value = defaults.pskSecretName name; }) (attrNames spec.links));
+    dn42 = dn42.secretNames spec;
   };
+  # The ROA refresh (script, arguments, interval) and the build-time check's
+  # stubs; null when this host does no ROA validation.
+  dn42Roa = dn42.roa spec;
 }

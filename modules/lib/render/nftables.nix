@@ -27,7 +27,8 @@ let
   masqueradeRules =
     spec:
     let
-      dn42Interfaces = filter (name: name != null) (map (peer: peer.interface) (attrValues spec.dn42Peers));
+      # Every DN42 peer's interface, the tunnels' default dn42-<peer> names included.
+      dn42Interfaces = (import ./dn42.nix).interfaces spec;
       outbound = spec.uplinkInterfaces ++ dn42Interfaces;
     in
     if spec.role == "client" then

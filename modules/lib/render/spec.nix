@@ -23,6 +23,7 @@ let
     mapAttrs
     ;
   t = import ../tokens.nix;
+  dn42 = import ./dn42.nix;
 
   root = "services.ibgpTunnel";
 
@@ -87,7 +88,34 @@ let
       neighbor = leaf t.address;
       interface = nullOr (leaf t.interface);
       exportSets = listOf (leaf t.name);
+      # ./dn42.nix: the peer's WireGuard tunnel (null: configured elsewhere)
+      # and the DN42 link communities of routes learned from it.
+      tunnel = nullOr (record {
+        publicKey = leaf t.publicKey;
+        endpoint = nullOr (leaf t.endpoint);
+        presharedKeyFile = nullOr (leaf t.runtimePath);
+        listenPort = nullOr (leaf t.port);
+        mtu = nullOr (leaf t.dn42.mtu);
+        linkLocal = leaf t.dn42.linkLocalCidr;
+        ipv4 = nullOr (leaf t.ipv4);
+        peerIpv4 = nullOr (leaf t.ipv4);
+        persistentKeepalive = nullOr (leaf t.keepalive);
+      });
+      latency = nullOr (leaf t.dn42.latency);
+      bandwidth = nullOr (leaf t.dn42.bandwidth);
+      crypto = nullOr (leaf t.dn42.crypto);
     });
+    dn42 = record {
+      privateKeyFile = leaf t.runtimePath;
+      roa = record {
+        enable = leaf bool;
+        ipv4Url = leaf t.dn42.url;
+        ipv6Url = leaf t.dn42.url;
+        ipv4File = leaf t.runtimePath;
+        ipv6File = leaf t.runtimePath;
+        interval = leaf t.dn42.interval;
+      };
+    };
     # services.ibgpTunnel.bird (bird-layout.nix): whole bird.conf or merged.
     bird = record {
       standalone = leaf bool;
@@ -200,6 +228,7 @@ let
     };
 in
 {
-  checked = given: emit shape root (withLayout given);
-  problems = given: problemsOf shape root (withLayout given);
+  # Specs without the DN42 fields (older or hand-made) get their defaults.
+  checked = given: emit shape root (dn42.normalize (withLayout given));
+  problems = given: problemsOf shape root (dn42.normalize (withLayout given));
 }

@@ -41,7 +41,7 @@ def _describe(path: Path, exc: OSError) -> str:
     )
 
 
-def _fsync_dir(directory: Path) -> None:
+def fsync_dir(directory: Path) -> None:
     # Durability of the rename; not every file system lets a directory be opened.
     with contextlib.suppress(OSError):
         fd = os.open(directory, os.O_RDONLY)
@@ -83,7 +83,7 @@ def _replace(temp: Path, path: Path) -> None:
     except OSError as exc:
         temp.unlink(missing_ok=True)
         raise AtomicWriteError(_describe(path, exc)) from exc
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
 
 
 def write_atomic(path: Path, data: bytes, mode: int = 0o600) -> None:

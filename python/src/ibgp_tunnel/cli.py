@@ -267,8 +267,11 @@ _KEYS_HELP = f"""Create missing WireGuard keys and PSKs, encrypted with sops.
 
 Per host a private key in secrets/<host>.yaml ({defaults()["secret_private_key"]}),
 per link a PSK in both ends' files ({defaults()["secret_psk_prefix"]}<link>); public
-keys go into the plan, comments kept. Existing keys are kept unless --rotate names
-them. Plaintext never touches the disk: every value sops returns must be
+keys go into the plan, comments kept. A host with DN42 tunnels (dn42_peers with a
+public_key) also gets its DN42 key (wg_dn42/private_key) and, per peer with
+preshared_key = true, a PSK (wg_dn42/psk/<peer>); give the peer their public
+key and PSK. Existing keys are kept unless --rotate names them (DN42 keys are
+never rotated by --rotate). Plaintext never touches the disk: every value sops returns must be
 ciphertext, or nothing is written (a .sops.yaml rule with encrypted_regex and
 the like is named, with the fix). One run per project at a time; a run replaces
 all its files or none, and the next run finishes or rolls back one that was

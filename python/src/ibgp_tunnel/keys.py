@@ -8,7 +8,10 @@ What the CLI calls (everything else here is a small helper they are built from):
         -> KeysReport
         Per host a private key in ``secrets/<host>.yaml`` at ``wg_ibgp/private_key``,
         per link one PSK at ``wg_ibgp/psk/<link>`` in *both* ends' files, public keys
-        into ``hosts.<name>.public_key`` of the plan (comments kept). Existing keys
+        into ``hosts.<name>.public_key`` of the plan (comments kept). A host with
+        DN42 tunnels (``dn42_peers.<peer>.public_key``) also gets its DN42 key at
+        ``wg_dn42/private_key`` and, per peer with ``preshared_key = true``, a PSK at
+        ``wg_dn42/psk/<peer>`` (names from modules/lib/dn42-defaults.toml). Existing keys
         are kept; ``rotate`` names hosts/links (``NAME``, ``host:NAME``, ``link:NAME``)
         whose key/PSK is replaced on purpose. Runs under the project's lock
         (``lock``), first finishing or rolling back a killed run (``transaction``).
@@ -165,6 +168,8 @@ class KeyPlan:
 
     hosts: tuple[str, ...]
     links: Mapping[str, tuple[str, str]]  # link -> (reflector, client)
+    # host -> its DN42 peers with a tunnel: (peer, whether it uses a PSK)
+    dn42: Mapping[str, tuple[tuple[str, bool], ...]] = field(default_factory=dict)
 
 
 def key_plan_from_doc(doc: Mapping[str, Any], where: str) -> KeyPlan:
@@ -192,7 +197,47 @@ def key_plan_from_doc(doc: Mapping[str, Any], where: str) -> KeyPlan:
         if ends[0] == ends[1]:
             raise KeysError(f"{where}: links.{name} joins {ends[0]} to itself")
         links[str(name)] = (str(ends[0]), str(ends[1]))
-    return KeyPlan(tuple(str(h) for h in hosts), links)
+    dn42: dict[str, tuple[tuple[str, bool], ...]] = {}
+    for name, host in hosts.items():
+        peers = host.get("dn42_peers", {})
+        if not isinstance(peers, Mapping):
+            raise KeysError(f"{where}: hosts.{name}.dn42_peers must be a table")
+        tunnels = tuple(
+            (str(peer), peer_table.get("preshared_key") is True)
+            for peer, peer_table in peers.items()
+            if isinstance(peer_table, Mapping) and "public_key" in peer_table
+        )
+        if tunnels:
+            dn42[str(name)] = tunnels
+    return KeyPlan(tuple(str(h) for h in hosts), links, dn42)
+
+
+@dataclass(frozen=True)
+class Dn42SecretNames:
+    """The sops-nix names of a host's DN42 WireGuard key and PSKs (dn42-defaults.toml)."""
+
+    private_key: str = "wg_dn42/private_key"
+    psk_prefix: str = "wg_dn42/psk/"
+
+    def psk(self, peer: str) -> str:
+        return f"{self.psk_prefix}{peer}"
+
+
+def dn42_secret_names() -> Dn42SecretNames:
+    import tomllib
+
+    try:
+        data = tomllib.loads((paths.nix_lib_dir() / "dn42-defaults.toml").read_text())
+        return Dn42SecretNames(data["secret_private_key"], data["secret_psk_prefix"])
+    except (OSError, KeyError, tomllib.TOMLDecodeError) as exc:
+        raise KeysError(f"the core's dn42-defaults.toml is unusable: {exc}") from exc
+
+
+def _dn42_names(host: str, plan: KeyPlan, names: Dn42SecretNames) -> list[str]:
+    tunnels = plan.dn42.get(host, ())
+    if not tunnels:
+        return []
+    return [names.private_key] + [names.psk(peer) for peer, psk in tunnels if psk]
 
 
 @dataclass(frozen=True)
@@ -299,6 +344,22 @@ def plan_secrets(
                 actions.append(SecretAction(host, name, "copied"))
             else:
                 actions.append(SecretAction(host, name, "kept"))
+
+    # DN42 tunnels: our key and each PSK live on this host only (the peer's
+    # operator gets the PSK out of band). Kept once made; a host rotation
+    # replaces the iBGP key only, as DN42 peers must be told of a new key.
+    dn42_names = dn42_secret_names() if plan.dn42 else Dn42SecretNames()
+    for host in plan.hosts:
+        where = f"secrets/{host}.yaml"
+        for name in _dn42_names(host, plan, dn42_names):
+            current = get_secret(secrets[host], name)
+            if current is None:
+                make = new_private_key if name == dn42_names.private_key else new_psk
+                set_secret(secrets[host], name, make(), where)
+                actions.append(SecretAction(host, name, "added"))
+            else:
+                _check_stored(current, f"{where} {name}", f"by deleting {name} with `sops`")
+                actions.append(SecretAction(host, name, "kept"))
     return secrets, actions
 
 
@@ -398,6 +459,8 @@ def _key_paths(host: str, plan: KeyPlan, names: SecretNames) -> set[tuple[str, .
     """Where ``host``'s file keeps its private key and its links' PSKs."""
     wanted = [names.private_key]
     wanted += [names.psk(link) for link, ends in plan.links.items() if host in ends]
+    if plan.dn42.get(host):
+        wanted += _dn42_names(host, plan, dn42_secret_names())
     return {tuple(name.split("/")) for name in wanted}
 
 
@@ -416,8 +479,16 @@ def _refuse_stored_plaintext(
         if not isinstance(document, Mapping) or "sops" not in document:
             continue  # not a sops file at all: decrypting it says so
         exposed = stored_in_plaintext(document) & _key_paths(host, plan, names)
+        dn42 = set(_dn42_names(host, plan, dn42_secret_names())) if plan.dn42.get(host) else set()
         for path in sorted(exposed):
             name = "/".join(path)
+            if name in dn42:
+                raise KeysError(
+                    f"fix {sops_config} so that it encrypts every value, delete {name} from "
+                    f"{files[host]} with `sops`, run `ibgp-tunnel keys` again and give the DN42 "
+                    f"peer the new key.\n{files[host]} holds {name} in plaintext: treat it as "
+                    "leaked (and purge it from git history)."
+                )
             link = name.removeprefix(names.psk_prefix) if name != names.private_key else None
             if link is None and host not in rotation.hosts:
                 needed.append(f"host:{host}")

@@ -68,6 +68,99 @@ class Dn42Peer(_Table):
         description="Names of prefix_sets: this host's static announcements matching them go to "
         "the peer.",
     )
+    # The peer's WireGuard tunnel, run by the module when public_key is set
+    # (modules/lib/dn42-peer-from-plan.nix); the core checks every value.
+    public_key: OptionalStr = Field(
+        default=None,
+        json_schema_extra=_no_default,
+        description="The peer's WireGuard public key: the module then runs the tunnel on "
+        "`interface` (default dn42-<peer>).",
+    )
+    endpoint: OptionalStr = Field(
+        default=None,
+        json_schema_extra=_no_default,
+        description='Where the peer listens, "host:port"; absent when the peer dials us.',
+    )
+    preshared_key: bool = Field(
+        default=False,
+        description="Use a PSK (sops key wg_dn42/psk/<peer>, made by `ibgp-tunnel keys`).",
+    )
+    listen_port: int | None = Field(
+        default=None,
+        ge=1,
+        le=PORT_MAX,
+        json_schema_extra=_no_default,
+        description="Our UDP port for this peer; default 2 followed by the last four digits "
+        "of the peer's ASN.",
+    )
+    mtu: int | None = Field(
+        default=None,
+        ge=1280,
+        le=9000,
+        json_schema_extra=_no_default,
+        description="The tunnel's MTU (default 1420).",
+    )
+    link_local: OptionalStr = Field(
+        default=None,
+        json_schema_extra=_no_default,
+        description='Our link-local address on the tunnel with /64, e.g. "fe80::38/64"; the '
+        "peer's is `neighbor`.",
+    )
+    ipv4: OptionalStr = Field(
+        default=None,
+        json_schema_extra=_no_default,
+        description="Optional: our DN42 IPv4 on the tunnel, a /32 point-to-point with peer_ipv4.",
+    )
+    peer_ipv4: OptionalStr = Field(
+        default=None, json_schema_extra=_no_default, description="The peer's IPv4 /32."
+    )
+    persistent_keepalive: int | None = Field(
+        default=None,
+        ge=1,
+        le=PORT_MAX,
+        json_schema_extra=_no_default,
+        description="WireGuard keepalive in seconds.",
+    )
+    latency: int | None = Field(
+        default=None,
+        ge=1,
+        le=9,
+        json_schema_extra=_no_default,
+        description="DN42 latency community of this link, (64511, 1-9).",
+    )
+    bandwidth: int | None = Field(
+        default=None,
+        ge=21,
+        le=29,
+        json_schema_extra=_no_default,
+        description="DN42 bandwidth community of this link, (64511, 21-29).",
+    )
+    crypto: int | None = Field(
+        default=None,
+        ge=31,
+        le=34,
+        json_schema_extra=_no_default,
+        description="DN42 crypto community, (64511, 31-34); default 34 (WireGuard) with a tunnel.",
+    )
+
+
+class Dn42Roa(_Table):
+    """ROA validation of DN42 routes: files a timer refreshes, BIRD reloads on change."""
+
+    enable: bool = Field(default=True, description="Import only ROA-valid routes from DN42.")
+    ipv4_url: OptionalStr = Field(
+        default=None,
+        json_schema_extra=_no_default,
+        description="IPv4 ROA file for BIRD 2+ (default: the one DN42's wiki documents).",
+    )
+    ipv6_url: OptionalStr = Field(
+        default=None, json_schema_extra=_no_default, description="IPv6 ROA file for BIRD 2+."
+    )
+    interval: OptionalStr = Field(
+        default=None,
+        json_schema_extra=_no_default,
+        description='Refresh interval, a systemd time span such as "15min".',
+    )
 
 
 class Host(_Table):
@@ -107,6 +200,9 @@ class Host(_Table):
     )
     dn42_peers: dict[str, Dn42Peer] = Field(
         default={}, description="Reflector only: eBGP sessions to DN42 neighbours, by name."
+    )
+    dn42_roa: Dn42Roa = Field(
+        default=Dn42Roa(), description="Reflector with DN42 peers: ROA validation."
     )
     lan_interfaces: list[str] = Field(
         default=[], description="Client only: traffic from these into the tunnel is masqueraded."

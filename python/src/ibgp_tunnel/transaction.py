@@ -47,7 +47,7 @@ from pathlib import Path
 from typing import Any
 
 from ibgp_tunnel import checkpoint
-from ibgp_tunnel.atomic import AtomicWriteError
+from ibgp_tunnel.atomic import AtomicWriteError, fsync_dir
 from ibgp_tunnel.errors import InputError
 
 JOURNAL_NAME = ".ibgp-tunnel-keys.journal"
@@ -103,15 +103,6 @@ def _sha256(path: Path) -> str | None:
         return None
 
 
-def _fsync_dir(directory: Path) -> None:
-    with contextlib.suppress(OSError):
-        fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
 def _write_new(path: Path, data: bytes, mode: int) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
     try:
@@ -135,7 +126,7 @@ def _write_journal(journal_dir: Path, state: str, entries: Sequence[_Entry], txi
     body = {"state": state, "pid": os.getpid(), "entries": [asdict(e) for e in entries]}
     _write_new(temp, json.dumps(body, indent=1).encode(), 0o600)
     os.replace(temp, journal)
-    _fsync_dir(journal_dir)
+    fsync_dir(journal_dir)
 
 
 def _remove(path: str | None) -> None:
@@ -163,7 +154,7 @@ def _roll_back(entries: Sequence[_Entry]) -> None:
                 os.replace(entry.backup, entry.target)
         _remove(entry.temp)
         _remove(entry.backup)
-        _fsync_dir(Path(entry.target).parent)
+        fsync_dir(Path(entry.target).parent)
 
 
 def replace_all(journal_dir: Path, files: Sequence[NewFile]) -> None:
@@ -202,7 +193,7 @@ def replace_all(journal_dir: Path, files: Sequence[NewFile]) -> None:
             if entry.backup is not None:
                 _backup(Path(entry.target), Path(entry.backup))
         for directory in {Path(e.target).parent for e in entries}:
-            _fsync_dir(directory)
+            fsync_dir(directory)
         checkpoint.reached("staged")
         writing = str(journal)
         _write_journal(journal_dir, "commit", entries, txid)
@@ -232,12 +223,12 @@ def replace_all(journal_dir: Path, files: Sequence[NewFile]) -> None:
                 f"check that {entry.target} is a regular file in a writable directory: "
                 f"cannot replace it ({exc.strerror or exc}); no file was changed."
             ) from exc
-        _fsync_dir(Path(entry.target).parent)
+        fsync_dir(Path(entry.target).parent)
         checkpoint.reached(f"renamed-{number}")
     for entry in entries:
         _remove(entry.backup)
     _remove(str(journal))
-    _fsync_dir(journal_dir)
+    fsync_dir(journal_dir)
 
 
 def _read_journal(journal: Path) -> tuple[str, list[_Entry]]:
@@ -266,7 +257,7 @@ def _finish_or_undo(journal: Path) -> str:
     if state == "commit" and all(_sha256(Path(e.temp)) == e.sha256 for e in to_rename):
         for entry in to_rename:
             os.replace(entry.temp, entry.target)
-            _fsync_dir(Path(entry.target).parent)
+            fsync_dir(Path(entry.target).parent)
         for entry in entries:
             _remove(entry.backup)
             _remove(entry.temp)

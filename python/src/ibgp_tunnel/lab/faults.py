@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ibgp_tunnel.keys import public_key_of
-from ibgp_tunnel.lab import daemons, firewall, location, netns
+from ibgp_tunnel.lab import daemons, dn42lab, firewall, location, netns
 from ibgp_tunnel.lab.artifacts import load_plan, saved_artifacts
 from ibgp_tunnel.lab.errors import LabError
 from ibgp_tunnel.lab.labkeys import LabKeys, read_installed_secret
@@ -121,10 +121,13 @@ def installed_keys(st: LabState, plan: Mapping[str, Any]) -> LabKeys:
     artifacts = saved_artifacts(Path(st.lab_dir))
     private: dict[str, str] = {}
     psks: dict[str, str] = {}
+    tunnels = _dn42_tunnels(st)
     for host in plan.get("hosts", {}):
         run_dir = Path(_node(st, host)["run_dir"])
         rendered = artifacts[host]
-        for spec in rendered["wireguard"].values():
+        for name, spec in rendered["wireguard"].items():
+            if (host, name) in tunnels:
+                continue  # a DN42 tunnel: its own keys (lab/dn42lab.py)
             private[host] = read_installed_secret(run_dir, spec["privateKeyFile"])
             for peer in spec.get("peers", []):
                 if peer.get("presharedKeyFile"):
@@ -133,6 +136,12 @@ def installed_keys(st: LabState, plan: Mapping[str, Any]) -> LabKeys:
     public = {host: public_key_of(key) for host, key in private.items()}
     sources = {host: str(_node(st, host).get("keys", "installed")) for host in private}
     return LabKeys(private, public, psks, sources)
+
+
+def _dn42_tunnels(st: LabState) -> set[tuple[str, str]]:
+    """(reflector, interface) of every DN42 tunnel the lab runs from the rendered config."""
+    topo = build_topology(load_plan(Path(st.plan)), st.netns_prefix)
+    return {(p.reflector, p.tunnel.interface) for p in topo.dn42_peers if p.tunnel is not None}
 
 
 def _link_between(plan: Mapping[str, Any], host: str, other: str) -> str:
@@ -150,12 +159,20 @@ def restart_wireguard(st: LabState, host: str, interface: str | None = None) -> 
     artifacts = saved_artifacts(Path(st.lab_dir))[host]
     keys = installed_keys(st, plan)
     node = _node(st, host)
+    lab_dir = Path(st.lab_dir)
+    tunnels = _dn42_tunnels(st)
     for name in _interfaces(st, host, interface):
         index, old = _daemon(st, f"{host}/wireguard-go {name}")
         daemons.stop(old)
-        new = start_wireguard(
-            Path(st.lab_dir), host, node["netns"], name, artifacts["wireguard"][name], plan, keys
-        )
+        spec = artifacts["wireguard"][name]
+        if (host, name) in tunnels:
+            topo = build_topology(plan, st.netns_prefix)
+            dn42 = dn42lab.running(lab_dir, topo, saved_artifacts(lab_dir))
+            log = node_dir(lab_dir, host) / f"wireguard-go-{name}.log"
+            rundir = Path(node["run_dir"])
+            new = dn42.start_reflector_tunnel(host, node["netns"], name, spec, rundir, log)
+        else:
+            new = start_wireguard(lab_dir, host, node["netns"], name, spec, plan, keys)
         _replace_daemon(st, index, new)
 
 
@@ -256,6 +273,10 @@ def announce_extra_routes(st: LabState, ipv4: int, ipv6: int, node: str = "dn42"
     (0, 0: only its usual routes), by rewriting its bird.conf and `birdc configure`."""
     peer = dn42_peer(st, node)
     conf = node_dir(Path(st.lab_dir), node) / "bird.conf"
-    conf.write_text(dn42_peer_bird_config(peer, extra_ipv4=ipv4, extra_ipv6=ipv6))
+    if peer.tunnel is not None:
+        text = dn42lab.peer_bird_config(peer, extra_ipv4=ipv4, extra_ipv6=ipv6)
+    else:
+        text = dn42_peer_bird_config(peer, extra_ipv4=ipv4, extra_ipv6=ipv6)
+    conf.write_text(text)
     netns.run([location.bird_tool("bird"), "-p", "-c", str(conf)])
     reload_bird(st, node)

@@ -75,6 +75,18 @@ class Node:
 
 
 @dataclass(frozen=True)
+class Dn42Tunnel:
+    """A DN42 peer reached over the WireGuard tunnel the module runs (lab/dn42lab.py):
+    the veth between the two namespaces is only the underlay the tunnel's UDP crosses."""
+
+    interface: str  # the reflector's tunnel interface (the plan's, or dn42-<peer>)
+    reflector_underlay: str
+    peer_underlay: str
+    reflector_link_local: str  # the plan's link_local, without /64
+    peer_ipv4: str | None = None  # the plan's peer_ipv4 (the /32 pair), if any
+
+
+@dataclass(frozen=True)
 class Dn42Peer:
     """The stand-in for a DN42 neighbour of a reflector, running its own BIRD."""
 
@@ -88,6 +100,7 @@ class Dn42Peer:
     reflector_asn: int
     announce_ipv4: tuple[str, ...]
     announce_ipv6: tuple[str, ...]
+    tunnel: Dn42Tunnel | None = None
 
 
 @dataclass(frozen=True)
@@ -233,6 +246,52 @@ def _dn42_announcements(index: int) -> tuple[tuple[str, ...], tuple[str, ...]]:
     return v4, v6
 
 
+def _tunnel_peer(
+    plan: Mapping[str, Any],
+    reflector: str,
+    peer_name: str,
+    peer: Mapping[str, Any],
+    node: str,
+    index: int,
+) -> tuple[Veth, Dn42Peer, Node]:
+    """A DN42 peer behind a tunnel the module runs: a veth carrying only the tunnel's
+    UDP (198.18.<index>.0/31, the benchmarking range), the peer's routes set once
+    its end of the tunnel is up (lab/dn42lab.py)."""
+    ifname = _check_ifname(peer.get("interface") or f"dn42-{peer_name}", f"peer {peer_name}")
+    neighbor = _v6(str(peer["neighbor"]))
+    ours, theirs = f"198.18.{index}.0", f"198.18.{index}.1"
+    veth = Veth(
+        reflector,
+        Interface(_check_ifname(f"dn42u{index}", "underlay"), (Address(f"{ours}/31"),)),
+        node,
+        Interface("eth0", (Address(f"{theirs}/31"),)),
+    )
+    v4_announce, v6_announce = _dn42_announcements(index)
+    record = Dn42Peer(
+        node=node,
+        name=peer_name,
+        reflector=reflector,
+        asn=int(peer["asn"]),
+        neighbor=neighbor,
+        neighbor_ipv6=neighbor,
+        # Toward DN42 the reflector speaks from its tunnel /32 when it has one.
+        reflector_ipv4=str(peer.get("ipv4") or ours),
+        reflector_asn=int(plan["asn"]),
+        announce_ipv4=v4_announce,
+        announce_ipv6=v6_announce,
+        tunnel=Dn42Tunnel(
+            ifname,
+            ours,
+            theirs,
+            str(peer["link_local"]).split("/")[0],
+            str(peer["peer_ipv4"]) if "peer_ipv4" in peer else None,
+        ),
+    )
+    loopback = [f"{ipaddress.ip_network(p).network_address + 1}/32" for p in v4_announce]
+    loopback += [f"{ipaddress.ip_network(p).network_address + 1}/128" for p in v6_announce]
+    return veth, record, Node(node, "dn42", tuple(loopback))
+
+
 def build_topology(plan: Mapping[str, Any], netns_prefix: str = NETNS_PREFIX) -> Topology:
     """Namespaces, veths, addresses and routes for every host of `plan` and its surroundings;
     namespace names start with `netns_prefix`."""
@@ -294,6 +353,15 @@ def build_topology(plan: Mapping[str, Any], netns_prefix: str = NETNS_PREFIX) ->
         for peer_name, peer in host.get("dn42_peers", {}).items():
             node = dn42_names[(name, peer_name)]
             neighbor = str(peer["neighbor"])
+            if "public_key" in peer:
+                # The module runs this peer's tunnel: link-local over WireGuard.
+                veth, peer_record, peer_node = _tunnel_peer(
+                    plan, name, peer_name, peer, node, len(dn42_peers)
+                )
+                veths.append(veth)
+                dn42_peers.append(peer_record)
+                nodes[node] = peer_node
+                continue
             if ipaddress.ip_address(neighbor).version != 4:
                 raise LabError(f"dn42 peer {peer_name!r}: the lab supports IPv4 neighbors only")
             own4 = _peering_pair(neighbor)

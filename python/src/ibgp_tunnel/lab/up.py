@@ -9,7 +9,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from ibgp_tunnel.lab import daemons, firewall, location, netns, state
+from ibgp_tunnel.lab import daemons, dn42lab, firewall, location, netns, state
 from ibgp_tunnel.lab.artifacts import load_plan, render_plan, save_artifacts
 from ibgp_tunnel.lab.down import down
 from ibgp_tunnel.lab.errors import LabError, MissingToolError, NotRootError
@@ -96,7 +96,7 @@ def start_bird(
 ) -> daemons.Daemon:
     """Write and parse the node's bird.conf, then start BIRD on it (see `launch_bird`)."""
     conf = node_dir(lab_dir, name) / "bird.conf"
-    conf.write_text(config)
+    conf.write_text(dn42lab.lab_includes(lab_dir, name, config))
     # Parse first: a config error then reads as one, not as a daemon that died.
     netns.run([location.bird_tool("bird"), "-p", "-c", str(conf)])
     return launch_bird(lab_dir, name, ns, recovery=recovery)
@@ -134,7 +134,7 @@ def launch_bird(lab_dir: Path, name: str, ns: str, *, recovery: bool = False) ->
 def reconfigure_bird(lab_dir: Path, name: str, config: str) -> None:
     """Replace a running BIRD's config (`birdc configure`), as a NixOS switch does."""
     conf = node_dir(lab_dir, name) / "bird.conf"
-    conf.write_text(config)
+    conf.write_text(dn42lab.lab_includes(lab_dir, name, config))
     netns.run([location.bird_tool("bird"), "-p", "-c", str(conf)])
     out = netns.run(
         [location.bird_tool("birdc"), "-s", str(bird_socket(lab_dir, name)), "configure"]
@@ -297,6 +297,24 @@ def _start_dn42_peer(st: state.LabState, lab_dir: Path, topo: Topology, peer: Dn
     st.save()
 
 
+def _start_dn42_tunnel_peer(
+    st: state.LabState,
+    lab_dir: Path,
+    topo: Topology,
+    peer: Dn42Peer,
+    dn42: dn42lab.Dn42Lab,
+    reflector_artifacts: Mapping[str, Any],
+) -> None:
+    node = topo.nodes[peer.node]
+    rundir = run_dir(lab_dir, node.name)
+    log = node_dir(lab_dir, node.name) / f"wireguard-go-{dn42lab.PEER_INTERFACE}.log"
+    st.daemons.append(dn42.start_peer_tunnel(peer, node.netns, reflector_artifacts, rundir, log))
+    st.save()
+    st.daemons.append(start_bird(lab_dir, node.name, node.netns, dn42lab.peer_bird_config(peer)))
+    st.nodes[node.name] = _node_record(lab_dir, node, bird=True, wireguard=[dn42lab.PEER_INTERFACE])
+    st.save()
+
+
 def find_secrets_dir(plan_path: Path, plan: Mapping[str, Any]) -> Path:
     """Where the plan's sops files are: secrets/ beside the plan's directory (the
     layout `ibgp-tunnel keys` writes), or secrets/test/ (the example's test keys)."""
@@ -372,13 +390,17 @@ def up(
         st.created_paths.append(str(RUN_NETNS))
     st.save()
     os.chmod(lab_dir, 0o700)
+    # DN42 tunnels the module runs: their keys, and the ROA files bird.conf includes.
+    secrets_dir = secrets_dir or find_secrets_dir(plan_path, plan)
+    dn42 = dn42lab.Dn42Lab(lab_dir, topo, secrets_dir)
+    dn42.prepare(artifacts)
     save_artifacts(lab_dir, artifacts)
 
     progress(f"creating {len(topo.nodes)} namespaces")
     _create_namespaces(st, topo, lab_dir)
     _configure_links(topo, artifacts)
 
-    keys = lab_keys(plan, secrets_dir or find_secrets_dir(plan_path, plan))
+    keys = lab_keys(plan, secrets_dir)
     progress("keys: " + ", ".join(f"{h} {src}" for h, src in keys.sources.items()))
     for host in topo.plan_hosts:
         node = topo.nodes[host]
@@ -390,9 +412,13 @@ def up(
         st.nodes[host]["keys"] = keys.sources[host]
         st.nodes[host]["graceful_restart"] = recovery
         for interface, spec in artifacts[host]["wireguard"].items():
-            st.daemons.append(
-                start_wireguard(lab_dir, host, node.netns, interface, spec, plan, keys)
-            )
+            if dn42.runs(host, interface):
+                log = node_dir(lab_dir, host) / f"wireguard-go-{interface}.log"
+                rundir = run_dir(lab_dir, host)
+                daemon = dn42.start_reflector_tunnel(host, node.netns, interface, spec, rundir, log)
+            else:
+                daemon = start_wireguard(lab_dir, host, node.netns, interface, spec, plan, keys)
+            st.daemons.append(daemon)
             st.save()
         # As the NixOS unit: with graceful restart on, BIRD always starts with -R.
         bird = start_bird(
@@ -402,7 +428,10 @@ def up(
         st.save()
     for peer in topo.dn42_peers:
         progress(f"{peer.node}: BIRD for DN42 peer {peer.name}")
-        _start_dn42_peer(st, lab_dir, topo, peer)
+        if peer.tunnel is not None:
+            _start_dn42_tunnel_peer(st, lab_dir, topo, peer, dn42, artifacts[peer.reflector])
+        else:
+            _start_dn42_peer(st, lab_dir, topo, peer)
     for name, node in topo.nodes.items():
         st.nodes.setdefault(name, _node_record(lab_dir, node, bird=False, wireguard=[]))
     st.save()

@@ -1,0 +1,218 @@
+# services.ibgpTunnel for DN42 peering: each peer's WireGuard tunnel and
+# communities (added to the dn42Peers submodule declared in ./options.nix),
+# our DN42 WireGuard key, and the ROA files with their refresh timer.
+{
+  config,
+  lib,
+  options,
+  pkgs,
+  ...
+}:
+let
+  inherit (lib) mkIf mkMerge mkOption types literalExpression;
+  core = import ../lib;
+  dn42Defaults = import ../lib/dn42-defaults.nix;
+  tokens = core.tokens;
+  cfg = config.services.ibgpTunnel;
+  useSops = cfg.sops.file != null;
+
+  typeOf = kind: types.strMatching kind.regex // { description = "string, ${kind.expect}"; };
+  between = kind: types.ints.between kind.low kind.high;
+
+  sopsSecretPath = name: if useSops && config ? sops && config.sops.secrets ? ${name} then config.sops.secrets.${name}.path else null;
+
+  tunnelModule = peerName: {
+    options = {
+      publicKey = mkOption {
+        type = typeOf tokens.publicKey;
+        description = "The DN42 peer's WireGuard public key.";
+      };
+      endpoint = mkOption {
+        type = types.nullOr (typeOf tokens.endpoint);
+        default = null;
+        example = "peer1.example.net:20038";
+        description = "Where the peer listens (host:port). null: the peer dials us.";
+      };
+      presharedKeyFile = mkOption {
+        type = types.nullOr (typeOf tokens.runtimePath);
+        default = null;
+        example = "/run/secrets/wg_dn42/psk/${peerName}";
+        description = "File holding the PSK agreed with the peer (`ibgp-tunnel keys` writes `wg_dn42/psk/<peer>` to the sops file). null: no PSK.";
+      };
+      listenPort = mkOption {
+        type = types.nullOr (between tokens.port);
+        default = null;
+        defaultText = literalExpression "2 followed by the last four digits of the peer's ASN (20000 + asn % 10000)";
+        description = "Our UDP port for this peer; DN42's convention when null.";
+      };
+      mtu = mkOption {
+        type = types.nullOr (between tokens.dn42.mtu);
+        default = null;
+        defaultText = literalExpression (toString dn42Defaults.mtu);
+        description = "The tunnel's MTU.";
+      };
+      linkLocal = mkOption {
+        type = typeOf tokens.dn42.linkLocalCidr;
+        example = "fe80::38/64";
+        description = "Our link-local IPv6 address on the tunnel, with /64; the peer's is `neighbor`.";
+      };
+      ipv4 = mkOption {
+        type = types.nullOr (typeOf tokens.ipv4);
+        default = null;
+        example = "172.23.101.1";
+        description = "Optional: our DN42 IPv4 address on the tunnel (a /32, point-to-point with `peerIpv4`).";
+      };
+      peerIpv4 = mkOption {
+        type = types.nullOr (typeOf tokens.ipv4);
+        default = null;
+        example = "172.20.42.1";
+        description = "The peer's IPv4 /32 when `ipv4` is set.";
+      };
+      persistentKeepalive = mkOption {
+        type = types.nullOr (between tokens.keepalive);
+        default = null;
+        description = "Keepalive interval in seconds (for a peer behind NAT).";
+      };
+    };
+  };
+
+  peerModule =
+    { name, ... }:
+    {
+      options = {
+        tunnel = mkOption {
+          type = types.nullOr (types.submodule (tunnelModule name));
+          default = null;
+          description = "The peer's WireGuard tunnel, run by this module on `interface` (default dn42-<peer>). null: the interface is configured elsewhere.";
+        };
+        latency = mkOption {
+          type = types.nullOr (between tokens.dn42.latency);
+          default = null;
+          example = 3;
+          description = "DN42 latency community of this link, (64511, 1-9). null: not tagged.";
+        };
+        bandwidth = mkOption {
+          type = types.nullOr (between tokens.dn42.bandwidth);
+          default = null;
+          example = 24;
+          description = "DN42 bandwidth community of this link, (64511, 21-29). null: not tagged.";
+        };
+        crypto = mkOption {
+          type = types.nullOr (between tokens.dn42.crypto);
+          default = null;
+          defaultText = literalExpression "34 (WireGuard: safe, with PFS) when `tunnel` is set, else not tagged";
+          description = "DN42 crypto community of this link, (64511, 31-34).";
+        };
+      };
+    };
+
+  urlOption = family: mkOption {
+    type = typeOf tokens.dn42.url;
+    default = dn42Defaults."roa_url_${family}";
+    description = "Where the ${family} ROA file for BIRD 2+ is downloaded from (DN42 wiki, howto/Bird2).";
+  };
+  fileOption = family: mkOption {
+    type = typeOf tokens.runtimePath;
+    default = if family == "ipv4" then dn42Defaults.roaFileIpv4 else dn42Defaults.roaFileIpv6;
+    description = "The last good ${family} ROA file, included by bird.conf.";
+  };
+
+  artifacts = core.render cfg;
+  roa = artifacts.dn42Roa;
+  secretNames = artifacts.secretNames.dn42;
+  # As ./config.nix: nothing is deployed while a problem or a plan error stands.
+  planErrors = if cfg.plan == null then [ ] else builtins.filter (f: f.severity == "error") (core.planProblems (core.readPlan cfg.plan));
+  deploy = cfg.enable && core.problems cfg == [ ] && planErrors == [ ];
+
+  # nixpkgs' services.bird runs bird.service; its wireguard module one
+  # wireguard-<interface>.service per interface.
+  birdUnit = "bird.service";
+  dn42TunnelUnits = map (name: "wireguard-${name}.service") (
+    builtins.filter (name: !(builtins.elem name (map (l: l.interface) (builtins.attrValues cfg.links)))) (builtins.attrNames artifacts.wireguard)
+  );
+
+  roaUpdate = pkgs.writeShellScript "dn42-roa-update" roa.script;
+  roaUnit = "ibgp-tunnel-dn42-roa";
+in
+{
+  options.services.ibgpTunnel = {
+    dn42Peers = mkOption {
+      type = types.attrsOf (types.submodule peerModule);
+    };
+    dn42 = {
+      privateKeyFile = mkOption {
+        type = typeOf tokens.runtimePath;
+        default = if sopsSecretPath dn42Defaults.secret_private_key != null then sopsSecretPath dn42Defaults.secret_private_key else dn42Defaults.privateKeyFile;
+        defaultText = literalExpression ''config.sops.secrets."wg_dn42/private_key".path'';
+        description = "Our WireGuard private key for every DN42 tunnel (`ibgp-tunnel keys` writes `wg_dn42/private_key`).";
+      };
+      roa = {
+        enable = mkOption {
+          type = types.bool;
+          default = true;
+          description = "Import from DN42 peers only ROA-valid routes, from ROA files a systemd timer keeps current.";
+        };
+        ipv4Url = urlOption "ipv4";
+        ipv6Url = urlOption "ipv6";
+        ipv4File = fileOption "ipv4";
+        ipv6File = fileOption "ipv6";
+        interval = mkOption {
+          type = typeOf tokens.dn42.interval;
+          default = dn42Defaults.roa_interval;
+          description = "How often the ROA files are refreshed (a systemd time span).";
+        };
+      };
+    };
+  };
+
+  config = mkMerge [
+    (mkIf (deploy && roa != null) {
+      # bird.conf includes the ROA files: the build-time check parses it with
+      # empty stubs (the sandbox has no download), and the files exist (empty
+      # until the first download; tmpfiles never truncates an existing one)
+      # before BIRD first starts.
+      services.bird.preCheckConfig = roa.preCheckConfig;
+      systemd.tmpfiles.rules = map (file: "f ${file} 0644 root root -") roa.files;
+
+      systemd.services.${roaUnit} = {
+        description = "Refresh DN42's ROA files for BIRD";
+        after = [
+          "network-online.target"
+          birdUnit
+        ];
+        wants = [ "network-online.target" ];
+        path = [
+          pkgs.curl
+          pkgs.diffutils
+          pkgs.coreutils
+          config.services.bird.package
+        ];
+        serviceConfig = {
+          Type = "oneshot";
+          ExecStart = "${roaUpdate} ${lib.concatStringsSep " " roa.arguments}";
+        };
+      };
+      systemd.timers.${roaUnit} = {
+        wantedBy = [ "timers.target" ];
+        timerConfig = {
+          OnBootSec = "30s";
+          OnUnitActiveSec = roa.interval;
+        };
+      };
+    })
+
+    (lib.optionalAttrs (options ? sops) {
+      sops.secrets = mkIf (cfg.enable && useSops && secretNames != null) (
+        lib.listToAttrs (
+          map (name: {
+            inherit name;
+            value = {
+              sopsFile = cfg.sops.file;
+              restartUnits = dn42TunnelUnits;
+            };
+          }) ([ secretNames.privateKey ] ++ builtins.attrValues secretNames.psk)
+        )
+      );
+    })
+  ];
+}

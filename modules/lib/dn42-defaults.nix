@@ -1,0 +1,15 @@
+# DN42 defaults plus the paths and secret names derived from them.
+let
+  raw = builtins.fromTOML (builtins.readFile ./dn42-defaults.toml);
+  base = import ./defaults.nix;
+in
+raw
+// {
+  roaFileIpv4 = "${raw.roa_dir}/${raw.roa_file_ipv4}";
+  roaFileIpv6 = "${raw.roa_dir}/${raw.roa_file_ipv6}";
+  privateKeyFile = "${base.secrets_dir}/${raw.secret_private_key}";
+  pskSecretName = peer: "${raw.secret_psk_prefix}${peer}";
+  pskFile = peer: "${base.secrets_dir}/${raw.secret_psk_prefix}${peer}";
+  # DN42's convention: 2 followed by the last four digits of the peer's ASN.
+  listenPort = asn: 20000 + asn - (asn / 10000) * 10000;
+}

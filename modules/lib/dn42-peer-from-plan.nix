@@ -1,0 +1,49 @@
+# A plan's [hosts.<h>.dn42_peers.<p>] and [hosts.<h>.dn42_roa] -> the host
+# spec's dn42Peers.<p> and dn42 (the services.ibgpTunnel option shapes).
+let
+  dn42Defaults = import ./dn42-defaults.nix;
+  render = import ./render/dn42.nix;
+
+  peerSpec = name: peer: {
+    inherit (peer) asn neighbor;
+    interface = peer.interface or null;
+    exportSets = peer.export_sets or [ ];
+    # A public key means we run the peer's WireGuard tunnel.
+    tunnel =
+      if peer ? public_key then
+        {
+          publicKey = peer.public_key;
+          endpoint = peer.endpoint or null;
+          presharedKeyFile = if peer.preshared_key or false then dn42Defaults.pskFile name else null;
+          listenPort = peer.listen_port or null;
+          mtu = peer.mtu or null;
+          linkLocal = peer.link_local or null;
+          ipv4 = peer.ipv4 or null;
+          peerIpv4 = peer.peer_ipv4 or null;
+          persistentKeepalive = peer.persistent_keepalive or null;
+        }
+      else
+        null;
+    latency = peer.latency or null;
+    bandwidth = peer.bandwidth or null;
+    crypto = peer.crypto or null;
+  };
+in
+{
+  __functor = _: peerSpec;
+
+  host =
+    host:
+    let
+      roa = host.dn42_roa or { };
+    in
+    {
+      privateKeyFile = dn42Defaults.privateKeyFile;
+      roa = render.roaFields // {
+        enable = roa.enable or true;
+        ipv4Url = roa.ipv4_url or dn42Defaults.roa_url_ipv4;
+        ipv6Url = roa.ipv6_url or dn42Defaults.roa_url_ipv6;
+        interval = roa.interval or dn42Defaults.roa_interval;
+      };
+    };
+}

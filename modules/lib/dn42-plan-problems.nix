@@ -1,0 +1,139 @@
+# The plan rules of DN42 peering (tunnels, communities, ROA), as findings
+# { path; severity; message; } with TOML paths. plan-problems.nix passes its
+# helpers and adds these to its rules.
+{
+  error,
+  warning,
+  tokenError,
+  mapHosts,
+  linkOf,
+}:
+let
+  inherit (builtins) attrNames concatMap filter head length elem isInt;
+  util = import ./util.nix;
+  t = import ./tokens.nix;
+  checks = import ./checks.nix;
+  ip = import ./ip.nix;
+  d = import ./dn42-defaults.nix;
+  inherit (util) optional;
+
+  # NeoNetwork's range is interconnected with DN42 and peers with it.
+  inNeoNetwork = asn: asn >= 4201270000 && asn <= 4201279999;
+
+  when = cond: list: if cond then list else [ ];
+  intIn = kind: parts: value: when (value != null) (tokenError kind parts value);
+
+  portOf = peer: if isInt (peer.listen_port or null) then peer.listen_port else if isInt (peer.asn or null) then d.listenPort peer.asn else null;
+  interfaceOf = name: peer: peer.interface or "dn42-${name}";
+
+  peerRules =
+    plan: hostName: host: name: peer:
+    let
+      base = [ "hosts" hostName "dn42_peers" name ];
+      at = key: base ++ [ key ];
+      kind = if isInt (peer.asn or null) then checks.asnKind peer.asn else null;
+      tunnel = peer ? public_key;
+      neighborKind = if t.address.problem (peer.neighbor or null) == null then checks.addressKind peer.neighbor else null;
+    in
+    optional (kind == "reserved" || kind == "public") (
+      error (at "asn") "${toString peer.asn} is not a DN42 ASN: DN42 peers have 4242420000-4242429999 (NeoNetwork 4201270000-4201279999); check the peer's aut-num in the registry"
+    )
+    ++ optional (kind == "private" && !(inNeoNetwork peer.asn)) (
+      warning (at "asn") "${toString peer.asn} is a private ASN outside DN42's 4242420000-4242429999: fine for a network of your own, but a DN42 peer has a registered DN42 ASN"
+    )
+    ++ when (peer ? public_key) (tokenError t.publicKey (at "public_key") peer.public_key)
+    ++ when (peer ? endpoint) (tokenError t.endpoint (at "endpoint") peer.endpoint)
+    ++ when (peer ? link_local) (tokenError t.dn42.linkLocalCidr (at "link_local") peer.link_local)
+    ++ when (peer ? ipv4) (tokenError t.ipv4 (at "ipv4") peer.ipv4)
+    ++ when (peer ? peer_ipv4) (tokenError t.ipv4 (at "peer_ipv4") peer.peer_ipv4)
+    ++ intIn t.port (at "listen_port") (peer.listen_port or null)
+    ++ intIn t.dn42.mtu (at "mtu") (peer.mtu or null)
+    ++ intIn t.keepalive (at "persistent_keepalive") (peer.persistent_keepalive or null)
+    ++ intIn t.dn42.latency (at "latency") (peer.latency or null)
+    ++ intIn t.dn42.bandwidth (at "bandwidth") (peer.bandwidth or null)
+    ++ intIn t.dn42.crypto (at "crypto") (peer.crypto or null)
+    ++ optional (tunnel && !(peer ? link_local)) (
+      error (at "link_local") "is missing: the tunnel needs our link-local address with /64, such as fe80::38/64 (the peer's is `neighbor`)"
+    )
+    ++ optional (!tunnel && (peer ? link_local || peer ? endpoint || peer ? listen_port || peer ? preshared_key)) (
+      error (at "public_key") "is missing: the tunnel settings of this peer (link_local, endpoint, listen_port, preshared_key) only apply to a tunnel the module runs, which needs the peer's WireGuard public key"
+    )
+    ++ optional ((peer ? ipv4) != (peer ? peer_ipv4)) (
+      error (at (if peer ? ipv4 then "peer_ipv4" else "ipv4")) "is missing: the IPv4 point-to-point pair needs both ipv4 (ours) and peer_ipv4 (the peer's)"
+    )
+    ++ optional ((peer ? ipv4 || peer ? peer_ipv4) && !tunnel) (
+      error (at "ipv4") "only applies to a tunnel the module runs: set public_key, or put the address on the interface yourself"
+    )
+    ++ optional (tunnel && neighborKind == "link-local" && peer ? link_local && t.dn42.linkLocalCidr.problem peer.link_local == null
+      && ip.bitsOf peer.neighbor == ip.bitsOf (ip.addressOf peer.link_local)) (
+      error (at "neighbor") "${peer.neighbor} is our own link_local address: give the peer's link-local address"
+    )
+    ++ optional (tunnel && neighborKind != null && neighborKind != "link-local" && !(elem peer.neighbor [ (peer.peer_ipv4 or null) ])) (
+      warning (at "neighbor") "${peer.neighbor} is neither the peer's link-local address nor its peer_ipv4: DN42 peers expect one session over IPv6 link-local (neighbor = \"fe80::...\")"
+    )
+    ++ optional (tunnel && !(peer ? interface) && t.interface.problem (interfaceOf name peer) != null) (
+      error (at "interface") "is missing and the default dn42-${name} is longer than 15 characters: name the tunnel's interface"
+    );
+
+  roaRules =
+    hostName: host:
+    let
+      roa = host.dn42_roa or { };
+      at = key: [ "hosts" hostName "dn42_roa" key ];
+    in
+    when (roa ? ipv4_url) (tokenError t.dn42.url (at "ipv4_url") roa.ipv4_url)
+    ++ when (roa ? ipv6_url) (tokenError t.dn42.url (at "ipv6_url") roa.ipv6_url)
+    ++ when (roa ? interval) (tokenError t.dn42.interval (at "interval") roa.interval)
+    ++ optional (roa != { } && (host.dn42_peers or { }) == { }) (
+      warning [ "hosts" hostName "dn42_roa" ] "is set but this host has no dn42_peers: ROA only filters routes from DN42 peers"
+    );
+
+  # Our UDP ports and interface names on one host: DN42 tunnels against each
+  # other and against the iBGP links this host is an end of.
+  clashRules =
+    plan: hostName: host:
+    let
+      peers = host.dn42_peers or { };
+      tunnels = filter (name: peers.${name} ? public_key) (attrNames peers);
+      links = filter (linkName: let l = plan.links.${linkName}; in (l.reflector or null) == hostName || (l.client or null) == hostName) (
+        attrNames (plan.links or { })
+      );
+      # Only the reflector end listens on the link's port.
+      ports =
+        map (linkName: { port = (linkOf plan.links.${linkName}).port; owner = "links.${linkName}.port"; }) (
+          filter (linkName: (plan.links.${linkName}.reflector or null) == hostName) links
+        )
+        ++ map (name: { port = portOf peers.${name}; owner = "hosts.${hostName}.dn42_peers.${name}"; name = name; }) tunnels;
+      byPort = builtins.groupBy (p: toString p.port) (filter (p: p.port != null) ports);
+      portClash = concatMap (
+        name:
+        let
+          port = portOf peers.${name};
+          others = filter (p: (p.name or null) != name) (byPort.${toString port} or [ ]);
+        in
+        optional (port != null && others != [ ]) (
+          error [ "hosts" hostName "dn42_peers" name (if peers.${name} ? listen_port then "listen_port" else "asn") ] "our UDP port ${toString port}${
+            if peers.${name} ? listen_port then "" else " (2 + the last four digits of the ASN)"
+          } is also ${(head others).owner}'s: set a listen_port of its own"
+        )
+      ) tunnels;
+      linkInterfaces = map (linkName: (linkOf plan.links.${linkName}).interface) links;
+      interfaceClash = concatMap (
+        name:
+        let
+          ifname = interfaceOf name peers.${name};
+        in
+        optional (!(peers.${name} ? interface) && elem ifname linkInterfaces) (
+          error [ "hosts" hostName "dn42_peers" name "interface" ] "is missing and the default ${ifname} is an iBGP link's interface: name the tunnel's interface"
+        )
+      ) tunnels;
+    in
+    portClash ++ interfaceClash;
+in
+plan:
+mapHosts plan (
+  hostName: host:
+  concatMap (name: peerRules plan hostName host name host.dn42_peers.${name}) (attrNames (host.dn42_peers or { }))
+  ++ roaRules hostName host
+  ++ clashRules plan hostName host
+)

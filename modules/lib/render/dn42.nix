@@ -1,0 +1,285 @@
+# DN42 peering: per peer a WireGuard tunnel (link-local IPv6, optional IPv4
+# /32 pair) and one multiprotocol eBGP session with ROA validation and DN42's
+# link communities. The fixed BIRD logic lives in ../resources/*.conf; this
+# file only generates what depends on the spec.
+let
+  inherit (builtins)
+    attrNames
+    attrValues
+    concatStringsSep
+    filter
+    listToAttrs
+    mapAttrs
+    readFile
+    replaceStrings
+    ;
+  util = import ../util.nix;
+  ip = import ../ip.nix;
+  defaults = import ../defaults.nix;
+  dn42Defaults = import ../dn42-defaults.nix;
+  inherit (import ./blocks.nix) block blockSemi;
+  inherit (util) optional quote;
+
+  identifier = name: replaceStrings [ "-" "." ] [ "_" "_" ] name;
+
+  # Fields a spec made before DN42 tunnels existed (or by hand) may leave out.
+  tunnelFields = {
+    endpoint = null;
+    presharedKeyFile = null;
+    listenPort = null;
+    mtu = null;
+    ipv4 = null;
+    peerIpv4 = null;
+    persistentKeepalive = null;
+  };
+  peerFields = {
+    interface = null;
+    exportSets = [ ];
+    tunnel = null;
+    latency = null;
+    bandwidth = null;
+    crypto = null;
+  };
+  roaFields = {
+    enable = true;
+    ipv4Url = dn42Defaults.roa_url_ipv4;
+    ipv6Url = dn42Defaults.roa_url_ipv6;
+    ipv4File = dn42Defaults.roaFileIpv4;
+    ipv6File = dn42Defaults.roaFileIpv6;
+    interval = dn42Defaults.roa_interval;
+  };
+
+  isAttrs = builtins.isAttrs;
+
+  normalizePeer =
+    peer:
+    if !(isAttrs peer) then
+      peer
+    else
+      let
+        merged = peerFields // peer;
+      in
+      merged // { tunnel = if isAttrs merged.tunnel then tunnelFields // merged.tunnel else merged.tunnel; };
+
+  # What the tunnel of a peer is, defaults filled in.
+  listenPortOf = peer: if peer.tunnel.listenPort != null then peer.tunnel.listenPort else dn42Defaults.listenPort peer.asn;
+  mtuOf = peer: if peer.tunnel.mtu != null then peer.tunnel.mtu else dn42Defaults.mtu;
+
+  # DN42's crypto community: the option, else what the tunnel is.
+  cryptoOf = peer: if peer.crypto != null then peer.crypto else if peer.tunnel != null then dn42Defaults.crypto_wireguard else null;
+
+  managed = spec: filter (name: spec.dn42Peers.${name}.tunnel != null) (attrNames spec.dn42Peers);
+
+  interfaceOf = name: peer: if peer.interface != null then peer.interface else "dn42-${name}";
+
+  roaOn = spec: spec.role == "reflector" && spec.dn42Peers != { } && spec.dn42.roa.enable;
+
+  # --- bird.conf -------------------------------------------------------------
+
+  # A resource's text; merged into a host's own BIRD config, its names (all
+  # dn42_*) take our prefix like every other name we define.
+  resource = h: spec: file: util.lines (replaceStrings [ "dn42_" ] [ "${h.prefixOf spec}dn42_" ] (readFile file));
+
+  roaTables = h: spec: let p = h.prefixOf spec; in optional (roaOn spec) [
+    "# DN42 ROA tables and the checks on them (modules/lib/resources/dn42-roa.conf)."
+    (resource h spec ../resources/dn42-roa.conf)
+    "# Filled from the files the dn42-roa timer keeps current; BIRD reloads"
+    "# (birdc configure) only when one changed."
+    (block "protocol static ${p}dn42_roa4_file" [
+      (blockSemi "roa4" [ "table ${p}dn42_roa4;" ])
+      "include ${quote spec.dn42.roa.ipv4File};"
+    ])
+    ""
+    (block "protocol static ${p}dn42_roa6_file" [
+      (blockSemi "roa6" [ "table ${p}dn42_roa6;" ])
+      "include ${quote spec.dn42.roa.ipv6File};"
+    ])
+    ""
+  ];
+
+  communityFunctions = h: spec: optional (spec.role == "reflector" && spec.dn42Peers != { }) [
+    "# DN42 link communities (modules/lib/resources/dn42-communities.conf)."
+    (resource h spec ../resources/dn42-communities.conf)
+  ];
+
+  channelVersion = family: if family == "ipv4" then "4" else "6";
+
+  importFilter =
+    h: spec: peer: family:
+    let
+      condition = h.matchSets spec.prefixSets family spec.importSets;
+      p = h.prefixOf spec;
+      tag = kind: value: optional (value != null) "${p}dn42_update_${kind}(${toString value});";
+    in
+    if condition == null then
+      [ "import none;" ]
+    else
+      [
+        (blockSemi "import filter" (
+          [ "if net.len = 0 then reject;" ]
+          ++ h.rejectTunnels spec family
+          ++ [ "if !(${condition}) then reject;" ]
+          ++ optional (roaOn spec) "${p}dn42_roa_import_${family}();"
+          ++ tag "latency" peer.latency
+          ++ tag "bandwidth" peer.bandwidth
+          ++ tag "crypto" (cryptoOf peer)
+          ++ [ "accept;" ]
+        ))
+      ]
+      ++ h.importLimit spec condition;
+
+  channel =
+    h: spec: peer: family:
+    let
+      exportCondition = h.matchSets spec.prefixSets family peer.exportSets;
+    in
+    blockSemi family (
+      importFilter h spec peer family
+      ++ [
+        "export ${if exportCondition == null then "none" else "where source = RTS_STATIC && (${exportCondition})"};"
+      ]
+      # IPv4 routes over an IPv6 session: next hops are IPv6 (RFC 8950).
+      ++ optional (family == "ipv4" && ip.isIPv6 peer.neighbor) "extended next hop on;"
+    );
+
+  session = h: spec: name: peer: [
+    "# eBGP to the DN42 peer ${name}${
+      if ip.isIPv6 peer.neighbor then ": one session over IPv6 carrying IPv4 and IPv6 routes" else ""
+    }."
+    (block "protocol bgp ${h.prefixOf spec}dn42_${identifier name}" (
+      [
+        "local as ${h.ownAs spec};"
+        "neighbor ${peer.neighbor} as ${toString peer.asn};"
+      ]
+      ++ h.routerIdOfOwn spec
+      ++ optional (peer.interface != null || peer.tunnel != null) "interface ${quote (interfaceOf name peer)};"
+      # A TUN device may carry a second, generated link-local address: speak
+      # from the one the peer was told (its `neighbor` for us).
+      ++ optional (peer.tunnel != null && ip.isIPv6 peer.neighbor) "source address ${ip.addressOf peer.tunnel.linkLocal};"
+      ++ h.gracefulRestartLines spec.tuning
+      # After our restart (bird -R) exports wait for every neighbour's End-of-RIB:
+      # dial the DN42 peer at once instead of after BIRD's 5 s connect delay.
+      ++ optional (spec.tuning.connectDelayTime != null) "connect delay time ${toString spec.tuning.connectDelayTime};"
+      ++ [
+        (channel h spec peer "ipv4")
+        (channel h spec peer "ipv6")
+      ]
+    ))
+    ""
+  ];
+
+  # --- WireGuard ---------------------------------------------------------------
+
+  tunnel = spec: name: let peer = spec.dn42Peers.${name}; t = peer.tunnel; in {
+    name = interfaceOf name peer;
+    value = {
+      ips = [ t.linkLocal ];
+      listenPort = listenPortOf peer;
+      mtu = mtuOf peer;
+      privateKeyFile = spec.dn42.privateKeyFile;
+      # One interface per peer: WireGuard admits any source, BIRD routes.
+      allowedIPsAsRoutes = false;
+      # The optional IPv4 pair is point-to-point: our /32 with the peer's as
+      # its peer address, so the peer is on-link without a shared subnet.
+      postSetup = if t.ipv4 == null then "" else "ip -4 address add ${t.ipv4}/32 peer ${t.peerIpv4}/32 dev ${interfaceOf name peer}";
+      peers = [
+        {
+          inherit name;
+          inherit (t) publicKey presharedKeyFile endpoint persistentKeepalive;
+          allowedIPs = defaults.allowed_ips;
+        }
+      ];
+    };
+  };
+in
+{
+  inherit normalizePeer listenPortOf mtuOf cryptoOf interfaceOf roaFields;
+
+  # A hand-made or older spec gets the DN42 fields' defaults.
+  normalize =
+    given:
+    if !(isAttrs given) then
+      given
+    else
+      given
+      // {
+        dn42 =
+          let
+            d = given.dn42 or { };
+          in
+          if !(isAttrs d) then
+            d
+          else
+            {
+              privateKeyFile = dn42Defaults.privateKeyFile;
+            }
+            // d
+            // {
+              roa = if isAttrs (d.roa or { }) then roaFields // (d.roa or { }) else d.roa;
+            };
+      }
+      // (if isAttrs (given.dn42Peers or null) then { dn42Peers = mapAttrs (_: normalizePeer) given.dn42Peers; } else { });
+
+  # bird.conf lines: h holds bird.nix's helpers (matchSets, rejectTunnels,
+  # importLimit, gracefulRestartLines, and the merged layout's prefixOf, ownAs,
+  # routerIdOfOwn).
+  bird =
+    h: spec:
+    if spec.role != "reflector" then
+      [ ]
+    else
+      [
+        (roaTables h spec)
+        (communityFunctions h spec)
+        ""
+        (util.mapAttrsToList (session h spec) spec.dn42Peers)
+      ];
+
+  # networking.wireguard.interfaces entries for the peers whose tunnel we manage.
+  wireguard = spec: if spec.role != "reflector" then { } else listToAttrs (map (tunnel spec) (managed spec));
+
+  # Our WireGuard ports of the DN42 tunnels (peers dial them).
+  listenPorts = spec: if spec.role != "reflector" then [ ] else map (name: listenPortOf spec.dn42Peers.${name}) (managed spec);
+
+  # The DN42 tunnel interfaces (BGP on TCP 179 through them).
+  interfaces = spec: if spec.role != "reflector" then [ ] else map (name: interfaceOf name spec.dn42Peers.${name}) (attrNames spec.dn42Peers);
+
+  secretNames = spec: if managed spec == [ ] then null else {
+    privateKey = dn42Defaults.secret_private_key;
+    psk = listToAttrs (
+      map (name: {
+        inherit name;
+        value = dn42Defaults.pskSecretName name;
+      }) (filter (name: spec.dn42Peers.${name}.tunnel.presharedKeyFile != null) (managed spec))
+    );
+  };
+
+  # What the ROA unit needs (null without ROA).
+  roa =
+    spec:
+    if !(roaOn spec) then
+      null
+    else
+      {
+        inherit (spec.dn42.roa) interval;
+        # family url file, as the update script takes them.
+        arguments = [
+          "ipv4"
+          spec.dn42.roa.ipv4Url
+          spec.dn42.roa.ipv4File
+          "ipv6"
+          spec.dn42.roa.ipv6Url
+          spec.dn42.roa.ipv6File
+        ];
+        files = [ spec.dn42.roa.ipv4File spec.dn42.roa.ipv6File ];
+        script = readFile ../resources/dn42-roa-update.sh;
+        # services.bird.preCheckConfig: the build sandbox has no downloaded
+        # file, so the check parses bird.conf with each include pointed at an
+        # empty stub (sed -i replaces the symlink with a copy).
+        preCheckConfig = concatStringsSep "\n" [
+          ": > dn42_roa4.conf"
+          ": > dn42_roa6.conf"
+          "sed -i -e 's|include \"${spec.dn42.roa.ipv4File}\";|include \"dn42_roa4.conf\";|' -e 's|include \"${spec.dn42.roa.ipv6File}\";|include \"dn42_roa6.conf\";|' bird.conf"
+        ];
+      };
+}

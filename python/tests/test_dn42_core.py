@@ -1,0 +1,143 @@
+"""The core's DN42 rendering and rules (modules/lib/render/dn42.nix,
+dn42-problems.nix, dn42-plan-problems.nix) on variations of the example plan;
+every rendered bird.conf goes through the build-time check on each BIRD here."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import pytest
+import tomlkit
+from birdcheck import build_time_check
+from nixcore import EXAMPLE_PLAN, core_call, needs_nix, problems_of, render
+from test_dn42_roa import BIRDS
+
+pytestmark = needs_nix
+
+
+def _plan(tmp_path: Path, **peer: Any) -> Path:
+    data = tomllib.loads(EXAMPLE_PLAN.read_text())
+    table = data["hosts"]["dmz"]["dn42_peers"]["peer1"]
+    for key, value in peer.items():
+        if value is None:
+            table.pop(key, None)
+        else:
+            table[key] = value
+    path = tmp_path / "plan.toml"
+    path.write_text(tomlkit.dumps(data))
+    return path
+
+
+def _session(conf: str) -> str:
+    return conf.split("protocol bgp dn42_peer1 {", 1)[1].split("\n}\n", 1)[0]
+
+
+def _parses(artifacts: dict[str, Any], tmp_path: Path) -> None:
+    for name, directory in BIRDS:
+        done = build_time_check(artifacts, tmp_path / name, str(directory / "bird"))
+        assert done.returncode == 0, f"{name}: {done.stderr}"
+
+
+def test_defaults_from_the_asn_and_the_tunnel(tmp_path: Path) -> None:
+    plan = _plan(tmp_path, listen_port=None, crypto=None, asn=4242423914)
+    artifacts = render(plan, "dmz")
+    assert artifacts["wireguard"]["dn42-peer1"]["listenPort"] == 23914
+    assert "dn42_update_crypto(34);" in _session(artifacts["birdConfig"])
+    _parses(artifacts, tmp_path)
+
+
+def test_explicit_crypto_and_untagged_kinds(tmp_path: Path) -> None:
+    plan = _plan(tmp_path, crypto=33, latency=None, bandwidth=None)
+    session = _session(render(plan, "dmz")["birdConfig"])
+    assert "dn42_update_crypto(33);" in session
+    assert "dn42_update_latency" not in session and "dn42_update_bandwidth" not in session
+
+
+def test_an_ipv4_session_over_the_tunnel_stays_possible(tmp_path: Path) -> None:
+    plan = _plan(tmp_path, neighbor="172.20.42.1")
+    artifacts = render(plan, "dmz")
+    session = _session(artifacts["birdConfig"])
+    assert "neighbor 172.20.42.1 as 4242421080;" in session
+    assert 'interface "dn42-peer1";' in session
+    assert "extended next hop" not in session and "source address" not in session
+    _parses(artifacts, tmp_path)
+
+
+def test_a_peer_without_tunnel_is_left_to_the_host(tmp_path: Path) -> None:
+    plan = _plan(
+        tmp_path,
+        neighbor="172.20.42.1",
+        public_key=None,
+        link_local=None,
+        preshared_key=None,
+        persistent_keepalive=None,
+        ipv4=None,
+        peer_ipv4=None,
+    )
+    artifacts = render(plan, "dmz")
+    assert list(artifacts["wireguard"]) == ["wg-ibgp"]
+    assert artifacts["secretNames"]["dn42"] is None
+    # No tunnel: what protects the link is unknown, so no crypto community.
+    assert "dn42_update_crypto(" not in _session(artifacts["birdConfig"])
+    assert "dn42_roa_import_ipv4();" in artifacts["birdConfig"]  # ROA still applies
+    _parses(artifacts, tmp_path)
+
+
+def test_roa_off_leaves_no_include(tmp_path: Path) -> None:
+    data = tomllib.loads(EXAMPLE_PLAN.read_text())
+    data["hosts"]["dmz"]["dn42_roa"] = {"enable": False}
+    plan = tmp_path / "plan.toml"
+    plan.write_text(tomlkit.dumps(data))
+    artifacts = render(plan, "dmz")
+    assert artifacts["dn42Roa"] is None
+    assert 'include "' not in artifacts["birdConfig"]
+    _parses(artifacts, tmp_path)
+
+
+SPEC = f'core.hostFromPlan (core.readPlan {EXAMPLE_PLAN}) "dmz"'
+
+
+def _with_peer2(**tunnel: Any) -> str:
+    fields = " ".join(f"{k} = {v};" for k, v in tunnel.items())
+    return (
+        f"let s = {SPEC}; p = s.dn42Peers.peer1; in s // {{ dn42Peers = s.dn42Peers // "
+        f"{{ peer2 = p // {{ interface = null; tunnel = p.tunnel // {{ {fields} }}; }}; }}; }}"
+    )
+
+
+def test_two_tunnels_on_one_port_is_a_problem() -> None:
+    found = problems_of(_with_peer2(listenPort=21080))
+    assert any("used by more than one DN42 tunnel" in p["message"] for p in found), found
+
+
+def test_a_tunnel_on_the_ibgp_interface_is_a_problem() -> None:
+    peer = 's.dn42Peers.peer1 // { interface = "wg-ibgp"; }'
+    spec = f"let s = {SPEC}; in s // {{ dn42Peers.peer1 = {peer}; }}"
+    found = problems_of(spec)
+    assert any(p["path"].endswith("dn42Peers.peer1.interface") for p in found), found
+
+
+def test_half_an_ipv4_pair_is_a_problem() -> None:
+    spec = (
+        f"let s = {SPEC}; p = s.dn42Peers.peer1; in s // {{ dn42Peers.peer1 = p // "
+        "{ tunnel = p.tunnel // { peerIpv4 = null; }; }; }"
+    )
+    found = problems_of(spec)
+    assert any("ipv4 and peerIpv4" in p["message"] for p in found), found
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "shown"),
+    [
+        ("latency", "0", "dn42Peers.peer1.latency"),
+        ("bandwidth", "30", "dn42Peers.peer1.bandwidth"),
+        ("crypto", "35", "dn42Peers.peer1.crypto"),
+    ],
+)
+def test_community_ranges_are_checked_where_emitted(field: str, value: str, shown: str) -> None:
+    peer = f"s.dn42Peers.peer1 // {{ {field} = {value}; }}"
+    spec = f"let s = {SPEC}; in s // {{ dn42Peers.peer1 = {peer}; }}"
+    found = core_call(f"core.problems ({spec})")
+    assert any(p["path"].endswith(shown) for p in found), found

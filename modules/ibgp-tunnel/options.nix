@@ -97,6 +97,17 @@ let
         example = "10.255.255.2";
         description = "The other end's tunnel IPv4 address: the iBGP neighbor. The session runs over IPv4 and carries IPv4 and IPv6 routes.";
       };
+      preference = mkOption {
+        type = types.nullOr (between tokens.localPref);
+        default = null;
+        example = 200;
+        description = "On a client with two or more reflectors: the BGP local preference of the routes this link brings (higher wins; null is BIRD's 100). Give each link its own, so the plan, not BIRD's tie-breakers, picks the path.";
+      };
+      alternativePath = mkOption {
+        type = types.bool;
+        default = false;
+        description = "The client of this link reaches another reflector too (set from the plan). BFD down then drops this link's routes at once (`bfd on`) instead of keeping them for the graceful restart time, so traffic moves to the other reflector within BFD's detection time. Implied on a client with two or more links.";
+      };
       importPrefixes = familiesOption "pattern" "On a reflector: prefixes this client may announce (BIRD prefix patterns). Empty means the reflector imports nothing from it." { ipv4 = [ "10.42.23.0/24" ]; };
       peer = mkOption {
         type = types.submodule { options = peerOptions name; };
@@ -244,6 +255,13 @@ in
       type = token "routerId";
       example = "172.23.101.2";
       description = "BIRD router id (an IPv4 address, unique per host).";
+    };
+
+    clusterId = mkOption {
+      type = types.nullOr (token "clusterId");
+      default = null;
+      example = "172.23.101.1";
+      description = "Reflector: the RFC 4456 cluster id (`rr cluster id`); null keeps BIRD's default, the router id. With two or more reflectors each needs its own (see the README's two-reflector section).";
     };
 
     prefixSets = mkOption {

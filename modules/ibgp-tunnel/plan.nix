@@ -24,6 +24,7 @@ let
     "role"
     "asn"
     "routerId"
+    "clusterId"
     "prefixSets"
     "importSets"
     "kernelExportSets"

@@ -33,6 +33,10 @@ let
       neighborAddress = link."${other}_ipv4";
       # A reflector accepts from a client exactly what that client announces.
       importPrefixes = if isClient then families { } else families (peerHost.announce or { });
+      # The client's preference for this reflector's routes (issue #13).
+      preference = if isClient then link.preference or null else null;
+      # The client of this link links to another reflector too (render/reflectors.nix).
+      alternativePath = builtins.length (builtins.filter (other: (other.client or null) == link.client) (builtins.attrValues (plan.links or { }))) > 1;
       peer = {
         name = link.${other};
         publicKey = peerHost.public_key or null;
@@ -63,6 +67,7 @@ in
   inherit role;
   asn = plan.asn;
   routerId = host.router_id;
+  clusterId = host.cluster_id or null;
   prefixSets = mapAttrs (_: families) (defaults.prefix_sets // (plan.prefix_sets or { }));
   importSets = host.import_sets or [ ];
   kernelExportSets = host.kernel_export_sets or [ ];

@@ -727,6 +727,11 @@ let
   # "keepaliveTime" -> "keepalive_time"
   snake = util.snakeCase;
 
+  # Two or more reflectors (issue #13): cluster ids, preferences, endpoints.
+  reflectorRules = import ./reflector-rules.nix {
+    inherit error warning tokenError valid t defaults util;
+  };
+
   # DN42 tunnels, communities and ROA (./dn42-plan-problems.nix).
   dn42Rules = import ./dn42-plan-problems.nix { inherit error warning tokenError mapHosts linkOf; };
 
@@ -749,6 +754,7 @@ let
     overlapRules
     misrouteRules
     tuningRules
+    reflectorRules
   ];
 in
 given:

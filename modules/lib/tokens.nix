@@ -293,6 +293,20 @@ rec {
   };
 
   role = enumKind [ "reflector" "client" ];
+
+  # Two reflectors (issue #13): a reflector's cluster id (RFC 4456), written
+  # like a router id, and a client's preference for the routes one link brings
+  # (BGP LOCAL_PREF, a u32; BIRD's default is 100).
+  clusterId = kind {
+    regex = ipv4Re;
+    expect = "a cluster id: an IPv4 dotted quad such as 172.23.101.1";
+    extra = value: if value == "0.0.0.0" then "0.0.0.0 is not a usable cluster id: leave cluster_id out (the reflector's router id is used) or give another dotted quad" else null;
+  };
+  localPref = intKind {
+    low = 0;
+    high = 4294967295;
+    expect = "a BGP local preference (higher wins; BIRD's default is 100)";
+  };
   importLimitAction = enumKind [ "warn" "block" "restart" "disable" ];
 
   # BIRD's own limits (proto/bgp/config.Y, proto/bfd, conf/cf-lex.l at v2.0.12

@@ -360,6 +360,35 @@ ATTEMPTS = [
         2**40,
         f"{O}.tuning.importLimit",
     ),
+    # Two reflectors (issue #13): the cluster id and the link's preference reach
+    # bird.conf (`rr cluster id`, `bgp_local_pref =`).
+    Attempt(
+        "cluster-id-breakout",
+        _set(["hosts", "dmz", "cluster_id"], "172.23.101.1; protocol static x {}"),
+        "dmz",
+        "hosts.dmz.cluster_id",
+        ["clusterId"],
+        "172.23.101.1; protocol static x {}",
+        f"{O}.clusterId",
+    ),
+    Attempt(
+        "preference-expression",
+        _set(["links", "pve", "preference"], "200; bgp_path.prepend(1)"),
+        "pve",
+        "links.pve.preference",
+        ["links", "pve", "preference"],
+        "200; bgp_path.prepend(1)",
+        f"{O}.links.pve.preference",
+    ),
+    Attempt(
+        "huge-preference",
+        _set(["links", "pve", "preference"], 2**40),
+        "pve",
+        "links.pve.preference",
+        ["links", "pve", "preference"],
+        2**40,
+        f"{O}.links.pve.preference",
+    ),
 ]
 
 # Values that exist only as options or spec fields (a plan derives them).

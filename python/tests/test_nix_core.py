@@ -309,6 +309,7 @@ def test_spec_has_the_module_option_shape() -> None:
         "role",
         "asn",
         "routerId",
+        "clusterId",
         "prefixSets",
         "importSets",
         "kernelExportSets",

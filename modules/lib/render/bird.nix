@@ -5,6 +5,7 @@ let
   ip = import ../ip.nix;
   inherit (import ./blocks.nix) block blockSemi render;
   inherit (util) optional quote;
+  reflectors = import ./reflectors.nix;
 
   identifier = name: replaceStrings [ "-" "." ] [ "_" "_" ] name;
 
@@ -206,12 +207,12 @@ let
 
   # Session options of the iBGP sessions; null timers keep BIRD's defaults.
   sessionTuning =
-    spec:
+    spec: link:
     let
       t = spec.tuning;
       timer = name: value: optional (value != null) "${name} ${toString value};";
     in
-    bfdLine t
+    bfdLine spec link
     ++ gracefulRestartLines t
     ++ timer "connect delay time" t.connectDelayTime
     ++ timer "connect retry time" t.connectRetryTime
@@ -224,9 +225,18 @@ let
   # graceful restart was meant to keep. `bfd graceful` makes BFD down start a
   # graceful restart instead: routes stay for the neighbour's restart time.
   bfdLine =
-    t:
+    spec: link:
+    let
+      t = spec.tuning;
+    in
     optional t.bfd (
-      if t.gracefulRestart then
+      if reflectors.hasAlternative spec link then
+        [
+          "# Another reflector carries the same routes: on BFD down drop this"
+          "# one's at once instead of keeping them for the restart time."
+          "bfd on;"
+        ]
+      else if t.gracefulRestart then
         [
           "# BFD down: keep routes for the restart time (a restarting BIRD looks"
           "# the same as a dead tunnel), then drop them."
@@ -279,7 +289,7 @@ let
           "where source = RTS_STATIC";
     in
     blockSemi family (
-      acceptFilter "import" importCondition (rejectTunnels spec family)
+      acceptFilter "import" importCondition (rejectTunnels spec family ++ reflectors.preferenceLines spec link)
       ++ importLimit spec importCondition
       ++ [ "export ${export};" ]
       ++ optional isReflector "next hop self;"
@@ -299,7 +309,8 @@ let
       ]
       ++ routerIdOfOwn spec
       ++ optional (spec.role == "reflector") "rr client;"
-      ++ sessionTuning spec
+      ++ reflectors.clusterLines spec link
+      ++ sessionTuning spec link
       ++ [
         (ibgpChannel spec link "ipv4")
         (ibgpChannel spec link "ipv6")

@@ -34,7 +34,8 @@ let
     if spec.role == "client" then
       (if spec.lanInterfaces == [ ] then [ ] else map (clientMasquerade spec) [ "ipv4" "ipv6" ])
     else
-      util.optional (outbound != [ ]) "iifname ${set (tunnelInterfaces spec)} oifname ${set outbound} masquerade";
+      # A reflector nobody links to yet (a plan warning) has no tunnel: no rule.
+      util.optional (outbound != [ ] && spec.links != { }) "iifname ${set (tunnelInterfaces spec)} oifname ${set outbound} masquerade";
 
   content =
     spec:

@@ -34,6 +34,9 @@ let
   attrsOf = of: { type = "attrs"; inherit of; };
   record = fields: { type = "record"; inherit fields; };
   nullOr = of: { type = "nullOr"; inherit of; };
+  # A field a record may leave out (read as null): the two-reflector fields,
+  # so specs written before them keep their meaning.
+  optional = of: { type = "optional"; inherit of; };
   pair = of: { type = "pair"; inherit of; };
   # A family's list may be left out ({ ipv4 = [ ... ]; } alone).
   families = kindOf: {
@@ -54,6 +57,7 @@ let
     role = leaf t.role;
     asn = leaf t.asn;
     routerId = leaf t.routerId;
+    clusterId = optional (leaf t.clusterId);
     prefixSets = attrsOf (families t.pattern);
     importSets = listOf (leaf t.name);
     kernelExportSets = listOf (leaf t.name);
@@ -68,6 +72,8 @@ let
       ips = listOf (leaf t.cidr);
       neighborAddress = leaf t.ipv4;
       importPrefixes = families t.pattern;
+      preference = optional (leaf t.localPref);
+      alternativePath = optional (leaf bool);
       peer = record {
         name = leaf t.name;
         publicKey = nullOr (leaf t.publicKey);
@@ -149,11 +155,13 @@ let
       "${t.show value} is not an attribute set"
     else if s.type == "record" then
       let
-        missing = builtins.filter (field: !(value ? ${field})) (attrNames s.fields);
+        missing = builtins.filter (field: !(value ? ${field}) && s.fields.${field}.type != "optional") (attrNames s.fields);
       in
       if missing == [ ] then null else "is missing ${builtins.concatStringsSep ", " missing}"
     else
       null;
+
+  fieldOf = value: field: of: if of.type == "optional" then value.${field} or null else value.${field};
 
   fail = path: message: throw "ibgp-tunnel: ${path}: ${message}";
 
@@ -165,7 +173,7 @@ let
     in
     if s.type == "leaf" then
       (let p = s.kind.problem value; in if p == null then value else fail path p)
-    else if s.type == "nullOr" then
+    else if s.type == "nullOr" || s.type == "optional" then
       (if value == null then null else emit s.of path value)
     else if wrong != null then
       fail path wrong
@@ -181,7 +189,7 @@ let
     else if s.type == "families" then
       mapAttrs (field: of: emit of "${path}.${field}" (value.${field} or [ ])) s.fields
     else
-      mapAttrs (field: of: emit of "${path}.${field}" value.${field}) s.fields;
+      mapAttrs (field: of: emit of "${path}.${field}" (fieldOf value field of)) s.fields;
 
   problemsOf =
     s: path: value:
@@ -191,7 +199,7 @@ let
     in
     if s.type == "leaf" then
       (let p = s.kind.problem value; in if p == null then [ ] else [ { inherit path; message = p; } ])
-    else if s.type == "nullOr" then
+    else if s.type == "nullOr" || s.type == "optional" then
       (if value == null then [ ] else problemsOf s.of path value)
     else if wrong != null then
       [ { inherit path; message = wrong; } ]
@@ -204,7 +212,7 @@ let
     else if s.type == "families" then
       concatMap (field: problemsOf s.fields.${field} "${path}.${field}" (value.${field} or [ ])) (attrNames s.fields)
     else
-      concatMap (field: problemsOf s.fields.${field} "${path}.${field}" value.${field}) (attrNames s.fields);
+      concatMap (field: problemsOf s.fields.${field} "${path}.${field}" (fieldOf value field s.fields.${field})) (attrNames s.fields);
 
   # A spec from a plan (hostFromPlan) has no say in services.ibgpTunnel.bird:
   # it renders the whole bird.conf.

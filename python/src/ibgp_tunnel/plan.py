@@ -189,6 +189,12 @@ class Host(_Table):
         json_schema_extra=_no_default,
         description="Reflector only: the address clients dial (IPv4, IPv6 or DNS name, no port).",
     )
+    cluster_id: OptionalStr = Field(
+        default=None,
+        json_schema_extra=_no_default,
+        description="Reflector only: RFC 4456 cluster id, a dotted quad; default the router id. "
+        "Each reflector needs its own.",
+    )
     uplink_interfaces: list[str] = Field(
         default=[], description="Reflector only: tunnel traffic leaving these is masqueraded."
     )
@@ -235,6 +241,14 @@ class Link(_Table):
     client_ipv4: str = Field(description="The client's IPv4 address inside ipv4.")
     reflector_ipv6: str = Field(description="The reflector's IPv6 address inside ipv6.")
     client_ipv6: str = Field(description="The client's IPv6 address inside ipv6.")
+    preference: int | None = Field(
+        default=None,
+        ge=0,
+        le=U32_MAX,
+        json_schema_extra=_no_default,
+        description="The client's BGP local preference for this link's routes (higher wins; "
+        "100 when left out). A client with two reflectors gives each link its own.",
+    )
 
 
 class Tuning(_Table):

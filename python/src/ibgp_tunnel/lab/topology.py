@@ -440,6 +440,8 @@ def build_topology(plan: Mapping[str, Any], netns_prefix: str = NETNS_PREFIX) ->
         nodes[lan] = Node(lan, "lan", routes=(Route("default", router4), Route("default", router6)))
         lan_clients.append(LanClient(lan, name, client4, client6, router4, router6))
 
+    # Two reflectors may announce the same prefix, so the same probe address: once.
+    inet_loopback = list(dict.fromkeys(inet_loopback))
     nodes[INET] = Node(INET, "inet", tuple(inet_loopback), tuple(inet_routes), forwarding=True)
     nodes = {name: replace(node, netns_prefix=netns_prefix) for name, node in nodes.items()}
     return Topology(nodes, tuple(veths), tuple(dn42_peers), tuple(lan_clients), probes)

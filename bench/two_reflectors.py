@@ -1,0 +1,247 @@
+"""Two-reflector failover benchmark (issue #13), in the namespace lab.
+
+Run as root from the repository: `python bench/two_reflectors.py [--reps 5] [--json]`.
+It brings python/tests/plans/two-reflectors.toml up (two VPSes, each with a DN42
+peer; home prefers vps1, office vps2) in a lab of its own, on BIRD 3 from
+scripts/setup unless --bird-dir names another, and measures from home's LAN, which
+pings an address behind both reflectors (the route-via-VPS probe in `inet`) every
+10 ms:
+
+  * for each failure of vps1 (BIRD killed, its tunnels blocked, its namespace cut
+    off): the time until home's kernel routes the probe through vps2 (read with
+    `ip route`, no BIRD involved), the longest gap between ping replies, and pings
+    lost;
+  * for `systemctl restart bird` (graceful: `birdc graceful restart`, `bird -R`) of
+    either reflector: pings lost from both LANs (target 0);
+  * for the same on the client office: pings lost from home's LAN to office's (the
+    price of `bfd on` on multi-homed links: the reflectors drop office's routes).
+
+`--bfd-graceful` renders every session with `bfd graceful` instead (the
+single-reflector setting, before issue #13) to show why multi-homed links use
+`bfd on`. Nothing leaves the lab's namespaces.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import re
+import signal
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from ibgp_tunnel.lab import faults, isolate, location, netns
+from ibgp_tunnel.lab.artifacts import load_plan
+from ibgp_tunnel.lab.down import down
+from ibgp_tunnel.lab.reflectors import expected_paths, kernel_paths
+from ibgp_tunnel.lab.state import LabState
+from ibgp_tunnel.lab.status import sessions_established
+from ibgp_tunnel.lab.topology import Topology, build_topology
+from ibgp_tunnel.lab.up import node_dir, reconfigure_bird, up
+
+REPO = Path(__file__).resolve().parents[1]
+PLAN = REPO / "python" / "tests" / "plans" / "two-reflectors.toml"
+BENCH_LAB_DIR = "/run/ibgp-tunnel-bench-2r-lab"
+BENCH_PREFIX = "ibgb2-"
+BIRD3_DIR = REPO / ".cache" / "bird" / "bird3" / "bin"
+CLIENTS = ("home", "office")
+PING_INTERVAL = 0.01
+SETTLE_TIMEOUT = 120.0
+PROBE_PREFIX = "104.16.0.0/13"
+
+
+def say(message: str) -> None:
+    print(f"  {message}", file=sys.stderr, flush=True)
+
+
+class BenchError(Exception):
+    """The lab did not reach a state the benchmark needs."""
+
+
+def wait(condition: Callable[[], bool], timeout: float, what: str) -> float:
+    start = time.monotonic()
+    while not condition():
+        if time.monotonic() - start > timeout:
+            raise BenchError(f"{what}: not within {timeout:.0f} s")
+        time.sleep(0.01)
+    return time.monotonic() - start
+
+
+class Pinger:
+    """ping every 10 ms from a LAN host with wall-clock reply times (-D)."""
+
+    def __init__(self, st: LabState, lan: str, address: str, max_seconds: float = 60) -> None:
+        argv = ["ping", "-n", "-D", "-i", str(PING_INTERVAL), "-W", "1"]
+        argv += ["-w", str(int(max_seconds)), address]
+        self.proc = subprocess.Popen(
+            netns.ns_argv(st.nodes[lan]["netns"], argv),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+
+    def stop(self) -> tuple[int, int, float]:
+        """(transmitted, received, longest gap between replies in s)."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+        out, _ = self.proc.communicate(timeout=30)
+        m = re.search(r"(\d+) packets transmitted, (\d+) received", out)
+        if m is None:
+            raise BenchError(f"ping printed no summary: {out.strip()[-300:]}")
+        stamps = [float(s) for s in re.findall(r"^\[(\d+\.\d+)\] \d+ bytes from", out, re.M)]
+        gap = max((b - a for a, b in itertools.pairwise(stamps)), default=0.0)
+        return int(m[1]), int(m[2]), gap
+
+
+class Lab:
+    def __init__(self, st: LabState, plan: dict[str, Any], topo: Topology) -> None:
+        self.st, self.plan, self.topo = st, plan, topo
+        self.probe = topo.probes["vps1"][0]
+
+    def whole(self) -> bool:
+        return all(
+            kernel_paths(self.st, c) == expected_paths(self.plan, self.topo, c) for c in CLIENTS
+        )
+
+    def wait_whole(self) -> None:
+        wait(self.whole, SETTLE_TIMEOUT, "every route back on its preferred tunnel")
+        wait(lambda: sessions_established(self.st)[0], SETTLE_TIMEOUT, "every session up")
+        for c in CLIENTS:
+            wait(lambda c=c: self.ping(c), SETTLE_TIMEOUT, f"lan-{c} reaches the probe")
+        # Let the BFD sessions of re-formed BGP sessions come up too.
+        time.sleep(1.0)
+
+    def ping(self, client: str) -> bool:
+        argv = ["ping", "-n", "-c", "1", "-W", "1", self.probe]
+        proc = netns.run(netns.ns_argv(self.st.nodes[f"lan-{client}"]["netns"], argv), check=False)
+        return proc.returncode == 0
+
+    def via(self, client: str) -> str | None:
+        return kernel_paths(self.st, client).get(PROBE_PREFIX)
+
+
+def failover(lab: Lab, fail: Callable[[], None], repair: Callable[[], None]) -> dict[str, float]:
+    lab.wait_whole()
+    pinger = Pinger(lab.st, "lan-home", lab.probe)
+    time.sleep(0.5)
+    fail()
+    try:
+        switched = wait(lambda: lab.via("home") == "wg-home2", 60, "home routes via vps2")
+        time.sleep(1.5)
+    finally:
+        sent, received, gap = pinger.stop()
+        repair()
+    return {"route_switch_s": switched, "longest_gap_s": gap, "pings_lost": sent - received}
+
+
+def graceful_restart(lab: Lab, host: str) -> dict[str, float]:
+    lab.wait_whole()
+    pingers = {c: Pinger(lab.st, f"lan-{c}", lab.probe) for c in CLIENTS}
+    time.sleep(0.5)
+    faults.restart_bird(lab.st, host)
+    try:
+        lab.wait_whole()
+    finally:
+        results = {c: p.stop() for c, p in pingers.items()}
+    out: dict[str, float] = {}
+    for c, (sent, received, gap) in results.items():
+        out[f"{c}_pings_lost"] = sent - received
+        out[f"{c}_longest_gap_s"] = gap
+    return out
+
+
+def client_restart(lab: Lab, host: str, other: str) -> dict[str, float]:
+    """`systemctl restart bird` on a client: pings from the other client's LAN to its LAN."""
+    lab.wait_whole()
+    target = next(lan.ipv4 for lan in lab.topo.lan_clients if lan.router == host)
+    pinger = Pinger(lab.st, f"lan-{other}", target)
+    time.sleep(0.5)
+    faults.restart_bird(lab.st, host)
+    try:
+        lab.wait_whole()
+    finally:
+        sent, received, gap = pinger.stop()
+    return {"pings_lost": sent - received, "longest_gap_s": gap}
+
+
+def use_bfd_graceful(lab: Lab) -> None:
+    for host in ("vps1", "vps2", *CLIENTS):
+        conf = (node_dir(Path(lab.st.lab_dir), host) / "bird.conf").read_text()
+        reconfigure_bird(Path(lab.st.lab_dir), host, conf.replace("bfd on;", "bfd graceful;"))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--reps", type=int, default=5)
+    parser.add_argument("--json", action="store_true", help="print every sample as JSON")
+    parser.add_argument("--bird-dir", type=Path, default=None)
+    parser.add_argument("--bfd-graceful", action="store_true")
+    parser.add_argument("--only", nargs="*", help="run these cases only (kill, block, ...)")
+    args = parser.parse_args()
+    os.environ[location.LAB_DIR_ENV] = BENCH_LAB_DIR
+    os.environ[location.PREFIX_ENV] = BENCH_PREFIX
+    bird_dir = args.bird_dir or (BIRD3_DIR if (BIRD3_DIR / "bird").exists() else None)
+    if bird_dir is not None:
+        os.environ[location.BIRD_DIR_ENV] = str(bird_dir.resolve())
+    version = subprocess.run(
+        [location.bird_tool("bird"), "--version"], capture_output=True, text=True, check=False
+    )
+    bird = (version.stdout or version.stderr).strip()
+    down()
+    samples: dict[str, list[float]] = {}
+    try:
+        say(f"bringing the two-reflector lab up ({bird})")
+        st = up(PLAN, timeout=SETTLE_TIMEOUT)
+        plan = load_plan(PLAN)
+        lab = Lab(st, plan, build_topology(plan, BENCH_PREFIX))
+        if args.bfd_graceful:
+            use_bfd_graceful(lab)
+        cases: dict[str, Callable[[], dict[str, float]]] = {
+            "kill": lambda: failover(
+                lab,
+                lambda: faults.kill_bird(st, "vps1"),
+                lambda: faults.start_bird(st, "vps1"),
+            ),
+            "block": lambda: failover(
+                lab,
+                lambda: faults.block_tunnel(st, "vps1"),
+                lambda: faults.unblock_tunnel(st, "vps1"),
+            ),
+            "cut_off": lambda: failover(
+                lab, lambda: isolate.cut_off(st, "vps1"), lambda: isolate.reconnect(st, "vps1")
+            ),
+            "restart_vps1": lambda: graceful_restart(lab, "vps1"),
+            "restart_vps2": lambda: graceful_restart(lab, "vps2"),
+            "restart_office": lambda: client_restart(lab, "office", "home"),
+        }
+        if args.only:
+            cases = {name: case for name, case in cases.items() if name in args.only}
+        for rep in range(args.reps):
+            for name, case in cases.items():
+                result = case()
+                say(f"{rep + 1}/{args.reps} {name}: {result}")
+                for key, value in result.items():
+                    samples.setdefault(f"{name}.{key}", []).append(value)
+        lab.wait_whole()
+    finally:
+        down()
+    if args.json:
+        print(json.dumps({"bird": bird, "bfd_graceful": args.bfd_graceful, "samples": samples}))
+    else:
+        print(f"{bird}{' (bfd graceful)' if args.bfd_graceful else ''}, {args.reps} reps")
+        print("| metric | median | max |")
+        print("|---|---|---|")
+        for key, values in samples.items():
+            print(f"| {key} | {statistics.median(values):.3g} | {max(values):.3g} |")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,169 @@
+# Plan rules for more than one reflector (issue #13), imported by
+# plan-problems.nix: plan (with its helpers) -> [ finding ]. Distinct router
+# ids, per-host ports and interfaces are rules there already; these add what
+# two reflectors bring: cluster ids, the client's choice between reflectors,
+# and every client reaching every reflector it names.
+{
+  error,
+  warning,
+  tokenError,
+  valid,
+  t,
+  defaults,
+  util,
+}:
+let
+  inherit (builtins) attrNames concatMap elem filter groupBy head length;
+  inherit (util) optional;
+
+  reflectorsOf = plan: filter (name: (plan.hosts.${name}.role or null) == "reflector") (attrNames plan.hosts);
+
+  # RFC 4456: each reflector its own cluster id (see render/reflectors.nix for
+  # why); BIRD's default is the router id, so that is the one compared when
+  # cluster_id is left out.
+  clusterIdRules =
+    plan:
+    let
+      withId = filter (name: plan.hosts.${name} ? cluster_id) (attrNames plan.hosts);
+      reflectors = reflectorsOf plan;
+      effective = name: plan.hosts.${name}.cluster_id or plan.hosts.${name}.router_id;
+      usable = filter (name: valid t.clusterId (effective name)) reflectors;
+      owners = groupBy effective usable;
+      later = filter (name: head owners.${effective name} != name) usable;
+      said = name: if plan.hosts.${name} ? cluster_id then "cluster_id" else "router_id (its default cluster id)";
+    in
+    concatMap (
+      name:
+      let
+        host = plan.hosts.${name};
+      in
+      if (host.role or null) != "reflector" then
+        [ (error [ "hosts" name "cluster_id" ] "is for reflectors and would be ignored on a client; remove it") ]
+      else
+        tokenError t.clusterId [ "hosts" name "cluster_id" ] host.cluster_id
+    ) withId
+    ++ map (
+      name:
+      error [ "hosts" name (if plan.hosts.${name} ? cluster_id then "cluster_id" else "router_id") ] "${effective name} is also the cluster id of reflector ${head owners.${effective name}} (its ${said (head owners.${effective name})}): give each reflector its own cluster id, or a reflector drops every route the other reflected (RFC 4456 CLUSTER_LIST); set cluster_id = \"<another dotted quad>\" on one of them"
+    ) later;
+
+  linksOfClient = plan: groupBy (linkName: toString (plan.links.${linkName}.client or "")) (attrNames (plan.links or { }));
+
+  preferenceRules =
+    plan:
+    let
+      byClient = linksOfClient plan;
+      preferenceOf = linkName: plan.links.${linkName}.preference or 100;
+    in
+    concatMap (linkName: let link = plan.links.${linkName}; in if link ? preference then tokenError t.localPref [ "links" linkName "preference" ] link.preference else [ ]) (
+      attrNames (plan.links or { })
+    )
+    ++ concatMap (
+      client:
+      let
+        # One link per reflector counts (a second to the same one is an error of its own).
+        reflectorOf = linkName: toString (plan.links.${linkName}.reflector or "");
+        firstPerReflector = groupBy reflectorOf byClient.${client};
+        links = filter (linkName: valid t.localPref (preferenceOf linkName) && head firstPerReflector.${reflectorOf linkName} == linkName) byClient.${client};
+        owners = groupBy (linkName: toString (preferenceOf linkName)) links;
+        later = filter (linkName: head owners.${toString (preferenceOf linkName)} != linkName) links;
+      in
+      map (
+        linkName:
+        error [ "links" linkName "preference" ] "${toString (preferenceOf linkName)} is also the preference of links.${
+          head owners.${toString (preferenceOf linkName)}
+        } (100 when left out): client ${client} would choose between its reflectors by BIRD's tie-breakers, not by the plan; give each of its links its own preference (higher wins, e.g. 200 for the preferred reflector)"
+      ) (if length byClient.${client} > 1 then later else [ ])
+    ) (attrNames byClient);
+
+  # A client reaches each reflector it names at that reflector's own address:
+  # two links to one endpoint are one machine, no redundancy.
+  endpointRules =
+    plan:
+    let
+      byClient = linksOfClient plan;
+      endpointOf = linkName: toString (plan.hosts.${plan.links.${linkName}.reflector or ""}.endpoint or "");
+    in
+    concatMap (
+      client:
+      let
+        links = filter (linkName: endpointOf linkName != "") byClient.${client};
+        owners = groupBy endpointOf links;
+      in
+      map (
+        linkName:
+        error [ "links" linkName "reflector" ] "reflector ${plan.links.${linkName}.reflector} has the endpoint ${endpointOf linkName}, like the reflector of links.${head owners.${endpointOf linkName}}: client ${client} would dial one machine twice; give each reflector its own public address"
+      ) (filter (linkName: head owners.${endpointOf linkName} != linkName && plan.links.${head owners.${endpointOf linkName}}.reflector != plan.links.${linkName}.reflector) links)
+    ) (attrNames byClient);
+
+  # Reflectors do not peer with each other: a reflector knows a client's
+  # prefixes only if that client links to it.
+  coverageRules =
+    plan:
+    let
+      reflectors = reflectorsOf plan;
+      byClient = linksOfClient plan;
+    in
+    concatMap (
+      client:
+      let
+        host = plan.hosts.${client} or { };
+        named = map (linkName: plan.links.${linkName}.reflector or null) byClient.${client};
+        missing = filter (r: !(elem r named)) reflectors;
+        announces = (host.announce.ipv4 or [ ]) != [ ] || (host.announce.ipv6 or [ ]) != [ ];
+      in
+      optional ((host.role or null) == "client" && announces && named != [ ] && missing != [ ]) (
+        warning [ "hosts" client ] "announces prefixes but links only to ${builtins.concatStringsSep ", " named}: reflectors do not peer with each other, so ${builtins.concatStringsSep ", " missing} and its clients never learn them; add a link to ${head missing}"
+      )
+    ) (filter (client: plan.hosts ? ${client}) (attrNames byClient));
+  # Two clients that both announce prefixes route to each other's LANs without
+  # NAT. If they order their shared reflectors differently, a request leaves
+  # through one reflector and its reply comes back through the other, whose
+  # stateful firewall (NixOS: ct state invalid drop) has never seen the flow
+  # and drops it (seen in the lab). So their preferences must agree.
+  symmetryRules =
+    plan:
+    let
+      byClient = linksOfClient plan;
+      announces =
+        client:
+        let
+          host = plan.hosts.${client} or { };
+        in
+        (host.role or null) == "client" && ((host.announce.ipv4 or [ ]) != [ ] || (host.announce.ipv6 or [ ]) != [ ]);
+      clients = filter announces (attrNames byClient);
+      prefOf = client: reflector: let links = filter (l: (plan.links.${l}.reflector or null) == reflector) byClient.${client}; in if links == [ ] then null else plan.links.${head links}.preference or 100;
+      linkTo = client: reflector: head (filter (l: (plan.links.${l}.reflector or null) == reflector) byClient.${client});
+      reflectorsOfClient = client: map (l: plan.links.${l}.reflector or null) byClient.${client};
+      numeric = v: builtins.isInt v;
+      # Conflicts of `b` with an earlier client `a`: pairs of shared reflectors ranked the other way.
+      conflicts =
+        a: b:
+        let
+          shared = filter (r: elem r (reflectorsOfClient a)) (reflectorsOfClient b);
+          pairs = concatMap (r1: map (r2: { inherit r1 r2; }) (filter (r2: r2 != r1) shared)) shared;
+          wrong =
+            p:
+            let
+              a1 = prefOf a p.r1;
+              a2 = prefOf a p.r2;
+              b1 = prefOf b p.r1;
+              b2 = prefOf b p.r2;
+            in
+            numeric a1 && numeric a2 && numeric b1 && numeric b2 && a1 > a2 && b1 < b2;
+        in
+        filter wrong pairs;
+      earlier = b: filter (a: a < b) clients;
+    in
+    concatMap (
+      b:
+      let
+        found = concatMap (a: map (p: p // { inherit a; }) (conflicts a b)) (earlier b);
+        first = head found;
+      in
+      optional (found != [ ]) (
+        error [ "links" (linkTo b first.r2) "preference" ] "client ${b} prefers ${first.r2} over ${first.r1}, client ${first.a} the reverse: traffic between their LANs would leave through one reflector and its replies come back through the other, whose firewall drops them as a flow it never saw; give both clients the same order of reflectors"
+      )
+    ) clients;
+in
+plan: clusterIdRules plan ++ preferenceRules plan ++ endpointRules plan ++ coverageRules plan ++ symmetryRules plan

@@ -1,0 +1,278 @@
+"""Two reflectors (issue #13): two VPSes, each with a DN42 peer, two clients linked
+to both, both preferring vps1 (python/tests/plans/two-reflectors.toml): their LANs talk
+to each other without NAT, so they must order the reflectors alike (`check` says so).
+
+For each fault of one reflector (its BIRD killed, its tunnels blocked, its whole
+namespace cut off) and its repair, the clients' kernels are sampled throughout:
+  * never a default route or a prefix outside the client's kernel_export_sets;
+  * every prefix the other reflector also offers stays installed in every sample
+    (it moves to the other tunnel; it never disappears);
+  * with the reflector gone, each client routes exactly what the other reflector
+    offers, through it, and LAN traffic flows there;
+  * once repaired, every prefix is back on its preferred tunnel, having moved at
+    most there and back (no flapping).
+Tests poll against generous deadlines and never assert timings (bench/ does).
+Own lab directory and namespace prefix, so no other lab on the machine is touched.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from labtools import outside_sets, ping, poll, skip_reason
+
+from ibgp_tunnel.lab import faults, isolate, location
+from ibgp_tunnel.lab.artifacts import load_plan
+from ibgp_tunnel.lab.down import down
+from ibgp_tunnel.lab.reflectors import client_links, expected_paths, kernel_paths
+from ibgp_tunnel.lab.state import LabState
+from ibgp_tunnel.lab.status import sessions_established
+from ibgp_tunnel.lab.topology import Topology, build_topology
+from ibgp_tunnel.lab.up import up
+
+pytestmark = pytest.mark.skipif(skip_reason() is not None, reason=str(skip_reason()))
+
+PLAN = Path(__file__).resolve().parent / "plans" / "two-reflectors.toml"
+LAB_DIR = "/run/ibgp-tunnel-test-lab-2r"
+PREFIX = "ibg2r-"
+CLIENTS = ("home", "office")
+# Generous: a loaded 2-core machine, BIRD's error wait and WireGuard handshakes.
+DEADLINE = 90
+
+
+@dataclass
+class Lab:
+    st: LabState
+    plan: dict[str, Any]
+    topo: Topology
+
+
+@pytest.fixture(scope="module")
+def lab() -> Iterator[Lab]:
+    saved = {key: os.environ.get(key) for key in (location.LAB_DIR_ENV, location.PREFIX_ENV)}
+    os.environ[location.LAB_DIR_ENV] = LAB_DIR
+    os.environ[location.PREFIX_ENV] = PREFIX
+    try:
+        down()
+        try:
+            st = up(PLAN, timeout=120)
+            plan = load_plan(PLAN)
+            yield Lab(st, plan, build_topology(plan, PREFIX))
+        finally:
+            down()
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+class PathWatch:
+    """Samples prefix -> tunnel of BIRD's routes in the clients' kernels in a thread."""
+
+    def __init__(self, st: LabState, nodes: tuple[str, ...] = CLIENTS) -> None:
+        self.st = st
+        self.nodes = nodes
+        self.samples: dict[str, list[dict[str, str]]] = {node: [] for node in nodes}
+        self.times: dict[str, list[float]] = {node: [] for node in nodes}
+        self.start = time.monotonic()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._error: BaseException | None = None
+
+    def _run(self) -> None:
+        try:
+            while not self._stop.is_set():
+                for node in self.nodes:
+                    self.samples[node].append(kernel_paths(self.st, node))
+                    self.times[node].append(time.monotonic() - self.start)
+                self._stop.wait(0.05)
+        except BaseException as exc:  # reported by __exit__
+            self._error = exc
+
+    def __enter__(self) -> PathWatch:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+        if self._error is not None:
+            raise AssertionError(f"sampling the kernel failed: {self._error}")
+
+
+@dataclass
+class Outcome:
+    lab: Lab
+    failed: str
+    watch: PathWatch
+    during: dict[str, dict[str, str]] = field(default_factory=dict)
+
+
+def _dn42_probe(lab: Lab, reflector: str) -> str:
+    peer = next(p for p in lab.topo.dn42_peers if p.reflector == reflector)
+    return str(ipaddress.ip_network(peer.announce_ipv4[0]).network_address + 1)
+
+
+def _paths_are(lab: Lab, down: tuple[str, ...]) -> bool:
+    return all(
+        kernel_paths(lab.st, client) == expected_paths(lab.plan, lab.topo, client, down)
+        for client in CLIENTS
+    )
+
+
+def _report(lab: Lab, down: tuple[str, ...]) -> str:
+    parts = []
+    for client in CLIENTS:
+        have = kernel_paths(lab.st, client)
+        want = expected_paths(lab.plan, lab.topo, client, down)
+        wrong = {p: (have.get(p), want.get(p)) for p in set(have) | set(want)}
+        wrong = {p: v for p, v in wrong.items() if v[0] != v[1]}
+        parts.append(f"{client}: (have, want) {sorted(wrong.items())}")
+    return "; ".join(parts)
+
+
+def _wait_paths(lab: Lab, down: tuple[str, ...], what: str) -> None:
+    try:
+        poll(lambda: _paths_are(lab, down), DEADLINE, what)
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}: {_report(lab, down)}") from None
+
+
+def _lans_reach(lab: Lab, reflector: str) -> bool:
+    """Both LANs reach the DN42 peer behind `reflector`, the route-via-VPS probe, and
+    each other (LAN to LAN, no NAT: through the reflectors both ways)."""
+    targets = [_dn42_probe(lab, reflector), *lab.topo.probes[reflector]]
+    lans = {lan.router: lan.ipv4 for lan in lab.topo.lan_clients}
+    return all(ping(lab.st, f"lan-{c}", target) for c in CLIENTS for target in targets) and all(
+        ping(lab.st, f"lan-{c}", lans[other]) for c in CLIENTS for other in CLIENTS if other != c
+    )
+
+
+def _wait_whole(lab: Lab) -> None:
+    _wait_paths(lab, (), "every prefix back on its preferred tunnel")
+    poll(lambda: sessions_established(lab.st)[0], DEADLINE, "every BGP session Established")
+    # Both reflectors' sides of the tunnels carry traffic again.
+    for reflector in ("vps1", "vps2"):
+        poll(lambda r=reflector: _lans_reach(lab, r), DEADLINE, f"LANs reach via {reflector}")
+
+
+def _run_fault(
+    lab: Lab, failed: str, fail: Callable[[], None], repair: Callable[[], None]
+) -> Outcome:
+    _wait_whole(lab)
+    other = "vps2" if failed == "vps1" else "vps1"
+    with PathWatch(lab.st) as watch:
+        fail()
+        try:
+            _wait_paths(lab, (failed,), f"clients on {other} alone")
+            outcome = Outcome(lab, failed, watch, {c: kernel_paths(lab.st, c) for c in CLIENTS})
+            # Traffic flows through the other reflector, to its DN42 peer and out of it.
+            poll(lambda: _lans_reach(lab, other), DEADLINE, f"LANs reach via {other}")
+        finally:
+            repair()
+        _wait_whole(lab)
+    _assert_clean(outcome)
+    return outcome
+
+
+def _assert_clean(outcome: Outcome) -> None:
+    lab, watch = outcome.lab, outcome.watch
+    for client in CLIENTS:
+        samples = watch.samples[client]
+        assert len(samples) > 2, f"too few samples of {client}'s kernel"
+        seen = set().union(*(set(s) for s in samples))
+        leaked = outside_sets(lab.plan, client, seen)
+        assert not leaked, f"{client}'s kernel held {sorted(leaked)} at some point"
+        whole = expected_paths(lab.plan, lab.topo, client)
+        alone = expected_paths(lab.plan, lab.topo, client, (outcome.failed,))
+        assert seen <= set(whole), f"{client} held unexpected {sorted(seen - set(whole))}"
+        # What the other reflector offers too never leaves the kernel.
+        for index, sample in enumerate(samples):
+            lost = set(alone) - set(sample)
+            assert not lost, f"{client} lacked {sorted(lost)} at sample {index}/{len(samples)}"
+        # Each prefix moves at most away and back: no flapping between the tunnels.
+        for prefix, preferred in whole.items():
+            path = [s.get(prefix, "-") for s in samples]
+            moves = [
+                (round(watch.times[client][i], 2), p)
+                for i, p in enumerate(path)
+                if i == 0 or p != path[i - 1]
+            ]
+            changes = [p for _, p in moves]
+            assert changes[0] == preferred and changes[-1] == preferred, (prefix, moves)
+            assert len(changes) <= 3, f"{client} {prefix} flapped: {moves}"
+
+
+def test_starts_on_the_preferred_tunnels(lab: Lab) -> None:
+    _wait_whole(lab)
+    for client in CLIENTS:
+        preferred = client_links(lab.plan, client)[0]
+        paths = kernel_paths(lab.st, client)
+        # The prefixes both reflectors offer (the route-via-VPS set, the other LAN)
+        # go through the preferred one, as the plan says.
+        shared = set(expected_paths(lab.plan, lab.topo, client, ("vps1",))) & set(
+            expected_paths(lab.plan, lab.topo, client, ("vps2",))
+        )
+        assert shared, f"{client}: both reflectors should offer something"
+        assert {paths[p] for p in shared} == {preferred.interface}
+        assert not outside_sets(lab.plan, client, set(paths))
+
+
+@pytest.mark.parametrize("failed", ["vps1", "vps2"])
+def test_reflector_bird_killed_then_restarted(lab: Lab, failed: str) -> None:
+    # vps1 is every client's preferred reflector (routes move away and back); vps2
+    # the fallback (its own DN42 peer's routes go and return, the rest stays).
+    _run_fault(
+        lab,
+        failed,
+        lambda: faults.kill_bird(lab.st, failed),
+        lambda: faults.start_bird(lab.st, failed),
+    )
+
+
+def test_reflector_tunnels_blocked_then_unblocked(lab: Lab) -> None:
+    _run_fault(
+        lab,
+        "vps1",
+        lambda: faults.block_tunnel(lab.st, "vps1"),
+        lambda: faults.unblock_tunnel(lab.st, "vps1"),
+    )
+
+
+def test_reflector_cut_off_then_reconnected(lab: Lab) -> None:
+    _run_fault(
+        lab,
+        "vps1",
+        lambda: isolate.cut_off(lab.st, "vps1"),
+        lambda: isolate.reconnect(lab.st, "vps1"),
+    )
+
+
+def test_graceful_restart_of_a_reflector_keeps_every_route(lab: Lab) -> None:
+    """`systemctl restart bird` on the preferred reflector: routes may move to the
+    other one for the restart and back, but none is ever missing."""
+    _wait_whole(lab)
+    client = next(c for c in CLIENTS if client_links(lab.plan, c)[0].reflector == "vps1")
+    preferred = client_links(lab.plan, client)[0].interface
+    with PathWatch(lab.st) as watch:
+        faults.restart_bird(lab.st, "vps1")
+        # BIRD is back within a second, before or after the client's BFD notices;
+        # either way BFD goes down once (a new BFD session), the routes move to
+        # vps2, and come back: wait for the move before waiting for the return.
+        poll(
+            lambda: any(preferred not in sample.values() for sample in watch.samples[client]),
+            DEADLINE,
+            f"{client} moves its routes to vps2 while vps1 restarts",
+        )
+        _wait_whole(lab)
+    _assert_clean(Outcome(lab, "vps1", watch))

@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Generic, Self, TypeVar
 
 from ibgp_tunnel.lab import location, netns
 from ibgp_tunnel.lab.state import LabState
@@ -37,6 +37,7 @@ TOOLS = (
 )
 
 T = TypeVar("T")
+S = TypeVar("S")
 
 # The tests' own lab: its own state directory and namespace names, so a lab the
 # user has up (default /run/ibgp-tunnel-lab, ibgpt-*) is neither refused nor touched.
@@ -315,15 +316,25 @@ def outside_sets(plan: dict[str, Any], host: str, prefixes: set[str]) -> set[str
     }
 
 
-class KernelWatch:
-    """Samples the BIRD routes in some nodes' kernels in a thread while a fault runs, so
-    a test can say what the kernel held *throughout*, not just at the end."""
+class Watch(Generic[S]):
+    """Samples `sample(st, node)` for some nodes in a thread while a fault runs, so a
+    test can say what they held *throughout*, not just at the end."""
 
-    def __init__(self, st: LabState, nodes: tuple[str, ...], interval: float = 0.05) -> None:
+    def __init__(
+        self,
+        st: LabState,
+        nodes: tuple[str, ...],
+        sample: Callable[[LabState, str], S],
+        interval: float = 0.05,
+    ) -> None:
         self.st = st
         self.nodes = nodes
+        self.sample = sample
         self.interval = interval
-        self.samples: dict[str, list[set[str]]] = {node: [] for node in nodes}
+        self.samples: dict[str, list[S]] = {node: [] for node in nodes}
+        # Seconds since the watch began, one per sample.
+        self.times: dict[str, list[float]] = {node: [] for node in nodes}
+        self.start = time.monotonic()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._error: BaseException | None = None
@@ -332,12 +343,13 @@ class KernelWatch:
         try:
             while not self._stop.is_set():
                 for node in self.nodes:
-                    self.samples[node].append(kernel_prefixes(self.st, node))
+                    self.samples[node].append(self.sample(self.st, node))
+                    self.times[node].append(time.monotonic() - self.start)
                 self._stop.wait(self.interval)
         except BaseException as exc:  # reported by __exit__, not lost in the thread
             self._error = exc
 
-    def __enter__(self) -> KernelWatch:
+    def __enter__(self) -> Self:
         self._thread.start()
         return self
 
@@ -346,6 +358,13 @@ class KernelWatch:
         self._thread.join(timeout=30)
         if self._error is not None:
             raise AssertionError(f"sampling the kernel failed: {self._error}")
+
+
+class KernelWatch(Watch[set[str]]):
+    """The BIRD routes in some nodes' kernels, sampled throughout a fault."""
+
+    def __init__(self, st: LabState, nodes: tuple[str, ...], interval: float = 0.05) -> None:
+        super().__init__(st, nodes, kernel_prefixes, interval)
 
     def seen(self, node: str) -> set[str]:
         """Every prefix the node's kernel held at some sample."""

@@ -19,15 +19,13 @@ from __future__ import annotations
 
 import ipaddress
 import os
-import threading
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
-from labtools import outside_sets, ping, poll, skip_reason
+from labtools import Watch, outside_sets, ping, poll, skip_reason
 
 from ibgp_tunnel.lab import faults, isolate, location
 from ibgp_tunnel.lab.artifacts import load_plan
@@ -76,45 +74,16 @@ def lab() -> Iterator[Lab]:
                 os.environ[key] = value
 
 
-class PathWatch:
+def path_watch(st: LabState, nodes: tuple[str, ...] = CLIENTS) -> Watch[dict[str, str]]:
     """Samples prefix -> tunnel of BIRD's routes in the clients' kernels in a thread."""
-
-    def __init__(self, st: LabState, nodes: tuple[str, ...] = CLIENTS) -> None:
-        self.st = st
-        self.nodes = nodes
-        self.samples: dict[str, list[dict[str, str]]] = {node: [] for node in nodes}
-        self.times: dict[str, list[float]] = {node: [] for node in nodes}
-        self.start = time.monotonic()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._error: BaseException | None = None
-
-    def _run(self) -> None:
-        try:
-            while not self._stop.is_set():
-                for node in self.nodes:
-                    self.samples[node].append(kernel_paths(self.st, node))
-                    self.times[node].append(time.monotonic() - self.start)
-                self._stop.wait(0.05)
-        except BaseException as exc:  # reported by __exit__
-            self._error = exc
-
-    def __enter__(self) -> PathWatch:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self._stop.set()
-        self._thread.join(timeout=30)
-        if self._error is not None:
-            raise AssertionError(f"sampling the kernel failed: {self._error}")
+    return Watch(st, nodes, kernel_paths)
 
 
 @dataclass
 class Outcome:
     lab: Lab
     failed: str
-    watch: PathWatch
+    watch: Watch[dict[str, str]]
     during: dict[str, dict[str, str]] = field(default_factory=dict)
 
 
@@ -171,7 +140,7 @@ def _run_fault(
 ) -> Outcome:
     _wait_whole(lab)
     other = "vps2" if failed == "vps1" else "vps1"
-    with PathWatch(lab.st) as watch:
+    with path_watch(lab.st) as watch:
         fail()
         try:
             _wait_paths(lab, (failed,), f"clients on {other} alone")
@@ -264,7 +233,7 @@ def test_graceful_restart_of_a_reflector_keeps_every_route(lab: Lab) -> None:
     _wait_whole(lab)
     client = next(c for c in CLIENTS if client_links(lab.plan, c)[0].reflector == "vps1")
     preferred = client_links(lab.plan, client)[0].interface
-    with PathWatch(lab.st) as watch:
+    with path_watch(lab.st) as watch:
         faults.restart_bird(lab.st, "vps1")
         # BIRD is back within a second, before or after the client's BFD notices;
         # either way BFD goes down once (a new BFD session), the routes move to

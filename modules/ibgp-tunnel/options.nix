@@ -101,14 +101,19 @@ let
         type = types.nullOr (between tokens.localPref);
         default = null;
         example = 200;
-        description = "On a client with two or more reflectors: the BGP local preference of the routes this link brings (higher wins; null is BIRD's 100). Give each link its own, so the plan, not BIRD's tie-breakers, picks the path.";
+        description = "On a client with two or more reflectors: the BGP local preference of the routes this link brings (higher wins; null is BIRD's 100). Give each link its own, so the plan, not BIRD's tie-breakers, picks the path. Routes the reflector only has from another reflector get the link's rank among the client's links instead (0 for the least preferred), so each preference must be at least the number of the client's links.";
       };
       alternativePath = mkOption {
         type = types.bool;
         default = false;
         description = "The client of this link reaches another reflector too (set from the plan). BFD down then drops this link's routes at once (`bfd on`) instead of keeping them for the graceful restart time, so traffic moves to the other reflector within BFD's detection time. Implied on a client with two or more links.";
       };
-      importPrefixes = familiesOption "pattern" "On a reflector: prefixes this client may announce (BIRD prefix patterns). Empty means the reflector imports nothing from it." { ipv4 = [ "10.42.23.0/24" ]; };
+      reflectorPeer = mkOption {
+        type = types.bool;
+        default = false;
+        description = "On a reflector: the other end is a reflector too (set from the plan for a link between two reflectors). The session is a plain iBGP peering, not `rr client`: each side sends the other what its clients announce and what its DN42 peers offer, never what it heard from the other, and imports it below its own routes (local preference 50), marked with the large community (asn, 1, 1) so clients rank it below every route a reflector heard directly. It imports importPrefixes (what the other reflector's clients announce) and this host's importSets (DN42 routes).";
+      };
+      importPrefixes = familiesOption "pattern" "On a reflector: prefixes this client may announce (BIRD prefix patterns); with reflectorPeer, what the other reflector and its clients announce. Empty means the reflector imports nothing from it (but, with reflectorPeer, its importSets)." { ipv4 = [ "10.42.23.0/24" ]; };
       peer = mkOption {
         type = types.submodule { options = peerOptions name; };
         default = { };

@@ -183,6 +183,16 @@ rec {
     in
     builtins.concatMap (group: builtins.tail group) (attrValues groups);
 
+  # A client with `count` links gives routes a reflector only had from another
+  # reflector the link's rank, 0 .. count - 1 (render/reflectors.nix), so
+  # every preference must be at least `count` to rank direct routes first.
+  preferenceBelowRanks =
+    value: count:
+    if builtins.isInt value && value < count then
+      "${toString value} is below ${toString count}, the number of this client's links: routes a reflector only has from another reflector get local preference 0 to ${toString (count - 1)} (by the links' order), so a direct route of this link would lose to them; use 100 or more"
+    else
+      null;
+
   # Every member of a group that shares `keyOf` with another.
   collisions =
     keyOf: list:

@@ -11,44 +11,82 @@ let
     ipv6 = set.ipv6 or [ ];
   };
 
-  otherRole = role: if role == "reflector" then "client" else "reflector";
+  otherSide = side: if side == "reflector" then "client" else "reflector";
 
   prefixLength = cidr: toString (ip.splitCidr cidr).length;
 
-  linkSpec =
-    plan: role: linkName: link:
+  roleOf = plan: name: (plan.hosts.${name} or { }).role or null;
+
+  # A link joins a reflector to a client, or (issue #13) two reflectors: then
+  # `reflector` names the end that listens and `client` the one that dials,
+  # and each is a plain iBGP peer of the other (render/reflectors.nix).
+  betweenReflectors = plan: link: roleOf plan (link.client or null) == "reflector";
+
+  # What a reflector sends over a link between reflectors and its twin
+  # accepts (besides its DN42 import sets): its own statics and what its
+  # clients announce.
+  reflectedBy =
+    plan: reflector:
     let
-      other = otherRole role;
+      clientsOf = map (link: link.client) (
+        builtins.filter (link: (link.reflector or null) == reflector && !(betweenReflectors plan link)) (builtins.attrValues (plan.links or { }))
+      );
+      announceOf = name: families ((plan.hosts.${name} or { }).announce or { });
+      all = map announceOf ([ reflector ] ++ clientsOf);
+    in
+    {
+      ipv4 = util.uniqueStrings (builtins.concatMap (a: a.ipv4) all);
+      ipv6 = util.uniqueStrings (builtins.concatMap (a: a.ipv6) all);
+    };
+
+  # `side`: which end of the link this host is ("reflector" listens,
+  # "client" dials); the host's own role decides the rest.
+  linkSpec =
+    plan: side: linkName: link:
+    let
+      other = otherSide side;
       peerHost = plan.hosts.${link.${other}} or (throw "ibgp-tunnel: links.${linkName}.${other} names host \"${link.${other}}\", which is not in the plan's [hosts]");
       port = link.port or defaults.port;
-      isClient = role == "client";
+      dials = side == "client";
+      meshed = betweenReflectors plan link;
+      isClient = side == "client" && !meshed;
     in
     {
       interface = link.interface or defaults.interface;
       listenPort = port;
       ips = [
-        "${link."${role}_ipv4"}/${prefixLength link.ipv4}"
-        "${link."${role}_ipv6"}/${prefixLength link.ipv6}"
+        "${link."${side}_ipv4"}/${prefixLength link.ipv4}"
+        "${link."${side}_ipv6"}/${prefixLength link.ipv6}"
       ];
       neighborAddress = link."${other}_ipv4";
-      # A reflector accepts from a client exactly what that client announces.
-      importPrefixes = if isClient then families { } else families (peerHost.announce or { });
+      # A reflector accepts from a client exactly what that client announces,
+      # from another reflector what that one reflects.
+      importPrefixes =
+        if isClient then
+          families { }
+        else if meshed then
+          reflectedBy plan link.${other}
+        else
+          families (peerHost.announce or { });
       # The client's preference for this reflector's routes (issue #13).
       preference = if isClient then link.preference or null else null;
       # The client of this link links to another reflector too (render/reflectors.nix).
-      alternativePath = builtins.length (builtins.filter (other: (other.client or null) == link.client) (builtins.attrValues (plan.links or { }))) > 1;
+      alternativePath =
+        !meshed
+        && builtins.length (builtins.filter (other: (other.client or null) == link.client) (builtins.attrValues (plan.links or { }))) > 1;
+      reflectorPeer = meshed;
       peer = {
         name = link.${other};
         publicKey = peerHost.public_key or null;
         presharedKeyFile = defaults.pskFile linkName;
         endpoint =
-          if isClient then
+          if dials then
             ip.endpointString (peerHost.endpoint or (throw "ibgp-tunnel: hosts.${link.${other}}.endpoint is missing: a reflector needs the public address its clients dial")) port
           else
             null;
         allowedIPs = defaults.allowed_ips;
         # Only the dialling side keeps the NAT mapping alive.
-        persistentKeepalive = if isClient then defaults.persistent_keepalive else null;
+        persistentKeepalive = if dials then defaults.persistent_keepalive else null;
       };
     };
 
@@ -60,7 +98,8 @@ let
     plan.hosts.${name}
       or (throw "ibgp-tunnel: host \"${name}\" is not in the plan; its hosts are: ${concatStringsSep ", " (attrNames (plan.hosts or { }))}");
   role = host.role;
-  ownLinks = util.filterAttrs (_: link: (link.${role} or null) == name) (plan.links or { });
+  ownLinks = util.filterAttrs (_: link: (link.reflector or null) == name || (link.client or null) == name) (plan.links or { });
+  sideOf = link: if (link.reflector or null) == name then "reflector" else "client";
 in
 {
   enable = true;
@@ -77,7 +116,7 @@ in
   openFirewall = true;
   allowCoverEverything = host.allow_cover_everything or false;
   privateKeyFile = defaults.privateKeyFile;
-  links = mapAttrs (linkSpec plan role) ownLinks;
+  links = mapAttrs (linkName: link: linkSpec plan (sideOf link) linkName link) ownLinks;
   dn42Peers = mapAttrs dn42PeerSpec (host.dn42_peers or { });
   tuning = defaults.tuning // util.camelCaseAttrs (plan.tuning or { });
   dn42 = (import ./dn42-peer-from-plan.nix).host host;

@@ -342,7 +342,13 @@ let
     plan:
     let
       links = attrNames (plan.links or { });
-      pairOf = name: "${plan.links.${name}.reflector} ${plan.links.${name}.client}";
+      # Two reflectors may be joined either way round: one pair.
+      pairOf =
+        name:
+        let
+          ends = [ (toString plan.links.${name}.reflector) (toString plan.links.${name}.client) ];
+        in
+        builtins.concatStringsSep " " (builtins.sort builtins.lessThan ends);
       firsts = builtins.groupBy pairOf links;
     in
     concatMap (
@@ -359,6 +365,14 @@ let
         in
         if host == null then
           [ (error parts "names host ${t.show hostName}, which is not in [hosts] (hosts: ${names plan.hosts})") ]
+        else if role == "client" && host.role == "reflector" && ((plan.hosts.${toString link.reflector} or { }).role or null) == "reflector" then
+          # Two reflectors joined (issue #13): `client` is the one that dials.
+          (
+            if link.client == link.reflector then
+              [ (error parts "is the reflector of this link too: a link joins two hosts; name another reflector or a client") ]
+            else
+              [ ]
+          )
         else
           optional (host.role != role) (error parts "host \"${hostName}\" is a ${host.role}; name a ${role} here (or swap ends)")
       ) [ "reflector" "client" ]
@@ -368,7 +382,7 @@ let
       let
         link = plan.links.${linkName};
       in
-      error [ "links" linkName ] "joins ${link.reflector} and ${link.client} again (links.${head firsts.${pairOf linkName}} already does); one link per reflector-client pair"
+      error [ "links" linkName ] "joins ${link.reflector} and ${link.client} again (links.${head firsts.${pairOf linkName}} already does); one link per pair of hosts"
     ) (checks.laterDuplicates pairOf links);
 
   # A link's subnet of `family`, parsed, or null if it is not a valid prefix.
@@ -729,7 +743,7 @@ let
 
   # Two or more reflectors (issue #13): cluster ids, preferences, endpoints.
   reflectorRules = import ./reflector-rules.nix {
-    inherit error warning tokenError valid t defaults util;
+    inherit error warning tokenError valid t defaults util checks;
   };
 
   # DN42 tunnels, communities and ROA (./dn42-plan-problems.nix).

@@ -113,6 +113,34 @@ let
         problem "${root}.announce.${family}" "holds a default route: BIRD's filters reject it everywhere; announce the prefixes themselves")
     ) [ "ipv4" "ipv6" ];
 
+  # A client's choice between reflectors, and what only a reflector's link
+  # may say (issue #13): the plan rules say the same of the plan
+  # (reflector-rules.nix).
+  reflectorChoiceProblems =
+    spec:
+    let
+      names = attrNames spec.links;
+      # A preference of the wrong type is the shape's problem (renderSpec).
+      preferenceOf = name: let p = spec.links.${name}.preference or null; in if builtins.isInt p then p else 100;
+      isClient = spec.role == "client";
+      chooses = isClient && length names > 1;
+    in
+    concatMap (
+      name:
+      let
+        link = spec.links.${name};
+        path = "${root}.links.${name}";
+        below = checks.preferenceBelowRanks (preferenceOf name) (length names);
+      in
+      optional (isClient && (link.reflectorPeer or false) == true) (
+        problem "${path}.reflectorPeer" "is set on a client: only a reflector peers with another reflector; remove it")
+      ++ optional (!isClient && (link.preference or null) != null) (
+        problem "${path}.preference" "is set on a reflector: the client chooses between its reflectors; set it on the client's link and remove it here")
+      ++ optional (chooses && below != null) (problem "${path}.preference" below)
+    ) names
+    ++ map (name: problem "${root}.links.${name}.preference" "${toString (preferenceOf name)} is also the preference of another link of this client (100 when null): it would choose between its reflectors by BIRD's tie-breakers, not by its configuration; give each link its own preference (higher wins)")
+      (if chooses then checks.laterDuplicates (name: toString (preferenceOf name)) names else [ ]);
+
   # DN42 neighbours that cannot be a neighbour, or are one of our tunnel ends.
   dn42NeighborProblems =
     spec:
@@ -151,6 +179,7 @@ optional (spec.links == { } && spec.role == "client") (problem "${root}.links" "
 ++ map (port: problem "${root}.links" "listen port ${toString port} is used by more than one link: give each link its own listenPort")
   (checks.laterDuplicates toString (map (link: link.listenPort) links))
 ++ roleProblems spec
+++ reflectorChoiceProblems spec
 ++ misrouteProblems spec
 ++ dn42NeighborProblems spec
 # DN42 tunnels against the iBGP links and each other.

@@ -11,6 +11,7 @@
   t,
   defaults,
   util,
+  checks,
 }:
 let
   inherit (builtins) attrNames concatMap elem filter groupBy head length;
@@ -47,7 +48,34 @@ let
       error [ "hosts" name (if plan.hosts.${name} ? cluster_id then "cluster_id" else "router_id") ] "${effective name} is also the cluster id of reflector ${head owners.${effective name}} (its ${said (head owners.${effective name})}): give each reflector its own cluster id, or a reflector drops every route the other reflected (RFC 4456 CLUSTER_LIST); set cluster_id = \"<another dotted quad>\" on one of them"
     ) later;
 
-  linksOfClient = plan: groupBy (linkName: toString (plan.links.${linkName}.client or "")) (attrNames (plan.links or { }));
+  roleOf = plan: name: if builtins.isString name then (plan.hosts.${name} or { }).role or null else null;
+
+  # A link whose both ends are reflectors (`client` names the one that dials).
+  betweenReflectors = plan: linkName: roleOf plan (plan.links.${linkName}.client or null) == "reflector";
+
+  # client name -> the names of its links to reflectors.
+  linksOfClient =
+    plan:
+    groupBy (linkName: toString (plan.links.${linkName}.client or "")) (
+      filter (linkName: !(betweenReflectors plan linkName)) (attrNames (plan.links or { }))
+    );
+
+  # reflector name -> the reflectors it is linked to.
+  twinsOf =
+    plan:
+    let
+      pairs = concatMap (
+        linkName:
+        let
+          link = plan.links.${linkName};
+        in
+        [
+          { from = toString link.reflector; to = toString link.client; }
+          { from = toString link.client; to = toString link.reflector; }
+        ]
+      ) (filter (betweenReflectors plan) (attrNames (plan.links or { })));
+    in
+    builtins.mapAttrs (_: map (p: p.to)) (groupBy (p: p.from) pairs);
 
   preferenceRules =
     plan:
@@ -55,9 +83,25 @@ let
       byClient = linksOfClient plan;
       preferenceOf = linkName: plan.links.${linkName}.preference or 100;
     in
-    concatMap (linkName: let link = plan.links.${linkName}; in if link ? preference then tokenError t.localPref [ "links" linkName "preference" ] link.preference else [ ]) (
-      attrNames (plan.links or { })
-    )
+    concatMap (
+      linkName:
+      let
+        link = plan.links.${linkName};
+      in
+      if !(link ? preference) then
+        [ ]
+      else if betweenReflectors plan linkName then
+        [ (error [ "links" linkName "preference" ] "is for a link to a client, which chooses between its reflectors; between two reflectors each ranks the other's routes below its own by itself: remove it") ]
+      else
+        tokenError t.localPref [ "links" linkName "preference" ] link.preference
+        ++ (
+          let
+            count = length (byClient.${toString (link.client or "")} or [ ]);
+            below = if count > 1 then checks.preferenceBelowRanks link.preference count else null;
+          in
+          optional (below != null) (error [ "links" linkName "preference" ] below)
+        )
+    ) (attrNames (plan.links or { }))
     ++ concatMap (
       client:
       let
@@ -96,26 +140,42 @@ let
       ) (filter (linkName: head owners.${endpointOf linkName} != linkName && plan.links.${head owners.${endpointOf linkName}}.reflector != plan.links.${linkName}.reflector) links)
     ) (attrNames byClient);
 
-  # Reflectors do not peer with each other: a reflector knows a client's
-  # prefixes only if that client links to it.
+  # A reflector learns a client's prefixes, and the client learns what the
+  # reflector's DN42 peers offer, only if the client links to it or to a
+  # reflector linked to it: what one reflector hears from another it passes
+  # to its clients only, never to a third reflector (RFC 4456), so reflectors
+  # mesh.
   coverageRules =
     plan:
     let
       reflectors = reflectorsOf plan;
       byClient = linksOfClient plan;
+      twins = twinsOf plan;
+      matters =
+        client: reflector:
+        let
+          host = plan.hosts.${client} or { };
+          r = plan.hosts.${reflector};
+        in
+        (host.announce.ipv4 or [ ]) != [ ]
+        || (host.announce.ipv6 or [ ]) != [ ]
+        || (r.dn42_peers or { }) != { }
+        || (r.announce.ipv4 or [ ]) != [ ]
+        || (r.announce.ipv6 or [ ]) != [ ];
     in
     concatMap (
       client:
       let
         host = plan.hosts.${client} or { };
-        named = map (linkName: plan.links.${linkName}.reflector or null) byClient.${client};
-        missing = filter (r: !(elem r named)) reflectors;
-        announces = (host.announce.ipv4 or [ ]) != [ ] || (host.announce.ipv6 or [ ]) != [ ];
+        named = filter builtins.isString (map (linkName: plan.links.${linkName}.reflector or null) byClient.${client});
+        reaches = reflector: elem reflector named || builtins.any (twin: elem twin named) (twins.${reflector} or [ ]);
+        missing = filter (r: !(reaches r) && matters client r) reflectors;
       in
-      optional ((host.role or null) == "client" && announces && named != [ ] && missing != [ ]) (
-        warning [ "hosts" client ] "announces prefixes but links only to ${builtins.concatStringsSep ", " named}: reflectors do not peer with each other, so ${builtins.concatStringsSep ", " missing} and its clients never learn them; add a link to ${head missing}"
+      optional ((host.role or null) == "client" && named != [ ] && missing != [ ]) (
+        warning [ "hosts" client ] "links only to ${builtins.concatStringsSep ", " named}: ${builtins.concatStringsSep ", " missing} neither hears it nor passes it anything (its clients miss this client's prefixes, this client misses its DN42 routes and announcements), because a reflector passes what another reflector tells it to its clients only; add a link from ${client} to ${head missing}, or link ${head missing} to ${head named} (a link whose both ends are reflectors)"
       )
     ) (filter (client: plan.hosts ? ${client}) (attrNames byClient));
+
   # Two clients that both announce prefixes route to each other's LANs without
   # NAT. If they order their shared reflectors differently, a request leaves
   # through one reflector and its reply comes back through the other, whose

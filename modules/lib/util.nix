@@ -28,6 +28,9 @@ rec {
 
   mapAttrsToList = f: set: map (name: f name set.${name}) (attrNames set);
 
+  # Each string once, first occurrence first.
+  uniqueStrings = list: builtins.foldl' (seen: x: if builtins.elem x seen then seen else seen ++ [ x ]) [ ] list;
+
   optional = cond: value: if cond then [ value ] else [ ];
 
   optionalString = cond: text: if cond then text else "";

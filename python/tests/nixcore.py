@@ -14,6 +14,7 @@ REPO = Path(__file__).resolve().parents[2]
 CORE = REPO / "modules" / "lib"
 EXAMPLE_PLAN = REPO / "hosts" / "plan.toml"
 THREE_CLIENTS_PLAN = Path(__file__).resolve().parent / "plans" / "three-clients.toml"
+TWO_REFLECTORS_PLAN = Path(__file__).resolve().parent / "plans" / "two-reflectors.toml"
 
 needs_nix = pytest.mark.skipif(
     shutil.which("nix-instantiate") is None,

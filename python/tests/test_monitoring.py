@@ -207,3 +207,31 @@ def test_expected_kernel_routes_follow_birds_prefix_patterns(
     assert counts["c"][family] == (1 if kept else 0)
     # The reflector keeps nothing: no kernel_export_sets.
     assert counts["r"] == {"ipv4": 0, "ipv6": 0}
+
+
+def test_expected_kernel_routes_count_what_linked_reflectors_pass_on() -> None:
+    """Two reflectors linked to each other, a client on each: each reflector installs
+    the other's client's LAN and statics, each client the other's LAN through its own
+    reflector; nobody counts its own announcements."""
+    plan = """{
+      asn = 4242420000;
+      prefix_sets.lans = { ipv4 = [ "192.168.0.0/16{24,24}" ]; ipv6 = [ ]; };
+      hosts.vps1 = { role = "reflector"; kernel_export_sets = [ "lans" ];
+                     announce.ipv4 = [ "192.168.100.0/24" ]; };
+      hosts.vps2 = { role = "reflector"; kernel_export_sets = [ "lans" ]; };
+      hosts.home = { role = "client"; import_sets = [ "lans" ]; kernel_export_sets = [ "lans" ];
+                     announce.ipv4 = [ "192.168.1.0/24" ]; };
+      hosts.office = { role = "client"; import_sets = [ "lans" ]; kernel_export_sets = [ "lans" ];
+                       announce.ipv4 = [ "192.168.2.0/24" ]; };
+      links.home = { reflector = "vps1"; client = "home"; };
+      links.office = { reflector = "vps2"; client = "office"; };
+      links.twins = { reflector = "vps1"; client = "vps2"; };
+    }"""
+    counts = instantiate(
+        f"let f = import {REPO}/modules/ibgp-tunnel/monitoring/expected-routes.nix; "
+        f"plan = {plan}; in builtins.mapAttrs (name: _: f plan name) plan.hosts"
+    )
+    assert counts["vps1"]["ipv4"] == 2  # home's and office's LANs, not its own static
+    assert counts["vps2"]["ipv4"] == 3  # both LANs and vps1's static
+    assert counts["home"]["ipv4"] == 2  # office's LAN and vps1's static
+    assert counts["office"]["ipv4"] == 2  # home's LAN and vps1's static

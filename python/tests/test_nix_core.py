@@ -14,6 +14,7 @@ from nixcore import (
     EXAMPLE_PLAN,
     REPO,
     THREE_CLIENTS_PLAN,
+    TWO_REFLECTORS_PLAN,
     core_call,
     needs_bird,
     needs_nix,
@@ -25,7 +26,11 @@ from nixcore import (
 
 pytestmark = needs_nix
 
-PLANS = {"example": EXAMPLE_PLAN, "three-clients": THREE_CLIENTS_PLAN}
+PLANS = {
+    "example": EXAMPLE_PLAN,
+    "three-clients": THREE_CLIENTS_PLAN,
+    "two-reflectors": TWO_REFLECTORS_PLAN,
+}
 
 
 def tracked_nix_files() -> list[Path]:

@@ -63,25 +63,39 @@ let
   host = plan.hosts.${name};
   links = attrValues (plan.links or { });
   isReflector = host.role == "reflector";
-  # What BIRD learns over iBGP: a reflector takes each client's
-  # announcements; a client gets its reflectors' statics and the other
-  # clients' announcements they reflect, filtered by its import sets.
+  roleOf = other: (plan.hosts.${other} or { }).role or null;
+  # Links whose both ends are reflectors join twins (host-from-plan.nix).
+  betweenReflectors = link: roleOf link.client == "reflector";
+  clientsOf = reflector: map (link: link.client) (filter (link: link.reflector == reflector && !(betweenReflectors link)) links);
+  twinsOf =
+    reflector:
+    map (link: if link.reflector == reflector then link.client else link.reflector) (
+      filter (link: betweenReflectors link && (link.reflector == reflector || link.client == reflector)) links
+    );
+  # What a reflector sends its clients of the plan's own prefixes: its statics
+  # and its clients' announcements, and the same of each twin.
+  reflected =
+    reflector: family:
+    concatMap (r: announced plan r family ++ concatMap (client: announced plan client family) (clientsOf r)) (
+      [ reflector ] ++ twinsOf reflector
+    );
+  # What BIRD learns over iBGP: a reflector takes each client's and each
+  # twin's; a client gets what its reflectors reflect, never its own
+  # announcements back, filtered by its import sets. A host's own statics
+  # win over any copy (and are not installed in its kernel).
   learned =
     family:
+    let
+      own = announced plan name family;
+      notOwn = filter (prefix: !(builtins.elem prefix own));
+    in
     if isReflector then
-      concatMap (link: announced plan link.client family) (filter (link: link.reflector == name) links)
+      notOwn (reflected name family)
     else
       let
         reflectors = map (link: link.reflector) (filter (link: link.client == name) links);
-        offered = concatMap (
-          reflector:
-          announced plan reflector family
-          ++ concatMap (link: announced plan link.client family) (
-            filter (link: link.reflector == reflector && link.client != name) links
-          )
-        ) reflectors;
       in
-      filter (keptBy (setPatterns plan family (host.import_sets or [ ]))) offered;
+      filter (keptBy (setPatterns plan family (host.import_sets or [ ]))) (notOwn (concatMap (r: reflected r family) reflectors));
   count =
     family:
     length (

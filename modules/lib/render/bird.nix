@@ -276,7 +276,9 @@ let
     let
       isReflector = spec.role == "reflector";
       importCondition =
-        if isReflector then
+        if reflectors.isReflectorPeer spec link then
+          reflectors.either (matchPrefixes link.importPrefixes.${family}) (matchSets spec.prefixSets family spec.importSets)
+        else if isReflector then
           matchPrefixes link.importPrefixes.${family}
         else
           matchSets spec.prefixSets family spec.importSets;
@@ -289,7 +291,9 @@ let
           "where source = RTS_STATIC";
     in
     blockSemi family (
-      acceptFilter "import" importCondition (rejectTunnels spec family ++ reflectors.preferenceLines spec link)
+      acceptFilter "import" importCondition (
+        rejectTunnels spec family ++ reflectors.preferenceLines (ownAs spec) spec link ++ reflectors.peerImportLines (ownAs spec) spec link
+      )
       ++ importLimit spec importCondition
       ++ [ "export ${export};" ]
       ++ optional isReflector "next hop self;"
@@ -301,14 +305,16 @@ let
     );
 
   ibgp = spec: link: [
-    "# iBGP over ${link.interface}: one IPv4 session carrying IPv4 and IPv6 routes."
+    "# iBGP over ${link.interface}: one IPv4 session carrying IPv4 and IPv6 routes${
+      if reflectors.isReflectorPeer spec link then ", to the reflector ${link.peer.name} (a plain iBGP peer, not a client)" else ""
+    }."
     (block "protocol bgp ${prefixOf spec}ibgp_${identifier link.peer.name}" (
       [
         "local ${ownAddress "ipv4" link} as ${ownAs spec};"
         "neighbor ${link.neighborAddress} as ${ownAs spec};"
       ]
       ++ routerIdOfOwn spec
-      ++ optional (spec.role == "reflector") "rr client;"
+      ++ optional (spec.role == "reflector" && !(reflectors.isReflectorPeer spec link)) "rr client;"
       ++ reflectors.clusterLines spec link
       ++ sessionTuning spec link
       ++ [

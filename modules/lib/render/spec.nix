@@ -74,6 +74,7 @@ let
       importPrefixes = families t.pattern;
       preference = optional (leaf t.localPref);
       alternativePath = optional (leaf bool);
+      reflectorPeer = optional (leaf bool);
       peer = record {
         name = leaf t.name;
         publicKey = nullOr (leaf t.publicKey);

@@ -219,10 +219,17 @@ def _default(key: str) -> Any:
 
 
 class Link(_Table):
-    """One WireGuard point-to-point tunnel between a reflector and a client."""
+    """One WireGuard point-to-point tunnel between a reflector and a client, or between
+    two reflectors (then `reflector` listens and `client` dials, and each is a plain
+    iBGP peer of the other)."""
 
-    reflector: str = Field(description="Name of the reflector host (a key of [hosts]).")
-    client: str = Field(description="Name of the client host (a key of [hosts]).")
+    reflector: str = Field(
+        description="Name of the reflector host (a key of [hosts]): the end that listens."
+    )
+    client: str = Field(
+        description="Name of the client host (a key of [hosts]): the end that dials. "
+        "Another reflector here joins the two reflectors."
+    )
     interface: str = Field(
         default=_default("interface"),
         description="WireGuard interface name on both ends (at most 15 characters).",
@@ -247,7 +254,9 @@ class Link(_Table):
         le=U32_MAX,
         json_schema_extra=_no_default,
         description="The client's BGP local preference for this link's routes (higher wins; "
-        "100 when left out). A client with two reflectors gives each link its own.",
+        "100 when left out). A client with two reflectors gives each link its own, at least "
+        "the number of its links (routes a reflector only has from another reflector rank "
+        "below). Not on a link between two reflectors.",
     )
 
 

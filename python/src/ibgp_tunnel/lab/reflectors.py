@@ -3,11 +3,12 @@ from the plan alone, and what its kernel does: prefix -> tunnel interface.
 
 A client takes each prefix from the reflector of highest preference (the link's
 `preference`, BGP local preference, 100 when left out) among those that are up
-and offer it; a prefix no live reflector offers is gone."""
+and heard it themselves; failing those, from one that only has it from its twin (a
+reflector it is linked to), again by preference; a prefix no live reflector offers
+is gone."""
 
 from __future__ import annotations
 
-import copy
 import ipaddress
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -15,7 +16,7 @@ from typing import Any
 
 from ibgp_tunnel.lab import netns
 from ibgp_tunnel.lab.state import LabState
-from ibgp_tunnel.lab.topology import Topology, expected_client_routes, matches_any, set_patterns
+from ibgp_tunnel.lab.topology import Topology, matches_any, reflector_offers, set_patterns
 
 DEFAULT_PREFERENCE = 100
 
@@ -48,39 +49,44 @@ def as_kernel_prints(prefix: str) -> str:
     return str(net.network_address) if net.prefixlen == net.max_prefixlen else str(net)
 
 
-def offered_by(plan: Mapping[str, Any], topo: Topology, client: str, reflector: str) -> set[str]:
-    """What `client` imports over its link to `reflector` alone, as `ip route` prints it,
-    kept by the client's kernel_export_sets."""
-    alone = copy.deepcopy(dict(plan))
-    alone["links"] = {
-        name: link
-        for name, link in plan.get("links", {}).items()
-        if link["client"] != client or link["reflector"] == reflector
-    }
-    learned = expected_client_routes(alone, topo, client)
-    kernel_sets = plan["hosts"][client].get("kernel_export_sets", [])
-    return {
-        as_kernel_prints(prefix)
-        for family, prefixes in learned.items()
-        for prefix in prefixes
-        if matches_any(prefix, set_patterns(plan, kernel_sets, family))
-    }
+def offered_by(
+    plan: Mapping[str, Any],
+    topo: Topology,
+    client: str,
+    reflector: str,
+    down: Iterable[str] = (),
+) -> dict[str, bool]:
+    """What `client` imports over its link to `reflector`, as `ip route` prints it,
+    kept by the client's import and kernel_export_sets: prefix -> whether the reflector
+    heard it directly (else only from a twin), while the reflectors in `down` are gone."""
+    host = plan["hosts"][client]
+    result: dict[str, bool] = {}
+    for family in ("ipv4", "ipv6"):
+        own = set(host.get("announce", {}).get(family, []))
+        keep = set_patterns(plan, host.get("import_sets", []), family)
+        kernel = set_patterns(plan, host.get("kernel_export_sets", []), family)
+        for prefix, direct in reflector_offers(plan, topo, reflector, family, down).items():
+            if prefix not in own and matches_any(prefix, keep) and matches_any(prefix, kernel):
+                result[as_kernel_prints(prefix)] = direct
+    return result
 
 
 def expected_paths(
     plan: Mapping[str, Any], topo: Topology, client: str, down: Iterable[str] = ()
 ) -> dict[str, str]:
     """prefix -> the tunnel interface `client` should route it through while the
-    reflectors in `down` are gone."""
+    reflectors in `down` are gone: a route a reflector heard itself before one it only
+    had from its twin, then the link's preference (render/reflectors.nix)."""
     gone = set(down)
-    result: dict[str, str] = {}
-    # Least preferred first, so the preferred reflector's entries win.
-    for link in reversed(client_links(plan, client)):
+    best: dict[str, tuple[tuple[bool, int], str]] = {}
+    for link in client_links(plan, client):
         if link.reflector in gone:
             continue
-        for prefix in offered_by(plan, topo, client, link.reflector):
-            result[prefix] = link.interface
-    return result
+        for prefix, direct in offered_by(plan, topo, client, link.reflector, gone).items():
+            rank = (direct, link.preference)
+            if prefix not in best or rank > best[prefix][0]:
+                best[prefix] = (rank, link.interface)
+    return {prefix: interface for prefix, (_, interface) in best.items()}
 
 
 def kernel_paths(st: LabState, node: str) -> dict[str, str]:

@@ -450,32 +450,100 @@ def build_topology(plan: Mapping[str, Any], netns_prefix: str = NETNS_PREFIX) ->
 # --- what routes a client should learn ------------------------------------------
 
 
+def twins(plan: Mapping[str, Any], reflector: str) -> list[str]:
+    """The reflectors `reflector` is linked to (links whose both ends are reflectors)."""
+    hosts = plan["hosts"]
+    found: list[str] = []
+    for link in plan.get("links", {}).values():
+        ends = (link["reflector"], link["client"])
+        if reflector in ends and all(hosts[end].get("role") == "reflector" for end in ends):
+            found.append(ends[1] if ends[0] == reflector else ends[0])
+    return found
+
+
+def _clients_of(plan: Mapping[str, Any], reflector: str) -> list[str]:
+    hosts = plan["hosts"]
+    return [
+        link["client"]
+        for link in plan.get("links", {}).values()
+        if link["reflector"] == reflector and hosts[link["client"]].get("role") == "client"
+    ]
+
+
+def _heard_directly(
+    plan: Mapping[str, Any], topo: Topology, reflector: str, family: str
+) -> set[str]:
+    """What `reflector` has from itself, its clients and its DN42 peers (as its import
+    from DN42 filters them): everything it sends its clients and its twins."""
+    hosts = plan["hosts"]
+    heard = set(hosts[reflector].get("announce", {}).get(family, []))
+    for client in _clients_of(plan, reflector):
+        heard |= set(hosts[client].get("announce", {}).get(family, []))
+    accept = set_patterns(plan, hosts[reflector].get("import_sets", []), family)
+    for peer in topo.dn42_peers:
+        if peer.reflector == reflector:
+            announced = peer.announce_ipv4 if family == "ipv4" else peer.announce_ipv6
+            heard |= {p for p in announced if matches_any(p, accept)}
+    return heard
+
+
+def _heard_from_twin(
+    plan: Mapping[str, Any], topo: Topology, reflector: str, twin: str, family: str
+) -> set[str]:
+    """What `reflector` accepts from its twin: the twin's and its clients'
+    announcements, and DN42 routes in its own import sets (render: importPrefixes
+    || import_sets)."""
+    hosts = plan["hosts"]
+    reflected = set(hosts[twin].get("announce", {}).get(family, []))
+    for client in _clients_of(plan, twin):
+        reflected |= set(hosts[client].get("announce", {}).get(family, []))
+    accept = set_patterns(plan, hosts[reflector].get("import_sets", []), family)
+    return {
+        p
+        for p in _heard_directly(plan, topo, twin, family)
+        if p in reflected or matches_any(p, accept)
+    }
+
+
+def reflector_offers(
+    plan: Mapping[str, Any],
+    topo: Topology,
+    reflector: str,
+    family: str,
+    down: Iterable[str] = (),
+) -> dict[str, bool]:
+    """prefix -> whether `reflector` heard it directly (True) or only from a twin
+    (False, ranked below every direct route by the clients), while the reflectors in
+    `down` are gone."""
+    gone = set(down)
+    offers: dict[str, bool] = {}
+    if reflector in gone:
+        return offers
+    for twin in twins(plan, reflector):
+        if twin not in gone:
+            offers.update(
+                dict.fromkeys(_heard_from_twin(plan, topo, reflector, twin, family), False)
+            )
+    offers.update(dict.fromkeys(_heard_directly(plan, topo, reflector, family), True))
+    return offers
+
+
 def expected_client_routes(
     plan: Mapping[str, Any], topo: Topology, client: str
 ) -> dict[str, set[str]]:
-    """Prefixes `client` should import: its reflectors' announcements and DN42 routes,
-    each filtered as the rendered configs filter them (reflector import from DN42,
-    client import sets)."""
+    """Prefixes `client` should import: what its reflectors heard themselves or from
+    their twins, each filtered as the rendered configs filter them (reflector import
+    from DN42 and from twins, client import sets), never its own announcements (BIRD
+    drops them: ORIGINATOR_ID)."""
     hosts = plan["hosts"]
     links = [link for link in plan.get("links", {}).values() if link["client"] == client]
     client_host = hosts[client]
     result: dict[str, set[str]] = {"ipv4": set(), "ipv6": set()}
     for family in ("ipv4", "ipv6"):
         accept = set_patterns(plan, client_host.get("import_sets", []), family)
+        own = set(client_host.get("announce", {}).get(family, []))
         for link in links:
-            reflector = link["reflector"]
-            offered = set(hosts[reflector].get("announce", {}).get(family, []))
-            # The reflector accepts from each client exactly what it announces and
-            # reflects it to the others (never back to the one it came from).
-            for other in plan.get("links", {}).values():
-                if other["reflector"] == reflector and other["client"] != client:
-                    offered |= set(hosts[other["client"]].get("announce", {}).get(family, []))
-            reflector_accept = set_patterns(plan, hosts[reflector].get("import_sets", []), family)
-            for peer in topo.dn42_peers:
-                if peer.reflector != reflector:
-                    continue
-                announced = peer.announce_ipv4 if family == "ipv4" else peer.announce_ipv6
-                offered |= {p for p in announced if matches_any(p, reflector_accept)}
+            offered = set(reflector_offers(plan, topo, link["reflector"], family)) - own
             result[family] |= {p for p in offered if matches_any(p, accept)}
     return result
 
@@ -491,25 +559,18 @@ def expected_kernel_routes(plan: Mapping[str, Any], topo: Topology, host: str) -
     `ip route` prints it: what the host learns (a client: `expected_client_routes`; a
     reflector: its DN42 peers' routes it imports and its clients' announcements), kept
     by its kernel_export_sets. Its own announcements are unreachable statics, which the
-    kernel export skips."""
+    kernel export skips (and win over a twin's copy of the same prefix)."""
     hosts = plan["hosts"]
     spec = hosts[host]
     learned: dict[str, set[str]] = {"ipv4": set(), "ipv6": set()}
     if topo.nodes[host].kind == "reflector":
         for family in ("ipv4", "ipv6"):
-            accept = set_patterns(plan, spec.get("import_sets", []), family)
-            for peer in topo.dn42_peers:
-                if peer.reflector == host:
-                    announced = peer.announce_ipv4 if family == "ipv4" else peer.announce_ipv6
-                    learned[family] |= {p for p in announced if matches_any(p, accept)}
-            for link in plan.get("links", {}).values():
-                if link["reflector"] == host:
-                    client = hosts[link["client"]]
-                    learned[family] |= set(client.get("announce", {}).get(family, []))
+            learned[family] = set(reflector_offers(plan, topo, host, family))
     else:
         learned = expected_client_routes(plan, topo, host)
     result: set[str] = set()
     for family, prefixes in learned.items():
+        prefixes = prefixes - set(spec.get("announce", {}).get(family, []))
         kernel = set_patterns(plan, spec.get("kernel_export_sets", []), family)
         result |= {_as_kernel_prints(p) for p in prefixes if matches_any(p, kernel)}
     return result

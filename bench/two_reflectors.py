@@ -11,6 +11,9 @@ pings an address behind both reflectors (the route-via-VPS probe in `inet`) ever
     off): the time until home's kernel routes the probe through vps2 (read with
     `ip route`, no BIRD involved), the longest gap between ping replies, and pings
     lost;
+  * for home's tunnel to vps2 alone blocked (both reflectors up, linked to each
+    other): the time until home routes a prefix only vps2's DN42 peer announces
+    through vps1 (and on over the reflectors' tunnel), and pings to it lost;
   * for `systemctl restart bird` (graceful: `birdc graceful restart`, `bird -R`) of
     either reflector: pings lost from both LANs (target 0);
   * for the same on the client office: pings lost from home's LAN to office's (the
@@ -24,6 +27,7 @@ single-reflector setting, before issue #13) to show why multi-homed links use
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import itertools
 import json
 import os
@@ -141,6 +145,32 @@ def failover(lab: Lab, fail: Callable[[], None], repair: Callable[[], None]) -> 
     return {"route_switch_s": switched, "longest_gap_s": gap, "pings_lost": sent - received}
 
 
+def client_link_cut(lab: Lab) -> dict[str, float]:
+    """home's tunnel to vps2 blocked, both reflectors up and linked: home pings an
+    address only vps2's DN42 peer announces, which it routes through vps2 directly
+    until then and through vps1 and on over the reflectors' own tunnel after."""
+    lab.wait_whole()
+    peer = next(p for p in lab.topo.dn42_peers if p.reflector == "vps2")
+    prefix = peer.announce_ipv4[0]
+    target = str(ipaddress.ip_network(prefix).network_address + 1)
+    if kernel_paths(lab.st, "home").get(prefix) != "wg-home2":
+        raise BenchError(f"home does not route {prefix} through vps2 to begin with")
+    pinger = Pinger(lab.st, "lan-home", target)
+    time.sleep(0.5)
+    faults.block_tunnel(lab.st, "home", "wg-home2")
+    try:
+        switched = wait(
+            lambda: kernel_paths(lab.st, "home").get(prefix) == "wg-home1",
+            60,
+            f"home routes {prefix} through vps1",
+        )
+        time.sleep(1.5)
+    finally:
+        sent, received, gap = pinger.stop()
+        faults.unblock_tunnel(lab.st, "home")
+    return {"route_switch_s": switched, "longest_gap_s": gap, "pings_lost": sent - received}
+
+
 def graceful_restart(lab: Lab, host: str) -> dict[str, float]:
     lab.wait_whole()
     pingers = {c: Pinger(lab.st, f"lan-{c}", lab.probe) for c in CLIENTS}
@@ -217,6 +247,7 @@ def main() -> int:
             "cut_off": lambda: failover(
                 lab, lambda: isolate.cut_off(st, "vps1"), lambda: isolate.reconnect(st, "vps1")
             ),
+            "client_link": lambda: client_link_cut(lab),
             "restart_vps1": lambda: graceful_restart(lab, "vps1"),
             "restart_vps2": lambda: graceful_restart(lab, "vps2"),
             "restart_office": lambda: client_restart(lab, "office", "home"),

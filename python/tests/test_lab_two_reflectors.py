@@ -18,7 +18,10 @@ Own lab directory and namespace prefix, so no other lab on the machine is touche
 from __future__ import annotations
 
 import ipaddress
+import json
 import os
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -314,3 +317,42 @@ def test_graceful_restart_of_a_reflector_keeps_every_route(lab: Lab) -> None:
         # once every session is Established again.
         _wait_whole(lab)
     _assert_clean(Outcome(lab, "vps1", watch))
+
+
+def _doctor(host: str) -> dict[str, Any]:
+    env = {**os.environ, location.LAB_DIR_ENV: LAB_DIR, location.PREFIX_ENV: PREFIX}
+    done = subprocess.run(
+        [sys.executable, "-m", "ibgp_tunnel.cli", "doctor", "--lab", host, "--json"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        check=False,
+    )
+    try:
+        return dict(json.loads(done.stdout))
+    except json.JSONDecodeError:
+        raise AssertionError(f"doctor on {host}: {done.stdout}{done.stderr}") from None
+
+
+@pytest.mark.parametrize("host", ["vps1", "vps2", *CLIENTS])
+def test_doctor_finds_every_host_of_two_linked_reflectors_healthy(lab: Lab, host: str) -> None:
+    """`ibgp-tunnel doctor` on a live host of this plan: the sessions to both
+    reflectors (and, on a reflector, the one to its twin), their BFD, tunnels,
+    kernel routes and firewall rules all as the core renders them."""
+    _wait_whole(lab)
+    report: dict[str, Any] = {}
+
+    def healthy() -> bool:
+        report.update(_doctor(host))
+        return bool(report["ok"]) and all(c["status"] == "ok" for c in report["checks"])
+
+    try:
+        poll(healthy, DEADLINE, f"doctor finds {host} healthy", interval=1)
+    except AssertionError as error:
+        bad = [c for c in report.get("checks", []) if c["status"] != "ok"]
+        raise AssertionError(f"{error}: {json.dumps(bad, indent=1)}") from None
+    sessions = {c["id"] for c in report["checks"] if c["id"].startswith("bgp.session")}
+    peers = {"vps1", "vps2"} - {host} if host in ("vps1", "vps2") else {"vps1", "vps2"}
+    for peer in peers:
+        assert any(peer in session for session in sessions), (peer, sessions)

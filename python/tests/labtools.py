@@ -350,6 +350,11 @@ class Watch(Generic[S]):
             self._error = exc
 
     def __enter__(self) -> Self:
+        # The first sample before anything happens: a fault right after `with` may
+        # show in the kernel before the thread's first turn.
+        for node in self.nodes:
+            self.samples[node].append(self.sample(self.st, node))
+            self.times[node].append(time.monotonic() - self.start)
         self._thread.start()
         return self
 

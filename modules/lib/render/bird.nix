@@ -213,7 +213,7 @@ let
       timer = name: value: optional (value != null) "${name} ${toString value};";
     in
     bfdLine spec link
-    ++ gracefulRestartLines t
+    ++ (if reflectors.hasAlternative spec link && t.gracefulRestart then reflectors.depreferenceLines t else gracefulRestartLines t)
     ++ timer "connect delay time" t.connectDelayTime
     ++ timer "connect retry time" t.connectRetryTime
     ++ optional (t.errorWaitTime != null) "error wait time ${concatStringsSep ", " (map toString t.errorWaitTime)};"
@@ -230,10 +230,17 @@ let
       t = spec.tuning;
     in
     optional t.bfd (
-      if reflectors.hasAlternative spec link then
+      if reflectors.hasAlternative spec link && t.gracefulRestart then
+        [
+          "# Another reflector carries the same routes: on BFD down keep this"
+          "# one's, but long-lived stale at once (below), so the other's win now"
+          "# and what only this one has stays for a restart."
+          "bfd graceful;"
+        ]
+      else if reflectors.hasAlternative spec link then
         [
           "# Another reflector carries the same routes: on BFD down drop this"
-          "# one's at once instead of keeping them for the restart time."
+          "# one's at once."
           "bfd on;"
         ]
       else if t.gracefulRestart then
@@ -248,10 +255,10 @@ let
 
   gracefulRestartLines =
     t:
-    optional t.gracefulRestart [
-      "graceful restart on;"
-      "graceful restart time ${toString t.gracefulRestartTime};"
-    ]
+    optional t.gracefulRestart (
+      [ "graceful restart on;" ]
+      ++ optional (t.gracefulRestartTime != null) "graceful restart time ${toString t.gracefulRestartTime};"
+    )
     ++ optional (t.gracefulRestart && t.longLivedStaleTime != null && t.longLivedStaleTime > 0) [
       "long lived graceful restart on;"
       "long lived stale time ${toString t.longLivedStaleTime};"

@@ -818,3 +818,18 @@ def test_a_selective_rule_that_covers_every_value_is_accepted(project: Project) 
         raw = sops.read_raw(project.secrets / f"{host}.yaml")
         assert raw["sops"]["encrypted_regex"] == "^(wg_ibgp|private_key|psk)$"
         assert stored_in_plaintext(raw) == set()
+
+
+def test_a_link_between_reflectors_gets_one_psk_on_both_reflectors(project: Project) -> None:
+    """The two-reflector lab plan (vps1 and vps2 linked): each end of every link, the
+    reflectors' own link included, holds the same PSK in its own file."""
+    two = Path(__file__).resolve().parent / "plans" / "two-reflectors.toml"
+    project.plan.write_text(two.read_text())
+    report = project.keys()
+    actions = _actions(report)
+    assert ("vps1", "wg_ibgp/psk/vps1-vps2", "added") in actions
+    assert ("vps2", "wg_ibgp/psk/vps1-vps2", "added") in actions
+    vps1, vps2 = project.decrypted("vps1"), project.decrypted("vps2")
+    assert vps1["wg_ibgp"]["psk"]["vps1-vps2"] == vps2["wg_ibgp"]["psk"]["vps1-vps2"]
+    assert set(vps1["wg_ibgp"]["psk"]) == {"home-vps1", "office-vps1", "vps1-vps2"}
+    assert set(project.decrypted("home")["wg_ibgp"]["psk"]) == {"home-vps1", "home-vps2"}

@@ -172,7 +172,7 @@ let
         missing = filter (r: !(reaches r) && matters client r) reflectors;
       in
       optional ((host.role or null) == "client" && named != [ ] && missing != [ ]) (
-        warning [ "hosts" client ] "links only to ${builtins.concatStringsSep ", " named}: ${builtins.concatStringsSep ", " missing} neither hears it nor passes it anything (its clients miss this client's prefixes, this client misses its DN42 routes and announcements), because a reflector passes what another reflector tells it to its clients only; add a link from ${client} to ${head missing}, or link ${head missing} to ${head named} (a link whose both ends are reflectors)"
+        warning [ "hosts" client ] "links only to ${builtins.concatStringsSep ", " named}, and ${builtins.concatStringsSep ", " missing} is linked neither to ${client} nor to a reflector ${client} links to: ${head missing} and its clients never learn this client's prefixes, and this client never gets ${head missing}'s DN42 routes and announcements; add a link from ${client} to ${head missing}, or join ${head missing} and ${head named} with a link whose both ends are reflectors (reflectors mesh: what one hears from another it passes to its clients only)"
       )
     ) (filter (client: plan.hosts ? ${client}) (attrNames byClient));
 

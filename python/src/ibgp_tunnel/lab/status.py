@@ -127,6 +127,20 @@ def lab_status(state: LabState) -> dict[str, Any]:
     }
 
 
+# BGP's LLGR_STALE community (RFC 9494): routes of a lost neighbour kept, ranked last.
+LLGR_STALE = "(65535, 6) ~ bgp_community"
+
+
+def stale_routes(socket: str) -> int:
+    """Routes BIRD keeps long-lived stale (links with an alternative path: a neighbour
+    that went down and has not refreshed them yet)."""
+    total = 0
+    for table in ("master4", "master6"):
+        out = birdc(socket, "show", "route", "table", table, "where", LLGR_STALE, "count")
+        total += sum(int(m[1]) for m in _COUNT.finditer(out))
+    return total
+
+
 def recovering(socket: str) -> bool:
     """Whether a BIRD started with -R is still in graceful restart recovery: it holds
     back its kernel and BGP exports until every neighbour sent End-of-RIB."""
@@ -135,7 +149,8 @@ def recovering(socket: str) -> bool:
 
 def sessions_established(state: LabState) -> tuple[bool, list[str]]:
     """Whether every BGP session of every BIRD is Established (and every BIRD is past
-    graceful restart recovery, so routes flow), and the ones that are not."""
+    graceful restart recovery, so routes flow, and holds no long-lived stale route,
+    so every route is fresh), and the ones that are not."""
     waiting = []
     for name, node in state.nodes.items():
         socket = node.get("bird_socket")
@@ -145,6 +160,8 @@ def sessions_established(state: LabState) -> tuple[bool, list[str]]:
             sessions = bgp_sessions(socket)
             if recovering(socket):
                 waiting.append(f"{name}: graceful restart recovery")
+            elif stale := stale_routes(socket):
+                waiting.append(f"{name}: {stale} long-lived stale routes")
         except LabError:
             waiting.append(f"{name}: BIRD not answering yet")
             continue

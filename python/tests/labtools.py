@@ -385,3 +385,21 @@ class KernelWatch(Watch[set[str]]):
     def missing(self, node: str, expected: set[str]) -> list[set[str]]:
         """For each sample lacking some of `expected`, what it lacked."""
         return [expected - sample for sample in self.samples[node] if not expected <= sample]
+
+
+def run_doctor(
+    host: str, lab_dir: str, prefix: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    """`ibgp-tunnel doctor --lab HOST --json` against the lab in `lab_dir`, as a user
+    runs it (its own process)."""
+    env = {**os.environ, location.LAB_DIR_ENV: lab_dir}
+    if prefix is not None:
+        env[location.PREFIX_ENV] = prefix
+    return subprocess.run(
+        [sys.executable, "-m", "ibgp_tunnel.cli", "doctor", "--lab", host, "--json"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        check=False,
+    )

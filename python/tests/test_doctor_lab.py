@@ -19,14 +19,21 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
-from labtools import EXAMPLE_PLAN, REPO, TEST_LAB_DIR, TEST_PREFIX, poll, skip_reason
+from labtools import (
+    EXAMPLE_PLAN,
+    REPO,
+    TEST_LAB_DIR,
+    TEST_PREFIX,
+    poll,
+    run_doctor,
+    skip_reason,
+)
 
 from ibgp_tunnel import keys
 from ibgp_tunnel.doctor.collect import NamespaceTarget
@@ -161,15 +168,7 @@ def _state_of(lab: Lab, host: str) -> dict[str, str]:
 def test_healthy_lab_host_is_all_ok_and_left_unchanged(lab: Lab, host: str) -> None:
     _wait_healthy(lab)
     before = _state_of(lab, host)
-    env = {**os.environ, location.LAB_DIR_ENV: LAB_DIR}
-    done = subprocess.run(
-        [sys.executable, "-m", "ibgp_tunnel.cli", "doctor", "--lab", host, "--json"],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
-        check=False,
-    )
+    done = run_doctor(host, LAB_DIR)
     assert done.returncode == 0, done.stdout + done.stderr
     report = json.loads(done.stdout)
     assert report["ok"] and report["first_failure"] is None
@@ -498,14 +497,7 @@ def test_three_clients_lab_is_all_ok_then_a_missing_nat_table_is_named(lab: Lab)
         assert len(hosts) == 4
 
         def doctor(host: str) -> subprocess.CompletedProcess[str]:
-            return subprocess.run(
-                [sys.executable, "-m", "ibgp_tunnel.cli", "doctor", "--lab", host, "--json"],
-                capture_output=True,
-                text=True,
-                env={**os.environ},
-                timeout=300,
-                check=False,
-            )
+            return run_doctor(host, THREE_LAB_DIR, THREE_PREFIX)
 
         def all_ok() -> bool:
             return all(doctor(host).returncode == 0 for host in hosts)

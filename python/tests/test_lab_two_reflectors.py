@@ -20,23 +20,21 @@ from __future__ import annotations
 import ipaddress
 import json
 import os
-import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
-from labtools import Watch, outside_sets, ping, poll, skip_reason
+from labtools import Watch, outside_sets, ping, poll, run_doctor, skip_reason
 
 from ibgp_tunnel.lab import faults, isolate, location
 from ibgp_tunnel.lab.artifacts import load_plan
 from ibgp_tunnel.lab.down import down
-from ibgp_tunnel.lab.reflectors import as_kernel_prints, client_links, expected_paths, kernel_paths
+from ibgp_tunnel.lab.reflectors import client_links, expected_paths, kernel_paths
 from ibgp_tunnel.lab.state import LabState
 from ibgp_tunnel.lab.status import sessions_established
-from ibgp_tunnel.lab.topology import Topology, build_topology
+from ibgp_tunnel.lab.topology import Topology, as_kernel_prints, build_topology
 from ibgp_tunnel.lab.up import up
 
 pytestmark = pytest.mark.skipif(skip_reason() is not None, reason=str(skip_reason()))
@@ -321,15 +319,7 @@ def test_graceful_restart_of_a_reflector_keeps_every_route(lab: Lab) -> None:
 
 
 def _doctor(host: str) -> dict[str, Any]:
-    env = {**os.environ, location.LAB_DIR_ENV: LAB_DIR, location.PREFIX_ENV: PREFIX}
-    done = subprocess.run(
-        [sys.executable, "-m", "ibgp_tunnel.cli", "doctor", "--lab", host, "--json"],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
-        check=False,
-    )
+    done = run_doctor(host, LAB_DIR, PREFIX)
     try:
         return dict(json.loads(done.stdout))
     except json.JSONDecodeError:

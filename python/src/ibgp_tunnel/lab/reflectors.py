@@ -9,14 +9,19 @@ is gone."""
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from ibgp_tunnel.lab import netns
 from ibgp_tunnel.lab.state import LabState
-from ibgp_tunnel.lab.topology import Topology, matches_any, reflector_offers, set_patterns
+from ibgp_tunnel.lab.topology import (
+    Topology,
+    as_kernel_prints,
+    matches_any,
+    reflector_offers,
+    set_patterns,
+)
 
 DEFAULT_PREFERENCE = 100
 
@@ -42,11 +47,6 @@ def client_links(plan: Mapping[str, Any], client: str) -> list[ClientLink]:
         if link["client"] == client
     ]
     return sorted(links, key=lambda link: -link.preference)
-
-
-def as_kernel_prints(prefix: str) -> str:
-    net = ipaddress.ip_network(prefix, strict=False)
-    return str(net.network_address) if net.prefixlen == net.max_prefixlen else str(net)
 
 
 def offered_by(

@@ -548,7 +548,7 @@ def expected_client_routes(
     return result
 
 
-def _as_kernel_prints(prefix: str) -> str:
+def as_kernel_prints(prefix: str) -> str:
     # `ip route` prints a host route as the bare address.
     net = ipaddress.ip_network(prefix, strict=False)
     return str(net.network_address) if net.prefixlen == net.max_prefixlen else str(net)
@@ -572,5 +572,5 @@ def expected_kernel_routes(plan: Mapping[str, Any], topo: Topology, host: str) -
     for family, prefixes in learned.items():
         prefixes = prefixes - set(spec.get("announce", {}).get(family, []))
         kernel = set_patterns(plan, spec.get("kernel_export_sets", []), family)
-        result |= {_as_kernel_prints(p) for p in prefixes if matches_any(p, kernel)}
+        result |= {as_kernel_prints(p) for p in prefixes if matches_any(p, kernel)}
     return result

@@ -106,7 +106,7 @@ let
       alternativePath = mkOption {
         type = types.bool;
         default = false;
-        description = "The client of this link reaches another reflector too (set from the plan). This link's routes then go long-lived stale at once when BFD or the session goes down (`bfd graceful`, graceful restart time 0, long-lived graceful restart for the restart time plus graceful restart wait): BIRD ranks them below every fresh route, so traffic moves to the other reflector within BFD's detection time, while a route nobody else offers (a restarting client's LAN) stays for the restart. Without graceful restart, `bfd on`. Implied on a client with two or more links and on a link between reflectors.";
+        description = "The client of this link reaches another reflector too (set from the plan). BFD down then drops this link's routes at once (`bfd on`) instead of keeping them for the graceful restart time, so traffic moves to the other reflector within BFD's detection time. Implied on a client with two or more links.";
       };
       reflectorPeer = mkOption {
         type = types.bool;

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from cli_helpers import EXAMPLE_PLAN
 from moduleeval import REPO, eval_module, needs_vendor
-from nixcore import core_call, needs_nix, render, spec
+from nixcore import needs_nix, render, spec
 
 from ibgp_tunnel.lab.reflectors import client_links
 
@@ -60,7 +60,7 @@ def test_reflectors_are_plain_ibgp_peers_of_each_other() -> None:
         session = _session(conf, f"ibgp_{twin}")
         assert f"local {local} as OWNAS;" in session and f"neighbor {neighbor} as OWNAS;" in session
         assert "rr client" not in session
-        assert "bfd graceful;" in session and "graceful restart time 0;" in session
+        assert "bfd on;" in session
         ipv4, ipv6 = session.split("ipv6 {", 1)
         for family, text in (("v4", ipv4), ("v6", ipv6)):
             assert "next hop self;" in text
@@ -92,30 +92,17 @@ def test_the_link_between_reflectors_is_a_tunnel_like_the_others() -> None:
         assert "wg-vps2" in artifacts["nftables"]["content"].split("masquerade")[0]
 
 
-def test_multi_homed_links_depreference_at_once_at_both_ends() -> None:
-    """Links with an alternative (a client's two links, both their reflector ends, the
-    reflectors' own link): BFD down keeps the routes, long-lived stale from the first
-    moment (graceful restart time 0), so BIRD ranks them below every fresh route."""
+def test_multi_homed_links_use_bfd_on_at_both_ends() -> None:
     for host, sessions in (
         ("home", ["ibgp_vps1", "ibgp_vps2"]),
-        ("vps1", ["ibgp_home", "ibgp_office", "ibgp_vps2"]),
+        ("vps1", ["ibgp_home", "ibgp_office"]),
     ):
         conf = render(PLAN, host)["birdConfig"]
         for name in sessions:
             session = _session(conf, name)
-            assert "bfd graceful;" in session and "bfd on;" not in session, (host, name)
+            assert "bfd on;" in session and "bfd graceful;" not in session, (host, name)
+            # Graceful restart stays: a restart of this end is still hitless.
             assert "graceful restart on;" in session
-            assert "graceful restart time 0;" in session
-            assert "long lived graceful restart on;" in session
-            # The default restart time and graceful restart wait, 5 s + 10 s.
-            assert "long lived stale time 15;" in session
-    # Without graceful restart there is nothing to keep: dropped at once.
-    conf = core_call(
-        f'let s = core.hostFromPlan (core.readPlan {PLAN}) "home"; in '
-        "(core.render (s // { tuning = s.tuning // { gracefulRestart = false; }; })).birdConfig"
-    )
-    session = _session(conf, "ibgp_vps1")
-    assert "bfd on;" in session and "graceful restart" not in session
 
 
 def test_cluster_ids_only_where_the_plan_names_one() -> None:
@@ -158,7 +145,7 @@ def test_module_renders_the_plan_and_takes_the_options() -> None:
     assert data["failedAssertions"] == []
     conf = data["config"]["services"]["bird"]["config"]
     assert conf.count("rr cluster id 10.0.0.2;") == 1
-    assert conf.count("graceful restart time 0;") == 1
+    assert conf.count("bfd on;") == 1
 
 
 @needs_vendor

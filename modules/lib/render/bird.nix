@@ -213,7 +213,7 @@ let
       timer = name: value: optional (value != null) "${name} ${toString value};";
     in
     bfdLine spec link
-    ++ (if reflectors.hasAlternative spec link && t.gracefulRestart then reflectors.depreferenceLines t else gracefulRestartLines t)
+    ++ gracefulRestartLines t
     ++ timer "connect delay time" t.connectDelayTime
     ++ timer "connect retry time" t.connectRetryTime
     ++ optional (t.errorWaitTime != null) "error wait time ${concatStringsSep ", " (map toString t.errorWaitTime)};"
@@ -230,17 +230,10 @@ let
       t = spec.tuning;
     in
     optional t.bfd (
-      if reflectors.hasAlternative spec link && t.gracefulRestart then
-        [
-          "# Another reflector carries the same routes: on BFD down keep this"
-          "# one's, but long-lived stale at once (below), so the other's win now"
-          "# and what only this one has stays for a restart."
-          "bfd graceful;"
-        ]
-      else if reflectors.hasAlternative spec link then
+      if reflectors.hasAlternative spec link then
         [
           "# Another reflector carries the same routes: on BFD down drop this"
-          "# one's at once."
+          "# one's at once instead of keeping them for the restart time."
           "bfd on;"
         ]
       else if t.gracefulRestart then

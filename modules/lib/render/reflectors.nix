@@ -63,19 +63,25 @@ in
       "${a} || ${b}";
 
   # A link whose client has another reflector too: its routes have somewhere
-  # else to go, so BFD or session down must take them out of first place at
-  # once on both ends, not leave them preferred for the graceful restart time
-  # (`bfd graceful` with a 5 s restart time: 5 s of black hole, measured).
-  #   On the client, a dead preferred reflector's routes would stay chosen.
-  #   On the reflector, a cut-off client's stale routes would be reflected to
-  #   the other clients, which prefer them, and flushed when it reconnects
-  #   (RFC 4724: it restarted nothing, so no forwarding bit): a route flap.
-  # Dropping them (`bfd on`) did both, but also dropped a restarting client's
-  # LAN at the reflectors until it re-announced (seconds; 15 s on BIRD 3,
-  # which waits for its recovery) and a reflector's routes nobody else has.
-  # Long-lived stale routes instead (depreferenceLines) rank below every
-  # fresh route yet stay where nothing else is: measured in
-  # bench/two_reflectors.py and docs/performance.md.
+  # else to go, so BFD down drops them at once (`bfd on`) on both ends rather
+  # than keeping them for the graceful restart time (`bfd graceful`).
+  #   On the client, a dead preferred reflector's routes would otherwise stay
+  #   installed (and chosen: stale routes keep their preference) for that time.
+  #   On the reflector, stale routes of a cut-off client would be reflected to
+  #   the other clients, which prefer them, and flushed when the client
+  #   reconnects (it restarted nothing, so it sets no forwarding bit, and
+  #   RFC 4724 has the stale routes removed then): the others' routes would
+  #   move to the preferred tunnel, away, and back. Measured in
+  #   bench/two_reflectors.py and docs/performance.md; the price is that a
+  #   restarting BIRD (BIRD 2 and 3 send no BFD AdminDown) has its routes
+  #   moved to the other reflector for the restart instead of kept in place,
+  #   and a restarting client's LAN is gone until it announces it again.
+  #   Long-lived stale routes instead (`bfd graceful`, graceful restart time
+  #   0, LLGR: kept but ranked below every fresh route) fixed that on paper
+  #   and in most runs, but BIRD 3.1.8 sometimes took 3 to 16 s to rank them
+  #   down, leaving a dead reflector's routes chosen (docs/performance.md).
+  #   Between two reflectors, each other's routes are everyone's second
+  #   choice: drop them at once too.
   hasAlternative =
     spec: link:
     (spec.role == "client" && length (attrValues spec.links) > 1)
@@ -90,28 +96,6 @@ in
       [ "rr cluster id ${spec.clusterId};" ]
     else
       [ ];
-
-  # Graceful restart on a link with an alternative: restart time 0, so on BFD
-  # down (`bfd graceful`) or a neighbour's restart its routes are long-lived
-  # stale at once. BIRD ranks an LLGR-stale route below every fresh one before
-  # it looks at LOCAL_PREF (RFC 9494), so the other reflector's routes take
-  # over within BFD's detection time, as if these were dropped; but a route
-  # nobody else offers (a restarting client's LAN, a prefix only this
-  # reflector's DN42 peer has) stays in use, and stays in the kernel, for a
-  # restart and its recovery: the restart time and BIRD's graceful restart
-  # wait (BIRD 3 sends End-of-RIB only once its recovery is over).
-  # (null timers: BIRD's defaults, 120 s and 240 s.)
-  depreferenceLines =
-    t:
-    let
-      or' = value: fallback: if value == null then fallback else value;
-    in
-    [
-      "graceful restart on;"
-      "graceful restart time 0;"
-      "long lived graceful restart on;"
-      "long lived stale time ${toString (or' t.gracefulRestartTime 120 + or' t.gracefulRestartWait 240)};"
-    ];
 
   # The client's choice between its reflectors: LOCAL_PREF set on import, so
   # the preferred reflector's routes win while it is up, whichever arrived

@@ -398,6 +398,8 @@ SPEC_ONLY = [
     (["links", "pve", "peer", "presharedKeyFile"], "$(id)", f"{O}.links.pve.peer.presharedKeyFile"),
     (["links", "pve", "ips"], ["10.255.255.1/30; x", "fd00::2/64"], f"{O}.links.pve.ips"),
     (["links", "pve", "neighborAddress"], "10.255.255.2 as 1; }", f"{O}.links.pve.neighborAddress"),
+    # Decides `rr client;` and the import filter of a link between reflectors.
+    (["links", "pve", "reflectorPeer"], "true; rr client", f"{O}.links.pve.reflectorPeer"),
     (["links", "pve", "peer", "name"], "dmz { }", f"{O}.links.pve.peer.name"),
     (["tuning", "importLimitAction"], "block; }", f"{O}.tuning.importLimitAction"),
     (["tuning", "holdTime"], 2, f"{O}.tuning.holdTime"),

@@ -28,8 +28,9 @@ let
   inherit (builtins) attrValues filter length;
 
   # The other end is a reflector as well (set from the plan for a link
-  # between two reflectors).
-  isReflectorPeer = spec: link: spec.role == "reflector" && (link.reflectorPeer or false) == true;
+  # between two reflectors). The flag is read first, so a value that is not a
+  # boolean is refused on a client too, where it would change nothing.
+  isReflectorPeer = spec: link: (link.reflectorPeer or false) == true && spec.role == "reflector";
 
   # Marks a route a reflector heard from its twin, so the clients can rank it
   # below what a reflector heard directly: our own ASN's large community

@@ -15,29 +15,7 @@ let
 
   prefixLength = cidr: toString (ip.splitCidr cidr).length;
 
-  roleOf = plan: name: (plan.hosts.${name} or { }).role or null;
-
-  # A link joins a reflector to a client, or (issue #13) two reflectors: then
-  # `reflector` names the end that listens and `client` the one that dials,
-  # and each is a plain iBGP peer of the other (render/reflectors.nix).
-  betweenReflectors = plan: link: roleOf plan (link.client or null) == "reflector";
-
-  # What a reflector sends over a link between reflectors and its twin
-  # accepts (besides its DN42 import sets): its own statics and what its
-  # clients announce.
-  reflectedBy =
-    plan: reflector:
-    let
-      clientsOf = map (link: link.client) (
-        builtins.filter (link: (link.reflector or null) == reflector && !(betweenReflectors plan link)) (builtins.attrValues (plan.links or { }))
-      );
-      announceOf = name: families ((plan.hosts.${name} or { }).announce or { });
-      all = map announceOf ([ reflector ] ++ clientsOf);
-    in
-    {
-      ipv4 = util.uniqueStrings (builtins.concatMap (a: a.ipv4) all);
-      ipv6 = util.uniqueStrings (builtins.concatMap (a: a.ipv6) all);
-    };
+  planLinks = import ./plan-links.nix;
 
   # `side`: which end of the link this host is ("reflector" listens,
   # "client" dials); the host's own role decides the rest.
@@ -48,7 +26,7 @@ let
       peerHost = plan.hosts.${link.${other}} or (throw "ibgp-tunnel: links.${linkName}.${other} names host \"${link.${other}}\", which is not in the plan's [hosts]");
       port = link.port or defaults.port;
       dials = side == "client";
-      meshed = betweenReflectors plan link;
+      meshed = planLinks.betweenReflectors plan link;
       isClient = side == "client" && !meshed;
     in
     {
@@ -65,7 +43,7 @@ let
         if isClient then
           families { }
         else if meshed then
-          reflectedBy plan link.${other}
+          planLinks.reflectedBy plan link.${other}
         else
           families (peerHost.announce or { });
       # The client's preference for this reflector's routes (issue #13).

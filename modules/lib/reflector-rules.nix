@@ -48,10 +48,10 @@ let
       error [ "hosts" name (if plan.hosts.${name} ? cluster_id then "cluster_id" else "router_id") ] "${effective name} is also the cluster id of reflector ${head owners.${effective name}} (its ${said (head owners.${effective name})}): give each reflector its own cluster id, or a reflector drops every route the other reflected (RFC 4456 CLUSTER_LIST); set cluster_id = \"<another dotted quad>\" on one of them"
     ) later;
 
-  roleOf = plan: name: if builtins.isString name then (plan.hosts.${name} or { }).role or null else null;
+  planLinks = import ./plan-links.nix;
 
   # A link whose both ends are reflectors (`client` names the one that dials).
-  betweenReflectors = plan: linkName: roleOf plan (plan.links.${linkName}.client or null) == "reflector";
+  betweenReflectors = plan: linkName: planLinks.betweenReflectors plan plan.links.${linkName};
 
   # client name -> the names of its links to reflectors.
   linksOfClient =
@@ -59,23 +59,6 @@ let
     groupBy (linkName: toString (plan.links.${linkName}.client or "")) (
       filter (linkName: !(betweenReflectors plan linkName)) (attrNames (plan.links or { }))
     );
-
-  # reflector name -> the reflectors it is linked to.
-  twinsOf =
-    plan:
-    let
-      pairs = concatMap (
-        linkName:
-        let
-          link = plan.links.${linkName};
-        in
-        [
-          { from = toString link.reflector; to = toString link.client; }
-          { from = toString link.client; to = toString link.reflector; }
-        ]
-      ) (filter (betweenReflectors plan) (attrNames (plan.links or { })));
-    in
-    builtins.mapAttrs (_: map (p: p.to)) (groupBy (p: p.from) pairs);
 
   preferenceRules =
     plan:
@@ -150,7 +133,6 @@ let
     let
       reflectors = reflectorsOf plan;
       byClient = linksOfClient plan;
-      twins = twinsOf plan;
       matters =
         client: reflector:
         let
@@ -168,7 +150,7 @@ let
       let
         host = plan.hosts.${client} or { };
         named = filter builtins.isString (map (linkName: plan.links.${linkName}.reflector or null) byClient.${client});
-        reaches = reflector: elem reflector named || builtins.any (twin: elem twin named) (twins.${reflector} or [ ]);
+        reaches = reflector: elem reflector named || builtins.any (twin: elem twin named) (planLinks.twinsOf plan reflector);
         missing = filter (r: !(reaches r) && matters client r) reflectors;
       in
       optional ((host.role or null) == "client" && named != [ ] && missing != [ ]) (

@@ -7,6 +7,7 @@ let
   inherit (builtins) attrValues concatMap filter length match;
   ip = import ../../lib/ip.nix;
   defaults = import ../../lib/defaults.nix;
+  planLinks = import ../../lib/plan-links.nix;
 
   # A BIRD prefix pattern ("a/n", "a/n+", "a/n-", "a/n{lo,hi}") -> matcher.
   parsePattern =
@@ -63,22 +64,11 @@ let
   host = plan.hosts.${name};
   links = attrValues (plan.links or { });
   isReflector = host.role == "reflector";
-  roleOf = other: (plan.hosts.${other} or { }).role or null;
-  # Links whose both ends are reflectors join twins (host-from-plan.nix).
-  betweenReflectors = link: roleOf link.client == "reflector";
-  clientsOf = reflector: map (link: link.client) (filter (link: link.reflector == reflector && !(betweenReflectors link)) links);
-  twinsOf =
-    reflector:
-    map (link: if link.reflector == reflector then link.client else link.reflector) (
-      filter (link: betweenReflectors link && (link.reflector == reflector || link.client == reflector)) links
-    );
-  # What a reflector sends its clients of the plan's own prefixes: its statics
-  # and its clients' announcements, and the same of each twin.
+  # What a reflector sends its clients of the plan's own prefixes: its own
+  # and its twins' statics and clients' announcements.
   reflected =
     reflector: family:
-    concatMap (r: announced plan r family ++ concatMap (client: announced plan client family) (clientsOf r)) (
-      [ reflector ] ++ twinsOf reflector
-    );
+    concatMap (r: (planLinks.reflectedBy plan r).${family}) ([ reflector ] ++ planLinks.twinsOf plan reflector);
   # What BIRD learns over iBGP: a reflector takes each client's and each
   # twin's; a client gets what its reflectors reflect, never its own
   # announcements back, filtered by its import sets. A host's own statics

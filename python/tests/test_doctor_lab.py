@@ -30,6 +30,7 @@ from labtools import (
     REPO,
     TEST_LAB_DIR,
     TEST_PREFIX,
+    environment,
     poll,
     run_doctor,
     skip_reason,
@@ -78,37 +79,32 @@ class Lab:
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
-    names = (location.LAB_DIR_ENV, location.PREFIX_ENV, "SOPS_AGE_KEY_FILE")
-    saved = {k: os.environ.get(k) for k in names}
-    os.environ[location.LAB_DIR_ENV] = LAB_DIR
-    os.environ[location.PREFIX_ENV] = PREFIX
-    # The example's test keys, so the running keys are the plan's public keys.
-    os.environ["SOPS_AGE_KEY_FILE"] = str(REPO / "secrets" / "test-age-key.txt")
     plan_path = tmp_path_factory.mktemp("doctor") / "plan.toml"
     # A long recovery wait, so graceful restart recovery outlasts a slow doctor run.
     plan_path.write_text(
         EXAMPLE_PLAN.read_text()
         + f"\n[tuning]\nimport_limit = {IMPORT_LIMIT}\ngraceful_restart_wait = {RECOVERY_WAIT}\n"
     )
-    try:
+    # The example's test keys, so the running keys are the plan's public keys.
+    keys = str(REPO / "secrets" / "test-age-key.txt")
+    with environment(
+        **{location.LAB_DIR_ENV: LAB_DIR, location.PREFIX_ENV: PREFIX, "SOPS_AGE_KEY_FILE": keys}
+    ):
         down()  # what an interrupted run of these tests left behind, nothing else
-        st = up(plan_path, timeout=120, secrets_dir=REPO / "secrets" / "test")
-        lab = Lab(st, plan_path, saved_artifacts(Path(LAB_DIR)))
-        for host in (REFLECTOR, CLIENT):
-            lab.expect[host] = plan_expectations(plan_path, host)
-            lab.targets[host] = lab_host(host, Path(LAB_DIR), "birdc").target
-        status = lab.targets[CLIENT].birdc(["show", "status"]).stdout
-        lab.bird = "bird-" + next(
-            (line.split()[1] for line in status.splitlines() if line.endswith("ready.")), "unknown"
-        )
-        yield lab
-    finally:
-        down()
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+        try:
+            st = up(plan_path, timeout=120, secrets_dir=REPO / "secrets" / "test")
+            lab = Lab(st, plan_path, saved_artifacts(Path(LAB_DIR)))
+            for host in (REFLECTOR, CLIENT):
+                lab.expect[host] = plan_expectations(plan_path, host)
+                lab.targets[host] = lab_host(host, Path(LAB_DIR), "birdc").target
+            status = lab.targets[CLIENT].birdc(["show", "status"]).stdout
+            lab.bird = "bird-" + next(
+                (line.split()[1] for line in status.splitlines() if line.endswith("ready.")),
+                "unknown",
+            )
+            yield lab
+        finally:
+            down()
 
 
 def _doctor(lab: Lab, host: str, record: str | None = None) -> list[Check]:
@@ -487,44 +483,39 @@ def test_three_clients_lab_is_all_ok_then_a_missing_nat_table_is_named(lab: Lab)
     """One reflector with three tunnels, LANs that reach each other unNATed (their
     masquerade rules leave the announced prefixes alone), and keys the lab generated
     because the plan has none: every host all ok; then the client's NAT table goes."""
-    env = {location.LAB_DIR_ENV: THREE_LAB_DIR, location.PREFIX_ENV: THREE_PREFIX}
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    try:
+    with environment(**{location.LAB_DIR_ENV: THREE_LAB_DIR, location.PREFIX_ENV: THREE_PREFIX}):
         down()
-        st = up(THREE_CLIENTS_PLAN, timeout=120)
-        hosts = [name for name, node in st.nodes.items() if node.get("wireguard")]
-        assert len(hosts) == 4
-
-        def doctor(host: str) -> subprocess.CompletedProcess[str]:
-            return run_doctor(host, THREE_LAB_DIR, THREE_PREFIX)
-
-        def all_ok() -> bool:
-            return all(doctor(host).returncode == 0 for host in hosts)
-
         try:
-            poll(all_ok, DEADLINE * 2, "doctor finds nothing wrong on any host", interval=1)
-        except AssertionError as error:
-            raise AssertionError(f"{error}: {[doctor(h).stdout for h in hosts]}") from None
-        for host in hosts:
-            report = json.loads(doctor(host).stdout)
-            assert {c["status"] for c in report["checks"]} == {"ok"}
-            keys = [c for c in report["checks"] if c["id"].startswith("wireguard.peer-key")]
-            assert keys and all("the lab's generated keys" in c["summary"] for c in keys)
-            if RECORD:
-                target = lab_host(host, Path(THREE_LAB_DIR), "birdc").target
-                _, snapshot = examine(plan_expectations(THREE_CLIENTS_PLAN, host), target)
-                snapshot.save(Path(RECORD) / lab.bird / "three-clients-healthy" / host)
-        netns.ns_run(st.nodes["home"]["netns"], ["nft", "delete", "table", "inet", "ibgp-tunnel"])
-        broken = doctor("home")
-        assert broken.returncode == 1
-        first = json.loads(broken.stdout)["first_failure"]
-        assert first["id"].startswith("firewall.masquerade lan0 -> wg-home"), first
-        assert "pitfall 3" in first["summary"]
-    finally:
-        down()
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+            st = up(THREE_CLIENTS_PLAN, timeout=120)
+            hosts = [name for name, node in st.nodes.items() if node.get("wireguard")]
+            assert len(hosts) == 4
+
+            def doctor(host: str) -> subprocess.CompletedProcess[str]:
+                return run_doctor(host, THREE_LAB_DIR, THREE_PREFIX)
+
+            def all_ok() -> bool:
+                return all(doctor(host).returncode == 0 for host in hosts)
+
+            try:
+                poll(all_ok, DEADLINE * 2, "doctor finds nothing wrong on any host", interval=1)
+            except AssertionError as error:
+                raise AssertionError(f"{error}: {[doctor(h).stdout for h in hosts]}") from None
+            for host in hosts:
+                report = json.loads(doctor(host).stdout)
+                assert {c["status"] for c in report["checks"]} == {"ok"}
+                keys = [c for c in report["checks"] if c["id"].startswith("wireguard.peer-key")]
+                assert keys and all("the lab's generated keys" in c["summary"] for c in keys)
+                if RECORD:
+                    target = lab_host(host, Path(THREE_LAB_DIR), "birdc").target
+                    _, snapshot = examine(plan_expectations(THREE_CLIENTS_PLAN, host), target)
+                    snapshot.save(Path(RECORD) / lab.bird / "three-clients-healthy" / host)
+            netns.ns_run(
+                st.nodes["home"]["netns"], ["nft", "delete", "table", "inet", "ibgp-tunnel"]
+            )
+            broken = doctor("home")
+            assert broken.returncode == 1
+            first = json.loads(broken.stdout)["first_failure"]
+            assert first["id"].startswith("firewall.masquerade lan0 -> wg-home"), first
+            assert "pitfall 3" in first["summary"]
+        finally:
+            down()

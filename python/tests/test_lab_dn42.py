@@ -9,12 +9,20 @@ BIRD 3 unless IBGP_TUNNEL_BIRD_DIR names another (run again with
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from labtools import EXAMPLE_PLAN, REPO, Lab, birdc, kernel_bird_routes, poll, skip_reason
+from labtools import (
+    EXAMPLE_PLAN,
+    REPO,
+    Lab,
+    birdc,
+    environment,
+    kernel_bird_routes,
+    poll,
+    skip_reason,
+)
 
 from ibgp_tunnel.lab import dn42lab, location
 from ibgp_tunnel.lab.artifacts import load_plan, saved_artifacts
@@ -37,27 +45,22 @@ DEADLINE = 90
 
 @pytest.fixture(scope="module")
 def lab() -> Iterator[tuple[Lab, dn42lab.Dn42Lab]]:
-    saved = {
-        k: os.environ.get(k)
-        for k in (location.LAB_DIR_ENV, location.PREFIX_ENV, "SOPS_AGE_KEY_FILE")
-    }
-    os.environ[location.LAB_DIR_ENV] = LAB_DIR
-    os.environ[location.PREFIX_ENV] = PREFIX
-    os.environ["SOPS_AGE_KEY_FILE"] = str(REPO / "secrets" / "test-age-key.txt")
-    try:
+    with environment(
+        **{
+            location.LAB_DIR_ENV: LAB_DIR,
+            location.PREFIX_ENV: PREFIX,
+            "SOPS_AGE_KEY_FILE": str(REPO / "secrets" / "test-age-key.txt"),
+        }
+    ):
         down()
-        st = up(EXAMPLE_PLAN, timeout=90)
-        plan = load_plan(EXAMPLE_PLAN)
-        topo = build_topology(plan, PREFIX)
-        artifacts = saved_artifacts(Path(LAB_DIR))
-        yield Lab(st, plan, artifacts, topo), dn42lab.Dn42Lab(Path(LAB_DIR), topo)
-    finally:
-        down()
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+        try:
+            st = up(EXAMPLE_PLAN, timeout=90)
+            plan = load_plan(EXAMPLE_PLAN)
+            topo = build_topology(plan, PREFIX)
+            artifacts = saved_artifacts(Path(LAB_DIR))
+            yield Lab(st, plan, artifacts, topo), dn42lab.Dn42Lab(Path(LAB_DIR), topo)
+        finally:
+            down()
 
 
 def _peer(lab: Lab) -> dn42lab.Dn42Peer:

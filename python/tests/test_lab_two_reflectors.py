@@ -19,14 +19,13 @@ from __future__ import annotations
 
 import ipaddress
 import json
-import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
-from labtools import Watch, outside_sets, ping, poll, run_doctor, skip_reason
+from labtools import Watch, environment, outside_sets, ping, poll, run_doctor, skip_reason
 
 from ibgp_tunnel.lab import faults, isolate, location
 from ibgp_tunnel.lab.artifacts import load_plan
@@ -56,10 +55,7 @@ class Lab:
 
 @pytest.fixture(scope="module")
 def lab() -> Iterator[Lab]:
-    saved = {key: os.environ.get(key) for key in (location.LAB_DIR_ENV, location.PREFIX_ENV)}
-    os.environ[location.LAB_DIR_ENV] = LAB_DIR
-    os.environ[location.PREFIX_ENV] = PREFIX
-    try:
+    with environment(**{location.LAB_DIR_ENV: LAB_DIR, location.PREFIX_ENV: PREFIX}):
         down()
         try:
             st = up(PLAN, timeout=120)
@@ -67,12 +63,6 @@ def lab() -> Iterator[Lab]:
             yield Lab(st, plan, build_topology(plan, PREFIX))
         finally:
             down()
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 def path_watch(st: LabState, nodes: tuple[str, ...] = CLIENTS) -> Watch[dict[str, str]]:

@@ -128,17 +128,28 @@ class Lab:
         proc = netns.run(netns.ns_argv(self.st.nodes[f"lan-{client}"]["netns"], argv), check=False)
         return proc.returncode == 0
 
-    def via(self, client: str) -> str | None:
-        return kernel_paths(self.st, client).get(PROBE_PREFIX)
 
-
-def failover(lab: Lab, fail: Callable[[], None], repair: Callable[[], None]) -> dict[str, float]:
+def failover(
+    lab: Lab,
+    fail: Callable[[], None],
+    repair: Callable[[], None],
+    *,
+    target: str | None = None,
+    prefix: str = PROBE_PREFIX,
+    to: str = "wg-home2",
+) -> dict[str, float]:
+    """home's LAN pings `target` (the route-via-VPS probe) while `fail` acts: the time
+    until home's kernel routes `prefix` through `to`, the longest gap, pings lost."""
     lab.wait_whole()
-    pinger = Pinger(lab.st, "lan-home", lab.probe)
+    pinger = Pinger(lab.st, "lan-home", target or lab.probe)
     time.sleep(0.5)
     fail()
     try:
-        switched = wait(lambda: lab.via("home") == "wg-home2", 60, "home routes via vps2")
+        switched = wait(
+            lambda: kernel_paths(lab.st, "home").get(prefix) == to,
+            60,
+            f"home routes {prefix} through {to}",
+        )
         time.sleep(1.5)
     finally:
         sent, received, gap = pinger.stop()
@@ -153,23 +164,16 @@ def client_link_cut(lab: Lab) -> dict[str, float]:
     lab.wait_whole()
     peer = next(p for p in lab.topo.dn42_peers if p.reflector == "vps2")
     prefix = peer.announce_ipv4[0]
-    target = str(ipaddress.ip_network(prefix).network_address + 1)
     if kernel_paths(lab.st, "home").get(prefix) != "wg-home2":
         raise BenchError(f"home does not route {prefix} through vps2 to begin with")
-    pinger = Pinger(lab.st, "lan-home", target)
-    time.sleep(0.5)
-    faults.block_tunnel(lab.st, "home", "wg-home2")
-    try:
-        switched = wait(
-            lambda: kernel_paths(lab.st, "home").get(prefix) == "wg-home1",
-            60,
-            f"home routes {prefix} through vps1",
-        )
-        time.sleep(1.5)
-    finally:
-        sent, received, gap = pinger.stop()
-        faults.unblock_tunnel(lab.st, "home")
-    return {"route_switch_s": switched, "longest_gap_s": gap, "pings_lost": sent - received}
+    return failover(
+        lab,
+        lambda: faults.block_tunnel(lab.st, "home", "wg-home2"),
+        lambda: faults.unblock_tunnel(lab.st, "home"),
+        target=str(ipaddress.ip_network(prefix).network_address + 1),
+        prefix=prefix,
+        to="wg-home1",
+    )
 
 
 def graceful_restart(lab: Lab, host: str) -> dict[str, float]:

@@ -3,8 +3,8 @@
 # and return plain data for `nix-instantiate --eval --strict --json`:
 #
 #   nix-instantiate --eval --strict --json checks/lib/eval-module.nix \
-#     --arg lib 'import ../shared/vendor/nixpkgs-lib/lib' \
-#     --arg sops ../shared/vendor/sops-nix/modules/sops \
+#     --arg lib "import $CACHE/nixpkgs-lib/<rev>/lib" \
+#     --arg sops "$CACHE/sops-nix/<rev>/modules/sops" \
 #     --arg modules '[ ./modules/ibgp-tunnel ./hosts/pve ]'
 #
 # Arguments:

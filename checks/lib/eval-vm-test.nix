@@ -3,8 +3,8 @@
 # module, and summarise each node (./summary.nix):
 #
 #   nix-instantiate --eval --strict --json checks/lib/eval-vm-test.nix \
-#     --arg lib 'import ../shared/vendor/nixpkgs-lib/lib' \
-#     --arg sops ../shared/vendor/sops-nix/modules/sops
+#     --arg lib "import $CACHE/nixpkgs-lib/<rev>/lib" \
+#     --arg sops "$CACHE/sops-nix/<rev>/modules/sops"
 #
 # What the driver adds to every node is mirrored from
 # nixos/lib/testing/network.nix: nodes are numbered 1.. in name order, the

@@ -17,7 +17,7 @@
 # requiring nftables.
 #
 # sops-nix is not declared here: the tests import the real module
-# (../shared/vendor/sops-nix/modules/sops).
+# (sops-nix/modules/sops from the verified flake-input cache).
 {
   lib,
   config,

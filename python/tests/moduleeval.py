@@ -1,5 +1,5 @@
 """Evaluating the NixOS module with nixpkgs' real module system and the real
-sops-nix module (both from ../shared/vendor, see vendor.py), through
+sops-nix module (both from the verified flake-input cache, see pinned.py), through
 checks/lib/eval-module.nix: the one place the tests build that evaluation."""
 
 from __future__ import annotations
@@ -7,13 +7,13 @@ from __future__ import annotations
 import subprocess
 
 import nixcore
-import vendor
+import pinned
 from nixcore import REPO
 
 MODULE = REPO / "modules" / "ibgp-tunnel"
 EVAL = REPO / "checks" / "lib" / "eval-module.nix"
 
-needs_vendor = vendor.needs_vendor
+needs_inputs = pinned.needs_inputs
 
 # A host on the nftables firewall (the module asserts that backend and never
 # switches it itself) whose sops-nix decrypts with an age key file.
@@ -22,9 +22,9 @@ HOST = '{ networking.nftables.enable = true; sops.age.keyFile = "/var/lib/sops-n
 
 def evaluation(*modules: str, with_sops: bool = True) -> str:
     """The Nix expression evaluating ibgp-tunnel's module plus `modules` (Nix sources)."""
-    sops = str(vendor.SOPS_MODULE) if with_sops else "null"
+    sops = str(pinned.SOPS_MODULE) if with_sops else "null"
     return (
-        f"import {EVAL} {{ lib = import {vendor.NIXPKGS_LIB}; sops = {sops}; "
+        f"import {EVAL} {{ lib = import {pinned.NIXPKGS_LIB}; sops = {sops}; "
         f"modules = [ {MODULE} {' '.join(f'({m})' for m in modules)} ]; }}"
     )
 

@@ -1,6 +1,6 @@
 """The option reference in README.md, generated from the module's option
 declarations through nixpkgs' lib.optionAttrSetToDocList (nixpkgs' lib from
-../shared/vendor, see vendor.py).
+the verified flake-input cache, see pinned.py).
 
     python python/tests/optionsdoc.py --write
 """
@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import vendor
+import pinned
 
 REPO = Path(__file__).resolve().parents[2]
 README = REPO / "README.md"
@@ -24,10 +24,10 @@ END = "<!-- options:end -->"
 def option_list() -> list[dict[str, Any]]:
     expression = f"""
       let
-        lib = import {vendor.NIXPKGS_LIB};
+        lib = import {pinned.NIXPKGS_LIB};
         eval = import {REPO}/checks/lib/evaluate.nix {{
           inherit lib;
-          modules = [ {vendor.SOPS_MODULE} {REPO}/modules/ibgp-tunnel ];
+          modules = [ {pinned.SOPS_MODULE} {REPO}/modules/ibgp-tunnel ];
         }};
       in
       builtins.filter (o: o.visible && !o.internal)
@@ -78,8 +78,8 @@ def readme_section(text: str) -> str:
 
 
 def main() -> int:
-    if not vendor.present():
-        print(vendor.MISSING_REASON, file=sys.stderr)
+    if not pinned.present():
+        print(pinned.MISSING_REASON, file=sys.stderr)
         return 2
     generated = markdown(option_list())
     text = README.read_text()

@@ -12,12 +12,12 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import pinned
 import pytest
-import vendor
 from birdcheck import build_time_check
 from nixcore import REPO, needs_bird, needs_nix
 
-pytestmark = [needs_nix, vendor.needs_vendor, needs_bird]
+pytestmark = [needs_nix, pinned.needs_inputs, needs_bird]
 
 # A home router's own BIRD: OSPF, its own BFD, kernel protocols that also export
 # our routes, and names we use ourselves when standalone (OWNAS, DN42_NET_v4,
@@ -63,8 +63,8 @@ def merged_config(host: str, user_config: str, extra: str = "") -> str:
         f"services.bird.config = {json.dumps(user_config)}; {extra} }}"
     )
     expression = (
-        f"(import {REPO}/checks/lib/eval-module.nix {{ lib = import {vendor.NIXPKGS_LIB}; "
-        f"sops = {vendor.SOPS_MODULE}; modules = [ {REPO}/modules/ibgp-tunnel "
+        f"(import {REPO}/checks/lib/eval-module.nix {{ lib = import {pinned.NIXPKGS_LIB}; "
+        f"sops = {pinned.SOPS_MODULE}; modules = [ {REPO}/modules/ibgp-tunnel "
         f"(import {REPO}/hosts/{host}) ({module}) ]; }})"
     )
     result = subprocess.run(
@@ -176,8 +176,8 @@ def test_standalone_is_the_default_and_unchanged(tmp_path: Path) -> None:
             "--strict",
             "--json",
             "-E",
-            f"(import {REPO}/checks/lib/eval-module.nix {{ lib = import {vendor.NIXPKGS_LIB}; "
-            f"sops = {vendor.SOPS_MODULE}; modules = [ {REPO}/modules/ibgp-tunnel "
+            f"(import {REPO}/checks/lib/eval-module.nix {{ lib = import {pinned.NIXPKGS_LIB}; "
+            f"sops = {pinned.SOPS_MODULE}; modules = [ {REPO}/modules/ibgp-tunnel "
             f"(import {REPO}/hosts/pve) ]; }}).config.services.bird.config",
         ],
         capture_output=True,

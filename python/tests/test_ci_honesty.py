@@ -1,6 +1,7 @@
 """conftest.py's CI rule, run on throwaway test files through pytest itself:
-in CI a skip for a tool scripts/setup installs (or for a missing
-../shared/vendor) is a failure; other skips, and every skip outside CI, stay."""
+in CI a skip for a tool scripts/setup installs (or for a flake input missing
+from the verified cache) is a failure; other skips, and every skip outside CI,
+stay."""
 
 from __future__ import annotations
 
@@ -23,8 +24,8 @@ def test_sops():
 def test_nix():
     pass
 
-def test_vendor():
-    pytest.skip("../shared/vendor (nixpkgs' lib and sops-nix) is not beside the repository")
+def test_flake_inputs():
+    pytest.skip("run `scripts/flake-inputs add sops-nix PATH`: the cache has no sops-nix")
 
 def test_root():
     pytest.skip("running as root: permissions do not stop writing")
@@ -52,7 +53,7 @@ def test_in_ci_skips_for_setup_tools_fail(
     assert outcomes.get("failed", 0) + outcomes.get("errors", 0) == 3, result.stdout.str()
     result.stdout.fnmatch_lines(["*CI: this test skipped for age-keygen*"])
     result.stdout.fnmatch_lines(["*CI: this test skipped for nix-instantiate*"])
-    result.stdout.fnmatch_lines(["*CI: this test skipped for ../shared/vendor*"])
+    result.stdout.fnmatch_lines(["*CI: this test skipped for scripts/flake-inputs*"])
 
 
 def test_outside_ci_every_skip_stays_a_skip(

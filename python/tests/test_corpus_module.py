@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 from cli_helpers import corpus, expected_findings
-from moduleeval import REPO, eval_module, needs_vendor
+from moduleeval import REPO, eval_module, needs_inputs
 from nixcore import needs_nix
 
-pytestmark = [needs_nix, needs_vendor]
+pytestmark = [needs_nix, needs_inputs]
 
 PLANS = [p for kind in ("good", "warn", "bad") for p in corpus(kind)]
 

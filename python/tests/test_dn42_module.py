@@ -11,7 +11,7 @@ from pathlib import Path
 from test_nixos_module import (
     evaluation_error,
     example,
-    pytestmark,  # noqa: F401  (needs nix and the vendored libs)
+    pytestmark,  # noqa: F401  (needs nix and the pinned flake inputs)
 )
 
 UNIT = "ibgp-tunnel-dn42-roa"

@@ -25,7 +25,7 @@ from typing import Any
 import pytest
 import tomlkit
 from cli_helpers import CORPUS, run
-from moduleeval import REPO, eval_module, needs_vendor
+from moduleeval import REPO, eval_module, needs_inputs
 from nixcore import CORE, needs_nix
 
 pytestmark = needs_nix
@@ -552,7 +552,7 @@ def _option(attempt_path: list[str], value: str) -> str:
     return f"{O}.{'.'.join(nix_attr(p) for p in attempt_path)} = lib.mkForce {value};"
 
 
-@needs_vendor
+@needs_inputs
 @pytest.mark.parametrize("attempt", ATTEMPTS + MISROUTES, ids=lambda a: a.name)
 def test_module_refuses_the_option(attempt: Attempt) -> None:
     if attempt.value is None:
@@ -575,14 +575,14 @@ def test_module_refuses_the_option(attempt: Attempt) -> None:
     _refused_by_module(eval_module(_module(BASE_FILE, host, extra)), shown)
 
 
-@needs_vendor
+@needs_inputs
 @pytest.mark.parametrize(("path", "value", "shown"), SPEC_ONLY, ids=lambda x: str(x))
 def test_module_refuses_spec_only_options(path: list[str], value: Any, shown: str) -> None:
     extra = _option(path, nix_value(value))
     _refused_by_module(eval_module(_module(BASE_FILE, "pve", extra)), shown)
 
 
-@needs_vendor
+@needs_inputs
 @pytest.mark.parametrize("attempt", ATTEMPTS + MISROUTES, ids=lambda a: a.name)
 def test_module_refuses_the_plan(attempt: Attempt, tmp_path: Path) -> None:
     plan = _write(tmp_path, attempt.plan())

@@ -11,11 +11,11 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+import pinned
 import pytest
-import vendor
 from nixcore import REPO, needs_nix
 
-pytestmark = [needs_nix, vendor.needs_vendor]
+pytestmark = [needs_nix, pinned.needs_inputs]
 
 EXAMPLE_RULES = REPO / "monitoring" / "example-hosts.rules.json"
 PROMTOOL = shutil.which("promtool")
@@ -38,10 +38,10 @@ def instantiate(expression: str) -> Any:
 def host(name: str, extra: str = "services.ibgpTunnel.monitoring.enable = true;") -> Any:
     return instantiate(
         f"""let
-          lib = import {vendor.NIXPKGS_LIB};
+          lib = import {pinned.NIXPKGS_LIB};
           eval = import {REPO}/checks/lib/evaluate.nix {{
             inherit lib;
-            modules = [ {vendor.SOPS_MODULE} {REPO}/modules/ibgp-tunnel
+            modules = [ {pinned.SOPS_MODULE} {REPO}/modules/ibgp-tunnel
               (import {REPO}/hosts/{name}) ({{ lib, ... }}: {{ {extra} }}) ];
           }};
           c = eval.config;
@@ -153,7 +153,7 @@ def test_the_vm_test_reads_the_exporters_and_its_script_is_python() -> None:
 
     script = instantiate(
         f"(import {REPO}/checks/vm-test.nix {{ sops-nix = null; ibgpTunnel = null; }} "
-        f"{{ lib = import {vendor.NIXPKGS_LIB}; }}).testScript"
+        f"{{ lib = import {pinned.NIXPKGS_LIB}; }}).testScript"
     )
     ast.parse(script)
     for needle in (

@@ -1,5 +1,5 @@
 """The NixOS module through the real module system (nixpkgs' lib.evalModules)
-and the real sops-nix module, both from ../shared/vendor (vendor.py), with the
+and the real sops-nix module, both from the verified flake-input cache (pinned.py), with the
 NixOS options they use declared at their real types
 (checks/lib/nixos-option-decls.nix). Evaluates the example hosts and the VM
 test's nodes as `nix flake check` would, short of building them."""
@@ -13,12 +13,12 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+import pinned
 import pytest
-import vendor
 from moduleeval import evaluation, instantiate
 from nixcore import EXAMPLE_PLAN, REPO, needs_nix, render
 
-pytestmark = [needs_nix, vendor.needs_vendor]
+pytestmark = [needs_nix, pinned.needs_inputs]
 
 MODULE = REPO / "modules" / "ibgp-tunnel"
 EVAL_VM_TEST = REPO / "checks" / "lib" / "eval-vm-test.nix"
@@ -257,8 +257,8 @@ def test_readme_option_reference_is_generated_from_the_module() -> None:
 
 def vm_test_nodes() -> dict[str, Any]:
     result = instantiate(
-        f"import {EVAL_VM_TEST} {{ lib = import {vendor.NIXPKGS_LIB}; "
-        f"sops = {vendor.SOPS_MODULE}; }}"
+        f"import {EVAL_VM_TEST} {{ lib = import {pinned.NIXPKGS_LIB}; "
+        f"sops = {pinned.SOPS_MODULE}; }}"
     )
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)
@@ -292,10 +292,10 @@ def test_the_firewall_backend_is_the_hosts_choice() -> None:
     # Everything the module defines for networking.nftables.enable: nothing.
     result = instantiate(
         f"""let
-          lib = import {vendor.NIXPKGS_LIB};
+          lib = import {pinned.NIXPKGS_LIB};
           eval = import {REPO}/checks/lib/evaluate.nix {{
             inherit lib;
-            modules = [ {vendor.SOPS_MODULE} {MODULE} ({host("pve")}) ];
+            modules = [ {pinned.SOPS_MODULE} {MODULE} ({host("pve")}) ];
           }};
           definitions = eval.options.networking.nftables.enable.definitionsWithLocations;
         in map (d: toString d.file) definitions"""
@@ -412,8 +412,8 @@ IMAGES = {
 def image_evaluation(name: str, variant: str, extra: str = "") -> subprocess.CompletedProcess[str]:
     host_module = f"{{ imports = [ ({host(name)}) ({{ lib, ... }}: {{ {extra} }}) ]; }}"
     return instantiate(
-        f"import {REPO}/checks/lib/eval-image.nix {{ lib = import {vendor.NIXPKGS_LIB}; "
-        f'sops = {vendor.SOPS_MODULE}; variant = "{variant}"; host = {host_module}; }}'
+        f"import {REPO}/checks/lib/eval-image.nix {{ lib = import {pinned.NIXPKGS_LIB}; "
+        f'sops = {pinned.SOPS_MODULE}; variant = "{variant}"; host = {host_module}; }}'
     )
 
 
@@ -475,8 +475,8 @@ def test_with_networkd_systemd_networkd_reads_the_keys() -> None:
 
 def test_the_flake_wires_the_hosts_and_exposes_the_images() -> None:
     result = instantiate(
-        f"import {REPO}/checks/lib/eval-flake.nix {{ lib = import {vendor.NIXPKGS_LIB}; "
-        f"sops = {vendor.SOPS_MODULE}; }}"
+        f"import {REPO}/checks/lib/eval-flake.nix {{ lib = import {pinned.NIXPKGS_LIB}; "
+        f"sops = {pinned.SOPS_MODULE}; }}"
     )
     assert result.returncode == 0, result.stderr
     flake = json.loads(result.stdout)

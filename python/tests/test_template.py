@@ -13,8 +13,8 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+import pinned
 import pytest
-import vendor
 from cli_helpers import run
 from nixcore import REPO, needs_nix, render
 from sopstools import needs_sops_and_age, recipient
@@ -86,8 +86,8 @@ def evaluate(flake_dir: Path) -> dict[str, Any]:
             "--strict",
             "--json",
             "-E",
-            f"import {REPO}/checks/lib/eval-template.nix {{ lib = import {vendor.NIXPKGS_LIB}; "
-            f"sops = {vendor.SOPS_MODULE}; dir = {flake_dir}; }}",
+            f"import {REPO}/checks/lib/eval-template.nix {{ lib = import {pinned.NIXPKGS_LIB}; "
+            f"sops = {pinned.SOPS_MODULE}; dir = {flake_dir}; }}",
         ],
         capture_output=True,
         text=True,
@@ -99,8 +99,8 @@ def evaluate(flake_dir: Path) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def host_flake(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any]]:
-    if not (vendor.present() and shutil.which("nix-instantiate")):
-        pytest.skip(vendor.MISSING_REASON)
+    if not (pinned.present() and shutil.which("nix-instantiate")):
+        pytest.skip(pinned.MISSING_REASON)
     # `nix flake init -t`: a copy of the directory.
     flake_dir = tmp_path_factory.mktemp("host-flake") / "flake"
     shutil.copytree(TEMPLATE, flake_dir)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from cli_helpers import EXAMPLE_PLAN
-from moduleeval import REPO, eval_module, needs_vendor
+from moduleeval import REPO, eval_module, needs_inputs
 from nixcore import needs_nix, render, spec
 
 from ibgp_tunnel.lab.reflectors import client_links
@@ -137,7 +137,7 @@ def _module(host: str, extra: str = "") -> str:
     )
 
 
-@needs_vendor
+@needs_inputs
 def test_module_renders_the_plan_and_takes_the_options() -> None:
     result = eval_module(_module("vps2", 'services.ibgpTunnel.clusterId = "10.0.0.2";'))
     assert result.returncode == 0, result.stderr
@@ -148,7 +148,7 @@ def test_module_renders_the_plan_and_takes_the_options() -> None:
     assert conf.count("bfd on;") == 1
 
 
-@needs_vendor
+@needs_inputs
 def test_module_refuses_a_bad_preference_option() -> None:
     extra = 'services.ibgpTunnel.links."pve-vps1".preference = lib.mkForce (-1);'
     result = eval_module(_module("pve", extra))
@@ -157,7 +157,7 @@ def test_module_refuses_a_bad_preference_option() -> None:
     assert "services.ibgpTunnel.links.pve-vps1.preference" in shown, result.stderr
 
 
-@needs_vendor
+@needs_inputs
 @pytest.mark.parametrize(
     ("host", "extra", "path", "words"),
     [
@@ -198,7 +198,7 @@ def test_module_asserts_the_choice_between_reflectors(
     assert any(f"services.ibgpTunnel.{path} " in m and words in m for m in failed), failed
 
 
-@needs_vendor
+@needs_inputs
 def test_module_runs_the_link_between_reflectors() -> None:
     """The keyed plan with vps1 and vps2 linked: vps2's module dials vps1 and peers
     with it as a plain iBGP neighbour."""

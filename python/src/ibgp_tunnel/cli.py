@@ -396,6 +396,17 @@ app.add_typer(
     short_help="Run a plan in network namespaces (root).",
 )
 
+# --- flake-inputs: the verified cache module evaluation reads (flake_inputs_cli.py)
+
+from ibgp_tunnel.flake_inputs_cli import flake_inputs_app  # noqa: E402
+
+app.add_typer(
+    flake_inputs_app,
+    name="flake-inputs",
+    help=flake_inputs_app.info.help,
+    short_help="Development: the verified cache of pinned flake inputs.",
+)
+
 # --- doctor: diagnose a live host against the plan (doctor/cli.py) -------------
 
 from ibgp_tunnel.doctor.cli import doctor_command  # noqa: E402

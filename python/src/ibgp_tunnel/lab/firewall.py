@@ -61,14 +61,19 @@ def _ports(ports: Iterable[int]) -> str:
 def nixos_firewall(inputs: FirewallInputs) -> str:
     """`table inet nixos-fw { ... }` as NixOS builds it (nftables backend,
     checkReversePath = true, filterForward = true, allowPing = true)."""
+    # As firewall-nftables.nix: the global ports as one set (nft lists a set of one
+    # port as `udp dport P accept`), the per-interface ports (NixOS orders them with
+    # the global entry by name; all accept, so the order changes nothing), the
+    # temporarily opened ports (nixos-firewall-tool), ping, ICMPv6, DHCPv6.
     input_allow = []
     if inputs.allowed_udp_ports:
         input_allow.append(f"udp dport {{ {_ports(inputs.allowed_udp_ports)} }} accept")
     input_allow += [
+        *_indent(inputs.input_rules, 0),
+        "meta l4proto . th dport @temp-ports accept",
         'icmp type echo-request accept comment "allow ping"',
         "icmpv6 type != { nd-redirect, 139 } accept",
         "ip6 daddr fe80::/64 udp dport 546 accept",
-        *_indent(inputs.input_rules, 0),
     ]
     vmap = (
         "ct state vmap { invalid : drop, established : accept, related : accept, "
@@ -76,6 +81,12 @@ def nixos_firewall(inputs: FirewallInputs) -> str:
     )
     lines = [
         f"table inet {NIXOS_TABLE} {{",
+        "  set temp-ports {",
+        '    comment "Temporarily opened ports"',
+        "    type inet_proto . inet_service",
+        "    flags interval",
+        "    auto-merge",
+        "  }",
         "  chain rpfilter {",
         "    type filter hook prerouting priority mangle + 10; policy drop;",
         "    meta nfproto ipv4 udp sport . udp dport { 67 . 68, 68 . 67 } accept",

@@ -127,7 +127,10 @@ def main() -> int:
     missing = [str(b / "bin" / "bird") for b in BIRDS if not (b / "bin" / "bird").exists()]
     if missing:
         return could_not_run("render", f"{', '.join(missing)} missing: run scripts/setup", ONLY_NIX)
-    outcome = run()
+    try:
+        outcome = run()
+    except RuntimeError as error:
+        return could_not_run("render", str(error), ONLY_NIX)
     print(outcome.output, end="")
     ran = [
         f"the script of checks/render.nix for {len(outcome.hosts)} hosts "

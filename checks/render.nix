@@ -1,7 +1,8 @@
 # Every host of every committed plan renders, and BIRD 2 and BIRD 3 both
-# accept its bird.conf.
+# accept its bird.conf, checked as the module's services.bird checks it (the
+# data and the script: ./render-check.nix, which checks/run/render.py runs
+# here).
 {
-  lib,
   runCommand,
   writeText,
   bird2,
@@ -9,28 +10,15 @@
   core,
 }:
 let
-  plans = {
-    example = ../hosts/plan.toml;
-    three-clients = ../python/tests/plans/three-clients.toml;
-  };
-
-  configs = lib.concatLists (
-    lib.mapAttrsToList (
-      planName: file:
-      let
-        plan = core.readPlan file;
-      in
-      map (host: writeText "${planName}-${host}-bird.conf" (core.render (core.hostFromPlan plan host)).birdConfig) (
-        builtins.attrNames plan.hosts
-      )
-    ) plans
-  );
+  check = import ./render-check.nix { inherit core; };
 in
-runCommand "ibgp-tunnel-render-check" { nativeBuildInputs = [ ]; } ''
-  ${lib.concatMapStrings (conf: ''
-    echo "checking ${conf.name}"
-    ${bird2}/bin/bird -p -c ${conf}
-    ${bird3}/bin/bird -p -c ${conf}
-  '') configs}
-  touch $out
-''
+runCommand "ibgp-tunnel-render-check" { } (
+  check.scriptFor {
+    inherit (check) hosts;
+    birds = [
+      bird2
+      bird3
+    ];
+    configFile = host: writeText "${host.name}-bird.conf" host.birdConfig;
+  }
+)

@@ -243,6 +243,7 @@ def _actions(report: keys.KeysReport) -> set[tuple[str, str, str]]:
 
 
 def test_first_run_creates_everything(project: Project) -> None:
+    mode = project.plan.stat().st_mode & 0o777
     report = project.keys()
     assert _actions(report) == {
         ("dmz", "wg_ibgp/private_key", "added"),
@@ -257,7 +258,7 @@ def test_first_run_creates_everything(project: Project) -> None:
         "pve.yaml",
     ]
     assert sorted(p.name for p in project.secrets.iterdir()) == ["dmz.yaml", "pve.yaml"]
-    assert project.plan.stat().st_mode & 0o777 == PLAN.stat().st_mode & 0o777  # public: kept
+    assert project.plan.stat().st_mode & 0o777 == mode  # public: kept
 
     dmz, pve = project.decrypted("dmz"), project.decrypted("pve")
     assert set(dmz) == set(pve) == {"wg_ibgp"}
@@ -316,7 +317,7 @@ def test_public_keys_in_plan_match_wg_and_comments_survive(project: Project) -> 
 
 
 def test_existing_public_keys_are_replaced_in_place(project: Project) -> None:
-    shutil.copy(PLAN, project.plan)  # keyed, but these secrets do not exist here
+    shutil.copyfile(PLAN, project.plan)  # keyed, but these secrets do not exist here
     original = project.plan.read_text().splitlines()
     report = project.keys()
     assert report.plan_updated_hosts == ["dmz", "pve"]
@@ -346,9 +347,14 @@ def test_committed_example_is_keyed_consistently(
     monkeypatch.setenv("SOPS_AGE_KEY_FILE", str(TEST_KEY))
     root = tmp_path / "repo"
     (root / "hosts").mkdir(parents=True)
-    shutil.copy(PLAN, root / "hosts" / "plan.toml")
-    shutil.copy(REPO / ".sops.yaml", root / ".sops.yaml")
-    shutil.copytree(REPO / "secrets" / "test", root / "secrets" / "test")
+    # Copies the user owns and may write, whatever the modes of the originals
+    # (read-only in the package's build sandbox).
+    shutil.copyfile(PLAN, root / "hosts" / "plan.toml")
+    shutil.copyfile(REPO / ".sops.yaml", root / ".sops.yaml")
+    shutil.copytree(
+        REPO / "secrets" / "test", root / "secrets" / "test", copy_function=shutil.copyfile
+    )
+    (root / "secrets" / "test").chmod(0o755)
     project = Project(root)
     before = project.snapshot()
     report = generate_keys(project.plan, root / "secrets" / "test", project.sops_config)

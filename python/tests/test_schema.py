@@ -6,7 +6,7 @@ import json
 import tomllib
 
 import pytest
-from cli_helpers import EXAMPLE_PLAN, run
+from cli_helpers import EXAMPLE_PLAN, REPO, run
 from jsonschema import Draft202012Validator
 
 from ibgp_tunnel import schema
@@ -43,6 +43,9 @@ def test_example_plan_points_editors_at_the_committed_schema() -> None:
     first = EXAMPLE_PLAN.read_text(encoding="utf-8").splitlines()[0]
     assert first.startswith("#:schema ")
     target = (EXAMPLE_PLAN.parent / first.removeprefix("#:schema ").strip()).resolve()
-    assert target == schema.SCHEMA_FILE.resolve()
+    # The committed schema, which is the one the package ships (an installed
+    # wheel holds a copy, an editable install the file itself).
+    assert target == (REPO / "python" / "src" / "ibgp_tunnel" / "plan.schema.json").resolve()
+    assert target.read_text(encoding="utf-8") == schema.SCHEMA_FILE.read_text(encoding="utf-8")
     data = tomllib.loads(EXAMPLE_PLAN.read_text(encoding="utf-8"))
     assert list(Draft202012Validator(schema.committed()).iter_errors(data)) == []

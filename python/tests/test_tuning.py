@@ -23,7 +23,7 @@ def test_plan_model_knows_exactly_the_default_tuning_keys() -> None:
 @needs_bird
 def test_plan_tuning_overrides_reach_bird_conf(tmp_path: Path) -> None:
     plan = tmp_path / "plan.toml"
-    shutil.copy(EXAMPLE_PLAN, plan)
+    shutil.copyfile(EXAMPLE_PLAN, plan)  # writable, whatever the original's mode
     with plan.open("a") as handle:
         handle.write("\n[tuning]\nbfd = false\nimport_limit = 500\nerror_wait_time = [2, 4]\n")
     assert run("check", plan).exit_code == 0
@@ -38,7 +38,7 @@ def test_plan_tuning_overrides_reach_bird_conf(tmp_path: Path) -> None:
 
 def test_a_bad_tuning_value_names_the_key(tmp_path: Path) -> None:
     plan = tmp_path / "plan.toml"
-    shutil.copy(EXAMPLE_PLAN, plan)
+    shutil.copyfile(EXAMPLE_PLAN, plan)  # writable, whatever the original's mode
     with plan.open("a") as handle:
         handle.write('\n[tuning]\nimport_limit_action = "explode"\n')
     result = run("check", plan)
@@ -63,7 +63,7 @@ def test_bfd_down_starts_a_graceful_restart_and_the_kernel_keeps_its_routes(
     assert "long lived graceful restart" not in conf  # would keep a dead tunnel's routes
 
     plan = tmp_path / "plan.toml"
-    shutil.copy(EXAMPLE_PLAN, plan)
+    shutil.copyfile(EXAMPLE_PLAN, plan)  # writable, whatever the original's mode
     with plan.open("a") as handle:
         handle.write("\n[tuning]\ngraceful_restart = false\n")
     conf = render(plan, "pve")["birdConfig"]

@@ -136,9 +136,7 @@ class Machine:
             status, out = self.execute(command, timeout=timeout)
             if status != 0:
                 self.log(f"output: {out}")
-                raise RequestedAssertionFailed(
-                    f"command `{command}` failed (exit code {status})"
-                )
+                raise RequestedAssertionFailed(f"command `{command}` failed (exit code {status})")
             output += out
         return output
 
@@ -147,9 +145,7 @@ class Machine:
         for command in commands:
             status, out = self.execute(command, timeout=timeout)
             if status == 0:
-                raise RequestedAssertionFailed(
-                    f"command `{command}` unexpectedly succeeded"
-                )
+                raise RequestedAssertionFailed(f"command `{command}` unexpectedly succeeded")
             output += out
         return output
 
@@ -181,14 +177,10 @@ class Machine:
     def wait_for_file(self, filename: str, timeout: int = 900) -> None:
         retry(lambda _last: self.execute(f"test -e {filename}")[0] == 0, timeout)
 
-    def wait_for_open_port(
-        self, port: int, addr: str = "localhost", timeout: int = 900
-    ) -> None:
+    def wait_for_open_port(self, port: int, addr: str = "localhost", timeout: int = 900) -> None:
         retry(lambda _last: self.execute(f"nc -z {addr} {port}")[0] == 0, timeout)
 
-    def wait_for_closed_port(
-        self, port: int, addr: str = "localhost", timeout: int = 900
-    ) -> None:
+    def wait_for_closed_port(self, port: int, addr: str = "localhost", timeout: int = 900) -> None:
         retry(lambda _last: self.execute(f"nc -z {addr} {port}")[0] != 0, timeout)
 
     # --- units ------------------------------------------------------------------------
@@ -204,9 +196,7 @@ class Machine:
     def stop_job(self, jobname: str, user: str | None = None) -> tuple[int, str]:
         return self.systemctl(f"stop {jobname}", user)
 
-    def wait_for_unit(
-        self, unit: str, user: str | None = None, timeout: int = 900
-    ) -> None:
+    def wait_for_unit(self, unit: str, user: str | None = None, timeout: int = 900) -> None:
         if user is not None:
             raise NeedsVM(f"user unit {unit}")
 
@@ -239,11 +229,7 @@ class Machine:
 def _systemctl_verb(command: str) -> tuple[str, str] | None:
     """(verb, unit) when the whole command is `systemctl start|stop|restart UNIT`."""
     words = command.split()
-    if (
-        len(words) == 3
-        and words[0] == "systemctl"
-        and words[1] in ("start", "stop", "restart")
-    ):
+    if len(words) == 3 and words[0] == "systemctl" and words[1] in ("start", "stop", "restart"):
         return words[1], words[2]
     return None
 
@@ -302,4 +288,4 @@ def run_script(script: str, backend: Backend, machines: list[str], run: Run) -> 
     )
     run.outcomes.append(run.current)
     # Running a test script is this module's whole point.
-    exec(compile(script, "<testScript>", "exec"), names)  # noqa: S102
+    exec(compile(script, "<testScript>", "exec"), names)

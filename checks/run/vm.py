@@ -27,12 +27,13 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import nixos_test_driver as driver
 from ibgp_tunnel.lab import daemons, dn42lab, faults, location, netns, state
 from ibgp_tunnel.lab.artifacts import load_plan
 from ibgp_tunnel.lab.down import down
 from ibgp_tunnel.lab.topology import INET, build_topology
 from ibgp_tunnel.lab.up import node_dir, reconfigure_bird, up
+
+import nixos_test_driver as driver
 
 REPO = Path(__file__).resolve().parents[2]
 PLAN = REPO / "hosts" / "plan.toml"
@@ -54,11 +55,10 @@ ONLY_A_VM = (
 )
 _WG_METRIC = re.compile(
     r"curl -sf http://127\.0\.0\.1:9586/metrics \| grep -E "
-    r"'\^wireguard_latest_handshake_seconds\[\{\]\.\*interface=\"(?P<ifname>[\w.-]+)\"\.\*\[\}\] \[1-9\]'"
+    r"'\^wireguard_latest_handshake_seconds\[\{\]\.\*"
+    r"interface=\"(?P<ifname>[\w.-]+)\"\.\*\[\}\] \[1-9\]'"
 )
-_KEY_FILES = (
-    " /etc/bird/bird.conf $(readlink -f /etc/systemd/system/wireguard-wg-ibgp.service)"
-)
+_KEY_FILES = " /etc/bird/bird.conf $(readlink -f /etc/systemd/system/wireguard-wg-ibgp.service)"
 
 
 def nix_eval(expr: str) -> Any:
@@ -87,9 +87,7 @@ def script_values(script: str) -> dict[str, str]:
     """The assignments vm-test.nix puts in front of the script (announced_host, ...)."""
     values: dict[str, str] = {}
     for statement in ast.parse(script).body:
-        if not isinstance(statement, ast.Assign) or not isinstance(
-            statement.value, ast.Constant
-        ):
+        if not isinstance(statement, ast.Assign) or not isinstance(statement.value, ast.Constant):
             break
         (target,) = statement.targets
         assert isinstance(target, ast.Name)
@@ -139,15 +137,11 @@ class LabBackend:
             announce_ipv4=(self.values["peer_v4"], self.values["hijack_v4"]),
             announce_ipv6=(self.values["peer_v6"],),
         )
-        reconfigure_bird(
-            self.lab_dir, self.peer.node, dn42lab.peer_bird_config(vm_peer)
-        )
+        reconfigure_bird(self.lab_dir, self.peer.node, dn42lab.peer_bird_config(vm_peer))
         self._start_bird_exporters(st)
 
     def _start_bird_exporters(self, st: state.LabState) -> None:
-        exporter = shutil.which("prometheus-bird-exporter") or shutil.which(
-            "bird_exporter"
-        )
+        exporter = shutil.which("prometheus-bird-exporter") or shutil.which("bird_exporter")
         if exporter is None:
             return  # wait_for_unit then says the unit has no lab equivalent
         for host in ("dmz", "pve"):
@@ -171,9 +165,7 @@ class LabBackend:
     def state(self) -> state.LabState:
         st = state.load(self.lab_dir)
         if st is None:
-            raise driver.RequestedAssertionFailed(
-                "the lab is not up: call start_all() first"
-            )
+            raise driver.RequestedAssertionFailed("the lab is not up: call start_all() first")
         return st
 
     def record(self, machine: str) -> dict[str, Any]:
@@ -221,9 +213,7 @@ class LabBackend:
                 ),
             )
         if command.endswith(_KEY_FILES) and machine in ("dmz", "pve"):
-            conf = self._visible(
-                machine, node_dir(self.lab_dir, self.nodes[machine]) / "bird.conf"
-            )
+            conf = self._visible(machine, node_dir(self.lab_dir, self.nodes[machine]) / "bird.conf")
             rendered = self._visible(machine, self.lab_dir / "artifacts.json")
             return (
                 command[: -len(_KEY_FILES)] + f" {conf} {rendered}",
@@ -252,23 +242,17 @@ class LabBackend:
         node = self.nodes[machine]
         if unit == "bird.service":
             alive = self._daemon_alive(f"{node}/bird")
-            ok = alive and self.execute_ok(
-                machine, "birdc show status | grep -q 'Daemon is up'"
-            )
+            ok = alive and self.execute_ok(machine, "birdc show status | grep -q 'Daemon is up'")
             return ok, "the lab's BIRD (answering on /run/bird/bird.ctl)"
         found = re.fullmatch(r"wireguard-(?P<ifname>[\w.-]+)\.service", unit)
         if found:
             ifname = found["ifname"]
             ok = self._daemon_alive(f"{node}/wireguard-go {ifname}")
-            ok = ok and self.execute_ok(
-                machine, f"ip link show {ifname} up | grep -q UP"
-            )
+            ok = ok and self.execute_ok(machine, f"ip link show {ifname} up | grep -q UP")
             return ok, f"wireguard-go {ifname}, its interface up"
         if unit == "prometheus-bird-exporter.service":
             if not self._daemon_alive(f"{node}/prometheus-bird-exporter"):
-                raise driver.NeedsVM(
-                    f"{unit}: prometheus-bird-exporter is not installed here"
-                )
+                raise driver.NeedsVM(f"{unit}: prometheus-bird-exporter is not installed here")
             return self.execute_ok(
                 machine,
                 f"curl -sf -o /dev/null http://127.0.0.1:{EXPORTER_PORT}/metrics",
@@ -284,12 +268,7 @@ class LabBackend:
 
     def execute_ok(self, machine: str, command: str) -> bool:
         argv = self.argv(machine, f"set -euo pipefail; {command}")
-        return (
-            subprocess.run(
-                argv, capture_output=True, check=False, timeout=30
-            ).returncode
-            == 0
-        )
+        return subprocess.run(argv, capture_output=True, check=False, timeout=30).returncode == 0
 
     def systemctl(self, machine: str, verb: str, unit: str) -> tuple[int, str, str]:
         node = self.nodes[machine]
@@ -344,7 +323,7 @@ def run_on_lab(
     error: BaseException | None = None
     try:
         driver.run_script(script, backend, list(backend.nodes), run)
-    except Exception as exc:  # noqa: BLE001 - reported with the subtest it failed in
+    except Exception as exc:
         error = exc
     finally:
         if not keep_up:
@@ -359,9 +338,7 @@ def main() -> int:
             file=sys.stderr,
         )
         return 1
-    lab_dir = Path(
-        os.environ.get("IBGP_TUNNEL_VM_LAB_DIR") or "/run/ibgp-tunnel-vm-lab"
-    )
+    lab_dir = Path(os.environ.get("IBGP_TUNNEL_VM_LAB_DIR") or "/run/ibgp-tunnel-vm-lab")
     prefix = location.validate_prefix(
         os.environ.get("IBGP_TUNNEL_VM_LAB_PREFIX") or "ibgvm-",
         "IBGP_TUNNEL_VM_LAB_PREFIX",

@@ -2,6 +2,10 @@
 # nodes in front of it as assignments (announced_host, peer_v4, peer_v6,
 # hijack_v4). The NixOS test driver runs it in the VMs; checks/run/vm.py runs
 # the very same text against the namespace lab (`scripts/flake-checks vm`).
+#
+# Both drivers run every command under `set -euo pipefail`: `cmd | grep -q X`
+# then fails with 141 whenever grep exits on its first match while cmd still
+# writes (SIGPIPE), so filters read their whole input (`grep -c`).
 import re
 from typing import Any
 
@@ -28,14 +32,14 @@ for machine in (dmz, pve):
     machine.wait_for_unit("wireguard-wg-ibgp.service")
 
 with subtest("iBGP session is Established on both ends"):
-    dmz.wait_until_succeeds("birdc show protocols ibgp_pve | grep -q Established", timeout=60)
-    pve.wait_until_succeeds("birdc show protocols ibgp_dmz | grep -q Established", timeout=60)
+    dmz.wait_until_succeeds("birdc show protocols ibgp_pve | grep -c Established", timeout=60)
+    pve.wait_until_succeeds("birdc show protocols ibgp_dmz | grep -c Established", timeout=60)
 
 with subtest("announced prefixes reach pve's kernel over the tunnel"):
-    pve.wait_until_succeeds("ip route show proto bird | grep -q '^104.16.0.0/13 .*dev wg-ibgp'", timeout=60)
-    pve.wait_until_succeeds("ip -6 route show proto bird | grep -q '^2606:4700::/32 .*dev wg-ibgp'", timeout=60)
+    pve.wait_until_succeeds("ip route show proto bird | grep -c '^104.16.0.0/13 .*dev wg-ibgp'", timeout=60)
+    pve.wait_until_succeeds("ip -6 route show proto bird | grep -c '^2606:4700::/32 .*dev wg-ibgp'", timeout=60)
     # Unreachable statics must not black-hole the reflector's own traffic.
-    dmz.fail("ip route show proto bird | grep -q unreachable")
+    dmz.fail("ip route show proto bird | grep -c unreachable")
 
 with subtest("the WireGuard port is open on the reflector only"):
     # dmz opens its DN42 port (21080) too, so NixOS writes one set for both.
@@ -50,45 +54,45 @@ with subtest("LAN traffic to an announced prefix goes through the tunnel"):
     assert "10.255.255.2" in out, out
 
 with subtest("BFD watches the tunnel"):
-    pve.wait_until_succeeds("birdc show bfd sessions | grep -q Up", timeout=30)
+    pve.wait_until_succeeds("birdc show bfd sessions | grep -c Up", timeout=30)
 
 with subtest("restarting the reflector's BIRD keeps the client's routes (graceful restart)"):
     dmz.succeed("systemctl restart bird.service")
-    pve.succeed("ip route show proto bird | grep -q '^104.16.0.0/13 .*dev wg-ibgp'")
+    pve.succeed("ip route show proto bird | grep -c '^104.16.0.0/13 .*dev wg-ibgp'")
     # Past BFD's detection time (0.45 s): BFD down must start a graceful restart
     # (bfd graceful), not reset the session and flush the routes.
-    pve.succeed("sleep 2; ip route show proto bird | grep -q '^104.16.0.0/13 .*dev wg-ibgp'")
-    pve.wait_until_succeeds("birdc show protocols ibgp_dmz | grep -q Established", timeout=60)
+    pve.succeed("sleep 2; ip route show proto bird | grep -c '^104.16.0.0/13 .*dev wg-ibgp'")
+    pve.wait_until_succeeds("birdc show protocols ibgp_dmz | grep -c Established", timeout=60)
     lan.succeed(f"ping -c 1 -W 2 {announced_host}")
 
 with subtest("stopping BIRD for good takes its routes out of the kernel"):
     # A stop is not a restart: birdc down, so nothing stale stays behind.
     pve.succeed("systemctl stop bird.service")
-    pve.fail("ip route show proto bird | grep -q .")
-    pve.fail("ip -6 route show proto bird | grep -q .")
-    dmz.wait_until_fails("birdc show protocols ibgp_pve | grep -q Established", timeout=30)
+    pve.fail("ip route show proto bird | grep -c .")
+    pve.fail("ip -6 route show proto bird | grep -c .")
+    dmz.wait_until_fails("birdc show protocols ibgp_pve | grep -c Established", timeout=30)
     pve.succeed("systemctl start bird.service")
-    pve.wait_until_succeeds("ip route show proto bird | grep -q '^104.16.0.0/13 .*dev wg-ibgp'", timeout=60)
+    pve.wait_until_succeeds("ip route show proto bird | grep -c '^104.16.0.0/13 .*dev wg-ibgp'", timeout=60)
 
 with subtest("DN42: one session over IPv6 link-local through the peer's own tunnel"):
     dmz.wait_for_unit("wireguard-dn42-peer1.service")
     # The first ROA download (normally 30 s after boot, then every 15 min).
     dmz.succeed("systemctl start ibgp-tunnel-dn42-roa.service")
-    dmz.wait_until_succeeds("birdc show protocols all dn42_peer1 | grep -q 'Neighbor address: fe80::1080%dn42-peer1'", timeout=60)
-    dmz.wait_until_succeeds("birdc show protocols dn42_peer1 | grep -q Established", timeout=60)
+    dmz.wait_until_succeeds("birdc show protocols all dn42_peer1 | grep -c 'Neighbor address: fe80::1080%dn42-peer1'", timeout=60)
+    dmz.wait_until_succeeds("birdc show protocols dn42_peer1 | grep -c Established", timeout=60)
 
 with subtest("DN42: the peer's IPv4 and IPv6 routes reach pve through dmz"):
-    dmz.wait_until_succeeds(f"ip route show proto bird | grep -q '^{peer_v4} via inet6 fe80::1080 dev dn42-peer1'", timeout=60)
-    pve.wait_until_succeeds(f"ip route show proto bird | grep -q '^{peer_v4} .*dev wg-ibgp'", timeout=60)
-    pve.wait_until_succeeds(f"ip -6 route show proto bird | grep -q '^{peer_v6} .*dev wg-ibgp'", timeout=60)
+    dmz.wait_until_succeeds(f"ip route show proto bird | grep -c '^{peer_v4} via inet6 fe80::1080 dev dn42-peer1'", timeout=60)
+    pve.wait_until_succeeds(f"ip route show proto bird | grep -c '^{peer_v4} .*dev wg-ibgp'", timeout=60)
+    pve.wait_until_succeeds(f"ip -6 route show proto bird | grep -c '^{peer_v6} .*dev wg-ibgp'", timeout=60)
 
 with subtest("DN42: ROA-invalid routes are refused"):
-    dmz.succeed(f"birdc show route table dn42_roa4 | grep -q '{hijack_v4}'")
-    dmz.fail(f"birdc show route {hijack_v4} | grep -q '{hijack_v4}'")
-    pve.fail(f"ip route show proto bird | grep -q '^{hijack_v4}'")
+    dmz.succeed(f"birdc show route table dn42_roa4 | grep -c '{hijack_v4}'")
+    dmz.fail(f"birdc show route {hijack_v4} | grep -c '{hijack_v4}'")
+    pve.fail(f"ip route show proto bird | grep -c '^{hijack_v4}'")
 
 with subtest("DN42: routes carry the link's communities to the client"):
-    pve.succeed(f"birdc show route {peer_v4} all | grep -q '(64511,2) (64511,24) (64511,34)'")
+    pve.succeed(f"birdc show route {peer_v4} all | grep -c '(64511,2) (64511,24) (64511,34)'")
 
 with subtest("the exporters read BIRD 3 and WireGuard; their ports stay closed"):
     for machine, session in ((dmz, "ibgp_pve"), (pve, "ibgp_dmz")):

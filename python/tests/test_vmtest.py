@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -35,3 +36,13 @@ def test_missing_nix_exits_2_with_a_message(monkeypatch: pytest.MonkeyPatch) -> 
     assert result.exit_code == 2
     assert "nix is not installed" in result.output
     assert "Traceback" not in result.output
+
+
+def test_no_testscript_command_pipes_into_an_early_exiting_filter() -> None:
+    """Both drivers run commands under `set -o pipefail`: `cmd | grep -q X` fails
+    with 141 when grep stops at its first match while cmd still writes. The lab
+    run of checks.vm lost a subtest to it (`ip route show | grep -q`)."""
+    script = (Path(__file__).resolve().parents[2] / "checks" / "vm-test.py").read_text()
+    code = "\n".join(line for line in script.splitlines() if not line.lstrip().startswith("#"))
+    early = re.findall(r"\|\s*(?:grep\s+-\w*q|head\b)[^\"'\n]*", code)
+    assert early == [], early

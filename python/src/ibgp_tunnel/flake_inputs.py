@@ -75,6 +75,12 @@ def _read_toml(path: Path) -> dict:
 
 def _read_lock(project: Path) -> dict:
     path = project / "flake.lock"
+    if not path.is_file():
+        # A package's source (python/fileset.nix) carries no lock: nothing is pinned there.
+        raise InputError(
+            f"run in a checkout of the flake, which has flake.lock and `{ADD_COMMAND}` "
+            f"fills the cache from: {project} has no flake.lock"
+        )
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as error:

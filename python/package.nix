@@ -66,6 +66,8 @@ python3Packages.buildPythonApplication {
     age
     wireguard-tools
     nix
+    # bird -p on rendered configs (the property and tuning tests).
+    bird3
   ];
 
   # nix-instantiate needs a store of its own inside the build sandbox (as

@@ -61,6 +61,8 @@ in
 # (their commands), or a Python module the venv holds.
 DEBIAN = {"age": "age", "wireguard-tools": "wireguard-tools", "nix": "nix-bin"}
 VENV_COMMANDS = {"sops": ["sops"]}
+# BIRD 3 as NixOS runs it: Debian 13's, which scripts/setup unpacks (scripts/bird-debian).
+BIRD_COMMANDS = {"bird3": ["bird", "birdc"]}
 PYTHON_MODULES = {
     "python3Packages.pytestCheckHook": "pytest",
     "python3Packages.hypothesis": "hypothesis",
@@ -167,6 +169,11 @@ def check_path(bin_dir: Path, inputs: list[str]) -> Path:
             commands += found
         elif name in VENV_COMMANDS:
             commands += [VENV / "bin" / c for c in VENV_COMMANDS[name]]
+        elif name in BIRD_COMMANDS:
+            bird_bin = REPO / ".cache" / "bird" / name / "bin"
+            if not (bird_bin / "bird").is_file():
+                raise RuntimeError(f"{name}: {bird_bin} has no bird (scripts/setup)")
+            commands += [bird_bin / c for c in BIRD_COMMANDS[name]]
         elif name not in PYTHON_MODULES:
             raise RuntimeError(
                 f"package.nix checks with {name}, which checks/run/python.py has no local "

@@ -10,6 +10,7 @@ import tomllib
 import pytest
 from plandiff import EXAMPLE, TRICKY, added_lines, assert_only_public_keys_added, crlf, unkeyed
 
+from ibgp_tunnel import plantext
 from ibgp_tunnel.plantext import PlanTextError, with_public_keys
 
 
@@ -93,14 +94,33 @@ def test_a_last_line_without_newline_gets_one() -> None:
     assert written == plan + f'\r\npublic_key = "{_key(1)}"'.encode()
 
 
-def test_an_inline_host_table_is_left_to_tomlkit_and_still_right() -> None:
-    plan = b'[hosts]\nb = { role = "client", router_id = "10.0.0.2" }\n\n[hosts.a]\n'
-    plan += b'role = "reflector"\nrouter_id = "10.0.0.1"\n'
-    public_keys = {"a": _key(1), "b": _key(2)}
-    written, changed = _write(plan, public_keys)
-    assert changed == ["a", "b"]
-    assert tomllib.loads(written.decode()) == _with_keys(plan, public_keys)
-    assert f'router_id = "10.0.0.1"\npublic_key = "{_key(1)}"\n' in written.decode()
+def test_an_inline_host_table_gets_the_key_before_its_brace() -> None:
+    plan = b'[hosts]\nb = { role = "client", router_id = "10.0.0.2" }  # {x}\nc = {}\n'
+    plan += b'\n[hosts.a]\nrole = "reflector"\nrouter_id = "10.0.0.1"\n'
+    written, changed = _write(plan, {"a": _key(1), "b": _key(2), "c": _key(3)})
+    assert changed == ["a", "b", "c"]
+    assert written.decode() == (
+        f'[hosts]\nb = {{ role = "client", router_id = "10.0.0.2", public_key = "{_key(2)}" }}'
+        f'  # {{x}}\nc = {{ public_key = "{_key(3)}"}}\n'
+        f'\n[hosts.a]\nrole = "reflector"\nrouter_id = "10.0.0.1"\npublic_key = "{_key(1)}"\n'
+    )
+
+
+def test_dotted_host_keys_are_left_to_tomlkit_and_checked() -> None:
+    plan = b'[hosts]\nb.role = "client"\nb.router_id = "10.0.0.2"\n'
+    written, changed = _write(plan, {"b": _key(2)})
+    assert changed == ["b"]
+    assert tomllib.loads(written.decode()) == _with_keys(plan, {"b": _key(2)})
+
+
+def test_a_wrong_result_is_refused_with_the_lines_to_add(monkeypatch: pytest.MonkeyPatch) -> None:
+    # As if tomlkit wrote dotted keys wrong: nothing is returned to be written.
+    monkeypatch.setattr(plantext, "_with_tomlkit", lambda text, _keys: text + "oops = 1\n")
+    plan = b'[hosts]\nb.role = "client"\n[hosts.a]\nrole = "client"\n'
+    with pytest.raises(PlanTextError, match=r"add these public keys to plan\.toml") as error:
+        _write(plan, {"a": _key(1), "b": _key(2)})
+    assert f'[hosts.a] public_key = "{_key(1)}"' in str(error.value)
+    assert f'[hosts.b] public_key = "{_key(2)}"' in str(error.value)
 
 
 def test_a_header_inside_a_string_does_not_mislead_the_edit() -> None:

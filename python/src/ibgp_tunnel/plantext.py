@@ -44,7 +44,9 @@ def with_public_keys(
     text: str, public_keys: Mapping[str, str], where: str
 ) -> tuple[str, list[str]]:
     """The text with ``hosts.<name>.public_key`` set per host, and the hosts changed."""
-    data = _load(text, where)
+    data = _loads(text)
+    if data is None:
+        raise PlanTextError(f"{where} is not valid TOML: {_decode_error(text)}")
     hosts = data.get("hosts", {})
     changed = {h: k for h, k in public_keys.items() if hosts[h].get(KEY) != k}
     if not changed:
@@ -55,26 +57,34 @@ def with_public_keys(
     lines = _lines(text)
     left = {h: k for h, k in changed.items() if not _edit_lines(lines, h, k)}
     edited = _with_tomlkit("".join(lines), left) if left else "".join(lines)
-    if _load(edited, where) != wanted:
+    if _loads(edited) != wanted:
         # Our own edit misread the text (a header-like line inside a value, say):
-        # the library's rendering of the whole plan is still correct TOML.
+        # the library's rendering of the whole plan may still be right.
         edited = _with_tomlkit(text, changed)
-    if _load(edited, where) != wanted:
-        first = next(iter(changed))
+    if _loads(edited) != wanted:
+        by_hand = "\n".join(f'  [hosts.{h}] {KEY} = "{k}"' for h, k in changed.items())
         raise PlanTextError(
-            f"could not write {KEY} into {where} without changing anything else: add "
-            f'`{KEY} = "{changed[first]}"` to [hosts.{first}] by hand (likewise for '
-            f"{', '.join(changed)}), then run `ibgp-tunnel keys` again"
+            f"add these public keys to {where} by hand, then run `ibgp-tunnel keys` again "
+            f"(the way its host tables are written defeated the edit that changes nothing "
+            f"else; the secrets were not written either):\n{by_hand}"
         )
     return edited, list(changed)
 
 
-def _load(text: str, where: str) -> dict[str, Any]:
+def _loads(text: str) -> dict[str, Any] | None:
     # Floats as their text: the comparison is exact and NaN equals itself.
     try:
         return tomllib.loads(text, parse_float=str)
+    except tomllib.TOMLDecodeError:
+        return None
+
+
+def _decode_error(text: str) -> str:
+    try:
+        tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise PlanTextError(f"{where} is not valid TOML: {exc}") from exc
+        return str(exc)
+    return "unreadable"
 
 
 def _quoted(public_key: str) -> str:
@@ -107,12 +117,13 @@ def _header(line: str) -> tuple[str, ...] | None:
 
 def _assigns(line: str, key: str) -> re.Match[str] | None:
     """``key = value`` (bare or quoted key) at the start of the line."""
-    return re.match(rf"""(\s*)(?:{key}|"{key}"|'{key}')(\s*=\s*)""", line)
+    name = re.escape(key)
+    return re.match(rf"""\s*(?:{name}|"{name}"|'{name}')\s*=\s*""", line)
 
 
-def _table_body(lines: list[str], host: str) -> range | None:
-    """Indices of the lines between ``[hosts.<host>]`` and the next header."""
-    start = next((i for i, line in enumerate(lines) if _header(line) == ("hosts", host)), None)
+def _table_body(lines: list[str], table: tuple[str, ...]) -> range | None:
+    """Indices of the lines between the table's ``[...]`` header and the next header."""
+    start = next((i for i, line in enumerate(lines) if _header(line) == table), None)
     if start is None:
         return None
     end = next(
@@ -123,10 +134,11 @@ def _table_body(lines: list[str], host: str) -> range | None:
 
 
 def _edit_lines(lines: list[str], host: str, public_key: str) -> bool:
-    """Set the key in ``lines`` in place; False when the host's table is not a header table."""
-    body = _table_body(lines, host)
+    """Set the key in ``lines`` in place; False where the host is not written in a way
+    handled here (a ``[hosts.<host>]`` table or a one-line inline table in ``[hosts]``)."""
+    body = _table_body(lines, ("hosts", host))
     if body is None:
-        return False
+        return _edit_inline(lines, host, public_key)
     for i in body:
         match = _assigns(lines[i], KEY)
         if match:
@@ -150,6 +162,36 @@ def _edit_lines(lines: list[str], host: str, public_key: str) -> bool:
     else:  # the file's last line, without a newline: it gets one, the new line none
         lines[anchor] = line + _ending_of(lines)
         lines.insert(anchor + 1, new)
+    return True
+
+
+def _edit_inline(lines: list[str], host: str, public_key: str) -> bool:
+    """``<host> = { ... }`` in ``[hosts]`` gets ``, public_key = "..."`` before its brace."""
+    body = _table_body(lines, ("hosts",)) or range(0)
+    line_no = next((i for i in body if _assigns(lines[i], host)), None)
+    if line_no is None:
+        return False
+    line = lines[line_no]
+    value = _assigns(line, host).end()  # type: ignore[union-attr]
+    if not line.startswith("{", value):
+        return False
+    # Its closing brace: the first "}" up to which the value parses (not one in a
+    # string or a comment, not a nested table's).
+    close = next(
+        (
+            c
+            for c in range(value, len(line))
+            if line[c] == "}" and _loads(f"x = {line[value : c + 1]}")
+        ),
+        None,
+    )
+    if close is None:
+        return False
+    inside = line[value + 1 : close]
+    before = line[:close].rstrip()
+    separator = ", " if inside.strip() else " "
+    pair = f"{KEY} = {_quoted(public_key)}"
+    lines[line_no] = before + separator + pair + line[len(before) : close] + line[close:]
     return True
 
 

@@ -5,7 +5,8 @@
         The plan's text with ``hosts.<name>.public_key`` set to each given key, and
         the hosts whose value changed. A new key is a line of its own right after
         the host's ``router_id`` (else ``role``, else its ``[hosts.<name>]`` header),
-        indented and ended like that line; a changed key is replaced inside its
+        indented and ended like that line (a one-line inline table in ``[hosts]``
+        gets it before its closing brace); a changed key is replaced inside its
         quotes. Raises PlanTextError (exit 2; ``where`` names the plan in it) when
         the text is not TOML or no edit gives exactly the wanted plan.
 
@@ -14,8 +15,8 @@ and the blank lines around it is its own choice, which changes between releases
 (tomlkit 0.15.3 dropped the insert-after that kept the key beside ``router_id``,
 so the key went after the comments of the next table and a blank line moved).
 Each edit here is checked by parsing the result: it must be the plan with only
-those keys set. A host this cannot place (an inline table, dotted keys) is left
-to tomlkit, whose output is checked the same way.
+those keys set. A host this cannot place (dotted keys, a key already in an inline
+table) is left to tomlkit, whose output is checked the same way.
 """
 
 from __future__ import annotations

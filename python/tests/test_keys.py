@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from cli_helpers import run
+from plandiff import TRICKY, assert_only_public_keys_added, crlf, unkeyed
 from sopstools import TEST_KEY, recipient, write_sops_config
 
 from ibgp_tunnel import keys, sops
@@ -291,29 +292,37 @@ def test_sops_nix_secret_names_resolve(project: Project) -> None:
 
 @needs_wg
 def test_public_keys_in_plan_match_wg_and_comments_survive(project: Project) -> None:
-    original = project.plan.read_text()
+    original = project.plan.read_bytes()
     project.keys()
-    updated = project.plan.read_text()
-    plan = tomllib.loads(updated)
+    updated = project.plan.read_bytes()
+    plan = tomllib.loads(updated.decode())
     for host in ("dmz", "pve"):
         private = project.decrypted(host)["wg_ibgp"]["private_key"]
         assert plan["hosts"][host]["public_key"] == _wg("pubkey", stdin=private + "\n").strip()
-    # Only the two public_key lines were added: every original line, comments
-    # included, is still there in order.
-    added = [line for line in updated.splitlines() if line not in original.splitlines()]
-    assert len(added) == 2 and all(line.startswith("public_key = ") for line in added)
-    assert [line for line in updated.splitlines() if not line.startswith("public_key")] == (
-        original.splitlines()
-    )
-    # ...right after router_id, not after the comments of the next table.
-    lines = updated.splitlines()
-    for index, line in enumerate(lines):
-        if line.startswith("public_key"):
-            assert lines[index - 1].startswith("router_id")
-    original_plan = tomllib.loads(original)
+    # Byte for byte, only the two public_key lines were added, each right after
+    # its host's router_id (not after the comments of the next table).
+    assert_only_public_keys_added(original, updated, 2)
+    original_plan = tomllib.loads(original.decode())
     for host in ("dmz", "pve"):
         del plan["hosts"][host]["public_key"]
     assert plan == original_plan
+
+
+@needs_wg
+@pytest.mark.parametrize(
+    "plan", [crlf(unkeyed(PLAN.read_bytes())), TRICKY, crlf(TRICKY)], ids=["crlf", "tricky", "both"]
+)
+def test_keys_adds_only_public_key_lines_to_any_plan(project: Project, plan: bytes) -> None:
+    project.plan.write_bytes(plan)
+    report = project.keys()
+    hosts = tomllib.loads(plan.decode())["hosts"]
+    assert report.plan_updated_hosts == list(hosts)
+    added = assert_only_public_keys_added(plan, project.plan.read_bytes(), len(hosts))
+    assert [line.decode().split('"')[1] for line in added] == [
+        report.public_keys[host] for host in hosts
+    ]
+    # A second run has nothing to add.
+    assert project.keys().plan_updated_hosts == []
 
 
 def test_existing_public_keys_are_replaced_in_place(project: Project) -> None:

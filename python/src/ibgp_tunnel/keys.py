@@ -8,8 +8,8 @@ What the CLI calls (everything else here is a small helper they are built from):
         -> KeysReport
         Per host a private key in ``secrets/<host>.yaml`` at ``wg_ibgp/private_key``,
         per link one PSK at ``wg_ibgp/psk/<link>`` in *both* ends' files, public keys
-        into ``hosts.<name>.public_key`` of the plan (comments kept). A host with
-        DN42 tunnels (``dn42_peers.<peer>.public_key``) also gets its DN42 key at
+        into ``hosts.<name>.public_key`` of the plan (every other byte kept: ``plantext``).
+        A host with DN42 tunnels (``dn42_peers.<peer>.public_key``) also gets its DN42 key at
         ``wg_dn42/private_key`` and, per peer with ``preshared_key = true``, a PSK at
         ``wg_dn42/psk/<peer>`` (names from modules/lib/dn42-defaults.toml). Existing keys
         are kept; ``rotate`` names hosts/links (``NAME``, ``host:NAME``, ``link:NAME``)
@@ -55,6 +55,7 @@ from ibgp_tunnel import paths, sops, transaction
 from ibgp_tunnel.ciphertext import stored_in_plaintext
 from ibgp_tunnel.errors import InputError
 from ibgp_tunnel.lock import project_lock
+from ibgp_tunnel.plantext import PlanTextError, with_public_keys
 
 KEY_BYTES = 32
 DEFAULT_LOCK_TIMEOUT = 30.0  # seconds a second run waits for the first
@@ -370,37 +371,6 @@ def _check_stored(value: object, what: str, rotate_hint: str) -> None:
         raise KeysError(f"{exc}; replace it with --rotate {rotate_hint}") from exc
 
 
-# --- public keys into the plan (comment-preserving) -------------------------
-
-
-def set_public_keys(doc: tomlkit.TOMLDocument, public_keys: Mapping[str, str]) -> list[str]:
-    """Write ``hosts.<name>.public_key``; returns the hosts whose value changed."""
-    changed: list[str] = []
-    for host, public_key in public_keys.items():
-        table = doc["hosts"][host]  # type: ignore[index]
-        if table.get("public_key") == public_key:
-            continue
-        changed.append(host)
-        if "public_key" in table:
-            table["public_key"] = public_key  # tomlkit replaces in place
-            continue
-        anchor = next((k for k in ("router_id", "role") if k in table), None)
-        if anchor is None or not _insert_after(table, anchor, "public_key", public_key):
-            table["public_key"] = public_key
-    return changed
-
-
-def _insert_after(table: Any, anchor: str, key: str, value: str) -> bool:
-    # Beside router_id rather than at the table's end: the end is after the comment
-    # lines that belong to the next table header. tomlkit has no public insert-after;
-    # if its internals change we fall back to appending (still valid, less tidy).
-    try:
-        table.value._insert_after(anchor, key, value)
-    except (AttributeError, TypeError, KeyError):
-        return False
-    return True
-
-
 # --- the operation ----------------------------------------------------------
 
 
@@ -444,15 +414,24 @@ def project_layout(plan_path: Path) -> tuple[Path, Path]:
     return root / "secrets", root / ".sops.yaml"
 
 
-def _read_plan(plan_path: Path) -> tomlkit.TOMLDocument:
+def _read_plan_text(plan_path: Path) -> str:
+    # Bytes decoded as they are: a text-mode read would turn CRLF into LF, and
+    # the plan is written back with only the public_key lines changed.
     try:
-        text = plan_path.read_text(encoding="utf-8")
+        return plan_path.read_bytes().decode("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise KeysError(f"cannot read the plan {plan_path}: {exc}") from exc
+
+
+def _parse_plan(text: str, plan_path: Path) -> tomlkit.TOMLDocument:
     try:
         return tomlkit.parse(text)
     except TOMLKitError as exc:
         raise KeysError(f"{plan_path} is not valid TOML: {exc}") from exc
+
+
+def _read_plan(plan_path: Path) -> tomlkit.TOMLDocument:
+    return _parse_plan(_read_plan_text(plan_path), plan_path)
 
 
 def _key_paths(host: str, plan: KeyPlan, names: SecretNames) -> set[tuple[str, ...]]:
@@ -535,18 +514,18 @@ def generate_keys(
         files = {host: secrets_dir / f"{host}.yaml" for host in hosts}
         recovered = transaction.recover(secrets_dir, [plan_path, *files.values()])
         # Read again: the plan may be the one a finished interrupted run wrote.
-        doc = _read_plan(plan_path)
-        plan = key_plan_from_doc(doc, str(plan_path))
+        text = _read_plan_text(plan_path)
+        plan = key_plan_from_doc(_parse_plan(text, plan_path), str(plan_path))
         rotation = resolve_rotation(rotate, plan)
         files = {host: secrets_dir / f"{host}.yaml" for host in plan.hosts}
-        report = _generate(plan_path, doc, plan, rotation, names, files, sops_config, secrets_dir)
+        report = _generate(plan_path, text, plan, rotation, names, files, sops_config, secrets_dir)
         report.recovered = recovered
         return report
 
 
 def _generate(
     plan_path: Path,
-    doc: tomlkit.TOMLDocument,
+    plan_text: str,
     plan: KeyPlan,
     rotation: Rotation,
     names: SecretNames,
@@ -577,13 +556,16 @@ def _generate(
     public_keys = {
         host: public_key_of(get_secret(secrets[host], names.private_key)) for host in plan.hosts
     }
-    plan_updated = set_public_keys(doc, public_keys)
+    try:
+        new_plan, plan_updated = with_public_keys(plan_text, public_keys, str(plan_path))
+    except PlanTextError as exc:
+        raise KeysError(str(exc)) from exc
 
     new_files = [transaction.NewFile(files[host], ciphertexts[host]) for host in changed]
     if plan_updated:
         # The plan is public: keep its mode (of the file a symlink points at).
         mode = stat.S_IMODE(transaction.real_target(plan_path).stat().st_mode)
-        new_files.append(transaction.NewFile(plan_path, tomlkit.dumps(doc).encode(), mode))
+        new_files.append(transaction.NewFile(plan_path, new_plan.encode(), mode))
     transaction.replace_all(secrets_dir, new_files)
 
     written = [str(files[host]) for host in changed]

@@ -17,3 +17,9 @@ class MissingToolError(LabError):
     """A binary the lab drives (bird, wireguard-go, wg, nft, ip) is not installed."""
 
     exit_code = EXIT_BAD_INPUT
+
+
+class ForeignDirError(LabError):
+    """A directory the lab did not make: it is refused, never used or removed."""
+
+    exit_code = EXIT_BAD_INPUT

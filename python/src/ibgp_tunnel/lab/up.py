@@ -9,9 +9,9 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from ibgp_tunnel.lab import daemons, dn42lab, firewall, location, netns, state
+from ibgp_tunnel.lab import daemons, dn42lab, firewall, labdir, location, netns, state
 from ibgp_tunnel.lab.artifacts import load_plan, render_plan, save_artifacts
-from ibgp_tunnel.lab.down import down
+from ibgp_tunnel.lab.down import RUN_NETNS, down
 from ibgp_tunnel.lab.errors import LabError, MissingToolError, NotRootError
 from ibgp_tunnel.lab.labkeys import LabKeys, install_secret, lab_keys
 from ibgp_tunnel.lab.peer import dn42_peer_bird_config
@@ -28,7 +28,6 @@ from ibgp_tunnel.paths import defaults
 
 Progress = Callable[[str], None]
 TOOLS = ("ip", "nft", "wireguard-go", "wg", "unshare", "sysctl")
-RUN_NETNS = Path("/run/netns")
 
 
 def _quiet(_: str) -> None:
@@ -372,6 +371,9 @@ def up(
             return existing
         progress("an earlier lab is incomplete: removing it first")
         down(lab_dir, progress=progress)
+    elif labdir.marker_of(lab_dir) is not None:
+        progress("an earlier lab stopped at its first step: removing it first")
+        down(lab_dir, progress=progress)
 
     plan = load_plan(plan_path)
     progress(f"rendering {plan_path}")
@@ -379,17 +381,19 @@ def up(
     topo = build_topology(plan, prefix)
     recovery = graceful_restart_on(plan, plain_tuning)
 
+    # A fresh directory of its own (mode 0700, with the marker `down` checks).
+    marker = labdir.create(lab_dir, prefix)
     st = state.LabState(
         plan=str(plan_path),
         lab_dir=str(lab_dir),
         tuning=tuning,
         netns_prefix=prefix,
         bird_dir=bird_dir,
+        lab_id=marker.id,
     )
     if not RUN_NETNS.exists():
         st.created_paths.append(str(RUN_NETNS))
     st.save()
-    os.chmod(lab_dir, 0o700)
     # DN42 tunnels the module runs: their keys, and the ROA files bird.conf includes.
     secrets_dir = secrets_dir or find_secrets_dir(plan_path, plan)
     dn42 = dn42lab.Dn42Lab(lab_dir, topo, secrets_dir)

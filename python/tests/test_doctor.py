@@ -436,13 +436,16 @@ def test_command_unusable_input(tmp_path: Path, plan: Path) -> None:
     if socket.gethostname().split(".")[0] not in ("dmz", "pve"):
         guess = _doctor(str(plan))
         assert guess.returncode == 2 and "--host" in guess.stderr
-    no_lab = _doctor("--lab", "pve", env={"IBGP_TUNNEL_LAB_DIR": str(tmp_path)})
+    no_lab = _doctor("--lab", "pve", env={"IBGP_TUNNEL_LAB_DIR": str(tmp_path / "none")})
     assert no_lab.returncode == 2 and "no lab is up" in no_lab.stderr
+    # A directory `lab up` did not make is no lab, not even an empty one.
+    not_a_lab = _doctor("--lab", "pve", env={"IBGP_TUNNEL_LAB_DIR": str(tmp_path)})
+    assert not_a_lab.returncode == 2 and "holds no .ibgp-tunnel-lab marker" in not_a_lab.stderr
     bad = _doctor(str(plan), "--host", "pve", "--from-outputs", str(tmp_path))
     assert bad.returncode == 2 and "cannot read saved outputs" in bad.stderr
     (tmp_path / "keep.txt").write_text("mine")
     taken = _doctor(str(plan), "--host", "pve", "--save-outputs", str(tmp_path))
-    assert taken.returncode == 2 and "not an empty directory" in taken.stderr
+    assert taken.returncode == 2 and "exists already" in taken.stderr
     assert (tmp_path / "keep.txt").read_text() == "mine"
 
 
@@ -535,8 +538,8 @@ def test_doctor_runs_only_reading_commands_and_keeps_no_secret(
             assert reading & set(command), command
     # The reflector's client roams: the path towards its endpoint is read too.
     assert ("ip", "-j", "route", "get", "198.51.100.10") in recorder.commands
-    snapshot.save(tmp_path)
-    saved = "".join(p.read_text() for p in tmp_path.iterdir())
+    snapshot.save(tmp_path / "saved")
+    saved = "".join(p.read_text() for p in (tmp_path / "saved").iterdir())
     assert "SECRETPRIVATEKEY" not in saved and "SECRETPSK" not in saved
 
 

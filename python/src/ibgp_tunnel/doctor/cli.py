@@ -8,12 +8,23 @@ from typing import Annotated
 import typer
 
 from ibgp_tunnel.doctor import report
-from ibgp_tunnel.doctor.collect import Snapshot, Target, require_new_directory
+from ibgp_tunnel.doctor.collect import Snapshot, Target
 from ibgp_tunnel.doctor.result import Status
 from ibgp_tunnel.doctor.run import diagnose, diagnose_snapshot, guess_host, lab_host, local_target
+from ibgp_tunnel.doctor.sanitize import clean
+from ibgp_tunnel.doctor.saved import require_new_directory
 from ibgp_tunnel.errors import EXIT_BAD_INPUT, EXIT_FAILED, IbgpTunnelError
 
 DEFAULT_PLAN = Path("hosts/plan.toml")
+# What checks may raise on a recording whose tool outputs are well-formed files but
+# not what the tools print: bad input (exit 2), not a crash.
+_MALFORMED = (ValueError, TypeError, KeyError, AttributeError, IndexError, RecursionError)
+
+
+def _refuse(message: str) -> typer.Exit:
+    # Error text may quote a recording or a host: cleaned like every other line.
+    typer.echo(f"error: {clean(message)}", err=True)
+    return typer.Exit(EXIT_BAD_INPUT)
 
 
 def doctor_command(
@@ -83,7 +94,14 @@ def doctor_command(
             name = host or guess_host(plan_path)
             target = local_target(bird_socket, birdc)
         if from_outputs is not None:
-            checks = diagnose_snapshot(plan_path, name, Snapshot.load(from_outputs))
+            snapshot = Snapshot.load(from_outputs)
+            try:
+                checks = diagnose_snapshot(plan_path, name, snapshot)
+            except _MALFORMED as error:
+                raise _refuse(
+                    f"the outputs saved in {from_outputs} are not what the tools print "
+                    f"({type(error).__name__}: {error}); save them again with --save-outputs"
+                ) from None
             where = f"outputs saved in {from_outputs}"
         else:
             diagnosis = diagnose(plan_path, name, target, keys)
@@ -93,11 +111,9 @@ def doctor_command(
     except IbgpTunnelError as error:
         # Whatever stopped doctor before it could look (a plan the core refuses, no
         # lab, unreadable saved outputs) is unusable input, not a failed check.
-        typer.echo(f"error: {error}", err=True)
-        raise typer.Exit(EXIT_BAD_INPUT) from None
+        raise _refuse(str(error)) from None
     except OSError as error:
-        typer.echo(f"error: {error}", err=True)
-        raise typer.Exit(EXIT_BAD_INPUT) from None
+        raise _refuse(str(error)) from None
     if json_output:
         typer.echo(report.as_json(name, str(plan_path), where, checks), nl=False)
     else:

@@ -9,16 +9,15 @@ again in tests.
 
 from __future__ import annotations
 
-import json
 import subprocess
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
+from ibgp_tunnel.doctor import saved
 from ibgp_tunnel.doctor.parse_wg import redact_dump
-from ibgp_tunnel.errors import InputError
 
 TIMEOUT_SECONDS = 20
 DEFAULT_BIRD_SOCKET = "/run/bird/bird.ctl"
@@ -39,6 +38,8 @@ COMMANDS: dict[str, tuple[str, ...]] = {
     "nft": ("nft", "-j", "list", "ruleset"),
     "sysctl": ("sysctl", "-a", "--pattern", r"\.(forwarding|rp_filter|accept_ra)$"),
 }
+# The names saved outputs may have (they become file names).
+KNOWN_KEYS = set(COMMANDS) | set(BIRD_COMMANDS)
 
 
 @dataclass(frozen=True)
@@ -141,53 +142,14 @@ class Snapshot:
         return found
 
     def save(self, directory: Path) -> None:
-        """Each tool's output in its own file (KEY.txt, as the tool printed it) and
-        snapshot.json with the rest (command lines, exit codes, stderr, time). The
-        directory must be new or empty: nothing already there is overwritten."""
-        require_new_directory(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        for key, output in self.outputs.items():
-            (directory / f"{key}.txt").write_text(output.stdout)
-        meta = {
-            "time": self.time,
-            "outputs": {
-                k: {"argv": list(v.argv), "returncode": v.returncode, "stderr": v.stderr}
-                for k, v in self.outputs.items()
-            },
-            "route_get": {k: asdict(v) for k, v in self.route_get.items()},
-        }
-        (directory / "snapshot.json").write_text(json.dumps(meta, indent=1) + "\n")
+        """Into a new directory `directory` (saved.py: made here, written without
+        following symlinks)."""
+        saved.save(self, directory)
 
     @classmethod
     def load(cls, directory: Path) -> Snapshot:
-        """A snapshot written by `save`."""
-        try:
-            meta = json.loads((directory / "snapshot.json").read_text())
-            stdout = {
-                key: (directory / f"{key}.txt").read_text() for key in meta.get("outputs", {})
-            }
-        except (OSError, ValueError) as error:
-            raise InputError(f"cannot read saved outputs in {directory}: {error}") from None
-
-        def output(raw: dict[str, Any], text: str | None = None) -> Output:
-            return Output(
-                tuple(str(a) for a in raw.get("argv", [])),
-                int(raw.get("returncode", 0)),
-                str(raw.get("stdout", "")) if text is None else text,
-                str(raw.get("stderr", "")),
-            )
-
-        return cls(
-            {k: output(v, stdout[k]) for k, v in meta.get("outputs", {}).items()},
-            {k: output(v) for k, v in meta.get("route_get", {}).items()},
-            float(meta.get("time", 0.0)),
-        )
-
-
-def require_new_directory(directory: Path) -> None:
-    """Refuse a directory holding anything: saved outputs never overwrite a file."""
-    if directory.exists() and (not directory.is_dir() or any(directory.iterdir())):
-        raise InputError(f"{directory} exists and is not an empty directory; name a new one")
+        """A snapshot written by `save`, checked field by field (saved.py)."""
+        return saved.load(directory)
 
 
 def collect(target: Target, endpoints: Sequence[str] = ()) -> Snapshot:

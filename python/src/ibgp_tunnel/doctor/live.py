@@ -6,7 +6,9 @@ and its error text in `errors`, so checks can say why they could not look.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from ibgp_tunnel.doctor.collect import Snapshot
 from ibgp_tunnel.doctor.parse_bird import (
@@ -41,36 +43,46 @@ class Live:
     errors: dict[str, str] = field(default_factory=dict)
 
 
+# What a parser raises on text that is well-formed but not what its tool prints
+# (a recording edited by hand, say): that read then counts as failed.
+_MALFORMED = (ValueError, TypeError, KeyError, AttributeError, IndexError, RecursionError)
+T = TypeVar("T")
+
+
 def parse_snapshot(snapshot: Snapshot) -> Live:
     live = Live(now=snapshot.time)
 
-    def text(key: str) -> str | None:
+    def parsed(key: str, parse: Callable[[str], T]) -> T | None:
         output = snapshot.get(key)
         if not output.ok:
             live.errors[key] = output.error()
             return None
-        return output.stdout
+        try:
+            return parse(output.stdout)
+        except IbgpTunnelError as error:
+            live.errors[key] = str(error)
+        except _MALFORMED as error:
+            live.errors[key] = f"not what the tool prints ({type(error).__name__}: {error})"
+        return None
 
-    try:
-        status = text("bird_status")
-        if status is not None:
-            live.bird = parse_status(status)
-            live.protocols = parse_protocols(text("bird_protocols") or "")
-            live.route_count = parse_route_count(text("bird_route_count") or "")
-            bfd = text("bird_bfd")
-            live.bfd = parse_bfd_sessions(bfd) if bfd is not None else None
-        wg = text("wg")
-        live.wireguard = parse_wg_dump(wg) if wg is not None else None
-        addresses = text("ip_addr")
-        live.links = parse_addresses(addresses) if addresses is not None else None
-        routes4, routes6 = text("ip_route4"), text("ip_route6")
-        if routes4 is not None and routes6 is not None:
-            live.routes = {"ipv4": parse_routes(routes4), "ipv6": parse_routes(routes6)}
-        nft = text("nft")
-        live.ruleset = parse_ruleset(nft) if nft is not None else None
-        live.sysctl = parse_sysctl(text("sysctl") or "")
-        for address, output in snapshot.route_get.items():
-            live.route_devices[address] = route_device(output.stdout) if output.ok else None
-    except IbgpTunnelError as error:
-        live.errors["parse"] = str(error)
+    live.bird = parsed("bird_status", parse_status)
+    if live.bird is not None:
+        live.protocols = parsed("bird_protocols", parse_protocols) or {}
+        live.route_count = parsed("bird_route_count", parse_route_count) or {}
+        live.bfd = parsed("bird_bfd", parse_bfd_sessions)
+    live.wireguard = parsed("wg", parse_wg_dump)
+    live.links = parsed("ip_addr", parse_addresses)
+    routes4, routes6 = parsed("ip_route4", parse_routes), parsed("ip_route6", parse_routes)
+    if routes4 is not None and routes6 is not None:
+        live.routes = {"ipv4": routes4, "ipv6": routes6}
+    live.ruleset = parsed("nft", parse_ruleset)
+    live.sysctl = parsed("sysctl", parse_sysctl) or {}
+    for address, output in snapshot.route_get.items():
+        device = None
+        if output.ok:
+            try:
+                device = route_device(output.stdout)
+            except (IbgpTunnelError, *_MALFORMED) as error:
+                live.errors[f"route_get {address}"] = str(error)
+        live.route_devices[address] = device
     return live

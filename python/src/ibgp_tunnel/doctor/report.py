@@ -1,4 +1,8 @@
-"""Doctor's output: one line per check, a summary, or JSON for tools."""
+"""Doctor's output: one line per check, a summary, or JSON for tools.
+
+Both quote what hosts and recordings hold, so every string passes `clean`
+(sanitize.py) on its way out: no terminal escape reaches the reader, nor a
+program that prints the JSON's values."""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ import json
 from collections.abc import Sequence
 
 from ibgp_tunnel.doctor.result import Check, Status
+from ibgp_tunnel.doctor.sanitize import clean
 
 
 def first_failure(checks: Sequence[Check]) -> Check | None:
@@ -21,17 +26,22 @@ def summary_line(host: str, where: str, checks: Sequence[Check]) -> str:
 
 
 def as_text(host: str, where: str, checks: Sequence[Check]) -> str:
-    return "\n".join([*(c.line() for c in checks), summary_line(host, where, checks)]) + "\n"
+    lines = [*(c.line() for c in checks), summary_line(host, where, checks)]
+    return "\n".join(clean(line) for line in lines) + "\n"
+
+
+def _cleaned(check: Check) -> dict[str, str]:
+    return {key: clean(value) for key, value in check.as_dict().items()}
 
 
 def as_json(host: str, plan: str, where: str, checks: Sequence[Check]) -> str:
     first = first_failure(checks)
     data = {
-        "host": host,
-        "plan": plan,
-        "target": where,
+        "host": clean(host),
+        "plan": clean(plan),
+        "target": clean(where),
         "ok": first is None,
-        "first_failure": first.as_dict() if first else None,
-        "checks": [c.as_dict() for c in checks],
+        "first_failure": _cleaned(first) if first else None,
+        "checks": [_cleaned(c) for c in checks],
     }
     return json.dumps(data, indent=2, ensure_ascii=False) + "\n"

@@ -20,6 +20,7 @@ class MissingToolError(LabError):
 
 
 class ForeignDirError(LabError):
-    """A directory the lab did not make: it is refused, never used or removed."""
+    """A directory the lab did not make, or one others could swap: refused, never
+    used or removed."""
 
     exit_code = EXIT_BAD_INPUT

@@ -56,7 +56,7 @@ def _safe_parent(lab_dir: Path) -> None:
         raise LabError(f"{parent} does not exist; create it, or give another --lab-dir") from None
     writable_by_others = st.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
     if st.st_uid not in (0, os.geteuid()) or (writable_by_others and not st.st_mode & stat.S_ISVTX):
-        raise LabError(
+        raise ForeignDirError(
             f"{parent} may be changed by users other than root, so a lab directory in it "
             "could be swapped under the lab; give a --lab-dir under /run or another "
             "root-owned directory"

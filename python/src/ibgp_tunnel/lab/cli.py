@@ -35,7 +35,8 @@ def lab_options(
             "--lab-dir",
             envvar=location.LAB_DIR_ENV,
             help="The lab's state directory: a second lab (the tests' own, say) lives in "
-            f"another one. Default: {location.DEFAULT_LAB_DIR}.",
+            "another one. `up` creates it (it must not exist) and `down` removes only a "
+            f"directory `up` made. Default: {location.DEFAULT_LAB_DIR}.",
         ),
     ] = None,
     prefix: Annotated[
@@ -229,7 +230,9 @@ def exec_command(
 
 @lab_app.command("down")
 def down_command() -> None:
-    """Stop every daemon and delete every namespace the lab created (safe to repeat)."""
+    """Stop every daemon and delete every namespace the lab created (safe to repeat).
+
+    Refuses (exit 2), touching nothing, a directory `lab up` did not make."""
 
     def body() -> None:
         require_root()

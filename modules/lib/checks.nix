@@ -193,6 +193,153 @@ rec {
     else
       null;
 
+  # UDP ports BIRD's BFD binds whenever a bfd protocol runs (RFC 5881 single
+  # hop 3784 and its echo 3785, RFC 5883 multihop 4784, which the iBGP
+  # sessions use): a WireGuard interface bound there first stops BFD. (BGP's
+  # 179 is TCP; a UDP port 179 takes nothing from BIRD.)
+  reservedUdpPorts = {
+    "3784" = "BFD's single-hop control port";
+    "3785" = "BFD's echo port";
+    "4784" = "BFD's multihop control port, the iBGP sessions' BFD";
+  };
+
+  # The problem of a WireGuard listen port that BIRD needs, or null.
+  portProblem =
+    port:
+    let
+      reason = reservedUdpPorts.${toString port} or null;
+    in
+    if isInt port && reason != null then
+      "use another port: UDP ${toString port} is ${reason}, which BIRD binds; the WireGuard interface would take it and BFD would stop"
+    else
+      null;
+
+  # DN42's address space: the networks of the core's own dn42 prefix set
+  # (defaults.toml), whichever set a plan names dn42.
+  dn42Space =
+    let
+      set = (import ./defaults.nix).prefix_sets.dn42;
+      networks = family: map (text: builtins.head (match "([^{+-]*).*" text)) (set.${family} or [ ]);
+      bits = family: map ip.prefixBits (networks family);
+      # Only the outermost networks, for the message.
+      outermost = family: filter (n: !(any (o: o != n && hasPrefix (ip.prefixBits o) (ip.prefixBits n)) (networks family))) (networks family);
+    in
+    {
+      ipv4 = bits "ipv4";
+      ipv6 = bits "ipv6";
+      text = builtins.concatStringsSep ", " (util.uniqueStrings (outermost "ipv4" ++ outermost "ipv6"));
+    };
+
+  # The patterns of a prefix set (family -> [ pattern ]) whose networks lie
+  # outside DN42's address space: exported to a DN42 peer, they would
+  # originate someone else's prefixes into DN42.
+  outsideDn42 =
+    set:
+    builtins.concatMap (
+      family:
+      filter (
+        text:
+        let
+          p = parsePattern family text;
+        in
+        p != null && !(any (d: hasPrefix d p.bits) dn42Space.${family})
+      ) (set.${family} or [ ])
+    ) [ "ipv4" "ipv6" ];
+
+  # The message for an export set with patterns outside DN42's space.
+  exportProblem =
+    setName: outside:
+    "export only prefix sets inside DN42's address space (${dn42Space.text}) to a DN42 peer: prefix set \"${setName}\" holds ${builtins.concatStringsSep ", " outside}, so this host would originate someone else's prefixes into DN42";
+
+  # A DN42 peer name whose session protocol dn42_<name> would be one of the
+  # names bird.conf defines for DN42 itself (ROA tables and their protocols,
+  # the community functions): BIRD refuses a symbol defined twice.
+  dn42PeerNameProblem =
+    name:
+    let
+      symbol = identifierKey "dn42_${name}";
+      taken = map identifierKey (import ./render/dn42.nix).ownSymbols;
+    in
+    if elem symbol taken then
+      "rename this peer: its session would be the BIRD protocol ${symbol}, a name bird.conf already gives DN42's ${
+        if match "dn42_roa.*" symbol != null then "route origin validation" else "link communities"
+      } (taken: ${builtins.concatStringsSep ", " taken}), and BIRD refuses a name defined twice"
+    else
+      null;
+
+  # A DN42 tunnel's IPv4 pair against what its /32 peer route would capture:
+  # the host's iBGP link subnets ([ { bits; owner; text; } ]) and the
+  # addresses its tunnels are dialled at ([ { address; owner; } ]).
+  peerIpv4Problem =
+    { ipv4, peerIpv4, subnets, endpoints }:
+    let
+      bits = ip.bitsOf peerIpv4;
+      subnet = filter (s: hasPrefix s.bits bits) subnets;
+      endpoint = filter (e: ip.bitsOf e.address == bits) endpoints;
+    in
+    if bits == null then
+      null
+    else if ipv4 != null && ip.bitsOf ipv4 == bits then
+      "give the peer's own IPv4 here: ${peerIpv4} is our ipv4 too, and the pair needs two addresses"
+    else if subnet != [ ] then
+      "give the peer's own DN42 IPv4 here: ${peerIpv4} is inside ${(head subnet).owner} (${(head subnet).text}), and the tunnel's /32 peer route would take that iBGP link's traffic into the DN42 tunnel"
+    else if endpoint != [ ] then
+      "give the peer's own DN42 IPv4 here: ${peerIpv4} is ${(head endpoint).owner}, and the tunnel's /32 peer route would send that tunnel's own packets into the DN42 tunnel"
+    else
+      null;
+
+  # The IPv4 address of a "host:port" endpoint, or null (IPv6, DNS name).
+  endpointIpv4 =
+    endpoint:
+    let
+      m = if builtins.isString endpoint then match "([0-9.]+):[0-9]+" endpoint else null;
+    in
+    if m != null && ip.familyOf (head m) == "ipv4" then head m else null;
+
+  # A host's DN42 peers against each other and the rest of the host: the
+  # interface a tunnel creates (and its unit deletes when it stops) and the
+  # UDP port it binds. peers: [ { name; interface; port; tunnel; } ] with the
+  # defaults filled in (port null without a tunnel); interfaces and ports:
+  # [ { name; owner; } ] and [ { port; owner; } ] the host uses otherwise;
+  # peerOwner: a peer's name as the messages show it.
+  # -> [ { peer; key = "interface" | "port"; message; } ]
+  dn42Clashes =
+    { peers, interfaces, ports, peerOwner }:
+    builtins.concatMap (
+      peer:
+      let
+        others = filter (o: o.name != peer.name) peers;
+        peerInterface = filter (o: o.interface == peer.interface) others;
+        hostInterface = filter (o: o.name == peer.interface) interfaces;
+        samePort = filter (p: p.port == peer.port) (ports ++ map (o: { inherit (o) port; owner = peerOwner o.name; }) (filter (o: o.tunnel) others));
+        reserved = portProblem peer.port;
+      in
+      util.optional (peerInterface != [ ]) {
+        inherit (peer) name;
+        key = "interface";
+        message = "give each DN42 peer an interface of its own: \"${peer.interface}\" is also ${peerOwner (head peerInterface).name}'s${
+          if peer.explicitInterface then "" else " (dn42-<peer> is the default)"
+        }";
+      }
+      ++ util.optional (peer.tunnel && peerInterface == [ ] && hostInterface != [ ]) {
+        inherit (peer) name;
+        key = "interface";
+        message = "give the tunnel an interface of its own: \"${peer.interface}\"${
+          if peer.explicitInterface then "" else " (the default dn42-<peer>)"
+        } is also ${(head hostInterface).owner}, and the tunnel's unit deletes its interface when it stops";
+      }
+      ++ util.optional (peer.tunnel && reserved != null) {
+        inherit (peer) name;
+        key = "port";
+        message = reserved;
+      }
+      ++ util.optional (peer.tunnel && reserved == null && samePort != [ ]) {
+        inherit (peer) name;
+        key = "port";
+        message = "set a listen port of its own: UDP ${toString peer.port} is also ${(head samePort).owner}'s";
+      }
+    ) peers;
+
   # Every member of a group that shares `keyOf` with another.
   collisions =
     keyOf: list:

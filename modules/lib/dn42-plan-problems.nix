@@ -88,47 +88,121 @@ let
       warning [ "hosts" hostName "dn42_roa" ] "is set but this host has no dn42_peers: ROA only filters routes from DN42 peers"
     );
 
-  # Our UDP ports and interface names on one host: DN42 tunnels against each
-  # other and against the iBGP links this host is an end of.
+  # This host's links (either end).
+  linksOf = plan: hostName: filter (linkName: let l = plan.links.${linkName}; in (l.reflector or null) == hostName || (l.client or null) == hostName) (
+    attrNames (plan.links or { })
+  );
+
+  # Our UDP ports and interface names on one host: DN42 peers against each
+  # other, the iBGP links this host is an end of (both ends bind the link's
+  # port) and its uplinks (checks.dn42Clashes, as the module's rules).
   clashRules =
     plan: hostName: host:
     let
       peers = host.dn42_peers or { };
-      tunnels = filter (name: peers.${name} ? public_key) (attrNames peers);
-      links = filter (linkName: let l = plan.links.${linkName}; in (l.reflector or null) == hostName || (l.client or null) == hostName) (
-        attrNames (plan.links or { })
-      );
-      # Only the reflector end listens on the link's port.
-      ports =
-        map (linkName: { port = (linkOf plan.links.${linkName}).port; owner = "links.${linkName}.port"; }) (
-          filter (linkName: (plan.links.${linkName}.reflector or null) == hostName) links
-        )
-        ++ map (name: { port = portOf peers.${name}; owner = "hosts.${hostName}.dn42_peers.${name}"; name = name; }) tunnels;
-      byPort = builtins.groupBy (p: toString p.port) (filter (p: p.port != null) ports);
-      portClash = concatMap (
-        name:
-        let
-          port = portOf peers.${name};
-          others = filter (p: (p.name or null) != name) (byPort.${toString port} or [ ]);
-        in
-        optional (port != null && others != [ ]) (
-          error [ "hosts" hostName "dn42_peers" name (if peers.${name} ? listen_port then "listen_port" else "asn") ] "our UDP port ${toString port}${
-            if peers.${name} ? listen_port then "" else " (2 + the last four digits of the ASN)"
-          } is also ${(head others).owner}'s: set a listen_port of its own"
-        )
-      ) tunnels;
-      linkInterfaces = map (linkName: (linkOf plan.links.${linkName}).interface) links;
-      interfaceClash = concatMap (
-        name:
-        let
-          ifname = interfaceOf name peers.${name};
-        in
-        optional (!(peers.${name} ? interface) && elem ifname linkInterfaces) (
-          error [ "hosts" hostName "dn42_peers" name "interface" ] "is missing and the default ${ifname} is an iBGP link's interface: name the tunnel's interface"
-        )
-      ) tunnels;
+      links = linksOf plan hostName;
+      at = name: key: [ "hosts" hostName "dn42_peers" name key ];
+      clashes = checks.dn42Clashes {
+        peers = map (name: let peer = peers.${name}; in {
+          inherit name;
+          interface = interfaceOf name peer;
+          explicitInterface = peer ? interface;
+          port = portOf peer;
+          tunnel = peer ? public_key;
+        }) (attrNames peers);
+        interfaces =
+          map (linkName: { name = (linkOf plan.links.${linkName}).interface; owner = "the interface of links.${linkName}"; }) links
+          ++ map (entry: { name = entry; owner = "one of hosts.${hostName}.uplink_interfaces"; }) (host.uplink_interfaces or [ ])
+          ++ map (entry: { name = entry; owner = "one of hosts.${hostName}.lan_interfaces"; }) (host.lan_interfaces or [ ]);
+        ports = map (linkName: { port = (linkOf plan.links.${linkName}).port; owner = "links.${linkName}.port"; }) links;
+        peerOwner = name: "hosts.${hostName}.dn42_peers.${name}";
+      };
     in
-    portClash ++ interfaceClash;
+    map (
+      c:
+      error (at c.name (if c.key == "interface" then "interface" else if peers.${c.name} ? listen_port then "listen_port" else "asn")) (
+        if c.key == "port" && !(peers.${c.name} ? listen_port) then "${c.message} (the default port is 2 + the last four digits of the ASN)" else c.message
+      )
+    ) clashes;
+
+  # Export sets hold DN42 space only: anything else would be originated into
+  # DN42 as ours.
+  exportRules =
+    plan: hostName: host:
+    concatMap (
+      name:
+      let
+        sets = (import ./defaults.nix).prefix_sets // (plan.prefix_sets or { });
+        list = host.dn42_peers.${name}.export_sets or [ ];
+      in
+      concatMap (
+        index:
+        let
+          setName = builtins.elemAt list index;
+          outside = if builtins.isString setName && sets ? ${setName} then checks.outsideDn42 sets.${setName} else [ ];
+        in
+        optional (outside != [ ]) (
+          error [ "hosts" hostName "dn42_peers" name "export_sets" index ] (checks.exportProblem setName outside)
+        )
+      ) (builtins.genList (i: i) (length list))
+    ) (attrNames (host.dn42_peers or { }));
+
+  # What the /32 peer route of a tunnel's IPv4 pair must not capture.
+  peerIpv4Rules =
+    plan: hostName: host:
+    let
+      peers = host.dn42_peers or { };
+      links = linksOf plan hostName;
+      subnets = concatMap (
+        linkName:
+        let
+          facts = plan._links.${linkName}.ipv4;
+        in
+        optional (facts.subnet != null) { inherit (facts) bits text; owner = "links.${linkName}.ipv4"; }
+      ) links;
+      endpoints =
+        concatMap (
+          name:
+          let
+            address = checks.endpointIpv4 (peers.${name}.endpoint or null);
+          in
+          optional (peers.${name} ? public_key && address != null) { inherit address; owner = "the endpoint of DN42 peer ${name}'s tunnel (hosts.${hostName}.dn42_peers.${name}.endpoint)"; }
+        ) (attrNames peers)
+        ++ concatMap (
+          linkName:
+          let
+            reflector = plan.links.${linkName}.reflector or null;
+            address = (plan.hosts.${toString reflector} or { }).endpoint or null;
+          in
+          optional ((plan.links.${linkName}.client or null) == hostName && builtins.isString address && ip.familyOf address == "ipv4") {
+            inherit address;
+            owner = "the endpoint this host dials for links.${linkName} (hosts.${reflector}.endpoint)";
+          }
+        ) links;
+    in
+    concatMap (
+      name:
+      let
+        peer = peers.${name};
+        usable = key: peer ? ${key} && t.ipv4.problem peer.${key} == null;
+        p = checks.peerIpv4Problem {
+          ipv4 = if usable "ipv4" then peer.ipv4 else null;
+          peerIpv4 = peer.peer_ipv4;
+          inherit subnets endpoints;
+        };
+      in
+      optional (peer ? public_key && usable "peer_ipv4" && p != null) (error [ "hosts" hostName "dn42_peers" name "peer_ipv4" ] p)
+    ) (attrNames peers);
+
+  nameRules =
+    hostName: host:
+    concatMap (
+      name:
+      let
+        p = if t.name.problem name == null then checks.dn42PeerNameProblem name else null;
+      in
+      optional (p != null) (error [ "hosts" hostName "dn42_peers" name ] p)
+    ) (attrNames (host.dn42_peers or { }));
 in
 plan:
 mapHosts plan (
@@ -136,4 +210,7 @@ mapHosts plan (
   concatMap (name: peerRules plan hostName host name host.dn42_peers.${name}) (attrNames (host.dn42_peers or { }))
   ++ roaRules hostName host
   ++ clashRules plan hostName host
+  ++ exportRules plan hostName host
+  ++ peerIpv4Rules plan hostName host
+  ++ nameRules hostName host
 )

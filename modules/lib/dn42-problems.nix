@@ -1,9 +1,11 @@
-# Host-spec rules of DN42 tunnels (what the option types cannot say), as
+# Host-spec rules of DN42 peers (what the option types cannot say), as
 # { path; message; } for the module's assertions. Runs after the shape check:
-# values are only compared here.
+# values are only compared here. The checkers are the plan rules' own
+# (checks.nix), so `ibgp-tunnel check` and the module refuse the same.
 let
-  inherit (builtins) attrNames attrValues concatMap filter elem isAttrs;
+  inherit (builtins) attrNames attrValues concatMap filter isAttrs;
   util = import ./util.nix;
+  ip = import ./ip.nix;
   checks = import ./checks.nix;
   render = import ./render/dn42.nix;
   inherit (util) optional;
@@ -14,31 +16,80 @@ given:
 let
   spec = render.normalize given;
   peers = spec.dn42Peers;
-  tunnels = filter (name: isAttrs peers.${name} && isAttrs (peers.${name}.tunnel or null)) (attrNames peers);
+  isTunnel = name: isAttrs peers.${name} && isAttrs (peers.${name}.tunnel or null);
+  tunnels = filter isTunnel (attrNames peers);
   at = name: key: "${root}.dn42Peers.${name}.${key}";
-  linkPorts = map (link: link.listenPort) (attrValues spec.links);
-  linkInterfaces = map (link: link.interface) (attrValues spec.links);
-  portOf = name: render.listenPortOf peers.${name};
-  interfaceOf = name: render.interfaceOf name peers.${name};
+  linkNames = attrNames spec.links;
+
+  clashes = checks.dn42Clashes {
+    peers = map (name: {
+      inherit name;
+      interface = render.interfaceOf name peers.${name};
+      explicitInterface = peers.${name}.interface != null;
+      port = if isTunnel name then render.listenPortOf peers.${name} else null;
+      tunnel = isTunnel name;
+    }) (attrNames peers);
+    interfaces =
+      map (name: { name = spec.links.${name}.interface; owner = "the interface of ${root}.links.${name}"; }) linkNames
+      ++ map (name: { inherit name; owner = "one of ${root}.uplinkInterfaces"; }) spec.uplinkInterfaces
+      ++ map (name: { inherit name; owner = "one of ${root}.lanInterfaces"; }) spec.lanInterfaces;
+    ports = map (name: { port = spec.links.${name}.listenPort; owner = "${root}.links.${name}.listenPort"; }) linkNames;
+    peerOwner = name: "${root}.dn42Peers.${name}";
+  };
+
+  # What a tunnel's /32 peer route must not capture: our link subnets and the
+  # addresses our tunnels dial.
+  subnets = concatMap (
+    name:
+    map (cidr: { bits = ip.prefixBits cidr; text = ip.networkOf cidr; owner = "${root}.links.${name}.ips"; }) (
+      filter (cidr: ip.familyOf (ip.addressOf cidr) == "ipv4") spec.links.${name}.ips
+    )
+  ) linkNames;
+  endpoints =
+    concatMap (
+      name:
+      let
+        address = checks.endpointIpv4 peers.${name}.tunnel.endpoint;
+      in
+      optional (address != null) { inherit address; owner = "the endpoint of DN42 peer ${name}'s tunnel (${at name "tunnel.endpoint"})"; }
+    ) tunnels
+    ++ concatMap (
+      name:
+      let
+        address = checks.endpointIpv4 spec.links.${name}.peer.endpoint;
+      in
+      optional (address != null) { inherit address; owner = "the endpoint ${root}.links.${name} dials (${root}.links.${name}.peer.endpoint)"; }
+    ) linkNames;
 in
 concatMap (
   name:
   let
     t = peers.${name}.tunnel;
+    capture = if t.peerIpv4 == null then null else checks.peerIpv4Problem {
+      inherit (t) ipv4 peerIpv4;
+      inherit subnets endpoints;
+    };
   in
   optional ((t.ipv4 == null) != (t.peerIpv4 == null)) (
     problem (at name "tunnel") "sets one of ipv4 and peerIpv4: the IPv4 point-to-point pair needs both"
   )
-  ++ optional (elem (portOf name) linkPorts) (
-    problem (at name "tunnel.listenPort") "${toString (portOf name)} is also an iBGP link's listen port: set a listenPort of its own"
-  )
-  ++ optional (elem (interfaceOf name) linkInterfaces) (
-    problem (at name "interface") "${interfaceOf name} is also an iBGP link's interface: give the tunnel an interface of its own"
-  )
+  ++ optional (capture != null) (problem (at name "tunnel.peerIpv4") capture)
 ) tunnels
-++ map (port: problem "${root}.dn42Peers" "listen port ${toString port} is used by more than one DN42 tunnel: give each its own tunnel.listenPort") (
-  checks.laterDuplicates toString (map portOf tunnels)
-)
-++ map (name: problem "${root}.dn42Peers" "interface \"${name}\" is used by more than one DN42 peer: give each its own interface") (
-  checks.laterDuplicates toString (map interfaceOf (attrNames peers))
-)
+++ map (c: problem (at c.name (if c.key == "interface" then "interface" else "tunnel.listenPort")) c.message) clashes
+++ concatMap (
+  name:
+  let
+    p = checks.dn42PeerNameProblem name;
+  in
+  optional (p != null) (problem "${root}.dn42Peers.${name}" p)
+) (attrNames peers)
+++ concatMap (
+  name:
+  concatMap (
+    setName:
+    let
+      outside = if spec.prefixSets ? ${setName} then checks.outsideDn42 spec.prefixSets.${setName} else [ ];
+    in
+    optional (outside != [ ]) (problem (at name "exportSets") (checks.exportProblem setName outside))
+  ) peers.${name}.exportSets
+) (attrNames peers)

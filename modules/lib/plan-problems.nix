@@ -570,6 +570,9 @@ let
       ++ concatMap linkInterfaceClash links
     );
 
+  # A link's WireGuard port against the ports BIRD binds itself (BFD).
+  linkPortRules = plan: mapLinks plan (linkName: link: let p = checks.portProblem (linkOf link).port; in optional (p != null) (error [ "links" linkName "port" ] p));
+
   linkSubnets =
     plan:
     concatMap (
@@ -645,8 +648,56 @@ let
           [
             (error [ "links" link.linkName link.family ] "${link.text} overlaps ${a.where} (${a.value}): routes for it would compete with the tunnel; use a link subnet outside every announced prefix")
           ];
+      linkPairs = filter (pair: pair.first.kind == "link" || pair.second.kind == "link") pairs;
+      announcePairs = filter (pair: pair.first.kind == "announce" && pair.second.kind == "announce") pairs;
     in
-    concatMap message pairs;
+    concatMap message linkPairs ++ announceOverlaps plan announcePairs;
+
+  # The same prefix (or one inside another) announced by two clients: the
+  # reflector passes DN42 one of the routes, so replies reach one site only.
+  # (A client against a reflector it dials: misrouteRules.)
+  # Intended anycast lists every such prefix under [anycast].
+  announceOverlaps =
+    plan: pairs:
+    let
+      # Reflectors announcing one prefix are redundant exits for it (traffic
+      # leaves through either uplink, masqueraded), not two destinations.
+      isClient = name: (plan.hosts.${name}.role or null) == "client";
+      anycast = family: map ip.prefixBits (filter (valid (t.prefix family)) (plan.anycast.${family} or [ ]));
+      isAnycast = a: elem a.bits (anycast a.family);
+      refused = filter (
+        pair:
+        let
+          inherit (pair) first second;
+        in
+        first.hostName != second.hostName
+        && isClient first.hostName
+        && isClient second.hostName
+        && !(isAnycast first && isAnycast second)
+      ) pairs;
+      # One finding per announcement, naming the first it overlaps.
+      bySecond = builtins.groupBy (pair: pair.second.where) refused;
+    in
+    map (
+      where:
+      let
+        inherit (head bySecond.${where}) first second;
+        same = first.bits == second.bits;
+      in
+      error [ "hosts" second.hostName "announce" second.family second.index ] "announce ${
+        if same then "it" else "these addresses"
+      } from one client only, or, if every client serves ${if same then "it" else "them"} itself, list ${
+        if same then "it" else "both prefixes"
+      } under [anycast] ${second.family}: ${second.value} ${
+        if same then "is also" else "overlaps"
+      } ${first.where} (${first.value}), and the reflector passes one route on to DN42, so only one site gets the replies"
+    ) (attrNames bySecond);
+
+  anycastRules =
+    plan:
+    concatMap (
+      family: concatMap (entry: tokenError (t.prefix family) [ "anycast" family entry.index ] entry.value) (indexed (plan.anycast.${family} or [ ]))
+    ) families;
 
   # --- misroutes -----------------------------------------------------------
 
@@ -758,6 +809,7 @@ let
     publicKeyRules
     roleRules
     announceRules
+    anycastRules
     interfaceNameRules
     dn42PeerRules
     dn42Rules
@@ -765,6 +817,7 @@ let
     linkSubnetRules
     linkAddressRules
     hostLinkRules
+    linkPortRules
     overlapRules
     misrouteRules
     tuningRules

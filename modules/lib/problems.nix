@@ -52,6 +52,7 @@ let
       optional (c.length != 64 && c.length != 127) (problem "${path}.ips" "${cidrOf c}: the tunnel's IPv6 takes a /64 or /127")
       ++ optional (ip.isLinkLocal6 c.address) (problem "${path}.ips" "${cidrOf c} is link-local: BIRD's direct protocol does not learn fe80::/10, so IPv6 routes would have no next hop; use a global or ULA address (seed pitfall 4)")
     ) v6
+    ++ (let p = checks.portProblem link.listenPort; in optional (p != null) (problem "${path}.listenPort" p))
     ++ optional (link.peer.publicKey == null) (problem "${path}.peer.publicKey" "is not set: run `ibgp-tunnel keys` to generate keys and write the public keys into the plan")
     ++ keyFile "${path}.peer.presharedKeyFile" link.peer.presharedKeyFile
     ++ optional (isClient && link.peer.endpoint == null) (problem "${path}.peer.endpoint" "is not set: a client dials its reflector, give \"host:port\" (the VPS's public address and ${toString link.listenPort})");

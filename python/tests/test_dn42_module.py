@@ -92,7 +92,7 @@ def test_no_roa_unit_on_the_client() -> None:
 def test_a_tunnel_port_clash_with_the_ibgp_link_is_an_assertion() -> None:
     result = example("dmz", "services.ibgpTunnel.dn42Peers.peer1.tunnel.listenPort = 51821;")
     assert any(
-        "dn42Peers.peer1.tunnel.listenPort" in m and "iBGP link" in m
+        "dn42Peers.peer1.tunnel.listenPort" in m and "links.pve.listenPort" in m
         for m in result["failedAssertions"]
     ), result["failedAssertions"]
     assert result["config"]["networking"]["wireguard"]["interfaces"] == {}

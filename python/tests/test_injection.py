@@ -405,7 +405,8 @@ SPEC_ONLY = [
     (["tuning", "holdTime"], 2, f"{O}.tuning.holdTime"),
 ]
 
-# Valid tokens, refused as misroutes by problems/planProblems on every path.
+# Valid tokens, refused as misroutes (or misplans that break the host: issue
+# 19) by problems/planProblems on every path.
 MISROUTES = [
     Attempt(
         "default-route-in-halves",
@@ -415,6 +416,58 @@ MISROUTES = [
         ["announce", "ipv4"],
         ["0.0.0.0/1", "128.0.0.0/1"],
         f"{O}.announce.ipv4",
+    ),
+    # Someone else's prefixes originated into DN42.
+    Attempt(
+        "dn42-export-foreign-prefixes",
+        _set([*PEER1, "export_sets"], ["cf"]),
+        "dmz",
+        "hosts.dmz.dn42_peers.peer1.export_sets[0]",
+        ["dn42Peers", "peer1", "exportSets"],
+        ["cf"],
+        f"{O}.dn42Peers.peer1.exportSets",
+    ),
+    # The /32 peer route would pull the client's tunnel address into DN42.
+    Attempt(
+        "dn42-peer-ipv4-captures-link",
+        _both(
+            _set([*PEER1, "ipv4"], "172.23.101.33"),
+            _set([*PEER1, "peer_ipv4"], "10.255.255.1"),
+        ),
+        "dmz",
+        "hosts.dmz.dn42_peers.peer1.peer_ipv4",
+        [*TUNNEL, "peerIpv4"],
+        "10.255.255.1",
+        f"{O}.dn42Peers.peer1.tunnel.peerIpv4",
+    ),
+    # The tunnel's unit deletes its interface when it stops: the uplink.
+    Attempt(
+        "dn42-interface-uplink",
+        _set([*PEER1, "interface"], "eth0"),
+        "dmz",
+        "hosts.dmz.dn42_peers.peer1.interface",
+        ["dn42Peers", "peer1", "interface"],
+        "eth0",
+        f"{O}.dn42Peers.peer1.interface",
+    ),
+    # WireGuard bound to BFD's ports stops BFD.
+    Attempt(
+        "dn42-port-bfd",
+        _set([*PEER1, "listen_port"], 4784),
+        "dmz",
+        "hosts.dmz.dn42_peers.peer1.listen_port",
+        [*TUNNEL, "listenPort"],
+        4784,
+        f"{O}.dn42Peers.peer1.tunnel.listenPort",
+    ),
+    Attempt(
+        "link-port-bfd",
+        _set(["links", "pve", "port"], 3784),
+        "pve",
+        "links.pve.port",
+        ["links", "pve", "listenPort"],
+        3784,
+        f"{O}.links.pve.listenPort",
     ),
 ]
 

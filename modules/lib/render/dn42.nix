@@ -72,6 +72,20 @@ let
 
   interfaceOf = name: peer: if peer.interface != null then peer.interface else "dn42-${name}";
 
+  # The names bird.conf defines for DN42 besides the sessions, unprefixed:
+  # what the resources define (tables, functions) and the ROA file protocols
+  # below. A peer's session dn42_<peer> must be none of them.
+  resourceSymbols =
+    file:
+    builtins.concatMap (m: if builtins.isList m then [ (builtins.elemAt m 1) ] else [ ]) (
+      builtins.split "(function|table) (dn42_[A-Za-z0-9_]+)" (readFile file)
+    );
+  fileProtocols = [ "dn42_roa4_file" "dn42_roa6_file" ];
+  ownSymbols =
+    resourceSymbols ../resources/dn42-roa.conf
+    ++ resourceSymbols ../resources/dn42-communities.conf
+    ++ fileProtocols;
+
   roaOn = spec: spec.role == "reflector" && spec.dn42Peers != { } && spec.dn42.roa.enable;
 
   # --- bird.conf -------------------------------------------------------------
@@ -85,12 +99,12 @@ let
     (resource h spec ../resources/dn42-roa.conf)
     "# Filled from the files the dn42-roa timer keeps current; BIRD reloads"
     "# (birdc configure) only when one changed."
-    (block "protocol static ${p}dn42_roa4_file" [
+    (block "protocol static ${p}${builtins.elemAt fileProtocols 0}" [
       (blockSemi "roa4" [ "table ${p}dn42_roa4;" ])
       "include ${quote spec.dn42.roa.ipv4File};"
     ])
     ""
-    (block "protocol static ${p}dn42_roa6_file" [
+    (block "protocol static ${p}${builtins.elemAt fileProtocols 1}" [
       (blockSemi "roa6" [ "table ${p}dn42_roa6;" ])
       "include ${quote spec.dn42.roa.ipv6File};"
     ])
@@ -193,7 +207,7 @@ let
   };
 in
 {
-  inherit normalizePeer listenPortOf mtuOf cryptoOf interfaceOf roaFields;
+  inherit normalizePeer listenPortOf mtuOf cryptoOf interfaceOf roaFields ownSymbols;
 
   # A hand-made or older spec gets the DN42 fields' defaults.
   normalize =

@@ -336,3 +336,12 @@ class Plan(_Table):
         default_factory=Tuning,
         description="BFD, graceful restart, timers and import limits for every host.",
     )
+    # Network-wide, not per host: anycast is a property of a prefix at every
+    # site that announces it (and names only it, not the site's other
+    # prefixes), and one host's options cannot see the others' announcements.
+    anycast: Announce = Field(
+        default_factory=Announce,
+        description="Prefixes more than one client announces on purpose, each site serving them "
+        "itself (anycast). Any other prefix two clients announce, or one inside another "
+        "client's, is refused: DN42's replies would reach only one of them.",
+    )

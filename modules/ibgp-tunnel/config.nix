@@ -46,6 +46,8 @@ let
   # (97), still wins without a conflict.
   sysctlDefault = lib.mkOverride 900;
 
+  upstreamBirdExecStart = "${lib.getExe' config.services.bird.package "bird"} -c /etc/bird/bird.conf";
+
   birdStop = pkgs.writeShellScript "bird-stop" (
     import ./bird-stop.nix {
       birdc = lib.getExe' config.services.bird.package "birdc";
@@ -122,7 +124,14 @@ in
       systemd.services.${birdService} = {
         stopIfChanged = false;
         serviceConfig = {
-          ExecStart = lib.mkForce "${lib.getExe' config.services.bird.package "bird"} -R -c /etc/bird/bird.conf";
+          # Upstream's line (nixpkgs nixos/modules/services/networking/bird.nix:
+          # `''${lib.getExe' cfg.package "bird"} -c /etc/bird/bird.conf`) with
+          # -R appended. A forced value cannot read the one it replaces, so
+          # the module-evaluation test compares this with upstream's line,
+          # mirrored in checks/lib/nixos-option-decls.nix with the nixpkgs
+          # revision it was read at: a change upstream (another config path,
+          # a new flag) is a test failure, not a silently different unit.
+          ExecStart = lib.mkForce "${upstreamBirdExecStart} -R";
           ExecStop = lib.mkForce "${birdStop} %n";
         };
       };

@@ -83,17 +83,27 @@ def test_example_host_evaluates_without_failed_assertions(host: str) -> None:
             assert "wireguard-wg-ibgp.service" in secret["restartUnits"]
 
 
+# nixpkgs nixos/modules/services/networking/bird.nix's ExecStart, as read at
+# NixOS/nixpkgs 0148e16d1446003704803ecabb5a00cfea7d8568 and Swarsel/nixpkgs
+# 4aa6836a648ca76c68866decf0c8965e36ec2a3b (same line in both):
+#   ExecStart = "${lib.getExe' cfg.package "bird"} -c /etc/bird/bird.conf";
+# checks/lib/nixos-option-decls.nix mirrors it; this fixture keeps the mirror honest.
+UPSTREAM_BIRD_EXEC_START = "{bird}/bin/bird -c /etc/bird/bird.conf"
+
+
 @pytest.mark.parametrize("host", ["dmz", "pve"])
 def test_bird_restarts_gracefully(host: str) -> None:
     config = example(host)["config"]
     bird = config["services"]["bird"]["package"]
     service = config["systemd"]["services"]["bird"]["serviceConfig"]
-    assert service["ExecStart"] == f"{bird}/bin/bird -R -c /etc/bird/bird.conf"
     plain = example(host, "services.ibgpTunnel.tuning.gracefulRestart = false;")["config"]
-    assert (
-        "bird" not in plain["systemd"]["services"]
-        or "ExecStop" not in (plain["systemd"]["services"]["bird"]["serviceConfig"])
-    )
+    upstream = plain["systemd"]["services"]["bird"]["serviceConfig"]
+    # Without graceful restart the unit is upstream's, untouched...
+    assert upstream["ExecStart"] == UPSTREAM_BIRD_EXEC_START.format(bird=bird)
+    assert upstream["ExecStop"] == f"{bird}/bin/birdc down"
+    # ...with it, upstream's very line plus -R (the module forces it).
+    assert service["ExecStart"] == upstream["ExecStart"] + " -R"
+    assert service["ExecStop"] != upstream["ExecStop"]
 
 
 def test_tuning_options_reach_bird_conf() -> None:

@@ -46,6 +46,14 @@ let
   # (97), still wins without a conflict.
   sysctlDefault = lib.mkOverride 900;
 
+  # ...which also means a host's own `= 0` (or nat/docker saying false) beats
+  # ours without a conflict. The final value decides: sysctlOption takes
+  # bools, ints and strings, so 0, false and "0" all turn forwarding off.
+  forwardingKeys = builtins.filter (key: lib.hasSuffix ".forwarding" key) (builtins.attrNames artifacts.sysctl);
+  isOff = value: builtins.elem value [ 0 false "0" ];
+  forwardingOff = builtins.filter (key: isOff (config.boot.kernel.sysctl.${key} or null)) forwardingKeys;
+  forwardingWarning = key: "services.ibgpTunnel needs boot.kernel.sysctl.\"${key}\" = 1, but it is ${builtins.toJSON config.boot.kernel.sysctl.${key}}: a definition elsewhere in this host's configuration (above priority 900, e.g. a plain `= 0`) wins over the module's. This host will not forward between the tunnels and ${if cfg.role == "client" then "its LAN" else "its uplink and DN42"}. Remove that definition, or set the key to 1 yourself.";
+
   upstreamBirdExecStart = "${lib.getExe' config.services.bird.package "bird"} -c /etc/bird/bird.conf";
 
   birdStop = pkgs.writeShellScript "bird-stop" (
@@ -68,7 +76,7 @@ in
 {
   config = mkMerge [
     (mkIf cfg.enable {
-      warnings = map planFinding (builtins.filter (f: f.severity == "warning") planFindings);
+      warnings = map planFinding (builtins.filter (f: f.severity == "warning") planFindings) ++ lib.optionals deploy (map forwardingWarning forwardingOff);
       assertions =
         map (p: {
           assertion = false;

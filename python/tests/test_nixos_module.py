@@ -334,6 +334,20 @@ def test_forwarding_wins_over_nixos_own_default_and_the_host_can_still_say_no() 
     assert off["config"]["boot"]["kernel"]["sysctl"]["net.ipv4.conf.all.forwarding"] == 0
 
 
+@pytest.mark.parametrize("value", ["0", "false", '"0"'])
+@pytest.mark.parametrize("family", ["ipv4", "ipv6"])
+def test_a_host_that_turns_forwarding_off_is_warned(family: str, value: str) -> None:
+    key = f"net.{family}.conf.all.forwarding"
+    result = example("dmz", f'boot.kernel.sysctl."{key}" = {value};')
+    assert result["failedAssertions"] == []
+    (warning,) = [w for w in result["warnings"] if key in w]
+    assert f'needs boot.kernel.sysctl."{key}" = 1, but it is {value}' in warning
+    assert "uplink and DN42" in warning
+    # The other family, and a host that agrees, are not warned about.
+    assert [w for w in result["warnings"] if "forwarding" in w] == [warning]
+    assert not [w for w in example("dmz")["warnings"] if "forwarding" in w]
+
+
 def test_the_reflector_uplinks_keep_accepting_router_advertisements() -> None:
     sysctl = example("dmz")["config"]["boot"]["kernel"]["sysctl"]
     assert sysctl["net.ipv6.conf.all.forwarding"] == 1

@@ -778,6 +778,16 @@ in
       type = types.bool;
       default = true;
     };
+    # network-interfaces.nix; the module reads it (networkd handles RAs itself).
+    networking.useNetworkd = mkOption {
+      type = types.bool;
+      default = false;
+    };
+    # network-interfaces.nix; the module reads it (no RA warning without IPv6).
+    networking.enableIPv6 = mkOption {
+      type = types.bool;
+      default = true;
+    };
     networking.interfaces = mkOption {
       type = types.attrsOf (types.submodule interfaceModule);
       default = { };

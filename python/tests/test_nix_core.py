@@ -321,6 +321,7 @@ def test_spec_has_the_module_option_shape() -> None:
         "announce",
         "lanInterfaces",
         "uplinkInterfaces",
+        "acceptRAInterfaces",
         "openFirewall",
         "allowCoverEverything",
         "privateKeyFile",

@@ -358,6 +358,58 @@ def test_the_reflector_uplinks_keep_accepting_router_advertisements() -> None:
     assert not [key for key in client if key.endswith(".accept_ra")]
 
 
+def ra_warnings(result: dict[str, Any]) -> list[str]:
+    return [w for w in result["warnings"] if "router advertisements" in w]
+
+
+def accept_ra(result: dict[str, Any]) -> dict[str, Any]:
+    sysctl = result["config"]["boot"]["kernel"]["sysctl"]
+    return {key: value for key, value in sysctl.items() if key.endswith(".accept_ra")}
+
+
+def test_a_client_names_the_interfaces_that_take_router_advertisements() -> None:
+    # pve's plan says [ ] (dhcpcd takes its RAs): no key, no warning.
+    assert accept_ra(example("pve")) == {} and ra_warnings(example("pve")) == []
+    undecided = example("pve", "services.ibgpTunnel.acceptRAInterfaces = lib.mkForce null;")
+    (warning,) = ra_warnings(undecided)
+    assert 'services.ibgpTunnel.acceptRAInterfaces = [ "<interface>" ]' in warning
+    assert "set it to [ ] to silence this warning" in warning
+    assert accept_ra(undecided) == {}
+    named = example(
+        "pve", 'services.ibgpTunnel.acceptRAInterfaces = lib.mkForce [ "wan0" "vmbr0.7" ];'
+    )
+    assert ra_warnings(named) == []
+    assert accept_ra(named) == {
+        "net.ipv6.conf.wan0.accept_ra": 2,
+        "net.ipv6.conf.vmbr0/7.accept_ra": 2,
+    }
+
+
+@pytest.mark.parametrize(
+    "setting", ["networking.useNetworkd = true;", "networking.enableIPv6 = false;"]
+)
+def test_no_router_advertisement_warning_where_the_sysctl_does_not_matter(setting: str) -> None:
+    # networkd handles RAs itself (its IPv6AcceptRA ignores accept_ra); no IPv6, no RAs.
+    result = example("pve", f"services.ibgpTunnel.acceptRAInterfaces = lib.mkForce null; {setting}")
+    assert ra_warnings(result) == []
+
+
+def test_a_reflector_can_name_other_interfaces_than_its_uplinks() -> None:
+    assert accept_ra(example("dmz")) == {"net.ipv6.conf.eth0.accept_ra": 2}
+    none = example("dmz", "services.ibgpTunnel.acceptRAInterfaces = [ ];")
+    assert accept_ra(none) == {} and ra_warnings(none) == []
+    other = example("dmz", 'services.ibgpTunnel.acceptRAInterfaces = [ "ens3" ];')
+    assert accept_ra(other) == {"net.ipv6.conf.ens3.accept_ra": 2}
+
+
+@pytest.mark.parametrize("name", ["eth0/../x", "a b", "averyveryverylongname", "eth0\nx"])
+def test_interface_names_reaching_sysctl_keys_are_checked(name: str) -> None:
+    error = evaluation_error(
+        host("pve"), f'{{ lib, ... }}: {{ services.ibgpTunnel.acceptRAInterfaces = lib.mkForce [ "{name}" ]; }}'
+    )
+    assert "services.ibgpTunnel.acceptRAInterfaces" in error
+
+
 @pytest.mark.parametrize("host", ["dmz", "pve"])
 def test_bird_stops_cleanly_and_a_switch_restarts_it_in_one_step(host: str) -> None:
     service = example(host)["config"]["systemd"]["services"]["bird"]

@@ -404,9 +404,8 @@ def test_a_reflector_can_name_other_interfaces_than_its_uplinks() -> None:
 
 @pytest.mark.parametrize("name", ["eth0/../x", "a b", "averyveryverylongname", "eth0\nx"])
 def test_interface_names_reaching_sysctl_keys_are_checked(name: str) -> None:
-    error = evaluation_error(
-        host("pve"), f'{{ lib, ... }}: {{ services.ibgpTunnel.acceptRAInterfaces = lib.mkForce [ "{name}" ]; }}'
-    )
+    setting = f'services.ibgpTunnel.acceptRAInterfaces = lib.mkForce [ "{name}" ];'
+    error = evaluation_error(host("pve"), f"{{ lib, ... }}: {{ {setting} }}")
     assert "services.ibgpTunnel.acceptRAInterfaces" in error
 
 

@@ -69,6 +69,16 @@ def test_example_host_evaluates_without_failed_assertions(host: str) -> None:
     assert 'iifname "wg-ibgp" accept' in firewall["extraForwardRules"]
     assert 'oifname "wg-ibgp" accept' in firewall["extraForwardRules"]
     assert 'iifname "wg-ibgp" accept' in firewall["extraReversePathFilterRules"]
+    # The reflector's DN42 tunnel is exempt from the strict reverse-path check
+    # (a reply may come back through another DN42 peer) and reached from the
+    # tunnels; nothing new is accepted from DN42 itself.
+    dn42_rpfilter = 'iifname "dn42-peer1" accept' in firewall["extraReversePathFilterRules"]
+    assert dn42_rpfilter is (host == "dmz")
+    assert 'iifname "dn42-peer1"' not in firewall["extraForwardRules"]
+    if host == "dmz":
+        assert (
+            'iifname { "wg-ibgp" } oifname { "dn42-peer1" } accept' in firewall["extraForwardRules"]
+        )
     assert config["boot"]["kernel"]["sysctl"]["net.ipv4.conf.all.forwarding"] == 1
     assert config["boot"]["kernel"]["sysctl"]["net.ipv6.conf.all.forwarding"] == 1
     secrets = config["sops"]["secrets"]

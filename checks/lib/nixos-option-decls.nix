@@ -12,7 +12,8 @@
 # Besides the options, a few upstream *definitions and assertions* are
 # mirrored (marked "UPSTREAM") because a real NixOS evaluation has them too:
 # network-interfaces.nix's `net.ipv4.conf.all.forwarding = mkDefault false`
-# (a second mkDefault of that key cannot merge), WireGuard key/PSK
+# (a second mkDefault of that key cannot merge), bird.nix's unit lines,
+# WireGuard key/PSK
 # exclusivity, the networkd backend's restrictions and firewall.filterForward
 # requiring nftables.
 #
@@ -777,6 +778,16 @@ in
       type = types.bool;
       default = true;
     };
+    # network-interfaces.nix; the module reads it (networkd handles RAs itself).
+    networking.useNetworkd = mkOption {
+      type = types.bool;
+      default = false;
+    };
+    # network-interfaces.nix; the module reads it (no RA warning without IPv6).
+    networking.enableIPv6 = mkOption {
+      type = types.bool;
+      default = true;
+    };
     networking.interfaces = mkOption {
       type = types.attrsOf (types.submodule interfaceModule);
       default = { };
@@ -820,6 +831,28 @@ in
   # UPSTREAM DEFINITION: network-interfaces.nix turns IPv4 forwarding off at
   # mkDefault (on only with proxyARP, which nothing here uses).
   config.boot.kernel.sysctl."net.ipv4.conf.all.forwarding" = lib.mkDefault false;
+
+  # UPSTREAM DEFINITION: bird.nix's unit, the [Service] lines the ibgp-tunnel
+  # module overrides or relies on, copied from NixOS/nixpkgs
+  # 0148e16d1446003704803ecabb5a00cfea7d8568 (identical in Swarsel/nixpkgs
+  # 4aa6836a648ca76c68866decf0c8965e36ec2a3b; the pinned c59305b is not in the
+  # stored index). With it, the module's ExecStart/ExecStop must really win
+  # over upstream's (scalar unit options of equal priority would conflict), and
+  # python/tests/test_nixos_module.py compares the module's ExecStart with it.
+  config.systemd.services.bird = lib.mkIf config.services.bird.enable {
+    description = "BIRD Internet Routing Daemon";
+    wantedBy = [ "multi-user.target" ];
+    serviceConfig = {
+      Type = "forking";
+      Restart = "on-failure";
+      User = "bird";
+      Group = "bird";
+      ExecStart = "${lib.getExe' config.services.bird.package "bird"} -c /etc/bird/bird.conf";
+      ExecReload = "${lib.getExe' config.services.bird.package "birdc"} configure";
+      ExecStop = "${lib.getExe' config.services.bird.package "birdc"} down";
+      RuntimeDirectory = "bird";
+    };
+  };
 
   config.assertions =
     # UPSTREAM ASSERTION: firewall.nix

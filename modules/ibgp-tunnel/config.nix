@@ -46,6 +46,21 @@ let
   # (97), still wins without a conflict.
   sysctlDefault = lib.mkOverride 900;
 
+  # ...which also means a host's own `= 0` (or nat/docker saying false) beats
+  # ours without a conflict. The final value decides: sysctlOption takes
+  # bools, ints and strings, so 0, false and "0" all turn forwarding off.
+  forwardingKeys = builtins.filter (key: lib.hasSuffix ".forwarding" key) (builtins.attrNames artifacts.sysctl);
+  isOff = value: builtins.elem value [ 0 false "0" ];
+  forwardingOff = builtins.filter (key: isOff (config.boot.kernel.sysctl.${key} or null)) forwardingKeys;
+  # A client's interfaces that take RAs are not known to the module (its WAN,
+  # or the LAN when the home router is there): make the host say which. Not
+  # with networkd, which handles RAs itself whatever the sysctl says.
+  raUndecided = cfg.role == "client" && cfg.acceptRAInterfaces == null && config.networking.enableIPv6 && !config.networking.useNetworkd;
+  raWarning = "services.ibgpTunnel turns on IPv6 forwarding, and the kernel then ignores router advertisements on every interface whose accept_ra is 1 (the default): an IPv6 address or default route learnt by SLAAC in the kernel expires. NixOS's dhcpcd (networking.useDHCP) handles RAs itself and is not affected, except on interfaces it leaves to the kernel (a static IPv6 or IPv4 address, or networking.dhcpcd.IPv6rs = false). If this client takes its IPv6 route from RAs in the kernel, name that interface: services.ibgpTunnel.acceptRAInterfaces = [ \"<interface>\" ] (accept_ra = 2 there; in a plan: accept_ra_interfaces). Otherwise set it to [ ] to silence this warning.";
+  forwardingWarning = key: "services.ibgpTunnel needs boot.kernel.sysctl.\"${key}\" = 1, but it is ${builtins.toJSON config.boot.kernel.sysctl.${key}}: a definition elsewhere in this host's configuration (above priority 900, e.g. a plain `= 0`) wins over the module's. This host will not forward between the tunnels and ${if cfg.role == "client" then "its LAN" else "its uplink and DN42"}. Remove that definition, or set the key to 1 yourself.";
+
+  upstreamBirdExecStart = "${lib.getExe' config.services.bird.package "bird"} -c /etc/bird/bird.conf";
+
   birdStop = pkgs.writeShellScript "bird-stop" (
     import ./bird-stop.nix {
       birdc = lib.getExe' config.services.bird.package "birdc";
@@ -66,7 +81,7 @@ in
 {
   config = mkMerge [
     (mkIf cfg.enable {
-      warnings = map planFinding (builtins.filter (f: f.severity == "warning") planFindings);
+      warnings = map planFinding (builtins.filter (f: f.severity == "warning") planFindings) ++ lib.optionals deploy (map forwardingWarning forwardingOff ++ lib.optional raUndecided raWarning);
       assertions =
         map (p: {
           assertion = false;
@@ -122,7 +137,14 @@ in
       systemd.services.${birdService} = {
         stopIfChanged = false;
         serviceConfig = {
-          ExecStart = lib.mkForce "${lib.getExe' config.services.bird.package "bird"} -R -c /etc/bird/bird.conf";
+          # Upstream's line (nixpkgs nixos/modules/services/networking/bird.nix:
+          # `''${lib.getExe' cfg.package "bird"} -c /etc/bird/bird.conf`) with
+          # -R appended. A forced value cannot read the one it replaces, so
+          # the module-evaluation test compares this with upstream's line,
+          # mirrored in checks/lib/nixos-option-decls.nix with the nixpkgs
+          # revision it was read at: a change upstream (another config path,
+          # a new flag) is a test failure, not a silently different unit.
+          ExecStart = lib.mkForce "${upstreamBirdExecStart} -R";
           ExecStop = lib.mkForce "${birdStop} %n";
         };
       };

@@ -132,6 +132,9 @@ let
   );
 
   roaUpdate = pkgs.writeShellScript "dn42-roa-update" roa.script;
+  # nixpkgs' services.bird creates this user and group.
+  roaUser = "bird";
+  roaDirs = lib.unique (map builtins.dirOf (if roa == null then [ ] else roa.files));
   roaUnit = "ibgp-tunnel-dn42-roa";
 in
 {
@@ -172,7 +175,10 @@ in
       # until the first download; tmpfiles never truncates an existing one)
       # before BIRD first starts.
       services.bird.preCheckConfig = roa.preCheckConfig;
-      systemd.tmpfiles.rules = map (file: "f ${file} 0644 root root -") roa.files;
+      # Owned by the unit's user: it writes a temporary file beside each one
+      # and renames it over (d and f also fix the owner of what an older
+      # version of this module made as root).
+      systemd.tmpfiles.rules = map (dir: "d ${dir} 0755 ${roaUser} ${roaUser} -") roaDirs ++ map (file: "f ${file} 0644 ${roaUser} ${roaUser} -") roa.files;
 
       systemd.services.${roaUnit} = {
         description = "Refresh DN42's ROA files for BIRD";
@@ -187,9 +193,60 @@ in
           pkgs.coreutils
           config.services.bird.package
         ];
+        environment.ROA_MAX_BYTES = toString roa.maxBytes;
         serviceConfig = {
           Type = "oneshot";
           ExecStart = "${roaUpdate} ${lib.concatStringsSep " " roa.arguments}";
+          # Who: BIRD's own user (nixpkgs bird.nix: User/Group bird, control
+          # socket /run/bird/bird.ctl, mode 0660). The job is to change what
+          # BIRD reads and make it reload, exactly that user's power: a
+          # separate account would need group bird for the socket, which
+          # gives it the same control over BIRD. Not DynamicUser: its state
+          # lives under /var/lib/private (0700), which BIRD could not read,
+          # and its files would belong to a recycled UID.
+          User = roaUser;
+          Group = roaUser;
+          UMask = "0022";
+          # What: the ROA files' directories (tmpfiles makes them), the
+          # network and BIRD's socket; nothing else is writable, no
+          # capability, no privilege gain. Not StateDirectory: the files'
+          # place is an option (any runtime path), and ReadWritePaths with
+          # the tmpfiles rules covers every choice alike.
+          ReadWritePaths = roaDirs;
+          ProtectSystem = "strict";
+          ProtectHome = true;
+          PrivateTmp = true;
+          PrivateDevices = true;
+          NoNewPrivileges = true;
+          CapabilityBoundingSet = "";
+          AmbientCapabilities = "";
+          # AF_UNIX: BIRD's control socket (connect() needs no writable
+          # mount) and name resolution; AF_INET/AF_INET6: the download.
+          RestrictAddressFamilies = [
+            "AF_UNIX"
+            "AF_INET"
+            "AF_INET6"
+          ];
+          RestrictNamespaces = true;
+          RestrictRealtime = true;
+          RestrictSUIDSGID = true;
+          LockPersonality = true;
+          MemoryDenyWriteExecute = true;
+          ProtectKernelTunables = true;
+          ProtectKernelModules = true;
+          ProtectKernelLogs = true;
+          ProtectControlGroups = true;
+          ProtectClock = true;
+          ProtectHostname = true;
+          ProtectProc = "invisible";
+          SystemCallArchitectures = "native";
+          SystemCallFilter = [
+            "@system-service"
+            "~@privileged"
+          ];
+          # Backstop for the script's own cap (ROA_MAX_BYTES): no file the
+          # unit writes can grow past twice that (RLIMIT_FSIZE).
+          LimitFSIZE = toString (2 * roa.maxBytes);
         };
       };
       systemd.timers.${roaUnit} = {

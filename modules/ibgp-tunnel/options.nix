@@ -311,6 +311,33 @@ in
       description = "Reflector: interfaces tunnel traffic is masqueraded out of, like networking.nat.externalInterface (pitfall 3 of the write-up).";
     };
 
+    acceptRAInterfaces = mkOption {
+      type = types.nullOr (types.listOf (token "interface"));
+      default = null;
+      example = [ "wan0" ];
+      description = ''
+        Interfaces that learn an IPv6 address or default route from router
+        advertisements handled by the kernel (SLAAC). The module turns on IPv6
+        forwarding, and the kernel then ignores RAs on every interface whose
+        `accept_ra` is 1 (its default), so the address and route expire; the
+        module sets `net.ipv6.conf.<interface>.accept_ra = 2` on each listed
+        one (a VLAN's `.` written `/`, as NixOS does). null: the
+        uplinkInterfaces on a reflector; on a client, none, with a warning
+        until you decide (`[ ]` when nothing needs it).
+
+        Only the kernel's own RA handling reads this sysctl. NixOS's dhcpcd
+        (networking.useDHCP) sets `accept_ra = 0` on the interfaces it runs on
+        and handles RAs itself, forwarding or not, except where it leaves them
+        to the kernel: an interface with a static IPv6 address (`noipv6rs`),
+        with static IPv4 addresses (dhcpcd skips it), or
+        `networking.dhcpcd.IPv6rs = false`. systemd-networkd
+        (networking.useNetworkd) also handles RAs itself and ignores this
+        sysctl: there set `IPv6AcceptRA = true` in the interface's
+        `systemd.network.networks.<name>.networkConfig` (networkd turns RAs
+        off by default only when its own `IPv6Forwarding=`/`IPForward=` is on).
+      '';
+    };
+
     allowCoverEverything = mkOption {
       type = types.bool;
       default = false;

@@ -31,6 +31,7 @@ let
     "announce"
     "lanInterfaces"
     "uplinkInterfaces"
+    "acceptRAInterfaces"
     "allowCoverEverything"
     "links"
     "dn42Peers"

@@ -91,6 +91,7 @@ in
   announce = families (host.announce or { });
   lanInterfaces = host.lan_interfaces or [ ];
   uplinkInterfaces = host.uplink_interfaces or [ ];
+  acceptRAInterfaces = host.accept_ra_interfaces or null;
   openFirewall = true;
   allowCoverEverything = host.allow_cover_everything or false;
   privateKeyFile = defaults.privateKeyFile;

@@ -279,7 +279,7 @@ let
       hostName: host:
       concatMap (
         key: concatMap (entry: tokenError t.interface [ "hosts" hostName key entry.index ] entry.value) (indexed (host.${key} or [ ]))
-      ) [ "lan_interfaces" "uplink_interfaces" ]
+      ) [ "lan_interfaces" "uplink_interfaces" "accept_ra_interfaces" ]
       ++ concatMap (
         peerName:
         let

@@ -56,10 +56,9 @@ def test_roa_timer_unit_and_build_time_stubs() -> None:
         "/var/lib/ibgp-tunnel/roa/dn42_roa6.conf",
     ]
     assert "bird.service" in service["after"]
-    assert (
-        "f /var/lib/ibgp-tunnel/roa/dn42_roa4.conf 0644 root root -"
-        in (config["systemd"]["tmpfiles"]["rules"])
-    )
+    rules = config["systemd"]["tmpfiles"]["rules"]
+    assert "d /var/lib/ibgp-tunnel/roa 0755 bird bird -" in rules
+    assert "f /var/lib/ibgp-tunnel/roa/dn42_roa4.conf 0644 bird bird -" in rules
     assert "dn42_roa4.conf" in config["services"]["bird"]["preCheckConfig"]
     assert config["services"]["bird"]["checkConfig"] is True
 
@@ -117,3 +116,32 @@ def test_roa_can_be_turned_off() -> None:
     assert UNIT not in config["systemd"]["services"]
     assert "roa_check" not in config["services"]["bird"]["config"]
     assert "dn42_update_crypto(34);" in config["services"]["bird"]["config"]
+
+
+def test_roa_unit_runs_sandboxed_as_bird() -> None:
+    """Not root: BIRD's user, only the ROA directory writable, no capabilities."""
+    service = example("dmz")["config"]["systemd"]["services"][UNIT]
+    unit = service["serviceConfig"]
+    assert (unit["User"], unit["Group"]) == ("bird", "bird")
+    assert "DynamicUser" not in unit
+    assert unit["ProtectSystem"] == "strict"
+    assert unit["ReadWritePaths"] == ["/var/lib/ibgp-tunnel/roa"]
+    assert unit["CapabilityBoundingSet"] == "" and unit["AmbientCapabilities"] == ""
+    assert unit["NoNewPrivileges"] is True
+    assert unit["PrivateTmp"] is True and unit["PrivateDevices"] is True
+    assert unit["ProtectHome"] is True
+    assert unit["RestrictAddressFamilies"] == ["AF_UNIX", "AF_INET", "AF_INET6"]
+    assert unit["SystemCallFilter"] == ["@system-service", "~@privileged"]
+    cap = int(service["environment"]["ROA_MAX_BYTES"])
+    assert cap == 8 * 1024 * 1024
+    assert int(unit["LimitFSIZE"]) == 2 * cap
+
+
+def test_roa_files_elsewhere_are_writable_there() -> None:
+    config = example(
+        "dmz",
+        'services.ibgpTunnel.dn42.roa.ipv6File = "/srv/roa/v6.conf";',
+    )["config"]
+    unit = config["systemd"]["services"][UNIT]["serviceConfig"]
+    assert unit["ReadWritePaths"] == ["/var/lib/ibgp-tunnel/roa", "/srv/roa"]
+    assert "d /srv/roa 0755 bird bird -" in config["systemd"]["tmpfiles"]["rules"]

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import re
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -118,3 +120,40 @@ def test_sops_encrypts_with_the_written_config(tmp_path: Path) -> None:
     )
     assert encrypted.returncode == 0, encrypted.stderr
     assert recipient in encrypted.stdout
+
+
+def _steps(output: str) -> list[str]:
+    lines = output.splitlines()
+    start = lines.index("next:")
+    return [line.strip() for line in lines[start + 1 :]]
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="git missing")
+def test_init_says_to_track_the_files_and_the_new_secrets(tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    steps = _steps(run("init", outside).stdout)
+    why = "(a flake sees only the files git tracks)"
+    assert steps[0] == f"1. in {outside}: git init && git add -A  {why}"
+    keys = next(step for step in steps if "ibgp-tunnel keys" in step)
+    assert f"then git add secrets {outside / 'hosts' / 'plan.toml'}" in keys
+    # Inside a repository there is nothing to init.
+    inside = tmp_path / "repo"
+    inside.mkdir()
+    subprocess.run(["git", "init", "-q", str(inside)], check=True)
+    steps = _steps(run("init", inside / "net").stdout)
+    assert steps[0] == f"1. in {inside / 'net'}: git add -A  {why}"
+
+
+def test_init_points_at_the_line_that_sets_the_flake_url(tmp_path: Path) -> None:
+    result = run("init", tmp_path, "--age-recipient", RECIPIENT)
+    (step,) = [s for s in _steps(result.stdout) if "input's url" in s]
+    found = re.search(r"in (\S+) line (\d+) \((.*)\) to where", step)
+    assert found, step
+    path, number, quoted = Path(found[1]), int(found[2]), found[3]
+    assert path == tmp_path / "flake.nix"
+    line = path.read_text().splitlines()[number - 1]
+    # The very line init names, in the file it wrote: the ibgp-tunnel input's url.
+    assert line.strip() == quoted
+    assert re.fullmatch(r'url = "github:REPLACE-ME/ibgp-tunnel";', quoted)
+    assert "ibgp-tunnel = {" in path.read_text().splitlines()[number - 3]
+    assert not any("age recipients into" in s for s in _steps(result.stdout))

@@ -230,6 +230,17 @@ ATTEMPTS = [
         f"{O}.lanInterfaces",
     ),
     Attempt(
+        # Becomes a sysctl key (net.ipv6.conf.<name>.accept_ra): '/' would
+        # reach another interface's (or a parent directory's) setting.
+        "accept-ra-interface-slash",
+        _set(["hosts", "pve", "accept_ra_interfaces"], ["all/../default"]),
+        "pve",
+        "hosts.pve.accept_ra_interfaces[0]",
+        ["acceptRAInterfaces"],
+        ["all/../default"],
+        f"{O}.acceptRAInterfaces",
+    ),
+    Attempt(
         "dn42-interface-dotdot",
         _set(["hosts", "dmz", "dn42_peers", "peer1", "interface"], ".."),
         "dmz",

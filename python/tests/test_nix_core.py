@@ -169,10 +169,18 @@ def test_firewall_nat_and_sysctls() -> None:
     reflector = render(EXAMPLE_PLAN, "dmz")
     assert client["allowedUDPPorts"] == []
     assert reflector["allowedUDPPorts"] == [51821, 21080]
-    for artifacts in (client, reflector):
-        nft = artifacts["nftables"]
-        assert nft["forwardRules"] == 'iifname "wg-ibgp" accept\noifname "wg-ibgp" accept\n'
-        assert nft["reversePathRules"] == 'iifname "wg-ibgp" accept\n'
+    tunnel = 'iifname "wg-ibgp" accept\noifname "wg-ibgp" accept\n'
+    assert client["nftables"]["forwardRules"] == tunnel
+    assert client["nftables"]["reversePathRules"] == 'iifname "wg-ibgp" accept\n'
+    # The reflector's DN42 tunnel: loose reverse path (asymmetric DN42 routes),
+    # forward from the tunnels to DN42 only, nothing new from DN42.
+    assert reflector["nftables"]["forwardRules"] == (
+        tunnel + 'iifname { "wg-ibgp" } oifname { "dn42-peer1" } accept\n'
+    )
+    assert reflector["nftables"]["reversePathRules"] == (
+        'iifname "wg-ibgp" accept\niifname "dn42-peer1" accept\n'
+    )
+    assert 'iifname "dn42-peer1" accept' not in reflector["nftables"]["forwardRules"]
     forwarding = {"net.ipv4.conf.all.forwarding": 1, "net.ipv6.conf.all.forwarding": 1}
     assert client["sysctl"] == forwarding
     # Forwarding makes the kernel ignore RAs: the reflector's uplink keeps SLAAC.
@@ -321,6 +329,7 @@ def test_spec_has_the_module_option_shape() -> None:
         "announce",
         "lanInterfaces",
         "uplinkInterfaces",
+        "acceptRAInterfaces",
         "openFirewall",
         "allowCoverEverything",
         "privateKeyFile",

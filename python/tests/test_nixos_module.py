@@ -69,6 +69,16 @@ def test_example_host_evaluates_without_failed_assertions(host: str) -> None:
     assert 'iifname "wg-ibgp" accept' in firewall["extraForwardRules"]
     assert 'oifname "wg-ibgp" accept' in firewall["extraForwardRules"]
     assert 'iifname "wg-ibgp" accept' in firewall["extraReversePathFilterRules"]
+    # The reflector's DN42 tunnel is exempt from the strict reverse-path check
+    # (a reply may come back through another DN42 peer) and reached from the
+    # tunnels; nothing new is accepted from DN42 itself.
+    dn42_rpfilter = 'iifname "dn42-peer1" accept' in firewall["extraReversePathFilterRules"]
+    assert dn42_rpfilter is (host == "dmz")
+    assert 'iifname "dn42-peer1"' not in firewall["extraForwardRules"]
+    if host == "dmz":
+        assert (
+            'iifname { "wg-ibgp" } oifname { "dn42-peer1" } accept' in firewall["extraForwardRules"]
+        )
     assert config["boot"]["kernel"]["sysctl"]["net.ipv4.conf.all.forwarding"] == 1
     assert config["boot"]["kernel"]["sysctl"]["net.ipv6.conf.all.forwarding"] == 1
     secrets = config["sops"]["secrets"]
@@ -83,17 +93,27 @@ def test_example_host_evaluates_without_failed_assertions(host: str) -> None:
             assert "wireguard-wg-ibgp.service" in secret["restartUnits"]
 
 
+# nixpkgs nixos/modules/services/networking/bird.nix's ExecStart, as read at
+# NixOS/nixpkgs 0148e16d1446003704803ecabb5a00cfea7d8568 and Swarsel/nixpkgs
+# 4aa6836a648ca76c68866decf0c8965e36ec2a3b (same line in both):
+#   ExecStart = "${lib.getExe' cfg.package "bird"} -c /etc/bird/bird.conf";
+# checks/lib/nixos-option-decls.nix mirrors it; this fixture keeps the mirror honest.
+UPSTREAM_BIRD_EXEC_START = "{bird}/bin/bird -c /etc/bird/bird.conf"
+
+
 @pytest.mark.parametrize("host", ["dmz", "pve"])
 def test_bird_restarts_gracefully(host: str) -> None:
     config = example(host)["config"]
     bird = config["services"]["bird"]["package"]
     service = config["systemd"]["services"]["bird"]["serviceConfig"]
-    assert service["ExecStart"] == f"{bird}/bin/bird -R -c /etc/bird/bird.conf"
     plain = example(host, "services.ibgpTunnel.tuning.gracefulRestart = false;")["config"]
-    assert (
-        "bird" not in plain["systemd"]["services"]
-        or "ExecStop" not in (plain["systemd"]["services"]["bird"]["serviceConfig"])
-    )
+    upstream = plain["systemd"]["services"]["bird"]["serviceConfig"]
+    # Without graceful restart the unit is upstream's, untouched...
+    assert upstream["ExecStart"] == UPSTREAM_BIRD_EXEC_START.format(bird=bird)
+    assert upstream["ExecStop"] == f"{bird}/bin/birdc down"
+    # ...with it, upstream's very line plus -R (the module forces it).
+    assert service["ExecStart"] == upstream["ExecStart"] + " -R"
+    assert service["ExecStop"] != upstream["ExecStop"]
 
 
 def test_tuning_options_reach_bird_conf() -> None:
@@ -324,6 +344,20 @@ def test_forwarding_wins_over_nixos_own_default_and_the_host_can_still_say_no() 
     assert off["config"]["boot"]["kernel"]["sysctl"]["net.ipv4.conf.all.forwarding"] == 0
 
 
+@pytest.mark.parametrize("value", ["0", "false", '"0"'])
+@pytest.mark.parametrize("family", ["ipv4", "ipv6"])
+def test_a_host_that_turns_forwarding_off_is_warned(family: str, value: str) -> None:
+    key = f"net.{family}.conf.all.forwarding"
+    result = example("dmz", f'boot.kernel.sysctl."{key}" = {value};')
+    assert result["failedAssertions"] == []
+    (warning,) = [w for w in result["warnings"] if key in w]
+    assert f'needs boot.kernel.sysctl."{key}" = 1, but it is {value}' in warning
+    assert "uplink and DN42" in warning
+    # The other family, and a host that agrees, are not warned about.
+    assert [w for w in result["warnings"] if "forwarding" in w] == [warning]
+    assert not [w for w in example("dmz")["warnings"] if "forwarding" in w]
+
+
 def test_the_reflector_uplinks_keep_accepting_router_advertisements() -> None:
     sysctl = example("dmz")["config"]["boot"]["kernel"]["sysctl"]
     assert sysctl["net.ipv6.conf.all.forwarding"] == 1
@@ -332,6 +366,57 @@ def test_the_reflector_uplinks_keep_accepting_router_advertisements() -> None:
     assert vlan["config"]["boot"]["kernel"]["sysctl"]["net.ipv6.conf.eth0/100.accept_ra"] == 2
     client = example("pve")["config"]["boot"]["kernel"]["sysctl"]
     assert not [key for key in client if key.endswith(".accept_ra")]
+
+
+def ra_warnings(result: dict[str, Any]) -> list[str]:
+    return [w for w in result["warnings"] if "router advertisements" in w]
+
+
+def accept_ra(result: dict[str, Any]) -> dict[str, Any]:
+    sysctl = result["config"]["boot"]["kernel"]["sysctl"]
+    return {key: value for key, value in sysctl.items() if key.endswith(".accept_ra")}
+
+
+def test_a_client_names_the_interfaces_that_take_router_advertisements() -> None:
+    # pve's plan says [ ] (dhcpcd takes its RAs): no key, no warning.
+    assert accept_ra(example("pve")) == {} and ra_warnings(example("pve")) == []
+    undecided = example("pve", "services.ibgpTunnel.acceptRAInterfaces = lib.mkForce null;")
+    (warning,) = ra_warnings(undecided)
+    assert 'services.ibgpTunnel.acceptRAInterfaces = [ "<interface>" ]' in warning
+    assert "set it to [ ] to silence this warning" in warning
+    assert accept_ra(undecided) == {}
+    named = example(
+        "pve", 'services.ibgpTunnel.acceptRAInterfaces = lib.mkForce [ "wan0" "vmbr0.7" ];'
+    )
+    assert ra_warnings(named) == []
+    assert accept_ra(named) == {
+        "net.ipv6.conf.wan0.accept_ra": 2,
+        "net.ipv6.conf.vmbr0/7.accept_ra": 2,
+    }
+
+
+@pytest.mark.parametrize(
+    "setting", ["networking.useNetworkd = true;", "networking.enableIPv6 = false;"]
+)
+def test_no_router_advertisement_warning_where_the_sysctl_does_not_matter(setting: str) -> None:
+    # networkd handles RAs itself (its IPv6AcceptRA ignores accept_ra); no IPv6, no RAs.
+    result = example("pve", f"services.ibgpTunnel.acceptRAInterfaces = lib.mkForce null; {setting}")
+    assert ra_warnings(result) == []
+
+
+def test_a_reflector_can_name_other_interfaces_than_its_uplinks() -> None:
+    assert accept_ra(example("dmz")) == {"net.ipv6.conf.eth0.accept_ra": 2}
+    none = example("dmz", "services.ibgpTunnel.acceptRAInterfaces = [ ];")
+    assert accept_ra(none) == {} and ra_warnings(none) == []
+    other = example("dmz", 'services.ibgpTunnel.acceptRAInterfaces = [ "ens3" ];')
+    assert accept_ra(other) == {"net.ipv6.conf.ens3.accept_ra": 2}
+
+
+@pytest.mark.parametrize("name", ["eth0/../x", "a b", "averyveryverylongname", "eth0\nx"])
+def test_interface_names_reaching_sysctl_keys_are_checked(name: str) -> None:
+    setting = f'services.ibgpTunnel.acceptRAInterfaces = lib.mkForce [ "{name}" ];'
+    error = evaluation_error(host("pve"), f"{{ lib, ... }}: {{ {setting} }}")
+    assert "services.ibgpTunnel.acceptRAInterfaces" in error
 
 
 @pytest.mark.parametrize("host", ["dmz", "pve"])

@@ -215,3 +215,44 @@ def test_deploy_nodes_take_overrides_and_name_a_missing_host() -> None:
     missing = deploy_nodes("{ }", '"dmz"')
     assert missing.returncode != 0
     assert "the plan's hosts pve have no nixosConfigurations entry" in missing.stderr
+
+
+@needs_nix
+@pytest.mark.parametrize("given", ["2001:db8::7", "[2001:db8::7]"])
+def test_an_ipv6_hostname_reaches_ssh_and_nix_unbracketed(given: str) -> None:
+    result = deploy_nodes(f'{{ pve.hostname = "{given}"; }}', '"dmz" "pve"')
+    assert result.returncode == 0, result.stderr
+    hostname = json.loads(result.stdout)["pve"]["hostname"]
+    assert hostname == "2001:db8::7"
+    # deploy-rs runs `ssh root@<hostname>`: OpenSSH must see the address itself
+    # (brackets would be resolved as a name: `ssh -G root@[2001:db8::7]`).
+    if shutil.which("ssh"):
+        resolved = subprocess.run(
+            ["ssh", "-G", f"root@{hostname}"], capture_output=True, text=True, check=True
+        ).stdout
+        assert "hostname 2001:db8::7\n" in resolved
+        bracketed = subprocess.run(
+            ["ssh", "-G", "root@[2001:db8::7]"], capture_output=True, text=True, check=True
+        ).stdout
+        assert "hostname [2001:db8::7]\n" in bracketed  # why they are taken off
+    # A name with brackets that is no IPv6 literal is left alone (and fails in ssh).
+    other = deploy_nodes('{ pve.hostname = "[pve.lan]"; }', '"dmz" "pve"')
+    assert json.loads(other.stdout)["pve"]["hostname"] == "[pve.lan]"
+
+
+@needs_nix
+@pytest.mark.parametrize(
+    ("hostname", "subnet"),
+    [("10.255.255.1", "10.255.255.0/30"), ("fdb7:1dec:4d21:ff::2", "fdb7:1dec:4d21:ff::/64")],
+)
+def test_deploying_through_a_tunnel_of_the_plan_is_warned(hostname: str, subnet: str) -> None:
+    result = deploy_nodes(f'{{ pve.hostname = "{hostname}"; }}', '"dmz" "pve"')
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["pve"]["hostname"] == hostname
+    assert f"node pve's hostname {hostname} is inside link pve's tunnel subnet {subnet}" in (
+        result.stderr
+    )
+    assert "magic rollback" in result.stderr
+    # The plan's public endpoint and a LAN address are not.
+    fine = deploy_nodes('{ pve.hostname = "192.168.1.2"; }', '"dmz" "pve"')
+    assert fine.returncode == 0 and "tunnel subnet" not in fine.stderr

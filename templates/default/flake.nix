@@ -1,7 +1,9 @@
 # Your hosts, joined by ibgp-tunnel. Every host of hosts/plan.toml becomes a
 # nixosConfigurations entry (its own settings in hosts/<name>/) and a deploy-rs
 # node: `nix flake check`, then `nix run github:serokell/deploy-rs -- .`
-# deploys them all.
+# deploys them all. A flake in a git repository sees only the files git
+# tracks: `git add` new files, secrets/<host>.yaml after `ibgp-tunnel keys`
+# included.
 {
   description = "Hosts joined by iBGP over WireGuard (ibgp-tunnel)";
 

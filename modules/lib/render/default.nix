@@ -14,9 +14,10 @@ in
   wireguard = import ./wireguard.nix spec // dn42.wireguard spec;
   nftables = import ./nftables.nix spec;
   # With forwarding on, the kernel ignores router advertisements unless
-  # accept_ra is 2: a VPS that gets its IPv6 by SLAAC would lose its default
-  # route. The names passed the core's interface-name check; a '.' (VLAN) is
-  # written '/' in a sysctl key, as NixOS does.
+  # accept_ra is 2: a VPS (or a client's WAN) that gets its IPv6 by SLAAC
+  # would lose its default route. acceptRAInterfaces names them; unset, a
+  # reflector's uplinks. The names passed the core's interface-name check
+  # (spec.nix); a '.' (VLAN) is written '/' in a sysctl key, as NixOS does.
   sysctl = {
     "net.ipv4.conf.all.forwarding" = 1;
     "net.ipv6.conf.all.forwarding" = 1;
@@ -25,7 +26,7 @@ in
     map (name: {
       name = "net.ipv6.conf.${builtins.replaceStrings [ "." ] [ "/" ] name}.accept_ra";
       value = 2;
-    }) spec.uplinkInterfaces
+    }) (if spec.acceptRAInterfaces == null then spec.uplinkInterfaces else spec.acceptRAInterfaces)
   );
   allowedUDPPorts = if spec.role == "reflector" && spec.openFirewall then map (link: link.listenPort) (attrValues spec.links) ++ dn42.listenPorts spec else [ ];
   # networking.firewall.interfaces: BGP (TCP 179; both ends dial) from the iBGP

@@ -286,6 +286,8 @@ in
           spec.dn42.roa.ipv6File
         ];
         files = [ spec.dn42.roa.ipv4File spec.dn42.roa.ipv6File ];
+        # The script's ROA_MAX_BYTES: a larger download is refused.
+        maxBytes = dn42Defaults.roa_max_bytes;
         script = readFile ../resources/dn42-roa-update.sh;
         # services.bird.preCheckConfig: the build sandbox has no downloaded
         # file, so the check parses bird.conf with each include pointed at an

@@ -49,14 +49,34 @@ let
     ];
 
   perInterface = template: spec: concatStringsSep "" (map template (tunnelInterfaces spec));
+
+  # Every DN42 peer's interface (reflectors only; [ ] on clients).
+  dn42Interfaces = spec: (import ./dn42.nix).interfaces spec;
+
+  # DN42 in the forward chain: what the tunnels send to DN42, said for the
+  # DN42 interfaces themselves so it does not hang on the broad per-tunnel
+  # accepts above. Nothing new is accepted *from* DN42: replies, asymmetric
+  # ones included (conntrack does not look at interfaces), pass NixOS's
+  # `ct state established` before forward-allow, and new connections from
+  # DN42 towards the clients' LANs are not this rule's to open.
+  dn42ForwardRules =
+    spec:
+    let
+      dn42 = dn42Interfaces spec;
+    in
+    util.optionalString (dn42 != [ ] && spec.links != { }) "iifname ${set (tunnelInterfaces spec)} oifname ${set dn42} accept\n";
 in
 spec: {
   table = defaults.nftables_table;
   family = "inet";
   content = content spec;
   ruleset = render [ (block "table inet ${defaults.nftables_table}" [ (filter (line: line != "") (util.lines (content spec))) ]) ];
-  forwardRules = perInterface (name: "iifname \"${name}\" accept\noifname \"${name}\" accept\n") spec;
+  forwardRules = perInterface (name: "iifname \"${name}\" accept\noifname \"${name}\" accept\n") spec + dn42ForwardRules spec;
   # Replies from hosts behind the tunnel arrive on it; only BIRD's routes say
-  # so, and a strict check may run before BIRD has installed them.
-  reversePathRules = perInterface (name: "iifname \"${name}\" accept\n") spec;
+  # so, and a strict check may run before BIRD has installed them. The same
+  # for DN42: with two peers, a reply often comes back through the other
+  # one (DN42 routing is asymmetric), where a strict check drops it.
+  reversePathRules =
+    perInterface (name: "iifname \"${name}\" accept\n") spec
+    + concatStringsSep "" (map (name: "iifname ${util.quote name} accept\n") (dn42Interfaces spec));
 }

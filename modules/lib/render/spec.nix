@@ -64,6 +64,8 @@ let
     announce = families t.prefix;
     lanInterfaces = listOf (leaf t.interface);
     uplinkInterfaces = listOf (leaf t.interface);
+    # null: the uplinks (reflector) or none (client); the module warns then.
+    acceptRAInterfaces = optional (listOf (leaf t.interface));
     openFirewall = leaf bool;
     privateKeyFile = nullOr (leaf t.runtimePath);
     links = attrsOf (record {

@@ -1,7 +1,9 @@
 # Refresh DN42's ROA files for BIRD; run by ibgp-tunnel's ROA timer (and by the
 # lab). Arguments: triples "family url file", family ipv4 or ipv6.
 # Environment: BIRD, BIRDC (commands; default bird, birdc), BIRDC_SOCKET
-# (optional control socket).
+# (optional control socket), ROA_MAX_BYTES (largest file accepted, default
+# 8388608 = 8 MiB, dn42-defaults.toml's roa_max_bytes; DN42's files are a few
+# hundred KiB).
 #
 # Per file: download to a temporary file beside it; keep the last good file
 # when the download fails, is empty or does not parse as a BIRD ROA include;
@@ -16,6 +18,14 @@ bird=${BIRD:-bird}
 birdc=${BIRDC:-birdc}
 socket_args=()
 if [ -n "${BIRDC_SOCKET:-}" ]; then socket_args=(-s "$BIRDC_SOCKET"); fi
+
+max_bytes=${ROA_MAX_BYTES:-8388608}
+case $max_bytes in
+  '' | *[!0-9]*)
+    echo "dn42-roa: ROA_MAX_BYTES must be a number of bytes, not '$max_bytes'" >&2
+    exit 2
+    ;;
+esac
 
 changed=0
 failed=0
@@ -41,7 +51,18 @@ while [ $# -ge 3 ]; do
   dir=$(dirname "$file")
   mkdir -p "$dir"
   tmp=$(mktemp "$dir/.roa-new.XXXXXX") || { failed=1; continue; }
-  if ! curl --fail --silent --show-error --location --max-time 120 --output "$tmp" "$url"; then
+  # At most max_bytes: curl refuses a larger size the server announces
+  # (--max-filesize, exit 63); head keeps one byte past the cap whatever the
+  # server says (curl before 8.4 ignores the cap when no size is announced),
+  # so a larger download is seen without filling the disk.
+  curl --fail --silent --show-error --location --max-time 120 --max-filesize "$max_bytes" "$url" |
+    head -c "$((max_bytes + 1))" >"$tmp"
+  statuses=("${PIPESTATUS[@]}")
+  if [ "${statuses[0]}" = 63 ] || [ "$(wc -c <"$tmp")" -gt "$max_bytes" ]; then
+    echo "dn42-roa: $url is larger than $max_bytes bytes (ROA_MAX_BYTES); keeping $file" >&2
+    rm -f "$tmp"; failed=1; continue
+  fi
+  if [ "${statuses[0]}" != 0 ] || [ "${statuses[1]}" != 0 ]; then
     echo "dn42-roa: downloading $url failed; keeping $file" >&2
     rm -f "$tmp"; failed=1; continue
   fi

@@ -22,7 +22,7 @@ from ibgp_tunnel.check import check_file
 from ibgp_tunnel.errors import EXIT_BAD_INPUT, EXIT_FAILED, IbgpTunnelError, PlanError
 from ibgp_tunnel.findings import Finding, Severity, errors
 from ibgp_tunnel.render import host_spec, render_host
-from ibgp_tunnel.scaffold import init_project
+from ibgp_tunnel.scaffold import init_project, next_steps
 
 DEFAULT_PLAN = Path("hosts/plan.toml")
 F = TypeVar("F", bound=Callable[..., Any])
@@ -200,16 +200,9 @@ def init(
     written = init_project(directory, list(age_recipient or []))
     for path in written.files:
         _say(f"wrote {path}")
-    next_steps = [
-        f"edit {written.plan} (replace the endpoint, addresses and names; hosts/<name>/ "
-        "holds each host's machine settings)",
-        f"ibgp-tunnel check {written.plan}",
-        "ibgp-tunnel keys  (writes secrets/<host>.yaml with sops)",
-        "set the ibgp-tunnel input's url in flake.nix, then nix flake check",
-    ]
-    if not age_recipient:
-        next_steps.insert(1, f"put your age recipients into {written.sops_config}")
-    _say("next: " + "; ".join(next_steps))
+    _say("next:")
+    for number, step in enumerate(next_steps(directory, written, bool(age_recipient)), start=1):
+        _say(f"  {number}. {step}")
 
 
 # --- render ------------------------------------------------------------------

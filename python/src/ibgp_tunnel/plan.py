@@ -25,6 +25,9 @@ U32_MAX = 2**32 - 1
 # TOML has no null: an absent optional key is simply missing, so the schema says
 # "string" rather than pydantic's "string or null", and shows no null default.
 OptionalStr = Annotated[str | None, WithJsonSchema({"type": "string"})]
+OptionalStrList = Annotated[
+    list[str] | None, WithJsonSchema({"type": "array", "items": {"type": "string"}})
+]
 
 
 def _no_default(schema: dict[str, Any]) -> None:
@@ -206,6 +209,14 @@ class Host(_Table):
     )
     lan_interfaces: list[str] = Field(
         default=[], description="Client only: traffic from these into the tunnel is masqueraded."
+    )
+    accept_ra_interfaces: OptionalStrList = Field(
+        default=None,
+        json_schema_extra=_no_default,
+        description="Interfaces that take their IPv6 address or default route from router "
+        "advertisements in the kernel (SLAAC): accept_ra = 2 there, since forwarding makes the "
+        "kernel ignore RAs otherwise. Unset: the uplink_interfaces on a reflector; on a client "
+        "none, with a warning until set ([] when nothing needs it).",
     )
     allow_cover_everything: bool = Field(
         default=False,

@@ -16,6 +16,9 @@ from ibgp_tunnel.newfile import write_new
 
 PLAN_FILE = Path("hosts/plan.toml")
 SOPS_FILE = Path(".sops.yaml")
+FLAKE_FILE = Path("flake.nix")
+# The template's placeholder for the ibgp-tunnel input's url in flake.nix.
+FLAKE_URL_PLACEHOLDER = "REPLACE-ME/ibgp-tunnel"
 # Not a valid recipient on purpose: sops refuses it until the user replaces it.
 AGE_PLACEHOLDER = "REPLACE-WITH-YOUR-AGE-RECIPIENTS"
 # age1 + 58 bech32 characters (a 32-byte X25519 key with its checksum).
@@ -82,6 +85,44 @@ def sops_text(recipients: list[str]) -> str:
             )
     text = template_files()[SOPS_FILE]
     return text.replace(AGE_PLACEHOLDER, ",".join(recipients) or AGE_PLACEHOLDER)
+
+
+def flake_url_line(flake_text: str) -> tuple[int, str]:
+    """Where the template's flake.nix sets the ibgp-tunnel input's url: (line number, line)."""
+    for number, line in enumerate(flake_text.splitlines(), start=1):
+        if FLAKE_URL_PLACEHOLDER in line and "url" in line:
+            return number, line.strip()
+    raise InputError(
+        f"the template's {FLAKE_FILE} no longer has the url placeholder {FLAKE_URL_PLACEHOLDER}: "
+        "update FLAKE_URL_PLACEHOLDER in scaffold.py with it"
+    )
+
+
+def in_git_repository(directory: Path) -> bool:
+    """Is `directory` inside a git work tree (a .git entry here or above)?"""
+    here = directory.resolve()
+    return any((parent / ".git").exists() for parent in (here, *here.parents))
+
+
+def next_steps(directory: Path, written: Written, recipients_given: bool) -> list[str]:
+    """What to do after init, in order. Flakes in a git repository see only the files
+    git tracks, so new files (the template's, later secrets/<host>.yaml) must be added."""
+    line_number, line = flake_url_line(template_files()[FLAKE_FILE])
+    track = "git add -A" if in_git_repository(directory) else "git init && git add -A"
+    steps = [
+        f"in {directory}: {track}  (a flake sees only the files git tracks)",
+        f"edit {written.plan} (replace the endpoint, addresses and names; hosts/<name>/ "
+        "holds each host's machine settings)",
+        f"ibgp-tunnel check {written.plan}",
+        "ibgp-tunnel keys  (writes secrets/<host>.yaml with sops and the public keys into "
+        f"the plan), then git add secrets {written.plan}: an untracked secrets file is "
+        "missing from the flake",
+        f"set the ibgp-tunnel input's url in {directory / FLAKE_FILE} line {line_number} "
+        f"({line}) to where you got ibgp-tunnel, then nix flake check",
+    ]
+    if not recipients_given:
+        steps.insert(1, f"put your age recipients into {written.sops_config}")
+    return steps
 
 
 def project_files(recipients: list[str]) -> dict[Path, str]:

@@ -42,3 +42,8 @@ concatMap (
 ++ map (name: problem "${root}.dn42Peers" "interface \"${name}\" is used by more than one DN42 peer: give each its own interface") (
   checks.laterDuplicates toString (map interfaceOf (attrNames peers))
 )
+# A ROA file decides which DN42 routes are imported: plain http:// only when
+# asked for (render refuses it too).
+++ map (url: problem "${root}.dn42.roa" "${url} is plain http://, which anyone on the path can rewrite: use https://, or set allowInsecureUrls = true") (
+  if isAttrs (spec.dn42.roa or null) && !(spec.dn42.roa.allowInsecureUrls or false) then render.insecureRoaUrls spec else [ ]
+)

@@ -55,6 +55,7 @@ class Roa:
         self.file4 = self.installed / "dn42_roa4.conf"
         self.file6 = self.installed / "dn42_roa6.conf"
         self.socket = tmp / "bird.ctl"
+        self.conf = tmp / "bird.conf"
         self.proc: subprocess.Popen[bytes] | None = None
 
     def serve(self, v4: str | None, v6: str | None) -> None:
@@ -72,7 +73,7 @@ class Roa:
         self.installed.mkdir(parents=True)
         self.file4.write_text("")
         self.file6.write_text("")
-        conf = self.tmp / "bird.conf"
+        conf = self.conf
         conf.write_text(
             "router id 192.0.2.1;\n"
             + (RESOURCES / "dn42-roa.conf").read_text()
@@ -107,19 +108,34 @@ class Roa:
         birdc = [str(self.bird_dir / "birdc"), "-s", str(self.socket), "show", "status"]
         return subprocess.run(birdc, capture_output=True, check=False).returncode == 0
 
-    def run(self) -> subprocess.CompletedProcess[str]:
-        env = {
+    def run(
+        self, *flags: str, urls: tuple[str, str] | None = None, **env: str
+    ) -> subprocess.CompletedProcess[str]:
+        """The script as the unit runs it: this BIRD, its bird.conf, the two files."""
+        url4, url6 = urls or (
+            f"file://{self.source / 'roa4.conf'}",
+            f"file://{self.source / 'roa6.conf'}",
+        )
+        environment = {
             **os.environ,
             "BIRD": str(self.bird_dir / "bird"),
             "BIRDC": str(self.bird_dir / "birdc"),
             "BIRDC_SOCKET": str(self.socket),
+            "BIRD_CONF": str(self.conf),
+            **env,
         }
         args = [
-            "ipv4", f"file://{self.source / 'roa4.conf'}", str(self.file4),
-            "ipv6", f"file://{self.source / 'roa6.conf'}", str(self.file6),
+            *flags,
+            "ipv4", url4, str(self.file4), "dn42_roa4",
+            "ipv6", url6, str(self.file6), "dn42_roa6",
         ]  # fmt: skip
         return subprocess.run(
-            ["bash", str(SCRIPT), *args], capture_output=True, text=True, env=env, check=False
+            ["bash", str(SCRIPT), *args],
+            capture_output=True,
+            text=True,
+            errors="replace",
+            env=environment,
+            check=False,
         )
 
     def table(self, name: str) -> str:

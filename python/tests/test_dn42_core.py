@@ -4,6 +4,7 @@ every rendered bird.conf goes through the build-time check on each BIRD here."""
 
 from __future__ import annotations
 
+import re
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -11,7 +12,7 @@ from typing import Any
 import pytest
 import tomlkit
 from birdcheck import build_time_check
-from nixcore import EXAMPLE_PLAN, core_call, needs_nix, problems_of, render
+from nixcore import CORE, EXAMPLE_PLAN, core_call, needs_nix, nix_eval_error, problems_of, render
 from test_dn42_roa import BIRDS
 
 pytestmark = needs_nix
@@ -141,3 +142,56 @@ def test_community_ranges_are_checked_where_emitted(field: str, value: str, show
     spec = f"let s = {SPEC}; in s // {{ dn42Peers.peer1 = {peer}; }}"
     found = core_call(f"core.problems ({spec})")
     assert any(p["path"].endswith(shown) for p in found), found
+
+
+def _roa_plan(tmp_path: Path, **roa: Any) -> Path:
+    data = tomllib.loads(EXAMPLE_PLAN.read_text())
+    data["hosts"]["dmz"]["dn42_roa"] = roa
+    plan = tmp_path / "plan.toml"
+    plan.write_text(tomlkit.dumps(data))
+    return plan
+
+
+def _errors(plan: Path) -> list[dict[str, str]]:
+    found = core_call(f"core.planProblems (core.readPlan {plan})")
+    return [p for p in found if p["severity"] == "error"]
+
+
+def test_the_roa_unit_names_the_tables_bird_conf_defines() -> None:
+    standalone = core_call(f"(core.render ({SPEC})).dn42Roa.arguments")
+    assert standalone[3] == "dn42_roa4" and standalone[7] == "dn42_roa6"
+    merged = f"({SPEC}) // {{ bird = {{ standalone = false; kernelProtocols = true; }}; }}"
+    artifacts = core_call(f"core.render ({merged})")
+    arguments = artifacts["dn42Roa"]["arguments"]
+    assert [arguments[3], arguments[7]] == ["ibgpt_dn42_roa4", "ibgpt_dn42_roa6"]
+    for family, table in (("4", arguments[3]), ("6", arguments[7])):
+        assert f"roa{family} table {table};" in artifacts["birdConfig"]
+        assert re.search(rf"roa{family} \{{\s*table {table};\s*\}};", artifacts["birdConfig"])
+
+
+def test_a_plain_http_roa_url_needs_the_opt_in(tmp_path: Path) -> None:
+    url = "http://roa.example.net/dn42_roa4.conf"
+    plan = _roa_plan(tmp_path, ipv4_url=url)
+    found = core_call(f"core.planProblems (core.readPlan {plan})")
+    assert any(
+        p["path"] == "hosts.dmz.dn42_roa.ipv4_url" and "plain http://" in p["message"]
+        for p in found
+    ), found
+    spec = f'core.hostFromPlan (core.readPlan {plan}) "dmz"'
+    assert any(
+        p["path"] == "services.ibgpTunnel.dn42.roa" and url in p["message"]
+        for p in problems_of(spec)
+    )
+    # Render refuses it too, whoever calls it.
+    error = nix_eval_error(f"let core = import {CORE}; in (core.render ({spec})).dn42Roa.arguments")
+    assert "allowInsecureUrls" in error
+    # Opted in: no problem, and the script is told.
+    allowed = _roa_plan(tmp_path, ipv4_url=url, allow_insecure_urls=True)
+    assert _errors(allowed) == []
+    arguments = render(allowed, "dmz")["dn42Roa"]["arguments"]
+    assert arguments[0] == "--allow-http" and arguments[2] == url
+    # https:// and file:// never need it.
+    for fine in ("https://roa.example.net/r.conf", "file:///var/lib/roa/r.conf"):
+        quiet = _roa_plan(tmp_path, ipv4_url=fine)
+        assert _errors(quiet) == []
+        assert render(quiet, "dmz")["dn42Roa"]["arguments"][0] == "ipv4"

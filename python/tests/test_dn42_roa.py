@@ -66,10 +66,15 @@ class Roa:
             else:
                 path.write_text(text)
 
-    def start_bird(self) -> None:
-        # What bird.conf holds on a reflector: the resource verbatim, then the
-        # generated statics including the files (empty before the first run,
-        # as tmpfiles leaves them).
+    def start_bird(self, *, write_config: bool = True) -> None:
+        """BIRD on self.conf: by default what bird.conf holds on a reflector (the
+        resource verbatim, then the generated statics including the files, empty
+        before the first run as tmpfiles leaves them); else the caller's."""
+        if write_config:
+            self._write_config()
+        self._start()
+
+    def _write_config(self) -> None:
         self.installed.mkdir(parents=True)
         self.file4.write_text("")
         self.file6.write_text("")
@@ -84,6 +89,9 @@ class Roa:
                 for v, path in (("4", self.file4), ("6", self.file6))
             )
         )
+
+    def _start(self) -> None:
+        conf = self.conf
         self.proc = subprocess.Popen(
             [
                 "unshare",

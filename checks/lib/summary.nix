@@ -76,6 +76,7 @@ in
     systemd.services = lib.mapAttrs (_: s: {
       inherit (s)
         serviceConfig
+        environment
         after
         wants
         requires

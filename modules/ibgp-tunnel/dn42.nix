@@ -157,6 +157,11 @@ in
         };
         ipv4Url = urlOption "ipv4";
         ipv6Url = urlOption "ipv6";
+        allowInsecureUrls = mkOption {
+          type = types.bool;
+          default = false;
+          description = "Fetch the ROA files from plain http:// URLs too. Off: anyone on the path could rewrite a file over http://, and the ROA files decide which DN42 routes are imported; https:// and file:// (a local file) are always fetched.";
+        };
         ipv4File = fileOption "ipv4";
         ipv6File = fileOption "ipv6";
         interval = mkOption {
@@ -191,9 +196,13 @@ in
           pkgs.curl
           pkgs.diffutils
           pkgs.coreutils
+          pkgs.gawk
           config.services.bird.package
         ];
         environment.ROA_MAX_BYTES = toString roa.maxBytes;
+        # The config BIRD runs (nixpkgs' services.bird): each download is
+        # checked inside it before it is installed.
+        environment.BIRD_CONF = "/etc/bird/bird.conf";
         serviceConfig = {
           Type = "oneshot";
           ExecStart = "${roaUpdate} ${lib.concatStringsSep " " roa.arguments}";

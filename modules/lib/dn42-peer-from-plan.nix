@@ -43,6 +43,7 @@ in
         enable = roa.enable or true;
         ipv4Url = roa.ipv4_url or dn42Defaults.roa_url_ipv4;
         ipv6Url = roa.ipv6_url or dn42Defaults.roa_url_ipv6;
+        allowInsecureUrls = roa.allow_insecure_urls or false;
         interval = roa.interval or dn42Defaults.roa_interval;
       };
     };

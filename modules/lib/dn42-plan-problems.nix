@@ -84,6 +84,15 @@ let
     when (roa ? ipv4_url) (tokenError t.dn42.url (at "ipv4_url") roa.ipv4_url)
     ++ when (roa ? ipv6_url) (tokenError t.dn42.url (at "ipv6_url") roa.ipv6_url)
     ++ when (roa ? interval) (tokenError t.dn42.interval (at "interval") roa.interval)
+    ++ optional (roa ? allow_insecure_urls && !builtins.isBool roa.allow_insecure_urls) (
+      error (at "allow_insecure_urls") "is not true or false"
+    )
+    ++ concatMap (
+      key:
+      optional (roa ? ${key} && builtins.isString roa.${key} && builtins.match "http://.*" roa.${key} != null && (roa.allow_insecure_urls or false) != true) (
+        error (at key) "${roa.${key}} is plain http://, which anyone on the path can rewrite: use https://, or set allow_insecure_urls = true"
+      )
+    ) [ "ipv4_url" "ipv6_url" ]
     ++ optional (roa != { } && (host.dn42_peers or { }) == { }) (
       warning [ "hosts" hostName "dn42_roa" ] "is set but this host has no dn42_peers: ROA only filters routes from DN42 peers"
     );

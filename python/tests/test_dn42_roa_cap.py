@@ -117,17 +117,33 @@ def refresh(site: Site, url: str, cap: int) -> subprocess.CompletedProcess[str]:
             f"ROA_MAX_BYTES={cap}",
             f"BIRD={bird_dir / 'bird'}",
             f"BIRDC={bird_dir / 'birdc'}",
+            f"BIRD_CONF={bird_conf(site)}",
             "bash",
             str(SCRIPT),
+            "--allow-http",
             "ipv4",
             url,
             str(site.installed / "dn42_roa4.conf"),
+            "dn42_roa4",
         ],
         capture_output=True,
         text=True,
         timeout=120,
         check=False,
     )
+
+
+def bird_conf(site: Site) -> Path:
+    """The smallest config that includes the ROA file as bird.conf does: the
+    script checks every download inside the config BIRD runs."""
+    conf = site.root / "bird.conf"
+    conf.write_text(
+        "router id 192.0.2.1;\nroa4 table dn42_roa4;\n"
+        "protocol static dn42_roa4_file {\n  roa4 { table dn42_roa4; };\n"
+        f'  include "{site.installed / "dn42_roa4.conf"}";\n}}\n'
+    )
+    conf.chmod(0o644)
+    return conf
 
 
 def install(site: Site, text: str) -> Path:
@@ -159,7 +175,7 @@ def test_a_download_over_the_cap_is_refused_and_the_last_good_file_kept(
     }[kind]
     done = refresh(site, url, len(big) - 1)
     assert done.returncode == 1, done.stderr
-    assert f"is larger than {len(big) - 1} bytes (ROA_MAX_BYTES); keeping" in done.stderr
+    assert f"is larger than {len(big) - 1} bytes (ROA_MAX_BYTES)\ndn42-roa: keeping" in done.stderr
     assert good.read_text() == ROUTE
     assert leftovers(site) == []
 
@@ -184,7 +200,7 @@ def test_a_cap_that_is_not_a_number_is_refused(site: Site) -> None:
     done = refresh(site, f"{site.http}/roa4.conf", 0)
     assert done.returncode == 1  # a cap of 0 refuses everything
     bad = subprocess.run(
-        ["bash", str(SCRIPT), "ipv4", f"{site.http}/roa4.conf", str(site.installed / "x")],
+        ["bash", str(SCRIPT), "ipv4", f"{site.http}/roa4.conf", str(site.installed / "x"), "t"],
         env={**os.environ, "ROA_MAX_BYTES": "8M"},
         capture_output=True,
         text=True,

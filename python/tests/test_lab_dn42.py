@@ -16,6 +16,8 @@ import pytest
 from labtools import (
     EXAMPLE_PLAN,
     REPO,
+    TEST_LAB_DIR,
+    TEST_PREFIX,
     Lab,
     birdc,
     environment,
@@ -32,8 +34,9 @@ from ibgp_tunnel.lab.up import node_dir, reconfigure_bird, up
 
 pytestmark = pytest.mark.skipif(skip_reason() is not None, reason=str(skip_reason()))
 
-LAB_DIR = "/run/ibgp-tunnel-dn42-test-lab"
-PREFIX = "ibgtd-"
+# Beside the test lab (IBGP_TUNNEL_TEST_LAB_DIR/PREFIX), so concurrent runs differ.
+LAB_DIR = TEST_LAB_DIR + "-dn42"
+PREFIX = TEST_PREFIX[:-2] + "d-"
 REFLECTOR, CLIENT, PEER = "dmz", "pve", "dn42"
 PEER_V4, PEER_V6 = "172.21.80.0/24", "fd42:4200::/48"
 # Announced by the peer, but the ROA says another AS originates it.
@@ -205,6 +208,59 @@ def test_roa_invalid_route_is_refused_until_the_roa_file_changes(
         dn42.serve_roa(REFLECTOR, "ipv4", good)
         dn42.refresh_roa(REFLECTOR, socket)
         reconfigure_bird(env.lab_dir, PEER, dn42lab.peer_bird_config(peer))
+
+
+# A ROA file that closes its `protocol static` and opens its own: the reflector
+# would reflect the route to the clients, which import the dn42 set.
+INJECTED_V4 = "172.22.99.0/24"
+
+
+def _injection(good: str) -> str:
+    return (
+        good + f"}}\nprotocol static evil4 {{\n  ipv4;\n  route {INJECTED_V4} unreachable;\n}}\n"
+        "protocol static evil_tail {\n  roa4 { table dn42_roa4; };\n"
+    )
+
+
+def test_a_roa_file_that_injects_config_never_reaches_the_clients(
+    lab: tuple[Lab, dn42lab.Dn42Lab],
+) -> None:
+    env, dn42 = lab
+    socket = Path(env.st.nodes[REFLECTOR]["bird_socket"])
+    installed = dn42.installed(REFLECTOR, "ipv4")
+    good = dn42.served(REFLECTOR, "ipv4").read_text()
+    before = installed.read_bytes()
+    try:
+        dn42.serve_roa(REFLECTOR, "ipv4", _injection(good))
+        refused = dn42.refresh_roa(REFLECTOR, socket)
+        assert refused.returncode == 1
+        assert "not a BIRD ipv4 ROA file" in refused.stderr
+        assert installed.read_bytes() == before
+        assert "evil4" not in birdc(env.st, REFLECTOR, "show", "protocols")
+        # The attack is real: installed as the old check let it through, BIRD runs
+        # it and the client gets the route ...
+        installed.write_text(_injection(good))
+        assert "Reconfigur" in birdc(
+            env.st, REFLECTOR, "configure"
+        )  # BIRD 3: "...ation in progress"
+        poll(
+            lambda: INJECTED_V4 in birdc(env.st, CLIENT, "show", "route", "table", "master4"),
+            DEADLINE,
+            "the injected route at the client",
+        )
+        # ... and the next refresh, with a good download, takes it away.
+        dn42.serve_roa(REFLECTOR, "ipv4", good)
+        cleaned = dn42.refresh_roa(REFLECTOR, socket)
+        assert cleaned.returncode == 0, cleaned.stderr
+        assert installed.read_text() == good
+        poll(
+            lambda: INJECTED_V4 not in birdc(env.st, CLIENT, "show", "route", "table", "master4"),
+            DEADLINE,
+            "the injected route withdrawn",
+        )
+    finally:
+        dn42.serve_roa(REFLECTOR, "ipv4", good)
+        dn42.refresh_roa(REFLECTOR, socket)
 
 
 def test_a_peer_flap_withdraws_and_restores(lab: tuple[Lab, dn42lab.Dn42Lab]) -> None:

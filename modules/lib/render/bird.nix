@@ -9,16 +9,7 @@ let
 
   identifier = name: replaceStrings [ "-" "." ] [ "_" "_" ] name;
 
-  # services.ibgpTunnel.bird: standalone (the whole bird.conf) or merged into
-  # the host's own config, where every name we define carries a prefix the
-  # user's text cannot collide with and the global parts (router id, device,
-  # kernel protocols) are the user's unless asked for.
-  layout = spec: {
-    standalone = (spec.bird or { }).standalone or true;
-    kernelProtocols = (spec.bird or { }).kernelProtocols or true;
-  };
-  merged = spec: !(layout spec).standalone;
-  prefixOf = spec: if merged spec then "ibgpt_" else "";
+  inherit (import ./layout.nix) layout merged prefixOf;
   # Standalone, `protocol direct` and `protocol bfd` stay unnamed as they were.
   protocolHead = spec: type: name: "protocol ${type}${if merged spec then " ${prefixOf spec}${name}" else ""}";
   ownAs = spec: "${util.toUpper (prefixOf spec)}OWNAS";

@@ -44,6 +44,7 @@ let
     enable = true;
     ipv4Url = dn42Defaults.roa_url_ipv4;
     ipv6Url = dn42Defaults.roa_url_ipv6;
+    allowInsecureUrls = false;
     ipv4File = dn42Defaults.roaFileIpv4;
     ipv6File = dn42Defaults.roaFileIpv6;
     interval = dn42Defaults.roa_interval;
@@ -87,6 +88,18 @@ let
     ++ fileProtocols;
 
   roaOn = spec: spec.role == "reflector" && spec.dn42Peers != { } && spec.dn42.roa.enable;
+
+  # A ROA file over plain http:// can be rewritten by anyone on the path (it
+  # decides which DN42 routes are imported): only with allowInsecureUrls.
+  insecureUrl = url: builtins.match "http://.*" url != null;
+  insecureRoaUrls = spec: filter insecureUrl [ spec.dn42.roa.ipv4Url spec.dn42.roa.ipv6Url ];
+  roaUrl =
+    spec: url:
+    if insecureUrl url && !spec.dn42.roa.allowInsecureUrls then
+      throw "services.ibgpTunnel.dn42.roa: ${url} is plain http://: use https://, or set dn42.roa.allowInsecureUrls = true"
+    else
+      url;
+  roaTable = spec: family: "${(import ./layout.nix).prefixOf spec}dn42_roa${channelVersion family}";
 
   # --- bird.conf -------------------------------------------------------------
 
@@ -207,7 +220,7 @@ let
   };
 in
 {
-  inherit normalizePeer listenPortOf mtuOf cryptoOf interfaceOf roaFields ownSymbols;
+  inherit normalizePeer listenPortOf mtuOf cryptoOf interfaceOf roaFields ownSymbols insecureRoaUrls;
 
   # A hand-made or older spec gets the DN42 fields' defaults.
   normalize =
@@ -276,15 +289,16 @@ in
     else
       {
         inherit (spec.dn42.roa) interval;
-        # family url file, as the update script takes them.
-        arguments = [
-          "ipv4"
-          spec.dn42.roa.ipv4Url
-          spec.dn42.roa.ipv4File
-          "ipv6"
-          spec.dn42.roa.ipv6Url
-          spec.dn42.roa.ipv6File
-        ];
+        # [--allow-http] then family url file table, as the update script
+        # takes them (the tables carry the merged layout's prefix).
+        arguments =
+          optional spec.dn42.roa.allowInsecureUrls "--allow-http"
+          ++ builtins.concatMap (family: [
+            family
+            (roaUrl spec spec.dn42.roa."${family}Url")
+            spec.dn42.roa."${family}File"
+            (roaTable spec family)
+          ]) [ "ipv4" "ipv6" ];
         files = [ spec.dn42.roa.ipv4File spec.dn42.roa.ipv6File ];
         # The script's ROA_MAX_BYTES: a larger download is refused.
         maxBytes = dn42Defaults.roa_max_bytes;

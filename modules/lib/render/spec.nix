@@ -114,6 +114,7 @@ let
         enable = leaf bool;
         ipv4Url = leaf t.dn42.url;
         ipv6Url = leaf t.dn42.url;
+        allowInsecureUrls = leaf bool;
         ipv4File = leaf t.runtimePath;
         ipv6File = leaf t.runtimePath;
         interval = leaf t.dn42.interval;

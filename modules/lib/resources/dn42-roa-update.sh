@@ -1,24 +1,32 @@
 # Refresh DN42's ROA files for BIRD; run by ibgp-tunnel's ROA timer (and by the
-# lab). Arguments: triples "family url file", family ipv4 or ipv6.
+# lab). Arguments: [--allow-http] then quadruples "family url file table":
+# family ipv4 or ipv6, the table the file's `protocol static` fills (the name
+# bird.conf gives it, prefixed in a merged config).
 # Environment: BIRD, BIRDC (commands; default bird, birdc), BIRDC_SOCKET
-# (optional control socket), ROA_MAX_BYTES (largest file accepted, default
+# (optional control socket), BIRD_CONF (the config BIRD runs; default
+# /etc/bird/bird.conf, NixOS's), ROA_MAX_BYTES (largest file accepted, default
 # 8388608 = 8 MiB, dn42-defaults.toml's roa_max_bytes; DN42's files are a few
 # hundred KiB).
 #
-# Per file: download to a temporary file beside it; keep the last good file
-# when the download fails, is empty or does not parse as a BIRD ROA include;
-# replace it (rename, so BIRD never reads half a file) only when the content
-# changed. BIRD is reconfigured once, and only if a file changed; then the
-# sessions' routes are re-imported under the new ROAs (birdc reload).
-# Exit status: 0 when every file is current, 1 when one could not be refreshed
-# (BIRD keeps running on the last good data either way).
+# A downloaded file is data, never config: bird.conf includes it inside a
+# `protocol static`, and an include is textual, so a file that closed the
+# block could add protocols, routes or functions. A file is installed only when
+#   1. every line is a comment, blank, or `route <prefix> max <len> as <asn>;`
+#      of the file's family (roa_entries below), with at least one entry;
+#   2. BIRD parses the real bird.conf with the file in place (a copy whose
+#      include points to the download);
+# then it replaces the installed one by rename (BIRD never reads half a file)
+# and BIRD is reconfigured once; if BIRD refuses, the previous files come back.
+# An installed file that fails step 1 (written before these checks) is replaced
+# by an empty one: no ROA means every DN42 route is refused, never injected.
+# Exit status: 0 when every file is current and loaded, 1 otherwise (BIRD keeps
+# running on the last good data).
 set -u
+export LC_ALL=C
 
 bird=${BIRD:-bird}
 birdc=${BIRDC:-birdc}
-socket_args=()
-if [ -n "${BIRDC_SOCKET:-}" ]; then socket_args=(-s "$BIRDC_SOCKET"); fi
-
+conf=${BIRD_CONF:-/etc/bird/bird.conf}
 max_bytes=${ROA_MAX_BYTES:-8388608}
 case $max_bytes in
   '' | *[!0-9]*)
@@ -26,59 +34,268 @@ case $max_bytes in
     exit 2
     ;;
 esac
-
-changed=0
 failed=0
-loaded=() # pairs: table name, entries in its new file
+socket_args=()
+if [ -n "${BIRDC_SOCKET:-}" ]; then socket_args=(-s "$BIRDC_SOCKET"); fi
 
-# Does FILE parse as the body of a `protocol static` with a FAMILY roa channel?
-parses() {
-  local family=$1 file=$2 dir check
-  dir=$(dirname "$file")
-  check=$(mktemp "$dir/.roa-check.XXXXXX") || return 1
-  local table=roa${family#ipv}
-  printf '%s table t;\nprotocol static {\n  %s { table t; };\n  include "%s";\n}\n' \
-    "$table" "$table" "$file" >"$check"
-  "$bird" -p -c "$check" >/dev/null 2>&1
-  local status=$?
-  rm -f "$check"
-  return $status
+allow_http=0
+if [ "${1:-}" = --allow-http ]; then
+  allow_http=1
+  shift
+fi
+if [ $# -eq 0 ] || [ $(($# % 4)) -ne 0 ]; then
+  echo "dn42-roa: usage: $0 [--allow-http] (ipv4|ipv6 URL FILE TABLE)..." >&2
+  exit 2
+fi
+
+work=$(mktemp -d) || exit 1
+trap 'rm -rf "$work"' EXIT
+: >"$work/empty.conf"
+
+warn() { echo "dn42-roa: $*" >&2; }
+
+# The ROA grammar: prints the number of entries, or names the first bad line
+# on stderr and fails. Byte-wise (LC_ALL=C), whole lines only; NUL bytes are
+# refused before (awk implementations differ on them).
+roa_entries() {
+  local family=$1 file=$2
+  if [ "$(tr -d '\000' <"$file" | wc -c)" -ne "$(wc -c <"$file")" ]; then
+    echo "holds a NUL byte" >&2
+    return 1
+  fi
+  awk -v family="$family" '
+    function fail(why) { printf "line %d: %s\n", NR, why > "/dev/stderr"; bad = 1; exit 1 }
+    function decimal(s, most) { return s ~ /^(0|[1-9][0-9]*)$/ && length(s) <= most }
+    # One IPv6 group: 1-4 hex digits, as a number.
+    function group(s,   i, v) {
+      if (s !~ /^[0-9A-Fa-f]+$/ || length(s) > 4) return -1
+      v = 0
+      for (i = 1; i <= length(s); i++) v = v * 16 + index("0123456789abcdef", tolower(substr(s, i, 1))) - 1
+      return v
+    }
+    # The address as 4 (IPv4) or 8 (IPv6) numbers in w[1..]; 0 when malformed.
+    # Bits set past the prefix length: BIRD refuses them (step 2).
+    function ipv4(s, w,   n, i) {
+      if (s !~ /^[0-9.]+$/) return 0
+      n = split(s, w, ".")
+      if (n != 4) return 0
+      for (i = 1; i <= 4; i++) if (!decimal(w[i], 3) || w[i] + 0 > 255) return 0
+      return 1
+    }
+    function ipv6(s, w,   halves, head, tail, nh, nt, h, t, i) {
+      if (s !~ /^[0-9A-Fa-f:]+$/ || s ~ /:::/) return 0
+      nh = split(s, halves, "::")
+      if (nh > 2) return 0
+      nh = halves[1] == "" ? 0 : split(halves[1], h, ":")
+      nt = 0
+      if (s ~ /::/) {
+        nt = halves[2] == "" ? 0 : split(halves[2], t, ":")
+        if (nh + nt > 7) return 0
+      } else if (nh != 8) return 0
+      for (i = 1; i <= 8; i++) w[i] = 0
+      for (i = 1; i <= nh; i++) if ((w[i] = group(h[i])) < 0) return 0
+      for (i = 1; i <= nt; i++) if ((w[8 - nt + i] = group(t[i])) < 0) return 0
+      return 1
+    }
+    length($0) > 256 { fail("is longer than 256 bytes") }
+    /^[ \t]*$/ { next }
+    /^[ \t]*#[ -~\t]*$/ { next }
+    {
+      if ($0 !~ /^[ \t]*route[ \t]+[0-9A-Fa-f.:]+\/[0-9]+[ \t]+max[ \t]+[0-9]+[ \t]+as[ \t]+[0-9]+[ \t]*;[ \t]*$/)
+        fail("is not `route <prefix> max <length> as <asn>;`, a # comment or blank")
+      line = $0
+      sub(/;[ \t]*$/, "", line)
+      split(line, f, /[ \t]+/)
+      if (f[1] == "") { for (i = 1; i < 7; i++) f[i] = f[i + 1] }
+      split(f[2], p, "/")
+      bits = family == "ipv4" ? 32 : 128
+      if (family == "ipv4" ? !ipv4(p[1], w) : !ipv6(p[1], w))
+        fail(p[1] " is not an " family " address")
+      if (!decimal(p[2], 3) || p[2] + 0 > bits) fail("/" p[2] " is not an " family " prefix length")
+      if (!decimal(f[4], 3) || f[4] + 0 < p[2] + 0 || f[4] + 0 > bits)
+        fail("max " f[4] " is not between the prefix length " p[2] " and " bits)
+      if (!decimal(f[6], 10) || f[6] + 0 > 4294967295) fail("as " f[6] " is not a 32-bit AS number")
+      entries++
+    }
+    END {
+      if (bad) exit 1
+      if (entries == 0) { print "holds no ROA entry" > "/dev/stderr"; exit 1 }
+      print entries
+    }
+  ' "$file"
 }
 
-while [ $# -ge 3 ]; do
-  family=$1 url=$2 file=$3
-  shift 3
-  dir=$(dirname "$file")
-  mkdir -p "$dir"
-  tmp=$(mktemp "$dir/.roa-new.XXXXXX") || { failed=1; continue; }
+# Does the real bird.conf load with the includes of these files pointed at
+# these replacements (arguments: pairs "file replacement")? A copy in $work;
+# its relative includes made absolute (BIRD reads them relative to the
+# including file), every other include untouched.
+config_loads() {
+  local map=$work/map copy=$work/bird.conf out
+  : >"$map"
+  while [ $# -ge 2 ]; do
+    printf '%s\t%s\n' "$1" "$2" >>"$map"
+    shift 2
+  done
+  awk -v dir="$(dirname "$conf")" '
+    FILENAME == ARGV[1] { split($0, p, "\t"); to[p[1]] = p[2]; seen[p[1]] = 0; next }
+    /^[ \t]*include[ \t]*"[^"]*"[ \t]*;[ \t]*$/ {
+      path = $0
+      sub(/^[ \t]*include[ \t]*"/, "", path)
+      sub(/"[ \t]*;[ \t]*$/, "", path)
+      if (path in to) { print "include \"" to[path] "\";"; seen[path]++; next }
+      if (substr(path, 1, 1) != "/") { print "include \"" dir "/" path "\";"; next }
+    }
+    { print }
+    END { for (f in seen) if (!seen[f]) { print "it does not include " f > "/dev/stderr"; exit 1 } }
+  ' "$map" "$conf" >"$copy" || return 1
+  if ! out=$("$bird" -p -c "$copy" 2>&1); then
+    echo "$out" >&2
+    return 1
+  fi
+}
+
+url_allowed() {
+  case $1 in
+    https://* | file:///*) return 0 ;;
+    http://*) [ "$allow_http" = 1 ] ;;
+    *) return 1 ;;
+  esac
+}
+
+# Download, size and grammar (step 1): the candidate in $dir, or nothing.
+fetch() {
+  local family=$1 url=$2 tmp=$3 protocols=https,file redirects=https size why
+  if [ "$allow_http" = 1 ]; then protocols=https,http,file redirects=https,http; fi
   # At most max_bytes: curl refuses a larger size the server announces
   # (--max-filesize, exit 63); head keeps one byte past the cap whatever the
-  # server says (curl before 8.4 ignores the cap when no size is announced),
-  # so a larger download is seen without filling the disk.
-  curl --fail --silent --show-error --location --max-time 120 --max-filesize "$max_bytes" "$url" |
-    head -c "$((max_bytes + 1))" >"$tmp"
-  statuses=("${PIPESTATUS[@]}")
-  if [ "${statuses[0]}" = 63 ] || [ "$(wc -c <"$tmp")" -gt "$max_bytes" ]; then
-    echo "dn42-roa: $url is larger than $max_bytes bytes (ROA_MAX_BYTES); keeping $file" >&2
-    rm -f "$tmp"; failed=1; continue
+  # server says (curl before 8.4 ignores the cap when no size is announced, and
+  # for file:// URLs), so a larger download is seen without filling the disk.
+  curl --fail --silent --show-error --location --proto "=$protocols" --proto-redir "=$redirects" \
+    --max-filesize "$max_bytes" --max-time 120 "$url" | head -c "$((max_bytes + 1))" >"$tmp"
+  local statuses=("${PIPESTATUS[@]}")
+  size=$(wc -c <"$tmp")
+  if [ "${statuses[0]}" = 63 ] || [ "$size" -gt "$max_bytes" ]; then
+    warn "$url is larger than $max_bytes bytes (ROA_MAX_BYTES)"
+    return 1
   fi
   if [ "${statuses[0]}" != 0 ] || [ "${statuses[1]}" != 0 ]; then
-    echo "dn42-roa: downloading $url failed; keeping $file" >&2
-    rm -f "$tmp"; failed=1; continue
+    warn "downloading $url failed"
+    return 1
   fi
-  if [ ! -s "$tmp" ] || ! parses "$family" "$tmp"; then
-    echo "dn42-roa: $url is empty or not a BIRD $family ROA file; keeping $file" >&2
-    rm -f "$tmp"; failed=1; continue
+  if ! why=$(roa_entries "$family" "$tmp" 2>&1 >/dev/null); then
+    warn "$url is not a BIRD $family ROA file: $why"
+    return 1
   fi
-  if [ -f "$file" ] && cmp -s "$tmp" "$file"; then
-    rm -f "$tmp"; continue
+}
+
+files=() families=() tables=() candidates=()
+n=0
+while [ $# -ge 4 ]; do
+  family=$1 url=$2 file=$3 table=$4
+  shift 4
+  files[n]=$file families[n]=$family tables[n]=$table candidates[n]=""
+  case $family in
+    ipv4 | ipv6) ;;
+    *) warn "$family is not ipv4 or ipv6; keeping $file"; failed=1; n=$((n + 1)); continue ;;
+  esac
+  dir=$(dirname "$file")
+  mkdir -p "$dir"
+  if ! url_allowed "$url"; then
+    warn "$url: only https:// and file:// URLs are fetched (http:// needs allowInsecureUrls); keeping $file"
+    failed=1
+  elif tmp=$(mktemp "$dir/.roa-new.XXXXXX"); then
+    if fetch "$family" "$url" "$tmp"; then
+      candidates[n]=$tmp
+    else
+      rm -f "$tmp"
+      warn "keeping $file"
+      failed=1
+    fi
+  else
+    failed=1
   fi
-  chmod 0644 "$tmp"
-  mv -f "$tmp" "$file"
-  echo "dn42-roa: $file updated from $url"
-  changed=1
-  loaded+=("dn42_roa${family#ipv}" "$(grep -c '^[[:space:]]*route ' "$file")")
+  # What stays installed must pass the grammar too: a file an older script
+  # installed, or a missing one, becomes empty.
+  if [ -z "${candidates[n]}" ] && { [ ! -f "$file" ] || ! roa_entries "$family" "$file" >/dev/null 2>&1; }; then
+    if [ -s "$file" ]; then
+      warn "the installed $file is not a BIRD $family ROA file: replacing it by an empty one (DN42 routes are refused until a good download)"
+    fi
+    [ -f "$file" ] && [ ! -s "$file" ] || candidates[n]=empty
+    failed=1
+  fi
+  n=$((n + 1))
 done
+
+# Step 2, one candidate at a time on top of those accepted before it.
+accepted=() # pairs: file, replacement
+for ((i = 0; i < n; i++)); do
+  [ "${candidates[i]}" = empty ] && accepted+=("${files[i]}" "$work/empty.conf")
+done
+for ((i = 0; i < n; i++)); do
+  cand=${candidates[i]}
+  [ -n "$cand" ] && [ "$cand" != empty ] || continue
+  if why=$(config_loads "${accepted[@]}" "${files[i]}" "$cand" 2>&1); then
+    accepted+=("${files[i]}" "$cand")
+  else
+    warn "${files[i]}: $conf would not load with the download: $why; keeping the installed file"
+    rm -f "$cand"
+    candidates[i]=""
+    failed=1
+  fi
+done
+if ! why=$(config_loads "${accepted[@]}" 2>&1); then
+  warn "$conf does not load with the ROA files it would have: $why; nothing installed"
+  exit 1
+fi
+
+# Install what changed: rename over the old file, which stays (hard link)
+# until BIRD took the new one.
+installed=() # indices
+loaded=()    # pairs: table, entries in its new file
+for ((i = 0; i < n; i++)); do
+  cand=${candidates[i]} file=${files[i]}
+  [ -n "$cand" ] || continue
+  dir=$(dirname "$file") previous="$(dirname "$file")/.$(basename "$file").previous"
+  if [ "$cand" = empty ]; then
+    cand=$(mktemp "$dir/.roa-new.XXXXXX") || { failed=1; continue; }
+  elif [ -f "$file" ] && cmp -s "$cand" "$file"; then
+    rm -f "$cand"
+    continue
+  fi
+  chmod 0644 "$cand"
+  sync "$cand"
+  rm -f "$previous"
+  if [ -f "$file" ] && ! ln "$file" "$previous" 2>/dev/null && ! cp -p "$file" "$previous"; then
+    warn "cannot keep $file to roll back to; not replacing it"
+    rm -f "$cand"
+    failed=1
+    continue
+  fi
+  mv -f "$cand" "$file"
+  sync "$dir"
+  echo "dn42-roa: $file updated"
+  installed+=("$i")
+  loaded+=("${tables[i]}" "$(roa_entries "${families[i]}" "$file" 2>/dev/null || echo 0)")
+done
+
+# Put the files BIRD ran with back (a file that was missing comes back empty).
+roll_back() {
+  local i file previous
+  for i in "${installed[@]}"; do
+    file=${files[i]}
+    previous="$(dirname "$file")/.$(basename "$file").previous"
+    if [ -f "$previous" ]; then mv -f "$previous" "$file"; else : >"$file"; fi
+    echo "dn42-roa: $file rolled back" >&2
+  done
+}
+
+forget_previous() {
+  local i file
+  for i in "${installed[@]}"; do
+    file=${files[i]}
+    rm -f "$(dirname "$file")/.$(basename "$file").previous"
+  done
+}
 
 # BIRD may finish reconfiguring after `configure` returns (BIRD 3 fills
 # tables in other threads): wait until each changed table holds the file's
@@ -92,21 +309,38 @@ tables_loaded() {
   done
 }
 
-if [ "$changed" = 1 ]; then
-  out=$("$birdc" "${socket_args[@]}" configure 2>&1)
-  case $out in
-    *"Reconfigured"* | *"Reconfiguration in progress"* | *"Reconfiguration already in progress"*)
-      echo "dn42-roa: BIRD reconfigured"
-      for _ in $(seq 100); do tables_loaded && break; sleep 0.1; done
-      # Routes already refused (or accepted) were judged by the old table: ask
-      # the peers for them again (route refresh), so the new ROAs apply now.
-      # BIRD 2 spells it `reload in all`, BIRD 3 `reload filters all`.
-      if ! "$birdc" "${socket_args[@]}" reload in all >/dev/null 2>&1 &&
-        ! "$birdc" "${socket_args[@]}" reload filters all >/dev/null 2>&1; then
-        echo "dn42-roa: birdc could not reload the sessions' imports" >&2; failed=1
-      fi
-      ;;
-    *) echo "dn42-roa: birdc configure failed: $out" >&2; failed=1 ;;
+configured() {
+  case $1 in
+    *"Reconfigured"* | *"Reconfiguration in progress"* | *"Reconfiguration already in progress"*) return 0 ;;
+    *) return 1 ;;
   esac
+}
+
+if [ ${#installed[@]} -gt 0 ]; then
+  out=$("$birdc" "${socket_args[@]}" configure 2>&1)
+  if configured "$out"; then
+    forget_previous
+    echo "dn42-roa: BIRD reconfigured"
+    for _ in $(seq 100); do tables_loaded && break; sleep 0.1; done
+    # Routes already refused (or accepted) were judged by the old table: ask
+    # the peers for them again (route refresh), so the new ROAs apply now.
+    # BIRD 2 spells it `reload in all`, BIRD 3 `reload filters all`.
+    if ! "$birdc" "${socket_args[@]}" reload in all >/dev/null 2>&1 &&
+      ! "$birdc" "${socket_args[@]}" reload filters all >/dev/null 2>&1; then
+      warn "birdc could not reload the sessions' imports"
+      failed=1
+    fi
+  elif ! "$birdc" "${socket_args[@]}" show status >/dev/null 2>&1; then
+    # BIRD is not running: it reads the checked files when it starts.
+    forget_previous
+    warn "BIRD does not answer (birdc configure: $out); it loads the new files when it starts"
+    failed=1
+  else
+    warn "birdc configure failed: $out"
+    roll_back
+    out=$("$birdc" "${socket_args[@]}" configure 2>&1)
+    configured "$out" || warn "birdc configure failed again after the rollback: $out"
+    failed=1
+  fi
 fi
-exit $failed
+exit "$failed"

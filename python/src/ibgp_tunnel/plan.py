@@ -159,6 +159,11 @@ class Dn42Roa(_Table):
     ipv6_url: OptionalStr = Field(
         default=None, json_schema_extra=_no_default, description="IPv6 ROA file for BIRD 2+."
     )
+    allow_insecure_urls: bool = Field(
+        default=False,
+        description="Let ipv4_url/ipv6_url be plain http:// (anyone on the path could rewrite "
+        "them); https:// and file:// need no opt-in.",
+    )
     interval: OptionalStr = Field(
         default=None,
         json_schema_extra=_no_default,

@@ -23,6 +23,7 @@ from typing import Any
 from ibgp_tunnel import keys as wgkeys
 from ibgp_tunnel import paths
 from ibgp_tunnel.lab import daemons, location, netns
+from ibgp_tunnel.lab.artifacts import saved_artifacts
 from ibgp_tunnel.lab.errors import LabError
 from ibgp_tunnel.lab.labkeys import install_secret, read_installed_secret
 from ibgp_tunnel.lab.peer import (
@@ -233,16 +234,23 @@ class Dn42Lab:
         self.served(host, family).write_text(text)
 
     def refresh_roa(self, host: str, socket: Path) -> subprocess.CompletedProcess[str]:
-        """What the timer's unit runs, against the lab's files and BIRD."""
-        args: list[str] = []
-        for family in ("ipv4", "ipv6"):
-            served, installed = self.served(host, family), self.installed(host, family)
-            args += [family, f"file://{served}", str(installed)]
+        """What the timer's unit runs (the rendered arguments), against the lab's files,
+        its bird.conf and BIRD."""
+        rendered: list[str] = saved_artifacts(self.lab_dir)[host]["dn42Roa"]["arguments"]
+        flags = [word for word in rendered if word.startswith("--")]
+        quads = [word for word in rendered if not word.startswith("--")]
+        args = list(flags)
+        for i in range(0, len(quads), 4):  # family url file table: the lab's url and file
+            family, _url, _file, table = quads[i : i + 4]
+            args += [family, f"file://{self.served(host, family)}"]
+            args += [str(self.installed(host, family)), table]
         env = {
             **os.environ,
             "BIRD": location.bird_tool("bird"),
             "BIRDC": location.bird_tool("birdc"),
             "BIRDC_SOCKET": str(socket),
+            # up.node_dir's bird.conf: the config this BIRD runs.
+            "BIRD_CONF": str(self.lab_dir / "nodes" / host / "bird.conf"),
         }
         return subprocess.run(
             ["bash", str(roa_script()), *args], capture_output=True, text=True, env=env, check=False

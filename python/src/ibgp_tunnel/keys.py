@@ -13,16 +13,22 @@ What the CLI calls (everything else here is a small helper they are built from):
         ``wg_dn42/private_key`` and, per peer with ``preshared_key = true``, a PSK at
         ``wg_dn42/psk/<peer>`` (names from modules/lib/dn42-defaults.toml). Existing keys
         are kept; ``rotate`` names hosts/links (``NAME``, ``host:NAME``, ``link:NAME``)
-        whose key/PSK is replaced on purpose. Runs under the project's lock
-        (``lock``), first finishing or rolling back a killed run (``transaction``).
+        whose key/PSK is replaced on purpose. Nothing is written for a plan
+        `ibgp-tunnel check` rejects (host and link names become file names and
+        sops keys: the core's name rule decides), and no secrets file outside the
+        secrets directory is read or written, whatever symlinks say. Runs under
+        the project's lock (``lock``), first finishing or rolling back a killed
+        run (``transaction``; a journal `keys` did not write is refused and kept).
         Raises only errors.IbgpTunnelError subclasses (print str(error), exit with
         error.exit_code): KeysError (exit 2: bad plan, bad --rotate, inconsistent
-        secrets, a key already stored in plaintext), lock.LockBusyError (exit 2),
+        secrets, a key already stored in plaintext), lock.LockBusyError and
+        lock.LockFileError (exit 2), journal.UntrustedJournalError (exit 2),
         sops.SopsNotFoundError, sops.SopsConfigError (exit 2: no sops, unusable
         .sops.yaml, a rule that would leave a value in plaintext), sops.SopsKeyError
         (exit 2: no key opens a file), sops.SopsError (exit 1: sops failed),
-        atomic.AtomicWriteError (exit 1: a file could not be written). In every case
-        no file is left half-written and the files of one run change together.
+        transaction.DiskFullError (exit 2), atomic.AtomicWriteError (exit 1: a
+        file could not be written). In every case no file is left half-written and
+        the files of one run change together.
     KeysReport.to_dict() -> dict[str, Any]          # for --json
     project_layout(plan_path: Path) -> tuple[Path, Path]   # default (secrets_dir, sops_config)
     generate_private_key() -> str                   # like `wg genkey`
@@ -440,7 +446,7 @@ def _read_plan_text(plan_path: Path) -> str:
     try:
         return planfile.read_text(plan_path)
     except InputError as exc:
-        raise KeysError(f"cannot read the plan: {exc}") from None
+        raise KeysError(str(exc)) from None
 
 
 def _secrets_files(secrets_dir: Path, hosts: Sequence[str]) -> dict[str, Path]:

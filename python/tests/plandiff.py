@@ -58,6 +58,17 @@ def unkeyed(plan: bytes) -> bytes:
     return b"".join(kept)
 
 
+def ibgp_only(plan: bytes) -> bytes:
+    """The plan unkeyed and without DN42 peer tables: iBGP keys only, still valid."""
+    kept, in_peer = [], False
+    for line in unkeyed(plan).splitlines(keepends=True):
+        if line.lstrip().startswith(b"["):
+            in_peer = re.match(rb"\s*\[hosts\.[\w-]+\.dn42_peers\.", line) is not None
+        if not in_peer:
+            kept.append(line)
+    return b"".join(kept)
+
+
 def crlf(plan: bytes) -> bytes:
     return plan.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
 
@@ -65,6 +76,7 @@ def crlf(plan: bytes) -> bytes:
 # Comments before and after tables, several blank lines between them, inline
 # tables (one holding a peer's own public_key), an indented table, a quoted
 # header with a comment, and comments and blank lines after the last table.
+# A valid plan: `keys` refuses one that `check` rejects.
 TRICKY = b"""# A plan edited by hand.
 asn = 4242420038
 
@@ -75,7 +87,7 @@ role = "reflector"
 router_id = "172.23.101.1"   # its loopback
 endpoint = "203.0.113.10"
 announce = { ipv4 = ["104.16.0.0/13"], ipv6 = [] }
-dn42_peers = { peer1 = { public_key = "GBBBJQQRmmn4MndUJnm7O+Gu3RiJ/OHNhVwbb5pH4CU=" } }
+dn42_peers = { peer1 = { asn = 4242421080, neighbor = "fe80::1080", link_local = "fe80::38/64", public_key = "GBBBJQQRmmn4MndUJnm7O+Gu3RiJ/OHNhVwbb5pH4CU=" } }
 
 # Comments that belong to the next table...
 
@@ -87,6 +99,24 @@ dn42_peers = { peer1 = { public_key = "GBBBJQQRmmn4MndUJnm7O+Gu3RiJ/OHNhVwbb5pH4
 [links.pve]
 reflector = "dmz"
 client = "pve"
+ipv4 = "10.255.255.0/30"
+ipv6 = "fdb7:1dec:4d21:ff::/64"
+reflector_ipv4 = "10.255.255.2"
+client_ipv4 = "10.255.255.1"
+reflector_ipv6 = "fdb7:1dec:4d21:ff::1"
+client_ipv6 = "fdb7:1dec:4d21:ff::2"
+
+[links.nas]
+reflector = "dmz"
+client = "nas"
+interface = "wg-nas"
+port = 51822
+ipv4 = "10.255.255.4/30"
+ipv6 = "fdb7:1dec:4d21:fe::/64"
+reflector_ipv4 = "10.255.255.6"
+client_ipv4 = "10.255.255.5"
+reflector_ipv6 = "fdb7:1dec:4d21:fe::1"
+client_ipv6 = "fdb7:1dec:4d21:fe::2"
 
 [hosts.nas]
 role = "client"
@@ -96,4 +126,4 @@ router_id = "172.23.101.3"
 # with blank lines between and after them.
 
 
-"""
+"""  # noqa: E501 (a TOML inline table cannot be split)

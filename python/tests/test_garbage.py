@@ -20,6 +20,8 @@ from cli_helpers import CORPUS, run
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
+from ibgp_tunnel import planfile
+
 BASE: dict[str, Any] = tomllib.loads((CORPUS / "good" / "base.toml").read_text())
 
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -212,3 +214,24 @@ def test_any_bytes_fail_cleanly(content: bytes) -> None:
 @given(tables=st.dictionaries(st.text(max_size=10), garbage, max_size=5))
 def test_random_tables_fail_cleanly(tables: dict[str, Any]) -> None:
     assert _check({**tables}) in {1, 2}
+
+
+@SETTINGS
+@given(
+    depth=st.integers(1, 3000),
+    opener=st.sampled_from(["[", "{a = ", "[{b = ["]),
+    where=st.sampled_from(["asn", "hosts.dmz.announce", "x"]),
+)
+def test_any_nesting_fails_cleanly(depth: int, opener: str, where: str) -> None:
+    # Python's TOML parsers recurse per level: past the plan reader's limit the
+    # answer is exit 2 ("nests too deeply"), never a RecursionError traceback.
+    closer = {"[": "]", "{a = ": "}", "[{b = [": "]}]"}[opener]
+    value = opener * depth + "1" + closer * depth
+    text = (
+        f"{where} = {value}\n"
+        if where != "hosts.dmz.announce"
+        else (f"[hosts.dmz]\nannounce = {value}\n")
+    )
+    code = _check_text(text.encode("utf-8"))
+    levels = depth * opener.count("[") + depth * opener.count("{")
+    assert code == 2 if levels > planfile.MAX_DEPTH else code in {1, 2}

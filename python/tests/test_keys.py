@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 from cli_helpers import run
-from plandiff import TRICKY, assert_only_public_keys_added, crlf, unkeyed
+from plandiff import TRICKY, assert_only_public_keys_added, crlf, ibgp_only, unkeyed
 from sopstools import TEST_KEY, recipient, write_sops_config
 
 from ibgp_tunnel import keys, sops
@@ -29,6 +29,7 @@ from ibgp_tunnel.keys import (
     generate_private_key,
     generate_psk,
     get_secret,
+    key_plan_from_doc,
     plan_secrets,
     project_layout,
     public_key_of,
@@ -185,15 +186,34 @@ def test_other_entries_of_a_secrets_file_are_kept() -> None:
         ("links = 1\n[hosts.a]\n", "links must be a table"),
     ],
 )
-def test_bad_plans_for_keys(tmp_path: Path, text: str, message: str) -> None:
+def test_what_keys_reads_of_a_plan_is_checked_again(text: str, message: str) -> None:
+    # `keys` runs `check` first; its own reading of hosts and links still refuses.
+    with pytest.raises(KeysError, match=message):
+        key_plan_from_doc(tomllib.loads(text), "plan.toml")
+
+
+@pytest.mark.parametrize(
+    ("text", "finding"),
+    [
+        ("asn = 1\n", "error: hosts: is missing; this key is required"),
+        ("[hosts.a]\n[links.l]\nreflector = 'a'\nclient = 'b'\n", "error: asn: is missing"),
+    ],
+)
+def test_keys_refuses_a_plan_check_rejects_with_checks_message(
+    tmp_path: Path, text: str, finding: str
+) -> None:
     plan = tmp_path / "plan.toml"
     plan.write_text(text)
-    with pytest.raises(KeysError, match=message):
-        generate_keys(plan, tmp_path / "secrets", tmp_path / ".sops.yaml")
+    result = run("keys", plan, "--secrets-dir", tmp_path / "secrets")
+    assert result.exit_code == 2
+    first, second = result.stderr.splitlines()
+    assert first == f"error: fix {plan} so that `ibgp-tunnel check` passes; `keys` changed nothing."
+    assert second.startswith(finding)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["plan.toml"]
 
 
 def test_unreadable_and_non_toml_plans(tmp_path: Path) -> None:
-    with pytest.raises(KeysError, match="cannot read the plan"):
+    with pytest.raises(KeysError, match=r"missing\.toml: no such file"):
         generate_keys(tmp_path / "missing.toml", tmp_path / "secrets", tmp_path / ".sops.yaml")
     (tmp_path / "bad.toml").write_text("[hosts\n")
     with pytest.raises(KeysError, match="not valid TOML"):
@@ -231,10 +251,9 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Project:
     monkeypatch.setenv("SOPS_AGE_KEY_FILE", str(TEST_KEY))
     root = tmp_path / "project"
     (root / "hosts").mkdir(parents=True)
-    # The committed example is already keyed; start from the same plan unkeyed.
-    lines = PLAN.read_text().splitlines(keepends=True)
-    unkeyed = "".join(line for line in lines if not line.startswith("public_key"))
-    (root / "hosts" / "plan.toml").write_text(unkeyed)
+    # The committed example is already keyed; start from the same plan unkeyed,
+    # without its DN42 tunnel (test_dn42_keys.py covers those keys).
+    (root / "hosts" / "plan.toml").write_bytes(ibgp_only(PLAN.read_bytes()))
     write_sops_config(root, [(r"secrets/[^/]+\.yaml$", recipient())])
     return Project(root)
 
@@ -497,8 +516,8 @@ def test_unwritable_secrets_dir(project: Project) -> None:
 def test_secrets_file_blocked_by_a_directory(project: Project) -> None:
     (project.secrets / "pve.yaml").mkdir(parents=True)
     before = project.snapshot()
-    with pytest.raises(SopsError, match="not a file"):
-        project.keys()  # refused while reading, before anything is written
+    with pytest.raises(KeysError, match=r"pve\.yaml with its sops file: it is not a regular"):
+        project.keys()  # refused before anything is read or written
     assert project.snapshot() == before
     assert [p.name for p in project.secrets.iterdir()] == ["pve.yaml"]
 

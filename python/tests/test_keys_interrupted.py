@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from plandiff import ibgp_only
 from sopstools import TEST_KEY, recipient, write_sops_config
 
 from ibgp_tunnel import checkpoint
@@ -114,10 +115,7 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Project
     monkeypatch.delenv(checkpoint.ENV_VAR, raising=False)
     root = tmp_path / "project"
     (root / "hosts").mkdir(parents=True)
-    lines = EXAMPLE.read_text().splitlines(keepends=True)
-    (root / "hosts" / "plan.toml").write_text(
-        "".join(line for line in lines if not line.startswith("public_key"))
-    )
+    (root / "hosts" / "plan.toml").write_bytes(ibgp_only(EXAMPLE.read_bytes()))
     write_sops_config(root, [(r"secrets/[^/]+\.yaml$", recipient())])
     processes: list[subprocess.Popen[str]] = []
     project = Project(root)
@@ -268,24 +266,50 @@ def test_a_failed_rename_undoes_the_files_already_replaced(project: Project) -> 
 
 def test_symlinked_secrets_and_plan_are_written_through(project: Project) -> None:
     project.keys()
-    vault = project.root / "vault"
+    # A secrets file may point into a directory inside secrets/; the plan anywhere.
+    vault = project.secrets / "vault"
     vault.mkdir()
     shutil.move(project.secrets / "dmz.yaml", vault / "dmz.yaml")
-    (project.secrets / "dmz.yaml").symlink_to("../vault/dmz.yaml")
-    shutil.move(project.plan, vault / "plan.toml")
-    project.plan.symlink_to(vault / "plan.toml")
+    (project.secrets / "dmz.yaml").symlink_to("vault/dmz.yaml")
+    elsewhere = project.root / "elsewhere"
+    elsewhere.mkdir()
+    shutil.move(project.plan, elsewhere / "plan.toml")
+    project.plan.symlink_to(elsewhere / "plan.toml")
     old = project.private_key("dmz")
 
     report = project.keys("host:dmz")
     assert report.plan_updated_hosts == ["dmz"]
     assert (project.secrets / "dmz.yaml").is_symlink() and project.plan.is_symlink()
-    assert os.readlink(project.secrets / "dmz.yaml") == "../vault/dmz.yaml"
+    assert os.readlink(project.secrets / "dmz.yaml") == "vault/dmz.yaml"
     new = decrypt_file(vault / "dmz.yaml")["wg_ibgp"]["private_key"]
     assert new != old and new == project.private_key("dmz")
-    plan = tomllib.loads((vault / "plan.toml").read_text())
+    plan = tomllib.loads((elsewhere / "plan.toml").read_text())
     assert plan["hosts"]["dmz"]["public_key"] == public_key_of(new)
     assert (vault / "dmz.yaml").stat().st_mode & 0o777 == 0o600
     project.assert_consistent()
+
+
+@pytest.mark.parametrize("dangling", [False, True], ids=["existing", "dangling"])
+def test_a_secrets_file_linked_outside_secrets_is_refused(project: Project, dangling: bool) -> None:
+    # A cloned repository can ship secrets/dmz.yaml as a link to any file of yours.
+    project.keys()
+    outside = project.root.parent / "outside"
+    outside.mkdir()
+    if not dangling:
+        shutil.move(project.secrets / "dmz.yaml", outside / "dmz.yaml")
+    else:
+        (project.secrets / "dmz.yaml").unlink()
+    (project.secrets / "dmz.yaml").symlink_to(outside / "dmz.yaml")
+    before, outside_before = project.snapshot(), _tree(outside)
+    code, _out, err = finished(project.start("--rotate", "host:dmz"))
+    assert code == 2
+    assert err.startswith(f"error: make {project.secrets / 'dmz.yaml'} a file inside")
+    assert len(err.splitlines()) == 1
+    assert project.snapshot() == before and _tree(outside) == outside_before
+
+
+def _tree(directory: Path) -> dict[str, bytes]:
+    return {str(p): p.read_bytes() for p in sorted(directory.rglob("*")) if p.is_file()}
 
 
 def test_a_symlink_loop_is_refused_clearly(project: Project) -> None:
@@ -348,17 +372,6 @@ def test_temp_files_lock_and_journal_are_git_ignored(tmp_path: Path) -> None:
         capture_output=True,
     )
     assert kept.returncode == 1  # the real files are not ignored
-
-
-def test_a_dangling_symlinked_secrets_file_is_created_at_its_target(project: Project) -> None:
-    vault = project.root / "vault"
-    vault.mkdir()
-    project.secrets.mkdir()
-    (project.secrets / "dmz.yaml").symlink_to("../vault/dmz.yaml")
-    project.keys()
-    assert (project.secrets / "dmz.yaml").is_symlink()
-    assert (vault / "dmz.yaml").is_file()
-    project.assert_consistent()
 
 
 def test_two_secrets_files_linked_to_one_file_are_refused(project: Project) -> None:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import datetime
 import difflib
-import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,8 +20,8 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError as SchemaError
 from pydantic import ValidationError
 
-from ibgp_tunnel import schema
-from ibgp_tunnel.errors import InputError, PlanError
+from ibgp_tunnel import planfile, schema
+from ibgp_tunnel.errors import PlanError
 from ibgp_tunnel.findings import Finding, Severity, errors, toml_path
 from ibgp_tunnel.plan import Plan
 from ibgp_tunnel.render import plan_problems
@@ -50,23 +49,9 @@ _PYDANTIC_TYPES = {
 
 
 def read_plan(path: Path) -> dict[str, Any]:
-    """The plan file's TOML data; InputError if it cannot be read or is not TOML."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise InputError(f"{path}: no such file; create one with `ibgp-tunnel init`") from None
-    except IsADirectoryError:
-        raise InputError(
-            f"{path} is a directory; give the plan file, e.g. hosts/plan.toml"
-        ) from None
-    except UnicodeDecodeError as error:
-        raise InputError(f"{path} is not UTF-8 text ({error.reason}); TOML must be UTF-8") from None
-    except OSError as error:
-        raise InputError(f"cannot read {path}: {error.strerror or error}") from None
-    try:
-        return tomllib.loads(text)
-    except tomllib.TOMLDecodeError as error:
-        raise InputError(f"{path} is not valid TOML: {error}") from None
+    """The plan file's TOML data; InputError if it cannot be read, is not TOML or
+    nests too deeply (planfile: the reader every command shares)."""
+    return planfile.load(path)
 
 
 def structure_findings(data: dict[str, Any]) -> list[Finding]:

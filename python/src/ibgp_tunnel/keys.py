@@ -13,16 +13,22 @@ What the CLI calls (everything else here is a small helper they are built from):
         ``wg_dn42/private_key`` and, per peer with ``preshared_key = true``, a PSK at
         ``wg_dn42/psk/<peer>`` (names from modules/lib/dn42-defaults.toml). Existing keys
         are kept; ``rotate`` names hosts/links (``NAME``, ``host:NAME``, ``link:NAME``)
-        whose key/PSK is replaced on purpose. Runs under the project's lock
-        (``lock``), first finishing or rolling back a killed run (``transaction``).
+        whose key/PSK is replaced on purpose. Nothing is written for a plan
+        `ibgp-tunnel check` rejects (host and link names become file names and
+        sops keys: the core's name rule decides), and no secrets file outside the
+        secrets directory is read or written, whatever symlinks say. Runs under
+        the project's lock (``lock``), first finishing or rolling back a killed
+        run (``transaction``; a journal `keys` did not write is refused and kept).
         Raises only errors.IbgpTunnelError subclasses (print str(error), exit with
         error.exit_code): KeysError (exit 2: bad plan, bad --rotate, inconsistent
-        secrets, a key already stored in plaintext), lock.LockBusyError (exit 2),
+        secrets, a key already stored in plaintext), lock.LockBusyError and
+        lock.LockFileError (exit 2), journal.UntrustedJournalError (exit 2),
         sops.SopsNotFoundError, sops.SopsConfigError (exit 2: no sops, unusable
         .sops.yaml, a rule that would leave a value in plaintext), sops.SopsKeyError
         (exit 2: no key opens a file), sops.SopsError (exit 1: sops failed),
-        atomic.AtomicWriteError (exit 1: a file could not be written). In every case
-        no file is left half-written and the files of one run change together.
+        transaction.DiskFullError (exit 2), atomic.AtomicWriteError (exit 1: a
+        file could not be written). In every case no file is left half-written and
+        the files of one run change together.
     KeysReport.to_dict() -> dict[str, Any]          # for --json
     project_layout(plan_path: Path) -> tuple[Path, Path]   # default (secrets_dir, sops_config)
     generate_private_key() -> str                   # like `wg genkey`
@@ -47,13 +53,14 @@ from pathlib import Path
 from secrets import token_bytes
 from typing import Any, Literal
 
-import tomlkit
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
-from tomlkit.exceptions import TOMLKitError
 
-from ibgp_tunnel import paths, sops, transaction
+from ibgp_tunnel import paths, planfile, sops, transaction
+from ibgp_tunnel.check import check_data
 from ibgp_tunnel.ciphertext import stored_in_plaintext
 from ibgp_tunnel.errors import InputError
+from ibgp_tunnel.findings import errors
+from ibgp_tunnel.journal import inside
 from ibgp_tunnel.lock import project_lock
 from ibgp_tunnel.plantext import PlanTextError, with_public_keys
 
@@ -414,24 +421,57 @@ def project_layout(plan_path: Path) -> tuple[Path, Path]:
     return root / "secrets", root / ".sops.yaml"
 
 
+def _checked_plan(text: str, plan_path: Path) -> KeyPlan:
+    """The hosts and links of a plan that passes `ibgp-tunnel check`, else KeysError.
+
+    Host and link names become file names and sops keys: the rule for them lives
+    once, in the Nix core, and `check` asks it. `keys` writes nothing for a plan
+    `check` rejects, so `../x` as a host name never becomes a path.
+    """
+    try:
+        data = planfile.parse(text, plan_path)
+        found = errors(check_data(data))
+    except InputError as exc:
+        raise KeysError(str(exc)) from None
+    if found:
+        more = f" (and {len(found) - 1} more)" if len(found) > 1 else ""
+        raise KeysError(
+            f"fix {plan_path} so that `ibgp-tunnel check` passes; `keys` changed nothing.\n"
+            f"{found[0].line()}{more}"
+        )
+    return key_plan_from_doc(data, str(plan_path))
+
+
 def _read_plan_text(plan_path: Path) -> str:
-    # Bytes decoded as they are: a text-mode read would turn CRLF into LF, and
-    # the plan is written back with only the public_key lines changed.
     try:
-        return plan_path.read_bytes().decode("utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise KeysError(f"cannot read the plan {plan_path}: {exc}") from exc
+        return planfile.read_text(plan_path)
+    except InputError as exc:
+        raise KeysError(str(exc)) from None
 
 
-def _parse_plan(text: str, plan_path: Path) -> tomlkit.TOMLDocument:
-    try:
-        return tomlkit.parse(text)
-    except TOMLKitError as exc:
-        raise KeysError(f"{plan_path} is not valid TOML: {exc}") from exc
+def _secrets_files(secrets_dir: Path, hosts: Sequence[str]) -> dict[str, Path]:
+    """secrets/<host>.yaml per host, each landing inside secrets/ as a regular file.
 
-
-def _read_plan(plan_path: Path) -> tomlkit.TOMLDocument:
-    return _parse_plan(_read_plan_text(plan_path), plan_path)
+    A second line of defence behind the plan check: whatever a name or a planted
+    symlink says, no secrets file is read or written outside the secrets directory.
+    """
+    home = secrets_dir.resolve()
+    files = {}
+    for host in hosts:
+        path = secrets_dir / f"{host}.yaml"
+        real = transaction.real_target(path)
+        if path.parent.resolve() != home or not inside(home, real):
+            raise KeysError(
+                f"make {path} a file inside {home}: it leads to {real}, outside it; "
+                "`keys` changed nothing."
+            )
+        if real.exists() and not real.is_file():
+            raise KeysError(
+                f"replace {path} with its sops file: it is not a regular file; "
+                "`keys` changed nothing."
+            )
+        files[host] = path
+    return files
 
 
 def _key_paths(host: str, plan: KeyPlan, names: SecretNames) -> set[tuple[str, ...]]:
@@ -501,7 +541,9 @@ def generate_keys(
     """
     names = secret_names or default_secret_names()
     # Bad input is reported before anything is created or locked.
-    resolve_rotation(rotate, key_plan_from_doc(_read_plan(plan_path), str(plan_path)))
+    checked_text = _read_plan_text(plan_path)
+    checked = _checked_plan(checked_text, plan_path)
+    resolve_rotation(rotate, checked)
     try:
         secrets_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -510,14 +552,14 @@ def generate_keys(
             f"secrets directory {secrets_dir}: {exc.strerror or exc}"
         ) from exc
     with project_lock(secrets_dir, lock_timeout, on_wait):
-        hosts = key_plan_from_doc(_read_plan(plan_path), str(plan_path)).hosts
-        files = {host: secrets_dir / f"{host}.yaml" for host in hosts}
+        files = _secrets_files(secrets_dir, checked.hosts)
         recovered = transaction.recover(secrets_dir, [plan_path, *files.values()])
-        # Read again: the plan may be the one a finished interrupted run wrote.
+        # Read again: the plan may be the one a finished interrupted run wrote,
+        # or edited meanwhile; a changed plan is checked again.
         text = _read_plan_text(plan_path)
-        plan = key_plan_from_doc(_parse_plan(text, plan_path), str(plan_path))
+        plan = checked if text == checked_text else _checked_plan(text, plan_path)
         rotation = resolve_rotation(rotate, plan)
-        files = {host: secrets_dir / f"{host}.yaml" for host in plan.hosts}
+        files = _secrets_files(secrets_dir, plan.hosts)
         report = _generate(plan_path, text, plan, rotation, names, files, sops_config, secrets_dir)
         report.recovered = recovered
         return report
@@ -565,7 +607,7 @@ def _generate(
     if plan_updated:
         # The plan is public: keep its mode (of the file a symlink points at).
         mode = stat.S_IMODE(transaction.real_target(plan_path).stat().st_mode)
-        new_files.append(transaction.NewFile(plan_path, new_plan.encode(), mode))
+        new_files.append(transaction.NewFile(plan_path, new_plan.encode(), mode, confined=False))
     transaction.replace_all(secrets_dir, new_files)
 
     written = [str(files[host]) for host in changed]

@@ -16,12 +16,15 @@ inconsistent. Now:
 ``prepare`` → roll back (remove temps and backups, nothing was replaced);
 ``commit`` with every temp complete or already renamed → roll forward; a commit
 whose temps were lost → roll back from the backups. It also removes temp files
-that killed runs left beside the targets (and that no journal names).
+that killed runs left beside the targets (and that no journal names). A journal
+`keys` cannot have written (a cloned repository may ship one) is refused and
+left in place, before anything is moved or deleted (``journal``).
 
 Symlinks are written through: the temp goes beside the symlink's target and is
 renamed over it, so the link stays a link and its target gets the new content
 (replacing the link by a regular file would leave the target, which is what the
-user pointed at and may be shared, with the old key).
+user pointed at and may be shared, with the old key). A file marked
+``confined`` (every secrets file) must land inside the journal's directory.
 
 Every file and the journal are written with O_EXCL temps, fsync and a directory
 fsync, so each step survives a power loss as well as a kill.
@@ -41,21 +44,30 @@ import json
 import os
 import secrets
 import shutil
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
 
 from ibgp_tunnel import checkpoint
 from ibgp_tunnel.atomic import AtomicWriteError, fsync_dir
-from ibgp_tunnel.errors import InputError
-
-JOURNAL_NAME = ".ibgp-tunnel-keys.journal"
-TAG = "ibgp-tunnel"
+from ibgp_tunnel.errors import EXIT_BAD_INPUT, InputError
+from ibgp_tunnel.journal import (
+    JOURNAL_NAME,
+    TAG,
+    Entry,
+    inside,
+    read_journal,
+)
 
 
 class RecoveryError(InputError):
     """A left-over journal that can be neither finished nor rolled back (exit 2)."""
+
+
+class DiskFullError(AtomicWriteError):
+    """No space left for a new file (exit 2): every file is as it was."""
+
+    exit_code = EXIT_BAD_INPUT
 
 
 @dataclass(frozen=True)
@@ -63,16 +75,9 @@ class NewFile:
     path: Path  # as the user names it (may be a symlink)
     data: bytes
     mode: int = 0o600
-
-
-@dataclass(frozen=True)
-class _Entry:
-    target: str  # the real file (symlinks resolved)
-    temp: str
-    backup: str | None  # None: the target did not exist before
-    sha256: str  # of the new content
-    old_sha256: str | None  # of the target before the run (None: it did not exist)
-    mode: int
+    # Must land inside the journal's directory (secrets/); False only for the
+    # plan, the one file the user names on the command line.
+    confined: bool = True
 
 
 def real_target(path: Path) -> Path:
@@ -120,7 +125,7 @@ def _write_new(path: Path, data: bytes, mode: int) -> None:
         raise
 
 
-def _write_journal(journal_dir: Path, state: str, entries: Sequence[_Entry], txid: str) -> None:
+def _write_journal(journal_dir: Path, state: str, entries: Sequence[Entry], txid: str) -> None:
     journal = journal_dir / JOURNAL_NAME
     temp = journal_dir / f"{JOURNAL_NAME}.{TAG}-{txid}-{state}.tmp"
     body = {"state": state, "pid": os.getpid(), "entries": [asdict(e) for e in entries]}
@@ -144,7 +149,7 @@ def _backup(target: Path, backup: Path) -> None:
         shutil.copy2(target, backup)  # file systems without hard links
 
 
-def _roll_back(entries: Sequence[_Entry]) -> None:
+def _roll_back(entries: Sequence[Entry]) -> None:
     """Put back, from its backup, every target already replaced; remove temps and backups."""
     for entry in entries:
         if _sha256(Path(entry.target)) == entry.sha256:
@@ -164,8 +169,14 @@ def replace_all(journal_dir: Path, files: Sequence[NewFile]) -> None:
     txid = secrets.token_hex(4)
     entries = []
     seen: dict[Path, Path] = {}
+    home = journal_dir.resolve()
     for new in files:
         target = real_target(new.path)
+        if new.confined and not inside(home, target):
+            raise InputError(
+                f"make {new.path} a file inside {home}: it leads to {target}, outside it; "
+                "no file was changed."
+            )
         if target in seen:
             raise InputError(
                 f"make {seen[target]} and {new.path} separate files: both lead to {target}, "
@@ -174,7 +185,7 @@ def replace_all(journal_dir: Path, files: Sequence[NewFile]) -> None:
         seen[target] = new.path
         stem = target.parent / f".{target.name}.{TAG}-{txid}"
         entries.append(
-            _Entry(
+            Entry(
                 target=str(target),
                 temp=f"{stem}.tmp",
                 backup=f"{stem}.old" if target.exists() else None,
@@ -202,6 +213,11 @@ def replace_all(journal_dir: Path, files: Sequence[NewFile]) -> None:
             _remove(entry.temp)
             _remove(entry.backup)
         _remove(str(journal))
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise DiskFullError(
+                f"free space on the file system of {Path(writing).parent}: cannot write "
+                f"{writing} ({exc.strerror}); no file was changed."
+            ) from None
         raise AtomicWriteError(
             f"check that {Path(writing).parent} is a writable directory: cannot write "
             f"{writing} ({exc.strerror or exc}); no file was changed."
@@ -231,23 +247,8 @@ def replace_all(journal_dir: Path, files: Sequence[NewFile]) -> None:
     fsync_dir(journal_dir)
 
 
-def _read_journal(journal: Path) -> tuple[str, list[_Entry]]:
-    try:
-        body: Any = json.loads(journal.read_text(encoding="utf-8"))
-        entries = [_Entry(**raw) for raw in body["entries"]]
-        state = body["state"]
-    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError) as exc:
-        raise RecoveryError(
-            f"move {journal} away after checking secrets/ and the plan by hand: it is not "
-            f"a journal this version can read ({exc})."
-        ) from exc
-    if state not in ("prepare", "commit"):
-        raise RecoveryError(f"move {journal} away: unknown state {state!r}.")
-    return state, entries
-
-
-def _finish_or_undo(journal: Path) -> str:
-    state, entries = _read_journal(journal)
+def _finish_or_undo(journal: Path, targets: Collection[Path]) -> str:
+    state, entries = read_journal(journal, journal.parent.resolve(), targets)
     replaced = [e for e in entries if _sha256(Path(e.target)) == e.sha256]
     pending = [e for e in entries if e not in replaced]
     # A target someone changed after the run (an edited plan, a file re-encrypted
@@ -295,12 +296,12 @@ def recover(journal_dir: Path, targets: Iterable[Path]) -> str | None:
     """
     done: list[str] = []
     journal = journal_dir / JOURNAL_NAME
+    real = [real_target(path) for path in targets]
     try:
-        if journal.exists():
-            done.append(_finish_or_undo(journal))
+        if os.path.lexists(journal):  # a symlink too: it is refused, not ignored
+            done.append(_finish_or_undo(journal, set(real)))
         stale = [*journal_dir.glob(f"{JOURNAL_NAME}.{TAG}-*.tmp")]
-        for path in targets:
-            target = real_target(path)
+        for target in real:
             stale += _stale(target.parent, target.name)
         for path in stale:
             _remove(str(path))

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import json
-import tomllib
 from pathlib import Path
 from typing import Any
 
+from ibgp_tunnel import planfile
 from ibgp_tunnel.lab.errors import LabError
 from ibgp_tunnel.render import render_host
 
@@ -16,12 +16,8 @@ ARTIFACTS_FILE = "artifacts.json"
 
 
 def load_plan(plan_path: Path) -> dict[str, Any]:
-    try:
-        return tomllib.loads(plan_path.read_text())
-    except FileNotFoundError:
-        raise LabError(f"no plan at {plan_path}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise LabError(f"{plan_path} is not valid TOML: {exc}") from exc
+    # The shared reader: a FIFO or a plan nested too deeply is refused (exit 2).
+    return planfile.load(plan_path)
 
 
 def render_plan(

@@ -16,6 +16,8 @@ import pytest
 from labtools import (
     EXAMPLE_PLAN,
     REPO,
+    TEST_LAB_DIR,
+    TEST_PREFIX,
     Lab,
     birdc,
     environment,
@@ -32,8 +34,10 @@ from ibgp_tunnel.lab.up import node_dir, reconfigure_bird, up
 
 pytestmark = pytest.mark.skipif(skip_reason() is not None, reason=str(skip_reason()))
 
-LAB_DIR = "/run/ibgp-tunnel-dn42-test-lab"
-PREFIX = "ibgtd-"
+# Beside the other lab tests' lab, named after it, so IBGP_TUNNEL_TEST_LAB_DIR and
+# IBGP_TUNNEL_TEST_LAB_PREFIX move it too (two test runs can share a machine).
+LAB_DIR = TEST_LAB_DIR + "-dn42"
+PREFIX = TEST_PREFIX[:-1] + "n-"
 REFLECTOR, CLIENT, PEER = "dmz", "pve", "dn42"
 PEER_V4, PEER_V6 = "172.21.80.0/24", "fd42:4200::/48"
 # Announced by the peer, but the ROA says another AS originates it.

@@ -147,6 +147,26 @@ let
       };
     };
   };
+  inboundModule = {
+    options = {
+      prefix = mkOption {
+        type = token "prefixAny";
+        example = "172.22.0.53/32";
+        description = "Destination prefix (IPv4 or IPv6): a host, or a net, behind or on this client.";
+      };
+      proto = mkOption {
+        type = types.enum tokens.inboundProto.values;
+        example = "tcp";
+        description = "Transport protocol of the opened port.";
+      };
+      port = mkOption {
+        type = between tokens.inboundPort;
+        example = 443;
+        description = "Destination port opened.";
+      };
+    };
+  };
+
   tuningDefault = defaults.tuning;
 
   timerOption = name: description: mkOption {
@@ -296,6 +316,21 @@ in
     };
 
     announce = familiesOption "prefix" "Prefixes this host announces over iBGP as static routes (the write-up's custom routing: the VPS announces what clients should send through it)." { ipv4 = [ "104.16.0.0/13" ]; };
+
+    dn42Inbound = mkOption {
+      type = types.listOf (types.submodule inboundModule);
+      default = [ ];
+      example = [
+        {
+          prefix = "172.22.0.53/32";
+          proto = "tcp";
+          port = 443;
+        }
+      ];
+      description = "Destinations (prefix, protocol, port) that hosts outside the plan, DN42's, may open connections to through the tunnels. Everything else from DN42 towards the clients gets only replies to connections made from inside: a reflector drops it where it comes in from a DN42 interface, a client drops what comes out of its tunnels from outside internalPrefixes. From a plan (`dn42_inbound` on a client): a client's own entries; a reflector lets every host's through.";
+    };
+
+    internalPrefixes = familiesOption "prefix" "Client: the plan's own networks (every link's subnets, every client's announcements; filled from the plan). New connections out of the tunnels are forwarded from these sources (LAN to LAN, the reflector); from anywhere else (DN42) only to dn42Inbound. Input from a tunnel is only replies, the reflector's BGP, BFD and ping from its tunnel address, and dn42Inbound; the monitoring exporters' ports are never reachable through a tunnel." { ipv4 = [ "10.255.255.0/30" "192.168.2.0/24" ]; };
 
     lanInterfaces = mkOption {
       type = types.listOf (token "interface");

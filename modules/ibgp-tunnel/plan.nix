@@ -33,6 +33,8 @@ let
     "uplinkInterfaces"
     "acceptRAInterfaces"
     "allowCoverEverything"
+    "dn42Inbound"
+    "internalPrefixes"
     "links"
     "dn42Peers"
     "tuning"

@@ -69,6 +69,38 @@ let
     };
 
   dn42PeerSpec = import ./dn42-peer-from-plan.nix;
+
+  # The plan's own networks: every link's subnets and every client's
+  # announcements. A client accepts new connections out of its tunnels from
+  # these alone (render/nftables.nix); anything else is DN42 (or beyond).
+  internalPrefixes =
+    plan:
+    let
+      links = builtins.attrValues (plan.links or { });
+      clients = builtins.filter (h: (h.role or null) == "client") (builtins.attrValues (plan.hosts or { }));
+      # As written when it is a network already (the plan's usual form).
+      net = cidr: if (import ./tokens.nix).prefixAny.problem cidr == null || ip.parseCidr cidr == null then cidr else ip.networkOf cidr;
+      of = family: util.uniqueStrings (map net (builtins.filter builtins.isString (map (link: link.${family} or null) links)) ++ builtins.concatMap (h: (families (h.announce or { })).${family}) clients);
+    in
+    {
+      ipv4 = of "ipv4";
+      ipv6 = of "ipv6";
+    };
+
+  # What the plan opens to DN42: a client's own entries; a reflector, where
+  # DN42 comes in, lets through every host's (one behind another reflector
+  # included, reached over the reflectors' link).
+  dn42Inbound =
+    plan: name: host:
+    let
+      entry = e: {
+        prefix = e.prefix or null;
+        proto = e.proto or null;
+        port = e.port or null;
+      };
+      all = builtins.concatMap (h: h.dn42_inbound or [ ]) (builtins.attrValues (plan.hosts or { }));
+    in
+    map entry (if (host.role or null) == "reflector" then all else host.dn42_inbound or [ ]);
 in
 plan: name:
 let
@@ -93,6 +125,8 @@ in
   uplinkInterfaces = host.uplink_interfaces or [ ];
   acceptRAInterfaces = host.accept_ra_interfaces or null;
   openFirewall = true;
+  dn42Inbound = dn42Inbound plan name host;
+  internalPrefixes = internalPrefixes plan;
   allowCoverEverything = host.allow_cover_everything or false;
   privateKeyFile = defaults.privateKeyFile;
   links = mapAttrs (linkName: link: linkSpec plan (sideOf link) linkName link) ownLinks;

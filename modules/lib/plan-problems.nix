@@ -273,6 +273,24 @@ let
       ) families
     );
 
+  # What a client opens to DN42 (render/nftables.nix writes it into nft).
+  inboundRules =
+    plan:
+    mapHosts plan (
+      hostName: host:
+      let
+        entries = indexed (host.dn42_inbound or [ ]);
+        at = i: field: [ "hosts" hostName "dn42_inbound" i field ];
+        check = entry: tokenError t.prefixAny (at entry.index "prefix") (entry.value.prefix or null)
+          ++ tokenError t.inboundProto (at entry.index "proto") (entry.value.proto or null)
+          ++ tokenError t.inboundPort (at entry.index "port") (entry.value.port or null);
+      in
+      if (host.role or null) == "reflector" && entries != [ ] then
+        [ (error [ "hosts" hostName "dn42_inbound" ] "is a client's: put each entry on the client whose network holds the destination (the reflectors let it through from DN42)") ]
+      else
+        concatMap check entries
+    );
+
   interfaceNameRules =
     plan:
     mapHosts plan (
@@ -809,6 +827,7 @@ let
     publicKeyRules
     roleRules
     announceRules
+    inboundRules
     anycastRules
     interfaceNameRules
     dn42PeerRules

@@ -208,6 +208,20 @@ rec {
   pattern6 = patternOf "ipv6" cidr6Re;
   pattern = family: if family == "ipv4" then pattern4 else pattern6;
 
+  # A prefix of either family: a destination opened to DN42 (dn42Inbound).
+  prefixAny = kind {
+    regex = "${cidr4Re}|${cidr6Re}";
+    expect = "an IPv4 or IPv6 prefix such as 172.22.0.53/32 or fd42:1::/64 (ASCII digits, no zone id, no spaces)";
+    extra = hostBits null;
+  };
+  # What nft matches an opened destination's port with.
+  inboundProto = enumKind [ "tcp" "udp" ];
+  inboundPort = intKind {
+    low = 1;
+    high = 65535;
+    expect = "a TCP or UDP port";
+  };
+
   # The regexes alone, for types.strMatching.
   prefixRegex = "${cidr4Re}|${cidr6Re}";
   patternRegex = "${cidr4Re}${operatorRe}|${cidr6Re}${operatorRe}";

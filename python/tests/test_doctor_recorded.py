@@ -120,7 +120,9 @@ def test_healthy_outputs_parse(bird: str) -> None:
         ruleset = parse_ruleset(snap.get("nft").stdout)
         assert ("inet", "nixos-fw") in ruleset.tables
         assert ("inet", "ibgp-tunnel") in ruleset.tables
-        assert [c.name for c in ruleset.base_chains("forward")] == ["forward"]
+        # NixOS's forward chain and ours (the inbound drops), each once.
+        forward = sorted((c.table, c.name) for c in ruleset.base_chains("forward"))
+        assert forward == [("ibgp-tunnel", "forward"), ("nixos-fw", "forward")]
         sysctl = parse_sysctl(snap.get("sysctl").stdout)
         assert sysctl["net.ipv4.conf.all.forwarding"] == "1"
 

@@ -51,6 +51,8 @@ def nix_value(value: Any) -> str:
         return str(value)
     if isinstance(value, list):
         return "[ " + " ".join(nix_value(v) for v in value) + " ]"
+    if isinstance(value, dict):
+        return "{ " + " ".join(f"{nix_attr(k)} = {nix_value(v)};" for k, v in value.items()) + " }"
     raise TypeError(value)
 
 
@@ -113,6 +115,7 @@ WIDE_13 = "\uff11\uff13"
 O = "services.ibgpTunnel"  # noqa: E741 (the option root, as in the messages)
 
 PEER1 = ["hosts", "dmz", "dn42_peers", "peer1"]
+INBOUND = {"prefix": "172.22.0.53/32", "proto": "tcp", "port": 443}
 TUNNEL = ["dn42Peers", "peer1", "tunnel"]
 
 ATTEMPTS = [
@@ -399,6 +402,26 @@ ATTEMPTS = [
         ["links", "pve", "preference"],
         2**40,
         f"{O}.links.pve.preference",
+    ),
+    # What a client opens to DN42 (issue 19 item 4) becomes nft matches in the
+    # tunnels' input and forward chains: a breakout would open everything.
+    *(
+        Attempt(
+            f"dn42-inbound-{field}",
+            _set(["hosts", "pve", "dn42_inbound"], [{**INBOUND, field: bad}]),
+            host,
+            f"hosts.pve.dn42_inbound[0].{field}",
+            ["dn42Inbound"],
+            [{**INBOUND, field: bad}],
+            f"{O}.dn42Inbound",
+        )
+        for field, bad in (
+            ("prefix", "0.0.0.0/0 accept\niifname lo"),
+            ("prefix", "172.22.0.53/32 tcp dport 1-65535"),
+            ("proto", "tcp dport 1-65535 accept; tcp"),
+            ("port", 70000),
+        )
+        for host in ("pve", "dmz")
     ),
 ]
 

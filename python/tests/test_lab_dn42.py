@@ -3,13 +3,21 @@ peer1 behind the WireGuard tunnel the module renders (link-local only), one
 multiprotocol session over fe80::, ROA from files the lab serves (file://)
 and refreshes with the module's script, DN42's link communities.
 
+The plan is the example's with pve announcing its LAN (in DN42 space, so the
+reflector routes it) and opening one port there to DN42 (`dn42_inbound`): DN42
+reaches nothing else at home unsolicited (issue 19, item 4), while the LAN
+reaches DN42.
+
 BIRD 3 unless IBGP_TUNNEL_BIRD_DIR names another (run again with
 .cache/bird/bird2/bin for BIRD 2). This module runs in a lab of its own
 (directory and namespace prefix), never in another test's or a user's."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -21,22 +29,32 @@ from labtools import (
     Lab,
     birdc,
     environment,
+    in_node,
     kernel_bird_routes,
     poll,
     skip_reason,
 )
 
-from ibgp_tunnel.lab import dn42lab, location
+from ibgp_tunnel.lab import dn42lab, location, netns
 from ibgp_tunnel.lab.artifacts import load_plan, saved_artifacts
 from ibgp_tunnel.lab.down import down
+from ibgp_tunnel.lab.firewall import interface_input_rules
 from ibgp_tunnel.lab.topology import build_topology
-from ibgp_tunnel.lab.up import node_dir, reconfigure_bird, up
+from ibgp_tunnel.lab.up import (
+    apply_nft,
+    find_secrets_dir,
+    host_firewall_script,
+    node_dir,
+    reconfigure_bird,
+    up,
+)
 
 pytestmark = pytest.mark.skipif(skip_reason() is not None, reason=str(skip_reason()))
 
-# Beside the test lab (IBGP_TUNNEL_TEST_LAB_DIR/PREFIX), so concurrent runs differ.
+# Beside the other lab tests' lab, named after it, so IBGP_TUNNEL_TEST_LAB_DIR and
+# IBGP_TUNNEL_TEST_LAB_PREFIX move it too (two test runs can share a machine).
 LAB_DIR = TEST_LAB_DIR + "-dn42"
-PREFIX = TEST_PREFIX[:-2] + "d-"
+PREFIX = TEST_PREFIX[:-1] + "n-"
 REFLECTOR, CLIENT, PEER = "dmz", "pve", "dn42"
 PEER_V4, PEER_V6 = "172.21.80.0/24", "fd42:4200::/48"
 # Announced by the peer, but the ROA says another AS originates it.
@@ -44,10 +62,35 @@ HIJACK_V4 = "172.21.99.0/24"
 OTHER_AS = 4242429999
 # Polled conditions get a generous deadline on a loaded machine; timings go in bench/.
 DEADLINE = 90
+# pve's LAN, announced (DN42 space: the reflector installs it), and the one port
+# there the plan opens to DN42.
+HOME_V4, HOME_V6 = "172.23.101.64/27", "fd42:4242:38::/64"
+OPENED_PORT = 8443
+HOME_LAN = f"""announce = {{ ipv4 = ["{HOME_V4}"], ipv6 = ["{HOME_V6}"] }}
+dn42_inbound = [
+  {{ prefix = "{HOME_V4}", proto = "tcp", port = {OPENED_PORT} }},
+  {{ prefix = "{HOME_V6}", proto = "tcp", port = {OPENED_PORT} }},
+]
+"""
+# The peer's own hosts: the first address of each prefix it announces (lab topology).
+PEER_HOST4, PEER_HOST6 = "172.21.80.1", "fd42:4200::1"
+EXPORTER_PORTS = (9324, 9586)
+CLOSED_PORT = 80
+
+
+def inbound_plan(directory: Path) -> Path:
+    """The example plan with pve announcing its LAN and opening OPENED_PORT there."""
+    text = EXAMPLE_PLAN.read_text()
+    anchor = "accept_ra_interfaces = []\n"
+    assert text.count(anchor) == 1, "the example's [hosts.pve] changed: update inbound_plan"
+    path = directory / "plan.toml"
+    path.write_text(text.replace(anchor, anchor + HOME_LAN))
+    return path
 
 
 @pytest.fixture(scope="module")
-def lab() -> Iterator[tuple[Lab, dn42lab.Dn42Lab]]:
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Lab, dn42lab.Dn42Lab]]:
+    plan_path = inbound_plan(tmp_path_factory.mktemp("dn42-plan"))
     with environment(
         **{
             location.LAB_DIR_ENV: LAB_DIR,
@@ -57,8 +100,9 @@ def lab() -> Iterator[tuple[Lab, dn42lab.Dn42Lab]]:
     ):
         down()
         try:
-            st = up(EXAMPLE_PLAN, timeout=90)
-            plan = load_plan(EXAMPLE_PLAN)
+            plan = load_plan(plan_path)
+            secrets = find_secrets_dir(EXAMPLE_PLAN, load_plan(EXAMPLE_PLAN))
+            st = up(plan_path, timeout=90, secrets_dir=secrets)
             topo = build_topology(plan, PREFIX)
             artifacts = saved_artifacts(Path(LAB_DIR))
             yield Lab(st, plan, artifacts, topo), dn42lab.Dn42Lab(Path(LAB_DIR), topo)
@@ -288,3 +332,187 @@ def test_lab_files_sit_in_the_lab(lab: tuple[Lab, dn42lab.Dn42Lab]) -> None:
     conf = (node_dir(env.lab_dir, REFLECTOR) / "bird.conf").read_text()
     assert f'include "{dn42.installed(REFLECTOR, "ipv4")}";' in conf
     assert "/var/lib/ibgp-tunnel" not in conf
+
+
+# --- inbound from DN42 (issue 19, item 4) ------------------------------------------
+
+_LISTEN = """
+import socket, sys
+family = socket.AF_INET6 if ":" in sys.argv[1] else socket.AF_INET
+s = socket.socket(family, socket.SOCK_STREAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind((sys.argv[1], int(sys.argv[2])))
+s.listen(16)
+print("ready", flush=True)
+while True:
+    conn, _ = s.accept()
+    conn.sendall(b"HTTP/1.0 200 OK\\r\\n\\r\\n")
+    conn.close()
+"""
+
+_CONNECT = """
+import socket, sys
+family = socket.AF_INET6 if ":" in sys.argv[2] else socket.AF_INET
+s = socket.socket(family, socket.SOCK_STREAM)
+s.settimeout(3)
+s.bind((sys.argv[1], 0))
+s.connect((sys.argv[2], int(sys.argv[3])))
+print(s.recv(64).decode(errors="replace"), end="")
+"""
+
+
+@contextmanager
+def listening(env: Lab, node: str, address: str, port: int) -> Iterator[None]:
+    """A TCP server in `node` answering "HTTP/1.0 200 OK" on address:port."""
+    record = env.st.nodes[node]
+    argv = netns.ns_argv(record["netns"], [sys.executable, "-c", _LISTEN, address, str(port)])
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline().strip() == "ready", proc.stderr and proc.stderr.read()
+        yield
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def connects(env: Lab, node: str, source: str, address: str, port: int) -> str | None:
+    """What a TCP connection from `source` in `node` to address:port reads, or None
+    when it is not established (dropped: connect times out)."""
+    done = in_node(env.st, node, [sys.executable, "-c", _CONNECT, source, address, str(port)])
+    return done.stdout if done.returncode == 0 else None
+
+
+def pings(env: Lab, node: str, source: str, address: str) -> bool:
+    argv = ["ping", "-n", "-c", "2", "-W", "1", "-I", source, address]
+    return in_node(env.st, node, argv).returncode == 0
+
+
+@contextmanager
+def readme_monitoring_advice(env: Lab, host: str, *interfaces: str) -> Iterator[None]:
+    """README's monitoring advice on `host`: the exporters' ports opened on `interfaces`
+    in the host firewall (networking.firewall.interfaces.<name>.allowedTCPPorts)."""
+    artifacts = env.artifacts[host]
+    ports = ", ".join(map(str, EXPORTER_PORTS))
+    advice = "".join(f'iifname "{name}" tcp dport {{ {ports} }} accept\n' for name in interfaces)
+    path = node_dir(env.lab_dir, host) / "nftables.nft"
+    opened = host_firewall_script(artifacts, input_rules=interface_input_rules(artifacts) + advice)
+    apply_nft(env.ns(host), opened, path)
+    try:
+        yield
+    finally:
+        apply_nft(env.ns(host), host_firewall_script(artifacts), path)
+
+
+def _home(env: Lab) -> dict[str, str]:
+    lan = env.lan(CLIENT)
+    return {
+        "router tunnel": str(env.plan["links"][CLIENT]["client_ipv4"]),
+        "router LAN": lan.gateway_ipv4,
+        "router LAN v6": lan.gateway_ipv6,
+        "LAN host": lan.ipv4,
+        "LAN host v6": lan.ipv6,
+    }
+
+
+def _from_peer(address: str) -> str:
+    return PEER_HOST6 if ":" in address else PEER_HOST4
+
+
+def test_the_home_lan_is_routed_from_dn42(lab: tuple[Lab, dn42lab.Dn42Lab]) -> None:
+    # The premise of the tests below: routing alone would let DN42 in; only the
+    # firewall decides.
+    import ipaddress
+
+    env, _ = lab
+    assert HOME_V4 in kernel_bird_routes(env.st, REFLECTOR, "-4")
+    assert HOME_V6 in kernel_bird_routes(env.st, REFLECTOR, "-6")
+    assert ipaddress.ip_address(env.lan(CLIENT).ipv4) in ipaddress.ip_network(HOME_V4)
+    assert ipaddress.ip_address(env.lan(CLIENT).ipv6) in ipaddress.ip_network(HOME_V6)
+
+
+@pytest.mark.parametrize("target", ["router tunnel", "router LAN", "LAN host", "LAN host v6"])
+def test_dn42_gets_no_ping_reply_from_home(lab: tuple[Lab, dn42lab.Dn42Lab], target: str) -> None:
+    env, _ = lab
+    address = _home(env)[target]
+    assert not pings(env, PEER, _from_peer(address), address), f"{target} {address} answered"
+
+
+# The router's own ports: the BGP test below (NixOS's input chain closes the rest).
+@pytest.mark.parametrize("target", ["LAN host", "LAN host v6"])
+def test_dn42_cannot_open_a_closed_port_at_home(
+    lab: tuple[Lab, dn42lab.Dn42Lab], target: str
+) -> None:
+    env, _ = lab
+    address = _home(env)[target]
+    with listening(env, env.lan(CLIENT).node, address, CLOSED_PORT):
+        assert connects(env, PEER, _from_peer(address), address, CLOSED_PORT) is None
+
+
+def test_dn42_cannot_reach_the_home_routers_bgp_port(lab: tuple[Lab, dn42lab.Dn42Lab]) -> None:
+    env, _ = lab
+    router = _home(env)["router tunnel"]
+    # BIRD listens on every address (the reflector's session uses it).
+    assert "Established" in birdc(env.st, CLIENT, "show", "protocols", "ibgp_dmz")
+    assert connects(env, PEER, PEER_HOST4, router, 179) is None
+
+
+@pytest.mark.parametrize("port", EXPORTER_PORTS)
+@pytest.mark.parametrize("path", ["dn42 to home", "reflector to home", "dn42 to reflector"])
+def test_the_exporters_are_never_reachable_through_a_tunnel(
+    lab: tuple[Lab, dn42lab.Dn42Lab], port: int, path: str
+) -> None:
+    env, _ = lab
+    router = _home(env)["router tunnel"]
+    reflector_end = str(env.plan["links"][CLIENT]["reflector_ipv4"])
+    dn42_address = str(env.plan["hosts"][REFLECTOR]["dn42_peers"]["peer1"]["ipv4"])
+    node, source, target = {
+        "dn42 to home": (PEER, PEER_HOST4, router),
+        "reflector to home": (REFLECTOR, reflector_end, router),
+        "dn42 to reflector": (PEER, PEER_HOST4, dn42_address),
+    }[path]
+    # Stand-ins for the exporters, on every address as nixpkgs' listen by default,
+    # with README's advice applied to the tunnels on both hosts (and pve's LAN).
+    with (
+        listening(env, CLIENT, "0.0.0.0", port),
+        listening(env, REFLECTOR, "0.0.0.0", port),
+        readme_monitoring_advice(env, CLIENT, "wg-ibgp", "vmbr0"),
+        readme_monitoring_advice(env, REFLECTOR, "dn42-peer1"),
+    ):
+        # Reachable at home from the LAN (the stand-ins do answer)...
+        assert connects(env, env.lan(CLIENT).node, env.lan(CLIENT).ipv4, router, port)
+        # ...never through a tunnel: not from DN42, not even from the reflector.
+        assert connects(env, node, source, target, port) is None
+
+
+@pytest.mark.parametrize("family", ["ipv4", "ipv6"])
+def test_the_opened_port_is_reachable_from_dn42(
+    lab: tuple[Lab, dn42lab.Dn42Lab], family: str
+) -> None:
+    env, _ = lab
+    lan = env.lan(CLIENT)
+    address = lan.ipv4 if family == "ipv4" else lan.ipv6
+    with listening(env, lan.node, address, OPENED_PORT):
+        got = connects(env, PEER, _from_peer(address), address, OPENED_PORT)
+        assert got is not None and "200 OK" in got, got
+        # Only that port: the same host on another stays closed.
+    with listening(env, lan.node, address, OPENED_PORT + 1):
+        assert connects(env, PEER, _from_peer(address), address, OPENED_PORT + 1) is None
+
+
+@pytest.mark.parametrize("family", ["ipv4", "ipv6"])
+def test_the_home_lan_reaches_dn42(lab: tuple[Lab, dn42lab.Dn42Lab], family: str) -> None:
+    env, _ = lab
+    lan = env.lan(CLIENT)
+    source, target = (lan.ipv4, PEER_HOST4) if family == "ipv4" else (lan.ipv6, PEER_HOST6)
+    assert pings(env, lan.node, source, target)
+    with listening(env, PEER, target, CLOSED_PORT):
+        got = connects(env, lan.node, source, target, CLOSED_PORT)
+        assert got is not None and "200 OK" in got, got
+
+
+def test_the_reflector_still_pings_its_client(lab: tuple[Lab, dn42lab.Dn42Lab]) -> None:
+    # doctor's advice for a session that does not come up: ping the other end.
+    env, _ = lab
+    reflector_end = str(env.plan["links"][CLIENT]["reflector_ipv4"])
+    assert pings(env, REFLECTOR, reflector_end, _home(env)["router tunnel"])

@@ -25,7 +25,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from labtools import Watch, environment, outside_sets, ping, poll, run_doctor, skip_reason
+from labtools import (
+    TEST_LAB_DIR,
+    TEST_PREFIX,
+    Watch,
+    environment,
+    outside_sets,
+    ping,
+    poll,
+    run_doctor,
+    skip_reason,
+)
 
 from ibgp_tunnel.lab import faults, isolate, location
 from ibgp_tunnel.lab.artifacts import load_plan
@@ -39,8 +49,10 @@ from ibgp_tunnel.lab.up import up
 pytestmark = pytest.mark.skipif(skip_reason() is not None, reason=str(skip_reason()))
 
 PLAN = Path(__file__).resolve().parent / "plans" / "two-reflectors.toml"
-LAB_DIR = "/run/ibgp-tunnel-test-lab-2r"
-PREFIX = "ibg2r-"
+# Beside the other lab tests' lab, named after it, so IBGP_TUNNEL_TEST_LAB_DIR and
+# IBGP_TUNNEL_TEST_LAB_PREFIX move it too (two test runs can share a machine).
+LAB_DIR = TEST_LAB_DIR + "-2r"
+PREFIX = TEST_PREFIX[:-1] + "r-"
 CLIENTS = ("home", "office")
 # Generous: a loaded 2-core machine, BIRD's error wait and WireGuard handshakes.
 DEADLINE = 90

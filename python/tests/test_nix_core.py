@@ -332,6 +332,8 @@ def test_spec_has_the_module_option_shape() -> None:
         "acceptRAInterfaces",
         "openFirewall",
         "allowCoverEverything",
+        "dn42Inbound",
+        "internalPrefixes",
         "privateKeyFile",
         "links",
         "dn42Peers",

@@ -115,6 +115,24 @@ def tunings(draw: st.DrawFn) -> dict[str, Any]:
 
 
 @st.composite
+def inbound_entries(draw: st.DrawFn) -> dict[str, Any]:
+    """A destination opened to DN42: any network of either family, tcp or udp, any port."""
+    if draw(st.booleans()):
+        length = draw(st.integers(0, 32))
+        address = ipaddress.IPv4Address(draw(st.integers(0, 2**32 - 1)))
+        prefix = ipaddress.ip_network(f"{address}/{length}", strict=False)
+    else:
+        length = draw(st.integers(0, 128))
+        address6 = ipaddress.IPv6Address(draw(st.integers(0, 2**128 - 1)))
+        prefix = ipaddress.ip_network(f"{address6}/{length}", strict=False)
+    return {
+        "prefix": str(prefix),
+        "proto": draw(st.sampled_from(["tcp", "udp"])),
+        "port": draw(st.integers(1, 65535)),
+    }
+
+
+@st.composite
 def plans(draw: st.DrawFn) -> dict[str, Any]:
     clients = draw(st.integers(1, 3))
     host_names = draw(
@@ -179,6 +197,7 @@ def plans(draw: st.DrawFn) -> dict[str, Any]:
             "import_sets": draw(st.lists(st.sampled_from(known), unique=True)),
             "kernel_export_sets": draw(st.lists(st.sampled_from(known), unique=True)),
             "announce": {"ipv4": [f"192.168.{index}.0/24"]} if draw(st.booleans()) else {},
+            "dn42_inbound": draw(st.lists(inbound_entries(), max_size=3)),
         }
         v4_31 = draw(st.booleans())
         v6_127 = draw(st.booleans())

@@ -22,7 +22,7 @@ in
     openFirewall = mkOption {
       type = types.bool;
       default = false;
-      description = "Open the exporters' ports (BIRD 9324, WireGuard 9586) to every interface. Off by default: scrape through a tunnel or open the ports on one interface yourself (networking.firewall.interfaces.<name>.allowedTCPPorts).";
+      description = "Open the exporters' ports (BIRD 9324, WireGuard 9586) to every interface. Off by default: open the ports on the interface your Prometheus scrapes from yourself (networking.firewall.interfaces.<name>.allowedTCPPorts). Never through a tunnel: the module drops these ports on every tunnel interface, DN42's traffic arrives there.";
     };
 
     instance = mkOption {

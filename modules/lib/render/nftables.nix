@@ -37,16 +37,116 @@ let
       # A reflector nobody links to yet (a plan warning) has no tunnel: no rule.
       util.optional (outbound != [ ] && spec.links != { }) "iifname ${set (tunnelInterfaces spec)} oifname ${set outbound} masquerade";
 
+  # --- inbound from outside the plan (DN42) ------------------------------
+  # Our own filter chains, not the host firewall's forward-allow: a drop in
+  # any base chain is final, so they hold whatever the host firewall accepts
+  # (filterForward off, a trusted tunnel, a port opened on it). Replies pass
+  # (ct state established,related); new connections pass only to what
+  # dn42Inbound opens, or, on a client, from the plan's own networks.
+
+  inbound = spec: if spec.dn42Inbound or null == null then [ ] else spec.dn42Inbound;
+
+  # "ip daddr 172.22.0.53/32 tcp dport 443": one opened destination. The
+  # core's grammars checked every part (spec.nix: prefixAny, inboundProto, port).
+  opened =
+    entry:
+    let
+      match = if builtins.match ".*:.*" entry.prefix != null then "ip6 daddr" else "ip daddr";
+    in
+    "${match} ${entry.prefix} ${entry.proto} dport ${toString entry.port}";
+
+  openedRules = head: spec: map (entry: "${head} ${opened entry} accept") (inbound spec);
+
+  internal =
+    spec: family:
+    let
+      prefixes = if spec.internalPrefixes or null == null then [ ] else spec.internalPrefixes.${family};
+    in
+    prefixes;
+
+  ports = list: "{ ${concatStringsSep ", " (map toString list)} }";
+
+  # The exporters are never reachable through a tunnel, DN42's included; on a
+  # client nothing else from the tunnels is either, except the reflector's own
+  # BGP, BFD and ping (doctor's advice) from its tunnel address.
+  inputRules =
+    spec:
+    let
+      links = tunnelInterfaces spec;
+      every = links ++ dn42Interfaces spec;
+      peer =
+        link:
+        let
+          from = "iifname ${util.quote link.interface} ip saddr ${link.neighborAddress}";
+        in
+        [
+          "${from} tcp dport 179 accept"
+          "${from} icmp type echo-request accept"
+        ]
+        ++ util.optional spec.tuning.bfd "${from} udp dport 4784 accept";
+      client = spec.role == "client" && links != [ ];
+    in
+    util.optional (every != [ ]) "iifname ${set every} tcp dport ${ports defaults.exporter_ports} drop"
+    ++ (
+      if client then
+        [ "iifname ${set links} ct state established,related accept" ]
+        ++ builtins.concatMap peer (attrValues spec.links)
+        ++ openedRules "iifname ${set links}" spec
+        ++ [ "iifname ${set links} drop" ]
+      else
+        [ ]
+    );
+
+  # A reflector is where DN42 enters the network: from a DN42 interface into
+  # a tunnel (its clients, another reflector), by interface, so no source
+  # address (DN42 interfaces are exempt from the reverse-path check) gets
+  # around it. A client checks again what comes out of its tunnels, by
+  # source: the plan's link nets and client announcements are its own.
+  forwardRules' =
+    spec:
+    let
+      links = tunnelInterfaces spec;
+      dn42 = dn42Interfaces spec;
+      fromDn42 = "iifname ${set dn42} oifname ${set links}";
+      fromTunnel = "iifname ${set links}";
+      own =
+        family: match:
+        util.optional (internal spec family != [ ]) "${fromTunnel} ${match} { ${concatStringsSep ", " (internal spec family)} } accept";
+    in
+    if links == [ ] then
+      [ ]
+    else if spec.role == "reflector" then
+      (
+        if dn42 == [ ] then
+          [ ]
+        else
+          [ "${fromDn42} ct state established,related accept" ] ++ openedRules fromDn42 spec ++ [ "${fromDn42} drop" ]
+      )
+    else
+      [ "${fromTunnel} ct state established,related accept" ]
+      ++ own "ipv4" "ip saddr"
+      ++ own "ipv6" "ip6 saddr"
+      ++ openedRules fromTunnel spec
+      ++ [ "${fromTunnel} drop" ];
+
+  filterChain =
+    name: rules:
+    util.optional (rules != [ ]) (block "chain ${name}" ([ "type filter hook ${name} priority filter; policy accept;" ] ++ rules));
+
   content =
     spec:
-    render [
-      (block "chain postrouting" (
-        [
-          "type nat hook postrouting priority srcnat; policy accept;"
-        ]
-        ++ masqueradeRules spec
-      ))
-    ];
+    render (
+      [
+        (block "chain postrouting" (
+          [
+            "type nat hook postrouting priority srcnat; policy accept;"
+          ]
+          ++ masqueradeRules spec
+        ))
+      ]
+      ++ filterChain "input" (inputRules spec)
+      ++ filterChain "forward" (forwardRules' spec)
+    );
 
   perInterface = template: spec: concatStringsSep "" (map template (tunnelInterfaces spec));
 

@@ -67,6 +67,14 @@ let
     # null: the uplinks (reflector) or none (client); the module warns then.
     acceptRAInterfaces = optional (listOf (leaf t.interface));
     openFirewall = leaf bool;
+    # render/nftables.nix: what new connections from outside the plan (DN42)
+    # may reach through the tunnels, and the sources that are the plan's own.
+    dn42Inbound = optional (listOf (record {
+      prefix = leaf t.prefixAny;
+      proto = leaf t.inboundProto;
+      port = leaf t.inboundPort;
+    }));
+    internalPrefixes = optional (families t.prefix);
     privateKeyFile = nullOr (leaf t.runtimePath);
     links = attrsOf (record {
       interface = leaf t.interface;

@@ -56,6 +56,16 @@ class Announce(_Table):
     ipv6: list[str] = Field(default=[], description='IPv6 prefixes, e.g. "2606:4700::/32".')
 
 
+class Inbound(_Table):
+    """A destination hosts outside the plan (DN42) may open connections to."""
+
+    prefix: str = Field(
+        description='Destination prefix, IPv4 or IPv6, e.g. "172.22.0.53/32" (one host).'
+    )
+    proto: Literal["tcp", "udp"] = Field(description="Transport protocol: tcp or udp.")
+    port: int = Field(ge=1, le=PORT_MAX, description="Destination port.")
+
+
 class Dn42Peer(_Table):
     """An eBGP session from a reflector to a DN42 neighbour."""
 
@@ -214,6 +224,12 @@ class Host(_Table):
     )
     lan_interfaces: list[str] = Field(
         default=[], description="Client only: traffic from these into the tunnel is masqueraded."
+    )
+    dn42_inbound: list[Inbound] = Field(
+        default=[],
+        description="Client: what DN42 may open connections to in this client's network, "
+        'e.g. [{ prefix = "172.22.0.53/32", proto = "tcp", port = 443 }]. Everything '
+        "else from DN42 gets only replies to connections made from inside.",
     )
     accept_ra_interfaces: OptionalStrList = Field(
         default=None,

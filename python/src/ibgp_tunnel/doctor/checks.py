@@ -260,13 +260,17 @@ def _port_check(
 ) -> Check:
     where = f"on {interface}" if interface else "from outside"
     name = f"firewall.port {proto}/{port}" + (f" {interface}" if interface else "")
+    # Through a tunnel, BGP and BFD come from the host at its other end (IPv4):
+    # a client lets nothing else in there.
+    neighbor = exp.tunnel_neighbors.get(interface or "")
+    sources = [("ipv4", neighbor)] if neighbor else [("ipv4", None), ("ipv6", None)]
     verdicts = [
         walk_hooks(
             ruleset,
-            Packet("prerouting", family, proto, port, interface),
+            Packet("prerouting", family, proto, port, interface, saddr=saddr),
             ("prerouting", "input"),
         )
-        for family in ("ipv4", "ipv6")
+        for family, saddr in sources
     ]
     dropped = [v for v in verdicts if v.action == "drop"]
     if not dropped:
@@ -577,9 +581,19 @@ def check_forward_rules(exp: Expectations, live: Live) -> list[Check]:
             (rule.interface, other) if rule.direction == "iifname" else (other, rule.interface)
         )
         name = f"firewall.forward {iif} -> {oif}"
+        sources: list[tuple[str, str | None]] = [("ipv4", None), ("ipv6", None)]
+        if exp.role == "client" and iif in exp.tunnel_names:
+            # Out of a client's tunnels, new connections come from the plan's own
+            # networks (DN42 meets a drop by design, render/nftables.nix).
+            sources = list(exp.internal_sources.items())
+            if not sources:
+                checks.append(
+                    ok(name, f"only replies leave {iif} (the plan gives no internal networks)")
+                )
+                continue
         verdicts = [
-            evaluate(live.ruleset, Packet("forward", family, "tcp", None, iif, oif))
-            for family in ("ipv4", "ipv6")
+            evaluate(live.ruleset, Packet("forward", family, "tcp", None, iif, oif, saddr=saddr))
+            for family, saddr in sources
         ]
         dropped = [v for v in verdicts if v.action == "drop"]
         if not dropped:

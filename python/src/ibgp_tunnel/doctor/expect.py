@@ -99,6 +99,12 @@ class Expectations:
     peers_announce_ipv6: dict[str, bool] = field(default_factory=dict)
     # Where the public keys come from, for people to read ("the plan", or a lab's keys).
     key_source: str = "the plan"
+    # Tunnel interface -> the IPv4 address of the host at its other end: the only
+    # source a client lets reach its BGP, BFD and ping through that tunnel.
+    tunnel_neighbors: dict[str, str] = field(default_factory=dict)
+    # Family -> an address inside the plan's own networks (internalPrefixes): a
+    # source a client forwards new connections from out of its tunnels.
+    internal_sources: dict[str, str] = field(default_factory=dict)
 
     @property
     def tunnel_names(self) -> tuple[str, ...]:
@@ -119,6 +125,12 @@ class Expectations:
         )
         own = keys.get(self.host, self.own_public_key)
         return replace(self, tunnels=tunnels, own_public_key=own, key_source=source)
+
+
+def sample_address(prefix: str) -> str:
+    """An address inside `prefix` (its first host, or the address of a /32 or /128)."""
+    net = ipaddress.ip_network(prefix, strict=False)
+    return str(net.network_address + 1 if net.num_addresses > 1 else net.network_address)
 
 
 _BLOCK = re.compile(r"^protocol bgp (\S+) \{\n(.*?)^\}", re.MULTILINE | re.DOTALL)
@@ -255,7 +267,18 @@ def expectations(
         for name, data in hosts.items()
         if isinstance(data, dict)
     }
+    internal = spec.get("internalPrefixes") or {}
     return Expectations(
+        tunnel_neighbors={
+            str(link["interface"]): str(link["neighborAddress"])
+            for link in spec.get("links", {}).values()
+            if link.get("interface") and link.get("neighborAddress")
+        },
+        internal_sources={
+            family: sample_address(prefixes[0])
+            for family in ("ipv4", "ipv6")
+            if (prefixes := internal.get(family))
+        },
         host=host,
         role=str(spec.get("role", "")),
         asn=int(spec.get("asn", 0)),

@@ -2,9 +2,9 @@
 # exactly like the services.ibgpTunnel options (docs/interfaces.md §2).
 let
   inherit (builtins) attrNames concatStringsSep mapAttrs;
-  util = import ./util.nix;
-  ip = import ./ip.nix;
-  defaults = import ./defaults.nix;
+  util = import ../base/util.nix;
+  ip = import ../base/ip.nix;
+  defaults = import ../base/defaults.nix;
 
   families = set: {
     ipv4 = set.ipv4 or [ ];
@@ -15,7 +15,7 @@ let
 
   prefixLength = cidr: toString (ip.splitCidr cidr).length;
 
-  planLinks = import ./plan-links.nix;
+  planLinks = import ./links.nix;
 
   # `side`: which end of the link this host is ("reflector" listens,
   # "client" dials); the host's own role decides the rest.
@@ -68,7 +68,7 @@ let
       };
     };
 
-  dn42PeerSpec = import ./dn42-peer-from-plan.nix;
+  dn42PeerSpec = import ./dn42-peer.nix;
 
   # The plan's own networks: every link's subnets and every client's
   # announcements. A client accepts new connections out of its tunnels from
@@ -79,7 +79,7 @@ let
       links = builtins.attrValues (plan.links or { });
       clients = builtins.filter (h: (h.role or null) == "client") (builtins.attrValues (plan.hosts or { }));
       # As written when it is a network already (the plan's usual form).
-      net = cidr: if (import ./tokens.nix).prefixAny.problem cidr == null || ip.parseCidr cidr == null then cidr else ip.networkOf cidr;
+      net = cidr: if (import ../grammar/tokens.nix).prefixAny.problem cidr == null || ip.parseCidr cidr == null then cidr else ip.networkOf cidr;
       of = family: util.uniqueStrings (map net (builtins.filter builtins.isString (map (link: link.${family} or null) links)) ++ builtins.concatMap (h: (families (h.announce or { })).${family}) clients);
     in
     {
@@ -132,5 +132,5 @@ in
   links = mapAttrs (linkName: link: linkSpec plan (sideOf link) linkName link) ownLinks;
   dn42Peers = mapAttrs dn42PeerSpec (host.dn42_peers or { });
   tuning = defaults.tuning // util.camelCaseAttrs (plan.tuning or { });
-  dn42 = (import ./dn42-peer-from-plan.nix).host host;
+  dn42 = (import ./dn42-peer.nix).host host;
 }

@@ -10,11 +10,11 @@
 }:
 let
   inherit (builtins) attrNames concatMap filter head length elem isInt;
-  util = import ./util.nix;
-  t = import ./tokens.nix;
-  checks = import ./checks.nix;
-  ip = import ./ip.nix;
-  d = import ./dn42-defaults.nix;
+  util = import ../../base/util.nix;
+  t = import ../../grammar/tokens.nix;
+  checks = import ../../grammar/checks.nix;
+  ip = import ../../base/ip.nix;
+  d = import ../../base/dn42-defaults.nix;
   inherit (util) optional;
 
   # NeoNetwork's range is interconnected with DN42 and peers with it.
@@ -141,7 +141,7 @@ let
     concatMap (
       name:
       let
-        sets = (import ./defaults.nix).prefix_sets // (plan.prefix_sets or { });
+        sets = (import ../../base/defaults.nix).prefix_sets // (plan.prefix_sets or { });
         list = host.dn42_peers.${name}.export_sets or [ ];
       in
       concatMap (

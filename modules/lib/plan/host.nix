@@ -20,7 +20,7 @@ let
   # `side`: which end of the link this host is ("reflector" listens,
   # "client" dials); the host's own role decides the rest.
   linkSpec =
-    plan: side: linkName: link:
+    plan: perClient: side: linkName: link:
     let
       other = otherSide side;
       peerHost = plan.hosts.${link.${other}} or (throw "ibgp-tunnel: links.${linkName}.${other} names host \"${link.${other}}\", which is not in the plan's [hosts]");
@@ -51,7 +51,12 @@ let
       # The client of this link links to another reflector too (render/reflectors.nix).
       alternativePath =
         !meshed
-        && builtins.length (builtins.filter (other: (other.client or null) == link.client) (builtins.attrValues (plan.links or { }))) > 1;
+        && builtins.length (
+          if builtins.isString link.client then
+            perClient.${link.client} or [ ]
+          else
+            builtins.filter (other: (other.client or null) == link.client) (builtins.attrValues (plan.links or { }))
+        ) > 1;
       reflectorPeer = meshed;
       peer = {
         name = link.${other};
@@ -109,6 +114,11 @@ let
       or (throw "ibgp-tunnel: host \"${name}\" is not in the plan; its hosts are: ${concatStringsSep ", " (attrNames (plan.hosts or { }))}");
   role = host.role;
   ownLinks = util.filterAttrs (_: link: (link.reflector or null) == name || (link.client or null) == name) (plan.links or { });
+  # The plan's links by client, built once: a reflector asks for each of its
+  # links whether that client has another (linear, not links × links).
+  perClient = builtins.groupBy (link: link.client) (
+    builtins.filter (link: builtins.isString (link.client or null)) (builtins.attrValues (plan.links or { }))
+  );
   sideOf = link: if (link.reflector or null) == name then "reflector" else "client";
 in
 {
@@ -129,7 +139,7 @@ in
   internalPrefixes = internalPrefixes plan;
   allowCoverEverything = host.allow_cover_everything or false;
   privateKeyFile = defaults.privateKeyFile;
-  links = mapAttrs (linkName: link: linkSpec plan (sideOf link) linkName link) ownLinks;
+  links = mapAttrs (linkName: link: linkSpec plan perClient (sideOf link) linkName link) ownLinks;
   dn42Peers = mapAttrs dn42PeerSpec (host.dn42_peers or { });
   tuning = defaults.tuning // util.camelCaseAttrs (plan.tuning or { });
   dn42 = (import ./dn42-peer.nix).host host;

@@ -83,7 +83,7 @@ def plan_of(clients: int) -> dict[str, object]:
     return {"asn": 4242420038, "hosts": hosts, "links": links}
 
 
-def measure(plan_json: Path, stage: str) -> tuple[float, int]:
+def measure(plan_json: Path, stage: str, core: Path = CORE) -> tuple[float, int]:
     """Seconds and the evaluator's peak RSS (KiB) for one stage."""
     expression = (
         "{ core, planJson }: let c = import core; "
@@ -91,7 +91,7 @@ def measure(plan_json: Path, stage: str) -> tuple[float, int]:
         f"builtins.deepSeq ({STAGES[stage]}) true"
     )
     command = ["nix-instantiate", "--eval", "--strict", "--expr", expression]
-    command += ["--argstr", "core", str(CORE), "--argstr", "planJson", str(plan_json)]
+    command += ["--argstr", "core", str(core), "--argstr", "planJson", str(plan_json)]
     start = time.monotonic()
     with tempfile.TemporaryFile() as errors:
         child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=errors)
@@ -110,6 +110,9 @@ def main() -> None:
     parser.add_argument("--clients", type=int, nargs="+", default=[250, 500, 1000, 2000])
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--json", action="store_true", help="print every sample as JSON")
+    parser.add_argument(
+        "--core", type=Path, default=CORE, help="the Nix core to time (default: this checkout's)"
+    )
     args = parser.parse_args()
     rows = []
     with tempfile.TemporaryDirectory(prefix="render-scale-") as directory:
@@ -117,7 +120,7 @@ def main() -> None:
             plan_json = Path(directory) / f"plan-{clients}.json"
             plan_json.write_text(json.dumps(plan_of(clients)))
             for stage in STAGES:
-                samples = [measure(plan_json, stage) for _ in range(args.reps)]
+                samples = [measure(plan_json, stage, args.core) for _ in range(args.reps)]
                 rows.append(
                     {
                         "clients": clients,

@@ -33,7 +33,7 @@
 }:
 let
   inherit (builtins) attrNames concatMap concatStringsSep filter head isString mapAttrs match;
-  ip = import ../lib/ip.nix;
+  ip = (import ../lib).ip;
   planData = builtins.fromTOML (builtins.readFile plan);
   hosts = planData.hosts or { };
 

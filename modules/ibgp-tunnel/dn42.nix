@@ -11,7 +11,7 @@
 let
   inherit (lib) mkIf mkMerge mkOption types literalExpression;
   core = import ../lib;
-  dn42Defaults = import ../lib/dn42-defaults.nix;
+  dn42Defaults = (import ../lib).dn42Defaults;
   tokens = core.tokens;
   cfg = config.services.ibgpTunnel;
   useSops = cfg.sops.file != null;

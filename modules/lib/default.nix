@@ -1,26 +1,47 @@
 # The pure core: builtins only, so plain `nix-instantiate --eval` runs it
-# without nixpkgs. The NixOS module and the Python helper both use it.
+# without nixpkgs. The NixOS module and the Python helper both use it, and
+# only through this file. Its stages, each reading only those before it
+# (python/tests/test_core_layout.py holds them to it):
+#
+#   base/     addresses, helpers, the shared constants (defaults*.toml)
+#   grammar/  one grammar per token, and the checkers built on them
+#   plan/     a plan: its links, a host's spec from it, and the plan's rules
+#   spec/     a host spec: its shape, defaults filled in, and its rules
+#   render/   a checked spec -> artifacts (resources/: fixed BIRD logic, data)
 let
-  defaults = import ./defaults.nix;
+  defaults = import ./base/defaults.nix;
 in
 rec {
   inherit defaults;
 
+  # The DN42 constants and the paths and secret names derived from them.
+  dn42Defaults = import ./base/dn42-defaults.nix;
+
+  # Addresses (parse, contain, format) and small list/string helpers.
+  ip = import ./base/ip.nix;
+  util = import ./base/util.nix;
+
   # plan attrset (builtins.fromTOML) -> host name -> host spec
-  hostFromPlan = import ./host-from-plan.nix;
+  hostFromPlan = import ./plan/host.nix;
+
+  # plan -> each link with its ends' facts (who dials whom, addresses).
+  planLinks = import ./plan/links.nix;
 
   # host spec -> artifacts (bird.conf, WireGuard, nftables, sysctls, ports)
   render = import ./render;
 
   # host spec -> [ { path; message; } ] for what the option types cannot say
-  problems = import ./problems.nix;
+  problems = import ./spec/problems.nix;
 
   # plan -> [ { path; severity; message; } ] with TOML paths: every network
   # rule of a whole plan (what `ibgp-tunnel check` reports beyond shape).
-  planProblems = import ./plan-problems.nix;
+  planProblems = import ./plan/problems.nix;
+
+  # The names the fixed DN42 BIRD logic defines: no peer's session takes one.
+  dn42OwnSymbols = (import ./grammar/dn42-symbols.nix).ownSymbols;
 
   # One grammar per kind of token: regex (for types.strMatching), problem, emit.
-  tokens = import ./tokens.nix;
+  tokens = import ./grammar/tokens.nix;
 
   # The seed's plain BIRD sessions: no BFD, no graceful restart, BIRD's
   # default timers, no import limit. `spec // { tuning = plainTuning; }`.
@@ -29,7 +50,7 @@ rec {
     gracefulRestart = false;
   };
 
-  readPlan = file: builtins.fromTOML (builtins.readFile file);
+  readPlan = import ./plan/read.nix;
 
   renderHost = planFile: name: render (hostFromPlan (readPlan planFile) name);
 }

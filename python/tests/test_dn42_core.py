@@ -1,5 +1,5 @@
-"""The core's DN42 rendering and rules (modules/lib/render/dn42.nix,
-dn42-problems.nix, dn42-plan-problems.nix) on variations of the example plan;
+"""The core's DN42 rendering and rules (render/dn42.nix, spec/dn42-problems.nix,
+plan/rules/dn42.nix under modules/lib) on variations of the example plan;
 every rendered bird.conf goes through the build-time check on each BIRD here."""
 
 from __future__ import annotations
@@ -255,7 +255,7 @@ def test_the_generated_dn42_names_are_the_rendered_ones() -> None:
     defined = set(
         re.findall(r"^(?:protocol \w+|function|roa[46] table) (dn42_\w+)", conf, re.MULTILINE)
     )
-    own = set(nix_eval(f"(import {CORE}/render/dn42.nix).ownSymbols"))
+    own = set(nix_eval(f"(import {CORE}).dn42OwnSymbols"))
     assert defined - {"dn42_peer1"} == own
 
 

@@ -213,5 +213,5 @@ def test_a_cap_that_is_not_a_number_is_refused(site: Site) -> None:
 def test_the_scripts_default_cap_is_the_cores() -> None:
     import tomllib
 
-    defaults = tomllib.loads((SCRIPT.parents[1] / "dn42-defaults.toml").read_text())
+    defaults = tomllib.loads((SCRIPT.parents[1] / "base" / "dn42-defaults.toml").read_text())
     assert f"max_bytes=${{ROA_MAX_BYTES:-{defaults['roa_max_bytes']}}}" in SCRIPT.read_text()

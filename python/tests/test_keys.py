@@ -90,7 +90,7 @@ def test_decode_key_rejects(value: object, message: str) -> None:
 
 
 def test_secret_names_come_from_defaults_toml() -> None:
-    defaults = tomllib.loads((REPO / "modules" / "lib" / "defaults.toml").read_text())
+    defaults = tomllib.loads((REPO / "modules" / "lib" / "base" / "defaults.toml").read_text())
     names = default_secret_names()
     assert names.private_key == defaults["secret_private_key"] == "wg_ibgp/private_key"
     assert names.psk("pve") == defaults["secret_psk_prefix"] + "pve" == "wg_ibgp/psk/pve"
@@ -293,7 +293,7 @@ def test_first_run_creates_everything(project: Project) -> None:
 
 def test_sops_nix_secret_names_resolve(project: Project) -> None:
     project.keys()
-    defaults = tomllib.loads((REPO / "modules" / "lib" / "defaults.toml").read_text())
+    defaults = tomllib.loads((REPO / "modules" / "lib" / "base" / "defaults.toml").read_text())
     for host in ("dmz", "pve"):
         data = project.decrypted(host)
         # sops-nix's `key` option walks nested YAML keys split on "/".

@@ -25,6 +25,7 @@ def test_defaults_hold_the_shared_facts() -> None:
 
 
 def test_env_var_wins(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / paths.DEFAULTS_FILE).parent.mkdir(parents=True, exist_ok=True)
     (tmp_path / paths.DEFAULTS_FILE).write_text('interface = "x"\n')
     monkeypatch.setenv(paths.ENV_VAR, str(tmp_path))
     assert paths.nix_lib_dir() == tmp_path.resolve()
@@ -37,6 +38,7 @@ def test_env_var_pointing_nowhere_says_so(tmp_path: Path, monkeypatch: pytest.Mo
 
 
 def test_core_file_missing_is_input_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / paths.DEFAULTS_FILE).parent.mkdir(parents=True, exist_ok=True)
     (tmp_path / paths.DEFAULTS_FILE).write_text("")
     monkeypatch.setenv(paths.ENV_VAR, str(tmp_path))
     with pytest.raises(InputError, match=r"default\.nix"):

@@ -24,6 +24,7 @@ def core_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """A stand-in Nix core in IBGP_TUNNEL_NIX_LIB; the test writes its default.nix."""
     core = tmp_path / "core"
     core.mkdir()
+    (core / paths.DEFAULTS_FILE).parent.mkdir(parents=True, exist_ok=True)
     shutil.copy(paths.nix_lib_dir() / paths.DEFAULTS_FILE, core / paths.DEFAULTS_FILE)
     monkeypatch.setenv(paths.ENV_VAR, str(core))
     paths.nix_lib_dir.cache_clear()

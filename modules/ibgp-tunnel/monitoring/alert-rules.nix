@@ -12,7 +12,7 @@
 }:
 let
   inherit (builtins) attrValues concatStringsSep filter map replaceStrings;
-  util = import ../../lib/util.nix;
+  util = (import ../../lib).util;
 
   # Linear, and sorted: names as attribute names.
   uniqueStrings = list: builtins.attrNames (builtins.listToAttrs (map (name: { inherit name; value = null; }) list));

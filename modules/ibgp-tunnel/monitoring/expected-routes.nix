@@ -5,9 +5,9 @@
 # come on top: the plan cannot know them. Builtins only.
 let
   inherit (builtins) attrValues concatMap filter length match;
-  ip = import ../../lib/ip.nix;
-  defaults = import ../../lib/defaults.nix;
-  planLinks = import ../../lib/plan-links.nix;
+  ip = (import ../../lib).ip;
+  defaults = (import ../../lib).defaults;
+  planLinks = (import ../../lib).planLinks;
 
   # A BIRD prefix pattern ("a/n", "a/n+", "a/n-", "a/n{lo,hi}") -> matcher.
   parsePattern =

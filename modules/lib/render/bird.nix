@@ -1,15 +1,15 @@
 # host spec -> complete bird.conf text (BIRD 2.0.x and 3.x syntax).
 let
   inherit (builtins) attrNames attrValues concatStringsSep concatMap filter replaceStrings;
-  util = import ../util.nix;
-  ip = import ../ip.nix;
+  util = import ../base/util.nix;
+  ip = import ../base/ip.nix;
   inherit (import ./blocks.nix) block blockSemi render;
   inherit (util) optional quote;
   reflectors = import ./reflectors.nix;
 
   identifier = name: replaceStrings [ "-" "." ] [ "_" "_" ] name;
 
-  inherit (import ./layout.nix) layout merged prefixOf;
+  inherit (import ../spec/layout.nix) layout merged prefixOf;
   # Standalone, `protocol direct` and `protocol bfd` stay unnamed as they were.
   protocolHead = spec: type: name: "protocol ${type}${if merged spec then " ${prefixOf spec}${name}" else ""}";
   ownAs = spec: "${util.toUpper (prefixOf spec)}OWNAS";

@@ -1,13 +1,13 @@
 # host spec -> everything a host runs (docs/interfaces.md §3).
 let
   inherit (builtins) attrNames attrValues listToAttrs;
-  defaults = import ../defaults.nix;
+  defaults = import ../base/defaults.nix;
   dn42 = import ./dn42.nix;
 in
 given:
 let
   # Renderers see only the checked copy: every token emitted, or a throw.
-  spec = (import ./spec.nix).checked given;
+  spec = (import ../spec/shape.nix).checked given;
 in
 {
   birdConfig = import ./bird.nix spec;

@@ -13,93 +13,28 @@ let
     readFile
     replaceStrings
     ;
-  util = import ../util.nix;
-  ip = import ../ip.nix;
-  defaults = import ../defaults.nix;
-  dn42Defaults = import ../dn42-defaults.nix;
+  util = import ../base/util.nix;
+  ip = import ../base/ip.nix;
+  defaults = import ../base/defaults.nix;
+  dn42Defaults = import ../base/dn42-defaults.nix;
   inherit (import ./blocks.nix) block blockSemi;
+  # The spec's DN42 facts (defaults filled in, names derived) and the names the
+  # fixed BIRD logic defines: one place each, shared with the rules.
+  dn42Spec = import ../spec/dn42.nix;
+  symbols = import ../grammar/dn42-symbols.nix;
+  inherit (dn42Spec) roaFields listenPortOf mtuOf cryptoOf managed interfaceOf roaOn insecureUrl;
+  inherit (symbols) fileProtocols;
   inherit (util) optional quote;
 
   identifier = name: replaceStrings [ "-" "." ] [ "_" "_" ] name;
 
-  # Fields a spec made before DN42 tunnels existed (or by hand) may leave out.
-  tunnelFields = {
-    endpoint = null;
-    presharedKeyFile = null;
-    listenPort = null;
-    mtu = null;
-    ipv4 = null;
-    peerIpv4 = null;
-    persistentKeepalive = null;
-  };
-  peerFields = {
-    interface = null;
-    exportSets = [ ];
-    tunnel = null;
-    latency = null;
-    bandwidth = null;
-    crypto = null;
-  };
-  roaFields = {
-    enable = true;
-    ipv4Url = dn42Defaults.roa_url_ipv4;
-    ipv6Url = dn42Defaults.roa_url_ipv6;
-    allowInsecureUrls = false;
-    ipv4File = dn42Defaults.roaFileIpv4;
-    ipv6File = dn42Defaults.roaFileIpv6;
-    interval = dn42Defaults.roa_interval;
-  };
-
-  isAttrs = builtins.isAttrs;
-
-  normalizePeer =
-    peer:
-    if !(isAttrs peer) then
-      peer
-    else
-      let
-        merged = peerFields // peer;
-      in
-      merged // { tunnel = if isAttrs merged.tunnel then tunnelFields // merged.tunnel else merged.tunnel; };
-
-  # What the tunnel of a peer is, defaults filled in.
-  listenPortOf = peer: if peer.tunnel.listenPort != null then peer.tunnel.listenPort else dn42Defaults.listenPort peer.asn;
-  mtuOf = peer: if peer.tunnel.mtu != null then peer.tunnel.mtu else dn42Defaults.mtu;
-
-  # DN42's crypto community: the option, else what the tunnel is.
-  cryptoOf = peer: if peer.crypto != null then peer.crypto else if peer.tunnel != null then dn42Defaults.crypto_wireguard else null;
-
-  managed = spec: filter (name: spec.dn42Peers.${name}.tunnel != null) (attrNames spec.dn42Peers);
-
-  interfaceOf = name: peer: if peer.interface != null then peer.interface else "dn42-${name}";
-
-  # The names bird.conf defines for DN42 besides the sessions, unprefixed:
-  # what the resources define (tables, functions) and the ROA file protocols
-  # below. A peer's session dn42_<peer> must be none of them.
-  resourceSymbols =
-    file:
-    builtins.concatMap (m: if builtins.isList m then [ (builtins.elemAt m 1) ] else [ ]) (
-      builtins.split "(function|table) (dn42_[A-Za-z0-9_]+)" (readFile file)
-    );
-  fileProtocols = [ "dn42_roa4_file" "dn42_roa6_file" ];
-  ownSymbols =
-    resourceSymbols ../resources/dn42-roa.conf
-    ++ resourceSymbols ../resources/dn42-communities.conf
-    ++ fileProtocols;
-
-  roaOn = spec: spec.role == "reflector" && spec.dn42Peers != { } && spec.dn42.roa.enable;
-
-  # A ROA file over plain http:// can be rewritten by anyone on the path (it
-  # decides which DN42 routes are imported): only with allowInsecureUrls.
-  insecureUrl = url: builtins.match "http://.*" url != null;
-  insecureRoaUrls = spec: filter insecureUrl [ spec.dn42.roa.ipv4Url spec.dn42.roa.ipv6Url ];
   roaUrl =
     spec: url:
     if insecureUrl url && !spec.dn42.roa.allowInsecureUrls then
       throw "services.ibgpTunnel.dn42.roa: ${url} is plain http://: use https://, or set dn42.roa.allowInsecureUrls = true"
     else
       url;
-  roaTable = spec: family: "${(import ./layout.nix).prefixOf spec}dn42_roa${channelVersion family}";
+  roaTable = spec: family: "${(import ../spec/layout.nix).prefixOf spec}dn42_roa${channelVersion family}";
 
   # --- bird.conf -------------------------------------------------------------
 
@@ -220,32 +155,9 @@ let
   };
 in
 {
-  inherit normalizePeer listenPortOf mtuOf cryptoOf interfaceOf roaFields ownSymbols insecureRoaUrls;
+  inherit (dn42Spec) normalizePeer listenPortOf mtuOf cryptoOf interfaceOf roaFields insecureRoaUrls normalize;
+  inherit (symbols) ownSymbols;
 
-  # A hand-made or older spec gets the DN42 fields' defaults.
-  normalize =
-    given:
-    if !(isAttrs given) then
-      given
-    else
-      given
-      // {
-        dn42 =
-          let
-            d = given.dn42 or { };
-          in
-          if !(isAttrs d) then
-            d
-          else
-            {
-              privateKeyFile = dn42Defaults.privateKeyFile;
-            }
-            // d
-            // {
-              roa = if isAttrs (d.roa or { }) then roaFields // (d.roa or { }) else d.roa;
-            };
-      }
-      // (if isAttrs (given.dn42Peers or null) then { dn42Peers = mapAttrs (_: normalizePeer) given.dn42Peers; } else { });
 
   # bird.conf lines: h holds bird.nix's helpers (matchSets, rejectTunnels,
   # importLimit, gracefulRestartLines, and the merged layout's prefixOf, ownAs,

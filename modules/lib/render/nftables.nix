@@ -2,8 +2,8 @@
 # the host firewall's forward-allow and rpfilter-allow chains.
 let
   inherit (builtins) attrValues concatStringsSep filter;
-  util = import ../util.nix;
-  defaults = import ../defaults.nix;
+  util = import ../base/util.nix;
+  defaults = import ../base/defaults.nix;
   inherit (import ./blocks.nix) block render;
 
   set = names: "{ ${concatStringsSep ", " (map util.quote names)} }";

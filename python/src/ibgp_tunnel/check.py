@@ -2,7 +2,7 @@
 
 Layer 1 is the shape: the TOML data against the committed JSON Schema (what
 editors see), then the pydantic models. Layer 2 is the network rules, which live
-once, in the Nix core (`planProblems`, modules/lib/plan-problems.nix), the same
+once, in the Nix core (`planProblems`, modules/lib/plan/problems.nix), the same
 rules the NixOS module asserts; this module asks the core for them as `render`
 does. Layer 2 runs only on a plan whose shape is right, so shape errors come
 first, then rule findings once they are fixed.

@@ -235,7 +235,7 @@ def dn42_secret_names() -> Dn42SecretNames:
     import tomllib
 
     try:
-        data = tomllib.loads((paths.nix_lib_dir() / "dn42-defaults.toml").read_text())
+        data = tomllib.loads((paths.nix_lib_dir() / paths.DN42_DEFAULTS_FILE).read_text())
         return Dn42SecretNames(data["secret_private_key"], data["secret_psk_prefix"])
     except (OSError, KeyError, tomllib.TOMLDecodeError) as exc:
         raise KeysError(f"the core's dn42-defaults.toml is unusable: {exc}") from exc

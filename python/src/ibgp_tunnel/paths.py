@@ -1,7 +1,7 @@
 """Where the Nix core (modules/lib) lives, and its shared constants.
 
 One fact, one place: the default port, interface, /1 halves, secret names and
-the DN42 prefix set are read from modules/lib/defaults.toml, never re-typed here.
+the DN42 prefix set are read from modules/lib/base/defaults.toml, never re-typed here.
 """
 
 from __future__ import annotations
@@ -15,7 +15,9 @@ from typing import Any
 from ibgp_tunnel.errors import InputError
 
 ENV_VAR = "IBGP_TUNNEL_NIX_LIB"
-DEFAULTS_FILE = "defaults.toml"
+# Paths inside modules/lib (its base/ stage holds the shared constants).
+DEFAULTS_FILE = "base/defaults.toml"
+DN42_DEFAULTS_FILE = "base/dn42-defaults.toml"
 CORE_FILE = "default.nix"
 
 # Inside a wheel built from a checkout (see python/hatch_build.py).
@@ -77,7 +79,7 @@ def core_file() -> Path:
 
 @cache
 def defaults() -> dict[str, Any]:
-    """modules/lib/defaults.toml as a dict (read once)."""
+    """modules/lib/base/defaults.toml as a dict (read once)."""
     path = nix_lib_dir() / DEFAULTS_FILE
     try:
         return tomllib.loads(path.read_text(encoding="utf-8"))

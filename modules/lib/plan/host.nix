@@ -2,9 +2,9 @@
 # exactly like the services.ibgpTunnel options (docs/interfaces.md §2).
 let
   inherit (builtins) attrNames concatStringsSep mapAttrs;
-  util = import ./util.nix;
-  ip = import ./ip.nix;
-  defaults = import ./defaults.nix;
+  util = import ../base/util.nix;
+  ip = import ../base/ip.nix;
+  defaults = import ../base/defaults.nix;
 
   families = set: {
     ipv4 = set.ipv4 or [ ];
@@ -15,12 +15,12 @@ let
 
   prefixLength = cidr: toString (ip.splitCidr cidr).length;
 
-  planLinks = import ./plan-links.nix;
+  planLinks = import ./links.nix;
 
   # `side`: which end of the link this host is ("reflector" listens,
   # "client" dials); the host's own role decides the rest.
   linkSpec =
-    plan: side: linkName: link:
+    plan: perClient: side: linkName: link:
     let
       other = otherSide side;
       peerHost = plan.hosts.${link.${other}} or (throw "ibgp-tunnel: links.${linkName}.${other} names host \"${link.${other}}\", which is not in the plan's [hosts]");
@@ -51,7 +51,12 @@ let
       # The client of this link links to another reflector too (render/reflectors.nix).
       alternativePath =
         !meshed
-        && builtins.length (builtins.filter (other: (other.client or null) == link.client) (builtins.attrValues (plan.links or { }))) > 1;
+        && builtins.length (
+          if builtins.isString link.client then
+            perClient.${link.client} or [ ]
+          else
+            builtins.filter (other: (other.client or null) == link.client) (builtins.attrValues (plan.links or { }))
+        ) > 1;
       reflectorPeer = meshed;
       peer = {
         name = link.${other};
@@ -68,7 +73,7 @@ let
       };
     };
 
-  dn42PeerSpec = import ./dn42-peer-from-plan.nix;
+  dn42PeerSpec = import ./dn42-peer.nix;
 
   # The plan's own networks: every link's subnets and every client's
   # announcements. A client accepts new connections out of its tunnels from
@@ -79,7 +84,7 @@ let
       links = builtins.attrValues (plan.links or { });
       clients = builtins.filter (h: (h.role or null) == "client") (builtins.attrValues (plan.hosts or { }));
       # As written when it is a network already (the plan's usual form).
-      net = cidr: if (import ./tokens.nix).prefixAny.problem cidr == null || ip.parseCidr cidr == null then cidr else ip.networkOf cidr;
+      net = cidr: if (import ../grammar/tokens.nix).prefixAny.problem cidr == null || ip.parseCidr cidr == null then cidr else ip.networkOf cidr;
       of = family: util.uniqueStrings (map net (builtins.filter builtins.isString (map (link: link.${family} or null) links)) ++ builtins.concatMap (h: (families (h.announce or { })).${family}) clients);
     in
     {
@@ -109,6 +114,11 @@ let
       or (throw "ibgp-tunnel: host \"${name}\" is not in the plan; its hosts are: ${concatStringsSep ", " (attrNames (plan.hosts or { }))}");
   role = host.role;
   ownLinks = util.filterAttrs (_: link: (link.reflector or null) == name || (link.client or null) == name) (plan.links or { });
+  # The plan's links by client, built once: a reflector asks for each of its
+  # links whether that client has another (linear, not links × links).
+  perClient = builtins.groupBy (link: link.client) (
+    builtins.filter (link: builtins.isString (link.client or null)) (builtins.attrValues (plan.links or { }))
+  );
   sideOf = link: if (link.reflector or null) == name then "reflector" else "client";
 in
 {
@@ -129,8 +139,8 @@ in
   internalPrefixes = internalPrefixes plan;
   allowCoverEverything = host.allow_cover_everything or false;
   privateKeyFile = defaults.privateKeyFile;
-  links = mapAttrs (linkName: link: linkSpec plan (sideOf link) linkName link) ownLinks;
+  links = mapAttrs (linkName: link: linkSpec plan perClient (sideOf link) linkName link) ownLinks;
   dn42Peers = mapAttrs dn42PeerSpec (host.dn42_peers or { });
   tuning = defaults.tuning // util.camelCaseAttrs (plan.tuning or { });
-  dn42 = (import ./dn42-peer-from-plan.nix).host host;
+  dn42 = (import ./dn42-peer.nix).host host;
 }

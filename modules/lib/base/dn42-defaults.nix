@@ -12,4 +12,15 @@ raw
   pskFile = peer: "${base.secrets_dir}/${raw.secret_psk_prefix}${peer}";
   # DN42's convention: 2 followed by the last four digits of the peer's ASN.
   listenPort = asn: 20000 + asn - (asn / 10000) * 10000;
+  # A spec's dn42.roa, defaults filled in (hostFromPlan and the spec's
+  # normalisation both start from it).
+  roaFields = {
+    enable = true;
+    ipv4Url = raw.roa_url_ipv4;
+    ipv6Url = raw.roa_url_ipv6;
+    allowInsecureUrls = false;
+    ipv4File = "${raw.roa_dir}/${raw.roa_file_ipv4}";
+    ipv6File = "${raw.roa_dir}/${raw.roa_file_ipv6}";
+    interval = raw.roa_interval;
+  };
 }

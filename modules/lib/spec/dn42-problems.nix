@@ -4,17 +4,17 @@
 # (checks.nix), so `ibgp-tunnel check` and the module refuse the same.
 let
   inherit (builtins) attrNames attrValues concatMap filter isAttrs;
-  util = import ./util.nix;
-  ip = import ./ip.nix;
-  checks = import ./checks.nix;
-  render = import ./render/dn42.nix;
+  util = import ../base/util.nix;
+  ip = import ../base/ip.nix;
+  checks = import ../grammar/checks.nix;
+  dn42 = import ./dn42.nix;
   inherit (util) optional;
   root = "services.ibgpTunnel";
   problem = path: message: { inherit path message; };
 in
 given:
 let
-  spec = render.normalize given;
+  spec = dn42.normalize given;
   peers = spec.dn42Peers;
   isTunnel = name: isAttrs peers.${name} && isAttrs (peers.${name}.tunnel or null);
   tunnels = filter isTunnel (attrNames peers);
@@ -24,9 +24,9 @@ let
   clashes = checks.dn42Clashes {
     peers = map (name: {
       inherit name;
-      interface = render.interfaceOf name peers.${name};
+      interface = dn42.interfaceOf name peers.${name};
       explicitInterface = peers.${name}.interface != null;
-      port = if isTunnel name then render.listenPortOf peers.${name} else null;
+      port = if isTunnel name then dn42.listenPortOf peers.${name} else null;
       tunnel = isTunnel name;
     }) (attrNames peers);
     interfaces =
@@ -96,5 +96,5 @@ concatMap (
 # A ROA file decides which DN42 routes are imported: plain http:// only when
 # asked for (render refuses it too).
 ++ map (url: problem "${root}.dn42.roa" "${url} is plain http://, which anyone on the path can rewrite: use https://, or set allowInsecureUrls = true") (
-  if isAttrs (spec.dn42.roa or null) && !(spec.dn42.roa.allowInsecureUrls or false) then render.insecureRoaUrls spec else [ ]
+  if isAttrs (spec.dn42.roa or null) && !(spec.dn42.roa.allowInsecureUrls or false) then dn42.insecureRoaUrls spec else [ ]
 )

@@ -10,11 +10,11 @@
 }:
 let
   inherit (builtins) attrNames concatMap filter head length elem isInt;
-  util = import ./util.nix;
-  t = import ./tokens.nix;
-  checks = import ./checks.nix;
-  ip = import ./ip.nix;
-  d = import ./dn42-defaults.nix;
+  util = import ../../base/util.nix;
+  t = import ../../grammar/tokens.nix;
+  checks = import ../../grammar/checks.nix;
+  ip = import ../../base/ip.nix;
+  d = import ../../base/dn42-defaults.nix;
   inherit (util) optional;
 
   # NeoNetwork's range is interconnected with DN42 and peers with it.
@@ -97,10 +97,26 @@ let
       warning [ "hosts" hostName "dn42_roa" ] "is set but this host has no dn42_peers: ROA only filters routes from DN42 peers"
     );
 
-  # This host's links (either end).
-  linksOf = plan: hostName: filter (linkName: let l = plan.links.${linkName}; in (l.reflector or null) == hostName || (l.client or null) == hostName) (
-    attrNames (plan.links or { })
-  );
+  # This host's links (either end), in name order, from an index built once
+  # per plan (withLinksByHost): every host asking costs links, not hosts × links.
+  linksOf = plan: hostName: plan._linksByHost.${hostName} or [ ];
+  withLinksByHost =
+    plan:
+    plan
+    // {
+      _linksByHost = builtins.mapAttrs (_: ends: map (end: end.linkName) ends) (
+        builtins.groupBy (end: end.host) (
+          concatMap (
+            linkName:
+            let
+              l = plan.links.${linkName};
+              ends = filter builtins.isString [ (l.reflector or null) (l.client or null) ];
+            in
+            map (host: { inherit host linkName; }) (if length ends == 2 && head ends == builtins.elemAt ends 1 then [ (head ends) ] else ends)
+          ) (attrNames (plan.links or { }))
+        )
+      );
+    };
 
   # Our UDP ports and interface names on one host: DN42 peers against each
   # other, the iBGP links this host is an end of (both ends bind the link's
@@ -141,7 +157,7 @@ let
     concatMap (
       name:
       let
-        sets = (import ./defaults.nix).prefix_sets // (plan.prefix_sets or { });
+        sets = (import ../../base/defaults.nix).prefix_sets // (plan.prefix_sets or { });
         list = host.dn42_peers.${name}.export_sets or [ ];
       in
       concatMap (
@@ -213,7 +229,10 @@ let
       optional (p != null) (error [ "hosts" hostName "dn42_peers" name ] p)
     ) (attrNames (host.dn42_peers or { }));
 in
-plan:
+given:
+let
+  plan = withLinksByHost given;
+in
 mapHosts plan (
   hostName: host:
   concatMap (name: peerRules plan hostName host name host.dn42_peers.${name}) (attrNames (host.dn42_peers or { }))

@@ -12,9 +12,9 @@ let
     match
     attrValues
     ;
-  ip = import ./ip.nix;
+  ip = import ../base/ip.nix;
   tokens = import ./tokens.nix;
-  util = import ./util.nix;
+  util = import ../base/util.nix;
 
   hasPrefix = util.hasPrefix;
 
@@ -218,7 +218,7 @@ rec {
   # (defaults.toml), whichever set a plan names dn42.
   dn42Space =
     let
-      set = (import ./defaults.nix).prefix_sets.dn42;
+      set = (import ../base/defaults.nix).prefix_sets.dn42;
       networks = family: map (text: builtins.head (match "([^{+-]*).*" text)) (set.${family} or [ ]);
       bits = family: map ip.prefixBits (networks family);
       # Only the outermost networks, for the message.
@@ -258,7 +258,7 @@ rec {
     name:
     let
       symbol = identifierKey "dn42_${name}";
-      taken = map identifierKey (import ./render/dn42.nix).ownSymbols;
+      taken = map identifierKey (import ./dn42-symbols.nix).ownSymbols;
     in
     if elem symbol taken then
       "rename this peer: its session would be the BIRD protocol ${symbol}, a name bird.conf already gives DN42's ${

@@ -18,7 +18,7 @@ let
     substring
     toJSON
     ;
-  ip = import ./ip.nix;
+  ip = import ../base/ip.nix;
 
   # std::regex recurses per character; very long input must never reach it.
   maxLength = 512;

@@ -1,8 +1,7 @@
 # A plan's [hosts.<h>.dn42_peers.<p>] and [hosts.<h>.dn42_roa] -> the host
 # spec's dn42Peers.<p> and dn42 (the services.ibgpTunnel option shapes).
 let
-  dn42Defaults = import ./dn42-defaults.nix;
-  render = import ./render/dn42.nix;
+  dn42Defaults = import ../base/dn42-defaults.nix;
 
   peerSpec = name: peer: {
     inherit (peer) asn neighbor;
@@ -39,7 +38,7 @@ in
     in
     {
       privateKeyFile = dn42Defaults.privateKeyFile;
-      roa = render.roaFields // {
+      roa = dn42Defaults.roaFields // {
         enable = roa.enable or true;
         ipv4Url = roa.ipv4_url or dn42Defaults.roa_url_ipv4;
         ipv6Url = roa.ipv6_url or dn42Defaults.roa_url_ipv6;

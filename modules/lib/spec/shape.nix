@@ -22,7 +22,7 @@ let
     listToAttrs
     mapAttrs
     ;
-  t = import ../tokens.nix;
+  t = import ../grammar/tokens.nix;
   dn42 = import ./dn42.nix;
 
   root = "services.ibgpTunnel";

@@ -5,7 +5,7 @@
 # the wrong type is simply no host. Builtins only.
 let
   inherit (builtins) attrValues concatMap filter isString;
-  util = import ./util.nix;
+  util = import ../base/util.nix;
 
   roleOf = plan: name: if isString name then (plan.hosts.${name} or { }).role or null else null;
 

@@ -28,8 +28,16 @@ rec {
 
   mapAttrsToList = f: set: map (name: f name set.${name}) (attrNames set);
 
-  # Each string once, first occurrence first.
-  uniqueStrings = list: builtins.foldl' (seen: x: if builtins.elem x seen then seen else seen ++ [ x ]) [ ] list;
+  # Each string once, first occurrence first. Through an attrset of each
+  # string's first index (listToAttrs keeps the first of equal names), so
+  # n log n: a reflector's list grows with its clients.
+  uniqueStrings =
+    list:
+    let
+      at = genList (i: { name = builtins.elemAt list i; value = i; }) (length list);
+      first = listToAttrs at;
+    in
+    map (x: x.name) (filter (x: first.${x.name} == x.value) at);
 
   optional = cond: value: if cond then [ value ] else [ ];
 

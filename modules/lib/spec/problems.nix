@@ -11,10 +11,10 @@ let
     length
     match
     ;
-  util = import ./util.nix;
-  ip = import ./ip.nix;
-  checks = import ./checks.nix;
-  renderSpec = import ./render/spec.nix;
+  util = import ../base/util.nix;
+  ip = import ../base/ip.nix;
+  checks = import ../grammar/checks.nix;
+  renderSpec = import ./shape.nix;
   inherit (util) optional;
 
   problem = path: message: { inherit path message; };

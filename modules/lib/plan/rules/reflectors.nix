@@ -48,7 +48,7 @@ let
       error [ "hosts" name (if plan.hosts.${name} ? cluster_id then "cluster_id" else "router_id") ] "${effective name} is also the cluster id of reflector ${head owners.${effective name}} (its ${said (head owners.${effective name})}): give each reflector its own cluster id, or a reflector drops every route the other reflected (RFC 4456 CLUSTER_LIST); set cluster_id = \"<another dotted quad>\" on one of them"
     ) later;
 
-  planLinks = import ./plan-links.nix;
+  planLinks = import ../links.nix;
 
   # A link whose both ends are reflectors (`client` names the one that dials).
   betweenReflectors = plan: linkName: planLinks.betweenReflectors plan plan.links.${linkName};

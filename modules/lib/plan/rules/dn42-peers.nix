@@ -1,0 +1,93 @@
+# Plan rules of a host's DN42 peers: neighbours against our own addresses.
+let
+  inherit (builtins)
+    all
+    attrNames
+    concatMap
+    concatStringsSep
+    elem
+    elemAt
+    filter
+    genList
+    head
+    isString
+    length
+    listToAttrs
+    match
+    toJSON
+    ;
+  inherit (import ./common.nix)
+    util
+    ip
+    t
+    checks
+    defaults
+    optional
+    families
+    tomlPath
+    finding
+    error
+    warning
+    indexed
+    names
+    tokenError
+    valid
+    mapHosts
+    mapLinks
+    linkOf
+    knownSets
+    linkFacts
+    withFacts
+    ;
+
+  tunnelAddresses =
+    plan:
+    concatMap (
+      linkName:
+      let
+        link = plan.links.${linkName};
+      in
+      concatMap (key: if link ? ${key} && ip.bitsOf link.${key} != null then [ { inherit linkName key; bits = ip.bitsOf link.${key}; } ] else [ ]) [
+        "reflector_ipv4"
+        "client_ipv4"
+        "reflector_ipv6"
+        "client_ipv6"
+      ]
+    ) (attrNames (plan.links or { }));
+
+  dn42PeerRules =
+    plan:
+    let
+      ours = tunnelAddresses plan;
+    in
+    mapHosts plan (
+      hostName: host:
+      concatMap (
+        peerName:
+        let
+          peer = host.dn42_peers.${peerName};
+          base = [ "hosts" hostName "dn42_peers" peerName ];
+          kind = checks.addressKind peer.neighbor;
+          bits = ip.bitsOf peer.neighbor;
+          own = filter (a: a.bits == bits) ours;
+        in
+        if !(valid t.address peer.neighbor) then
+          [ (error (base ++ [ "neighbor" ]) (t.address.problem peer.neighbor)) ]
+        else if elem kind [ "unspecified" "multicast" "loopback" ] then
+          [ (error (base ++ [ "neighbor" ]) "${peer.neighbor} is a ${kind} address, not a neighbour's: give the peer's address for the session") ]
+        else if own != [ ] then
+          [ (error (base ++ [ "neighbor" ]) "${peer.neighbor} is our own tunnel address (links.${(head own).linkName}.${(head own).key}): give the DN42 peer's address") ]
+        else
+          # A tunnel the module runs has its interface (dn42-<peer> by default).
+          optional (kind == "link-local" && !(peer ? interface) && !(peer ? public_key)) (
+            error (base ++ [ "interface" ]) "is missing: the link-local neighbor ${peer.neighbor} is only reachable through a named interface"
+          )
+      ) (attrNames (host.dn42_peers or { }))
+    );
+
+in
+{
+  inherit
+    dn42PeerRules
+    ;
+}

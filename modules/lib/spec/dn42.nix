@@ -1,0 +1,94 @@
+# The DN42 part of a host spec: defaults filled in for a hand-made or older
+# spec, and what each peer's tunnel is (interface, port, MTU, crypto). The
+# renderers and the spec's rules read these; nothing here emits text.
+let
+  inherit (builtins) attrNames filter mapAttrs;
+  dn42Defaults = import ../base/dn42-defaults.nix;
+  inherit (dn42Defaults) roaFields;
+  # Fields a spec made before DN42 tunnels existed (or by hand) may leave out.
+  tunnelFields = {
+    endpoint = null;
+    presharedKeyFile = null;
+    listenPort = null;
+    mtu = null;
+    ipv4 = null;
+    peerIpv4 = null;
+    persistentKeepalive = null;
+  };
+  peerFields = {
+    interface = null;
+    exportSets = [ ];
+    tunnel = null;
+    latency = null;
+    bandwidth = null;
+    crypto = null;
+  };
+  isAttrs = builtins.isAttrs;
+
+  normalizePeer =
+    peer:
+    if !(isAttrs peer) then
+      peer
+    else
+      let
+        merged = peerFields // peer;
+      in
+      merged // { tunnel = if isAttrs merged.tunnel then tunnelFields // merged.tunnel else merged.tunnel; };
+
+  # What the tunnel of a peer is, defaults filled in.
+  listenPortOf = peer: if peer.tunnel.listenPort != null then peer.tunnel.listenPort else dn42Defaults.listenPort peer.asn;
+  mtuOf = peer: if peer.tunnel.mtu != null then peer.tunnel.mtu else dn42Defaults.mtu;
+
+  # DN42's crypto community: the option, else what the tunnel is.
+  cryptoOf = peer: if peer.crypto != null then peer.crypto else if peer.tunnel != null then dn42Defaults.crypto_wireguard else null;
+
+  managed = spec: filter (name: spec.dn42Peers.${name}.tunnel != null) (attrNames spec.dn42Peers);
+
+  interfaceOf = name: peer: if peer.interface != null then peer.interface else "dn42-${name}";
+
+  roaOn = spec: spec.role == "reflector" && spec.dn42Peers != { } && spec.dn42.roa.enable;
+
+  # A ROA file over plain http:// can be rewritten by anyone on the path (it
+  # decides which DN42 routes are imported): only with allowInsecureUrls.
+  insecureUrl = url: builtins.match "http://.*" url != null;
+  insecureRoaUrls = spec: filter insecureUrl [ spec.dn42.roa.ipv4Url spec.dn42.roa.ipv6Url ];
+in
+{
+  inherit
+    roaFields
+    normalizePeer
+    listenPortOf
+    mtuOf
+    cryptoOf
+    managed
+    interfaceOf
+    roaOn
+    insecureUrl
+    insecureRoaUrls
+    ;
+
+  # A hand-made or older spec gets the DN42 fields' defaults.
+  normalize =
+    given:
+    if !(isAttrs given) then
+      given
+    else
+      given
+      // {
+        dn42 =
+          let
+            d = given.dn42 or { };
+          in
+          if !(isAttrs d) then
+            d
+          else
+            {
+              privateKeyFile = dn42Defaults.privateKeyFile;
+            }
+            // d
+            // {
+              roa = if isAttrs (d.roa or { }) then roaFields // (d.roa or { }) else d.roa;
+            };
+      }
+      // (if isAttrs (given.dn42Peers or null) then { dn42Peers = mapAttrs (_: normalizePeer) given.dn42Peers; } else { });
+}

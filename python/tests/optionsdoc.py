@@ -1,4 +1,4 @@
-"""The option reference in README.md, generated from the module's option
+"""The option reference in docs/options.md, generated from the module's option
 declarations through nixpkgs' lib.optionAttrSetToDocList (nixpkgs' lib from
 the verified flake-input cache, see pinned.py).
 
@@ -16,7 +16,7 @@ from typing import Any
 import pinned
 
 REPO = Path(__file__).resolve().parents[2]
-README = REPO / "README.md"
+OPTIONS_DOC = REPO / "docs" / "options.md"
 BEGIN = "<!-- options:begin -->"
 END = "<!-- options:end -->"
 
@@ -72,7 +72,7 @@ def markdown(options: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def readme_section(text: str) -> str:
+def generated_section(text: str) -> str:
     start = text.index(BEGIN)
     return text[start : text.index(END, start) + len(END)]
 
@@ -82,9 +82,9 @@ def main() -> int:
         print(pinned.MISSING_REASON, file=sys.stderr)
         return 2
     generated = markdown(option_list())
-    text = README.read_text()
+    text = OPTIONS_DOC.read_text()
     if "--write" in sys.argv:
-        README.write_text(text.replace(readme_section(text), generated))
+        OPTIONS_DOC.write_text(text.replace(generated_section(text), generated))
         return 0
     print(generated)
     return 0

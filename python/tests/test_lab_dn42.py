@@ -390,8 +390,9 @@ def pings(env: Lab, node: str, source: str, address: str) -> bool:
 
 @contextmanager
 def readme_monitoring_advice(env: Lab, host: str, *interfaces: str) -> Iterator[None]:
-    """README's monitoring advice on `host`: the exporters' ports opened on `interfaces`
-    in the host firewall (networking.firewall.interfaces.<name>.allowedTCPPorts)."""
+    """The monitoring advice (docs/operations.md) on `host`: the exporters' ports
+    opened on `interfaces` in the host firewall
+    (networking.firewall.interfaces.<name>.allowedTCPPorts)."""
     artifacts = env.artifacts[host]
     ports = ", ".join(map(str, EXPORTER_PORTS))
     advice = "".join(f'iifname "{name}" tcp dport {{ {ports} }} accept\n' for name in interfaces)
@@ -472,7 +473,7 @@ def test_the_exporters_are_never_reachable_through_a_tunnel(
         "dn42 to reflector": (PEER, PEER_HOST4, dn42_address),
     }[path]
     # Stand-ins for the exporters, on every address as nixpkgs' listen by default,
-    # with README's advice applied to the tunnels on both hosts (and pve's LAN).
+    # with docs/operations.md's advice applied to the tunnels on both hosts (and pve's LAN).
     with (
         listening(env, CLIENT, "0.0.0.0", port),
         listening(env, REFLECTOR, "0.0.0.0", port),

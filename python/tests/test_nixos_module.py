@@ -262,13 +262,13 @@ def test_sops_file_without_sops_nix_is_an_assertion() -> None:
     assert any("sops-nix is not imported" in text for text in result["failedAssertions"])
 
 
-def test_readme_option_reference_is_generated_from_the_module() -> None:
+def test_the_option_reference_is_generated_from_the_module() -> None:
     import optionsdoc
 
     generated = optionsdoc.markdown(optionsdoc.option_list())
     assert "### `services.ibgpTunnel.links.<name>.peer.endpoint`" in generated
-    assert optionsdoc.readme_section(optionsdoc.README.read_text()) == generated, (
-        "README.md's option reference is stale: run python python/tests/optionsdoc.py --write"
+    assert optionsdoc.generated_section(optionsdoc.OPTIONS_DOC.read_text()) == generated, (
+        "docs/options.md is stale: run python python/tests/optionsdoc.py --write"
     )
 
 

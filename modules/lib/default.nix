@@ -19,6 +19,10 @@ rec {
   # rule of a whole plan (what `ibgp-tunnel check` reports beyond shape).
   planProblems = import ./plan-problems.nix;
 
+  # The route model (routes.nix): sessions, interfaces and expected routes
+  # per host, and the one BIRD prefix-pattern matcher.
+  routes = import ./routes.nix;
+
   # One grammar per kind of token: regex (for types.strMatching), problem, emit.
   tokens = import ./tokens.nix;
 

@@ -36,7 +36,7 @@ from pathlib import Path
 
 from ibgp_tunnel.errors import IbgpTunnelError
 from ibgp_tunnel.lab import faults, location, netns
-from ibgp_tunnel.lab.artifacts import load_plan
+from ibgp_tunnel.lab.artifacts import load_plan, saved_artifacts
 from ibgp_tunnel.lab.down import down
 from ibgp_tunnel.lab.state import LabState
 from ibgp_tunnel.lab.status import birdc, parse_protocols, sessions_established
@@ -183,7 +183,7 @@ def bring_up(variant: str, plan_path: Path) -> Bench:
     st = up(plan_path, timeout=120, plain_tuning=variant == "plain", progress=say)
     plan = load_plan(plan_path)
     topo = build_topology(plan)
-    client = expected_client_routes(plan, topo, CLIENT)
+    client = expected_client_routes(saved_artifacts(Path(st.lab_dir)), CLIENT)
     peer = topo.dn42_peers[0]
     dn42 = set(peer.announce_ipv4) | set(peer.announce_ipv6)
     reflector = len((client["ipv4"] | client["ipv6"]) & dn42)

@@ -43,7 +43,7 @@ from pathlib import Path
 from typing import Any
 
 from ibgp_tunnel.lab import faults, isolate, location, netns
-from ibgp_tunnel.lab.artifacts import load_plan
+from ibgp_tunnel.lab.artifacts import load_plan, saved_artifacts
 from ibgp_tunnel.lab.down import down
 from ibgp_tunnel.lab.reflectors import expected_paths, kernel_paths
 from ibgp_tunnel.lab.state import LabState
@@ -108,11 +108,14 @@ class Pinger:
 class Lab:
     def __init__(self, st: LabState, plan: dict[str, Any], topo: Topology) -> None:
         self.st, self.plan, self.topo = st, plan, topo
+        # The core's route model, as `up` rendered it.
+        self.artifacts = saved_artifacts(Path(st.lab_dir))
         self.probe = topo.probes["vps1"][0]
 
     def whole(self) -> bool:
         return all(
-            kernel_paths(self.st, c) == expected_paths(self.plan, self.topo, c) for c in CLIENTS
+            kernel_paths(self.st, c) == expected_paths(self.plan, self.artifacts, c)
+            for c in CLIENTS
         )
 
     def wait_whole(self) -> None:

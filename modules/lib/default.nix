@@ -40,6 +40,10 @@ rec {
   # The names the fixed DN42 BIRD logic defines: no peer's session takes one.
   dn42OwnSymbols = (import ./grammar/dn42-symbols.nix).ownSymbols;
 
+  # The route model (spec/routes.nix): sessions, interfaces and expected
+  # routes per host; with it the one BIRD prefix-pattern matcher.
+  routes = import ./spec/routes.nix;
+
   # One grammar per kind of token: regex (for types.strMatching), problem, emit.
   tokens = import ./grammar/tokens.nix;
 

@@ -21,7 +21,7 @@ from typing import Any, Generic, Self, TypeVar
 
 from ibgp_tunnel.lab import location, netns
 from ibgp_tunnel.lab.state import LabState
-from ibgp_tunnel.lab.topology import Topology, matches_any, set_patterns
+from ibgp_tunnel.lab.topology import Artifacts, Topology, expected_kernel_routes
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE_PLAN = REPO / "hosts" / "plan.toml"
@@ -304,17 +304,11 @@ def kernel_prefixes(st: LabState, node: str) -> set[str]:
     return set(kernel_bird_routes(st, node, "-4")) | set(kernel_bird_routes(st, node, "-6"))
 
 
-def outside_sets(plan: dict[str, Any], host: str, prefixes: set[str]) -> set[str]:
-    """The prefixes `host`'s kernel must never hold: default routes and anything
-    outside its kernel_export_sets."""
-    names = plan["hosts"][host].get("kernel_export_sets", [])
+def outside_sets(artifacts: Artifacts, host: str, prefixes: set[str]) -> set[str]:
+    """The prefixes `host`'s kernel must never hold: default routes and anything the
+    core's route model does not put there (outside its kernel_export_sets)."""
     # `ip route` prints a default route as "default", never as 0.0.0.0/0.
-    return {
-        prefix
-        for prefix in prefixes
-        if prefix == "default"
-        or not matches_any(prefix, set_patterns(plan, names, "ipv6" if ":" in prefix else "ipv4"))
-    }
+    return prefixes - expected_kernel_routes(artifacts, host) | ({"default"} & prefixes)
 
 
 class Watch(Generic[S]):

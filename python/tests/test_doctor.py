@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
+import tomllib
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -241,37 +243,35 @@ def test_status_in_recovery_and_protocols_without_header() -> None:
     assert parse_protocols("BIRD 2.0.12 ready.\n") == {}
 
 
-def test_sessions_come_from_the_rendered_config() -> None:
-    config = """define OWNAS = 65000;
-protocol bgp ibgp_a {
-  local 10.0.0.1 as OWNAS;
-  neighbor 10.0.0.2 as OWNAS;
-  bfd graceful;
-  ipv6 {
-    import limit 10 action block;
-    next hop address fd00::1;
-  };
-}
-protocol bgp peer {
-  local as OWNAS;
-  neighbor 192.0.2.1 as 64512;
-  interface "dn42-x";
-}
-"""
-    a, peer = bgp_sessions(config)
-    assert (a.protocol, a.internal, a.bfd, a.ipv6_next_hop, a.import_limit) == (
-        "ibgp_a",
-        True,
-        True,
-        "fd00::1",
-        10,
-    )
-    assert (peer.neighbor_as, peer.internal, peer.interface, peer.bfd) == (
-        64512,
-        False,
-        "dn42-x",
-        False,
-    )
+PLANS = [*sorted((REPO / "python" / "tests" / "plans").glob("*.toml")), EXAMPLE_PLAN]
+
+
+@pytest.mark.parametrize("plan_path", PLANS, ids=lambda p: p.stem)
+def test_model_sessions_are_the_rendered_configs_sessions(plan_path: Path) -> None:
+    """The route model's sessions (what doctor checks) are exactly the `protocol bgp`
+    blocks the core renders, with their neighbour, AS, BFD and IPv6 next hop."""
+    from ibgp_tunnel.doctor.core import host_view
+
+    hosts = tomllib.loads(plan_path.read_text())["hosts"]
+    for host in hosts:
+        view = host_view(plan_path, host)
+        config = view.artifacts["birdConfig"]
+        blocks = dict(re.findall(r"^protocol bgp (\S+) \{\n(.*?)^\}", config, re.M | re.S))
+        sessions = bgp_sessions(view.model["sessions"])
+        assert sorted(s.protocol for s in sessions) == sorted(blocks)
+        for session in sessions:
+            body = blocks[session.protocol]
+            assert f"neighbor {session.neighbor} as " in body
+            assert (re.search(r"^\s*bfd (on|graceful);", body, re.M) is not None) == session.bfd
+            hop = re.search(r"next hop address (\S+);", body)
+            assert (hop[1] if hop else None) == session.ipv6_next_hop
+            own_as = rf"neighbor {re.escape(session.neighbor)} as \w*OWNAS;"
+            assert session.internal == (re.search(own_as, body) is not None)
+            if session.interface and not session.internal:
+                assert f'interface "{session.interface}";' in body
+
+
+def test_masquerade_rules_read_the_rendered_ruleset() -> None:
     (rule,) = masquerade_rules('  iifname { "a", "b" } oifname "wg" meta nfproto ipv4 masquerade\n')
     assert (rule.iifnames, rule.oifnames, rule.nfprotos) == (("a", "b"), ("wg",), ("ipv4",))
 

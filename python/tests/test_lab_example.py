@@ -104,7 +104,7 @@ def test_keys_come_from_the_example_sops_files(lab: Lab) -> None:
 
 
 def test_client_learns_what_the_reflector_announces_and_dn42_after_filtering(lab: Lab) -> None:
-    expected = expected_client_routes(lab.plan, lab.topo, CLIENT)
+    expected = expected_client_routes(lab.artifacts, CLIENT)
     assert bgp_networks(lab.st, CLIENT, "ibgp_dmz", "master4") == expected["ipv4"]
     assert bgp_networks(lab.st, CLIENT, "ibgp_dmz", "master6") == expected["ipv6"]
     # `show route count` as in the seed: learned routes plus the tunnel's own subnet.
@@ -113,7 +113,7 @@ def test_client_learns_what_the_reflector_announces_and_dn42_after_filtering(lab
 
 
 def test_client_kernel_has_the_prefixes_via_the_tunnel(lab: Lab) -> None:
-    expected = expected_client_routes(lab.plan, lab.topo, CLIENT)
+    expected = expected_client_routes(lab.artifacts, CLIENT)
     for family, flag in (("ipv4", "-4"), ("ipv6", "-6")):
         routes = kernel_bird_routes(lab.st, CLIENT, flag)
         assert set(routes) == expected[family]
@@ -278,7 +278,7 @@ def test_pitfall_4_ipv6_without_explicit_next_hop(lab: Lab) -> None:
     netns.run(["ip", "-n", lab.ns(REFLECTOR), "address", "del", v6, "dev", "wg-ibgp"])
     reconfigure_bird(lab.lab_dir, REFLECTOR, broken + "\n")
     _restart_ibgp(lab)
-    expected4 = expected_client_routes(lab.plan, lab.topo, CLIENT)["ipv4"]
+    expected4 = expected_client_routes(lab.artifacts, CLIENT)["ipv4"]
     try:
         # A new session (not the old one still standing) with all IPv4 routes in...
         poll(
@@ -296,7 +296,7 @@ def test_pitfall_4_ipv6_without_explicit_next_hop(lab: Lab) -> None:
         netns.ip_batch(lab.ns(REFLECTOR), [f"address add {v6} dev wg-ibgp nodad"])
         reconfigure_bird(lab.lab_dir, REFLECTOR, rendered)
         _restart_ibgp(lab)
-    expected = expected_client_routes(lab.plan, lab.topo, CLIENT)["ipv6"]
+    expected = expected_client_routes(lab.artifacts, CLIENT)["ipv6"]
     poll(
         lambda: set(kernel_bird_routes(lab.st, CLIENT, "-6")) == expected,
         SESSION_DEADLINE,

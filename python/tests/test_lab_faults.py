@@ -32,16 +32,16 @@ from labtools import (
 )
 
 from ibgp_tunnel.lab import daemons, faults, state
-from ibgp_tunnel.lab.artifacts import load_plan
+from ibgp_tunnel.lab.artifacts import load_plan, saved_artifacts
 from ibgp_tunnel.lab.down import down
 from ibgp_tunnel.lab.state import LabState
 from ibgp_tunnel.lab.status import parse_protocols, sessions_established
 from ibgp_tunnel.lab.topology import (
+    Artifacts,
     Topology,
     build_topology,
     expected_client_routes,
-    matches_any,
-    set_patterns,
+    expected_kernel_routes,
 )
 from ibgp_tunnel.lab.up import up
 
@@ -63,23 +63,19 @@ class Lab:
     expected: dict[str, set[str]]
     # What the DN42 peer contributes to the client's kernel.
     dn42_routes: set[str]
+    # What `up` rendered, with the core's route model.
+    artifacts: Artifacts
 
 
-def _expected(plan: dict[str, Any], topo: Topology) -> tuple[dict[str, set[str]], set[str]]:
-    client = expected_client_routes(plan, topo, CLIENT)
+def _expected(artifacts: Artifacts, topo: Topology) -> tuple[dict[str, set[str]], set[str]]:
+    """From the core's route model (`up` saved it with the artifacts)."""
+    client = expected_client_routes(artifacts, CLIENT)
     peer = topo.dn42_peers[0]
-    reflector = plan["hosts"][REFLECTOR]
-    reflector_kernel = set()
-    for family, announced in (("ipv4", peer.announce_ipv4), ("ipv6", peer.announce_ipv6)):
-        imports = set_patterns(plan, reflector["import_sets"], family)
-        kernel = set_patterns(plan, reflector["kernel_export_sets"], family)
-        reflector_kernel |= {
-            p for p in announced if matches_any(p, imports) and matches_any(p, kernel)
-        }
     dn42 = set(peer.announce_ipv4) | set(peer.announce_ipv6)
-    return {CLIENT: client["ipv4"] | client["ipv6"], REFLECTOR: reflector_kernel}, (
-        (client["ipv4"] | client["ipv6"]) & dn42
-    )
+    return {
+        CLIENT: client["ipv4"] | client["ipv6"],
+        REFLECTOR: expected_kernel_routes(artifacts, REFLECTOR),
+    }, ((client["ipv4"] | client["ipv6"]) & dn42)
 
 
 @pytest.fixture(scope="module")
@@ -91,8 +87,9 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
         st = up(plan_path, timeout=60)
         plan = load_plan(plan_path)
         topo = build_topology(plan)
-        expected, dn42_routes = _expected(plan, topo)
-        lab = Lab(st, plan, topo, expected, dn42_routes)
+        artifacts = saved_artifacts(Path(st.lab_dir))
+        expected, dn42_routes = _expected(artifacts, topo)
+        lab = Lab(st, plan, topo, expected, dn42_routes, artifacts)
         _wait_settled(lab)
         yield lab
     finally:
@@ -131,7 +128,7 @@ def _wait_settled(lab: Lab) -> None:
 def _assert_nothing_leaked(lab: Lab, watch: KernelWatch) -> None:
     for host in watch.nodes:
         assert watch.samples[host], f"no sample of {host}'s kernel was taken"
-        leaked = outside_sets(lab.plan, host, watch.seen(host))
+        leaked = outside_sets(lab.artifacts, host, watch.seen(host))
         assert not leaked, f"{host}'s kernel held {sorted(leaked)} at some point"
 
 
@@ -150,7 +147,7 @@ def _dn42_address(lab: Lab) -> str:
 def test_the_lab_starts_settled_and_clean(lab: Lab) -> None:
     assert lab.dn42_routes, "the DN42 peer should reach the client's kernel"
     for host in (CLIENT, REFLECTOR):
-        assert not outside_sets(lab.plan, host, kernel_prefixes(lab.st, host))
+        assert not outside_sets(lab.artifacts, host, kernel_prefixes(lab.st, host))
     assert ping(lab.st, LAN, _dn42_address(lab), count=2)
 
 

@@ -55,7 +55,7 @@ def test_reflector_has_one_interface_and_port_per_client(lab: Lab) -> None:
 
 @pytest.mark.parametrize("client", CLIENTS)
 def test_every_client_learns_the_routes(lab: Lab, client: str) -> None:
-    expected = expected_client_routes(lab.plan, lab.topo, client)
+    expected = expected_client_routes(lab.artifacts, client)
     assert expected["ipv4"] >= {"104.16.0.0/13", "172.21.80.0/24"}
     assert bgp_networks(lab.st, client, "ibgp_vps", "master4") == expected["ipv4"]
     assert bgp_networks(lab.st, client, "ibgp_vps", "master6") == expected["ipv6"]

@@ -38,7 +38,7 @@ from labtools import (
 )
 
 from ibgp_tunnel.lab import faults, isolate, location
-from ibgp_tunnel.lab.artifacts import load_plan
+from ibgp_tunnel.lab.artifacts import load_plan, saved_artifacts
 from ibgp_tunnel.lab.down import down
 from ibgp_tunnel.lab.reflectors import client_links, expected_paths, kernel_paths
 from ibgp_tunnel.lab.state import LabState
@@ -63,6 +63,8 @@ class Lab:
     st: LabState
     plan: dict[str, Any]
     topo: Topology
+    # What `up` rendered, with the core's route model (lab/artifacts.py).
+    artifacts: dict[str, dict[str, Any]]
 
 
 @pytest.fixture(scope="module")
@@ -72,7 +74,8 @@ def lab() -> Iterator[Lab]:
         try:
             st = up(PLAN, timeout=120)
             plan = load_plan(PLAN)
-            yield Lab(st, plan, build_topology(plan, PREFIX))
+            artifacts = saved_artifacts(Path(st.lab_dir))
+            yield Lab(st, plan, build_topology(plan, PREFIX), artifacts)
         finally:
             down()
 
@@ -97,7 +100,7 @@ def _dn42_probe(lab: Lab, reflector: str) -> str:
 
 def _paths_are(lab: Lab, down: tuple[str, ...]) -> bool:
     return all(
-        kernel_paths(lab.st, client) == expected_paths(lab.plan, lab.topo, client, down)
+        kernel_paths(lab.st, client) == expected_paths(lab.plan, lab.artifacts, client, down)
         for client in CLIENTS
     )
 
@@ -106,7 +109,7 @@ def _report(lab: Lab, down: tuple[str, ...]) -> str:
     parts = []
     for client in CLIENTS:
         have = kernel_paths(lab.st, client)
-        want = expected_paths(lab.plan, lab.topo, client, down)
+        want = expected_paths(lab.plan, lab.artifacts, client, down)
         wrong = {p: (have.get(p), want.get(p)) for p in set(have) | set(want)}
         wrong = {p: v for p, v in wrong.items() if v[0] != v[1]}
         parts.append(f"{client}: (have, want) {sorted(wrong.items())}")
@@ -164,10 +167,10 @@ def _assert_clean(outcome: Outcome) -> None:
         samples = watch.samples[client]
         assert len(samples) > 2, f"too few samples of {client}'s kernel"
         seen = set().union(*(set(s) for s in samples))
-        leaked = outside_sets(lab.plan, client, seen)
+        leaked = outside_sets(lab.artifacts, client, seen)
         assert not leaked, f"{client}'s kernel held {sorted(leaked)} at some point"
-        whole = expected_paths(lab.plan, lab.topo, client)
-        alone = expected_paths(lab.plan, lab.topo, client, (outcome.failed,))
+        whole = expected_paths(lab.plan, lab.artifacts, client)
+        alone = expected_paths(lab.plan, lab.artifacts, client, (outcome.failed,))
         assert seen <= set(whole), f"{client} held unexpected {sorted(seen - set(whole))}"
         # What the other reflector offers too never leaves the kernel.
         for index, sample in enumerate(samples):
@@ -203,12 +206,12 @@ def test_starts_on_the_preferred_tunnels(lab: Lab) -> None:
         paths = kernel_paths(lab.st, client)
         # The prefixes both reflectors offer (the route-via-VPS set, the other LAN)
         # go through the preferred one, as the plan says.
-        shared = set(expected_paths(lab.plan, lab.topo, client, ("vps1",))) & set(
-            expected_paths(lab.plan, lab.topo, client, ("vps2",))
+        shared = set(expected_paths(lab.plan, lab.artifacts, client, ("vps1",))) & set(
+            expected_paths(lab.plan, lab.artifacts, client, ("vps2",))
         )
         assert shared, f"{client}: both reflectors should offer something"
         assert {paths[p] for p in shared} == {preferred.interface}
-        assert not outside_sets(lab.plan, client, set(paths))
+        assert not outside_sets(lab.artifacts, client, set(paths))
 
 
 @pytest.mark.parametrize("failed", ["vps1", "vps2"])
@@ -262,9 +265,9 @@ def test_a_client_cut_from_one_reflector_keeps_every_route_through_the_other(
     links = {link.name: link for link in client_links(lab.plan, "home")}
     cut = links[blocked]
     (kept,) = (link for name, link in links.items() if name != blocked)
-    whole = expected_paths(lab.plan, lab.topo, "home")
+    whole = expected_paths(lab.plan, lab.artifacts, "home")
     home_lan = _lan_prefixes(lab, "home", "office")
-    office_whole = expected_paths(lab.plan, lab.topo, "office")
+    office_whole = expected_paths(lab.plan, lab.artifacts, "office")
     office_links = {link.reflector: link.interface for link in client_links(lab.plan, "office")}
     office_wanted = {
         prefix: office_links[kept.reflector] if prefix in home_lan else interface
@@ -301,7 +304,7 @@ def test_a_client_cut_from_one_reflector_keeps_every_route_through_the_other(
     for index, sample in enumerate(watch.samples["home"]):
         lost = set(whole) - set(sample)
         assert not lost, f"home lacked {sorted(lost)} at sample {index}"
-    assert not outside_sets(lab.plan, "home", set().union(*watch.samples["home"]))
+    assert not outside_sets(lab.artifacts, "home", set().union(*watch.samples["home"]))
 
 
 def test_graceful_restart_of_a_reflector_keeps_every_route(lab: Lab) -> None:

@@ -9,6 +9,7 @@ import pytest
 from labtools import EXAMPLE_PLAN, THREE_CLIENTS_PLAN
 
 from ibgp_tunnel.lab import dn42lab, firewall
+from ibgp_tunnel.lab.artifacts import render_plan
 from ibgp_tunnel.lab.netns import address_command, ns_argv, route_command
 from ibgp_tunnel.lab.peer import dn42_peer_bird_config
 from ibgp_tunnel.lab.status import parse_protocols, parse_route_counts
@@ -18,9 +19,9 @@ from ibgp_tunnel.lab.topology import (
     build_topology,
     expected_client_routes,
     expected_kernel_routes,
-    prefix_matches,
     probe_address,
 )
+from ibgp_tunnel.render import evaluate_core
 
 
 def plan(path):
@@ -45,7 +46,14 @@ def plan(path):
     ],
 )
 def test_prefix_matches_bird_semantics(prefix, pattern, expected):
-    assert prefix_matches(prefix, pattern) is expected
+    """The core's one matcher (grammar/patterns.nix), which the route model filters with."""
+    found = evaluate_core(
+        "{ coreFile, pattern, prefix }: (import coreFile).routes.matches pattern prefix",
+        "the core's matcher failed",
+        pattern=pattern,
+        prefix=prefix,
+    )
+    assert found is expected
 
 
 def test_probe_prefers_the_seed_address():
@@ -78,7 +86,7 @@ def test_example_topology():
 
 def test_example_expected_routes_filter_like_bird():
     data = plan(EXAMPLE_PLAN)
-    expected = expected_client_routes(data, build_topology(data), "pve")
+    expected = expected_client_routes(render_plan(EXAMPLE_PLAN, data), "pve")
     assert expected["ipv4"] == set(data["hosts"]["dmz"]["announce"]["ipv4"]) | {
         "172.21.80.0/24",
         "172.22.80.0/26",
@@ -184,18 +192,17 @@ def test_parsers():
 def test_expected_kernel_routes_follow_the_kernel_export_sets() -> None:
     """What `lab up` waits for: a reflector installs its DN42 routes (and its clients'
     announcements), a client what it learns; nobody its own unreachable statics."""
-    data = plan(EXAMPLE_PLAN)
-    topo = build_topology(data)
-    assert expected_kernel_routes(data, topo, "dmz") == {
+    artifacts = render_plan(EXAMPLE_PLAN, plan(EXAMPLE_PLAN))
+    assert expected_kernel_routes(artifacts, "dmz") == {
         "172.21.80.0/24",
         "172.22.80.0/26",
         "fd42:4200::/48",
         "fd42:4200:1::/64",
     }
-    client = expected_client_routes(data, topo, "pve")
-    assert expected_kernel_routes(data, topo, "pve") == client["ipv4"] | client["ipv6"]
-    three = plan(THREE_CLIENTS_PLAN)
-    vps = expected_kernel_routes(three, build_topology(three), "vps")
+    client = expected_client_routes(artifacts, "pve")
+    assert expected_kernel_routes(artifacts, "pve") == client["ipv4"] | client["ipv6"]
+    three = render_plan(THREE_CLIENTS_PLAN, plan(THREE_CLIENTS_PLAN))
+    vps = expected_kernel_routes(three, "vps")
     assert {"192.168.1.0/24", "fd42:4242:2::/64"} <= vps
     assert "104.16.0.0/13" not in vps  # its own announcement: an unreachable static
 

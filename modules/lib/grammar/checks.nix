@@ -72,25 +72,8 @@ rec {
       "public";
 
   # A BIRD prefix pattern as { family; bits; length; low; high; } (null if it
-  # does not parse); bits are the network's first `length` bits.
-  parsePattern =
-    family: text:
-    let
-      kind = tokens.pattern family;
-      m = match "([^/]+)/([0-9]+)(([+])|(-)|[{]([0-9]+),([0-9]+)[}])?" text;
-      length = builtins.fromJSON (builtins.elemAt m 1);
-      most = if family == "ipv4" then 32 else 128;
-      at = builtins.elemAt m;
-    in
-    if kind.problem text != null then
-      null
-    else
-      {
-        inherit family length;
-        bits = ip.prefixBits "${at 0}/${at 1}";
-        low = if at 5 != null then builtins.fromJSON (at 5) else if at 4 != null then 0 else length;
-        high = if at 5 != null then builtins.fromJSON (at 6) else if at 3 != null then most else length;
-      };
+  # does not parse): the core's one parser (patterns.nix).
+  inherit (import ./patterns.nix) parsePattern;
 
   # Prefix bits whose union is every address of the family: some net holds
   # the whole prefix, or both halves are covered. Visits only halves that

@@ -1,17 +1,16 @@
 """What the plan says a host should have, taken from the Nix core's output.
 
 Nothing is derived again here: the rendered artifacts (`render_host`) and the
-host spec (`host_spec`) say which tunnels, keys, ports, rules and BGP sessions the
-host runs; this module only reads them into plain records the checks compare
-with the live state. The BGP sessions are read from the rendered bird.conf,
-the one place that names them.
+host spec say which tunnels, keys, ports and rules the host runs, and the core's
+route model (modules/lib/spec/routes.nix) which BGP sessions, as data; this module only
+reads them into plain records the checks compare with the live state.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -133,50 +132,28 @@ def sample_address(prefix: str) -> str:
     return str(net.network_address + 1 if net.num_addresses > 1 else net.network_address)
 
 
-_BLOCK = re.compile(r"^protocol bgp (\S+) \{\n(.*?)^\}", re.MULTILINE | re.DOTALL)
-_DEFINE = re.compile(r"^define (\w+) = (\d+);", re.MULTILINE)
-_NEIGHBOR = re.compile(r"^\s*neighbor (\S+) as (\w+);", re.MULTILINE)
-_LOCAL = re.compile(r"^\s*local (?:\S+ )?as (\w+);", re.MULTILINE)
-_NEXT_HOP = re.compile(r"^\s*next hop address (\S+);", re.MULTILINE)
-_LIMIT = re.compile(r"^\s*import limit (\d+)", re.MULTILINE)
-_INTERFACE = re.compile(r'^\s*interface "([^"]+)";', re.MULTILINE)
 _NAMES = re.compile(r'(iifname|oifname) (?:\{ ([^}]*) \}|"([^"]+)")')
 _NFPROTO = re.compile(r"meta nfproto (ipv4|ipv6)")
 _EXCLUDED = re.compile(r"ip6? saddr != (?:\{ ([^}]*) \}|(\S+))")
 
 
-def _number(value: str, defines: Mapping[str, int]) -> int | None:
-    if value.isdigit():
-        return int(value)
-    return defines.get(value)
-
-
-def bgp_sessions(bird_config: str) -> list[SessionExpect]:
-    """Every `protocol bgp` of a rendered bird.conf, with what the checks need."""
-    defines = {name: int(value) for name, value in _DEFINE.findall(bird_config)}
-    sessions = []
-    for name, body in _BLOCK.findall(bird_config):
-        neighbor = _NEIGHBOR.search(body)
-        local = _LOCAL.search(body)
-        next_hop = _NEXT_HOP.search(body)
-        limit = _LIMIT.search(body)
-        interface = _INTERFACE.search(body)
-        neighbor_as = _number(neighbor[2], defines) if neighbor else None
-        local_as = _number(local[1], defines) if local else None
-        sessions.append(
-            SessionExpect(
-                protocol=name,
-                neighbor=neighbor[1] if neighbor else "",
-                neighbor_as=neighbor_as,
-                local_as=local_as,
-                internal=neighbor_as is not None and neighbor_as == local_as,
-                bfd=re.search(r"^\s*bfd (on|graceful|yes);", body, re.MULTILINE) is not None,
-                ipv6_next_hop=next_hop[1] if next_hop else None,
-                interface=interface[1] if interface else None,
-                import_limit=int(limit[1]) if limit else None,
-            )
+def bgp_sessions(model_sessions: Sequence[Mapping[str, Any]]) -> list[SessionExpect]:
+    """The host's BGP sessions as the route model lists them (`sessions`)."""
+    return [
+        SessionExpect(
+            protocol=str(session["name"]),
+            neighbor=str(session["neighbor"]),
+            neighbor_as=int(session["neighborAs"]),
+            local_as=int(session["localAs"]),
+            internal=int(session["neighborAs"]) == int(session["localAs"]),
+            bfd=bool(session["bfd"]),
+            ipv6_next_hop=session.get("ipv6NextHop"),
+            peer_host=session.get("peerHost"),
+            interface=session.get("interface"),
+            import_limit=session.get("importLimit"),
         )
-    return sessions
+        for session in model_sessions
+    ]
 
 
 def interface_rules(text: str) -> tuple[InterfaceRule, ...]:
@@ -215,9 +192,10 @@ def expectations(
     artifacts: Mapping[str, Any],
     spec: Mapping[str, Any],
     plan: Mapping[str, Any],
+    model: Mapping[str, Any],
 ) -> Expectations:
-    """The host's expected state from its rendered artifacts, its spec and the plan
-    (for public keys and what its peers announce)."""
+    """The host's expected state from its rendered artifacts, its spec, the plan (for
+    public keys and what its peers announce) and its route model (its sessions)."""
     hosts = plan.get("hosts", {}) if isinstance(plan.get("hosts"), dict) else {}
     tunnels = []
     links_by_interface = {
@@ -241,17 +219,7 @@ def expectations(
                 link=links_by_interface.get(interface, ""),
             )
         )
-    neighbor_hosts = {
-        str(link.get("neighborAddress")): (str(link["peer"]["name"]), str(link.get("interface")))
-        for link in spec.get("links", {}).values()
-        if isinstance(link.get("peer"), dict)
-    }
-    sessions = []
-    for session in bgp_sessions(str(artifacts.get("birdConfig", ""))):
-        peer, interface = neighbor_hosts.get(session.neighbor, (None, session.interface))
-        sessions.append(
-            SessionExpect(**{**session.__dict__, "peer_host": peer, "interface": interface})
-        )
+    sessions = bgp_sessions(model.get("sessions", []))
     tuning = spec.get("tuning", {})
     nft = artifacts.get("nftables", {})
     interface_ports = {

@@ -10,12 +10,12 @@ from pathlib import Path
 from ibgp_tunnel.check import read_plan
 from ibgp_tunnel.doctor.checks import run_checks
 from ibgp_tunnel.doctor.collect import LocalTarget, NamespaceTarget, Snapshot, Target, collect
+from ibgp_tunnel.doctor.core import host_view
 from ibgp_tunnel.doctor.expect import Expectations, expectations
 from ibgp_tunnel.doctor.live import parse_snapshot
 from ibgp_tunnel.doctor.parse_wg import endpoint_address
 from ibgp_tunnel.doctor.result import Check
 from ibgp_tunnel.errors import InputError
-from ibgp_tunnel.render import host_spec, render_host
 
 
 @dataclass(frozen=True)
@@ -28,8 +28,9 @@ class Diagnosis:
 
 
 def plan_expectations(plan: Path, host: str) -> Expectations:
-    """What `host` should have, as the Nix core renders it."""
-    return expectations(host, render_host(plan, host), host_spec(plan, host), read_plan(plan))
+    """What `host` should have, as the Nix core renders it (one nix-instantiate)."""
+    view = host_view(plan, host)
+    return expectations(host, view.artifacts, view.spec, view.plan, view.model)
 
 
 def guess_host(plan: Path) -> str:

@@ -8,7 +8,8 @@ from typing import Any
 
 from ibgp_tunnel import planfile
 from ibgp_tunnel.lab.errors import LabError
-from ibgp_tunnel.render import render_host
+from ibgp_tunnel.lab.topology import build_topology
+from ibgp_tunnel.render import evaluate_core
 
 # The running lab's artifacts, kept beside its state so faults (a restarted
 # wireguard-go, say) apply what `up` applied without asking Nix again.
@@ -20,15 +21,53 @@ def load_plan(plan_path: Path) -> dict[str, Any]:
     return planfile.load(plan_path)
 
 
+# Every host in one nix-instantiate run, each with its slice of the route model
+# (`routes`: sessions, interfaces, expected routes), given what the lab's DN42
+# stand-ins announce (JSON: reflector -> peer -> family -> [prefix]).
+_EXPRESSION = """
+{ coreFile, planFile, tuning, dn42Routes }:
+let
+  core = import coreFile;
+  plan = core.readPlan planFile;
+  model = core.routes.model plan { dn42Routes = builtins.fromJSON dn42Routes; };
+  specOf = name:
+    let fromPlan = core.hostFromPlan plan name;
+    in if tuning == "plain" then fromPlan // { tuning = core.plainTuning; } else fromPlan;
+in
+builtins.mapAttrs
+  (name: _: core.render (specOf name) // { routes = model.hosts.${name}; })
+  plan.hosts
+"""
+
+
+def dn42_announcements(plan: dict[str, Any]) -> dict[str, dict[str, dict[str, list[str]]]]:
+    """What the lab's DN42 stand-ins announce (lab/topology.py), as the route model
+    takes it: reflector -> peer -> family -> prefixes."""
+    found: dict[str, dict[str, dict[str, list[str]]]] = {}
+    for peer in build_topology(plan).dn42_peers:
+        found.setdefault(peer.reflector, {})[peer.name] = {
+            "ipv4": list(peer.announce_ipv4),
+            "ipv6": list(peer.announce_ipv6),
+        }
+    return found
+
+
 def render_plan(
     plan_path: Path, plan: dict[str, Any], *, plain_tuning: bool = False
 ) -> dict[str, dict[str, Any]]:
-    """Artifacts for every host of the plan, keyed by host name; with `plain_tuning`,
-    the seed's plain BGP sessions (the Nix core's plainTuning) instead of the plan's."""
-    return {
-        host: render_host(plan_path, host, plain_tuning=plain_tuning)
-        for host in plan.get("hosts", {})
-    }
+    """Artifacts for every host of the plan, keyed by host name, each with `routes`,
+    its part of the core's route model; with `plain_tuning`, the seed's plain BGP
+    sessions (the Nix core's plainTuning) instead of the plan's."""
+    if not isinstance(plan.get("hosts"), dict) or not plan["hosts"]:
+        return {}
+    found: dict[str, dict[str, Any]] = evaluate_core(
+        _EXPRESSION,
+        "the Nix core refused the plan",
+        planFile=str(plan_path.resolve()),
+        tuning="plain" if plain_tuning else "plan",
+        dn42Routes=json.dumps(dn42_announcements(plan)),
+    )
+    return found
 
 
 def save_artifacts(lab_dir: Path, artifacts: dict[str, dict[str, Any]]) -> None:

@@ -15,13 +15,7 @@ from typing import Any
 
 from ibgp_tunnel.lab import netns
 from ibgp_tunnel.lab.state import LabState
-from ibgp_tunnel.lab.topology import (
-    Topology,
-    as_kernel_prints,
-    matches_any,
-    reflector_offers,
-    set_patterns,
-)
+from ibgp_tunnel.lab.topology import Artifacts, as_kernel_prints, model_routes
 
 DEFAULT_PREFERENCE = 100
 
@@ -49,44 +43,35 @@ def client_links(plan: Mapping[str, Any], client: str) -> list[ClientLink]:
     return sorted(links, key=lambda link: -link.preference)
 
 
-def offered_by(
-    plan: Mapping[str, Any],
-    topo: Topology,
-    client: str,
-    reflector: str,
-    down: Iterable[str] = (),
-) -> dict[str, bool]:
-    """What `client` imports over its link to `reflector`, as `ip route` prints it,
-    kept by the client's import and kernel_export_sets: prefix -> whether the reflector
-    heard it directly (else only from a twin), while the reflectors in `down` are gone."""
-    host = plan["hosts"][client]
-    result: dict[str, bool] = {}
-    for family in ("ipv4", "ipv6"):
-        own = set(host.get("announce", {}).get(family, []))
-        keep = set_patterns(plan, host.get("import_sets", []), family)
-        kernel = set_patterns(plan, host.get("kernel_export_sets", []), family)
-        for prefix, direct in reflector_offers(plan, topo, reflector, family, down).items():
-            if prefix not in own and matches_any(prefix, keep) and matches_any(prefix, kernel):
-                result[as_kernel_prints(prefix)] = direct
-    return result
+def usable(path: Mapping[str, Any], gone: set[str]) -> bool:
+    """Whether a route model path still carries its prefix while the reflectors in
+    `gone` are down: its reflector is up, and it heard the prefix itself or from a
+    twin that is up."""
+    return path["peer"] not in gone and (
+        path["direct"] or any(twin not in gone for twin in path["via"])
+    )
 
 
 def expected_paths(
-    plan: Mapping[str, Any], topo: Topology, client: str, down: Iterable[str] = ()
+    plan: Mapping[str, Any], artifacts: Artifacts, client: str, down: Iterable[str] = ()
 ) -> dict[str, str]:
-    """prefix -> the tunnel interface `client` should route it through while the
-    reflectors in `down` are gone: a route a reflector heard itself before one it only
-    had from its twin, then the link's preference (render/reflectors.nix)."""
+    """prefix (as `ip route` prints it) -> the tunnel interface `client` should route
+    it through while the reflectors in `down` are gone, from the core's route model:
+    a route a reflector heard itself before one it only had from its twin, then the
+    link's preference (render/reflectors.nix); ties go to the plan's first link."""
     gone = set(down)
-    best: dict[str, tuple[tuple[bool, int], str]] = {}
-    for link in client_links(plan, client):
-        if link.reflector in gone:
-            continue
-        for prefix, direct in offered_by(plan, topo, client, link.reflector, gone).items():
-            rank = (direct, link.preference)
-            if prefix not in best or rank > best[prefix][0]:
-                best[prefix] = (rank, link.interface)
-    return {prefix: interface for prefix, (_, interface) in best.items()}
+    order = {link.name: index for index, link in enumerate(client_links(plan, client))}
+    best: dict[str, str] = {}
+    for family in ("ipv4", "ipv6"):
+        for route in model_routes(artifacts, client, family):
+            paths = [p for p in route["paths"] if route["kernel"] and usable(p, gone)]
+            if paths:
+                chosen = max(
+                    paths,
+                    key=lambda p: (p["direct"], p["preference"] or 0, -order.get(p["link"], 0)),
+                )
+                best[as_kernel_prints(route["prefix"])] = str(chosen["interface"])
+    return best
 
 
 def kernel_paths(st: LabState, node: str) -> dict[str, str]:

@@ -10,8 +10,7 @@ the lab's namespaces.
 from __future__ import annotations
 
 import ipaddress
-import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -132,45 +131,6 @@ class Topology:
     @property
     def plan_hosts(self) -> list[str]:
         return [n.name for n in self.nodes.values() if n.kind in ("reflector", "client")]
-
-
-# --- prefix patterns (BIRD syntax) ------------------------------------------------
-
-_PATTERN = re.compile(r"^(?P<net>[^{+\-]+)(?P<suffix>\+|-|\{(?P<lo>\d+),(?P<hi>\d+)\})?$")
-
-
-def prefix_matches(prefix: str, pattern: str) -> bool:
-    """Whether `prefix` matches one BIRD prefix pattern: `net`, `net+`, `net-`, `net{a,b}`."""
-    m = _PATTERN.match(pattern.replace(" ", ""))
-    if m is None:
-        raise LabError(f"not a BIRD prefix pattern: {pattern!r}")
-    base = ipaddress.ip_network(m["net"], strict=False)
-    net = ipaddress.ip_network(prefix, strict=False)
-    if base.version != net.version:
-        return False
-    suffix = m["suffix"]
-    if suffix is None:
-        low, high = base.prefixlen, base.prefixlen
-    elif suffix == "+":
-        low, high = base.prefixlen, base.max_prefixlen
-    elif suffix == "-":
-        low, high = 0, base.prefixlen
-    else:
-        low, high = int(m["lo"]), int(m["hi"])
-    if not low <= net.prefixlen <= high:
-        return False
-    # The first base.prefixlen bits must agree (net may be shorter only for `-`).
-    bits = min(base.prefixlen, net.prefixlen)
-    return net.supernet(new_prefix=bits) == base.supernet(new_prefix=bits)
-
-
-def matches_any(prefix: str, patterns: Iterable[str]) -> bool:
-    return any(prefix_matches(prefix, p) for p in patterns)
-
-
-def set_patterns(plan: Mapping[str, Any], names: Iterable[str], family: str) -> list[str]:
-    sets = plan.get("prefix_sets", {})
-    return [p for name in names for p in sets.get(name, {}).get(family, [])]
 
 
 # --- addressing ---------------------------------------------------------------
@@ -447,105 +407,31 @@ def build_topology(plan: Mapping[str, Any], netns_prefix: str = NETNS_PREFIX) ->
     return Topology(nodes, tuple(veths), tuple(dn42_peers), tuple(lan_clients), probes)
 
 
-# --- what routes a client should learn ------------------------------------------
+# --- what routes a host should learn: the core's route model -------------------
+
+Artifacts = Mapping[str, Mapping[str, Any]]
 
 
-def twins(plan: Mapping[str, Any], reflector: str) -> list[str]:
-    """The reflectors `reflector` is linked to (links whose both ends are reflectors)."""
-    hosts = plan["hosts"]
-    found: list[str] = []
-    for link in plan.get("links", {}).values():
-        ends = (link["reflector"], link["client"])
-        if reflector in ends and all(hosts[end].get("role") == "reflector" for end in ends):
-            found.append(ends[1] if ends[0] == reflector else ends[0])
-    return found
+def model_routes(artifacts: Artifacts, host: str, family: str) -> list[dict[str, Any]]:
+    """The route model's routes of `host` (lab/artifacts.render_plan puts each host's
+    part under `routes`): [{prefix, kernel, best, paths}]."""
+    try:
+        return list(artifacts[host]["routes"]["routes"][family])
+    except KeyError:
+        raise LabError(
+            f"the rendered artifacts carry no route model for {host!r}: the lab was "
+            "brought up by an older ibgp-tunnel; run `ibgp-tunnel lab down` and `lab up`"
+        ) from None
 
 
-def _clients_of(plan: Mapping[str, Any], reflector: str) -> list[str]:
-    hosts = plan["hosts"]
-    return [
-        link["client"]
-        for link in plan.get("links", {}).values()
-        if link["reflector"] == reflector and hosts[link["client"]].get("role") == "client"
-    ]
-
-
-def _heard_directly(
-    plan: Mapping[str, Any], topo: Topology, reflector: str, family: str
-) -> set[str]:
-    """What `reflector` has from itself, its clients and its DN42 peers (as its import
-    from DN42 filters them): everything it sends its clients and its twins."""
-    hosts = plan["hosts"]
-    heard = set(hosts[reflector].get("announce", {}).get(family, []))
-    for client in _clients_of(plan, reflector):
-        heard |= set(hosts[client].get("announce", {}).get(family, []))
-    accept = set_patterns(plan, hosts[reflector].get("import_sets", []), family)
-    for peer in topo.dn42_peers:
-        if peer.reflector == reflector:
-            announced = peer.announce_ipv4 if family == "ipv4" else peer.announce_ipv6
-            heard |= {p for p in announced if matches_any(p, accept)}
-    return heard
-
-
-def _heard_from_twin(
-    plan: Mapping[str, Any], topo: Topology, reflector: str, twin: str, family: str
-) -> set[str]:
-    """What `reflector` accepts from its twin: the twin's and its clients'
-    announcements, and DN42 routes in its own import sets (render: importPrefixes
-    || import_sets)."""
-    hosts = plan["hosts"]
-    reflected = set(hosts[twin].get("announce", {}).get(family, []))
-    for client in _clients_of(plan, twin):
-        reflected |= set(hosts[client].get("announce", {}).get(family, []))
-    accept = set_patterns(plan, hosts[reflector].get("import_sets", []), family)
+def expected_client_routes(artifacts: Artifacts, client: str) -> dict[str, set[str]]:
+    """Prefixes `client` should import, per family, as the core's route model says:
+    what its reflectors heard themselves or from their twins, filtered as the rendered
+    configs filter them, never its own announcements."""
     return {
-        p
-        for p in _heard_directly(plan, topo, twin, family)
-        if p in reflected or matches_any(p, accept)
+        family: {route["prefix"] for route in model_routes(artifacts, client, family)}
+        for family in ("ipv4", "ipv6")
     }
-
-
-def reflector_offers(
-    plan: Mapping[str, Any],
-    topo: Topology,
-    reflector: str,
-    family: str,
-    down: Iterable[str] = (),
-) -> dict[str, bool]:
-    """prefix -> whether `reflector` heard it directly (True) or only from a twin
-    (False, ranked below every direct route by the clients), while the reflectors in
-    `down` are gone."""
-    gone = set(down)
-    offers: dict[str, bool] = {}
-    if reflector in gone:
-        return offers
-    for twin in twins(plan, reflector):
-        if twin not in gone:
-            offers.update(
-                dict.fromkeys(_heard_from_twin(plan, topo, reflector, twin, family), False)
-            )
-    offers.update(dict.fromkeys(_heard_directly(plan, topo, reflector, family), True))
-    return offers
-
-
-def expected_client_routes(
-    plan: Mapping[str, Any], topo: Topology, client: str
-) -> dict[str, set[str]]:
-    """Prefixes `client` should import: what its reflectors heard themselves or from
-    their twins, each filtered as the rendered configs filter them (reflector import
-    from DN42 and from twins, client import sets), never its own announcements (BIRD
-    drops them: ORIGINATOR_ID)."""
-    hosts = plan["hosts"]
-    links = [link for link in plan.get("links", {}).values() if link["client"] == client]
-    client_host = hosts[client]
-    result: dict[str, set[str]] = {"ipv4": set(), "ipv6": set()}
-    for family in ("ipv4", "ipv6"):
-        accept = set_patterns(plan, client_host.get("import_sets", []), family)
-        own = set(client_host.get("announce", {}).get(family, []))
-        for link in links:
-            offered = set(reflector_offers(plan, topo, link["reflector"], family)) - own
-            result[family] |= {p for p in offered if matches_any(p, accept)}
-    return result
 
 
 def as_kernel_prints(prefix: str) -> str:
@@ -554,23 +440,12 @@ def as_kernel_prints(prefix: str) -> str:
     return str(net.network_address) if net.prefixlen == net.max_prefixlen else str(net)
 
 
-def expected_kernel_routes(plan: Mapping[str, Any], topo: Topology, host: str) -> set[str]:
+def expected_kernel_routes(artifacts: Artifacts, host: str) -> set[str]:
     """Every prefix BIRD should install in `host`'s kernel once the lab has settled, as
-    `ip route` prints it: what the host learns (a client: `expected_client_routes`; a
-    reflector: its DN42 peers' routes it imports and its clients' announcements), kept
-    by its kernel_export_sets. Its own announcements are unreachable statics, which the
-    kernel export skips (and win over a twin's copy of the same prefix)."""
-    hosts = plan["hosts"]
-    spec = hosts[host]
-    learned: dict[str, set[str]] = {"ipv4": set(), "ipv6": set()}
-    if topo.nodes[host].kind == "reflector":
-        for family in ("ipv4", "ipv6"):
-            learned[family] = set(reflector_offers(plan, topo, host, family))
-    else:
-        learned = expected_client_routes(plan, topo, host)
-    result: set[str] = set()
-    for family, prefixes in learned.items():
-        prefixes = prefixes - set(spec.get("announce", {}).get(family, []))
-        kernel = set_patterns(plan, spec.get("kernel_export_sets", []), family)
-        result |= {as_kernel_prints(p) for p in prefixes if matches_any(p, kernel)}
-    return result
+    `ip route` prints it: the route model's routes its kernel_export_sets keep."""
+    return {
+        as_kernel_prints(route["prefix"])
+        for family in ("ipv4", "ipv6")
+        for route in model_routes(artifacts, host, family)
+        if route["kernel"]
+    }

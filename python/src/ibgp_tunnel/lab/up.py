@@ -440,7 +440,7 @@ def up(
         st.nodes.setdefault(name, _node_record(lab_dir, node, bird=False, wireguard=[]))
     st.save()
 
-    expected = {host: expected_kernel_routes(plan, topo, host) for host in topo.plan_hosts}
+    expected = {host: expected_kernel_routes(artifacts, host) for host in topo.plan_hosts}
     wait_for(lambda: settled(st, expected), timeout, progress, "BGP sessions and kernel routes")
     st.complete = True
     st.save()

@@ -19,6 +19,9 @@ rec {
   # rule of a whole plan (what `ibgp-tunnel check` reports beyond shape).
   planProblems = import ./plan-problems.nix;
 
+  # The plan fields declared once: options, plan mapping and schema come from it.
+  fields = import ./fields.nix;
+
   # One grammar per kind of token: regex (for types.strMatching), problem, emit.
   tokens = import ./tokens.nix;
 

@@ -3,11 +3,10 @@
 let
   dn42Defaults = import ./dn42-defaults.nix;
   render = import ./render/dn42.nix;
+  fields = import ./fields.nix;
 
-  peerSpec = name: peer: {
-    inherit (peer) asn neighbor;
-    interface = peer.interface or null;
-    exportSets = peer.export_sets or [ ];
+  # asn, neighbor, latency, ...: the dn42Peer fields of fields.nix.
+  peerSpec = name: peer: fields.fromPlan "dn42Peer" peer // {
     # A public key means we run the peer's WireGuard tunnel.
     tunnel =
       if peer ? public_key then
@@ -24,9 +23,6 @@ let
         }
       else
         null;
-    latency = peer.latency or null;
-    bandwidth = peer.bandwidth or null;
-    crypto = peer.crypto or null;
   };
 in
 {

@@ -32,13 +32,8 @@ let
     peerIpv4 = null;
     persistentKeepalive = null;
   };
-  peerFields = {
-    interface = null;
-    exportSets = [ ];
+  peerFields = (import ../fields.nix).specDefaults "dn42Peer" // {
     tunnel = null;
-    latency = null;
-    bandwidth = null;
-    crypto = null;
   };
   roaFields = {
     enable = true;

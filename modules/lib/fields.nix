@@ -227,6 +227,21 @@ let
       defaultText = "34 (WireGuard: safe, with PFS) when `tunnel` is set, else not tagged";
       description = "DN42 crypto community of this link, (64511, 31-34); unset: 34 (WireGuard) with a tunnel the module runs, else not tagged.";
     }
+    {
+      scope = "dn42Peer";
+      key = "import_limit";
+      option = "importLimit";
+      type = "int";
+      low = 1;
+      high = 1000000;
+      expect = "an import limit per address family (a number of routes)";
+      nullable = true;
+      default = 9000;
+      check = true;
+      roles = [ "reflector" ];
+      example = 20000;
+      description = "Most routes accepted from this peer per address family (`import limit` in each channel; past it BIRD does tuning.importLimitAction, `block` by default: it keeps what it has and accepts nothing new). DN42's whole table is a few thousand routes per family, so a peer leaking far more is cut off. null (options only): the sessions' tuning.importLimit applies.";
+    }
   ];
 
   tokenOf = path: foldl' (set: name: set.${name}) tokens (filter isString (split "[.]" path));

@@ -79,29 +79,12 @@ let
   peerModule =
     { name, ... }:
     {
+      # The peer's other options are options.nix's (fields.nix).
       options = {
         tunnel = mkOption {
           type = types.nullOr (types.submodule (tunnelModule name));
           default = null;
           description = "The peer's WireGuard tunnel, run by this module on `interface` (default dn42-<peer>). null: the interface is configured elsewhere.";
-        };
-        latency = mkOption {
-          type = types.nullOr (between tokens.dn42.latency);
-          default = null;
-          example = 3;
-          description = "DN42 latency community of this link, (64511, 1-9). null: not tagged.";
-        };
-        bandwidth = mkOption {
-          type = types.nullOr (between tokens.dn42.bandwidth);
-          default = null;
-          example = 24;
-          description = "DN42 bandwidth community of this link, (64511, 21-29). null: not tagged.";
-        };
-        crypto = mkOption {
-          type = types.nullOr (between tokens.dn42.crypto);
-          default = null;
-          defaultText = literalExpression "34 (WireGuard: safe, with PFS) when `tunnel` is set, else not tagged";
-          description = "DN42 crypto community of this link, (64511, 31-34).";
         };
       };
     };

@@ -16,6 +16,40 @@ let
   timer = name: types.nullOr (between tokens.tuning.${name});
   cfg = config.services.ibgpTunnel;
 
+  # The options of one scope of the field table (modules/lib/grammar/fields.nix):
+  # type from the field's type and grammar, default, example, description.
+  fieldType =
+    f:
+    let
+      k = core.fields.kindOf f;
+      base =
+        {
+          bool = types.bool;
+          int = types.ints.between k.low k.high;
+          enum = types.enum k.values;
+          str = typeOf k;
+          strList = types.listOf (typeOf k);
+        }
+        .${f.type};
+    in
+    if f.nullable or false then types.nullOr base else base;
+  fieldOptions =
+    scope:
+    builtins.listToAttrs (
+      map (f: {
+        name = f.option;
+        value = mkOption (
+          {
+            type = fieldType f;
+            inherit (f) description;
+          }
+          // lib.optionalAttrs (!core.fields.required f) { default = core.fields.defaultOf f; }
+          // lib.optionalAttrs (f ? example) { inherit (f) example; }
+          // lib.optionalAttrs (f ? defaultText) { defaultText = literalExpression f.defaultText; }
+        );
+      }) (core.fields.of scope)
+    );
+
   sopsSecretPath = name: if cfg.sops.file != null && config ? sops then config.sops.secrets.${name}.path else null;
 
   prefixListOption = kind: description: mkOption {
@@ -122,30 +156,9 @@ let
     };
   };
 
+  # asn, neighbor, interface, exportSets, latency, ... (fields.nix); ./dn42.nix adds tunnel.
   dn42PeerModule = {
-    options = {
-      asn = mkOption {
-        type = between tokens.asn;
-        example = 4242421080;
-        description = "The DN42 peer's AS number.";
-      };
-      neighbor = mkOption {
-        type = token "address";
-        example = "172.20.42.1";
-        description = "The peer's address for the eBGP session (IPv4, or IPv6 with `interface` set for link-local).";
-      };
-      interface = mkOption {
-        type = types.nullOr (token "interface");
-        default = null;
-        example = "dn42-peer1";
-        description = "Interface the peer is reached on (configured outside this module). Tunnel traffic leaving through it is masqueraded.";
-      };
-      exportSets = mkOption {
-        type = types.listOf (token "name");
-        default = [ ];
-        description = "Names of prefix sets whose static announcements are sent to this peer. Empty: export nothing, so client routes never leak to DN42.";
-      };
-    };
+    options = fieldOptions "dn42Peer";
   };
   inboundModule = {
     options = {
@@ -241,7 +254,8 @@ let
   };
 in
 {
-  options.services.ibgpTunnel = {
+  # role, routerId, clusterId, importSets, ...: the host fields of fields.nix.
+  options.services.ibgpTunnel = fieldOptions "host" // {
     tuning = mkOption {
       type = types.submodule tuningModule;
       default = { };
@@ -264,29 +278,10 @@ in
       description = "Which host of the plan this machine is.";
     };
 
-    role = mkOption {
-      type = types.enum [ "reflector" "client" ];
-      example = "client";
-      description = "`reflector`: the VPS that peers with DN42 and reflects routes to its clients. `client`: a home router that learns routes over iBGP.";
-    };
-
     asn = mkOption {
       type = between tokens.asn;
       example = 4242420038;
       description = "Own AS number (DN42: 4242420000-4242429999).";
-    };
-
-    routerId = mkOption {
-      type = token "routerId";
-      example = "172.23.101.2";
-      description = "BIRD router id (an IPv4 address, unique per host).";
-    };
-
-    clusterId = mkOption {
-      type = types.nullOr (token "clusterId");
-      default = null;
-      example = "172.23.101.1";
-      description = "Reflector: the RFC 4456 cluster id (`rr cluster id`); null keeps BIRD's default, the router id. With two or more reflectors each needs its own (see the README's two-reflector section).";
     };
 
     prefixSets = mkOption {
@@ -299,20 +294,6 @@ in
       default = builtins.mapAttrs (_: set: { inherit (set) ipv4 ipv6; }) defaults.prefix_sets;
       defaultText = literalExpression "{ dn42 = <the DN42 filter guide's sets>; }";
       description = "Named prefix sets, each defined once in bird.conf as `<NAME>_NET_v4`/`<NAME>_NET_v6`.";
-    };
-
-    importSets = mkOption {
-      type = types.listOf (token "name");
-      default = [ ];
-      example = [ "dn42" "cf" ];
-      description = "Prefix sets BIRD accepts: from the reflector (clients), or from DN42 peers (reflectors). Default routes are never accepted.";
-    };
-
-    kernelExportSets = mkOption {
-      type = types.listOf (token "name");
-      default = [ ];
-      example = [ "dn42" "cf" ];
-      description = "Prefix sets BIRD installs into this host's kernel routing table.";
     };
 
     announce = familiesOption "prefix" "Prefixes this host announces over iBGP as static routes (the write-up's custom routing: the VPS announces what clients should send through it)." { ipv4 = [ "104.16.0.0/13" ]; };
@@ -331,53 +312,6 @@ in
     };
 
     internalPrefixes = familiesOption "prefix" "Client: the plan's own networks (every link's subnets, every client's announcements; filled from the plan). New connections out of the tunnels are forwarded from these sources (LAN to LAN, the reflector); from anywhere else (DN42) only to dn42Inbound. Input from a tunnel is only replies, the reflector's BGP, BFD and ping from its tunnel address, and dn42Inbound; the monitoring exporters' ports are never reachable through a tunnel." { ipv4 = [ "10.255.255.0/30" "192.168.2.0/24" ]; };
-
-    lanInterfaces = mkOption {
-      type = types.listOf (token "interface");
-      default = [ ];
-      example = [ "vmbr0" ];
-      description = "Client: LAN interfaces whose traffic is masqueraded into the tunnel (pitfall 3 of the write-up).";
-    };
-
-    uplinkInterfaces = mkOption {
-      type = types.listOf (token "interface");
-      default = [ ];
-      example = [ "eth0" ];
-      description = "Reflector: interfaces tunnel traffic is masqueraded out of, like networking.nat.externalInterface (pitfall 3 of the write-up).";
-    };
-
-    acceptRAInterfaces = mkOption {
-      type = types.nullOr (types.listOf (token "interface"));
-      default = null;
-      example = [ "wan0" ];
-      description = ''
-        Interfaces that learn an IPv6 address or default route from router
-        advertisements handled by the kernel (SLAAC). The module turns on IPv6
-        forwarding, and the kernel then ignores RAs on every interface whose
-        `accept_ra` is 1 (its default), so the address and route expire; the
-        module sets `net.ipv6.conf.<interface>.accept_ra = 2` on each listed
-        one (a VLAN's `.` written `/`, as NixOS does). null: the
-        uplinkInterfaces on a reflector; on a client, none, with a warning
-        until you decide (`[ ]` when nothing needs it).
-
-        Only the kernel's own RA handling reads this sysctl. NixOS's dhcpcd
-        (networking.useDHCP) sets `accept_ra = 0` on the interfaces it runs on
-        and handles RAs itself, forwarding or not, except where it leaves them
-        to the kernel: an interface with a static IPv6 address (`noipv6rs`),
-        with static IPv4 addresses (dhcpcd skips it), or
-        `networking.dhcpcd.IPv6rs = false`. systemd-networkd
-        (networking.useNetworkd) also handles RAs itself and ignores this
-        sysctl: there set `IPv6AcceptRA = true` in the interface's
-        `systemd.network.networks.<name>.networkConfig` (networkd turns RAs
-        off by default only when its own `IPv6Forwarding=`/`IPForward=` is on).
-      '';
-    };
-
-    allowCoverEverything = mkOption {
-      type = types.bool;
-      default = false;
-      description = "Let importSets, kernelExportSets or announce cover every address (`0.0.0.0/0+`, or the two /1 halves together). Refused otherwise: such sets route all traffic, usually the tunnel's own included. A client's sets covering the endpoint it dials stay an error either way.";
-    };
 
     openFirewall = mkOption {
       type = types.bool;

@@ -20,19 +20,10 @@ let
 
   # A static list: the set of definitions must not depend on cfg.plan, or
   # evaluating cfg.plan would recurse into itself.
-  fields = [
-    "role"
+  fields = core.fields.optionNames "host" ++ [
     "asn"
-    "routerId"
-    "clusterId"
     "prefixSets"
-    "importSets"
-    "kernelExportSets"
     "announce"
-    "lanInterfaces"
-    "uplinkInterfaces"
-    "acceptRAInterfaces"
-    "allowCoverEverything"
     "dn42Inbound"
     "internalPrefixes"
     "links"

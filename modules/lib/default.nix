@@ -44,6 +44,9 @@ rec {
   # routes per host; with it the one BIRD prefix-pattern matcher.
   routes = import ./spec/routes.nix;
 
+  # The plan fields declared once: options, plan mapping and schema come from it.
+  fields = import ./grammar/fields.nix;
+
   # One grammar per kind of token: regex (for types.strMatching), problem, emit.
   tokens = import ./grammar/tokens.nix;
 

@@ -161,6 +161,8 @@ let
 in
 rec {
   inherit show maxLength;
+  # For fields.nix's inline ranges and enums.
+  inherit intKind enumKind;
 
   # DN42 peering: link-local addresses, tunnel MTU, (64511, x) communities,
   # the ROA URL and refresh interval.

@@ -2,11 +2,10 @@
 # spec's dn42Peers.<p> and dn42 (the services.ibgpTunnel option shapes).
 let
   dn42Defaults = import ../base/dn42-defaults.nix;
+  fields = import ../grammar/fields.nix;
 
-  peerSpec = name: peer: {
-    inherit (peer) asn neighbor;
-    interface = peer.interface or null;
-    exportSets = peer.export_sets or [ ];
+  # asn, neighbor, latency, ...: the dn42Peer fields of fields.nix.
+  peerSpec = name: peer: fields.fromPlan "dn42Peer" peer // {
     # A public key means we run the peer's WireGuard tunnel.
     tunnel =
       if peer ? public_key then
@@ -23,9 +22,6 @@ let
         }
       else
         null;
-    latency = peer.latency or null;
-    bandwidth = peer.bandwidth or null;
-    crypto = peer.crypto or null;
   };
 in
 {

@@ -5,6 +5,7 @@ let
   util = import ../base/util.nix;
   ip = import ../base/ip.nix;
   defaults = import ../base/defaults.nix;
+  fields = import ../grammar/fields.nix;
 
   families = set: {
     ipv4 = set.ipv4 or [ ];
@@ -112,7 +113,6 @@ let
   host =
     plan.hosts.${name}
       or (throw "ibgp-tunnel: host \"${name}\" is not in the plan; its hosts are: ${concatStringsSep ", " (attrNames (plan.hosts or { }))}");
-  role = host.role;
   ownLinks = util.filterAttrs (_: link: (link.reflector or null) == name || (link.client or null) == name) (plan.links or { });
   # The plan's links by client, built once: a reflector asks for each of its
   # links whether that client has another (linear, not links × links).
@@ -121,23 +121,16 @@ let
   );
   sideOf = link: if (link.reflector or null) == name then "reflector" else "client";
 in
-{
+# role, routerId, importSets, ...: the host fields of fields.nix.
+fields.fromPlan "host" host
+// {
   enable = true;
-  inherit role;
   asn = plan.asn;
-  routerId = host.router_id;
-  clusterId = host.cluster_id or null;
   prefixSets = mapAttrs (_: families) (defaults.prefix_sets // (plan.prefix_sets or { }));
-  importSets = host.import_sets or [ ];
-  kernelExportSets = host.kernel_export_sets or [ ];
   announce = families (host.announce or { });
-  lanInterfaces = host.lan_interfaces or [ ];
-  uplinkInterfaces = host.uplink_interfaces or [ ];
-  acceptRAInterfaces = host.accept_ra_interfaces or null;
   openFirewall = true;
   dn42Inbound = dn42Inbound plan name host;
   internalPrefixes = internalPrefixes plan;
-  allowCoverEverything = host.allow_cover_everything or false;
   privateKeyFile = defaults.privateKeyFile;
   links = mapAttrs (linkName: link: linkSpec plan perClient (sideOf link) linkName link) ownLinks;
   dn42Peers = mapAttrs dn42PeerSpec (host.dn42_peers or { });

@@ -64,6 +64,8 @@ let
     (resource h spec ../resources/dn42-communities.conf)
   ];
 
+  limitKind = (import ../grammar/fields.nix).kind "dn42Peer" "importLimit";
+
   channelVersion = family: if family == "ipv4" then "4" else "6";
 
   importFilter =
@@ -88,7 +90,14 @@ let
           ++ [ "accept;" ]
         ))
       ]
-      ++ h.importLimit spec condition;
+      # The peer's own limit (fields.nix importLimit), else the sessions' (tuning).
+      # No action at all is the seed's plain sessions (core.plainTuning): no limit.
+      ++ (
+        if peer.importLimit == null || spec.tuning.importLimitAction == null then
+          h.importLimit spec condition
+        else
+          optional (condition != null) "import limit ${toString (limitKind.emit "dn42Peers.importLimit" peer.importLimit)} action ${spec.tuning.importLimitAction};"
+      );
 
   channel =
     h: spec: peer: family:

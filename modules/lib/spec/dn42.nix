@@ -15,13 +15,9 @@ let
     peerIpv4 = null;
     persistentKeepalive = null;
   };
-  peerFields = {
-    interface = null;
-    exportSets = [ ];
+  # Every dn42Peer field of the table at its default; the tunnel is not in it.
+  peerFields = (import ../grammar/fields.nix).specDefaults "dn42Peer" // {
     tunnel = null;
-    latency = null;
-    bandwidth = null;
-    crypto = null;
   };
   isAttrs = builtins.isAttrs;
 

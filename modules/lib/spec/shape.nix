@@ -53,6 +53,17 @@ let
 
   timer = name: nullOr (leaf t.tuning.${name});
 
+  # The shape of a scope of the field table (../grammar/fields.nix).
+  fields = import ../grammar/fields.nix;
+  fieldShape =
+    f:
+    let
+      one = if f.type == "bool" then leaf bool else leaf (fields.kindOf f);
+      base = if f.type == "strList" then listOf one else one;
+    in
+    if f.nullable or false then nullOr base else base;
+  tableShape = scope: listToAttrs (map (f: { name = f.option; value = fieldShape f; }) (fields.of scope));
+
   shape = record {
     role = leaf t.role;
     asn = leaf t.asn;
@@ -94,13 +105,9 @@ let
         persistentKeepalive = nullOr (leaf t.keepalive);
       };
     });
-    dn42Peers = attrsOf (record {
-      asn = leaf t.asn;
-      neighbor = leaf t.address;
-      interface = nullOr (leaf t.interface);
-      exportSets = listOf (leaf t.name);
-      # ./dn42.nix: the peer's WireGuard tunnel (null: configured elsewhere)
-      # and the DN42 link communities of routes learned from it.
+    # asn, neighbor, interface, exportSets, latency, ...: fields.nix's.
+    dn42Peers = attrsOf (record (tableShape "dn42Peer" // {
+      # ./dn42.nix: the peer's WireGuard tunnel (null: configured elsewhere).
       tunnel = nullOr (record {
         publicKey = leaf t.publicKey;
         endpoint = nullOr (leaf t.endpoint);
@@ -112,10 +119,7 @@ let
         peerIpv4 = nullOr (leaf t.ipv4);
         persistentKeepalive = nullOr (leaf t.keepalive);
       });
-      latency = nullOr (leaf t.dn42.latency);
-      bandwidth = nullOr (leaf t.dn42.bandwidth);
-      crypto = nullOr (leaf t.dn42.crypto);
-    });
+    }));
     dn42 = record {
       privateKeyFile = leaf t.runtimePath;
       roa = record {

@@ -10,10 +10,11 @@ finding, and so do the tuning numbers against BIRD's own ranges.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, create_model
 
+from ibgp_tunnel import fieldtable
 from ibgp_tunnel.paths import defaults
 
 ASN_MAX = 2**32 - 1
@@ -66,21 +67,11 @@ class Inbound(_Table):
     port: int = Field(ge=1, le=PORT_MAX, description="Destination port.")
 
 
-class Dn42Peer(_Table):
+class _Dn42PeerTunnel(_Table):
     """An eBGP session from a reflector to a DN42 neighbour."""
 
-    asn: int = Field(ge=1, le=ASN_MAX, description="The peer's ASN (32-bit).")
-    neighbor: str = Field(description='The peer\'s address for the session, e.g. "172.20.42.1".')
-    interface: OptionalStr = Field(
-        default=None,
-        json_schema_extra=_no_default,
-        description="Interface the session runs over (configured elsewhere).",
-    )
-    export_sets: list[str] = Field(
-        default=[],
-        description="Names of prefix_sets: this host's static announcements matching them go to "
-        "the peer.",
-    )
+    # asn, neighbor, interface, export_sets, latency, ...: the table's
+    # (modules/lib/grammar/fields.nix, scope dn42Peer), added below.
     # The peer's WireGuard tunnel, run by the module when public_key is set
     # (modules/lib/dn42-peer-from-plan.nix); the core checks every value.
     public_key: OptionalStr = Field(
@@ -134,26 +125,18 @@ class Dn42Peer(_Table):
         json_schema_extra=_no_default,
         description="WireGuard keepalive in seconds.",
     )
-    latency: int | None = Field(
-        default=None,
-        ge=1,
-        le=9,
-        json_schema_extra=_no_default,
-        description="DN42 latency community of this link, (64511, 1-9).",
-    )
-    bandwidth: int | None = Field(
-        default=None,
-        ge=21,
-        le=29,
-        json_schema_extra=_no_default,
-        description="DN42 bandwidth community of this link, (64511, 21-29).",
-    )
-    crypto: int | None = Field(
-        default=None,
-        ge=31,
-        le=34,
-        json_schema_extra=_no_default,
-        description="DN42 crypto community, (64511, 31-34); default 34 (WireGuard) with a tunnel.",
+
+
+# The annotations see the hand-written base; pydantic validates with the full model.
+if TYPE_CHECKING:
+    Dn42Peer = _Dn42PeerTunnel
+else:
+    Dn42Peer = create_model(
+        "Dn42Peer",
+        __base__=_Dn42PeerTunnel,
+        __doc__=_Dn42PeerTunnel.__doc__,
+        __module__=__name__,
+        **fieldtable.pydantic_fields("dn42Peer"),
     )
 
 
@@ -181,23 +164,16 @@ class Dn42Roa(_Table):
     )
 
 
-class Host(_Table):
+class _HostShape(_Table):
     """One machine: a reflector (the VPS) or a client (a home router)."""
 
-    role: Literal["reflector", "client"] = Field(
-        description="reflector = iBGP route reflector (the VPS); client = iBGP client."
-    )
-    router_id: str = Field(description='BGP router id, an IPv4 dotted quad, e.g. "172.23.101.1".')
+    # role, router_id, import_sets, ...: the table's (modules/lib/grammar/fields.nix,
+    # scope host), added below.
+
     public_key: OptionalStr = Field(
         default=None,
         json_schema_extra=_no_default,
         description="WireGuard public key (base64); written by `ibgp-tunnel keys`.",
-    )
-    import_sets: list[str] = Field(
-        default=[], description="Names of prefix_sets this host accepts routes for."
-    )
-    kernel_export_sets: list[str] = Field(
-        default=[], description="Names of prefix_sets whose routes BIRD installs in the kernel."
     )
     announce: Announce = Field(
         default=Announce(), description="Static prefixes this host sends over iBGP."
@@ -207,23 +183,11 @@ class Host(_Table):
         json_schema_extra=_no_default,
         description="Reflector only: the address clients dial (IPv4, IPv6 or DNS name, no port).",
     )
-    cluster_id: OptionalStr = Field(
-        default=None,
-        json_schema_extra=_no_default,
-        description="Reflector only: RFC 4456 cluster id, a dotted quad; default the router id. "
-        "Each reflector needs its own.",
-    )
-    uplink_interfaces: list[str] = Field(
-        default=[], description="Reflector only: tunnel traffic leaving these is masqueraded."
-    )
     dn42_peers: dict[str, Dn42Peer] = Field(
         default={}, description="Reflector only: eBGP sessions to DN42 neighbours, by name."
     )
     dn42_roa: Dn42Roa = Field(
         default=Dn42Roa(), description="Reflector with DN42 peers: ROA validation."
-    )
-    lan_interfaces: list[str] = Field(
-        default=[], description="Client only: traffic from these into the tunnel is masqueraded."
     )
     dn42_inbound: list[Inbound] = Field(
         default=[],
@@ -231,18 +195,17 @@ class Host(_Table):
         'e.g. [{ prefix = "172.22.0.53/32", proto = "tcp", port = 443 }]. Everything '
         "else from DN42 gets only replies to connections made from inside.",
     )
-    accept_ra_interfaces: OptionalStrList = Field(
-        default=None,
-        json_schema_extra=_no_default,
-        description="Interfaces that take their IPv6 address or default route from router "
-        "advertisements in the kernel (SLAAC): accept_ra = 2 there, since forwarding makes the "
-        "kernel ignore RAs otherwise. Unset: the uplink_interfaces on a reflector; on a client "
-        "none, with a warning until set ([] when nothing needs it).",
-    )
-    allow_cover_everything: bool = Field(
-        default=False,
-        description="Let this host's import_sets, kernel_export_sets or announce cover every "
-        "address (0.0.0.0/0+, the two /1 halves...); refused otherwise as a likely misroute.",
+
+
+if TYPE_CHECKING:
+    Host = _HostShape
+else:
+    Host = create_model(
+        "Host",
+        __base__=_HostShape,
+        __doc__=_HostShape.__doc__,
+        __module__=__name__,
+        **fieldtable.pydantic_fields("host"),
     )
 
 

@@ -49,9 +49,8 @@ let
     ++ intIn t.port (at "listen_port") (peer.listen_port or null)
     ++ intIn t.dn42.mtu (at "mtu") (peer.mtu or null)
     ++ intIn t.keepalive (at "persistent_keepalive") (peer.persistent_keepalive or null)
-    ++ intIn t.dn42.latency (at "latency") (peer.latency or null)
-    ++ intIn t.dn42.bandwidth (at "bandwidth") (peer.bandwidth or null)
-    ++ intIn t.dn42.crypto (at "crypto") (peer.crypto or null)
+    # latency, bandwidth, crypto, ...: the fields.nix fields marked `check`.
+    ++ (import ../../grammar/fields.nix).planChecks "dn42Peer" tokenError at peer
     ++ optional (tunnel && !(peer ? link_local)) (
       error (at "link_local") "is missing: the tunnel needs our link-local address with /64, such as fe80::38/64 (the peer's is `neighbor`)"
     )

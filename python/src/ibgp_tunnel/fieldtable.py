@@ -1,0 +1,105 @@
+"""The plan field table (modules/lib/grammar/fields.nix) on the Python side.
+
+fields.json is the table as `(import modules/lib).fields.json` prints it, with
+every grammar resolved; it is committed and shipped so that building the plan
+models needs no Nix, and a test keeps it equal to the core's. The pydantic
+fields of the table's scopes are made from it here, so a field is declared
+once, in the core.
+
+    ibgp-tunnel-fields > python/src/ibgp_tunnel/fields.json   (see main below)
+"""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, WithJsonSchema
+
+TABLE_FILE = Path(__file__).with_name("fields.json")
+_CORE_EXPRESSION = "{ coreFile }: (import coreFile).fields.json"
+
+
+@cache
+def table() -> list[dict[str, Any]]:
+    """The committed table."""
+    loaded: list[dict[str, Any]] = json.loads(TABLE_FILE.read_text(encoding="utf-8"))
+    return loaded
+
+
+def generate() -> list[dict[str, Any]]:
+    """The table as the Nix core has it now (needs nix-instantiate)."""
+    from ibgp_tunnel.render import evaluate_core
+
+    found: list[dict[str, Any]] = evaluate_core(
+        _CORE_EXPRESSION, "the Nix core could not list its plan fields"
+    )
+    return found
+
+
+def to_text(fields: list[dict[str, Any]]) -> str:
+    return json.dumps(fields, indent=2, ensure_ascii=False, sort_keys=True) + "\n"
+
+
+def of(scope: str) -> list[dict[str, Any]]:
+    return [field for field in table() if field["scope"] == scope]
+
+
+def _no_default(schema: dict[str, Any]) -> None:
+    schema.pop("default", None)
+
+
+def _shape(field: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+    """The Python type of a field's values and its JSON Schema (the shape only:
+    strings stay strings, the core checks their grammar and reports findings)."""
+    kind = field["type"]
+    if kind == "bool":
+        return bool, {"type": "boolean"}
+    if kind == "int":
+        schema = {"type": "integer", "minimum": field["low"], "maximum": field["high"]}
+        return Annotated[int, Field(ge=field["low"], le=field["high"])], schema
+    if kind == "str":
+        return str, {"type": "string"}
+    if kind == "strList":
+        return list[str], {"type": "array", "items": {"type": "string"}}
+    if kind == "enum":
+        return Literal[tuple(field["values"])], {"type": "string", "enum": field["values"]}
+    raise ValueError(f"fields.json: {field['key']} has unknown type {kind!r}; regenerate it")
+
+
+def pydantic_fields(scope: str) -> dict[str, Any]:
+    """`create_model` arguments for the table's fields of `scope`: name -> (type, Field)."""
+    made: dict[str, Any] = {}
+    for field in of(scope):
+        python_type, schema = _shape(field)
+        title = field["key"].replace("_", " ").title()
+        schema = {**schema, "title": title, "description": field["description"]}
+        if field["required"]:
+            made[field["key"]] = (python_type, Field(description=field["description"]))
+        elif field["nullable"] and field.get("default") is None:
+            # TOML has no null: an absent key is missing, so no null in the schema.
+            made[field["key"]] = (
+                Annotated[python_type | None, WithJsonSchema(schema)],
+                Field(
+                    default=None, json_schema_extra=_no_default, description=field["description"]
+                ),
+            )
+        else:
+            made[field["key"]] = (
+                Annotated[python_type, WithJsonSchema({**schema, "default": field["default"]})]
+                if field["nullable"]
+                else python_type,
+                Field(default=field["default"], description=field["description"]),
+            )
+    return made
+
+
+def main() -> int:
+    print(to_text(generate()), end="")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

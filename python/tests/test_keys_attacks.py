@@ -27,7 +27,6 @@ from test_keys_interrupted import Project
 
 from ibgp_tunnel import checkpoint, keys, planfile, transaction
 from ibgp_tunnel.errors import InputError
-from ibgp_tunnel.lab.artifacts import load_plan
 from ibgp_tunnel.lock import LOCK_NAME
 from ibgp_tunnel.transaction import JOURNAL_NAME
 
@@ -420,7 +419,7 @@ def test_the_lab_reads_plans_through_the_same_reader(tmp_path: Path) -> None:
     plan = tmp_path / "plan.toml"
     plan.write_text(DEEP["arrays"])
     with pytest.raises(planfile.PlanDepthError):
-        load_plan(plan)
+        planfile.load(plan)
 
 
 def test_the_deepest_valid_plan_is_far_from_the_limit() -> None:

@@ -1,7 +1,9 @@
 """Where the Nix core (modules/lib) lives, and its shared constants.
 
 One fact, one place: the default port, interface, /1 halves, secret names and
-the DN42 prefix set are read from modules/lib/defaults.toml, never re-typed here.
+the DN42 prefix set are read from modules/lib/defaults.toml and
+dn42-defaults.toml, never re-typed here. Every file of the core Python reads or
+hands to Nix is found here.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from ibgp_tunnel.errors import InputError
 
 ENV_VAR = "IBGP_TUNNEL_NIX_LIB"
 DEFAULTS_FILE = "defaults.toml"
+DN42_DEFAULTS_FILE = "dn42-defaults.toml"
 CORE_FILE = "default.nix"
 
 # Inside a wheel built from a checkout (see python/hatch_build.py).
@@ -78,7 +81,15 @@ def core_file() -> Path:
 @cache
 def defaults() -> dict[str, Any]:
     """modules/lib/defaults.toml as a dict (read once)."""
-    path = nix_lib_dir() / DEFAULTS_FILE
+    return _read_toml(nix_lib_dir() / DEFAULTS_FILE)
+
+
+def dn42_defaults() -> dict[str, Any]:
+    """modules/lib/dn42-defaults.toml (DN42 secret names, ROA settings) as a dict."""
+    return _read_toml(nix_lib_dir() / DN42_DEFAULTS_FILE)
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
     try:
         return tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as error:

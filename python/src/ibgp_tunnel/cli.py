@@ -248,7 +248,7 @@ def render(
     _say(formats.FORMATS[output_format.value](render_host(plan, host)))
 
 
-# --- keys, age-recipient (keys.py, sops.py, age_recipient.py) ----------------
+# --- keys, age-recipient (keys/: generate, sops, age_recipient) ---------------
 # These commands wrap the key modules; their errors are IbgpTunnelError
 # subclasses except age_recipient.AgeKeyError (a ValueError), caught below.
 

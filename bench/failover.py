@@ -34,9 +34,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ibgp_tunnel import planfile
 from ibgp_tunnel.errors import IbgpTunnelError
 from ibgp_tunnel.lab import faults, location, netns
-from ibgp_tunnel.lab.artifacts import load_plan, saved_artifacts
+from ibgp_tunnel.lab.artifacts import saved_artifacts
 from ibgp_tunnel.lab.down import down
 from ibgp_tunnel.lab.state import LabState
 from ibgp_tunnel.lab.status import birdc, parse_protocols, sessions_established
@@ -181,7 +182,7 @@ class Bench:
 def bring_up(variant: str, plan_path: Path) -> Bench:
     say(f"{variant}: lab up")
     st = up(plan_path, timeout=120, plain_tuning=variant == "plain", progress=say)
-    plan = load_plan(plan_path)
+    plan = planfile.load(plan_path)
     topo = build_topology(plan)
     client = expected_client_routes(saved_artifacts(Path(st.lab_dir)), CLIENT)
     peer = topo.dn42_peers[0]

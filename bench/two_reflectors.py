@@ -42,8 +42,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from ibgp_tunnel import planfile
 from ibgp_tunnel.lab import faults, isolate, location, netns
-from ibgp_tunnel.lab.artifacts import load_plan, saved_artifacts
+from ibgp_tunnel.lab.artifacts import saved_artifacts
 from ibgp_tunnel.lab.down import down
 from ibgp_tunnel.lab.reflectors import expected_paths, kernel_paths
 from ibgp_tunnel.lab.state import LabState
@@ -261,7 +262,7 @@ def main() -> int:
     try:
         say(f"bringing the two-reflector lab up ({bird})")
         st = up(PLAN, timeout=SETTLE_TIMEOUT)
-        plan = load_plan(PLAN)
+        plan = planfile.load(PLAN)
         lab = Lab(st, plan, build_topology(plan, BENCH_PREFIX))
         if args.setting != "ours":
             use_setting(lab, args.setting)

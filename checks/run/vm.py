@@ -27,8 +27,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from ibgp_tunnel import planfile
 from ibgp_tunnel.lab import daemons, dn42lab, faults, location, netns, state
-from ibgp_tunnel.lab.artifacts import load_plan
 from ibgp_tunnel.lab.down import down
 from ibgp_tunnel.lab.topology import INET, build_topology
 from ibgp_tunnel.lab.up import node_dir, reconfigure_bird, up
@@ -102,7 +102,7 @@ class LabBackend:
         self.lab_dir = lab_dir
         self.prefix = prefix
         self.values = values
-        self.plan = load_plan(PLAN)
+        self.plan = planfile.load(PLAN)
         self.topo = build_topology(self.plan, prefix)
         (self.peer,) = [p for p in self.topo.dn42_peers if p.name == "peer1"]
         self.nodes = {"dmz": "dmz", "pve": "pve", "lan": "lan-pve", "web": INET}

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from ibgp_tunnel.sops import SopsNotFoundError, find_sops
+from ibgp_tunnel.keys.sops import SopsNotFoundError, find_sops
 
 TEST_KEY = Path(__file__).resolve().parents[2] / "secrets" / "test-age-key.txt"
 

@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives.serialization import (
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ibgp_tunnel.age_recipient import (
+from ibgp_tunnel.keys.age_recipient import (
     AgeKeyError,
     age_identity_to_recipient,
     bech32_decode,

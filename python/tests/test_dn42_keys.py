@@ -11,7 +11,7 @@ from sopstools import TEST_KEY, recipient, write_sops_config
 from test_keys import PLAN, Project, _actions
 
 from ibgp_tunnel.keys import public_key_of
-from ibgp_tunnel.sops import SopsConfigError
+from ibgp_tunnel.keys.sops import SopsConfigError
 
 
 @pytest.fixture

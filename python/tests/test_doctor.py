@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from ibgp_tunnel.doctor import collect
+from ibgp_tunnel.doctor import collect, saved
 from ibgp_tunnel.doctor.checks import STALE_HANDSHAKE_SECONDS, run_checks
 from ibgp_tunnel.doctor.collect import BIRD_COMMANDS, COMMANDS, Output, Snapshot
 from ibgp_tunnel.doctor.expect import Expectations, bgp_sessions, masquerade_rules
@@ -51,7 +51,7 @@ def expect(plan: Path) -> dict[str, Expectations]:
 
 
 def _edited(host: str, key: str, edit: object) -> Snapshot:
-    snap = Snapshot.load(HEALTHY / host)
+    snap = saved.load(HEALTHY / host)
     output = snap.get(key)
     if callable(edit):
         output = replace(output, stdout=edit(output.stdout))
@@ -280,7 +280,7 @@ def test_masquerade_rules_read_the_rendered_ruleset() -> None:
 
 
 def test_stale_and_never_handshakes(expect: dict[str, Expectations]) -> None:
-    snap = Snapshot.load(HEALTHY / "pve")
+    snap = saved.load(HEALTHY / "pve")
     snap.time += STALE_HANDSHAKE_SECONDS + 600
     first = _first_failure(expect["pve"], snap)
     assert first.id == "wireguard.handshake wg-ibgp dmz"
@@ -306,7 +306,7 @@ def test_bird_not_running_skips_what_needs_bird(expect: dict[str, Expectations])
         "Unable to connect to server control socket (/run/bird/bird.ctl): "
         "No such file or directory\n",
     )
-    snap = Snapshot.load(HEALTHY / "pve")
+    snap = saved.load(HEALTHY / "pve")
     for key in ("bird_status", "bird_protocols", "bird_route_count", "bird_bfd"):
         snap.outputs[key] = down
     checks = run_checks(expect["pve"], parse_snapshot(snap))
@@ -524,7 +524,7 @@ class _Recorder:
 def test_doctor_runs_only_reading_commands_and_keeps_no_secret(
     expect: dict[str, Expectations], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    recorded = Snapshot.load(HEALTHY / "dmz")
+    recorded = saved.load(HEALTHY / "dmz")
     recorder = _Recorder(recorded)
     # "Now" is when it was recorded, so its handshake is as fresh as it was then.
     monkeypatch.setattr(collect.time, "time", lambda: recorded.time)
@@ -538,9 +538,9 @@ def test_doctor_runs_only_reading_commands_and_keeps_no_secret(
             assert reading & set(command), command
     # The reflector's client roams: the path towards its endpoint is read too.
     assert ("ip", "-j", "route", "get", "198.51.100.10") in recorder.commands
-    snapshot.save(tmp_path / "saved")
-    saved = "".join(p.read_text() for p in (tmp_path / "saved").iterdir())
-    assert "SECRETPRIVATEKEY" not in saved and "SECRETPSK" not in saved
+    saved.save(snapshot, tmp_path / "saved")
+    written = "".join(p.read_text() for p in (tmp_path / "saved").iterdir())
+    assert "SECRETPRIVATEKEY" not in written and "SECRETPSK" not in written
 
 
 def test_dn42_session_down_points_at_the_peering_link(expect: dict[str, Expectations]) -> None:

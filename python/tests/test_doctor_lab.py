@@ -37,6 +37,7 @@ from labtools import (
 )
 
 from ibgp_tunnel import keys
+from ibgp_tunnel.doctor import saved
 from ibgp_tunnel.doctor.collect import NamespaceTarget
 from ibgp_tunnel.doctor.expect import Expectations
 from ibgp_tunnel.doctor.result import Check, Status
@@ -110,7 +111,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
 def _doctor(lab: Lab, host: str, record: str | None = None) -> list[Check]:
     checks, snapshot = examine(lab.expect[host], lab.targets[host])
     if RECORD and record:
-        snapshot.save(Path(RECORD) / lab.bird / record / host)
+        saved.save(snapshot, Path(RECORD) / lab.bird / record / host)
     return checks
 
 
@@ -508,7 +509,7 @@ def test_three_clients_lab_is_all_ok_then_a_missing_nat_table_is_named(lab: Lab)
                 if RECORD:
                     target = lab_host(host, Path(THREE_LAB_DIR), "birdc").target
                     _, snapshot = examine(plan_expectations(THREE_CLIENTS_PLAN, host), target)
-                    snapshot.save(Path(RECORD) / lab.bird / "three-clients-healthy" / host)
+                    saved.save(snapshot, Path(RECORD) / lab.bird / "three-clients-healthy" / host)
             netns.ns_run(
                 st.nodes["home"]["netns"], ["nft", "delete", "table", "inet", "ibgp-tunnel"]
             )

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from ibgp_tunnel.doctor import saved
 from ibgp_tunnel.doctor.checks import run_checks
 from ibgp_tunnel.doctor.collect import Snapshot
 from ibgp_tunnel.doctor.expect import Expectations
@@ -70,7 +71,7 @@ def expect(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Expectations]:
 
 
 def _snapshot(bird: str, case: str, host: str) -> Snapshot:
-    return Snapshot.load(DATA / bird / case / host)
+    return saved.load(DATA / bird / case / host)
 
 
 def test_every_case_was_recorded_on_both_birds() -> None:
@@ -187,7 +188,7 @@ def test_three_clients_recording_is_all_ok_with_the_labs_keys(bird: str) -> None
     prefixes alone, and keys the lab generated (the plan has none): all ok once the
     expectations carry the running keys; with the plan's (none), the keys fail."""
     recorded = DATA / bird / "three-clients-healthy"
-    snapshots = {p.name: Snapshot.load(p) for p in sorted(recorded.iterdir())}
+    snapshots = {p.name: saved.load(p) for p in sorted(recorded.iterdir())}
     assert set(snapshots) == {"vps", "home", "office", "laptop"}
     keys = {
         host: next(iter(parse_wg_dump(snap.get("wg").stdout).values())).public_key

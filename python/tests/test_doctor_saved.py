@@ -17,7 +17,6 @@ from typing import Any
 import pytest
 
 from ibgp_tunnel.doctor import saved
-from ibgp_tunnel.doctor.collect import Snapshot
 from ibgp_tunnel.doctor.sanitize import clean
 from ibgp_tunnel.errors import InputError
 
@@ -86,7 +85,7 @@ def test_save_race_a_symlink_planted_after_the_check(
     tmp_path: Path, victim: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The path appears between doctor's check and its mkdir: the mkdir fails."""
-    snapshot = Snapshot.load(HEALTHY / "pve")
+    snapshot = saved.load(HEALTHY / "pve")
     path = tmp_path / "outputs"
     monkeypatch.setattr(saved, "require_new_directory", lambda _: path.symlink_to(victim.parent))
     with pytest.raises(InputError, match="exists already"):
@@ -100,7 +99,7 @@ def test_save_race_a_symlink_planted_inside_after_the_mkdir(
 ) -> None:
     """Someone who can write the new directory plants a file's name as a symlink
     right after doctor made it: O_EXCL|O_NOFOLLOW refuses it, the target is untouched."""
-    snapshot = Snapshot.load(HEALTHY / "pve")
+    snapshot = saved.load(HEALTHY / "pve")
     path = tmp_path / "outputs"
     real_mkdir = os.mkdir
 
@@ -116,14 +115,14 @@ def test_save_race_a_symlink_planted_inside_after_the_mkdir(
 
 
 def test_save_makes_a_private_directory_and_round_trips(tmp_path: Path) -> None:
-    snapshot = Snapshot.load(HEALTHY / "pve")
+    snapshot = saved.load(HEALTHY / "pve")
     path = tmp_path / "new" / "outputs"
-    snapshot.save(path)
+    saved.save(snapshot, path)
     assert path.stat().st_mode & 0o777 == 0o700
     assert {p.stat().st_mode & 0o777 for p in path.iterdir()} == {0o600}
-    assert Snapshot.load(path) == snapshot
+    assert saved.load(path) == snapshot
     with pytest.raises(InputError, match="exists already"):
-        snapshot.save(path)
+        saved.save(snapshot, path)
 
 
 def test_live_run_saves_into_the_directory_it_creates(tmp_path: Path) -> None:
@@ -137,7 +136,7 @@ def test_live_run_saves_into_the_directory_it_creates(tmp_path: Path) -> None:
     assert done.returncode == 1, done.stderr
     assert (path / "snapshot.json").is_file() and (path / "ip_link.txt").is_file()
     assert json.loads((path / "snapshot.json").read_text())["outputs"]["bird_status"]["returncode"]
-    assert Snapshot.load(path).get("ip_link").ok
+    assert saved.load(path).get("ip_link").ok
 
 
 # --- --from-outputs --------------------------------------------------------------------

@@ -15,9 +15,7 @@ from cli_helpers import run
 from plandiff import TRICKY, assert_only_public_keys_added, crlf, ibgp_only, unkeyed
 from sopstools import TEST_KEY, recipient, write_sops_config
 
-from ibgp_tunnel import keys, sops
-from ibgp_tunnel.atomic import AtomicBatch, AtomicWriteError, write_atomic
-from ibgp_tunnel.ciphertext import is_ciphertext, stored_in_plaintext
+from ibgp_tunnel import keys
 from ibgp_tunnel.keys import (
     KeyPlan,
     KeysError,
@@ -34,8 +32,11 @@ from ibgp_tunnel.keys import (
     project_layout,
     public_key_of,
     resolve_rotation,
+    sops,
 )
-from ibgp_tunnel.sops import SopsConfigError, SopsError, decrypt_file, encrypt_to_file
+from ibgp_tunnel.keys.atomic import AtomicBatch, AtomicWriteError, write_atomic
+from ibgp_tunnel.keys.ciphertext import is_ciphertext, stored_in_plaintext
+from ibgp_tunnel.keys.sops import SopsConfigError, SopsError, decrypt_file, encrypt_to_file
 
 REPO = Path(__file__).resolve().parents[2]
 PLAN = REPO / "hosts" / "plan.toml"

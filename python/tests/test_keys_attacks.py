@@ -25,11 +25,11 @@ from plandiff import ibgp_only
 from sopstools import TEST_KEY, recipient, write_sops_config
 from test_keys_interrupted import Project
 
-from ibgp_tunnel import checkpoint, keys, planfile, transaction
+from ibgp_tunnel import keys, planfile
 from ibgp_tunnel.errors import InputError
-from ibgp_tunnel.lab.artifacts import load_plan
-from ibgp_tunnel.lock import LOCK_NAME
-from ibgp_tunnel.transaction import JOURNAL_NAME
+from ibgp_tunnel.keys import checkpoint, transaction
+from ibgp_tunnel.keys.lock import LOCK_NAME
+from ibgp_tunnel.keys.transaction import JOURNAL_NAME
 
 TIMEOUT = 120  # seconds; a FIFO that blocks a run fails the test instead of hanging it
 
@@ -379,7 +379,7 @@ def test_the_writer_keeps_secrets_files_inside_secrets_without_the_check(tmp_pat
     secrets = tmp_path / "secrets"
     secrets.mkdir()
     with pytest.raises(keys.KeysError, match="a file inside"):
-        keys._secrets_files(secrets, ["../evil"])
+        keys.generate._secrets_files(secrets, ["../evil"])
     with pytest.raises(InputError, match="a file inside"):
         transaction.replace_all(secrets, [transaction.NewFile(tmp_path / "evil.yaml", b"x")])
     assert sorted(p.name for p in tmp_path.iterdir()) == ["secrets"]
@@ -420,7 +420,7 @@ def test_the_lab_reads_plans_through_the_same_reader(tmp_path: Path) -> None:
     plan = tmp_path / "plan.toml"
     plan.write_text(DEEP["arrays"])
     with pytest.raises(planfile.PlanDepthError):
-        load_plan(plan)
+        planfile.load(plan)
 
 
 def test_the_deepest_valid_plan_is_far_from_the_limit() -> None:

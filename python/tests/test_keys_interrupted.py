@@ -21,12 +21,11 @@ import pytest
 from plandiff import ibgp_only
 from sopstools import TEST_KEY, recipient, write_sops_config
 
-from ibgp_tunnel import checkpoint
 from ibgp_tunnel.errors import InputError
-from ibgp_tunnel.keys import generate_keys, public_key_of
-from ibgp_tunnel.lock import LOCK_NAME
-from ibgp_tunnel.sops import decrypt_file
-from ibgp_tunnel.transaction import JOURNAL_NAME
+from ibgp_tunnel.keys import checkpoint, generate_keys, public_key_of
+from ibgp_tunnel.keys.lock import LOCK_NAME
+from ibgp_tunnel.keys.sops import decrypt_file
+from ibgp_tunnel.keys.transaction import JOURNAL_NAME
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "hosts" / "plan.toml"

@@ -35,8 +35,9 @@ from labtools import (
     skip_reason,
 )
 
+from ibgp_tunnel import planfile
 from ibgp_tunnel.lab import dn42lab, location, netns
-from ibgp_tunnel.lab.artifacts import load_plan, saved_artifacts
+from ibgp_tunnel.lab.artifacts import saved_artifacts
 from ibgp_tunnel.lab.down import down
 from ibgp_tunnel.lab.firewall import interface_input_rules
 from ibgp_tunnel.lab.topology import build_topology
@@ -100,8 +101,8 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Lab, dn42lab
     ):
         down()
         try:
-            plan = load_plan(plan_path)
-            secrets = find_secrets_dir(EXAMPLE_PLAN, load_plan(EXAMPLE_PLAN))
+            plan = planfile.load(plan_path)
+            secrets = find_secrets_dir(EXAMPLE_PLAN, planfile.load(EXAMPLE_PLAN))
             st = up(plan_path, timeout=90, secrets_dir=secrets)
             topo = build_topology(plan, PREFIX)
             artifacts = saved_artifacts(Path(LAB_DIR))

@@ -31,8 +31,9 @@ from labtools import (
     tracepath_hops,
 )
 
+from ibgp_tunnel import planfile
 from ibgp_tunnel.lab import faults, firewall, netns
-from ibgp_tunnel.lab.artifacts import load_plan, render_plan
+from ibgp_tunnel.lab.artifacts import render_plan
 from ibgp_tunnel.lab.down import down
 from ibgp_tunnel.lab.topology import build_topology, expected_client_routes
 from ibgp_tunnel.lab.up import apply_nft, firewall_script_for, node_dir, reconfigure_bird, up
@@ -51,7 +52,7 @@ def lab() -> Iterator[Lab]:
     os.environ["SOPS_AGE_KEY_FILE"] = str(REPO / "secrets" / "test-age-key.txt")
     try:
         st = up(EXAMPLE_PLAN, timeout=60)
-        plan = load_plan(EXAMPLE_PLAN)
+        plan = planfile.load(EXAMPLE_PLAN)
         yield Lab(st, plan, render_plan(EXAMPLE_PLAN, plan), build_topology(plan))
     finally:
         down()
@@ -73,7 +74,7 @@ def test_ibgp_established_on_both_sides(lab: Lab) -> None:
 def test_rendered_firewall_lets_bgp_in() -> None:
     """A NixOS host drops TCP 179 unless the artifacts open it on every tunnel and
     DN42 interface; the lab loads only the rendered rules, so its sessions prove it."""
-    plan = load_plan(EXAMPLE_PLAN)
+    plan = planfile.load(EXAMPLE_PLAN)
     artifacts = render_plan(EXAMPLE_PLAN, plan)
     # DN42 tunnels carry eBGP without BFD: only TCP 179 (asserted below).
     dn42 = {

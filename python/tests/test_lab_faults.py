@@ -31,8 +31,9 @@ from labtools import (
     skip_reason,
 )
 
+from ibgp_tunnel import planfile
 from ibgp_tunnel.lab import daemons, faults, state
-from ibgp_tunnel.lab.artifacts import load_plan, saved_artifacts
+from ibgp_tunnel.lab.artifacts import saved_artifacts
 from ibgp_tunnel.lab.down import down
 from ibgp_tunnel.lab.state import LabState
 from ibgp_tunnel.lab.status import parse_protocols, sessions_established
@@ -85,7 +86,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     plan_path.write_text(EXAMPLE_PLAN.read_text() + f"\n[tuning]\nimport_limit = {IMPORT_LIMIT}\n")
     try:
         st = up(plan_path, timeout=60)
-        plan = load_plan(plan_path)
+        plan = planfile.load(plan_path)
         topo = build_topology(plan)
         artifacts = saved_artifacts(Path(st.lab_dir))
         expected, dn42_routes = _expected(artifacts, topo)

@@ -22,7 +22,8 @@ from labtools import (
     tracepath_hops,
 )
 
-from ibgp_tunnel.lab.artifacts import load_plan, render_plan
+from ibgp_tunnel import planfile
+from ibgp_tunnel.lab.artifacts import render_plan
 from ibgp_tunnel.lab.down import down
 from ibgp_tunnel.lab.topology import build_topology, expected_client_routes
 from ibgp_tunnel.lab.up import up
@@ -37,7 +38,7 @@ def lab() -> Iterator[Lab]:
     clear_test_lab()
     try:
         st = up(THREE_CLIENTS_PLAN, timeout=60)
-        plan = load_plan(THREE_CLIENTS_PLAN)
+        plan = planfile.load(THREE_CLIENTS_PLAN)
         yield Lab(st, plan, render_plan(THREE_CLIENTS_PLAN, plan), build_topology(plan))
     finally:
         down()

@@ -37,8 +37,9 @@ from labtools import (
     skip_reason,
 )
 
+from ibgp_tunnel import planfile
 from ibgp_tunnel.lab import faults, isolate, location
-from ibgp_tunnel.lab.artifacts import load_plan, saved_artifacts
+from ibgp_tunnel.lab.artifacts import saved_artifacts
 from ibgp_tunnel.lab.down import down
 from ibgp_tunnel.lab.reflectors import client_links, expected_paths, kernel_paths
 from ibgp_tunnel.lab.state import LabState
@@ -73,7 +74,7 @@ def lab() -> Iterator[Lab]:
         down()
         try:
             st = up(PLAN, timeout=120)
-            plan = load_plan(PLAN)
+            plan = planfile.load(PLAN)
             artifacts = saved_artifacts(Path(st.lab_dir))
             yield Lab(st, plan, build_topology(plan, PREFIX), artifacts)
         finally:

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from labtools import EXAMPLE_PLAN, THREE_CLIENTS_PLAN
 
+from ibgp_tunnel.core import evaluate_core
 from ibgp_tunnel.lab import dn42lab, firewall
 from ibgp_tunnel.lab.artifacts import render_plan
 from ibgp_tunnel.lab.netns import address_command, ns_argv, route_command
@@ -21,7 +22,6 @@ from ibgp_tunnel.lab.topology import (
     expected_kernel_routes,
     probe_address,
 )
-from ibgp_tunnel.render import evaluate_core
 
 
 def plan(path):

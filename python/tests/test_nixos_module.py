@@ -451,7 +451,7 @@ def sops_recipients(path: Path) -> set[str]:
 def test_the_example_hosts_key_source_fits_their_secrets(name: str) -> None:
     from sopstools import TEST_KEY, recipient
 
-    from ibgp_tunnel.sops import find_sops
+    from ibgp_tunnel.keys.sops import find_sops
 
     manifest = example(name)["config"]["sops"]["manifest"]
     # The host's sops.file, as a store path in the manifest.

@@ -10,8 +10,8 @@ import tomllib
 import pytest
 from plandiff import EXAMPLE, TRICKY, added_lines, assert_only_public_keys_added, crlf, unkeyed
 
-from ibgp_tunnel import plantext
-from ibgp_tunnel.plantext import PlanTextError, with_public_keys
+from ibgp_tunnel.keys import plantext
+from ibgp_tunnel.keys.plantext import PlanTextError, with_public_keys
 
 
 def _key(n: int) -> str:

@@ -12,8 +12,9 @@ import pytest
 from cli_helpers import CORPUS, EXAMPLE_PLAN, run
 
 from ibgp_tunnel import paths
+from ibgp_tunnel.core import nix_error_message
 from ibgp_tunnel.formats import as_wg
-from ibgp_tunnel.render import host_spec, nix_error_message, render_host
+from ibgp_tunnel.render import host_spec, render_host
 
 HAS_NIX = shutil.which("nix-instantiate") is not None
 GOOD = CORPUS / "good" / "base.toml"

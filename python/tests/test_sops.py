@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from sopstools import TEST_KEY, recipient, write_sops_config
 
-from ibgp_tunnel import sops, sopsyaml
-from ibgp_tunnel.ciphertext import is_ciphertext, plaintext_leaves
-from ibgp_tunnel.sops import (
+from ibgp_tunnel.keys import sops, sopsyaml
+from ibgp_tunnel.keys.ciphertext import is_ciphertext, plaintext_leaves
+from ibgp_tunnel.keys.sops import (
     SopsConfigError,
     SopsError,
     SopsNotFoundError,

@@ -3,9 +3,9 @@
 Layer 1 is the shape: the TOML data against the committed JSON Schema (what
 editors see), then the pydantic models. Layer 2 is the network rules, which live
 once, in the Nix core (`planProblems`, modules/lib/plan/problems.nix), the same
-rules the NixOS module asserts; this module asks the core for them as `render`
-does. Layer 2 runs only on a plan whose shape is right, so shape errors come
-first, then rule findings once they are fixed.
+rules the NixOS module asserts; this module asks the core for them (`core`).
+Layer 2 runs only on a plan whose shape is right, so shape errors come first,
+then rule findings once they are fixed.
 """
 
 from __future__ import annotations
@@ -21,10 +21,9 @@ from jsonschema.exceptions import ValidationError as SchemaError
 from pydantic import ValidationError
 
 from ibgp_tunnel import planfile, schema
-from ibgp_tunnel.errors import PlanError
-from ibgp_tunnel.findings import Finding, Severity, errors, toml_path
+from ibgp_tunnel.core import plan_problems
+from ibgp_tunnel.findings import Finding, Severity, toml_path
 from ibgp_tunnel.plan import Plan
-from ibgp_tunnel.render import plan_problems
 
 # JSON Schema type names in the words a TOML user knows.
 _TOML_TYPES = {
@@ -46,12 +45,6 @@ _PYDANTIC_TYPES = {
     "dict_type": "a table",
     "model_type": "a table",
 }
-
-
-def read_plan(path: Path) -> dict[str, Any]:
-    """The plan file's TOML data; InputError if it cannot be read, is not TOML or
-    nests too deeply (planfile: the reader every command shares)."""
-    return planfile.load(path)
 
 
 def structure_findings(data: dict[str, Any]) -> list[Finding]:
@@ -174,13 +167,4 @@ def _nul_findings(data: Any, path: tuple[str | int, ...] = ()) -> list[Finding]:
 
 def check_file(path: Path) -> list[Finding]:
     """All findings for a plan file; InputError if the file is unusable."""
-    return check_data(read_plan(path))
-
-
-def load_plan(path: Path) -> Plan:
-    """A plan that passed the check (warnings allowed); PlanError with findings otherwise."""
-    data = read_plan(path)
-    found = check_data(data)
-    if errors(found):
-        raise PlanError(f"{path} does not pass `ibgp-tunnel check`", found)
-    return Plan.model_validate(data)
+    return check_data(planfile.load(path))

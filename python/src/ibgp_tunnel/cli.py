@@ -248,11 +248,12 @@ def render(
     _say(formats.FORMATS[output_format.value](render_host(plan, host)))
 
 
-# --- keys, age-recipient (keys.py, sops.py, age_recipient.py) ----------------
+# --- keys, age-recipient (keys/: generate, sops, age_recipient) ---------------
 # These commands wrap the key modules; their errors are IbgpTunnelError
 # subclasses except age_recipient.AgeKeyError (a ValueError), caught below.
 
-from ibgp_tunnel import age_recipient, keys  # noqa: E402
+from ibgp_tunnel import keys  # noqa: E402
+from ibgp_tunnel.keys import age_recipient  # noqa: E402
 from ibgp_tunnel.paths import defaults  # noqa: E402
 
 # Built from defaults.toml so the secret names are written down once.

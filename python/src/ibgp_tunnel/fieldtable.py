@@ -31,7 +31,7 @@ def table() -> list[dict[str, Any]]:
 
 def generate() -> list[dict[str, Any]]:
     """The table as the Nix core has it now (needs nix-instantiate)."""
-    from ibgp_tunnel.render import evaluate_core
+    from ibgp_tunnel.core import evaluate_core
 
     found: list[dict[str, Any]] = evaluate_core(
         _CORE_EXPRESSION, "the Nix core could not list its plan fields"

@@ -53,13 +53,27 @@ def write_new(path: Path, text: str, mode: int = 0o644) -> None:
             os.unlink(temp)
 
 
-def _publish_new(temp: Path, path: Path) -> None:
+# What link(2) answers on a file system that has no hard links (or no more).
+_NO_HARD_LINKS = (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK)
+
+
+def hard_link(source: Path, name: Path) -> bool:
+    """Give ``source`` the new name ``name`` (FileExistsError if it is taken);
+    False, with nothing done, where the file system has no hard links, so the
+    caller picks its own fallback. `keys` backs files up with it too."""
     try:
-        os.link(temp, path)
+        os.link(source, name)
     except OSError as error:
-        # Filesystems without hard links: fall back to check-then-rename.
-        if error.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK):
+        if error.errno not in _NO_HARD_LINKS:
             raise
-        if path.exists():
-            raise FileExistsError(errno.EEXIST, "exists", str(path)) from error
-        os.replace(temp, path)
+        return False
+    return True
+
+
+def _publish_new(temp: Path, path: Path) -> None:
+    if hard_link(temp, path):
+        return
+    # No hard links: fall back to check-then-rename.
+    if path.exists():
+        raise FileExistsError(errno.EEXIST, "exists", str(path))
+    os.replace(temp, path)

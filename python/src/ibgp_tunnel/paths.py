@@ -1,7 +1,9 @@
 """Where the Nix core (modules/lib) lives, and its shared constants.
 
 One fact, one place: the default port, interface, /1 halves, secret names and
-the DN42 prefix set are read from modules/lib/base/defaults.toml, never re-typed here.
+the DN42 prefix set are read from modules/lib/base/defaults.toml and
+base/dn42-defaults.toml, never re-typed here. Every file of the core Python
+reads or hands to Nix is found here.
 """
 
 from __future__ import annotations
@@ -80,7 +82,15 @@ def core_file() -> Path:
 @cache
 def defaults() -> dict[str, Any]:
     """modules/lib/base/defaults.toml as a dict (read once)."""
-    path = nix_lib_dir() / DEFAULTS_FILE
+    return _read_toml(nix_lib_dir() / DEFAULTS_FILE)
+
+
+def dn42_defaults() -> dict[str, Any]:
+    """modules/lib/base/dn42-defaults.toml (DN42 secret names, ROA settings) as a dict."""
+    return _read_toml(nix_lib_dir() / DN42_DEFAULTS_FILE)
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
     try:
         return tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as error:

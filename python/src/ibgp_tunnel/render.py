@@ -1,26 +1,18 @@
 """Asking the Nix core what a host will run: its host spec and its artifacts.
 
-The core (modules/lib/default.nix) is pure Nix with builtins only, so a plain
-`nix-instantiate --eval --strict --json` evaluates it without nixpkgs. Paths and
-the host name travel as --argstr values, never spliced into Nix source, so no
-quoting can go wrong. The lab imports `host_spec` and `render_host`.
+The question goes through `core` (nix-instantiate over default.nix); the plan
+file and the host name travel as --argstr values. The lab and doctor import
+`host_spec` and `render_host`.
 """
 
 from __future__ import annotations
 
-import json
-import re
-import shutil
-import subprocess
-import tempfile
 from pathlib import Path
 from typing import Any
 
-from ibgp_tunnel.errors import InputError, RenderError
-from ibgp_tunnel.paths import core_file
-
-NIX_INSTANTIATE = "nix-instantiate"
-TIMEOUT_SECONDS = 120
+from ibgp_tunnel import planfile
+from ibgp_tunnel.core import evaluate_core
+from ibgp_tunnel.errors import InputError
 
 # `what` picks the stage; evaluation is lazy, so "spec" never renders. `tuning`
 # "plain" swaps in the seed's plain sessions (core.plainTuning), which the lab and
@@ -34,9 +26,6 @@ let
 in
 if what == "spec" then spec else core.render spec
 """
-
-_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
-_TRACE_HINT = re.compile(r"^\(use '--show-trace'.*\)$")
 
 
 def host_spec(plan_path: Path, host: str, *, plain_tuning: bool = False) -> dict[str, Any]:
@@ -52,14 +41,6 @@ def render_host(plan_path: Path, host: str, *, plain_tuning: bool = False) -> di
     return _evaluate(plan_path, host, "artifacts", plain_tuning)
 
 
-# The plan's data as the helper read it (JSON, so the core sees exactly what the
-# shape layer checked), and the core's plan-level rules over it.
-_PLAN_PROBLEMS = """
-{ coreFile, planJson }:
-(import coreFile).planProblems (builtins.fromJSON (builtins.readFile planJson))
-"""
-
-
 def _evaluate(plan_path: Path, host: str, what: str, plain_tuning: bool) -> dict[str, Any]:
     _require_host(plan_path, host)
     result: dict[str, Any] = evaluate_core(
@@ -73,84 +54,9 @@ def _evaluate(plan_path: Path, host: str, what: str, plain_tuning: bool) -> dict
     return result
 
 
-def plan_problems(data: dict[str, Any]) -> list[dict[str, str]]:
-    """`planProblems plan`: the core's rules over plan data whose shape is right,
-    as [{path, severity, message}] with TOML paths."""
-    with tempfile.TemporaryDirectory(prefix="ibgp-tunnel-") as directory:
-        plan_json = Path(directory) / "plan.json"
-        plan_json.write_text(json.dumps(data), encoding="utf-8")
-        found: list[dict[str, str]] = evaluate_core(
-            _PLAN_PROBLEMS, "the Nix core could not check the plan", planJson=str(plan_json)
-        )
-    return found
-
-
-def evaluate_core(expression: str, refused: str, **arguments: str) -> Any:
-    """Evaluate `expression` (a function of coreFile and `arguments`) strictly as JSON.
-    Every argument travels as --argstr, never spliced into Nix source."""
-    command = [
-        _nix_instantiate(),
-        "--eval",
-        "--strict",
-        "--json",
-        "--expr",
-        expression,
-        *("--argstr", "coreFile", str(core_file())),
-    ]
-    for name, value in arguments.items():
-        command += ["--argstr", name, value]
-    try:
-        # Plans may hold any text; never let a stray byte in Nix's output crash us.
-        done = subprocess.run(
-            command,
-            capture_output=True,
-            encoding="utf-8",
-            errors="replace",
-            timeout=TIMEOUT_SECONDS,
-        )
-    except subprocess.TimeoutExpired:
-        raise RenderError(f"nix-instantiate took longer than {TIMEOUT_SECONDS}s; gave up") from None
-    except OSError as error:
-        raise InputError(f"cannot run {NIX_INSTANTIATE}: {error.strerror or error}") from None
-    # Nix streams JSON, so a failed evaluation may leave half a document on stdout.
-    if done.returncode != 0:
-        raise RenderError(f"{refused}: {nix_error_message(done.stderr)}")
-    try:
-        return json.loads(done.stdout)
-    except ValueError as error:
-        raise RenderError(f"nix-instantiate printed something that is not JSON: {error}") from None
-
-
 def _require_host(plan_path: Path, host: str) -> None:
     # Unusable input is exit 2; checking it here also gives a better message than Nix.
-    from ibgp_tunnel.check import read_plan  # check asks this module for planProblems
-
-    hosts = read_plan(plan_path).get("hosts")
+    hosts = planfile.load(plan_path).get("hosts")
     if not isinstance(hosts, dict) or host not in hosts:
         known = ", ".join(sorted(hosts)) if isinstance(hosts, dict) and hosts else "none"
         raise InputError(f'{plan_path} has no host "{host}" (hosts: {known})')
-
-
-def _nix_instantiate() -> str:
-    found = shutil.which(NIX_INSTANTIATE)
-    if found is None:
-        raise InputError(
-            f"{NIX_INSTANTIATE} is not on PATH; render asks the Nix core, so install Nix "
-            "(https://nixos.org/download) or run it where Nix is available"
-        )
-    return found
-
-
-def nix_error_message(stderr: str, max_lines: int = 20) -> str:
-    """Nix's error text without colours, the 'error:' prefix or the --show-trace hint."""
-    lines = [_ANSI.sub("", line).rstrip() for line in stderr.splitlines()]
-    lines = [line for line in lines if line.strip() and not _TRACE_HINT.match(line.strip())]
-    # Nix's own complaints about the machine's settings are not the core's answer.
-    lines = [line for line in lines if not line.startswith("warning: ")]
-    if not lines:
-        return "nix-instantiate failed without saying why"
-    first = lines[0].strip()
-    lines[0] = first.removeprefix("error:").strip()
-    if len(lines) > max_lines:
-        lines = [*lines[:max_lines], f"... ({len(lines) - max_lines} more lines)"]
-    return "\n".join(lines)

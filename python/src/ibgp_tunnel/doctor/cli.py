@@ -7,8 +7,8 @@ from typing import Annotated
 
 import typer
 
-from ibgp_tunnel.doctor import report
-from ibgp_tunnel.doctor.collect import Snapshot, Target
+from ibgp_tunnel.doctor import report, saved
+from ibgp_tunnel.doctor.collect import Target
 from ibgp_tunnel.doctor.result import Status
 from ibgp_tunnel.doctor.run import diagnose, diagnose_snapshot, guess_host, lab_host, local_target
 from ibgp_tunnel.doctor.sanitize import clean
@@ -94,7 +94,7 @@ def doctor_command(
             name = host or guess_host(plan_path)
             target = local_target(bird_socket, birdc)
         if from_outputs is not None:
-            snapshot = Snapshot.load(from_outputs)
+            snapshot = saved.load(from_outputs)
             try:
                 checks = diagnose_snapshot(plan_path, name, snapshot)
             except _MALFORMED as error:
@@ -107,7 +107,7 @@ def doctor_command(
             diagnosis = diagnose(plan_path, name, target, keys)
             checks, where = diagnosis.checks, diagnosis.target
             if save_outputs is not None:
-                diagnosis.snapshot.save(save_outputs)
+                saved.save(diagnosis.snapshot, save_outputs)
     except IbgpTunnelError as error:
         # Whatever stopped doctor before it could look (a plan the core refuses, no
         # lab, unreadable saved outputs) is unusable input, not a failed check.

@@ -16,7 +16,6 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Protocol
 
-from ibgp_tunnel.doctor import saved
 from ibgp_tunnel.doctor.parse_wg import redact_dump
 
 TIMEOUT_SECONDS = 20
@@ -140,16 +139,6 @@ class Snapshot:
         if found is None:
             return Output((), 127, "", f"{key} was not read")
         return found
-
-    def save(self, directory: Path) -> None:
-        """Into a new directory `directory` (saved.py: made here, written without
-        following symlinks)."""
-        saved.save(self, directory)
-
-    @classmethod
-    def load(cls, directory: Path) -> Snapshot:
-        """A snapshot written by `save`, checked field by field (saved.py)."""
-        return saved.load(directory)
 
 
 def collect(target: Target, endpoints: Sequence[str] = ()) -> Snapshot:

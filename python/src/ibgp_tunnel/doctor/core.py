@@ -8,11 +8,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ibgp_tunnel.check import read_plan
+from ibgp_tunnel import planfile
+from ibgp_tunnel.core import evaluate_core
 from ibgp_tunnel.errors import InputError
-from ibgp_tunnel.render import evaluate_core
 
-# The plan and host travel as --argstr (render.evaluate_core), never spliced in.
+# The plan and host travel as --argstr (core.evaluate_core), never spliced in.
 _EXPRESSION = """
 { coreFile, planFile, hostName }:
 let
@@ -38,7 +38,7 @@ class HostView:
 
 def host_view(plan_path: Path, host: str) -> HostView:
     """The core's whole answer for `host` of the plan at `plan_path`."""
-    plan = read_plan(plan_path)
+    plan = planfile.load(plan_path)
     hosts = plan.get("hosts")
     if not isinstance(hosts, dict) or host not in hosts:
         known = ", ".join(sorted(hosts)) if isinstance(hosts, dict) and hosts else "none"

@@ -7,7 +7,7 @@ import socket
 from dataclasses import dataclass
 from pathlib import Path
 
-from ibgp_tunnel.check import read_plan
+from ibgp_tunnel import planfile
 from ibgp_tunnel.doctor.checks import run_checks
 from ibgp_tunnel.doctor.collect import LocalTarget, NamespaceTarget, Snapshot, Target, collect
 from ibgp_tunnel.doctor.core import host_view
@@ -35,7 +35,7 @@ def plan_expectations(plan: Path, host: str) -> Expectations:
 
 def guess_host(plan: Path) -> str:
     """The plan host named like this machine, for a doctor run without --host."""
-    hosts = read_plan(plan).get("hosts")
+    hosts = planfile.load(plan).get("hosts")
     names = sorted(hosts) if isinstance(hosts, dict) else []
     me = socket.gethostname().split(".")[0]
     if me in names:
@@ -79,10 +79,9 @@ def lab_host(name: str, lab_dir: Path | None, birdc: str) -> LabHost:
     generated = None
     if any(data.get("keys") == "generated" for data in st.nodes.values()):
         # The plan's secrets did not decrypt here, so the lab made keys of its own.
-        from ibgp_tunnel.lab.artifacts import load_plan
         from ibgp_tunnel.lab.faults import installed_keys
 
-        generated = installed_keys(st, load_plan(Path(st.plan))).public_keys
+        generated = installed_keys(st, planfile.load(Path(st.plan))).public_keys
     return LabHost(target, Path(st.plan), generated)
 
 

@@ -21,12 +21,10 @@ import os
 import stat
 from dataclasses import asdict
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from ibgp_tunnel.doctor.collect import KNOWN_KEYS, Output, Snapshot
 from ibgp_tunnel.errors import InputError
-
-if TYPE_CHECKING:
-    from ibgp_tunnel.doctor.collect import Output, Snapshot
 
 META = "snapshot.json"
 # Far above any real host's (a big nftables ruleset is a few MB as JSON).
@@ -89,8 +87,6 @@ def save(snapshot: Snapshot, directory: Path) -> None:
     """Each tool's output in its own file (KEY.txt, as the tool printed it) and
     snapshot.json with the rest (command lines, exit codes, stderr, time), in a new
     directory `directory` (mode 0700)."""
-    from ibgp_tunnel.doctor.collect import KNOWN_KEYS
-
     unknown = set(snapshot.outputs) - KNOWN_KEYS
     if unknown:  # the keys become file names: only the known ones
         raise InputError(f"cannot save outputs named {sorted(unknown)}")
@@ -189,8 +185,6 @@ class _Fields:
         return float(value)
 
     def output(self, value: Any, field: str, stdout: str | None) -> Output:
-        from ibgp_tunnel.doctor.collect import Output
-
         names = {"argv", "returncode", "stderr"} | ({"stdout"} if stdout is None else set())
         raw = self.mapping(value, field, names, names)
         return Output(
@@ -203,8 +197,6 @@ class _Fields:
 
 def load(directory: Path) -> Snapshot:
     """A snapshot written by `save`; InputError (exit 2) names what is wrong."""
-    from ibgp_tunnel.doctor.collect import KNOWN_KEYS, Snapshot
-
     try:
         dir_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     except OSError as error:

@@ -1,4 +1,5 @@
-"""The plan and the rendered artifacts the lab consumes (docs/interfaces.md §3)."""
+"""The rendered artifacts the lab consumes (docs/interfaces.md §3); the plan itself
+is read by planfile, the reader every command shares."""
 
 from __future__ import annotations
 
@@ -6,19 +7,13 @@ import json
 from pathlib import Path
 from typing import Any
 
-from ibgp_tunnel import planfile
+from ibgp_tunnel.core import evaluate_core
 from ibgp_tunnel.lab.errors import LabError
 from ibgp_tunnel.lab.topology import build_topology
-from ibgp_tunnel.render import evaluate_core
 
 # The running lab's artifacts, kept beside its state so faults (a restarted
 # wireguard-go, say) apply what `up` applied without asking Nix again.
 ARTIFACTS_FILE = "artifacts.json"
-
-
-def load_plan(plan_path: Path) -> dict[str, Any]:
-    # The shared reader: a FIFO or a plan nested too deeply is refused (exit 2).
-    return planfile.load(plan_path)
 
 
 # Every host in one nix-instantiate run, each with its slice of the route model

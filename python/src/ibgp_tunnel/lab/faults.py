@@ -16,9 +16,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from ibgp_tunnel import planfile
 from ibgp_tunnel.keys import public_key_of
 from ibgp_tunnel.lab import daemons, dn42lab, firewall, location, netns
-from ibgp_tunnel.lab.artifacts import load_plan, saved_artifacts
+from ibgp_tunnel.lab.artifacts import saved_artifacts
 from ibgp_tunnel.lab.errors import LabError
 from ibgp_tunnel.lab.labkeys import LabKeys, read_installed_secret
 from ibgp_tunnel.lab.peer import dn42_peer_bird_config, peer_protocol
@@ -140,7 +141,7 @@ def installed_keys(st: LabState, plan: Mapping[str, Any]) -> LabKeys:
 
 def _dn42_tunnels(st: LabState) -> set[tuple[str, str]]:
     """(reflector, interface) of every DN42 tunnel the lab runs from the rendered config."""
-    topo = build_topology(load_plan(Path(st.plan)), st.netns_prefix)
+    topo = build_topology(planfile.load(Path(st.plan)), st.netns_prefix)
     return {(p.reflector, p.tunnel.interface) for p in topo.dn42_peers if p.tunnel is not None}
 
 
@@ -155,7 +156,7 @@ def restart_wireguard(st: LabState, host: str, interface: str | None = None) -> 
     """Stop `host`'s wireguard-go (its interface, and every route over it, vanishes)
     and start it again with the rendered configuration: a fresh daemon that knows
     no roamed endpoint and no session, as after a reboot."""
-    plan = load_plan(Path(st.plan))
+    plan = planfile.load(Path(st.plan))
     artifacts = saved_artifacts(Path(st.lab_dir))[host]
     keys = installed_keys(st, plan)
     node = _node(st, host)
@@ -250,7 +251,7 @@ def reload_bird(st: LabState, host: str) -> None:
 
 
 def dn42_peer(st: LabState, node: str = "dn42") -> Dn42Peer:
-    topo = build_topology(load_plan(Path(st.plan)))
+    topo = build_topology(planfile.load(Path(st.plan)))
     for peer in topo.dn42_peers:
         if peer.node == node:
             return peer

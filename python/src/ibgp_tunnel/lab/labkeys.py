@@ -63,7 +63,7 @@ def _decrypted_secrets(secrets_dir: Path, host: str) -> Mapping[str, Any]:
     if not path.is_file():
         return {}
     try:
-        from ibgp_tunnel import sops
+        from ibgp_tunnel.keys import sops
 
         return sops.decrypt_file(path)
     except Exception:  # any failure means "no usable key": generate one

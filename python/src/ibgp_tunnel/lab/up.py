@@ -9,8 +9,9 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from ibgp_tunnel import planfile
 from ibgp_tunnel.lab import daemons, dn42lab, firewall, labdir, location, netns, state
-from ibgp_tunnel.lab.artifacts import load_plan, render_plan, save_artifacts
+from ibgp_tunnel.lab.artifacts import render_plan, save_artifacts
 from ibgp_tunnel.lab.down import RUN_NETNS, down
 from ibgp_tunnel.lab.errors import LabError, MissingToolError, NotRootError
 from ibgp_tunnel.lab.labkeys import LabKeys, install_secret, lab_keys
@@ -375,7 +376,7 @@ def up(
         progress("an earlier lab stopped at its first step: removing it first")
         down(lab_dir, progress=progress)
 
-    plan = load_plan(plan_path)
+    plan = planfile.load(plan_path)
     progress(f"rendering {plan_path}")
     artifacts = render_plan(plan_path, plan, plain_tuning=plain_tuning)
     topo = build_topology(plan, prefix)

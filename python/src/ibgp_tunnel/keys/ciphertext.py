@@ -22,7 +22,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import PurePosixPath
 from typing import Any
 
-from ibgp_tunnel import sopsyaml
+from ibgp_tunnel.keys import sopsyaml
 
 Path_ = tuple[str, ...]  # the keys from the document's root to a value
 

@@ -32,8 +32,8 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from ibgp_tunnel import checkpoint
 from ibgp_tunnel.errors import InputError
+from ibgp_tunnel.keys import checkpoint
 
 LOCK_NAME = ".ibgp-tunnel-keys.lock"
 POLL_SECONDS = 0.05

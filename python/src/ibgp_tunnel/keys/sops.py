@@ -35,10 +35,10 @@ from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from ibgp_tunnel import ciphertext as ciphertext_checks
-from ibgp_tunnel import sopsyaml
-from ibgp_tunnel.atomic import AtomicWriteError, write_atomic
 from ibgp_tunnel.errors import EXIT_BAD_INPUT, IbgpTunnelError
+from ibgp_tunnel.keys import ciphertext as ciphertext_checks
+from ibgp_tunnel.keys import sopsyaml
+from ibgp_tunnel.keys.atomic import AtomicWriteError, write_atomic
 
 # Generous: age is instant, but a cloud KMS or a PGP agent asking for a PIN is not.
 SOPS_TIMEOUT_SECONDS = 300

@@ -48,16 +48,17 @@ from collections.abc import Collection, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from ibgp_tunnel import checkpoint
-from ibgp_tunnel.atomic import AtomicWriteError, fsync_dir
 from ibgp_tunnel.errors import EXIT_BAD_INPUT, InputError
-from ibgp_tunnel.journal import (
+from ibgp_tunnel.keys import checkpoint
+from ibgp_tunnel.keys.atomic import AtomicWriteError, fsync_dir
+from ibgp_tunnel.keys.journal import (
     JOURNAL_NAME,
     TAG,
     Entry,
     inside,
     read_journal,
 )
+from ibgp_tunnel.newfile import hard_link
 
 
 class RecoveryError(InputError):
@@ -141,11 +142,7 @@ def _remove(path: str | None) -> None:
 
 
 def _backup(target: Path, backup: Path) -> None:
-    try:
-        os.link(target, backup)
-    except OSError as exc:
-        if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK):
-            raise
+    if not hard_link(target, backup):
         shutil.copy2(target, backup)  # file systems without hard links
 
 

@@ -55,14 +55,15 @@ from typing import Any, Literal
 
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
-from ibgp_tunnel import paths, planfile, sops, transaction
+from ibgp_tunnel import paths, planfile
 from ibgp_tunnel.check import check_data
-from ibgp_tunnel.ciphertext import stored_in_plaintext
 from ibgp_tunnel.errors import InputError
 from ibgp_tunnel.findings import errors
-from ibgp_tunnel.journal import inside
-from ibgp_tunnel.lock import project_lock
-from ibgp_tunnel.plantext import PlanTextError, with_public_keys
+from ibgp_tunnel.keys import sops, transaction
+from ibgp_tunnel.keys.ciphertext import stored_in_plaintext
+from ibgp_tunnel.keys.journal import inside
+from ibgp_tunnel.keys.lock import project_lock
+from ibgp_tunnel.keys.plantext import PlanTextError, with_public_keys
 
 KEY_BYTES = 32
 DEFAULT_LOCK_TIMEOUT = 30.0  # seconds a second run waits for the first
@@ -232,12 +233,10 @@ class Dn42SecretNames:
 
 
 def dn42_secret_names() -> Dn42SecretNames:
-    import tomllib
-
     try:
-        data = tomllib.loads((paths.nix_lib_dir() / paths.DN42_DEFAULTS_FILE).read_text())
+        data = paths.dn42_defaults()
         return Dn42SecretNames(data["secret_private_key"], data["secret_psk_prefix"])
-    except (OSError, KeyError, tomllib.TOMLDecodeError) as exc:
+    except (InputError, KeyError) as exc:
         raise KeysError(f"the core's dn42-defaults.toml is unusable: {exc}") from exc
 
 

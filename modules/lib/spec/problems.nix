@@ -147,6 +147,10 @@ let
     spec:
     let
       own = concatMap (link: map ip.addressOf link.ips ++ [ link.neighborAddress ]) (attrValues spec.links);
+      # Their bits once, as names: each peer looks its neighbour up.
+      ownBits = map ip.bitsOf own;
+      ownSet = builtins.listToAttrs (map (bits: { name = bits; value = true; }) (filter (bits: bits != null) ownBits));
+      isOwn = bits: if bits == null then builtins.elem null ownBits else ownSet ? ${bits};
     in
     concatMap (name:
       let
@@ -155,7 +159,7 @@ let
       in
       optional (builtins.elem kind [ "unspecified" "multicast" "loopback" ]) (
         problem "${root}.dn42Peers.${name}.neighbor" "${neighbor} is a ${kind} address, not a neighbour's: give the peer's address for the session")
-      ++ optional (kind != null && builtins.any (a: ip.bitsOf a == ip.bitsOf neighbor) own) (
+      ++ optional (kind != null && isOwn (ip.bitsOf neighbor)) (
         problem "${root}.dn42Peers.${name}.neighbor" "${neighbor} is one of this network's own tunnel addresses: give the DN42 peer's address")
       ++ optional (kind == "link-local" && spec.dn42Peers.${name}.interface == null && (spec.dn42Peers.${name}.tunnel or null) == null) (
         problem "${root}.dn42Peers.${name}.interface" "is not set: the link-local neighbor ${neighbor} is only reachable through a named interface")

@@ -100,19 +100,25 @@ let
         map (s: s // { kind = "link"; key = "${s.family}/${s.bits}"; }) (linkSubnets plan)
         ++ map (a: a // { kind = "announce"; key = "${a.family}/${a.bits}"; }) (announced plan);
       sorted = builtins.sort (a: b: a.key < b.key || (a.key == b.key && (a.kind == "link" && b.kind != "link" || a.kind == b.kind && (a.linkName or a.where) < (b.linkName or b.where)))) items;
-      # foldl' forces only the state itself: force its lists too, or each step
-      # would hold a thunk of all the steps before it.
-      step =
-        state: item:
-        let
-          open = filter (o: util.hasPrefix o.key item.key) state.open;
-          next = {
-            open = open ++ [ item ];
-            pairs = if open == [ ] then state.pairs else state.pairs ++ map (o: { first = o; second = item; }) open;
-          };
-        in
-        builtins.seq (builtins.length next.open) (builtins.seq (builtins.length next.pairs) next);
-      pairs = (builtins.foldl' step { open = [ ]; pairs = [ ]; } sorted).pairs;
+      # opens[i]: the prefixes still open when sorted[i] comes, each step
+      # built from the one before (a lazy list, so each once). Forced in order
+      # first, so no step recurses through all those before it; the pairs are
+      # then one concatMap, not a list copied at every step.
+      count = builtins.length sorted;
+      opens = builtins.genList (
+        i:
+        if i == 0 then
+          [ ]
+        else
+          let
+            item = builtins.elemAt sorted i;
+          in
+          filter (o: util.hasPrefix o.key item.key) (builtins.elemAt opens (i - 1) ++ [ (builtins.elemAt sorted (i - 1)) ])
+      ) count;
+      forced = builtins.foldl' (_: i: builtins.seq (builtins.length (builtins.elemAt opens i)) null) null (builtins.genList (i: i) count);
+      pairs = builtins.seq forced (
+        concatMap (i: let item = builtins.elemAt sorted i; in map (o: { first = o; second = item; }) (builtins.elemAt opens i)) (builtins.genList (i: i) count)
+      );
       message =
         pair:
         let

@@ -58,7 +58,9 @@ let
   dn42PeerRules =
     plan:
     let
-      ours = tunnelAddresses plan;
+      # Our tunnel addresses by their bits (none is null), built once: each
+      # peer looks its neighbour up instead of scanning every link.
+      ours = builtins.groupBy (a: a.bits) (tunnelAddresses plan);
     in
     mapHosts plan (
       hostName: host:
@@ -69,7 +71,7 @@ let
           base = [ "hosts" hostName "dn42_peers" peerName ];
           kind = checks.addressKind peer.neighbor;
           bits = ip.bitsOf peer.neighbor;
-          own = filter (a: a.bits == bits) ours;
+          own = if bits == null then [ ] else ours.${bits} or [ ];
         in
         if !(valid t.address peer.neighbor) then
           [ (error (base ++ [ "neighbor" ]) (t.address.problem peer.neighbor)) ]

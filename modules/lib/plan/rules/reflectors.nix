@@ -133,6 +133,8 @@ let
     let
       reflectors = reflectorsOf plan;
       byClient = linksOfClient plan;
+      # Each reflector's twins once, not once per client asking.
+      twins = builtins.listToAttrs (map (reflector: { name = reflector; value = planLinks.twinsOf plan reflector; }) reflectors);
       matters =
         client: reflector:
         let
@@ -150,7 +152,7 @@ let
       let
         host = plan.hosts.${client} or { };
         named = filter builtins.isString (map (linkName: plan.links.${linkName}.reflector or null) byClient.${client});
-        reaches = reflector: elem reflector named || builtins.any (twin: elem twin named) (planLinks.twinsOf plan reflector);
+        reaches = reflector: elem reflector named || builtins.any (twin: elem twin named) twins.${reflector};
         missing = filter (r: !(reaches r) && matters client r) reflectors;
       in
       optional ((host.role or null) == "client" && named != [ ] && missing != [ ]) (
@@ -178,32 +180,54 @@ let
       linkTo = client: reflector: head (filter (l: (plan.links.${l}.reflector or null) == reflector) byClient.${client});
       reflectorsOfClient = client: map (l: plan.links.${l}.reflector or null) byClient.${client};
       numeric = v: builtins.isInt v;
-      # Conflicts of `b` with an earlier client `a`: pairs of shared reflectors ranked the other way.
-      conflicts =
-        a: b:
+      # Ordered pairs (r1, r2) of a client's reflectors it ranks r1 over r2
+      # (`above`) or r2 over r1 (`below`), in the order of its links, the
+      # first link to a reflector counting: a key per pair, so the clients
+      # that rank a pair one way are found through an index, not by comparing
+      # every two clients.
+      pairsOf =
+        client: wanted:
         let
-          shared = filter (r: elem r (reflectorsOfClient a)) (reflectorsOfClient b);
-          pairs = concatMap (r1: map (r2: { inherit r1 r2; }) (filter (r2: r2 != r1) shared)) shared;
-          wrong =
+          rs = reflectorsOfClient client;
+        in
+        concatMap (
+          r1:
+          concatMap (
+            r2:
+            let
+              p1 = prefOf client r1;
+              p2 = prefOf client r2;
+            in
+            optional (r2 != r1 && numeric p1 && numeric p2 && wanted p1 p2) { inherit r1 r2; key = builtins.toJSON [ r1 r2 ]; }
+          ) rs
+        ) rs;
+      # pair key -> the clients ranking r1 over r2, in name order (`clients`
+      # is sorted), so the head of each is the earliest.
+      above = groupBy (x: x.key) (concatMap (a: map (p: p // { inherit a; }) (pairsOf a (a1: a2: a1 > a2))) clients);
+      # A conflict of `b` with an earlier client `a`: a pair `a` ranks r1 over
+      # r2 and `b` the reverse. The earliest such `a` wins, then `b`'s first
+      # pair (in the order of its links) `a` ranks the other way.
+      found =
+        b:
+        let
+          candidates = concatMap (
             p:
             let
-              a1 = prefOf a p.r1;
-              a2 = prefOf a p.r2;
-              b1 = prefOf b p.r1;
-              b2 = prefOf b p.r2;
+              a = (head above.${p.key}).a;
             in
-            numeric a1 && numeric a2 && numeric b1 && numeric b2 && a1 > a2 && b1 < b2;
+            optional (above ? ${p.key} && a < b) (p // { inherit a; })
+          ) (pairsOf b (b1: b2: b1 < b2));
+          earliest = builtins.foldl' (m: c: if c.a < m then c.a else m) (head candidates).a candidates;
         in
-        filter wrong pairs;
-      earlier = b: filter (a: a < b) clients;
+        filter (c: c.a == earliest) candidates;
     in
     concatMap (
       b:
       let
-        found = concatMap (a: map (p: p // { inherit a; }) (conflicts a b)) (earlier b);
-        first = head found;
+        conflicts = found b;
+        first = head conflicts;
       in
-      optional (found != [ ]) (
+      optional (conflicts != [ ]) (
         error [ "links" (linkTo b first.r2) "preference" ] "client ${b} prefers ${first.r2} over ${first.r1}, client ${first.a} the reverse: traffic between their LANs would leave through one reflector and its replies come back through the other, whose firewall drops them as a flow it never saw; give both clients the same order of reflectors"
       )
     ) clients;

@@ -125,6 +125,15 @@ def test_save_makes_a_private_directory_and_round_trips(tmp_path: Path) -> None:
         saved.save(snapshot, path)
 
 
+# The tools doctor reads a live host with; the package's build has none of them
+# but wg (its check inputs), and says so rather than failing.
+_LIVE_TOOLS_MISSING = [tool for tool in ("ip", "nft", "wg") if shutil.which(tool) is None]
+
+
+@pytest.mark.skipif(
+    bool(_LIVE_TOOLS_MISSING),
+    reason=f"{', '.join(_LIVE_TOOLS_MISSING)} is not installed (apt: iproute2, nftables)",
+)
 def test_live_run_saves_into_the_directory_it_creates(tmp_path: Path) -> None:
     """A real doctor run on this machine (its own wg, ip, nft; no BIRD here, so
     checks fail) writes every tool's output into the new directory."""

@@ -1,4 +1,4 @@
-"""The core's token grammars (modules/lib/tokens.nix): what each kind accepts,
+"""The core's token grammars (modules/lib/grammar/tokens.nix): what each kind accepts,
 that its problem says why, that its regex (the NixOS option type) agrees, and
 that TOML paths are written alike by the helper and the core."""
 

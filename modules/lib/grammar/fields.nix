@@ -3,7 +3,7 @@
 # its type and grammar (a token of tokens.nix / dn42-tokens.nix, or an inline
 # range), default, description and which hosts set it. Generated from it:
 # the NixOS options (modules/ibgp-tunnel/options.nix), the plan -> host spec
-# mapping (host-from-plan.nix, dn42-peer-from-plan.nix), the module's plan
+# mapping (plan/host.nix, plan/dn42-peer.nix), the module's plan
 # field list (modules/ibgp-tunnel/plan.nix), the defaults a hand-made spec
 # may leave out (render/dn42.nix), and through `json` the pydantic fields of
 # the Python helper and with them plan.schema.json (python/src/ibgp_tunnel/
@@ -294,7 +294,7 @@ in
     );
 
   # The plan rules of the fields marked `check`: each present value against
-  # its grammar. tokenError: plan-problems.nix's (kind -> path -> value -> findings).
+  # its grammar. tokenError: plan/rules/common.nix's (kind -> path -> value -> findings).
   planChecks =
     scope: tokenError: at: attrs:
     concatMap (f: if (f.check or false) && attrs ? ${f.key} then tokenError (kindOf f) (at f.key) attrs.${f.key} else [ ]) (of scope);

@@ -21,7 +21,7 @@ let
     inherit error warning tokenError valid t defaults util checks;
   };
 
-  # DN42 tunnels, communities and ROA (./dn42-plan-problems.nix).
+  # DN42 tunnels, communities and ROA (./rules/dn42.nix, ./rules/dn42-peers.nix).
   dn42Rules = import ./rules/dn42.nix { inherit error warning tokenError mapHosts linkOf; };
 
   rules = [

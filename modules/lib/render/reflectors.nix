@@ -1,6 +1,6 @@
 # Two or more reflectors (issue #13): what a host's bird.conf says beyond the
 # single-reflector case. Read by bird.nix; every value here already passed
-# the core's emitters (render/spec.nix).
+# the core's emitters (spec/shape.nix).
 #
 # Cluster ids (RFC 4456). Each reflector keeps its own cluster id: BIRD's
 # default, its router id, unless the plan gives `cluster_id`, and the plan

@@ -116,7 +116,7 @@ let
 
   # A client's choice between reflectors, and what only a reflector's link
   # may say (issue #13): the plan rules say the same of the plan
-  # (reflector-rules.nix).
+  # (plan/rules/reflectors.nix).
   reflectorChoiceProblems =
     spec:
     let

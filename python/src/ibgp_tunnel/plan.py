@@ -4,7 +4,7 @@ Field names are the TOML keys (snake_case), exactly as docs/interfaces.md §1
 lists them. The JSON Schema committed as plan.schema.json is generated from
 these models (`ibgp-tunnel schema`). Addresses, prefixes and names stay strings
 here so that one bad value does not hide every other problem: the Nix core's
-`planProblems` (modules/lib/plan-problems.nix) checks them and reports each as a
+`planProblems` (modules/lib/plan/problems.nix) checks them and reports each as a
 finding, and so do the tuning numbers against BIRD's own ranges.
 """
 
@@ -73,7 +73,7 @@ class _Dn42PeerTunnel(_Table):
     # asn, neighbor, interface, export_sets, latency, ...: the table's
     # (modules/lib/grammar/fields.nix, scope dn42Peer), added below.
     # The peer's WireGuard tunnel, run by the module when public_key is set
-    # (modules/lib/dn42-peer-from-plan.nix); the core checks every value.
+    # (modules/lib/plan/dn42-peer.nix); the core checks every value.
     public_key: OptionalStr = Field(
         default=None,
         json_schema_extra=_no_default,
@@ -257,8 +257,8 @@ class Link(_Table):
 
 class Tuning(_Table):
     """Failover and restart behaviour of the BGP sessions; every key is optional and
-    overrides the default in modules/lib/defaults.toml [tuning]. The ranges are
-    BIRD's, checked by the Nix core (modules/lib/tokens.nix: tuning)."""
+    overrides the default in modules/lib/base/defaults.toml [tuning]. The ranges are
+    BIRD's, checked by the Nix core (modules/lib/grammar/tokens.nix: tuning)."""
 
     bfd: bool | None = Field(default=None, description="BFD on the iBGP sessions.")
     bfd_interval_ms: int | None = Field(

@@ -1,5 +1,5 @@
 # The plan rules of DN42 peering (tunnels, communities, ROA), as findings
-# { path; severity; message; } with TOML paths. plan-problems.nix passes its
+# { path; severity; message; } with TOML paths. plan/problems.nix passes its
 # helpers and adds these to its rules.
 {
   error,

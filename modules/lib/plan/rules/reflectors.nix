@@ -1,5 +1,5 @@
 # Plan rules for more than one reflector (issue #13), imported by
-# plan-problems.nix: plan (with its helpers) -> [ finding ]. Distinct router
+# plan/problems.nix: plan (with its helpers) -> [ finding ]. Distinct router
 # ids, per-host ports and interfaces are rules there already; these add what
 # two reflectors bring: cluster ids, the client's choice between reflectors,
 # and every client reaching every reflector it names.

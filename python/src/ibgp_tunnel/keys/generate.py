@@ -122,7 +122,7 @@ def public_key_of(private_b64: str) -> str:
 
 @dataclass(frozen=True)
 class SecretNames:
-    """The sops-nix secret names, from modules/lib/defaults.toml."""
+    """The sops-nix secret names, from modules/lib/base/defaults.toml."""
 
     private_key: str
     psk_prefix: str
@@ -136,7 +136,7 @@ class SecretNames:
 
 
 def default_secret_names() -> SecretNames:
-    """The names from modules/lib/defaults.toml (one fact, one place)."""
+    """The names from modules/lib/base/defaults.toml (one fact, one place)."""
     try:
         return SecretNames.from_defaults(paths.defaults())
     except KeyError as exc:

@@ -17,77 +17,23 @@ let
   useSops = cfg.sops.file != null;
 
   typeOf = kind: types.strMatching kind.regex // { description = "string, ${kind.expect}"; };
-  between = kind: types.ints.between kind.low kind.high;
 
   sopsSecretPath = name: if useSops && config ? sops && config.sops.secrets ? ${name} then config.sops.secrets.${name}.path else null;
 
-  tunnelModule = peerName: {
+  # publicKey, endpoint, linkLocal, ...: the dn42Tunnel fields of
+  # modules/lib/grammar/fields.nix.
+  tunnelModule.options = import ./field-options.nix lib "dn42Tunnel";
+
+  peerModule = {
+    # The peer's other options are options.nix's (fields.nix).
     options = {
-      publicKey = mkOption {
-        type = typeOf tokens.publicKey;
-        description = "The DN42 peer's WireGuard public key.";
-      };
-      endpoint = mkOption {
-        type = types.nullOr (typeOf tokens.endpoint);
+      tunnel = mkOption {
+        type = types.nullOr (types.submodule tunnelModule);
         default = null;
-        example = "peer1.example.net:20038";
-        description = "Where the peer listens (host:port). null: the peer dials us.";
-      };
-      presharedKeyFile = mkOption {
-        type = types.nullOr (typeOf tokens.runtimePath);
-        default = null;
-        example = "/run/secrets/wg_dn42/psk/${peerName}";
-        description = "File holding the PSK agreed with the peer (`ibgp-tunnel keys` writes `wg_dn42/psk/<peer>` to the sops file). null: no PSK.";
-      };
-      listenPort = mkOption {
-        type = types.nullOr (between tokens.port);
-        default = null;
-        defaultText = literalExpression "2 followed by the last four digits of the peer's ASN (20000 + asn % 10000)";
-        description = "Our UDP port for this peer; DN42's convention when null.";
-      };
-      mtu = mkOption {
-        type = types.nullOr (between tokens.dn42.mtu);
-        default = null;
-        defaultText = literalExpression (toString dn42Defaults.mtu);
-        description = "The tunnel's MTU.";
-      };
-      linkLocal = mkOption {
-        type = typeOf tokens.dn42.linkLocalCidr;
-        example = "fe80::38/64";
-        description = "Our link-local IPv6 address on the tunnel, with /64; the peer's is `neighbor`.";
-      };
-      ipv4 = mkOption {
-        type = types.nullOr (typeOf tokens.ipv4);
-        default = null;
-        example = "172.23.101.1";
-        description = "Optional: our DN42 IPv4 address on the tunnel (a /32, point-to-point with `peerIpv4`).";
-      };
-      peerIpv4 = mkOption {
-        type = types.nullOr (typeOf tokens.ipv4);
-        default = null;
-        example = "172.20.42.1";
-        description = "The peer's IPv4 /32 when `ipv4` is set.";
-      };
-      persistentKeepalive = mkOption {
-        type = types.nullOr (between tokens.keepalive);
-        default = null;
-        description = "Keepalive interval in seconds (for a peer behind NAT).";
+        description = "The peer's WireGuard tunnel, run by this module on `interface` (default dn42-<peer>). null: the interface is configured elsewhere.";
       };
     };
   };
-
-  peerModule =
-    { name, ... }:
-    {
-      # The peer's other options are options.nix's (fields.nix).
-      options = {
-        tunnel = mkOption {
-          type = types.nullOr (types.submodule (tunnelModule name));
-          default = null;
-          description = "The peer's WireGuard tunnel, run by this module on `interface` (default dn42-<peer>). null: the interface is configured elsewhere.";
-        };
-      };
-    };
 
   urlOption = family: mkOption {
     type = typeOf tokens.dn42.url;

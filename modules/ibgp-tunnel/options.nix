@@ -16,39 +16,8 @@ let
   timer = name: types.nullOr (between tokens.tuning.${name});
   cfg = config.services.ibgpTunnel;
 
-  # The options of one scope of the field table (modules/lib/grammar/fields.nix):
-  # type from the field's type and grammar, default, example, description.
-  fieldType =
-    f:
-    let
-      k = core.fields.kindOf f;
-      base =
-        {
-          bool = types.bool;
-          int = types.ints.between k.low k.high;
-          enum = types.enum k.values;
-          str = typeOf k;
-          strList = types.listOf (typeOf k);
-        }
-        .${f.type};
-    in
-    if f.nullable or false then types.nullOr base else base;
-  fieldOptions =
-    scope:
-    builtins.listToAttrs (
-      map (f: {
-        name = f.option;
-        value = mkOption (
-          {
-            type = fieldType f;
-            inherit (f) description;
-          }
-          // lib.optionalAttrs (!core.fields.required f) { default = core.fields.defaultOf f; }
-          // lib.optionalAttrs (f ? example) { inherit (f) example; }
-          // lib.optionalAttrs (f ? defaultText) { defaultText = literalExpression f.defaultText; }
-        );
-      }) (core.fields.of scope)
-    );
+  # The options of one scope of the field table (modules/lib/grammar/fields.nix).
+  fieldOptions = import ./field-options.nix lib;
 
   sopsSecretPath = name: if cfg.sops.file != null && config ? sops then config.sops.secrets.${name}.path else null;
 

@@ -1,4 +1,4 @@
-"""The plan field table (modules/lib/fields.nix) and what is made from it agree:
+"""The plan field table (modules/lib/grammar/fields.nix) and what is made from it agree:
 the committed fields.json, the pydantic models (shape layer) and the host spec."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from nixcore import core_call
 from ibgp_tunnel import fieldtable
 from ibgp_tunnel.plan import Dn42Peer, Host
 
-MODELS = {"host": Host, "dn42Peer": Dn42Peer}
+MODELS = {"host": Host, "dn42Peer": Dn42Peer, "dn42Tunnel": Dn42Peer}
 
 
 def test_committed_table_equals_the_cores() -> None:
@@ -66,16 +66,32 @@ def test_the_table_drives_the_host_spec() -> None:
                 "role": "reflector",
                 "router_id": "172.23.101.1",
                 "uplink_interfaces": ["eth0"],
-                "dn42_peers": {"p1": {"asn": 4242421080, "neighbor": "fe80::1", "latency": 3}},
+                "dn42_peers": {
+                    "p1": {
+                        "asn": 4242421080,
+                        "neighbor": "fe80::1",
+                        "latency": 3,
+                        "public_key": "x" * 43 + "=",
+                        "link_local": "fe80::2/64",
+                        "preshared_key": True,
+                    }
+                },
             }
         },
     }
     spec = core_call(f'core.hostFromPlan (builtins.fromJSON {json.dumps(json.dumps(plan))}) "vps"')
     for field in fieldtable.table():
-        where = spec if field["scope"] == "host" else spec["dn42Peers"]["p1"]
+        where = spec
+        for step in field["optionPath"]:
+            where = where["p1" if step == "<name>" else step]
         assert field["option"] in where, field["option"]
     assert spec["routerId"] == "172.23.101.1"
     assert spec["uplinkInterfaces"] == ["eth0"]
     assert spec["acceptRAInterfaces"] is None
     assert spec["dn42Peers"]["p1"]["latency"] == 3
     assert spec["dn42Peers"]["p1"]["exportSets"] == []
+    tunnel = spec["dn42Peers"]["p1"]["tunnel"]
+    assert tunnel["linkLocal"] == "fe80::2/64"
+    assert tunnel["mtu"] is None
+    # preshared_key, a flag in the plan, names the PSK's file as an option.
+    assert tunnel["presharedKeyFile"].endswith("/wg_dn42/psk/p1")

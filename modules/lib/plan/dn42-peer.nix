@@ -7,18 +7,13 @@ let
   # asn, neighbor, latency, ...: the dn42Peer fields of fields.nix.
   peerSpec = name: peer: fields.fromPlan "dn42Peer" peer // {
     # A public key means we run the peer's WireGuard tunnel.
+    # publicKey, endpoint, linkLocal, ...: the dn42Tunnel fields of fields.nix;
+    # preshared_key (a flag) names the PSK's file.
     tunnel =
       if peer ? public_key then
-        {
-          publicKey = peer.public_key;
-          endpoint = peer.endpoint or null;
+        fields.fromPlan "dn42Tunnel" peer
+        // {
           presharedKeyFile = if peer.preshared_key or false then dn42Defaults.pskFile name else null;
-          listenPort = peer.listen_port or null;
-          mtu = peer.mtu or null;
-          linkLocal = peer.link_local or null;
-          ipv4 = peer.ipv4 or null;
-          peerIpv4 = peer.peer_ipv4 or null;
-          persistentKeepalive = peer.persistent_keepalive or null;
         }
       else
         null;

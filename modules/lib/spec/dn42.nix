@@ -6,17 +6,10 @@ let
   dn42Defaults = import ../base/dn42-defaults.nix;
   inherit (dn42Defaults) roaFields;
   # Fields a spec made before DN42 tunnels existed (or by hand) may leave out.
-  tunnelFields = {
-    endpoint = null;
-    presharedKeyFile = null;
-    listenPort = null;
-    mtu = null;
-    ipv4 = null;
-    peerIpv4 = null;
-    persistentKeepalive = null;
-  };
+  fields = import ../grammar/fields.nix;
+  tunnelFields = fields.specDefaults "dn42Tunnel";
   # Every dn42Peer field of the table at its default; the tunnel is not in it.
-  peerFields = (import ../grammar/fields.nix).specDefaults "dn42Peer" // {
+  peerFields = fields.specDefaults "dn42Peer" // {
     tunnel = null;
   };
   isAttrs = builtins.isAttrs;

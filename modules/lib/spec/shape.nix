@@ -108,17 +108,8 @@ let
     # asn, neighbor, interface, exportSets, latency, ...: fields.nix's.
     dn42Peers = attrsOf (record (tableShape "dn42Peer" // {
       # ./dn42.nix: the peer's WireGuard tunnel (null: configured elsewhere).
-      tunnel = nullOr (record {
-        publicKey = leaf t.publicKey;
-        endpoint = nullOr (leaf t.endpoint);
-        presharedKeyFile = nullOr (leaf t.runtimePath);
-        listenPort = nullOr (leaf t.port);
-        mtu = nullOr (leaf t.dn42.mtu);
-        linkLocal = leaf t.dn42.linkLocalCidr;
-        ipv4 = nullOr (leaf t.ipv4);
-        peerIpv4 = nullOr (leaf t.ipv4);
-        persistentKeepalive = nullOr (leaf t.keepalive);
-      });
+      # publicKey, endpoint, linkLocal, ...: fields.nix's dn42Tunnel.
+      tunnel = nullOr (record (tableShape "dn42Tunnel"));
     }));
     dn42 = record {
       privateKeyFile = leaf t.runtimePath;

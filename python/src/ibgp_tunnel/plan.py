@@ -67,76 +67,26 @@ class Inbound(_Table):
     port: int = Field(ge=1, le=PORT_MAX, description="Destination port.")
 
 
-class _Dn42PeerTunnel(_Table):
+class _Dn42PeerShape(_Table):
     """An eBGP session from a reflector to a DN42 neighbour."""
 
     # asn, neighbor, interface, export_sets, latency, ...: the table's
     # (modules/lib/grammar/fields.nix, scope dn42Peer), added below.
-    # The peer's WireGuard tunnel, run by the module when public_key is set
-    # (modules/lib/plan/dn42-peer.nix); the core checks every value.
-    public_key: OptionalStr = Field(
-        default=None,
-        json_schema_extra=_no_default,
-        description="The peer's WireGuard public key: the module then runs the tunnel on "
-        "`interface` (default dn42-<peer>).",
-    )
-    endpoint: OptionalStr = Field(
-        default=None,
-        json_schema_extra=_no_default,
-        description='Where the peer listens, "host:port"; absent when the peer dials us.',
-    )
-    preshared_key: bool = Field(
-        default=False,
-        description="Use a PSK (sops key wg_dn42/psk/<peer>, made by `ibgp-tunnel keys`).",
-    )
-    listen_port: int | None = Field(
-        default=None,
-        ge=1,
-        le=PORT_MAX,
-        json_schema_extra=_no_default,
-        description="Our UDP port for this peer; default 2 followed by the last four digits "
-        "of the peer's ASN.",
-    )
-    mtu: int | None = Field(
-        default=None,
-        ge=1280,
-        le=9000,
-        json_schema_extra=_no_default,
-        description="The tunnel's MTU (default 1420).",
-    )
-    link_local: OptionalStr = Field(
-        default=None,
-        json_schema_extra=_no_default,
-        description='Our link-local address on the tunnel with /64, e.g. "fe80::38/64"; the '
-        "peer's is `neighbor`.",
-    )
-    ipv4: OptionalStr = Field(
-        default=None,
-        json_schema_extra=_no_default,
-        description="Optional: our DN42 IPv4 on the tunnel, a /32 point-to-point with peer_ipv4.",
-    )
-    peer_ipv4: OptionalStr = Field(
-        default=None, json_schema_extra=_no_default, description="The peer's IPv4 /32."
-    )
-    persistent_keepalive: int | None = Field(
-        default=None,
-        ge=1,
-        le=PORT_MAX,
-        json_schema_extra=_no_default,
-        description="WireGuard keepalive in seconds.",
-    )
+    # public_key, endpoint, link_local, ...: the peer's WireGuard tunnel, the
+    # table's too (scope dn42Tunnel), added below.
 
 
 # The annotations see the hand-written base; pydantic validates with the full model.
 if TYPE_CHECKING:
-    Dn42Peer = _Dn42PeerTunnel
+    Dn42Peer = _Dn42PeerShape
 else:
     Dn42Peer = create_model(
         "Dn42Peer",
-        __base__=_Dn42PeerTunnel,
-        __doc__=_Dn42PeerTunnel.__doc__,
+        __base__=_Dn42PeerShape,
+        __doc__=_Dn42PeerShape.__doc__,
         __module__=__name__,
         **fieldtable.pydantic_fields("dn42Peer"),
+        **fieldtable.pydantic_fields("dn42Tunnel"),
     )
 
 

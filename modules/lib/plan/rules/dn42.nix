@@ -21,7 +21,6 @@ let
   inNeoNetwork = asn: asn >= 4201270000 && asn <= 4201279999;
 
   when = cond: list: if cond then list else [ ];
-  intIn = kind: parts: value: when (value != null) (tokenError kind parts value);
 
   portOf = peer: if isInt (peer.listen_port or null) then peer.listen_port else if isInt (peer.asn or null) then d.listenPort peer.asn else null;
   interfaceOf = name: peer: peer.interface or "dn42-${name}";
@@ -41,14 +40,8 @@ let
     ++ optional (kind == "private" && !(inNeoNetwork peer.asn)) (
       warning (at "asn") "${toString peer.asn} is a private ASN outside DN42's 4242420000-4242429999: fine for a network of your own, but a DN42 peer has a registered DN42 ASN"
     )
-    ++ when (peer ? public_key) (tokenError t.publicKey (at "public_key") peer.public_key)
-    ++ when (peer ? endpoint) (tokenError t.endpoint (at "endpoint") peer.endpoint)
-    ++ when (peer ? link_local) (tokenError t.dn42.linkLocalCidr (at "link_local") peer.link_local)
-    ++ when (peer ? ipv4) (tokenError t.ipv4 (at "ipv4") peer.ipv4)
-    ++ when (peer ? peer_ipv4) (tokenError t.ipv4 (at "peer_ipv4") peer.peer_ipv4)
-    ++ intIn t.port (at "listen_port") (peer.listen_port or null)
-    ++ intIn t.dn42.mtu (at "mtu") (peer.mtu or null)
-    ++ intIn t.keepalive (at "persistent_keepalive") (peer.persistent_keepalive or null)
+    # public_key, endpoint, link_local, ...: the fields.nix tunnel fields marked `check`.
+    ++ (import ../../grammar/fields.nix).planChecks "dn42Tunnel" tokenError at peer
     # latency, bandwidth, crypto, ...: the fields.nix fields marked `check`.
     ++ (import ../../grammar/fields.nix).planChecks "dn42Peer" tokenError at peer
     ++ optional (tunnel && !(peer ? link_local)) (

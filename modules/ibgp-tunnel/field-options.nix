@@ -15,13 +15,15 @@ let
         {
           bool = types.bool;
           int = types.ints.between k.low k.high;
+          intList = types.listOf (types.ints.between k.low k.high);
           enum = types.enum k.values;
           str = typeOf k;
           strList = types.listOf (typeOf k);
         }
         .${f.type};
+      own = if f ? optionType then f.optionType types else base;
     in
-    if f.nullable or false then types.nullOr base else base;
+    if f.nullable or false then types.nullOr own else own;
 in
 scope:
 builtins.listToAttrs (

@@ -13,7 +13,6 @@ let
   token = kind: typeOf tokens.${kind};
   typeOf = kind: types.strMatching kind.regex // { description = "string, ${kind.expect}"; };
   between = kind: types.ints.between kind.low kind.high;
-  timer = name: types.nullOr (between tokens.tuning.${name});
   cfg = config.services.ibgpTunnel;
 
   # The options of one scope of the field table (modules/lib/grammar/fields.nix).
@@ -149,78 +148,9 @@ let
     };
   };
 
-  tuningDefault = defaults.tuning;
-
-  timerOption = name: description: mkOption {
-    type = timer name;
-    default = tuningDefault.${name};
-    description = "${description} null keeps BIRD's default.";
-  };
-
-  tuningModule = {
-    options = {
-      bfd = mkOption {
-        type = types.bool;
-        default = tuningDefault.bfd;
-        description = "BFD on the iBGP sessions: a dead tunnel is noticed in bfdIntervalMs x bfdMultiplier instead of the BGP hold time (240 s by default). Opens UDP 4784 (multihop BFD) on the tunnels. With gracefulRestart on, BFD down starts a graceful restart (`bfd graceful`): a restarting BIRD and a dead tunnel look alike, so the routes go after gracefulRestartTime.";
-      };
-      bfdIntervalMs = mkOption {
-        type = between tokens.tuning.bfdIntervalMs;
-        default = tuningDefault.bfdIntervalMs;
-        description = "BFD transmit and receive interval in milliseconds.";
-      };
-      bfdMultiplier = mkOption {
-        type = between tokens.tuning.bfdMultiplier;
-        default = tuningDefault.bfdMultiplier;
-        description = "Missed BFD packets before the session is declared down.";
-      };
-      gracefulRestart = mkOption {
-        type = types.bool;
-        default = tuningDefault.gracefulRestart;
-        description = "Graceful restart on all BGP sessions and the kernel protocols, and a bird.service that starts with `bird -R` and, when it is restarted (`systemctl restart`, or `nixos-rebuild switch`, which restarts it in one step), stops with `birdc graceful restart`, so restarting BIRD on one end keeps both ends forwarding. A stop for good (`systemctl stop`, shutdown) runs `birdc down`: BIRD's routes leave the kernel and the neighbours withdraw them at once.";
-      };
-      gracefulRestartTime = mkOption {
-        type = between tokens.tuning.gracefulRestartTime;
-        default = tuningDefault.gracefulRestartTime;
-        description = "Seconds a neighbour keeps our routes while we restart. With BFD, also how long a dead tunnel's routes stay before they are withdrawn: keep it just above a BIRD restart.";
-      };
-      gracefulRestartWait = mkOption {
-        type = between tokens.tuning.gracefulRestartWait;
-        default = tuningDefault.gracefulRestartWait;
-        description = "Seconds a restarted BIRD waits for its neighbours' End-of-RIB before it updates the kernel.";
-      };
-      longLivedStaleTime = mkOption {
-        type = timer "longLivedStaleTime";
-        default = tuningDefault.longLivedStaleTime;
-        description = "Long-lived graceful restart: seconds stale routes are kept (depreferenced) after the graceful restart time. null or 0 turns it off (the default: with BFD it would keep a dead tunnel's routes, which still win in the kernel, that much longer).";
-      };
-      connectDelayTime = timerOption "connectDelayTime" "Seconds from start to the first connection attempt.";
-      connectRetryTime = timerOption "connectRetryTime" "Seconds between connection attempts.";
-      errorWaitTime = mkOption {
-        type = types.nullOr (types.listOf (between tokens.tuning.errorWaitTime));
-        default = tuningDefault.errorWaitTime;
-        example = [ 1 2 ];
-        description = "Minimum and maximum seconds before a session restarts after an error. null keeps BIRD's default (60, 300).";
-      };
-      holdTime = mkOption {
-        # BIRD: "Hold time must be in range 3-65535 or zero".
-        type = types.nullOr (types.either (types.enum [ 0 ]) (types.ints.between 3 65535));
-        default = tuningDefault.holdTime;
-        description = "BGP hold time in seconds: 0 (no keepalives, never time out) or 3 to 65535. null keeps BIRD's default (240).";
-      };
-      keepaliveTime = timerOption "keepaliveTime" "BGP keepalive interval in seconds, at most the hold time.";
-      importLimit = mkOption {
-        type = timer "importLimit";
-        default = tuningDefault.importLimit;
-        description = "Most routes accepted per BGP session and address family. null: no limit.";
-      };
-      importLimitAction = mkOption {
-        type = types.enum tokens.importLimitAction.values;
-        default = tuningDefault.importLimitAction;
-        description = "What BIRD does when a session exceeds importLimit.";
-      };
-    };
-  };
+  # bfd, bfdIntervalMs, ...: the tuning fields of fields.nix, defaults from
+  # defaults.toml [tuning].
+  tuningModule.options = fieldOptions "tuning";
 in
 {
   # role, routerId, clusterId, importSets, ...: the host fields of fields.nix.

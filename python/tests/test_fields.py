@@ -10,9 +10,9 @@ import pytest
 from nixcore import core_call
 
 from ibgp_tunnel import fieldtable
-from ibgp_tunnel.plan import Dn42Peer, Host
+from ibgp_tunnel.plan import Dn42Peer, Host, Tuning
 
-MODELS = {"host": Host, "dn42Peer": Dn42Peer, "dn42Tunnel": Dn42Peer}
+MODELS = {"host": Host, "dn42Peer": Dn42Peer, "dn42Tunnel": Dn42Peer, "tuning": Tuning}
 
 
 def test_committed_table_equals_the_cores() -> None:
@@ -31,8 +31,12 @@ def test_every_scope_has_a_model_and_fields() -> None:
 
 def _expected_schema(field: dict[str, Any]) -> dict[str, Any]:
     kind = field["type"]
-    if kind == "int":
-        return {"type": "integer", "minimum": field["low"], "maximum": field["high"]}
+    if kind in ("int", "intList"):
+        low, high = fieldtable.bounds(field)
+        number = {"type": "integer", "minimum": low, "maximum": high}
+        if kind == "int":
+            return number
+        return {"type": "array", "items": number, "minItems": field["length"]}
     if kind == "enum":
         return {"enum": field["values"]}
     return {

@@ -13,10 +13,12 @@
 #        "dn42Peer" = [hosts.<h>.dn42_peers.<p>] / services.ibgpTunnel.dn42Peers.<p>.<option>
 #          (fields/dn42-peer.nix);
 #        "dn42Tunnel" = [hosts.<h>.dn42_peers.<p>] / ...dn42Peers.<p>.tunnel.<option>
-#          (fields/dn42-tunnel.nix, which also says what planOptional and optionView are).
+#          (fields/dn42-tunnel.nix, which also says what planOptional and optionView are);
+#        "tuning" = [tuning] / services.ibgpTunnel.tuning.<option> (fields/tuning.nix,
+#          which also says what shapeOnly and optionType are).
 # optionPath: where the scope's options sit below services.ibgpTunnel (and in
 #   the host spec), "<name>" standing for an attribute name.
-# type: bool | int | str | strList | enum. int/str/strList take their grammar
+# type: bool | int | intList | str | strList | enum. int/intList/str/strList take their grammar
 #   from `token` (a dotted path into tokens.nix); an int may give low, high
 #   and expect inline instead; enum lists `values`.
 # No `default` and not `nullable`: required. nullable: the option may be
@@ -38,7 +40,8 @@ let
   table =
     map (f: { scope = "host"; optionPath = [ ]; } // f) (import ./fields/host.nix)
     ++ map (f: { scope = "dn42Peer"; optionPath = [ "dn42Peers" "<name>" ]; } // f) (import ./fields/dn42-peer.nix)
-    ++ map (f: { scope = "dn42Tunnel"; } // f) (import ./fields/dn42-tunnel.nix);
+    ++ map (f: { scope = "dn42Tunnel"; } // f) (import ./fields/dn42-tunnel.nix)
+    ++ map (f: { scope = "tuning"; } // f) (import ./fields/tuning.nix);
 
   tokenOf = path: foldl' (set: name: set.${name}) tokens (filter isString (split "[.]" path));
 
@@ -112,7 +115,7 @@ in
     let
       k = kindOf f;
     in
-    removeAttrs f [ "defaultText" "optionView" "planOptional" ]
+    removeAttrs f [ "defaultText" "optionView" "planOptional" "optionType" ]
     // {
       required = planRequired f;
       nullable = (f.nullable or false) || (f.planOptional or false);

@@ -51,15 +51,37 @@ def _no_default(schema: dict[str, Any]) -> None:
     schema.pop("default", None)
 
 
+# The bounds of a shapeOnly number: BIRD parses 32-bit numbers; the core checks
+# the narrower ranges and reports a finding.
+U32_MAX = 2**32 - 1
+
+
+def bounds(field: dict[str, Any]) -> tuple[int, int]:
+    """The range the plan models check a number (or a list's numbers) against."""
+    if field.get("shapeOnly"):
+        return 0, U32_MAX
+    return field["low"], field["high"]
+
+
 def _shape(field: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
     """The Python type of a field's values and its JSON Schema (the shape only:
     strings stay strings, the core checks their grammar and reports findings)."""
     kind = field["type"]
     if kind == "bool":
         return bool, {"type": "boolean"}
-    if kind == "int":
-        schema = {"type": "integer", "minimum": field["low"], "maximum": field["high"]}
-        return Annotated[int, Field(ge=field["low"], le=field["high"])], schema
+    if kind in ("int", "intList"):
+        low, high = bounds(field)
+        number = Annotated[int, Field(ge=low, le=high)]
+        schema = {"type": "integer", "minimum": low, "maximum": high}
+        if kind == "int":
+            return number, schema
+        length = field["length"]
+        return Annotated[list[number], Field(min_length=length, max_length=length)], {  # type: ignore[valid-type]
+            "type": "array",
+            "items": schema,
+            "minItems": length,
+            "maxItems": length,
+        }
     if kind == "str":
         return str, {"type": "string"}
     if kind == "strList":

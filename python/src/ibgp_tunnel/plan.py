@@ -205,57 +205,24 @@ class Link(_Table):
     )
 
 
-class Tuning(_Table):
+class _TuningShape(_Table):
     """Failover and restart behaviour of the BGP sessions; every key is optional and
     overrides the default in modules/lib/base/defaults.toml [tuning]. The ranges are
     BIRD's, checked by the Nix core (modules/lib/grammar/tokens.nix: tuning)."""
 
-    bfd: bool | None = Field(default=None, description="BFD on the iBGP sessions.")
-    bfd_interval_ms: int | None = Field(
-        default=None, ge=0, le=U32_MAX, description="BFD interval (ms), 1-4294967."
-    )
-    bfd_multiplier: int | None = Field(
-        default=None, ge=0, le=U32_MAX, description="Missed BFD packets, 1-255."
-    )
-    graceful_restart: bool | None = Field(default=None, description="Graceful restart.")
-    graceful_restart_time: int | None = Field(
-        default=None, ge=0, le=U32_MAX, description="Seconds, 1-4095."
-    )
-    graceful_restart_wait: int | None = Field(
-        default=None, ge=0, le=U32_MAX, description="Seconds, 1-65535."
-    )
-    long_lived_stale_time: int | None = Field(
-        default=None,
-        ge=0,
-        le=U32_MAX,
-        description="Long-lived GR stale time in seconds (0-16777215); 0 is off.",
-    )
-    connect_delay_time: int | None = Field(
-        default=None, ge=0, le=U32_MAX, description="Seconds, 0-65535."
-    )
-    connect_retry_time: int | None = Field(
-        default=None, ge=0, le=U32_MAX, description="Seconds, 1-65535."
-    )
-    error_wait_time: list[Annotated[int, Field(ge=0, le=U32_MAX)]] | None = Field(
-        default=None,
-        min_length=2,
-        max_length=2,
-        description="[minimum, maximum] seconds, 1-65535, minimum <= maximum.",
-    )
-    hold_time: int | None = Field(
-        default=None,
-        ge=0,
-        le=U32_MAX,
-        description="BGP hold time (s): 0 (no keepalives) or 3-65535.",
-    )
-    keepalive_time: int | None = Field(
-        default=None, ge=0, le=U32_MAX, description="Seconds, 1-65535, at most the hold time."
-    )
-    import_limit: int | None = Field(
-        default=None, ge=0, le=U32_MAX, description="Routes per session and family, 1-4294967295."
-    )
-    import_limit_action: Literal["warn", "block", "restart", "disable"] | None = Field(
-        default=None, description="What BIRD does past import_limit."
+    # bfd, bfd_interval_ms, ...: the table's (modules/lib/grammar/fields.nix,
+    # scope tuning), added below.
+
+
+if TYPE_CHECKING:
+    Tuning = _TuningShape
+else:
+    Tuning = create_model(
+        "Tuning",
+        __base__=_TuningShape,
+        __doc__=_TuningShape.__doc__,
+        __module__=__name__,
+        **fieldtable.pydantic_fields("tuning"),
     )
 
 

@@ -15,7 +15,9 @@
 #        "dn42Tunnel" = [hosts.<h>.dn42_peers.<p>] / ...dn42Peers.<p>.tunnel.<option>
 #          (fields/dn42-tunnel.nix, which also says what planOptional and optionView are);
 #        "tuning" = [tuning] / services.ibgpTunnel.tuning.<option> (fields/tuning.nix,
-#          which also says what shapeOnly and optionType are).
+#          which also says what shapeOnly and optionType are);
+#        "link" = [links.<l>], plan only (optionPath and option null: each end's
+#          link options are derived, fields/link.nix).
 # optionPath: where the scope's options sit below services.ibgpTunnel (and in
 #   the host spec), "<name>" standing for an attribute name.
 # type: bool | int | intList | str | strList | enum. int/intList/str/strList take their grammar
@@ -41,7 +43,8 @@ let
     map (f: { scope = "host"; optionPath = [ ]; } // f) (import ./fields/host.nix)
     ++ map (f: { scope = "dn42Peer"; optionPath = [ "dn42Peers" "<name>" ]; } // f) (import ./fields/dn42-peer.nix)
     ++ map (f: { scope = "dn42Tunnel"; } // f) (import ./fields/dn42-tunnel.nix)
-    ++ map (f: { scope = "tuning"; } // f) (import ./fields/tuning.nix);
+    ++ map (f: { scope = "tuning"; } // f) (import ./fields/tuning.nix)
+    ++ map (f: { scope = "link"; } // f) (import ./fields/link.nix);
 
   tokenOf = path: foldl' (set: name: set.${name}) tokens (filter isString (split "[.]" path));
 

@@ -15,13 +15,9 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, create_model
 
 from ibgp_tunnel import fieldtable
-from ibgp_tunnel.paths import defaults
 
 ASN_MAX = 2**32 - 1
 PORT_MAX = 2**16 - 1
-# The shape bound of every tuning number (BIRD parses 32-bit numbers); the Nix
-# core checks BIRD's narrower ranges.
-U32_MAX = 2**32 - 1
 
 # TOML has no null: an absent optional key is simply missing, so the schema says
 # "string" rather than pydantic's "string or null", and shows no null default.
@@ -159,49 +155,24 @@ else:
     )
 
 
-def _default(key: str) -> Any:
-    return defaults()[key]
-
-
-class Link(_Table):
+class _LinkShape(_Table):
     """One WireGuard point-to-point tunnel between a reflector and a client, or between
     two reflectors (then `reflector` listens and `client` dials, and each is a plain
     iBGP peer of the other)."""
 
-    reflector: str = Field(
-        description="Name of the reflector host (a key of [hosts]): the end that listens."
-    )
-    client: str = Field(
-        description="Name of the client host (a key of [hosts]): the end that dials. "
-        "Another reflector here joins the two reflectors."
-    )
-    interface: str = Field(
-        default=_default("interface"),
-        description="WireGuard interface name on both ends (at most 15 characters).",
-    )
-    port: int = Field(
-        default=_default("port"), ge=1, le=PORT_MAX, description="UDP listen port on both ends."
-    )
-    ipv4: str = Field(
-        description='The tunnel\'s IPv4 subnet, a /30 or /31, e.g. "10.255.255.0/30".'
-    )
-    ipv6: str = Field(
-        description="The tunnel's IPv6 subnet, a global /64 or /127 "
-        '(e.g. "fdb7:1dec:4d21:ff::/64").'
-    )
-    reflector_ipv4: str = Field(description="The reflector's IPv4 address inside ipv4.")
-    client_ipv4: str = Field(description="The client's IPv4 address inside ipv4.")
-    reflector_ipv6: str = Field(description="The reflector's IPv6 address inside ipv6.")
-    client_ipv6: str = Field(description="The client's IPv6 address inside ipv6.")
-    preference: int | None = Field(
-        default=None,
-        ge=0,
-        le=U32_MAX,
-        json_schema_extra=_no_default,
-        description="The client's BGP local preference for this link's routes (higher wins; "
-        "100 when left out). A client with two reflectors gives each link its own, at least "
-        "the number of its links (routes a reflector only has from another reflector rank "
-        "below). Not on a link between two reflectors.",
+    # reflector, client, interface, port, ipv4, ...: the table's
+    # (modules/lib/grammar/fields.nix, scope link), added below.
+
+
+if TYPE_CHECKING:
+    Link = _LinkShape
+else:
+    Link = create_model(
+        "Link",
+        __base__=_LinkShape,
+        __doc__=_LinkShape.__doc__,
+        __module__=__name__,
+        **fieldtable.pydantic_fields("link"),
     )
 
 

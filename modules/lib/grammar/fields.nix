@@ -2,10 +2,11 @@
 # plan (scope + TOML key) and in the options (option name in the same place),
 # its type and grammar (a token of tokens.nix / dn42-tokens.nix, or an inline
 # range), default, description and which hosts set it. Generated from it:
-# the NixOS options (modules/ibgp-tunnel/options.nix), the plan -> host spec
+# the NixOS options (modules/ibgp-tunnel/field-options.nix, for options.nix
+# and dn42.nix), the spec's shape (spec/shape.nix), the plan -> host spec
 # mapping (plan/host.nix, plan/dn42-peer.nix), the module's plan
 # field list (modules/ibgp-tunnel/plan.nix), the defaults a hand-made spec
-# may leave out (render/dn42.nix), and through `json` the pydantic fields of
+# may leave out (spec/dn42.nix), and through `json` the pydantic fields of
 # the Python helper and with them plan.schema.json (python/src/ibgp_tunnel/
 # fields.json is that JSON, committed; a test keeps it in sync).
 #
@@ -22,7 +23,7 @@
 #   the host spec), "<name>" standing for an attribute name.
 # type: bool | int | intList | str | strList | enum. int/intList/str/strList take their grammar
 #   from `token` (a dotted path into tokens.nix); an int may give low, high
-#   and expect inline instead; enum lists `values`.
+#   and expect inline instead; enum lists `values`; an intList gives its `length`.
 # No `default` and not `nullable`: required. nullable: the option may be
 #   null (and is by default, unless `default` says otherwise); the plan
 #   leaves the key out (TOML has no null).

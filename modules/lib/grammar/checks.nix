@@ -11,6 +11,8 @@ let
     isInt
     match
     attrValues
+    stringLength
+    substring
     ;
   ip = import ../base/ip.nix;
   tokens = import ./tokens.nix;
@@ -84,9 +86,11 @@ rec {
       covers =
         prefix: candidates:
         let
-          inside = filter (n: hasPrefix prefix n) candidates;
+          # hasPrefix written out: this runs for every net at every depth.
+          width = stringLength prefix;
+          inside = filter (n: substring 0 width n == prefix) candidates;
         in
-        if any (n: hasPrefix n prefix) candidates then
+        if any (n: substring 0 (stringLength n) prefix == n) candidates then
           true
         else if builtins.all (n: n == prefix) inside || inside == [ ] then
           false

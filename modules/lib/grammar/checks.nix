@@ -103,6 +103,14 @@ rec {
   # and it accepts more than the default route (which every filter rejects).
   patternReaches = pattern: address: pattern.high > 0 && hasPrefix pattern.bits (ip.bitsOf address);
 
+  # The patterns of a list that reach `address`, its bits worked out once.
+  patternsReaching =
+    patterns: address:
+    let
+      bits = ip.bitsOf address;
+    in
+    filter (pattern: pattern.high > 0 && hasPrefix pattern.bits bits) patterns;
+
   # Networks a list of patterns routes to (the default route alone is
   # rejected by every filter the core writes).
   reachNets = patterns: map (p: p.bits) (filter (p: p.high > 0) patterns);

@@ -211,12 +211,28 @@ let
       annByHost = builtins.groupBy (a: a.hostName) ann;
       parsed = parsedSets plan;
       dialledBy = builtins.groupBy (linkName: plan.links.${linkName}.client) (attrNames (plan.links or { }));
+      lists = [ "import_sets" "kernel_export_sets" ];
+      coversSets = family: names: checks.coversEverything (checks.reachNets (patternsOf parsed family names));
+      # Clients mostly name the same sets: whether they cover everything is
+      # asked once per distinct (family, names), not once per host.
+      setsKey = family: names: toJSON [ family (filter isString names) ];
+      coversOf = listToAttrs (
+        concatMap (
+          host:
+          concatMap (
+            key:
+            let
+              names = host.${key} or [ ];
+            in
+            if builtins.isList names then map (family: { name = setsKey family names; value = coversSets family names; }) families else [ ]
+          ) lists
+        ) (builtins.attrValues plan.hosts)
+      );
     in
     mapHosts plan (
       hostName: host:
       let
         allow = host.allow_cover_everything or false;
-        lists = [ "import_sets" "kernel_export_sets" ];
         # The reflectors this client dials, with their endpoint addresses.
         dialled = map (linkName: plan.links.${linkName}.reflector) (dialledBy.${hostName} or [ ]);
         endpoints = concatMap (
@@ -226,7 +242,12 @@ let
           in
           optional (endpoint != null && isString endpoint && ip.familyOf endpoint != null) { inherit reflector endpoint; }
         ) dialled;
-        everything = key: family: !allow && checks.coversEverything (checks.reachNets (patternsOf parsed family (host.${key} or [ ])));
+        everything =
+          key: family:
+          let
+            names = host.${key} or [ ];
+          in
+          !allow && (if builtins.isList names then coversOf.${setsKey family names} else coversSets family names);
         coverEverything =
           key:
           concatMap (
@@ -241,7 +262,7 @@ let
             e:
             let
               family = ip.familyOf e.endpoint;
-              hit = filter (p: checks.patternReaches p e.endpoint) (patternsOf parsed family (host.${key} or [ ]));
+              hit = checks.patternsReaching (patternsOf parsed family (host.${key} or [ ])) e.endpoint;
             in
             # Covering everything says it already.
             optional (host.role == "client" && hit != [ ] && !(everything key family)) (

@@ -89,6 +89,9 @@ let
 
   validHextets = text: text == "" || match "[0-9a-fA-F]{1,4}(:[0-9a-fA-F]{1,4})*" text != null;
 
+  # The "::" fill: zeroRuns[n] is n zeros, built once.
+  zeroRuns = genList (n: genList (_: 0) n) 9;
+
   # Eight 16-bit integers, or null. No embedded IPv4 or zone ids: tunnel
   # addresses never need them.
   parseIPv6 =
@@ -108,7 +111,7 @@ let
     else if gap < 1 then
       null
     else
-      headWords ++ genList (_: 0) gap ++ tailWords;
+      headWords ++ elemAt zeroRuns gap ++ tailWords;
 
   # Compare the first `len` bits of two equal-length lists of `width`-bit words.
   samePrefix =

@@ -35,7 +35,6 @@ let
     in
     hexPairs.${builtins.substring 0 2 padded} * 256 + hexPairs.${builtins.substring 2 2 padded};
 
-  parts = sep: text: filter builtins.isString (split sep text);
 
   octetFields = text: match "([0-9]{1,3})\\.([0-9]{1,3})\\.([0-9]{1,3})\\.([0-9]{1,3})" text;
 
@@ -85,7 +84,7 @@ let
     else
       builtins.concatStringsSep "" (map (wordBits 8) octets);
 
-  hextetsOf = text: if text == "" then [ ] else map parseHex (parts ":" text);
+  hextetsOf = text: if text == "" then [ ] else map parseHex (filter builtins.isString (split ":" text));
 
   validHextets = text: text == "" || match "[0-9a-fA-F]{1,4}(:[0-9a-fA-F]{1,4})*" text != null;
 
@@ -97,7 +96,7 @@ let
   parseIPv6 =
     text:
     let
-      halves = parts "::" text;
+      halves = filter builtins.isString (split "::" text);
       head = elemAt halves 0;
       tail = if length halves == 2 then elemAt halves 1 else "";
       headWords = hextetsOf head;

@@ -35,7 +35,6 @@ let
     in
     hexPairs.${builtins.substring 0 2 padded} * 256 + hexPairs.${builtins.substring 2 2 padded};
 
-
   octetFields = text: match "([0-9]{1,3})\\.([0-9]{1,3})\\.([0-9]{1,3})\\.([0-9]{1,3})" text;
 
   # "0".."255" -> the value, and -> eight binary digits; built once, so the

@@ -96,10 +96,13 @@ let
   overlapRules =
     plan:
     let
+      # order: key, then links before announcements, then by name, as one
+      # string ("\n" sorts before every character of a key), so the n log n
+      # comparisons are one string compare each.
       items =
-        map (s: s // { kind = "link"; key = "${s.family}/${s.bits}"; }) (linkSubnets plan)
-        ++ map (a: a // { kind = "announce"; key = "${a.family}/${a.bits}"; }) (announced plan);
-      sorted = builtins.sort (a: b: a.key < b.key || (a.key == b.key && (a.kind == "link" && b.kind != "link" || a.kind == b.kind && (a.linkName or a.where) < (b.linkName or b.where)))) items;
+        map (s: s // { kind = "link"; key = "${s.family}/${s.bits}"; order = "${s.family}/${s.bits}\n0\n${s.linkName}"; }) (linkSubnets plan)
+        ++ map (a: a // { kind = "announce"; key = "${a.family}/${a.bits}"; order = "${a.family}/${a.bits}\n1\n${a.where}"; }) (announced plan);
+      sorted = builtins.sort (a: b: a.order < b.order) items;
       # opens[i]: the prefixes still open when sorted[i] comes, each step
       # built from the one before (a lazy list, so each once). Forced in order
       # first, so no step recurses through all those before it; the pairs are

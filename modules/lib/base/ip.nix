@@ -5,7 +5,6 @@ let
     all
     elemAt
     filter
-    foldl'
     genList
     length
     match
@@ -20,30 +19,83 @@ let
     "A" = 10; "B" = 11; "C" = 12; "D" = 13; "E" = 14; "F" = 15;
   };
 
-  chars = text: genList (i: builtins.substring i 1 text) (stringLength text);
+  # Every two-digit hex string (either case) -> its value, built once: a
+  # hextet is then two lookups instead of a fold over its characters.
+  hexPairs = builtins.listToAttrs (
+    builtins.concatMap (hi: map (lo: { name = hi + lo; value = hexDigits.${hi} * 16 + hexDigits.${lo}; }) (builtins.attrNames hexDigits)) (
+      builtins.attrNames hexDigits
+    )
+  );
 
-  parseHex = text: foldl' (acc: c: acc * 16 + hexDigits.${c}) 0 (chars text);
+  # One to four hex digits (validHextets checked them) -> the value.
+  parseHex =
+    text:
+    let
+      padded = builtins.substring (stringLength text) 4 "0000" + text;
+    in
+    hexPairs.${builtins.substring 0 2 padded} * 256 + hexPairs.${builtins.substring 2 2 padded};
 
-  parts = sep: text: filter builtins.isString (split sep text);
+  octetFields = text: match "([0-9]{1,3})\\.([0-9]{1,3})\\.([0-9]{1,3})\\.([0-9]{1,3})" text;
+
+  # "0".."255" -> the value, and -> eight binary digits; built once, so the
+  # usual address is four lookups, no function call per octet.
+  octetValue = builtins.listToAttrs (genList (n: { name = toString n; value = n; }) 256);
+  octetBits = builtins.listToAttrs (genList (n: { name = toString n; value = elemAt byteBits n; }) 256);
+
+  # Whether all four fields are plain octets (no leading zero, at most 255).
+  plainOctets =
+    fields: octetValue ? ${elemAt fields 0} && octetValue ? ${elemAt fields 1} && octetValue ? ${elemAt fields 2} && octetValue ? ${elemAt fields 3};
+
+  # Anything else: fromJSON as before (a leading zero is an error there,
+  # more than 255 is no address).
+  slowIPv4 =
+    fields:
+    let
+      octets = map builtins.fromJSON fields;
+    in
+    if all (o: o <= 255) octets then octets else null;
 
   parseIPv4 =
     text:
     let
-      fields = match "([0-9]{1,3})\\.([0-9]{1,3})\\.([0-9]{1,3})\\.([0-9]{1,3})" text;
-      octets = if fields == null then null else map builtins.fromJSON fields;
+      fields = octetFields text;
     in
-    if octets != null && all (o: o <= 255) octets then octets else null;
+    if fields == null then
+      null
+    else if plainOctets fields then
+      [ octetValue.${elemAt fields 0} octetValue.${elemAt fields 1} octetValue.${elemAt fields 2} octetValue.${elemAt fields 3} ]
+    else
+      slowIPv4 fields;
 
-  hextetsOf = text: if text == "" then [ ] else map parseHex (parts ":" text);
+  # An IPv4 address as 32 binary digits, or null if it is none.
+  bitsOf4 =
+    text:
+    let
+      fields = octetFields text;
+      octets = if fields == null then null else slowIPv4 fields;
+    in
+    if fields == null then
+      null
+    else if plainOctets fields then
+      octetBits.${elemAt fields 0} + octetBits.${elemAt fields 1} + octetBits.${elemAt fields 2} + octetBits.${elemAt fields 3}
+    else if octets == null then
+      null
+    else
+      builtins.concatStringsSep "" (map (wordBits 8) octets);
+
+  hextetsOf = text: if text == "" then [ ] else map parseHex (filter builtins.isString (split ":" text));
 
   validHextets = text: text == "" || match "[0-9a-fA-F]{1,4}(:[0-9a-fA-F]{1,4})*" text != null;
+
+  # The "::" fill: zeroRuns[n] is n zeros, built once.
+  zeroRuns = genList (n: genList (_: 0) n) 9;
 
   # Eight 16-bit integers, or null. No embedded IPv4 or zone ids: tunnel
   # addresses never need them.
   parseIPv6 =
     text:
     let
-      halves = parts "::" text;
+      halves = filter builtins.isString (split "::" text);
       head = elemAt halves 0;
       tail = if length halves == 2 then elemAt halves 1 else "";
       headWords = hextetsOf head;
@@ -57,7 +109,7 @@ let
     else if gap < 1 then
       null
     else
-      headWords ++ genList (_: 0) gap ++ tailWords;
+      headWords ++ elemAt zeroRuns gap ++ tailWords;
 
   # Compare the first `len` bits of two equal-length lists of `width`-bit words.
   samePrefix =
@@ -119,11 +171,11 @@ rec {
   bitsOf =
     text:
     let
-      v4 = parseIPv4 text;
+      v4 = bitsOf4 text;
       v6 = parseIPv6 text;
     in
     if v4 != null then
-      builtins.concatStringsSep "" (map (wordBits 8) v4)
+      v4
     else if v6 != null then
       builtins.concatStringsSep "" (map (wordBits 16) v6)
     else

@@ -11,6 +11,8 @@ let
     isInt
     match
     attrValues
+    stringLength
+    substring
     ;
   ip = import ../base/ip.nix;
   tokens = import ./tokens.nix;
@@ -84,9 +86,11 @@ rec {
       covers =
         prefix: candidates:
         let
-          inside = filter (n: hasPrefix prefix n) candidates;
+          # hasPrefix written out: this runs for every net at every depth.
+          width = stringLength prefix;
+          inside = filter (n: substring 0 width n == prefix) candidates;
         in
-        if any (n: hasPrefix n prefix) candidates then
+        if any (n: substring 0 (stringLength n) prefix == n) candidates then
           true
         else if builtins.all (n: n == prefix) inside || inside == [ ] then
           false
@@ -98,6 +102,14 @@ rec {
   # Whether a pattern can accept a route for `address`: its network holds it
   # and it accepts more than the default route (which every filter rejects).
   patternReaches = pattern: address: pattern.high > 0 && hasPrefix pattern.bits (ip.bitsOf address);
+
+  # The patterns of a list that reach `address`, its bits worked out once.
+  patternsReaching =
+    patterns: address:
+    let
+      bits = ip.bitsOf address;
+    in
+    filter (pattern: pattern.high > 0 && hasPrefix pattern.bits bits) patterns;
 
   # Networks a list of patterns routes to (the default route alone is
   # rejected by every filter the core writes).

@@ -5,10 +5,14 @@
 let
   inherit (builtins) concatStringsSep concatMap isAttrs isList;
 
+  padOf = depth: concatStringsSep "" (builtins.genList (_: "  ") depth);
+  # Indents for the usual depths, built once (every line asks for one).
+  pads = builtins.genList padOf 16;
+
   linesOf =
     depth: item:
     let
-      pad = concatStringsSep "" (builtins.genList (_: "  ") depth);
+      pad = if depth < 16 then builtins.elemAt pads depth else padOf depth;
     in
     if isList item then
       concatMap (linesOf depth) item

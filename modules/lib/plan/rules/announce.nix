@@ -96,10 +96,13 @@ let
   overlapRules =
     plan:
     let
+      # order: key, then links before announcements, then by name, as one
+      # string ("\n" sorts before every character of a key), so the n log n
+      # comparisons are one string compare each.
       items =
-        map (s: s // { kind = "link"; key = "${s.family}/${s.bits}"; }) (linkSubnets plan)
-        ++ map (a: a // { kind = "announce"; key = "${a.family}/${a.bits}"; }) (announced plan);
-      sorted = builtins.sort (a: b: a.key < b.key || (a.key == b.key && (a.kind == "link" && b.kind != "link" || a.kind == b.kind && (a.linkName or a.where) < (b.linkName or b.where)))) items;
+        map (s: s // { kind = "link"; key = "${s.family}/${s.bits}"; order = "${s.family}/${s.bits}\n0\n${s.linkName}"; }) (linkSubnets plan)
+        ++ map (a: a // { kind = "announce"; key = "${a.family}/${a.bits}"; order = "${a.family}/${a.bits}\n1\n${a.where}"; }) (announced plan);
+      sorted = builtins.sort (a: b: a.order < b.order) items;
       # opens[i]: the prefixes still open when sorted[i] comes, each step
       # built from the one before (a lazy list, so each once). Forced in order
       # first, so no step recurses through all those before it; the pairs are
@@ -211,12 +214,28 @@ let
       annByHost = builtins.groupBy (a: a.hostName) ann;
       parsed = parsedSets plan;
       dialledBy = builtins.groupBy (linkName: plan.links.${linkName}.client) (attrNames (plan.links or { }));
+      lists = [ "import_sets" "kernel_export_sets" ];
+      coversSets = family: names: checks.coversEverything (checks.reachNets (patternsOf parsed family names));
+      # Clients mostly name the same sets: whether they cover everything is
+      # asked once per distinct (family, names), not once per host.
+      setsKey = family: names: toJSON [ family (filter isString names) ];
+      coversOf = listToAttrs (
+        concatMap (
+          host:
+          concatMap (
+            key:
+            let
+              names = host.${key} or [ ];
+            in
+            if builtins.isList names then map (family: { name = setsKey family names; value = coversSets family names; }) families else [ ]
+          ) lists
+        ) (builtins.attrValues plan.hosts)
+      );
     in
     mapHosts plan (
       hostName: host:
       let
         allow = host.allow_cover_everything or false;
-        lists = [ "import_sets" "kernel_export_sets" ];
         # The reflectors this client dials, with their endpoint addresses.
         dialled = map (linkName: plan.links.${linkName}.reflector) (dialledBy.${hostName} or [ ]);
         endpoints = concatMap (
@@ -226,7 +245,12 @@ let
           in
           optional (endpoint != null && isString endpoint && ip.familyOf endpoint != null) { inherit reflector endpoint; }
         ) dialled;
-        everything = key: family: !allow && checks.coversEverything (checks.reachNets (patternsOf parsed family (host.${key} or [ ])));
+        everything =
+          key: family:
+          let
+            names = host.${key} or [ ];
+          in
+          !allow && (if builtins.isList names then coversOf.${setsKey family names} else coversSets family names);
         coverEverything =
           key:
           concatMap (
@@ -241,7 +265,7 @@ let
             e:
             let
               family = ip.familyOf e.endpoint;
-              hit = filter (p: checks.patternReaches p e.endpoint) (patternsOf parsed family (host.${key} or [ ]));
+              hit = checks.patternsReaching (patternsOf parsed family (host.${key} or [ ])) e.endpoint;
             in
             # Covering everything says it already.
             optional (host.role == "client" && hit != [ ] && !(everything key family)) (

@@ -86,12 +86,29 @@ let
           in
           {
             inherit text problem subnet;
-            bits = if subnet == null then null else ip.prefixBits text;
+            bits = if subnet == null then null else builtins.substring 0 subnet.length (ip.bitsOf subnet.address);
           };
       }) families
     );
 
-  withFacts = plan: plan // { _links = builtins.mapAttrs (_: linkFacts) (plan.links or { }); };
+  # Each link end's address as bits (ip.bitsOf), parsed once for every rule
+  # that asks; lazy, so an end no rule reads (or that is no string) is
+  # never parsed here.
+  endBits = link: builtins.mapAttrs (_: ip.bitsOf) (builtins.intersectAttrs endKeys link);
+  endKeys = {
+    reflector_ipv4 = null;
+    client_ipv4 = null;
+    reflector_ipv6 = null;
+    client_ipv6 = null;
+  };
+
+  withFacts =
+    plan:
+    plan
+    // {
+      _links = builtins.mapAttrs (_: linkFacts) (plan.links or { });
+      _endBits = builtins.mapAttrs (_: endBits) (plan.links or { });
+    };
 
 in
 {

@@ -47,7 +47,7 @@ let
       let
         link = plan.links.${linkName};
       in
-      concatMap (key: if link ? ${key} && ip.bitsOf link.${key} != null then [ { inherit linkName key; bits = ip.bitsOf link.${key}; } ] else [ ]) [
+      concatMap (key: if link ? ${key} && plan._endBits.${linkName}.${key} != null then [ { inherit linkName key; bits = plan._endBits.${linkName}.${key}; } ] else [ ]) [
         "reflector_ipv4"
         "client_ipv4"
         "reflector_ipv6"

@@ -146,7 +146,7 @@ let
             {
               inherit value problem;
               key = "${role}_${family}";
-              bits = if problem == null then ip.bitsOf value else null;
+              bits = if problem == null then plan._endBits.${linkName}."${role}_${family}" else null;
             }
           ) [ "reflector" "client" ];
           endProblems =

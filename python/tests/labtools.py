@@ -7,6 +7,7 @@ sleeps: timings belong in benchmarks, not in tests.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import shutil
@@ -19,9 +20,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Generic, Self, TypeVar
 
+from ibgp_tunnel.core import evaluate_core
 from ibgp_tunnel.lab import location, netns
 from ibgp_tunnel.lab.state import LabState
-from ibgp_tunnel.lab.topology import Artifacts, Topology, expected_kernel_routes
+from ibgp_tunnel.lab.topology import Topology
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE_PLAN = REPO / "hosts" / "plan.toml"
@@ -304,11 +306,37 @@ def kernel_prefixes(st: LabState, node: str) -> set[str]:
     return set(kernel_bird_routes(st, node, "-4")) | set(kernel_bird_routes(st, node, "-6"))
 
 
-def outside_sets(artifacts: Artifacts, host: str, prefixes: set[str]) -> set[str]:
-    """The prefixes `host`'s kernel must never hold: default routes and anything the
-    core's route model does not put there (outside its kernel_export_sets)."""
-    # `ip route` prints a default route as "default", never as 0.0.0.0/0.
-    return prefixes - expected_kernel_routes(artifacts, host) | ({"default"} & prefixes)
+# The core's matcher over the host's kernel_export_sets (routes.nix): what BIRD's
+# kernel filter lets through, whatever the DN42 stand-ins announce during a fault.
+_OUTSIDE_EXPRESSION = """
+{ coreFile, plan, host, prefixes }:
+let
+  core = import coreFile;
+  p = builtins.fromJSON plan;
+  names = p.hosts.${host}.kernel_export_sets or [ ];
+  family = x: if builtins.match ".*:.*" x != null then "ipv6" else "ipv4";
+in
+builtins.filter
+  (x: x == "default" || !(core.routes.matchesAny (core.routes.setPatterns p (family x) names) x))
+  (builtins.fromJSON prefixes)
+"""
+
+
+def outside_sets(plan: dict[str, Any], host: str, prefixes: set[str]) -> set[str]:
+    """The prefixes `host`'s kernel must never hold: default routes (`ip route`
+    prints one as "default", never as 0.0.0.0/0) and anything outside its
+    kernel_export_sets. Not the route model's expectations: a fault may add DN42
+    routes the plan cannot know, and those the sets keep are no leak."""
+    if not prefixes:
+        return set()
+    found = evaluate_core(
+        _OUTSIDE_EXPRESSION,
+        "the core's matcher failed",
+        plan=json.dumps(plan),
+        host=host,
+        prefixes=json.dumps(sorted(prefixes)),
+    )
+    return set(found)
 
 
 class Watch(Generic[S]):
@@ -414,3 +442,11 @@ def environment(**values: str) -> Iterator[None]:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+
+
+def with_dn42_import_limit(plan_text: str, limit: int, peer: str = "dmz.dn42_peers.peer1") -> str:
+    """The plan with a DN42 peer's own import limit (its import_limit; the
+    sessions' [tuning] import_limit does not reach a peer that has its own)."""
+    header = f"[hosts.{peer}]\n"
+    assert header in plan_text, f"the plan has no {header.strip()}"
+    return plan_text.replace(header, f"{header}import_limit = {limit}\n", 1)

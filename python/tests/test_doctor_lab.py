@@ -34,6 +34,7 @@ from labtools import (
     poll,
     run_doctor,
     skip_reason,
+    with_dn42_import_limit,
 )
 
 from ibgp_tunnel import keys
@@ -83,7 +84,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     plan_path = tmp_path_factory.mktemp("doctor") / "plan.toml"
     # A long recovery wait, so graceful restart recovery outlasts a slow doctor run.
     plan_path.write_text(
-        EXAMPLE_PLAN.read_text()
+        with_dn42_import_limit(EXAMPLE_PLAN.read_text(), IMPORT_LIMIT)
         + f"\n[tuning]\nimport_limit = {IMPORT_LIMIT}\ngraceful_restart_wait = {RECOVERY_WAIT}\n"
     )
     # The example's test keys, so the running keys are the plan's public keys.

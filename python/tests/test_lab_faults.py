@@ -29,6 +29,7 @@ from labtools import (
     ping,
     poll,
     skip_reason,
+    with_dn42_import_limit,
 )
 
 from ibgp_tunnel import planfile
@@ -83,7 +84,10 @@ def _expected(artifacts: Artifacts, topo: Topology) -> tuple[dict[str, set[str]]
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     clear_test_lab()
     plan_path = tmp_path_factory.mktemp("faults") / "plan.toml"
-    plan_path.write_text(EXAMPLE_PLAN.read_text() + f"\n[tuning]\nimport_limit = {IMPORT_LIMIT}\n")
+    plan_path.write_text(
+        with_dn42_import_limit(EXAMPLE_PLAN.read_text(), IMPORT_LIMIT)
+        + f"\n[tuning]\nimport_limit = {IMPORT_LIMIT}\n"
+    )
     try:
         st = up(plan_path, timeout=60)
         plan = planfile.load(plan_path)
@@ -129,7 +133,7 @@ def _wait_settled(lab: Lab) -> None:
 def _assert_nothing_leaked(lab: Lab, watch: KernelWatch) -> None:
     for host in watch.nodes:
         assert watch.samples[host], f"no sample of {host}'s kernel was taken"
-        leaked = outside_sets(lab.artifacts, host, watch.seen(host))
+        leaked = outside_sets(lab.plan, host, watch.seen(host))
         assert not leaked, f"{host}'s kernel held {sorted(leaked)} at some point"
 
 
@@ -148,7 +152,7 @@ def _dn42_address(lab: Lab) -> str:
 def test_the_lab_starts_settled_and_clean(lab: Lab) -> None:
     assert lab.dn42_routes, "the DN42 peer should reach the client's kernel"
     for host in (CLIENT, REFLECTOR):
-        assert not outside_sets(lab.artifacts, host, kernel_prefixes(lab.st, host))
+        assert not outside_sets(lab.plan, host, kernel_prefixes(lab.st, host))
     assert ping(lab.st, LAN, _dn42_address(lab), count=2)
 
 

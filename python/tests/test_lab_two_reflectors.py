@@ -168,7 +168,7 @@ def _assert_clean(outcome: Outcome) -> None:
         samples = watch.samples[client]
         assert len(samples) > 2, f"too few samples of {client}'s kernel"
         seen = set().union(*(set(s) for s in samples))
-        leaked = outside_sets(lab.artifacts, client, seen)
+        leaked = outside_sets(lab.plan, client, seen)
         assert not leaked, f"{client}'s kernel held {sorted(leaked)} at some point"
         whole = expected_paths(lab.plan, lab.artifacts, client)
         alone = expected_paths(lab.plan, lab.artifacts, client, (outcome.failed,))
@@ -212,7 +212,7 @@ def test_starts_on_the_preferred_tunnels(lab: Lab) -> None:
         )
         assert shared, f"{client}: both reflectors should offer something"
         assert {paths[p] for p in shared} == {preferred.interface}
-        assert not outside_sets(lab.artifacts, client, set(paths))
+        assert not outside_sets(lab.plan, client, set(paths))
 
 
 @pytest.mark.parametrize("failed", ["vps1", "vps2"])
@@ -305,7 +305,7 @@ def test_a_client_cut_from_one_reflector_keeps_every_route_through_the_other(
     for index, sample in enumerate(watch.samples["home"]):
         lost = set(whole) - set(sample)
         assert not lost, f"home lacked {sorted(lost)} at sample {index}"
-    assert not outside_sets(lab.artifacts, "home", set().union(*watch.samples["home"]))
+    assert not outside_sets(lab.plan, "home", set().union(*watch.samples["home"]))
 
 
 def test_graceful_restart_of_a_reflector_keeps_every_route(lab: Lab) -> None:

@@ -5,16 +5,11 @@ let
     all
     attrNames
     concatMap
-    concatStringsSep
     elem
-    elemAt
     filter
-    genList
     head
     isString
-    length
     listToAttrs
-    match
     toJSON
     ;
   inherit (import ./common.nix)
@@ -25,20 +20,14 @@ let
     defaults
     optional
     families
-    tomlPath
     finding
     error
-    warning
     indexed
     names
     tokenError
     valid
     mapHosts
-    mapLinks
-    linkOf
     knownSets
-    linkFacts
-    withFacts
     ;
 
   announceRules =

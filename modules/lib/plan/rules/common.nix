@@ -2,15 +2,11 @@
 # rule uses, and the per-link facts parsed once (plan._links).
 let
   inherit (builtins)
-    all
     attrNames
     concatMap
     concatStringsSep
-    elem
     elemAt
-    filter
     genList
-    head
     isString
     length
     listToAttrs

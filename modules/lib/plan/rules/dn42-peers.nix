@@ -1,43 +1,19 @@
 # Plan rules of a host's DN42 peers: neighbours against our own addresses.
 let
   inherit (builtins)
-    all
     attrNames
     concatMap
-    concatStringsSep
     elem
-    elemAt
-    filter
-    genList
     head
-    isString
-    length
-    listToAttrs
-    match
-    toJSON
     ;
   inherit (import ./common.nix)
-    util
     ip
     t
     checks
-    defaults
     optional
-    families
-    tomlPath
-    finding
     error
-    warning
-    indexed
-    names
-    tokenError
     valid
     mapHosts
-    mapLinks
-    linkOf
-    knownSets
-    linkFacts
-    withFacts
     ;
 
   tunnelAddresses =

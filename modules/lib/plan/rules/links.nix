@@ -1,43 +1,27 @@
 # Plan rules of the links: ends, subnets, addresses, a host's links, ports.
 let
   inherit (builtins)
-    all
     attrNames
     concatMap
-    concatStringsSep
     elem
     elemAt
     filter
-    genList
     head
-    isString
-    length
-    listToAttrs
     match
-    toJSON
     ;
   inherit (import ./common.nix)
     util
     ip
     t
     checks
-    defaults
     optional
     families
-    tomlPath
-    finding
     error
     warning
-    indexed
     names
-    tokenError
-    valid
     mapHosts
     mapLinks
     linkOf
-    knownSets
-    linkFacts
-    withFacts
     ;
 
   # --- links ---------------------------------------------------------------
@@ -217,7 +201,6 @@ let
             peerName: let peer = host.dn42_peers.${peerName}; in optional (peer ? interface) { name = peer.interface; owner = "hosts.${hostName}.dn42_peers.${peerName}"; }
           ) (attrNames (host.dn42_peers or { }));
         taken = builtins.groupBy (x: x.name) (hostInterfaces ++ map (linkName: { name = interfaceOf linkName; owner = "links.${linkName}"; }) links);
-        hostTaken = builtins.groupBy (x: x.name) hostInterfaces;
         linkInterfaceClash =
           linkName:
           let

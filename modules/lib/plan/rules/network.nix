@@ -2,31 +2,19 @@
 # references, router ids, keys, endpoints, roles, inbound, interface names.
 let
   inherit (builtins)
-    all
     attrNames
     concatMap
     concatStringsSep
     elem
-    elemAt
     filter
-    genList
     head
-    isString
-    length
-    listToAttrs
     match
-    toJSON
     ;
   inherit (import ./common.nix)
-    util
-    ip
     t
     checks
-    defaults
     optional
     families
-    tomlPath
-    finding
     error
     warning
     indexed
@@ -37,8 +25,6 @@ let
     mapLinks
     linkOf
     knownSets
-    linkFacts
-    withFacts
     ;
 
   # --- the network ---------------------------------------------------------

@@ -1,0 +1,66 @@
+"""The checks: live state against what the plan says, root causes first.
+
+`run_checks` runs them in an order where a cause comes before its symptoms:
+BIRD running, then the tunnel (interface, keys, addresses), the firewall's
+ports, the handshake, BIRD's sessions (with BIRD's own reason), BFD, graceful
+restart recovery, routes in the kernel, forwarding/NAT/reverse-path filtering,
+the IPv6 next hop (the write-up's pitfall 4), and last overlaps, MTU and import
+limits. So the first failing line is the one to act on.
+"""
+
+from __future__ import annotations
+
+from ibgp_tunnel.doctor.checks.bird import (
+    check_bfd,
+    check_bird_running,
+    check_recovery,
+    check_sessions,
+)
+from ibgp_tunnel.doctor.checks.common import CheckFn
+from ibgp_tunnel.doctor.checks.firewall import check_firewall_ports
+from ibgp_tunnel.doctor.checks.forwarding import (
+    check_accept_ra,
+    check_forward_rules,
+    check_forwarding_sysctl,
+    check_ipv6_routes,
+    check_kernel_routes,
+    check_masquerade,
+    check_rp_filter,
+)
+from ibgp_tunnel.doctor.checks.limits import check_import_limits, check_mtu, check_overlaps
+from ibgp_tunnel.doctor.checks.tunnel import (
+    check_handshakes,
+    check_keys,
+    check_tunnel_addresses,
+    check_tunnel_interfaces,
+)
+from ibgp_tunnel.doctor.expect import Expectations
+from ibgp_tunnel.doctor.live import Live
+from ibgp_tunnel.doctor.result import Check
+
+CHECKS: tuple[CheckFn, ...] = (
+    check_bird_running,
+    check_tunnel_interfaces,
+    check_keys,
+    check_tunnel_addresses,
+    check_firewall_ports,
+    check_handshakes,
+    check_sessions,
+    check_bfd,
+    check_recovery,
+    check_kernel_routes,
+    check_forwarding_sysctl,
+    check_forward_rules,
+    check_masquerade,
+    check_rp_filter,
+    check_accept_ra,
+    check_ipv6_routes,
+    check_overlaps,
+    check_mtu,
+    check_import_limits,
+)
+
+
+def run_checks(exp: Expectations, live: Live) -> list[Check]:
+    """Every check, in order (see the module docstring)."""
+    return [check for function in CHECKS for check in function(exp, live)]

@@ -83,6 +83,10 @@ let
     else
       builtins.concatStringsSep "" (map (wordBits 8) octets);
 
+  # Every IPv6 form holds a ':', no IPv4 one does: one cheap match picks the
+  # parser, so an IPv6 address never pays for the IPv4 regex first.
+  hasColon = text: match "[^:]*" text == null;
+
   hextetsOf = text: if text == "" then [ ] else map parseHex (filter builtins.isString (split ":" text));
 
   validHextets = text: text == "" || match "[0-9a-fA-F]{1,4}(:[0-9a-fA-F]{1,4})*" text != null;
@@ -171,11 +175,10 @@ rec {
   bitsOf =
     text:
     let
-      v4 = bitsOf4 text;
       v6 = parseIPv6 text;
     in
-    if v4 != null then
-      v4
+    if !(hasColon text) then
+      bitsOf4 text
     else if v6 != null then
       builtins.concatStringsSep "" (map (wordBits 16) v6)
     else
@@ -205,8 +208,8 @@ rec {
 
   familyOf =
     text:
-    if isIPv4 text then
-      "ipv4"
+    if !(hasColon text) then
+      (if isIPv4 text then "ipv4" else null)
     else if isIPv6 text then
       "ipv6"
     else

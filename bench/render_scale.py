@@ -9,9 +9,13 @@ times, each in its own plain `nix-instantiate --eval --strict`:
   problems  problems (hostFromPlan plan reflector) the module's host assertions
   plan      planProblems plan                      what `check` and the module ask
 
-and prints seconds (median of --reps runs) and peak memory (max RSS of the
-evaluator), as Markdown or --json. The goal: linear, 1,000 clients in at most
-2 s each on this machine's Nix 2.8.
+and prints seconds (median of --reps runs), peak memory (max RSS of the
+evaluator) and the evaluator's own counts of Nix function calls and thunks
+(NIX_SHOW_STATS; the same on every machine, so they show linearity where
+the seconds are noisy), each with its ratio to the smallest size, as
+Markdown or --json. The goal (issue 20): every stage linear, 5,000 clients
+within 5x the time and calls of 1,000, and 1,000 clients' planProblems +
+render within 1 s.
 """
 
 from __future__ import annotations
@@ -83,15 +87,19 @@ def plan_of(clients: int) -> dict[str, object]:
     return {"asn": 4242420038, "hosts": hosts, "links": links}
 
 
-def measure(plan_json: Path, stage: str, core: Path = CORE) -> tuple[float, int]:
-    """Seconds and the evaluator's peak RSS (KiB) for one stage."""
+def _command(plan_json: Path, stage: str, core: Path) -> list[str]:
     expression = (
         "{ core, planJson }: let c = import core; "
         "plan = builtins.fromJSON (builtins.readFile planJson); in "
         f"builtins.deepSeq ({STAGES[stage]}) true"
     )
-    command = ["nix-instantiate", "--eval", "--strict", "--expr", expression]
-    command += ["--argstr", "core", str(core), "--argstr", "planJson", str(plan_json)]
+    core_args = ["--argstr", "core", str(core), "--argstr", "planJson", str(plan_json)]
+    return ["nix-instantiate", "--eval", "--strict", "--expr", expression, *core_args]
+
+
+def measure(plan_json: Path, stage: str, core: Path = CORE) -> tuple[float, int]:
+    """Seconds and the evaluator's peak RSS (KiB) for one stage."""
+    command = _command(plan_json, stage, core)
     start = time.monotonic()
     with tempfile.TemporaryFile() as errors:
         child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=errors)
@@ -103,6 +111,36 @@ def measure(plan_json: Path, stage: str, core: Path = CORE) -> tuple[float, int]
             errors.seek(0)
             sys.exit(f"{stage} failed:\n{errors.read().decode(errors='replace')}")
     return seconds, usage.ru_maxrss
+
+
+def count(plan_json: Path, stage: str, core: Path = CORE) -> dict[str, int]:
+    """The evaluator's function calls and thunks for one stage (one more run,
+    apart from the timed ones: writing the statistics takes time too)."""
+    with tempfile.TemporaryDirectory(prefix="render-scale-stats-") as directory:
+        stats = Path(directory) / "stats.json"
+        environment = dict(os.environ, NIX_SHOW_STATS="1", NIX_SHOW_STATS_PATH=str(stats))
+        result = subprocess.run(
+            _command(plan_json, stage, core),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            env=environment,
+            check=False,
+        )
+        if result.returncode != 0:
+            sys.exit(f"{stage} failed:\n{result.stderr.decode(errors='replace')}")
+        numbers = json.loads(stats.read_text())
+    return {"calls": numbers["nrFunctionCalls"], "thunks": numbers["nrThunks"]}
+
+
+def with_ratios(rows: list[dict[str, object]]) -> None:
+    """Each row's seconds, calls and thunks over its stage's at the smallest size."""
+    first: dict[object, dict[str, object]] = {}
+    for row in rows:
+        base = first.setdefault(row["stage"], row)
+        for field in ("median_s", "calls", "thunks"):
+            value, smallest = row[field], base[field]
+            assert isinstance(value, (int, float)) and isinstance(smallest, (int, float))
+            row[f"{field}_ratio"] = round(value / smallest, 2) if smallest else None
 
 
 def main() -> None:
@@ -128,16 +166,22 @@ def main() -> None:
                         "seconds": [round(s, 3) for s, _ in samples],
                         "median_s": round(statistics.median(s for s, _ in samples), 3),
                         "max_rss_mib": round(max(m for _, m in samples) / 1024),
+                        **count(plan_json, stage, args.core),
                     }
                 )
+    with_ratios(rows)
     if args.json:
         print(json.dumps({"machine": _machine(), "rows": rows}, indent=2))
         return
     print(f"<!-- {_machine()} -->")
-    print("| clients | stage | median s | max RSS MiB |")
-    print("|--:|---|--:|--:|")
+    print("| clients | stage | median s | ratio | max RSS MiB | calls | ratio | thunks | ratio |")
+    print("|--:|---|--:|--:|--:|--:|--:|--:|--:|")
     for row in rows:
-        print(f"| {row['clients']} | {row['stage']} | {row['median_s']} | {row['max_rss_mib']} |")
+        print(
+            f"| {row['clients']} | {row['stage']} | {row['median_s']} | {row['median_s_ratio']}"
+            f" | {row['max_rss_mib']} | {row['calls']:,} | {row['calls_ratio']}"
+            f" | {row['thunks']:,} | {row['thunks_ratio']} |"
+        )
 
 
 def _machine() -> str:

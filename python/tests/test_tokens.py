@@ -5,6 +5,7 @@ that TOML paths are written alike by the helper and the core."""
 from __future__ import annotations
 
 import json
+import random
 
 import pytest
 from nixcore import CORE, core_call, needs_nix
@@ -142,3 +143,44 @@ def test_toml_paths_quote_what_needs_quoting() -> None:
     assert toml_path(["prefix_sets", "dn42", "ipv4", 0]) == "prefix_sets.dn42.ipv4[0]"
     assert toml_path(["hosts", "my host", "role"]) == 'hosts."my host".role'
     assert toml_path(["hosts", 'a"b\nc']) == 'hosts."a\\"b\\u000ac"'
+
+
+def _address_like(rng: random.Random) -> str:
+    """Strings near the IPv6 and IPv4 forms: groups, '::', stray characters, suffixes."""
+    groups = [
+        rng.choice(["0", "1", "fd42", "FFFF", "abcd", "12345", "g", "", "0db8"])
+        for _ in range(rng.randint(0, 10))
+    ]
+    text = ":".join(groups)
+    if groups and rng.random() < 0.6:
+        at = rng.randint(0, len(text))
+        text = text[:at] + rng.choice(["::", ":::", ":"]) + text[at:]
+    if rng.random() < 0.2:
+        text = ".".join(
+            str(rng.choice([0, 1, 10, 255, 256, 1000])) for _ in range(rng.randint(3, 5))
+        )
+    if rng.random() < 0.1:
+        at = rng.randint(0, len(text))
+        text = text[:at] + rng.choice(["x", "/", ".", " ", "%", "[", "]"]) + text[at:]
+    suffix = rng.choice(
+        ["", "", "/64", "/128", "/129", "/08", "/0", "/", "/8+", "/8{44,64}", "/8-", "/8{1}"]
+    )
+    return text + suffix
+
+
+@pytest.mark.parametrize(
+    "kind", ["ipv6", "address", "cidr", "prefix4", "prefix6", "pattern4", "pattern6", "prefixAny"]
+)
+def test_fast_test_is_the_regex(kind: str) -> None:
+    # The IPv6-bearing kinds check their regex's language in parts (std::regex
+    # is slow on its alternatives); both must accept exactly the same strings.
+    rng = random.Random(kind)
+    values = [_address_like(rng) for _ in range(3000)]
+    listed = f"(builtins.fromJSON {json.dumps(json.dumps(values))})"
+    test = f"core.tokens.{kind}.test"
+    regex = f"core.tokens.{kind}.regex"
+    verdicts = core_call(f"map (v: {test} v == (builtins.match {regex} v != null)) {listed}")
+    assert [v for v, same in zip(values, verdicts, strict=True) if not same] == []
+    accepted = core_call(f"builtins.length (builtins.filter {test} {listed})")
+    # Both answers occur, so the comparison says something.
+    assert 0 < accepted < len(values)

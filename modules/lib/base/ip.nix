@@ -81,35 +81,53 @@ let
     else if octets == null then
       null
     else
-      builtins.concatStringsSep "" (map (wordBits 8) octets);
+      builtins.concatStringsSep "" (map (elemAt byteBits) octets);
 
-  hextetsOf = text: if text == "" then [ ] else map parseHex (filter builtins.isString (split ":" text));
+  # Every IPv6 form holds a ':', no IPv4 one does: one cheap match picks the
+  # parser, so an IPv6 address never pays for the IPv4 regex first.
+  hasColon = text: match "[^:]*" text == null;
+
+  groupsOf = text: if text == "" then [ ] else filter builtins.isString (split ":" text);
 
   validHextets = text: text == "" || match "[0-9a-fA-F]{1,4}(:[0-9a-fA-F]{1,4})*" text != null;
 
-  # The "::" fill: zeroRuns[n] is n zeros, built once.
-  zeroRuns = genList (n: genList (_: 0) n) 9;
+  # The "::" fill: zeroRuns[n] is n zero groups, built once.
+  zeroRuns = genList (n: genList (_: "0") n) 9;
 
-  # Eight 16-bit integers, or null. No embedded IPv4 or zone ids: tunnel
-  # addresses never need them.
-  parseIPv6 =
+  # An IPv6 address's eight groups as written (1 to 4 hex digits each, "0"
+  # where "::" stands), or null. No embedded IPv4 or zone ids: tunnel
+  # addresses never need them. Parsed and bits (below) both start here.
+  groupsOf6 =
     text:
     let
       halves = filter builtins.isString (split "::" text);
       head = elemAt halves 0;
       tail = if length halves == 2 then elemAt halves 1 else "";
-      headWords = hextetsOf head;
-      tailWords = hextetsOf tail;
-      gap = 8 - length headWords - length tailWords;
+      headGroups = groupsOf head;
+      tailGroups = groupsOf tail;
+      gap = 8 - length headGroups - length tailGroups;
     in
     if match "[0-9a-fA-F:]+" text == null || length halves > 2 || !(validHextets head && validHextets tail) then
       null
     else if length halves == 1 then
-      (if length headWords == 8 then headWords else null)
+      (if length headGroups == 8 then headGroups else null)
     else if gap < 1 then
       null
     else
-      headWords ++ elemAt zeroRuns gap ++ tailWords;
+      headGroups ++ elemAt zeroRuns gap ++ tailGroups;
+
+  # Eight 16-bit integers, or null.
+  parseIPv6 = text: let groups = groupsOf6 text; in if groups == null then null else map parseHex groups;
+
+  # Two hex digits (either case) -> eight binary digits, built once: a group's
+  # bits are two lookups, no number in between.
+  pairBits = builtins.mapAttrs (_: elemAt byteBits) hexPairs;
+  groupBits =
+    group:
+    let
+      padded = builtins.substring (stringLength group) 4 "0000" + group;
+    in
+    pairBits.${builtins.substring 0 2 padded} + pairBits.${builtins.substring 2 2 padded};
 
   # Compare the first `len` bits of two equal-length lists of `width`-bit words.
   samePrefix =
@@ -136,7 +154,13 @@ let
       };
   hexChars = [ "0" "1" "2" "3" "4" "5" "6" "7" "8" "9" "a" "b" "c" "d" "e" "f" ];
 
-  toHex = n: if n < 16 then elemAt hexChars n else toHex (n / 16) + elemAt hexChars (n - (n / 16) * 16);
+  # Lowercase hex without leading zeros; every value below 256 and every
+  # byte as two digits are built once, so a hextet is two lookups (the
+  # recursion alone took more calls for larger groups).
+  hexDigitsOf = n: if n < 16 then elemAt hexChars n else hexDigitsOf (n / 16) + elemAt hexChars (n - (n / 16) * 16);
+  shortHex = genList hexDigitsOf 256;
+  byteHex = genList (n: elemAt hexChars (n / 16) + elemAt hexChars (n - (n / 16) * 16)) 256;
+  toHex = n: if n < 256 then elemAt shortHex n else if n < 65536 then elemAt shortHex (n / 256) + elemAt byteHex (n - (n / 256) * 256) else hexDigitsOf n;
 
   # Zero the bits after `len` in a list of `width`-bit words.
   maskWords =
@@ -158,10 +182,6 @@ let
   # Every byte as eight binary digits, built once.
   byteBits = genList (byte: builtins.concatStringsSep "" (genList (i: toString (builtins.bitAnd (byte / util.pow2 (7 - i)) 1)) 8)) 256;
 
-  # A word (an octet or a hextet) as exactly `width` binary digits.
-  wordBits =
-    width: word:
-    if width == 8 then elemAt byteBits word else elemAt byteBits (word / 256) + elemAt byteBits (word - (word / 256) * 256);
 in
 rec {
   inherit parseIPv4 parseIPv6 splitCidr;
@@ -171,13 +191,12 @@ rec {
   bitsOf =
     text:
     let
-      v4 = bitsOf4 text;
-      v6 = parseIPv6 text;
+      groups = groupsOf6 text;
     in
-    if v4 != null then
-      v4
-    else if v6 != null then
-      builtins.concatStringsSep "" (map (wordBits 16) v6)
+    if !(hasColon text) then
+      bitsOf4 text
+    else if groups != null then
+      builtins.concatStringsSep "" (map groupBits groups)
     else
       null;
 
@@ -205,8 +224,8 @@ rec {
 
   familyOf =
     text:
-    if isIPv4 text then
-      "ipv4"
+    if !(hasColon text) then
+      (if isIPv4 text then "ipv4" else null)
     else if isIPv6 text then
       "ipv6"
     else

@@ -188,10 +188,17 @@ let
       genList item (length value)
     else if s.type == "attrs" then
       listToAttrs (
-        map (name: {
-          name = emit (leaf t.name) "${path}.${key name}" name;
-          value = emit s.of "${path}.${key name}" value.${name};
-        }) (attrNames value)
+        map (
+          name:
+          let
+            # The name's path once: key checks the name (a regex) to quote it.
+            at = "${path}.${key name}";
+          in
+          {
+            name = emit (leaf t.name) at name;
+            value = emit s.of at value.${name};
+          }
+        ) (attrNames value)
       )
     else if s.type == "families" then
       mapAttrs (field: of: emit of "${path}.${field}" (value.${field} or [ ])) s.fields
@@ -213,7 +220,7 @@ let
     else if s.type == "list" || s.type == "pair" then
       concatLists (genList item (length value))
     else if s.type == "attrs" then
-      concatMap (name: problemsOf (leaf t.name) "${path}.${key name}" name ++ problemsOf s.of "${path}.${key name}" value.${name}) (
+      concatMap (name: let at = "${path}.${key name}"; in problemsOf (leaf t.name) at name ++ problemsOf s.of at value.${name}) (
         attrNames value
       )
     else if s.type == "families" then

@@ -91,7 +91,11 @@ let
       items =
         map (s: s // { kind = "link"; key = "${s.family}/${s.bits}"; order = "${s.family}/${s.bits}\n0\n${s.linkName}"; }) (linkSubnets plan)
         ++ map (a: a // { kind = "announce"; key = "${a.family}/${a.bits}"; order = "${a.family}/${a.bits}\n1\n${a.where}"; }) (announced plan);
-      sorted = builtins.sort (a: b: a.order < b.order) items;
+      # builtins.lessThan itself as the comparator: sort then compares in
+      # C++, no Nix call for each of its n log n comparisons. The orders are
+      # distinct (a link's name, an entry's path), so each finds its item.
+      byOrder = listToAttrs (map (item: { name = item.order; value = item; }) items);
+      sorted = map (order: byOrder.${order}) (builtins.sort builtins.lessThan (map (item: item.order) items));
       # opens[i]: the prefixes still open when sorted[i] comes, each step
       # built from the one before (a lazy list, so each once). Forced in order
       # first, so no step recurses through all those before it; the pairs are

@@ -254,5 +254,6 @@ def test_every_plan_option_of_the_module_comes_from_the_table() -> None:
     by_hand = declared - from_table - containers - NOT_PLAN_FIELDS
     assert by_hand == set(), (
         f"{sorted(by_hand)} declared by hand: declare a plan field in "
-        "modules/lib/grammar/fields.nix, or add a non-plan option to NOT_PLAN_FIELDS"
+        "the field table (grammar/fields/ of the core), or add a non-plan option to "
+        "NOT_PLAN_FIELDS"
     )

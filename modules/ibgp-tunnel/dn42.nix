@@ -22,7 +22,7 @@ let
 
   # publicKey, endpoint, linkLocal, ...: the dn42Tunnel fields of
   # modules/lib/grammar/fields.nix.
-  tunnelModule.options = import ./field-options.nix lib "dn42Tunnel";
+  tunnelModule.options = import ./field-options.nix lib "dn42Tunnel" { };
 
   peerModule = {
     # The peer's other options are options.nix's (fields.nix).
@@ -33,17 +33,6 @@ let
         description = "The peer's WireGuard tunnel, run by this module on `interface` (default dn42-<peer>). null: the interface is configured elsewhere.";
       };
     };
-  };
-
-  urlOption = family: mkOption {
-    type = typeOf tokens.dn42.url;
-    default = dn42Defaults."roa_url_${family}";
-    description = "Where the ${family} ROA file for BIRD 2+ is downloaded from (DN42 wiki, howto/Bird2).";
-  };
-  fileOption = family: mkOption {
-    type = typeOf tokens.runtimePath;
-    default = if family == "ipv4" then dn42Defaults.roaFileIpv4 else dn42Defaults.roaFileIpv6;
-    description = "The last good ${family} ROA file, included by bird.conf.";
   };
 
   artifacts = core.render cfg;
@@ -78,27 +67,8 @@ in
         defaultText = literalExpression ''config.sops.secrets."wg_dn42/private_key".path'';
         description = "Our WireGuard private key for every DN42 tunnel (`ibgp-tunnel keys` writes `wg_dn42/private_key`).";
       };
-      roa = {
-        enable = mkOption {
-          type = types.bool;
-          default = true;
-          description = "Import from DN42 peers only ROA-valid routes, from ROA files a systemd timer keeps current.";
-        };
-        ipv4Url = urlOption "ipv4";
-        ipv6Url = urlOption "ipv6";
-        allowInsecureUrls = mkOption {
-          type = types.bool;
-          default = false;
-          description = "Fetch the ROA files from plain http:// URLs too. Off: anyone on the path could rewrite a file over http://, and the ROA files decide which DN42 routes are imported; https:// and file:// (a local file) are always fetched.";
-        };
-        ipv4File = fileOption "ipv4";
-        ipv6File = fileOption "ipv6";
-        interval = mkOption {
-          type = typeOf tokens.dn42.interval;
-          default = dn42Defaults.roa_interval;
-          description = "How often the ROA files are refreshed (a systemd time span).";
-        };
-      };
+      # enable, ipv4Url, ipv4File, interval, ...: the dn42Roa fields of fields.nix.
+      roa = import ./field-options.nix lib "dn42Roa" { };
     };
   };
 

@@ -1,6 +1,11 @@
 # The NixOS options of one scope of the field table
 # (modules/lib/grammar/fields.nix): type from the field's type and grammar,
-# default, example, description. Used by ./options.nix and ./dn42.nix.
+# default, example, description; a record's fields become a submodule's
+# options. Used by ./options.nix and ./dn42.nix:
+#   fieldOptions scope given
+# where `given` holds, by option name, what the table cannot say because it
+# depends on the configuration (a default from sops or the host's role, the
+# link's name): mkOption arguments, or for a record its fields' `given`.
 lib:
 let
   inherit (lib) mkOption types literalExpression;
@@ -8,9 +13,10 @@ let
   typeOf = kind: types.strMatching kind.regex // { description = "string, ${kind.expect}"; };
 
   fieldType =
-    f:
+    f: given:
     let
       k = fields.kindOf f;
+      record = types.submodule { options = optionsOf (map fields.optionOf f.fields) given; };
       base =
         {
           bool = types.bool;
@@ -19,24 +25,38 @@ let
           enum = types.enum k.values;
           str = typeOf k;
           strList = types.listOf (typeOf k);
+          inherit record;
+          recordList = types.listOf record;
+          recordAttrs = types.attrsOf record;
         }
         .${f.type};
       own = if f ? optionType then f.optionType types else base;
     in
     if f.nullable or false then types.nullOr own else own;
-in
-scope:
-builtins.listToAttrs (
-  map (f: {
-    name = f.option;
-    value = mkOption (
-      {
-        type = fieldType f;
-        inherit (f) description;
-      }
-      // lib.optionalAttrs (!fields.required f) { default = fields.defaultOf f; }
-      // lib.optionalAttrs (f ? example) { inherit (f) example; }
-      // lib.optionalAttrs (f ? defaultText) { defaultText = literalExpression f.defaultText; }
+
+  optionsOf =
+    list: given:
+    builtins.listToAttrs (
+      map (
+        f:
+        let
+          own = given.${f.option} or { };
+          isTable = fields.isTable f;
+        in
+        {
+          name = f.option;
+          value = mkOption (
+            {
+              type = fieldType f (if isTable then own else { });
+              inherit (f) description;
+            }
+            // lib.optionalAttrs (!fields.required f) { default = fields.defaultOf f; }
+            // lib.optionalAttrs (f ? example) { inherit (f) example; }
+            // lib.optionalAttrs (f ? defaultText) { defaultText = literalExpression f.defaultText; }
+            // lib.optionalAttrs (!isTable) own
+          );
+        }
+      ) list
     );
-  }) (fields.of scope)
-)
+in
+scope: optionsOf (fields.of scope)

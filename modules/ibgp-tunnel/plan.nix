@@ -20,17 +20,9 @@ let
 
   # A static list: the set of definitions must not depend on cfg.plan, or
   # evaluating cfg.plan would recurse into itself.
-  fields = core.fields.optionNames "host" ++ [
-    "asn"
-    "prefixSets"
-    "announce"
-    "dn42Inbound"
-    "internalPrefixes"
-    "links"
-    "dn42Peers"
-    "tuning"
-    "dn42"
-  ];
+  # The table's plan and host fields and the options holding its other scopes
+  # (links, dn42Peers, tuning, dn42).
+  fields = core.fields.optionNames "plan" ++ core.fields.optionNames "host" ++ core.fields.containers;
 in
 {
   config.services.ibgpTunnel = lib.genAttrs fields (field: lib.mkIf hasPlan (defaultLeaves fromPlan.${field}));

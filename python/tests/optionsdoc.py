@@ -21,7 +21,9 @@ BEGIN = "<!-- options:begin -->"
 END = "<!-- options:end -->"
 
 
-def option_list() -> list[dict[str, Any]]:
+def option_list(hidden: bool = False) -> list[dict[str, Any]]:
+    """The module's options (with `hidden`, the invisible ones too)."""
+    shown = "true" if hidden else "o.visible"
     expression = f"""
       let
         lib = import {pinned.NIXPKGS_LIB};
@@ -30,7 +32,7 @@ def option_list() -> list[dict[str, Any]]:
           modules = [ {pinned.SOPS_MODULE} {REPO}/modules/ibgp-tunnel ];
         }};
       in
-      builtins.filter (o: o.visible && !o.internal)
+      builtins.filter (o: {shown} && !o.internal)
         (lib.optionAttrSetToDocList eval.options.services.ibgpTunnel)
     """
     result = subprocess.run(

@@ -10,25 +10,41 @@
 # the Python helper and with them plan.schema.json (python/src/ibgp_tunnel/
 # fields.json is that JSON, committed; a test keeps it in sync).
 #
-# scope: "host" = [hosts.<h>] / services.ibgpTunnel.<option> (fields/host.nix);
+# scope: "plan" = the plan's top level / services.ibgpTunnel.<option> (fields/plan.nix);
+#        "host" = [hosts.<h>] / services.ibgpTunnel.<option> (fields/host.nix);
 #        "dn42Peer" = [hosts.<h>.dn42_peers.<p>] / services.ibgpTunnel.dn42Peers.<p>.<option>
 #          (fields/dn42-peer.nix);
 #        "dn42Tunnel" = [hosts.<h>.dn42_peers.<p>] / ...dn42Peers.<p>.tunnel.<option>
 #          (fields/dn42-tunnel.nix, which also says what planOptional and optionView are);
+#        "dn42Roa" = [hosts.<h>.dn42_roa] / services.ibgpTunnel.dn42.roa.<option>
+#          (fields/dn42-roa.nix);
 #        "tuning" = [tuning] / services.ibgpTunnel.tuning.<option> (fields/tuning.nix,
 #          which also says what shapeOnly and optionType are);
-#        "link" = [links.<l>], plan only (optionPath and option null: each end's
-#          link options are derived, fields/link.nix).
+#        "link" = [links.<l>], plan only (optionPath and option null, fields/link.nix);
+#        "linkEnd" = services.ibgpTunnel.links.<l>.<option>, options only: each
+#          end's view of a link, derived from the plan (fields/link-end.nix).
 # optionPath: where the scope's options sit below services.ibgpTunnel (and in
 #   the host spec), "<name>" standing for an attribute name.
-# type: bool | int | intList | str | strList | enum. int/intList/str/strList take their grammar
+# key null: an option only (not a plan key); option null: the plan only.
+# derived: the value is not the plan key's as it is; plan/host.nix computes
+#   it, the note says from what (fromPlan leaves such a field out).
+# type: bool | int | intList | str | strList | enum, or a table of fields:
+#   record (one), recordList (a list of them), recordAttrs (an attribute set of
+#   them), whose `fields` are entries of their own (key, option, type, ...),
+#   `model` and `modelDoc` naming the plan model (pydantic) they make.
+#   int/intList/str/strList take their grammar
 #   from `token` (a dotted path into tokens.nix); an int may give low, high
 #   and expect inline instead; enum lists `values`; an intList gives its `length`.
 # No `default` and not `nullable`: required. nullable: the option may be
 #   null (and is by default, unless `default` says otherwise); the plan
 #   leaves the key out (TOML has no null).
+# optionView: how the option differs from the plan key (fields/dn42-tunnel.nix).
 # check: the plan rules check the value against its grammar here
 #   (planProblems), not by hand elsewhere.
+#
+# Not declarations, so not here: the rules that relate two keys (tuning's
+# checks.nix tuningProblems, the link rules in plan/rules/links.nix, every
+# plan and host rule): a rule reads fields, it does not declare one.
 let
   inherit (builtins)
     concatMap
@@ -39,13 +55,17 @@ let
     split
     ;
   tokens = import ./tokens.nix;
+  util = import ../base/util.nix;
 
   table =
-    map (f: { scope = "host"; optionPath = [ ]; } // f) (import ./fields/host.nix)
+    map (f: { scope = "plan"; optionPath = [ ]; } // f) (import ./fields/plan.nix)
+    ++ map (f: { scope = "host"; optionPath = [ ]; } // f) (import ./fields/host.nix)
     ++ map (f: { scope = "dn42Peer"; optionPath = [ "dn42Peers" "<name>" ]; } // f) (import ./fields/dn42-peer.nix)
     ++ map (f: { scope = "dn42Tunnel"; } // f) (import ./fields/dn42-tunnel.nix)
+    ++ map (f: { scope = "dn42Roa"; } // f) (import ./fields/dn42-roa.nix)
     ++ map (f: { scope = "tuning"; } // f) (import ./fields/tuning.nix)
-    ++ map (f: { scope = "link"; } // f) (import ./fields/link.nix);
+    ++ map (f: { scope = "link"; } // f) (import ./fields/link.nix)
+    ++ map (f: { scope = "linkEnd"; } // f) (import ./fields/link-end.nix);
 
   tokenOf = path: foldl' (set: name: set.${name}) tokens (filter isString (split "[.]" path));
 
@@ -71,29 +91,62 @@ let
       null;
 
   planOf = scope: filter (f: f.scope == scope) table;
-  # A scope's fields as options (optionOf each).
-  of = scope: map optionOf (planOf scope);
+
+  fromFields =
+    list: attrs:
+    listToAttrs (
+      map (f: {
+        name = f.option;
+        value =
+          if f.key == null then
+            defaultOf (optionOf f)
+          else if planRequired f then
+            attrs.${f.key}
+          else if attrs ? ${f.key} then
+            (if f.type == "record" then fromFields f.fields attrs.${f.key} else attrs.${f.key})
+          else if f.type == "record" then
+            fromFields f.fields { }
+          else
+            defaultOf (optionOf f);
+      }) (filter (f: f.option != null && !(f ? derived) && (f.key != null || !required (optionOf f))) list)
+    );
+
+  # A scope's fields as options (optionOf each), the plan-only ones left out.
+  of = scope: map optionOf (filter (f: f.option != null) (planOf scope));
+  isTable = f: builtins.elem f.type [ "record" "recordList" "recordAttrs" ];
   find = scope: option: builtins.head (filter (f: f.option == option) (of scope) ++ [ (throw "ibgp-tunnel: fields.nix has no ${scope} field ${option}") ]);
+  jsonOf =
+    f:
+    let
+      k = kindOf f;
+    in
+    removeAttrs f [ "defaultText" "optionView" "planOptional" "optionType" ]
+    // {
+      required = planRequired f;
+      nullable = (f.nullable or false) || (f.planOptional or false);
+    }
+    // (if f ? fields then { fields = map jsonOf f.fields; } else { })
+    // (if k != null && k ? low then { inherit (k) low high; } else { })
+    // (if k != null && k ? values then { inherit (k) values; } else { })
+    // (if k != null && k ? regex then { inherit (k) regex expect; } else { });
 in
 {
-  inherit table required planRequired defaultOf kindOf of planOf optionOf;
+  inherit table required planRequired defaultOf kindOf of planOf optionOf isTable;
 
   # The option names of a scope (plan.nix's static field list).
   optionNames = scope: map (f: f.option) (of scope);
+
+  # The options below services.ibgpTunnel that hold a scope's options
+  # (links, dn42Peers, dn42, tuning): plan.nix's field list.
+  containers = util.uniqueStrings (map (f: builtins.head f.optionPath) (filter (f: f.optionPath != null && f.optionPath != [ ]) table));
 
   # The grammar of one field, for an emitter: (kind "dn42Peer" "importLimit").emit path value.
   kind = scope: option: kindOf (find scope option);
 
   # A plan table of `scope` -> its option values, defaults filled in (the
-  # plan's value as it is: a field with an optionView is mapped by the caller).
-  fromPlan =
-    scope: attrs:
-    listToAttrs (
-      map (f: {
-        name = f.option;
-        value = if planRequired f then attrs.${f.key} else attrs.${f.key} or (defaultOf f);
-      }) (planOf scope)
-    );
+  # plan's value as it is: a field with an optionView is mapped by the
+  # caller, a derived one left to it). A record's fields likewise.
+  fromPlan = scope: fromFields (planOf scope);
 
   # What a spec made by hand may leave out: every field that is not required.
   specDefaults =
@@ -109,23 +162,10 @@ in
   # its grammar. tokenError: plan/rules/common.nix's (kind -> path -> value -> findings).
   planChecks =
     scope: tokenError: at: attrs:
-    concatMap (f: if (f.check or false) && attrs ? ${f.key} then tokenError (kindOf f) (at f.key) attrs.${f.key} else [ ]) (planOf scope);
+    concatMap (f: if (f.check or false) && f.key != null && attrs ? ${f.key} then tokenError (kindOf f) (at f.key) attrs.${f.key} else [ ]) (planOf scope);
 
   # The table as JSON data, grammars resolved (python/src/ibgp_tunnel/fields.json):
   # the plan's view (required, nullable: in the plan; a planOptional field is
   # nullable there), with optionPath.
-  json = map (
-    f:
-    let
-      k = kindOf f;
-    in
-    removeAttrs f [ "defaultText" "optionView" "planOptional" "optionType" ]
-    // {
-      required = planRequired f;
-      nullable = (f.nullable or false) || (f.planOptional or false);
-    }
-    // (if k != null && k ? low then { inherit (k) low high; } else { })
-    // (if k != null && k ? values then { inherit (k) values; } else { })
-    // (if k != null && k ? regex then { inherit (k) regex expect; } else { })
-  ) table;
+  json = map jsonOf table;
 }

@@ -22,19 +22,9 @@ in
 {
   __functor = _: peerSpec;
 
-  host =
-    host:
-    let
-      roa = host.dn42_roa or { };
-    in
-    {
-      privateKeyFile = dn42Defaults.privateKeyFile;
-      roa = dn42Defaults.roaFields // {
-        enable = roa.enable or true;
-        ipv4Url = roa.ipv4_url or dn42Defaults.roa_url_ipv4;
-        ipv6Url = roa.ipv6_url or dn42Defaults.roa_url_ipv6;
-        allowInsecureUrls = roa.allow_insecure_urls or false;
-        interval = roa.interval or dn42Defaults.roa_interval;
-      };
-    };
+  host = host: {
+    privateKeyFile = dn42Defaults.privateKeyFile;
+    # enable, ipv4Url, ipv4File, ...: the dn42Roa fields of fields.nix.
+    roa = fields.fromPlan "dn42Roa" (host.dn42_roa or { });
+  };
 }

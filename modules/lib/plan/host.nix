@@ -121,13 +121,13 @@ let
   );
   sideOf = link: if (link.reflector or null) == name then "reflector" else "client";
 in
-# role, routerId, importSets, ...: the host fields of fields.nix.
-fields.fromPlan "host" host
+# asn; role, routerId, importSets, announce, ...: the plan and host fields of
+# fields.nix; below, the ones it marks derived.
+fields.fromPlan "plan" plan
+// fields.fromPlan "host" host
 // {
   enable = true;
-  asn = plan.asn;
   prefixSets = mapAttrs (_: families) (defaults.prefix_sets // (plan.prefix_sets or { }));
-  announce = families (host.announce or { });
   openFirewall = true;
   dn42Inbound = dn42Inbound plan name host;
   internalPrefixes = internalPrefixes plan;

@@ -51,8 +51,6 @@ let
     problem = value: if isBool value then null else "${t.show value} is not true or false";
   };
 
-  timer = name: nullOr (leaf t.tuning.${name});
-
   # The shape of a scope of the field table (../grammar/fields.nix).
   fields = import ../grammar/fields.nix;
   fieldShape =
@@ -128,22 +126,20 @@ let
       standalone = leaf bool;
       kernelProtocols = leaf bool;
     };
-    tuning = record {
-      bfd = leaf bool;
-      gracefulRestart = leaf bool;
-      importLimitAction = nullOr (leaf t.importLimitAction);
-      bfdIntervalMs = timer "bfdIntervalMs";
-      bfdMultiplier = timer "bfdMultiplier";
-      gracefulRestartTime = timer "gracefulRestartTime";
-      gracefulRestartWait = timer "gracefulRestartWait";
-      longLivedStaleTime = timer "longLivedStaleTime";
-      connectDelayTime = timer "connectDelayTime";
-      connectRetryTime = timer "connectRetryTime";
-      holdTime = timer "holdTime";
-      keepaliveTime = timer "keepaliveTime";
-      importLimit = timer "importLimit";
-      errorWaitTime = nullOr (pair (leaf t.tuning.errorWaitTime));
-    };
+    # bfd, holdTime, ...: fields.nix's tuning fields. Looser than the
+    # options: every number (and the action) may be null (plainTuning).
+    tuning = record (
+      listToAttrs (
+        map (f: {
+          name = f.option;
+          value =
+            if f.type == "bool" then
+              leaf bool
+            else
+              nullOr (if f.type == "intList" then pair (leaf (fields.kindOf f)) else leaf (fields.kindOf f));
+        }) (fields.of "tuning")
+      )
+    );
   };
 
   # --- reading it ------------------------------------------------------------

@@ -16,7 +16,7 @@ from functools import cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, WithJsonSchema
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, create_model
 
 TABLE_FILE = Path(__file__).with_name("fields.json")
 _CORE_EXPRESSION = "{ coreFile }: (import coreFile).fields.json"
@@ -45,6 +45,37 @@ def to_text(fields: list[dict[str, Any]]) -> str:
 
 def of(scope: str) -> list[dict[str, Any]]:
     return [field for field in table() if field["scope"] == scope]
+
+
+def plan_fields(fields: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The plan keys among `fields` (an option-only field, key null, is none)."""
+    return [field for field in fields if field["key"] is not None]
+
+
+class PlanTable(BaseModel):
+    """A table of the plan."""
+
+    # strict: "51821" is not a port; forbid: a misspelt key is an error, not ignored.
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+_MODELS: dict[str, type[BaseModel]] = {}
+
+
+def model(field: dict[str, Any]) -> type[BaseModel]:
+    """The plan model of a record field (by its `model` name: one class however
+    many fields share it, announce and anycast)."""
+    name = field["model"]
+    if name not in _MODELS:
+        made: type[BaseModel] = create_model(
+            name,
+            __base__=PlanTable,
+            __doc__=field.get("modelDoc"),
+            __module__="ibgp_tunnel.plan",
+            **_made(field["fields"]),
+        )
+        _MODELS[name] = made
+    return _MODELS[name]
 
 
 def _no_default(schema: dict[str, Any]) -> None:
@@ -88,13 +119,29 @@ def _shape(field: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
         return list[str], {"type": "array", "items": {"type": "string"}}
     if kind == "enum":
         return Literal[tuple(field["values"])], {"type": "string", "enum": field["values"]}
+    if kind == "record":
+        return model(field), {"$ref": f"#/$defs/{field['model']}"}
+    if kind == "recordList":
+        return list[model(field)], {  # type: ignore[misc]
+            "type": "array",
+            "items": {"$ref": f"#/$defs/{field['model']}"},
+        }
+    if kind == "recordAttrs":
+        return dict[str, model(field)], {  # type: ignore[misc]
+            "type": "object",
+            "additionalProperties": {"$ref": f"#/$defs/{field['model']}"},
+        }
     raise ValueError(f"fields.json: {field['key']} has unknown type {kind!r}; regenerate it")
 
 
 def pydantic_fields(scope: str) -> dict[str, Any]:
     """`create_model` arguments for the table's fields of `scope`: name -> (type, Field)."""
+    return _made(of(scope))
+
+
+def _made(fields: list[dict[str, Any]]) -> dict[str, Any]:
     made: dict[str, Any] = {}
-    for field in of(scope):
+    for field in plan_fields(fields):
         python_type, schema = _shape(field)
         title = field["key"].replace("_", " ").title()
         schema = {**schema, "title": title, "description": field["description"]}
@@ -107,6 +154,12 @@ def pydantic_fields(scope: str) -> dict[str, Any]:
                 Field(
                     default=None, json_schema_extra=_no_default, description=field["description"]
                 ),
+            )
+        elif field["type"] == "record":
+            # The record's own defaults, as a model (its schema shows them).
+            made[field["key"]] = (
+                python_type,
+                Field(default=python_type(), description=field["description"]),
             )
         else:
             made[field["key"]] = (

@@ -1,6 +1,15 @@
 # The host fields of the table (../fields.nix): [hosts.<h>] / services.ibgpTunnel.<option>.
+#
+# key null: an option only, its value derived from the plan (`derived` says
+# how; plan/host.nix computes it). option null: the plan only (`derived` says
+# where the value goes). A field with `derived` is left to plan/host.nix.
 let
   both = [ "reflector" "client" ];
+  families = import ./families.nix;
+  entries = {
+    ipv4 = "IPv4 entries.";
+    ipv6 = "IPv6 entries.";
+  };
 in
 [
   # --- [hosts.<h>] / services.ibgpTunnel -----------------------------------
@@ -109,5 +118,120 @@ in
     default = false;
     roles = both;
     description = "Let importSets, kernelExportSets or announce (import_sets, kernel_export_sets, announce in the plan) cover every address (`0.0.0.0/0+`, or the two /1 halves together). Refused otherwise: such sets route all traffic, usually the tunnel's own included. A client's sets covering the endpoint it dials stay an error either way.";
+  }
+  {
+    key = "public_key";
+    option = null;
+    type = "str";
+    token = "publicKey";
+    nullable = true;
+    roles = both;
+    description = "WireGuard public key (base64); written by `ibgp-tunnel keys`.";
+    derived = "links.<l>.peer.publicKey of each host this one links to";
+  }
+  {
+    key = "endpoint";
+    option = null;
+    type = "str";
+    token = "endpointHost";
+    nullable = true;
+    roles = [ "reflector" ];
+    description = "Reflector only: the address clients dial (IPv4, IPv6 or DNS name, no port).";
+    derived = "links.<l>.peer.endpoint (with the link's port) of each client that dials this reflector";
+  }
+  {
+    key = "announce";
+    option = "announce";
+    type = "record";
+    model = "Announce";
+    modelDoc = "Static prefixes a host originates into iBGP.";
+    fields = families {
+      token = "prefix";
+      plan = {
+        ipv4 = "IPv4 prefixes, e.g. \"104.16.0.0/13\".";
+        ipv6 = "IPv6 prefixes, e.g. \"2606:4700::/32\".";
+      };
+      option = entries;
+    };
+    default = { };
+    roles = both;
+    example = { ipv4 = [ "104.16.0.0/13" ]; };
+    description = "Static prefixes this host sends over iBGP.";
+    optionView.description = "Prefixes this host announces over iBGP as static routes (the write-up's custom routing: the VPS announces what clients should send through it).";
+  }
+  {
+    # Its options are the dn42Roa scope's (fields/dn42-roa.nix), under dn42.roa.
+    key = "dn42_roa";
+    option = null;
+    type = "record";
+    model = "Dn42Roa";
+    modelDoc = "ROA validation of DN42 routes: files a timer refreshes, BIRD reloads on change.";
+    fields = import ./dn42-roa.nix;
+    default = { };
+    roles = [ "reflector" ];
+    description = "Reflector with DN42 peers: ROA validation.";
+    derived = "services.ibgpTunnel.dn42.roa (the dn42Roa fields)";
+  }
+  {
+    key = "dn42_inbound";
+    option = "dn42Inbound";
+    type = "recordList";
+    model = "Inbound";
+    modelDoc = "A destination hosts outside the plan (DN42) may open connections to.";
+    fields = [
+      {
+        key = "prefix";
+        option = "prefix";
+        type = "str";
+        token = "prefixAny";
+        example = "172.22.0.53/32";
+        description = "Destination prefix, IPv4 or IPv6, e.g. \"172.22.0.53/32\" (one host).";
+        optionView.description = "Destination prefix (IPv4 or IPv6): a host, or a net, behind or on this client.";
+      }
+      {
+        key = "proto";
+        option = "proto";
+        type = "enum";
+        token = "inboundProto";
+        example = "tcp";
+        description = "Transport protocol: tcp or udp.";
+        optionView.description = "Transport protocol of the opened port.";
+      }
+      {
+        key = "port";
+        option = "port";
+        type = "int";
+        token = "inboundPort";
+        example = 443;
+        description = "Destination port.";
+        optionView.description = "Destination port opened.";
+      }
+    ];
+    default = [ ];
+    roles = both;
+    example = [
+      {
+        prefix = "172.22.0.53/32";
+        proto = "tcp";
+        port = 443;
+      }
+    ];
+    description = "Client: what DN42 may open connections to in this client's network, e.g. [{ prefix = \"172.22.0.53/32\", proto = \"tcp\", port = 443 }]. Everything else from DN42 gets only replies to connections made from inside.";
+    derived = "a client's own entries; on a reflector every host's";
+    optionView.description = "Destinations (prefix, protocol, port) that hosts outside the plan, DN42's, may open connections to through the tunnels. Everything else from DN42 towards the clients gets only replies to connections made from inside: a reflector drops it where it comes in from a DN42 interface, a client drops what comes out of its tunnels from outside internalPrefixes. From a plan (`dn42_inbound` on a client): a client's own entries; a reflector lets every host's through.";
+  }
+  {
+    key = null;
+    option = "internalPrefixes";
+    type = "record";
+    fields = families {
+      token = "prefix";
+      option = entries;
+    };
+    default = { };
+    roles = [ "client" ];
+    example = { ipv4 = [ "10.255.255.0/30" "192.168.2.0/24" ]; };
+    description = "Client: the plan's own networks (every link's subnets, every client's announcements; filled from the plan). New connections out of the tunnels are forwarded from these sources (LAN to LAN, the reflector); from anywhere else (DN42) only to dn42Inbound. Input from a tunnel is only replies, the reflector's BGP, BFD and ping from its tunnel address, and dn42Inbound; the monitoring exporters' ports are never reachable through a tunnel.";
+    derived = "every link's subnets and every client's announce";
   }
 ]

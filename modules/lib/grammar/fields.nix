@@ -41,6 +41,9 @@
 # optionView: how the option differs from the plan key (fields/dn42-tunnel.nix).
 # check: the plan rules check the value against its grammar here
 #   (planProblems), not by hand elsewhere.
+# specOptional: a host spec made by hand may leave the option out (read as
+#   null; spec/shape.nix's `optional`), so that specs written before it keep
+#   their meaning; every other option of the spec's shape must be there.
 #
 # Not declarations, so not here: the rules that relate two keys (tuning's
 # checks.nix tuningProblems, the link rules in plan/rules/links.nix, every
@@ -114,13 +117,16 @@ let
   # A scope's fields as options (optionOf each), the plan-only ones left out.
   of = scope: map optionOf (filter (f: f.option != null) (planOf scope));
   isTable = f: builtins.elem f.type [ "record" "recordList" "recordAttrs" ];
+  # A table's fields are families.nix's two prefix lists (ipv4, ipv6, each
+  # [ ] by default): the spec may leave either out.
+  isFamilies = list: map (f: f.option) list == [ "ipv4" "ipv6" ] && builtins.all (f: f.type == "strList" && f.default or null == [ ]) list;
   find = scope: option: builtins.head (filter (f: f.option == option) (of scope) ++ [ (throw "ibgp-tunnel: fields.nix has no ${scope} field ${option}") ]);
   jsonOf =
     f:
     let
       k = kindOf f;
     in
-    removeAttrs f [ "defaultText" "optionView" "planOptional" "optionType" ]
+    removeAttrs f [ "defaultText" "optionView" "planOptional" "optionType" "specOptional" ]
     // {
       required = planRequired f;
       nullable = (f.nullable or false) || (f.planOptional or false);
@@ -131,7 +137,7 @@ let
     // (if k != null && k ? regex then { inherit (k) regex expect; } else { });
 in
 {
-  inherit table required planRequired defaultOf kindOf of planOf optionOf isTable;
+  inherit table required planRequired defaultOf kindOf of planOf optionOf isTable isFamilies;
 
   # The option names of a scope (plan.nix's static field list).
   optionNames = scope: map (f: f.option) (of scope);

@@ -34,113 +34,110 @@ let
   attrsOf = of: { type = "attrs"; inherit of; };
   record = fields: { type = "record"; inherit fields; };
   nullOr = of: { type = "nullOr"; inherit of; };
-  # A field a record may leave out (read as null): the two-reflector fields,
-  # so specs written before them keep their meaning.
+  # A field a record may leave out (read as null): the table's specOptional
+  # (the two-reflector fields, so specs written before them keep their meaning).
   optional = of: { type = "optional"; inherit of; };
   pair = of: { type = "pair"; inherit of; };
-  # A family's list may be left out ({ ipv4 = [ ... ]; } alone).
-  families = kindOf: {
-    type = "families";
-    fields = {
-      ipv4 = listOf (leaf (kindOf "ipv4"));
-      ipv6 = listOf (leaf (kindOf "ipv6"));
-    };
-  };
+  # families: a record whose lists (ipv4, ipv6) may be left out
+  # ({ ipv4 = [ ... ]; } alone), made by tableRecord below.
 
   bool = {
     problem = value: if isBool value then null else "${t.show value} is not true or false";
   };
 
-  # The shape of a scope of the field table (../grammar/fields.nix).
+  # The shape of the field table's fields (../grammar/fields.nix), each with
+  # its grammar: nullable -> nullOr, specOptional -> optional; a record's,
+  # a recordList's or a recordAttrs' fields make a record of their own, or
+  # `families` when they are families.nix's two lists (ipv4, ipv6).
   fields = import ../grammar/fields.nix;
   fieldShape =
     f:
     let
       one = if f.type == "bool" then leaf bool else leaf (fields.kindOf f);
-      base = if f.type == "strList" then listOf one else one;
+      base =
+        if f.type == "strList" then
+          listOf one
+        else if f.type == "record" then
+          tableRecord f.fields
+        else if f.type == "recordList" then
+          listOf (tableRecord f.fields)
+        else if f.type == "recordAttrs" then
+          attrsOf (tableRecord f.fields)
+        else
+          one;
     in
-    if f.nullable or false then nullOr base else base;
-  tableShape = scope: listToAttrs (map (f: { name = f.option; value = fieldShape f; }) (fields.of scope));
+    if f.specOptional or false then
+      optional base
+    else if f.nullable or false then
+      nullOr base
+    else
+      base;
+  shapeOf = list: listToAttrs (map (f: { name = f.option; value = fieldShape f; }) list);
+  tableShape = scope: shapeOf (fields.of scope);
+  tableRecord =
+    list:
+    let
+      own = map fields.optionOf (builtins.filter (f: f.option != null) list);
+    in
+    if fields.isFamilies list then
+      {
+        type = "families";
+        fields = shapeOf own;
+      }
+    else
+      record (shapeOf own);
 
-  shape = record {
-    role = leaf t.role;
-    asn = leaf t.asn;
-    routerId = leaf t.routerId;
-    clusterId = optional (leaf t.clusterId);
-    prefixSets = attrsOf (families t.pattern);
-    importSets = listOf (leaf t.name);
-    kernelExportSets = listOf (leaf t.name);
-    announce = families t.prefix;
-    lanInterfaces = listOf (leaf t.interface);
-    uplinkInterfaces = listOf (leaf t.interface);
-    # null: the uplinks (reflector) or none (client); the module warns then.
-    acceptRAInterfaces = optional (listOf (leaf t.interface));
-    openFirewall = leaf bool;
-    # render/nftables.nix: what new connections from outside the plan (DN42)
-    # may reach through the tunnels, and the sources that are the plan's own.
-    dn42Inbound = optional (listOf (record {
-      prefix = leaf t.prefixAny;
-      proto = leaf t.inboundProto;
-      port = leaf t.inboundPort;
-    }));
-    internalPrefixes = optional (families t.prefix);
-    privateKeyFile = nullOr (leaf t.runtimePath);
-    links = attrsOf (record {
-      interface = leaf t.interface;
-      listenPort = leaf t.port;
-      ips = listOf (leaf t.cidr);
-      neighborAddress = leaf t.ipv4;
-      importPrefixes = families t.pattern;
-      preference = optional (leaf t.localPref);
-      alternativePath = optional (leaf bool);
-      reflectorPeer = optional (leaf bool);
-      peer = record {
-        name = leaf t.name;
-        publicKey = nullOr (leaf t.publicKey);
-        presharedKeyFile = nullOr (leaf t.runtimePath);
-        endpoint = nullOr (leaf t.endpoint);
-        allowedIPs = listOf (leaf t.cidr);
-        persistentKeepalive = nullOr (leaf t.keepalive);
+  shape = record (
+    # role, asn, routerId, announce, dn42Inbound, ...: fields.nix's plan and
+    # host fields (a plan-only one, such as anycast, has no option).
+    tableShape "plan"
+    // tableShape "host"
+    // {
+      # The scopes' containers: each end's view of a link (interface, ips,
+      # peer, ...: fields.nix's linkEnd), the DN42 peers, ROA and tuning.
+      links = attrsOf (record (tableShape "linkEnd"));
+      # asn, neighbor, interface, exportSets, latency, ...: fields.nix's.
+      dn42Peers = attrsOf (
+        record (
+          tableShape "dn42Peer"
+          // {
+            # ./dn42.nix: the peer's WireGuard tunnel (null: configured elsewhere).
+            # publicKey, endpoint, linkLocal, ...: fields.nix's dn42Tunnel.
+            tunnel = nullOr (record (tableShape "dn42Tunnel"));
+          }
+        )
+      );
+      dn42 = record {
+        # Not a plan field (a secret's runtime path): written here.
+        privateKeyFile = leaf t.runtimePath;
+        # enable, ipv4Url, interval, ...: fields.nix's dn42Roa.
+        roa = record (tableShape "dn42Roa");
       };
-    });
-    # asn, neighbor, interface, exportSets, latency, ...: fields.nix's.
-    dn42Peers = attrsOf (record (tableShape "dn42Peer" // {
-      # ./dn42.nix: the peer's WireGuard tunnel (null: configured elsewhere).
-      # publicKey, endpoint, linkLocal, ...: fields.nix's dn42Tunnel.
-      tunnel = nullOr (record (tableShape "dn42Tunnel"));
-    }));
-    dn42 = record {
-      privateKeyFile = leaf t.runtimePath;
-      roa = record {
-        enable = leaf bool;
-        ipv4Url = leaf t.dn42.url;
-        ipv6Url = leaf t.dn42.url;
-        allowInsecureUrls = leaf bool;
-        ipv4File = leaf t.runtimePath;
-        ipv6File = leaf t.runtimePath;
-        interval = leaf t.dn42.interval;
+      # bfd, holdTime, ...: fields.nix's tuning fields. Looser than the
+      # options: every number (and the action) may be null (plainTuning).
+      tuning = record (
+        listToAttrs (
+          map (f: {
+            name = f.option;
+            value =
+              if f.type == "bool" then
+                leaf bool
+              else
+                nullOr (if f.type == "intList" then pair (leaf (fields.kindOf f)) else leaf (fields.kindOf f));
+          }) (fields.of "tuning")
+        )
+      );
+      # Not plan fields, so not the table's: the module's own options
+      # (test_fields.py's NOT_PLAN_FIELDS), written here.
+      openFirewall = leaf bool;
+      privateKeyFile = nullOr (leaf t.runtimePath);
+      # services.ibgpTunnel.bird (bird-layout.nix): whole bird.conf or merged.
+      bird = record {
+        standalone = leaf bool;
+        kernelProtocols = leaf bool;
       };
-    };
-    # services.ibgpTunnel.bird (bird-layout.nix): whole bird.conf or merged.
-    bird = record {
-      standalone = leaf bool;
-      kernelProtocols = leaf bool;
-    };
-    # bfd, holdTime, ...: fields.nix's tuning fields. Looser than the
-    # options: every number (and the action) may be null (plainTuning).
-    tuning = record (
-      listToAttrs (
-        map (f: {
-          name = f.option;
-          value =
-            if f.type == "bool" then
-              leaf bool
-            else
-              nullOr (if f.type == "intList" then pair (leaf (fields.kindOf f)) else leaf (fields.kindOf f));
-        }) (fields.of "tuning")
-      )
-    );
-  };
+    }
+  );
 
   # --- reading it ------------------------------------------------------------
 
@@ -239,6 +236,7 @@ let
 in
 {
   # Specs without the DN42 fields (older or hand-made) get their defaults.
+  inherit shape;
   checked = given: emit shape root (dn42.normalize (withLayout given));
   problems = given: problemsOf shape root (dn42.normalize (withLayout given));
 }

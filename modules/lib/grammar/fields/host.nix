@@ -34,6 +34,7 @@ in
   {
     key = "cluster_id";
     option = "clusterId";
+    specOptional = true;
     type = "str";
     token = "clusterId";
     nullable = true;
@@ -84,6 +85,7 @@ in
   {
     key = "accept_ra_interfaces";
     option = "acceptRAInterfaces";
+    specOptional = true;
     type = "strList";
     token = "interface";
     nullable = true;
@@ -114,6 +116,7 @@ in
   {
     key = "allow_cover_everything";
     option = "allowCoverEverything";
+    specOptional = true;
     type = "bool";
     default = false;
     roles = both;
@@ -175,6 +178,7 @@ in
   {
     key = "dn42_inbound";
     option = "dn42Inbound";
+    specOptional = true;
     type = "recordList";
     model = "Inbound";
     modelDoc = "A destination hosts outside the plan (DN42) may open connections to.";
@@ -223,6 +227,7 @@ in
   {
     key = null;
     option = "internalPrefixes";
+    specOptional = true;
     type = "record";
     fields = families {
       token = "prefix";

@@ -52,6 +52,7 @@ map (f: { key = null; optionPath = [ "links" "<name>" ]; roles = both; } // f) [
   }
   {
     option = "preference";
+    specOptional = true;
     type = "int";
     token = "localPref";
     nullable = true;
@@ -62,6 +63,7 @@ map (f: { key = null; optionPath = [ "links" "<name>" ]; roles = both; } // f) [
   }
   {
     option = "alternativePath";
+    specOptional = true;
     type = "bool";
     default = false;
     description = "The client of this link reaches another reflector too (set from the plan). BFD down then drops this link's routes at once (`bfd on`) instead of keeping them for the graceful restart time, so traffic moves to the other reflector within BFD's detection time. Implied on a client with two or more links.";
@@ -69,6 +71,7 @@ map (f: { key = null; optionPath = [ "links" "<name>" ]; roles = both; } // f) [
   }
   {
     option = "reflectorPeer";
+    specOptional = true;
     type = "bool";
     default = false;
     description = "On a reflector: the other end is a reflector too (set from the plan for a link between two reflectors). The session is a plain iBGP peering, not `rr client`: each side sends the other what its clients announce and what its DN42 peers offer, never what it heard from the other, and imports it below its own routes (local preference 50), marked with the large community (asn, 1, 1) so clients rank it below every route a reflector heard directly. It imports importPrefixes (what the other reflector's clients announce) and this host's importSets (DN42 routes).";

@@ -47,6 +47,10 @@ rec {
   # The plan fields declared once: options, plan mapping and schema come from it.
   fields = import ./grammar/fields.nix;
 
+  # What a host spec holds, each leaf with its grammar (spec/shape.nix):
+  # mostly the field table's, so test_fields.py holds the two together.
+  specShape = (import ./spec/shape.nix).shape;
+
   # One grammar per kind of token: regex (for types.strMatching), problem, emit.
   tokens = import ./grammar/tokens.nix;
 

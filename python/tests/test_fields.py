@@ -257,3 +257,83 @@ def test_every_plan_option_of_the_module_comes_from_the_table() -> None:
         "the field table (grammar/fields/ of the core), or add a non-plan option to "
         "NOT_PLAN_FIELDS"
     )
+
+
+# The shape of a host spec (spec/shape.nix) and the table's fields, as data: each
+# shape node {type: inner}, a leaf's grammar as its kind's data (regex, expect,
+# low, high, values; {} for true/false).
+_SPEC_SHAPE = """
+let
+  inherit (builtins) attrNames filter isFunction mapAttrs removeAttrs;
+  data = k: if k == null then { } else removeAttrs k (filter (n: isFunction k.${n}) (attrNames k));
+  shape = s:
+    if s.type == "leaf" then { leaf = data s.kind; }
+    else if s.type == "record" || s.type == "families"
+    then { ${s.type} = mapAttrs (_: shape) s.fields; }
+    else { ${s.type} = shape s.of; };
+  field = f: {
+    inherit (f) option type;
+    nullable = f.nullable or false;
+    specOptional = f.specOptional or false;
+    kind = data (core.fields.kindOf f);
+    fields = map (g: field (core.fields.optionOf g)) (f.fields or [ ]);
+  };
+  scope = name: map (f: field f // { inherit (f) optionPath; }) (core.fields.of name);
+in
+{
+  shape = shape core.specShape;
+  table = mapAttrs (name: _: scope name) {
+    plan = 0; host = 0; linkEnd = 0; dn42Roa = 0; dn42Peer = 0; dn42Tunnel = 0;
+  };
+}
+"""
+
+# The host spec's options that hold a scope's options (tuning's shape is looser
+# than its options, plainTuning: not compared here).
+SPEC_CONTAINERS = {"links", "dn42Peers", "dn42", "tuning"}
+
+
+def _expected_shape(field: dict[str, Any]) -> dict[str, Any]:
+    """A table field's shape in the host spec: what spec/shape.nix must say."""
+    kind = field["type"]
+    leaf = {"leaf": field["kind"]}
+    if kind == "strList":
+        node: dict[str, Any] = {"list": leaf}
+    elif kind in ("record", "recordList", "recordAttrs"):
+        own = {sub["option"]: _expected_shape(sub) for sub in field["fields"]}
+        # families.nix's two prefix lists: either may be left out.
+        inner = {"families" if list(own) == ["ipv4", "ipv6"] else "record": own}
+        node = {"record": inner, "recordList": {"list": inner}, "recordAttrs": {"attrs": inner}}[
+            kind
+        ]
+    else:
+        node = leaf
+    if field["specOptional"]:
+        return {"optional": node}
+    if field["nullable"]:
+        return {"nullOr": node}
+    return node
+
+
+def test_the_spec_shape_is_the_tables() -> None:
+    got = core_call(_SPEC_SHAPE)
+    root = got["shape"]["record"]
+    for scope, fields in got["table"].items():
+        for field in fields:
+            where = got["shape"]
+            for step in field["optionPath"]:
+                where = where.get("nullOr", where)
+                where = where["attrs"] if step == "<name>" else where["record"][step]
+            where = where.get("nullOr", where)["record"]
+            assert field["option"] in where, (
+                f"{scope} field {field['option']} is not in the host spec's shape: "
+                "spec/shape.nix takes it from the table (tableShape)"
+            )
+            assert where[field["option"]] == _expected_shape(field), (scope, field["option"])
+    # Beside the table's, only the scopes' containers and the options that are
+    # not plan fields: a plan field written into the shape by hand fails here.
+    from_table = {f["option"] for scope in ("plan", "host") for f in got["table"][scope]}
+    not_plan = {name.split(".")[0] for name in NOT_PLAN_FIELDS}
+    by_hand = set(root) - from_table - SPEC_CONTAINERS
+    assert by_hand <= not_plan, sorted(by_hand - not_plan)
+    assert set(root["dn42"]["record"]) == {"roa", "privateKeyFile"}

@@ -93,7 +93,9 @@ let
     else
       null;
 
-  planOf = scope: filter (f: f.scope == scope) table;
+  # Grouped once: every stage asks for scopes, the spec's shape for six.
+  byScope = builtins.groupBy (f: f.scope) table;
+  planOf = scope: byScope.${scope} or [ ];
 
   fromFields =
     list: attrs:

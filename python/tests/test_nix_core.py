@@ -295,6 +295,13 @@ def test_allow_cover_everything_lets_sets_cover_everything() -> None:
     assert any("the endpoint this client dials" in m for m in allowed), allowed
 
 
+def test_a_non_bool_allow_cover_everything_is_named_not_a_nix_error() -> None:
+    messages = bad('{ allowCoverEverything = "yes"; }')
+    assert any("allowCoverEverything" in m and "is not true or false" in m for m in messages), (
+        messages
+    )
+
+
 def test_problems_catch_a_malformed_public_key() -> None:
     messages = bad(
         with_link(

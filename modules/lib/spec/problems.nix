@@ -90,7 +90,7 @@ let
   misrouteProblems =
     spec:
     let
-      allow = spec.allowCoverEverything or false;
+      allow = (spec.allowCoverEverything or false) == true; # a non-bool is the shape's to report
       endpoints = filter (e: e != null) (map (link: let e = link.peer.endpoint; m = if e == null then null else match "[[]?([^]]*)[]]?:[0-9]+" e; in if m == null || ip.familyOf (builtins.head m) == null then null else builtins.head m) links);
       links = attrValues spec.links;
       everything = names: family: !allow && checks.coversEverything (checks.reachNets (patterns spec family names));

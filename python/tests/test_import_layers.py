@@ -12,6 +12,7 @@ a circle hidden that way is still a circle. The layers, lowest first:
     keys     keys/: key storage (sops files, the all-or-none writes, the lock)
     lab      lab/: network namespaces running the rendered artifacts
     doctor   doctor/: a live host (or a lab host) against what the core renders
+    graph    graph/: the plan as a picture, coloured by doctor's results
     face     cli, flake_inputs_cli: the commands
 
 A module may import its own layer and those below. A new module must be given
@@ -49,6 +50,8 @@ LAYERS: list[tuple[str, set[str]]] = [
     ("keys", {"keys"}),
     ("lab", {"lab"}),
     ("doctor", {"doctor"}),
+    # graph/: the plan's picture, coloured by doctor's results (it runs doctor with --lab).
+    ("graph", {"graph"}),
     ("face", {"cli", "flake_inputs_cli"}),
 ]
 

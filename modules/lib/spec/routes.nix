@@ -251,6 +251,7 @@ let
       neighborAs = spec.asn;
       localAs = spec.asn;
       peerHost = link.peer.name;
+      dn42Peer = null;
       inherit (link) interface;
       bfd = spec.tuning.bfd or false;
       ipv6NextHop = if v6 link == null then null else ip.addressOf (v6 link);
@@ -268,6 +269,8 @@ let
         neighborAs = peer.asn;
         localAs = spec.asn;
         peerHost = null;
+        # The plan's dn42_peers.<name> this session runs to (graph labels it).
+        dn42Peer = name;
         interface = if peer.interface or null != null || peer.tunnel or null != null then dn42.interfaceOf name (peer // { interface = peer.interface or null; }) else null;
         bfd = false;
         ipv6NextHop = null;

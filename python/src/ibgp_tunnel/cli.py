@@ -409,6 +409,14 @@ app.command("doctor", short_help="Diagnose a live host (or lab host) against the
     doctor_command
 )
 
+# --- graph: a picture of the plan, coloured by doctor's results (graph/cli.py) ---
+
+from ibgp_tunnel.graph.cli import graph_command  # noqa: E402
+
+app.command("graph", short_help="Draw the plan as an SVG (graphviz), coloured by doctor.")(
+    graph_command
+)
+
 
 if __name__ == "__main__":  # `python -m ibgp_tunnel.cli`, as the lab tests run it
     app()

@@ -15,6 +15,7 @@ solid line is a WireGuard tunnel, a dashed one the BGP session over it.
 from __future__ import annotations
 
 import re
+import string
 from collections.abc import Sequence
 
 from ibgp_tunnel.graph.model import Dn42Peer, Host, Link, PlanGraph
@@ -38,6 +39,7 @@ MAX_PREFIXES = 12  # more are summed up as "... and N more"
 MAX_TOOLTIP_CHECKS = 6
 # C0/C1 controls, DEL, lone surrogates (JSON allows them, UTF-8 does not) and the
 # bidirectional overrides that make a label read differently from what it holds.
+_ID_CHARS = frozenset(string.ascii_letters + string.digits + "_.-")
 _UNSAFE = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff\u202a-\u202e\u2066-\u2069]")
 
 
@@ -61,12 +63,22 @@ def _attributes(**attrs: str) -> str:
     return "[" + ", ".join(f"{key}={value}" for key, value in attrs.items()) + "]"
 
 
+def ident(value: str) -> str:
+    """`value` as a part of a node or element id: letters, digits, `_.-` kept, every
+    other byte %XX, so ids need no escaping in DOT or SVG, `:` only ever separates
+    parts, and two values never share an id. Plan names come out unchanged."""
+    return "".join(
+        chr(byte) if chr(byte) in _ID_CHARS else f"%{byte:02X}"
+        for byte in value.encode("utf-8", "surrogatepass")
+    )
+
+
 def host_id(name: str) -> str:
-    return f"host:{name}"
+    return f"host:{ident(name)}"
 
 
 def peer_id(peer: Dn42Peer) -> str:
-    return f"dn42:{peer.reflector}:{peer.name}"
+    return f"dn42:{ident(peer.reflector)}:{ident(peer.name)}"
 
 
 def _prefix_rows(prefixes: Sequence[str]) -> list[str]:
@@ -156,7 +168,7 @@ def _link_edges(link: Link, results: Results | None) -> list[str]:
     tunnel = _edge(
         host_id(a.host),
         host_id(b.host),
-        id=quoted(f"link:{link.name}"),
+        id=quoted(f"link:{ident(link.name)}"),
         dir="none",
         penwidth="2.5",
         label=lines(f"{kind} {link.name}", f"{interface}, {port}", *link.subnets, *dials),
@@ -166,7 +178,7 @@ def _link_edges(link: Link, results: Results | None) -> list[str]:
     session = _edge(
         host_id(a.host),
         host_id(b.host),
-        id=quoted(f"session:{link.name}"),
+        id=quoted(f"session:{ident(link.name)}"),
         dir="both",
         style="dashed",
         label=lines(f"iBGP {a.session or '?'} / {b.session or '?'}"),
@@ -188,7 +200,7 @@ def _peer_edges(peer: Dn42Peer, results: Results | None) -> list[str]:
             _edge(
                 peer_id(peer),
                 host_id(peer.reflector),
-                id=quoted(f"dn42-link:{peer.reflector}:{peer.name}"),
+                id=quoted(f"dn42-link:{ident(peer.reflector)}:{ident(peer.name)}"),
                 dir="none",
                 penwidth="2.5",
                 label=lines(f"{peer.interface}{port}"),
@@ -199,7 +211,7 @@ def _peer_edges(peer: Dn42Peer, results: Results | None) -> list[str]:
         _edge(
             peer_id(peer),
             host_id(peer.reflector),
-            id=quoted(f"dn42-session:{peer.reflector}:{peer.name}"),
+            id=quoted(f"dn42-session:{ident(peer.reflector)}:{ident(peer.name)}"),
             dir="both",
             style="dashed",
             label=lines(f"eBGP {peer.session or '?'}"),
@@ -266,4 +278,4 @@ def to_dot(graph: PlanGraph, results: Results | None = None) -> str:
     return "\n".join(out) + "\n"
 
 
-__all__ = ["UNSEEN", "lines", "quoted", "text", "to_dot"]
+__all__ = ["UNSEEN", "ident", "lines", "quoted", "text", "to_dot"]

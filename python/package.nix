@@ -1,5 +1,5 @@
 # The `ibgp-tunnel` helper as a Nix package. Tools it drives (nix-instantiate,
-# sops, age, bird, wireguard-go, wg, nft, ip) come onto PATH through the
+# sops, age, bird, wireguard-go, wg, nft, ip, graphviz's dot) come onto PATH through the
 # wrapper; the Nix core is found through IBGP_TUNNEL_NIX_LIB.
 {
   lib,
@@ -13,6 +13,7 @@
   nftables,
   iproute2,
   iputils,
+  graphviz,
 }:
 let
   runtimeTools = [
@@ -25,6 +26,8 @@ let
     nftables
     iproute2
     iputils
+    # `ibgp-tunnel graph` draws with dot.
+    graphviz
   ];
 in
 python3Packages.buildPythonApplication {
@@ -68,6 +71,8 @@ python3Packages.buildPythonApplication {
     nix
     # bird -p on rendered configs (the property and tuning tests).
     bird3
+    # dot draws and parses the graph tests' pictures.
+    graphviz
   ];
 
   # nix-instantiate needs a store of its own inside the build sandbox (as
@@ -95,6 +100,8 @@ python3Packages.buildPythonApplication {
     "test_ci_and_scripts_name_no_path_outside_the_repository_but_shared"
     # It reads the VM test's script, which the package does not ship.
     "test_no_testscript_command_pipes_into_an_early_exiting_filter"
+    # It compares docs/plan.svg, which the package does not ship, with what graph draws.
+    "test_docs_plan_svg_is_the_example_plan_drawn_now"
   ];
 
   # The devShell puts the same tools on PATH.

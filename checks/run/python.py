@@ -59,7 +59,12 @@ in
 
 # Where this machine has what package.nix asks nixpkgs for: Debian packages
 # (their commands), or a Python module the venv holds.
-DEBIAN = {"age": "age", "wireguard-tools": "wireguard-tools", "nix": "nix-bin"}
+DEBIAN = {
+    "age": "age",
+    "wireguard-tools": "wireguard-tools",
+    "nix": "nix-bin",
+    "graphviz": "graphviz",
+}
 VENV_COMMANDS = {"sops": ["sops"]}
 # BIRD 3 as NixOS runs it: Debian 13's, which scripts/setup unpacks (scripts/bird-debian).
 BIRD_COMMANDS = {"bird3": ["bird", "birdc"]}

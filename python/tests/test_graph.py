@@ -362,7 +362,9 @@ def test_bad_plan_is_refused_with_its_findings(tmp_path: Path) -> None:
     plan = tmp_path / "plan.toml"
     text = EXAMPLE_PLAN.read_text(encoding="utf-8").replace("port = 51821", "port = 0")
     plan.write_text(text, encoding="utf-8")
-    _refused(run("graph", plan), 1, "links.pve.port", "does not pass `ibgp-tunnel check`")
+    result = run("graph", plan)
+    _refused(result, 1, "links.pve.port", "does not pass `ibgp-tunnel check`")
+    assert result.stdout == "", "standard output is the picture's, not the findings'"
     plan.write_text("asn = [", encoding="utf-8")
     _refused(run("graph", plan), 2, "not valid TOML")
 
@@ -406,6 +408,16 @@ def test_bad_doctor_json_is_refused(tmp_path: Path, content: str, words: list[st
     bad = tmp_path / "bad.json"
     bad.write_text(content, encoding="utf-8")
     _refused(run("graph", EXAMPLE_PLAN, "--doctor-json", bad), 2, *words)
+
+
+def test_doctor_json_too_deep_or_too_large_is_refused(tmp_path: Path) -> None:
+    deep = tmp_path / "deep.json"
+    deep.write_text('{"host": "pve", "checks": ' + "[" * 100000 + "]" * 100000 + "}")
+    _refused(run("graph", EXAMPLE_PLAN, "--doctor-json", deep), 2, "nests deeper")
+    large = tmp_path / "large.json"
+    with large.open("wb") as handle:
+        handle.truncate(17 * 1024 * 1024)
+    _refused(run("graph", EXAMPLE_PLAN, "--doctor-json", large), 2, "larger than")
 
 
 def test_doctor_json_that_is_no_regular_file_is_refused(tmp_path: Path) -> None:

@@ -107,8 +107,9 @@ def graph_command(
         else:
             write_atomically(output, drawing)
     except PlanError as error:
+        # On stderr: standard output is the picture's place (`graph > plan.svg`).
         for finding in error.findings:
-            typer.echo(clean(finding.line()))
+            typer.echo(clean(finding.line()), err=True)
         raise _fail(str(error), error.exit_code) from None
     except IbgpTunnelError as error:
         raise _fail(str(error), error.exit_code) from None

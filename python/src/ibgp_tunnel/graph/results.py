@@ -63,8 +63,10 @@ def parse(path: Path, data: bytes) -> tuple[str, list[Check]]:
     """One doctor --json document: its host and its checks."""
     try:
         document = json.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError, RecursionError):
+    except (UnicodeDecodeError, ValueError):
         raise InputError(f"{path} is not JSON; {_FIX}") from None
+    except RecursionError:
+        raise InputError(f"{path} nests deeper than doctor's JSON ever does; {_FIX}") from None
     if not isinstance(document, dict):
         raise InputError(f"{path} is not doctor's JSON (no object at the top); {_FIX}")
     host, checks = document.get("host"), document.get("checks")

@@ -42,7 +42,12 @@ let
         endpoint = l.peer.endpoint;
       }) spec.links;
       dn42Peers = builtins.mapAttrs (_: p: { inherit (p) asn neighbor; }) (spec.dn42Peers or { });
-      ports = builtins.mapAttrs (_: w: w.listenPort or null) ((core.render spec).wireguard or { });
+      # DN42 tunnels' ports as rendered; only hosts with DN42 peers pay for a render.
+      ports =
+        if (spec.dn42Peers or { }) == { } then
+          { }
+        else
+          builtins.mapAttrs (_: w: w.listenPort or null) ((core.render spec).wireguard or { });
       inherit (model) sessions interfaces;
     };
 in

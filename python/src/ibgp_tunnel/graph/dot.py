@@ -5,8 +5,9 @@ DOT text, so a name, a prefix or a check summary stays inside its quoted
 string whatever it contains: backslashes and quotes are escaped (DOT's lexer
 and graphviz's label escapes \\N, \\n, ...), `&` is written `&amp;` (graphviz
 decodes HTML entities in labels), and control characters, which have no place
-in a label, become U+FFFD. The plan's validation already restricts names;
-this does not rely on it.
+in a label, become U+FFFD. Node and element ids are built by `ident`
+(%-encoded), so they need no escaping at all. The plan's validation already
+restricts names; this does not rely on it.
 
 Layout: DN42 peers on top, reflectors below them, clients at the bottom. A
 solid line is a WireGuard tunnel, a dashed one the BGP session over it.
@@ -37,9 +38,9 @@ ROLE_FILL = {"reflector": "#e3f2fd", "client": "#f1f8e9"}
 PEER_FILL = "#fff8e1"
 MAX_PREFIXES = 12  # more are summed up as "... and N more"
 MAX_TOOLTIP_CHECKS = 6
+_ID_CHARS = frozenset(string.ascii_letters + string.digits + "_.-")
 # C0/C1 controls, DEL, lone surrogates (JSON allows them, UTF-8 does not) and the
 # bidirectional overrides that make a label read differently from what it holds.
-_ID_CHARS = frozenset(string.ascii_letters + string.digits + "_.-")
 _UNSAFE = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff\u202a-\u202e\u2066-\u2069]")
 
 

@@ -213,6 +213,30 @@ def test_warn_is_orange_and_fail_wins_over_warn(example: PlanGraph) -> None:
     assert parsed.clusters == ["cluster_legend"]
 
 
+def test_reflector_link_takes_the_worse_end(two: PlanGraph) -> None:
+    results = {
+        "vps1": [
+            Check("wireguard.handshake wg-vps2 vps2", Status.OK, "fresh"),
+            Check("bgp.session ibgp_vps2", Status.OK, "Established"),
+        ],
+        "vps2": [
+            Check("wireguard.handshake wg-vps2 vps1", Status.OK, "fresh"),
+            Check("firewall.port udp/51830 eth0", Status.FAIL, "dropped", "", "open it"),
+            Check("bgp.session ibgp_vps1", Status.WARN, "Connect", "", "wait"),
+        ],
+    }
+    parsed = parse_dot(to_dot(two, results))
+    assert parsed.edges["link:vps1-vps2"]["color"] == RED
+    assert parsed.edges["session:vps1-vps2"]["color"] == ORANGE
+    assert shown(parsed.edges["link:vps1-vps2"]["tooltip"]) == [
+        "link vps1-vps2: fail",
+        "firewall.port udp/51830 eth0: dropped",
+    ]
+    # No results for the clients, and vps1's own checks do not name their links.
+    assert parsed.edges["link:home-vps1"]["color"] == GREY
+    assert parsed.nodes["host:home"]["class"] == "state-unknown"
+
+
 def test_states_match_whole_words_and_ignore_skips() -> None:
     checks = [
         Check("tunnel.mtu wg-ibgp2", Status.FAIL, "x"),

@@ -65,7 +65,7 @@ def _mtu_to_set(tunnels: list[Probed], underlay: Probed | None, mtu: int) -> int
     return min(passed, default=mtu)
 
 
-def _fix(exp: Expectations, interface: str, mtu: int, link: str) -> str:
+def _fix(interface: str, mtu: int, link: str) -> str:
     text = (
         f"set the tunnel's MTU to {mtu} on both ends: `ip link set {interface} mtu {mtu}` "
         f"now, and networking.wireguard.interfaces.{interface}.mtu = {mtu} in both hosts' "
@@ -78,6 +78,53 @@ def _fix(exp: Expectations, interface: str, mtu: int, link: str) -> str:
             "needs a path that carries more"
         )
     return text
+
+
+def _own_mtu(live: Live, address: str) -> int | None:
+    """The MTU of this host's own interface towards `address`."""
+    device = live.route_devices.get(address)
+    link = (live.links or {}).get(device or "")
+    return link.mtu if link else None
+
+
+def _passes(
+    live: Live,
+    link: str,
+    interface: str,
+    peer: str,
+    high: int,
+    found: list[Probed],
+    evidence: str,
+) -> Check:
+    """Full-size packets got through: ok, unless they needed path MTU discovery."""
+    name = f"tunnel.pmtu {interface}"
+    tunnels = [p for p in found if p.kind == "tunnel"]
+    underlay = next((p for p in found if p.kind == "underlay"), None)
+    path = _underlay_path(underlay)
+    learnt = any(_outcome(p) == "learnt" for p in tunnels)
+    if underlay is None or path is None or path >= high + WG_OVERHEAD[underlay.version]:
+        if not learnt:
+            return ok(name, f"packets of {high} bytes (the tunnel's MTU) pass to {peer}", evidence)
+        outer, own = None, None
+    else:
+        outer, own = high + WG_OVERHEAD[underlay.version], _own_mtu(live, underlay.address)
+    if outer is not None and own is not None and path == own:
+        # This host's own uplink is the limit: tunnel.mtu (further down) names it.
+        return ok(
+            name,
+            f"packets of {high} bytes (the tunnel's MTU) pass to {peer}, but WireGuard's "
+            f"{outer}-byte packets get fragmented on this host (its uplink carries {path})",
+            evidence,
+        )
+    named = f" {path}" if path else ""
+    return warn(
+        name,
+        f"packets of {high} bytes through {interface} need path MTU discovery: an ICMP error "
+        f"named the path's MTU{named}, below what WireGuard sends, so the first large "
+        f"packets towards {peer} are lost and the rest travel fragmented",
+        evidence,
+        _fix(interface, _mtu_to_set(tunnels, underlay, high), link),
+    )
 
 
 def check_path_mtu(exp: Expectations, live: Live) -> list[Check]:
@@ -124,33 +171,9 @@ def check_path_mtu(exp: Expectations, live: Live) -> list[Check]:
                     f"largest that passes is {largest} bytes, the tunnel's MTU is {high}"
                     f"{carries}, so BGP stalls on its first large UPDATE and big packets hang",
                     evidence,
-                    _fix(exp, interface, mtu, tunnel.link),
-                )
-            )
-        elif "learnt" in outcomes:
-            mtu = _mtu_to_set(tunnels, underlay, high)
-            checks.append(
-                warn(
-                    name,
-                    f"packets of {high} bytes through {interface} were lost until the kernel "
-                    "learnt the path's MTU from an ICMP error: path MTU discovery works, but "
-                    f"the first large packets towards {peer} are lost and the rest fragmented",
-                    evidence,
-                    _fix(exp, interface, mtu, tunnel.link),
+                    _fix(interface, mtu, tunnel.link),
                 )
             )
         else:
-            note = ""
-            if underlay is not None and path is not None:
-                outer = high + WG_OVERHEAD[underlay.version]
-                if path < outer:
-                    note = f" (WireGuard's {outer}-byte packets get fragmented: the path "
-                    note += f"carries {path})"
-            checks.append(
-                ok(
-                    name,
-                    f"packets of {high} bytes (the tunnel's MTU) pass to {peer}{note}",
-                    evidence,
-                )
-            )
+            checks.append(_passes(live, tunnel.link, interface, peer, high, found, evidence))
     return checks

@@ -192,6 +192,16 @@ def test_no_answer_at_all_is_skipped_not_blamed(expect: dict[str, Expectations])
     assert len(path.pings) == 3 * 8  # one round: nothing to refine
 
 
+def test_ping_that_cannot_run_is_named(expect: dict[str, Expectations]) -> None:
+    class NoPing(FakePath):
+        def run(self, argv: Sequence[str]) -> Output:
+            return Output(tuple(argv), 127, "", "ping: command not found")
+
+    check = _pmtu(_probed(expect["pve"], NoPing(0, 0))[0])
+    assert check.status is Status.SKIP
+    assert check.summary == "not measured: ping did not run (ping: command not found)"
+
+
 @pytest.mark.parametrize("host", ["dmz", "pve"])
 def test_recording_without_probes_says_skip(expect: dict[str, Expectations], host: str) -> None:
     snap = saved.load(HEALTHY / host)

@@ -23,11 +23,15 @@ KINDS = ("tunnel", "underlay")
 class Ping:
     passed: bool  # the echo reply came back
     mtu: int | None  # the path MTU an ICMP error (or the kernel) named
+    # Why ping could not even try (not installed, no permission): exit status above 1.
+    error: str | None = None
 
 
 def parse_ping(output: Output) -> Ping:
     found = _MTU.search(output.stdout + "\n" + output.stderr)
-    return Ping(output.returncode == 0, int(found[1]) if found else None)
+    mtu = int(found[1]) if found else None
+    error = output.error() if output.returncode > 1 or output.returncode < 0 else None
+    return Ping(output.returncode == 0, mtu, None if mtu else error)
 
 
 def probe_key(interface: str, kind: str, address: str, size: int, attempt: int) -> str:
@@ -75,6 +79,10 @@ class Probed:
             if size > best and not any(p.passed for p in pings)
         ]
         return min(failed) if failed else None
+
+    @property
+    def error(self) -> str | None:
+        return next((p.error for pings in self.pings.values() for p in pings if p.error), None)
 
     @property
     def icmp_mtu(self) -> int | None:

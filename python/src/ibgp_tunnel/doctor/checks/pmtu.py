@@ -144,6 +144,10 @@ def check_path_mtu(exp: Expectations, live: Live) -> list[Check]:
         if not tunnels:
             checks.append(skip(name, f"not probed: {interface} is not up here (see above)"))
             continue
+        error = next((p.error for p in tunnels if p.error), None)
+        if outcomes == {"silent"} and error:
+            checks.append(skip(name, f"not measured: ping did not run ({error})"))
+            continue
         if outcomes == {"silent"}:
             smallest = min(min(p.pings) for p in tunnels)
             checks.append(

@@ -23,6 +23,7 @@ from ibgp_tunnel.doctor.live import parse_snapshot
 from ibgp_tunnel.doctor.parse_ping import parse_ping, split_key
 from ibgp_tunnel.doctor.pmtu_probe import (
     HEADERS,
+    POINTS,
     ROUNDS,
     between,
     ladder,
@@ -106,6 +107,7 @@ def _pmtu(checks: list[Check]) -> Check:
 
 def test_ladder_and_between_stay_inside_their_bounds() -> None:
     assert ladder(1280, 1420, 8) == [1280, 1300, 1320, 1340, 1360, 1380, 1400, 1420]
+    assert len(ladder(1280, 1500, POINTS)) == POINTS
     assert ladder(1300, 1300, 8) == [1300]
     assert between(1320, 1340, 8) == [1322, 1324, 1327, 1329, 1331, 1333, 1336, 1338]
     assert between(1327, 1329, 8) == [1328]
@@ -136,8 +138,8 @@ def test_black_hole_is_the_first_failing_line_with_the_largest_size_and_the_mtu(
     assert snap.probes is not None
     attempts = {split_key(k)[4] for k in snap.probes}
     assert attempts == {1, 2}
-    # Three series of at most 8 + 1 pings per round.
-    assert len(path.pings) <= 3 * ROUNDS * 9
+    # Exact in two rounds: the ladder, then what lies between (and the top again).
+    assert len(path.pings) <= 3 * 2 * (POINTS + 1) < 3 * ROUNDS * POINTS
     before = checks[: checks.index(first)]
     assert all(c.status is Status.OK for c in before), [c.line() for c in before]
 
@@ -160,8 +162,8 @@ def test_healthy_path_is_ok_after_one_round(expect: dict[str, Expectations]) -> 
     assert [c.line() for c in checks if c.status is not Status.OK] == []
     check = _pmtu(checks)
     assert "packets of 1420 bytes (the tunnel's MTU) pass to dmz" in check.summary
-    # Healthy costs one round: the first ladder only (8 sizes for each of 3 series).
-    assert len(path.pings) == 3 * 8
+    # Healthy costs one round: the first ladder only, for each of 3 series.
+    assert len(path.pings) == 3 * POINTS
 
 
 def test_own_uplink_limit_is_left_to_the_static_check(expect: dict[str, Expectations]) -> None:
@@ -189,7 +191,7 @@ def test_no_answer_at_all_is_skipped_not_blamed(expect: dict[str, Expectations])
     path = FakePath(inner=0, outer=0, silent=True)
     check = _pmtu(_probed(expect["pve"], path)[0])
     assert check.status is Status.SKIP and "not even of 1280 bytes" in check.summary
-    assert len(path.pings) == 3 * 8  # one round: nothing to refine
+    assert len(path.pings) == 3 * POINTS  # one round: nothing to refine
 
 
 def test_ping_that_cannot_run_is_named(expect: dict[str, Expectations]) -> None:
@@ -266,3 +268,15 @@ def test_ping_outputs_name_the_path_mtu() -> None:
     assert mtu("", "ping: local error: message too long, mtu: 1380\n") == 1380
     assert mtu("1 packets transmitted, 0 received, 100% packet loss\n") is None
     assert parse_ping(Output((), 0, "1 received\n", "")).passed
+
+
+def test_ipv6_is_probed_towards_reflectors_only(expect: dict[str, Expectations]) -> None:
+    """A client lets pings in through its tunnel from the reflector's IPv4 address only:
+    the reflector probes it over IPv4, the client probes the reflector over both."""
+    assert expect["pve"].tunnel_neighbors6 == {"wg-ibgp": "fdb7:1dec:4d21:ff::1"}
+    assert expect["dmz"].tunnel_neighbors6 == {}
+    series = plan_series(expect["dmz"], parse_snapshot(saved.load(HEALTHY / "dmz")))
+    assert [(s.kind, s.address) for s in series] == [
+        ("tunnel", "10.255.255.1"),
+        ("underlay", "198.51.100.10"),
+    ]

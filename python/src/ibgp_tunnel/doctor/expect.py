@@ -191,16 +191,26 @@ def masquerade_rules(ruleset: str) -> tuple[MasqueradeRule, ...]:
 
 
 def _neighbors6(host: str, spec: Mapping[str, Any], plan: Mapping[str, Any]) -> dict[str, str]:
-    """Tunnel interface -> the other end's IPv6 tunnel address, from the plan's links."""
+    """Tunnel interface -> the other end's IPv6 tunnel address, from the plan's links,
+    where that end is a reflector: a client answers pings through its tunnel only from
+    the reflector's IPv4 address (its rendered input rules), so probing its IPv6 would
+    cost every doctor run a ping timeout."""
     links = plan.get("links") if isinstance(plan.get("links"), dict) else {}
+    hosts = plan.get("hosts") if isinstance(plan.get("hosts"), dict) else {}
     found = {}
     for name, end in spec.get("links", {}).items():
         link = links.get(name) if isinstance(links, dict) else None
         if not isinstance(link, dict) or not end.get("interface"):
             continue
-        other = "client_ipv6" if link.get("reflector") == host else "reflector_ipv6"
-        if isinstance(link.get(other), str):
-            found[str(end["interface"])] = link[other]
+        other_end = "client" if link.get("reflector") == host else "reflector"
+        other = hosts.get(link.get(other_end)) if isinstance(hosts, dict) else None
+        address = link.get(f"{other_end}_ipv6")
+        if (
+            isinstance(other, dict)
+            and other.get("role") == "reflector"
+            and isinstance(address, str)
+        ):
+            found[str(end["interface"])] = address
     return found
 
 

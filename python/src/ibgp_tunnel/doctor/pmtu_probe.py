@@ -2,8 +2,9 @@
 peer's tunnel address, and over the underlay to the peer's WireGuard endpoint.
 
 A search, not a sweep: the first round sends a ladder of sizes from 1280 up to the
-tunnel's MTU at once; only when the top fails do later rounds refine between the
-largest that passed and the smallest that did not, and send the top once more (if it
+tunnel's MTU at once; only when the top fails does a second round refine between the
+largest that passed and the smallest that did not (a third, for ranges beyond 255
+bytes), and send the top once more (if it
 passes then, the kernel learnt the path MTU from an ICMP error in between: discovery
 works). Every round's pings run in parallel across links, so a healthy host costs one
 round trip and a broken one at most ROUNDS ping timeouts. Pings go through the
@@ -25,7 +26,8 @@ from ibgp_tunnel.doctor.parse_ping import parse_ping, probe_key
 from ibgp_tunnel.doctor.parse_wg import endpoint_address
 
 PROBE_MIN = 1280  # IPv6's minimum MTU: a tunnel smaller than that is broken anyway
-POINTS = 8
+# 16 sizes a round: two rounds find the exact size across 255 bytes (1280 to 1500).
+POINTS = 16
 ROUNDS = 3
 WORKERS = 32
 WAIT_SECONDS = 1

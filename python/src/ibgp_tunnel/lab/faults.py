@@ -171,7 +171,8 @@ def shrink_path_mtu(st: LabState, mtu: int, *, drop_icmp: bool = True) -> None:
 
 
 def restore_path_mtu(st: LabState) -> None:
-    """Undo `shrink_path_mtu` (a no-op when the path is whole)."""
+    """Undo `shrink_path_mtu` (a no-op when the path is whole), and make the hosts
+    forget the path MTUs they learnt meanwhile."""
     ns = _inet_netns(st)
     for family in ("-4", "-6"):
         for _ in range(8):  # one rule per shrink; more only if someone added them
@@ -181,6 +182,11 @@ def restore_path_mtu(st: LabState) -> None:
         netns.run(["ip", "-n", ns, family, "route", "flush", "table", str(PATH_TABLE)], check=False)
     script = firewall.replace_table("inet", FAULT_TABLE, "")
     apply_nft(ns, script, node_dir(Path(st.lab_dir), INET) / "fault.nft")
+    # What the hosts learnt from ICMP while the path was small (10 minutes, else).
+    for node in st.nodes.values():
+        for family in ("-4", "-6"):
+            flush = ["ip", "-n", str(node["netns"]), family, "route", "flush", "cache"]
+            netns.run(flush, check=False)
 
 
 def installed_keys(st: LabState, plan: Mapping[str, Any]) -> LabKeys:

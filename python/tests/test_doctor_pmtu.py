@@ -79,12 +79,12 @@ class FakePath:
             limit = self.outer if underlay else self.inner
             if size <= limit or (self.learnt and not underlay):
                 return Output(tuple(argv), 0, "1 packets transmitted, 1 received\n", "")
+            if underlay and self.local:  # the kernel knows its own link's MTU
+                error = f"ping: local error: message too long, mtu={self.outer}\n"
+                return Output(tuple(argv), 1, "", error)
             if not self.icmp:
                 return Output(tuple(argv), 1, "1 packets transmitted, 0 received\n", "")
             self.learnt = True
-            if self.local:
-                error = f"ping: local error: message too long, mtu={self.outer}\n"
-                return Output(tuple(argv), 1, "", error)
             text = f"From 203.0.113.1 icmp_seq=1 Frag needed and DF set (mtu = {self.outer})\n"
             return Output(tuple(argv), 1, text, "")
 
@@ -175,7 +175,7 @@ def test_own_uplink_limit_is_left_to_the_static_check(expect: dict[str, Expectat
         if link["ifname"] == "wan0":
             link["mtu"] = 1400
     snap.outputs["ip_addr"] = replace(snap.get("ip_addr"), stdout=json.dumps(links))
-    path = FakePath(inner=1420, outer=1400, icmp=True, local=True)
+    path = FakePath(inner=1420, outer=1400, local=True)
     snap.probes = run_probes(path, plan_series(expect["pve"], parse_snapshot(snap)))
     checks = run_checks(expect["pve"], parse_snapshot(snap))
     check = _pmtu(checks)
@@ -185,6 +185,27 @@ def test_own_uplink_limit_is_left_to_the_static_check(expect: dict[str, Expectat
     )
     first = next(c for c in checks if c.status is Status.FAIL)
     assert first.id == "tunnel.mtu wg-ibgp" and "mtu 1340" in first.fix
+
+
+def test_own_uplink_black_hole_is_left_to_the_static_check(
+    expect: dict[str, Expectations],
+) -> None:
+    """pve's own uplink carries 1400 and big replies vanish (as a veth drops them): the
+    probe sees a black hole but leaves the line to tunnel.mtu, which names the cause."""
+    snap = saved.load(HEALTHY / "pve")
+    links = json.loads(snap.get("ip_addr").stdout)
+    for link in links:
+        if link["ifname"] == "wan0":
+            link["mtu"] = 1400
+    snap.outputs["ip_addr"] = replace(snap.get("ip_addr"), stdout=json.dumps(links))
+    path = FakePath(inner=1344, outer=1400, local=True)
+    snap.probes = run_probes(path, plan_series(expect["pve"], parse_snapshot(snap)))
+    checks = run_checks(expect["pve"], parse_snapshot(snap))
+    check = _pmtu(checks)
+    assert check.status is Status.SKIP, check.line()
+    assert "exceed this host's own link towards 203.0.113.10 (mtu 1400)" in check.summary
+    first = next(c for c in checks if c.status is Status.FAIL)
+    assert first.id == "tunnel.mtu wg-ibgp"
 
 
 def test_no_answer_at_all_is_skipped_not_blamed(expect: dict[str, Expectations]) -> None:

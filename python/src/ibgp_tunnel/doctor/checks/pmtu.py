@@ -162,6 +162,19 @@ def check_path_mtu(exp: Expectations, live: Live) -> list[Check]:
         high = max(p.high for p in tunnels)
         evidence = "; ".join(_seen(p) for p in (*tunnels, *([underlay] if underlay else [])))
         path = _underlay_path(underlay)
+        own = _own_mtu(live, underlay.address) if underlay else None
+        outer = high + WG_OVERHEAD[underlay.version] if underlay else 0
+        if outcomes & {"hole", "learnt"} and own is not None and own < outer:
+            # This host's own link is too small: tunnel.mtu (below) names that cause.
+            checks.append(
+                skip(
+                    name,
+                    f"not judged: WireGuard's {outer}-byte packets exceed this host's own "
+                    f"link towards {underlay.address if underlay else ''} (mtu {own}); "
+                    "tunnel.mtu names it",
+                )
+            )
+            continue
         if "hole" in outcomes:
             largest = min(p.largest_passed or 0 for p in tunnels if _outcome(p) == "hole")
             mtu = _mtu_to_set(tunnels, underlay, high)

@@ -33,6 +33,8 @@ from ibgp_tunnel.doctor.pmtu_probe import (
 from ibgp_tunnel.doctor.result import Check, Status
 from ibgp_tunnel.doctor.run import plan_expectations
 from ibgp_tunnel.errors import InputError
+from ibgp_tunnel.lab import faults
+from ibgp_tunnel.lab.errors import LabError
 
 DATA = Path(__file__).resolve().parent / "data" / "doctor"
 HEALTHY = DATA / "bird-3.1.8" / "healthy"
@@ -301,3 +303,10 @@ def test_ipv6_is_probed_towards_reflectors_only(expect: dict[str, Expectations])
         ("tunnel", "10.255.255.1"),
         ("underlay", "198.51.100.10"),
     ]
+
+
+@pytest.mark.parametrize("mtu", [True, "1400", 575, 65536, 1400.5])
+def test_path_fault_refuses_what_is_no_mtu(mtu: object) -> None:
+    """Checked before the lab is touched (so no lab is needed to see it refused)."""
+    with pytest.raises(LabError, match="is not a number of bytes from 576 to 65535"):
+        faults.shrink_path_mtu(None, mtu)  # type: ignore[arg-type]

@@ -61,6 +61,8 @@ RECOVERY_WAIT = 300
 DEADLINE = 90
 FAULT_TABLE = PREFIX + "fault"
 RECORD = os.environ.get("IBGP_TUNNEL_DOCTOR_RECORD")
+PATH_MTU = 1400
+PMTU_HOLE = "MTU black hole on the way to"
 
 
 @dataclass
@@ -185,6 +187,7 @@ def test_healthy_lab_host_is_all_ok_and_left_unchanged(lab: Lab, host: str) -> N
         "bgp.ipv6-next-hop",
         "tunnel.overlap",
         "tunnel.mtu",
+        "tunnel.pmtu",
         "bgp.import-limit",
     ):
         assert any(name.startswith(area) for name in statuses), area
@@ -386,6 +389,19 @@ BREAKAGES = [
         {CLIENT: ("tunnel.mtu wg-ibgp", ("too big for the path", "mtu 1340"))},
         lambda lab: _inside(lab, CLIENT, "ip", "link", "set", "wan0", "mtu", "1400"),
         lambda lab: _inside(lab, CLIENT, "ip", "link", "set", "wan0", "mtu", "1500"),
+    ),
+    # Issue 21 item 2, the path MTU: the path between the hosts (the inet router)
+    # carries 1400 bytes and drops ICMP "fragmentation needed"/"packet too big", a
+    # black hole. WireGuard pads to 16 bytes: 1328 is the largest tunnel packet that
+    # fits 1400 with 60 bytes of overhead; the mtu to set is 1400 - 60.
+    Breakage(
+        "path-mtu-black-hole",
+        {
+            host: ("tunnel.pmtu wg-ibgp", (PMTU_HOLE, "largest that passes is 1328", "mtu 1340"))
+            for host in (CLIENT, REFLECTOR)
+        },
+        lambda lab: faults.shrink_path_mtu(lab.st, PATH_MTU),
+        lambda lab: faults.restore_path_mtu(lab.st),
     ),
     # Beyond the issue's list: the kernel losing BIRD's routes, and graceful restart
     # recovery that cannot end.

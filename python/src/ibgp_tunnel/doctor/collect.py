@@ -133,6 +133,9 @@ class Snapshot:
     route_get: dict[str, Output] = field(default_factory=dict)
     # When it was read (unix time): handshake ages are measured from here.
     time: float = 0.0
+    # Path MTU pings (doctor/pmtu_probe.py) keyed as parse_ping.probe_key; None: not
+    # probed (a recording made before doctor probed).
+    probes: dict[str, Output] | None = None
 
     def get(self, key: str) -> Output:
         found = self.outputs.get(key)

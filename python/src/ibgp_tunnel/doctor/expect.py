@@ -101,6 +101,9 @@ class Expectations:
     # Tunnel interface -> the IPv4 address of the host at its other end: the only
     # source a client lets reach its BGP, BFD and ping through that tunnel.
     tunnel_neighbors: dict[str, str] = field(default_factory=dict)
+    # Tunnel interface -> the IPv6 tunnel address of the host at its other end (the
+    # plan's reflector_ipv6/client_ipv6), where the link has one: path MTU probes.
+    tunnel_neighbors6: dict[str, str] = field(default_factory=dict)
     # Family -> an address inside the plan's own networks (internalPrefixes): a
     # source a client forwards new connections from out of its tunnels.
     internal_sources: dict[str, str] = field(default_factory=dict)
@@ -187,6 +190,30 @@ def masquerade_rules(ruleset: str) -> tuple[MasqueradeRule, ...]:
     return tuple(rules)
 
 
+def _neighbors6(host: str, spec: Mapping[str, Any], plan: Mapping[str, Any]) -> dict[str, str]:
+    """Tunnel interface -> the other end's IPv6 tunnel address, from the plan's links,
+    where that end is a reflector: a client answers pings through its tunnel only from
+    the reflector's IPv4 address (its rendered input rules), so probing its IPv6 would
+    cost every doctor run a ping timeout."""
+    links = plan.get("links") if isinstance(plan.get("links"), dict) else {}
+    hosts = plan.get("hosts") if isinstance(plan.get("hosts"), dict) else {}
+    found = {}
+    for name, end in spec.get("links", {}).items():
+        link = links.get(name) if isinstance(links, dict) else None
+        if not isinstance(link, dict) or not end.get("interface"):
+            continue
+        other_end = "client" if link.get("reflector") == host else "reflector"
+        other = hosts.get(link.get(other_end)) if isinstance(hosts, dict) else None
+        address = link.get(f"{other_end}_ipv6")
+        if (
+            isinstance(other, dict)
+            and other.get("role") == "reflector"
+            and isinstance(address, str)
+        ):
+            found[str(end["interface"])] = address
+    return found
+
+
 def expectations(
     host: str,
     artifacts: Mapping[str, Any],
@@ -242,6 +269,7 @@ def expectations(
             for link in spec.get("links", {}).values()
             if link.get("interface") and link.get("neighborAddress")
         },
+        tunnel_neighbors6=_neighbors6(host, spec, plan),
         internal_sources={
             family: sample_address(prefixes[0])
             for family in ("ipv4", "ipv6")

@@ -22,6 +22,7 @@ from ibgp_tunnel.doctor.parse_bird import (
 )
 from ibgp_tunnel.doctor.parse_ip import Link, Route, parse_addresses, parse_routes, route_device
 from ibgp_tunnel.doctor.parse_nft import Ruleset, parse_ruleset
+from ibgp_tunnel.doctor.parse_ping import Probed, parse_probes
 from ibgp_tunnel.doctor.parse_sysctl import parse_sysctl
 from ibgp_tunnel.doctor.parse_wg import WgInterface, parse_wg_dump
 from ibgp_tunnel.errors import IbgpTunnelError
@@ -40,6 +41,8 @@ class Live:
     ruleset: Ruleset | None = None
     sysctl: dict[str, str] = field(default_factory=dict)
     route_devices: dict[str, str | None] = field(default_factory=dict)
+    # (interface, "tunnel"/"underlay", address) -> path MTU pings; None: not probed
+    probes: dict[tuple[str, str, str], Probed] | None = None
     errors: dict[str, str] = field(default_factory=dict)
 
 
@@ -85,4 +88,9 @@ def parse_snapshot(snapshot: Snapshot) -> Live:
             except (IbgpTunnelError, *_MALFORMED) as error:
                 live.errors[f"route_get {address}"] = str(error)
         live.route_devices[address] = device
+    if snapshot.probes is not None:
+        try:
+            live.probes = parse_probes(snapshot.probes)
+        except _MALFORMED as error:
+            live.errors["probes"] = f"not doctor's probes ({error})"
     return live

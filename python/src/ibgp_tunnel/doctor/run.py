@@ -14,6 +14,7 @@ from ibgp_tunnel.doctor.core import host_view
 from ibgp_tunnel.doctor.expect import Expectations, expectations
 from ibgp_tunnel.doctor.live import parse_snapshot
 from ibgp_tunnel.doctor.parse_wg import endpoint_address
+from ibgp_tunnel.doctor.pmtu_probe import plan_series, run_probes
 from ibgp_tunnel.doctor.result import Check
 from ibgp_tunnel.errors import InputError
 
@@ -119,7 +120,9 @@ def examine(exp: Expectations, target: Target) -> tuple[list[Check], Snapshot]:
     if roamed:
         for address in roamed:
             snapshot.route_get[address] = target.run(["ip", "-j", "route", "get", address])
-        live = parse_snapshot(snapshot)
+    # The probes need the tunnels' live MTUs and endpoints: sent once those are read.
+    snapshot.probes = run_probes(target, plan_series(exp, live))
+    live = parse_snapshot(snapshot)
     return run_checks(exp, live), snapshot
 
 

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from ibgp_tunnel.doctor.collect import KNOWN_KEYS, Output, Snapshot
+from ibgp_tunnel.doctor.parse_ping import split_key
 from ibgp_tunnel.errors import InputError
 
 META = "snapshot.json"
@@ -32,6 +33,7 @@ MAX_META_BYTES = 8 << 20
 MAX_OUTPUT_BYTES = 32 << 20
 MAX_ARGV = 256
 MAX_ROUTE_GET = 1024
+MAX_PROBES = 4096
 _AGAIN = "save the outputs again with `ibgp-tunnel doctor --save-outputs NEW_DIR`"
 
 
@@ -103,6 +105,8 @@ def save(snapshot: Snapshot, directory: Path) -> None:
             },
             "route_get": {k: asdict(v) for k, v in snapshot.route_get.items()},
         }
+        if snapshot.probes is not None:
+            meta["probes"] = {k: asdict(v) for k, v in snapshot.probes.items()}
         _write(directory, dir_fd, META, json.dumps(meta, indent=1) + "\n")
     finally:
         os.close(dir_fd)
@@ -195,6 +199,21 @@ class _Fields:
         )
 
 
+def _probes(fields: _Fields, top: dict[str, Any]) -> dict[str, Output] | None:
+    """The path MTU pings, or None for a recording made before doctor probed."""
+    if "probes" not in top:
+        return None
+    raw = top["probes"]
+    if not isinstance(raw, dict) or len(raw) > MAX_PROBES:
+        raise fields.bad("probes", f"an object of at most {MAX_PROBES} pings", raw)
+    for key in raw:
+        try:
+            split_key(key)
+        except ValueError as error:
+            raise InputError(f"{fields.path}: probes has {error}; {_AGAIN}") from None
+    return {key: fields.output(value, f"probes.{key}", None) for key, value in raw.items()}
+
+
 def load(directory: Path) -> Snapshot:
     """A snapshot written by `save`; InputError (exit 2) names what is wrong."""
     try:
@@ -209,7 +228,10 @@ def load(directory: Path) -> Snapshot:
             raise InputError(f"{path} is not JSON ({error}); {_AGAIN}") from None
         fields = _Fields(path)
         top = fields.mapping(
-            meta, "the top level", {"time", "outputs", "route_get"}, {"time", "outputs"}
+            meta,
+            "the top level",
+            {"time", "outputs", "route_get", "probes"},
+            {"time", "outputs"},
         )
         outputs = fields.mapping(top["outputs"], "outputs", KNOWN_KEYS, set())
         route_get = top.get("route_get", {})
@@ -224,6 +246,7 @@ def load(directory: Path) -> Snapshot:
                 raise InputError(
                     f"{path}: route_get has {address!r}, which is no IP address; {_AGAIN}"
                 ) from None
+        probes = _probes(fields, top)
         return Snapshot(
             {
                 key: fields.output(
@@ -238,6 +261,7 @@ def load(directory: Path) -> Snapshot:
                 for address, value in route_get.items()
             },
             fields.time(top["time"], "time"),
+            probes,
         )
     finally:
         os.close(dir_fd)

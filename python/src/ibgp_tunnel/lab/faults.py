@@ -9,6 +9,7 @@ stops exactly what runs. Nothing here waits for the network to settle; callers
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import time
@@ -25,7 +26,7 @@ from ibgp_tunnel.lab.labkeys import LabKeys, read_installed_secret
 from ibgp_tunnel.lab.peer import dn42_peer_bird_config, peer_protocol
 from ibgp_tunnel.lab.state import LabState
 from ibgp_tunnel.lab.status import birdc
-from ibgp_tunnel.lab.topology import Dn42Peer, build_topology
+from ibgp_tunnel.lab.topology import INET, Dn42Peer, build_topology
 from ibgp_tunnel.lab.up import (
     apply_nft,
     launch_bird,
@@ -35,6 +36,9 @@ from ibgp_tunnel.lab.up import (
 
 # A table of its own, so the host firewall the lab copies from NixOS stays untouched.
 FAULT_TABLE = "ibgpt-fault"
+# The inet router's copy of its routes with a lowered MTU, looked up before main.
+PATH_TABLE = 4242
+PATH_RULE_PREF = 1000
 
 
 # --- lookups ------------------------------------------------------------------------
@@ -114,6 +118,75 @@ def _load_fault_table(st: LabState, host: str, body: str) -> None:
     node = _node(st, host)
     script = firewall.replace_table("inet", FAULT_TABLE, body)
     apply_nft(node["netns"], script, node_dir(Path(st.lab_dir), host) / "fault.nft")
+
+
+# --- the path between the hosts -----------------------------------------------------
+
+
+def _inet_netns(st: LabState) -> str:
+    return build_topology(planfile.load(Path(st.plan)), st.netns_prefix).nodes[INET].netns
+
+
+def shrink_path_mtu(st: LabState, mtu: int, *, drop_icmp: bool = True) -> None:
+    """Make the path between the hosts (the lab's inet router) carry packets of at most
+    `mtu` bytes, as a PPPoE or DS-Lite leg on the way does, while every host's own
+    links keep their MTU. With `drop_icmp`, the router's ICMP "fragmentation needed"
+    and ICMPv6 "packet too big" are dropped, as a filtering middlebox drops them: a
+    path MTU black hole. Route MTUs, not link MTUs: a veth silently drops what
+    exceeds its MTU on receipt, where a router would answer with ICMP."""
+    if isinstance(mtu, bool) or not isinstance(mtu, int) or not 576 <= mtu <= 65535:
+        raise LabError(f"path MTU {mtu!r} is not a number of bytes from 576 to 65535")
+    restore_path_mtu(st)
+    ns = _inet_netns(st)
+    for family in ("-4", "-6"):
+        listed = netns.run(["ip", "-n", ns, "-j", family, "route", "show", "table", "main"])
+        lines = []
+        for route in json.loads(listed.stdout or "[]"):
+            dst, dev = str(route.get("dst", "")), route.get("dev")
+            if route.get("type", "unicast") != "unicast" or not dev or dst.startswith("fe80"):
+                continue
+            via = f" via {route['gateway']}" if route.get("gateway") else ""
+            lines.append(f"route add {dst}{via} dev {dev} table {PATH_TABLE} mtu {mtu}")
+        lines.append(f"rule add pref {PATH_RULE_PREF} lookup {PATH_TABLE}")
+        netns.run(["ip", "-n", ns, family, "-batch", "-"], input="\n".join(lines) + "\n")
+    if drop_icmp:
+        drops = (
+            "    icmp type destination-unreachable icmp code frag-needed drop\n"
+            "    icmpv6 type packet-too-big drop\n"
+        )
+        body = (
+            f"table inet {FAULT_TABLE} {{\n"
+            "  chain output {\n"
+            "    type filter hook output priority raw; policy accept;\n"
+            f"{drops}"
+            "  }\n"
+            "  chain forward {\n"
+            "    type filter hook forward priority raw; policy accept;\n"
+            f"{drops}"
+            "  }\n"
+            "}\n"
+        )
+        script = firewall.replace_table("inet", FAULT_TABLE, body)
+        apply_nft(ns, script, node_dir(Path(st.lab_dir), INET) / "fault.nft")
+
+
+def restore_path_mtu(st: LabState) -> None:
+    """Undo `shrink_path_mtu` (a no-op when the path is whole), and make the hosts
+    forget the path MTUs they learnt meanwhile."""
+    ns = _inet_netns(st)
+    for family in ("-4", "-6"):
+        for _ in range(8):  # one rule per shrink; more only if someone added them
+            rule = ["ip", "-n", ns, family, "rule", "del", "pref", str(PATH_RULE_PREF)]
+            if netns.run(rule, check=False).returncode != 0:
+                break
+        netns.run(["ip", "-n", ns, family, "route", "flush", "table", str(PATH_TABLE)], check=False)
+    script = firewall.replace_table("inet", FAULT_TABLE, "")
+    apply_nft(ns, script, node_dir(Path(st.lab_dir), INET) / "fault.nft")
+    # What the hosts learnt from ICMP while the path was small (10 minutes, else).
+    for node in st.nodes.values():
+        for family in ("-4", "-6"):
+            flush = ["ip", "-n", str(node["netns"]), family, "route", "flush", "cache"]
+            netns.run(flush, check=False)
 
 
 def installed_keys(st: LabState, plan: Mapping[str, Any]) -> LabKeys:

@@ -576,3 +576,22 @@ def test_the_flake_wires_the_hosts_and_exposes_the_images() -> None:
             host["config"]["services"]["bird"]["config"] == render(EXAMPLE_PLAN, name)["birdConfig"]
         )
         assert host["config"]["sops"]["manifest"]["ageKeyFile"] == "/var/lib/sops-nix/key.txt"
+
+
+@needs_nix
+def test_a_plan_link_mtu_is_the_wireguard_interfaces_mtu(tmp_path: Path) -> None:
+    plan = tmp_path / "plan.toml"
+    plan.write_text(
+        EXAMPLE_PLAN.read_text(encoding="utf-8").replace(
+            "[links.pve]", "[links.pve]\nmtu = 1380", 1
+        ),
+        encoding="utf-8",
+    )
+    assert "mtu = 1380" in plan.read_text(encoding="utf-8")
+    for name in ("dmz", "pve"):
+        config = example(name, f"services.ibgpTunnel.plan = lib.mkForce {plan};")["config"]
+        assert config["networking"]["wireguard"]["interfaces"]["wg-ibgp"]["mtu"] == 1380
+    # Without it, NixOS's own default (null: WireGuard's 1420) stays.
+    assert (
+        example("pve")["config"]["networking"]["wireguard"]["interfaces"]["wg-ibgp"]["mtu"] is None
+    )

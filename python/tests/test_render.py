@@ -9,10 +9,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import tomlkit
 from cli_helpers import CORPUS, EXAMPLE_PLAN, run
 
 from ibgp_tunnel import paths
-from ibgp_tunnel.core import nix_error_message
+from ibgp_tunnel.core import nix_error_message, plan_problems
 from ibgp_tunnel.formats import as_wg
 from ibgp_tunnel.render import host_spec, render_host
 
@@ -173,3 +174,49 @@ def test_plans_that_pass_check_render_on_the_core(plan: Path) -> None:
     for host in tomllib.loads(plan.read_text(encoding="utf-8"))["hosts"]:
         artifacts = render_host(plan, host)
         assert "router id" in artifacts["birdConfig"]
+
+
+def _plan_with_link(tmp_path: Path, **link: object) -> Path:
+    plan = tomllib.loads(EXAMPLE_PLAN.read_text(encoding="utf-8"))
+    plan["links"]["pve"].update(link)
+    path = tmp_path / "plan.toml"
+    path.write_text(tomlkit.dumps(plan), encoding="utf-8")
+    return path
+
+
+@needs_core
+def test_a_link_mtu_reaches_both_ends_wireguard_and_nothing_else(tmp_path: Path) -> None:
+    plan = _plan_with_link(tmp_path, mtu=1380)
+    assert run("check", plan).exit_code == 0
+    for host in ("dmz", "pve"):
+        artifacts = render_host(plan, host)
+        assert artifacts["wireguard"]["wg-ibgp"]["mtu"] == 1380
+        # Without the key WireGuard keeps its own default: nothing is rendered.
+        assert "mtu" not in render_host(EXAMPLE_PLAN, host)["wireguard"]["wg-ibgp"]
+        plain = dict(artifacts["wireguard"]["wg-ibgp"])
+        del plain["mtu"]
+        assert plain == render_host(EXAMPLE_PLAN, host)["wireguard"]["wg-ibgp"]
+        assert (
+            "# mtu (ip link set wg-ibgp mtu ...): 1380"
+            in run("render", plan, host, "-f", "wg").stdout
+        )
+
+
+@needs_core
+@pytest.mark.parametrize(("mtu", "words"), [(1279, "1280"), (9001, "9000"), ("1380", "integer")])
+def test_a_link_mtu_out_of_range_is_named_with_the_range(
+    tmp_path: Path, mtu: object, words: str
+) -> None:
+    result = run("check", _plan_with_link(tmp_path, mtu=mtu))
+    assert result.exit_code == 1
+    assert "links.pve.mtu" in result.stdout and words in result.stdout, result.stdout
+
+
+@needs_core
+@pytest.mark.parametrize("mtu", [1279, 9001])
+def test_the_core_itself_refuses_a_link_mtu_out_of_range(mtu: int) -> None:
+    # Whatever path the plan came by (the module reads it without Python).
+    plan = tomllib.loads(EXAMPLE_PLAN.read_text(encoding="utf-8"))
+    plan["links"]["pve"]["mtu"] = mtu
+    problems = plan_problems(plan)
+    assert any(p["path"] == "links.pve.mtu" for p in problems), problems

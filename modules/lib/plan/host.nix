@@ -38,6 +38,7 @@ let
         "${link."${side}_ipv6"}/${prefixLength link.ipv6}"
       ];
       neighborAddress = link."${other}_ipv4";
+      mtu = link.mtu or null;
       # A reflector accepts from a client exactly what that client announces,
       # from another reflector what that one reflects.
       importPrefixes =

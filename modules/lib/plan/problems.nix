@@ -13,7 +13,7 @@ let
   inherit (import ./rules/dn42-peers.nix) dn42PeerRules;
   inherit (import ./rules/tuning.nix) tuningRules;
   inherit (network) asnRules nameRules prefixSetRules setReferenceRules routerIdRules publicKeyRules roleRules inboundRules interfaceNameRules;
-  inherit (links) linkEndRules linkSubnetRules linkAddressRules hostLinkRules linkPortRules;
+  inherit (links) linkEndRules linkSubnetRules linkAddressRules hostLinkRules linkPortRules linkFieldRules;
   inherit (announce) announceRules overlapRules anycastRules misrouteRules;
 
   # Two or more reflectors (issue #13): cluster ids, preferences, endpoints.
@@ -43,6 +43,7 @@ let
     linkAddressRules
     hostLinkRules
     linkPortRules
+    linkFieldRules
     overlapRules
     misrouteRules
     tuningRules

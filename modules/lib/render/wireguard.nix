@@ -2,12 +2,14 @@
 # vocabulary of networking.wireguard.interfaces.
 let
   inherit (builtins) attrValues listToAttrs;
+  optionalMtu = link: if (link.mtu or null) == null then { } else { inherit (link) mtu; };
 in
 spec:
 listToAttrs (
   map (link: {
     name = link.interface;
-    value = {
+    # No mtu key when the link sets none: WireGuard's own default stays.
+    value = optionalMtu link // {
       inherit (link) ips listenPort;
       inherit (spec) privateKeyFile;
       # WireGuard encrypts, BIRD routes: the /1 halves admit any source, and

@@ -39,6 +39,7 @@ def _wg_interface(name: str, spec: dict[str, Any]) -> str:
         f"# {name}: wg setconf {name} <this section>, then: wg set {name} private-key "
         f"{spec['privateKeyFile']}",
         f"# addresses (ip address add ... dev {name}): {', '.join(spec['ips'])}",
+        *([f"# mtu (ip link set {name} mtu ...): {spec['mtu']}"] if "mtu" in spec else []),
         "[Interface]",
         f"# PrivateKey = <contents of {spec['privateKeyFile']}>",
         f"ListenPort = {spec['listenPort']}",

@@ -51,6 +51,17 @@ map (f: { key = null; optionPath = [ "links" "<name>" ]; roles = both; } // f) [
     derived = "the other side's <side>_ipv4";
   }
   {
+    option = "mtu";
+    specOptional = true;
+    type = "int";
+    token = "dn42.mtu";
+    nullable = true;
+    default = null;
+    example = 1380;
+    description = "The tunnel interface's MTU (networking.wireguard.interfaces.<interface>.mtu); null keeps WireGuard's own (1420).";
+    derived = "the link's mtu";
+  }
+  {
     option = "preference";
     specOptional = true;
     type = "int";

@@ -75,6 +75,15 @@ map (f: { optionPath = null; option = null; roles = [ "reflector" "client" ]; } 
     description = "The client's IPv6 address inside ipv6.";
   }
   {
+    key = "mtu";
+    type = "int";
+    token = "dn42.mtu";
+    nullable = true;
+    check = true;
+    example = 1380;
+    description = "The tunnel's MTU on both ends (1280-9000). Left out, WireGuard's own (1420). Set it when the path between the hosts carries less than the tunnel's MTU plus WireGuard's 60 bytes (IPv4) or 80 (IPv6): a PPPoE or DS-Lite uplink, say; `ibgp-tunnel doctor` measures the path and names the value.";
+  }
+  {
     key = "preference";
     type = "int";
     token = "localPref";

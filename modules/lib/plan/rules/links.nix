@@ -22,7 +22,9 @@ let
     mapHosts
     mapLinks
     linkOf
+    tokenError
     ;
+  fields = import ../../grammar/fields.nix;
 
   # --- links ---------------------------------------------------------------
 
@@ -234,6 +236,9 @@ let
     );
 
   # A link's WireGuard port against the ports BIRD binds itself (BFD).
+  # mtu, ...: the fields.nix link fields marked `check`.
+  linkFieldRules = plan: mapLinks plan (linkName: link: fields.planChecks "link" tokenError (key: [ "links" linkName key ]) link);
+
   linkPortRules = plan: mapLinks plan (linkName: link: let p = checks.portProblem (linkOf link).port; in optional (p != null) (error [ "links" linkName "port" ] p));
 
 in
@@ -245,5 +250,6 @@ in
     linksByHost
     hostLinkRules
     linkPortRules
+    linkFieldRules
     ;
 }

@@ -188,6 +188,16 @@ def wg_set_argv(
     return argv
 
 
+def _mtu_words(spec: Mapping[str, Any]) -> str:
+    """` mtu N` for a link whose plan sets its MTU (the core checked N); else nothing."""
+    mtu = spec.get("mtu")
+    if mtu is None:
+        return ""
+    if isinstance(mtu, bool) or not isinstance(mtu, int) or not 1280 <= mtu <= 9000:
+        raise LabError(f"the rendered MTU {mtu!r} is not a number from 1280 to 9000")
+    return f" mtu {mtu}"
+
+
 def start_wireguard(
     lab_dir: Path,
     name: str,
@@ -211,7 +221,7 @@ def start_wireguard(
             ns, [netns.address_command(interface, Address(ip)) for ip in spec.get("ips", [])]
         )
         netns.ns_run(ns, wg_set_argv(interface, spec, plan, name, keys, rundir), run_dir=rundir)
-        netns.ip_batch(ns, [f"link set {interface} up"])
+        netns.ip_batch(ns, [f"link set {interface}{_mtu_words(spec)} up"])
     except LabError:
         # Not yet in the state file: stop it here, or `down` would never know of it.
         daemons.stop(daemon)

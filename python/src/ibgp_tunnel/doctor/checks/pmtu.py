@@ -67,10 +67,10 @@ def _mtu_to_set(tunnels: list[Probed], underlay: Probed | None, mtu: int) -> int
 
 def _fix(interface: str, mtu: int, link: str) -> str:
     text = (
-        f"set the tunnel's MTU to {mtu} on both ends: `ip link set {interface} mtu {mtu}` "
-        f"now, and networking.wireguard.interfaces.{interface}.mtu = {mtu} in both hosts' "
-        f"NixOS configuration (the plan's [links.{link or '...'}] has no mtu key yet); or "
-        f"let {ICMP} through where the path drops them"
+        f"set `mtu = {mtu}` in the plan's [links.{link or '...'}] and deploy both ends "
+        f"(nixos-rebuild switch; the module sets networking.wireguard.interfaces."
+        f"{interface}.mtu), or `ip link set {interface} mtu {mtu}` on both ends until then; "
+        f"or let {ICMP} through where the path drops them"
     )
     if mtu < IPV6_MIN_MTU:
         text += (

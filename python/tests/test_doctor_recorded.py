@@ -25,7 +25,7 @@ from ibgp_tunnel.doctor.parse_ip import parse_addresses, parse_links, parse_rout
 from ibgp_tunnel.doctor.parse_nft import parse_ruleset
 from ibgp_tunnel.doctor.parse_sysctl import parse_sysctl
 from ibgp_tunnel.doctor.parse_wg import HIDDEN, parse_wg_dump
-from ibgp_tunnel.doctor.result import Status
+from ibgp_tunnel.doctor.result import Check, Status
 from ibgp_tunnel.doctor.run import plan_expectations
 
 DATA = Path(__file__).resolve().parent / "data" / "doctor"
@@ -68,6 +68,21 @@ def expect(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Expectations]:
         + f"\n[tuning]\nimport_limit = {IMPORT_LIMIT}\ngraceful_restart_wait = 300\n"
     )
     return {host: plan_expectations(plan, host) for host in ("dmz", "pve")}
+
+
+def _not_ok(checks: list[Check]) -> list[str]:
+    """Lines that are not ok, but for drift's skips: these recordings predate the reads
+    drift compares (BIRD's config file, our nftables table), so it says skip there."""
+    return [
+        c.line()
+        for c in checks
+        if c.status is not Status.OK
+        and not (
+            c.status is Status.SKIP
+            and c.id.startswith("drift.")
+            and "saved before doctor read" in c.summary
+        )
+    ]
 
 
 def _snapshot(bird: str, case: str, host: str) -> Snapshot:
@@ -143,7 +158,7 @@ def test_saved_dumps_hold_no_secret() -> None:
 @pytest.mark.parametrize("host", ["dmz", "pve"])
 def test_healthy_recording_is_all_ok(expect: dict[str, Expectations], bird: str, host: str) -> None:
     checks = run_checks(expect[host], parse_snapshot(_snapshot(bird, "healthy", host)))
-    assert [c.line() for c in checks if c.status is not Status.OK] == []
+    assert _not_ok(checks) == []
     assert len(checks) >= 25
 
 
@@ -198,7 +213,7 @@ def test_three_clients_recording_is_all_ok_with_the_labs_keys(bird: str) -> None
         plain = plan_expectations(THREE_CLIENTS_PLAN, host)
         exp = plain.with_public_keys(keys, "the lab's generated keys")
         checks = run_checks(exp, parse_snapshot(snap))
-        assert [c.line() for c in checks if c.status is not Status.OK] == []
+        assert _not_ok(checks) == []
         masquerade = [c for c in checks if c.id.startswith("firewall.masquerade")]
         assert masquerade, host
         without = run_checks(plain, parse_snapshot(snap))

@@ -1,0 +1,241 @@
+"""Drift, as text: a running config file against the rendered one, BIRD's own clock
+against the file's age, and an nftables table as nft prints it against the rendered
+table.
+
+Pure functions on strings; checks/drift.py turns their answers into lines.
+"""
+
+from __future__ import annotations
+
+import difflib
+import ipaddress
+import re
+from dataclasses import dataclass
+from datetime import datetime
+
+# What an excerpt of a difference shows at most (the rest is counted).
+EXCERPT_LINES = 3
+HIDDEN = '"(hidden)"'
+
+# --- bird.conf ---------------------------------------------------------------------------
+
+_INCLUDE = re.compile(r'^(\s*include\s+)"([^"]*)"(\s*;.*)$')
+_PASSWORD = re.compile(r'(\bpassword\s+)"(?:[^"\\]|\\.)*"')
+
+
+def hide_passwords(text: str) -> str:
+    """`password "..."` (a BGP session's MD5 secret) as "(hidden)": saved outputs, and
+    the excerpts doctor prints, never hold it."""
+    return _PASSWORD.sub(lambda m: m[1] + HIDDEN, text)
+
+
+def bird_lines(text: str) -> list[str]:
+    """The lines compared: trailing blanks and blank lines at the ends dropped, and an
+    include's path reduced to its file name (the lab points the rendered ROA includes
+    at its own directory; the file a config includes is the same file by name)."""
+    lines = [line.rstrip() for line in hide_passwords(text).splitlines()]
+    lines = [_INCLUDE.sub(lambda m: f'{m[1]}"{m[2].rsplit("/", 1)[-1]}"{m[3]}', x) for x in lines]
+    while lines and not lines[0]:
+        lines.pop(0)
+    while lines and not lines[-1]:
+        lines.pop()
+    return lines
+
+
+@dataclass(frozen=True)
+class TextDrift:
+    """How a running file differs from the rendered one: `changes` are excerpt lines
+    ("- rendered line", "+ running line"), `count` how many lines differ in all."""
+
+    changes: tuple[str, ...]
+    count: int
+
+    def excerpt(self) -> str:
+        shown = "; ".join(self.changes[:EXCERPT_LINES])
+        more = self.count - min(self.count, EXCERPT_LINES)
+        return shown + (f"; and {more} more" if more else "")
+
+
+def text_drift(rendered: str, running: str, *, contained: bool) -> TextDrift | None:
+    """None when `running` is `rendered` (or, `contained`, holds it as one block: the
+    host's own text may come before and after it). Otherwise the differing lines."""
+    want, have = bird_lines(rendered), bird_lines(running)
+    matcher = difflib.SequenceMatcher(a=want, b=have, autojunk=False)
+    opcodes = matcher.get_opcodes()
+    if contained:
+        # The host's own text before and after ours is no drift: only what changed
+        # between the first and the last of our lines counts.
+        while opcodes and opcodes[0][0] == "insert":
+            opcodes.pop(0)
+        while opcodes and opcodes[-1][0] == "insert":
+            opcodes.pop()
+    changes: list[str] = []
+    for tag, a1, a2, b1, b2 in opcodes:
+        if tag == "equal":
+            continue
+        changes += [f"- {line.strip()}" for line in want[a1:a2]]
+        changes += [f"+ {line.strip()}" for line in have[b1:b2]]
+    if not changes:
+        return None
+    return TextDrift(tuple(changes), len(changes))
+
+
+_BLOCK_COMMENT = re.compile(r"/\*.*?\*/", re.DOTALL)
+_PROTOCOL = re.compile(r"^\s*protocol\s+([A-Za-z0-9_]+)(?:\s+([A-Za-z_][A-Za-z0-9_]*))?")
+
+
+@dataclass(frozen=True)
+class ConfigProtocols:
+    named: frozenset[str]  # protocols the file names
+    unnamed_types: frozenset[str]  # types of unnamed ones (BIRD calls them device1, ...)
+    # An include outside any block may define protocols the file does not show.
+    includes_at_top: bool
+
+
+def config_protocols(text: str) -> ConfigProtocols:
+    """The protocol names a bird.conf defines, read from its text (comments dropped)."""
+    names: set[str] = set()
+    unnamed: set[str] = set()
+    depth = 0
+    top_include = False
+    for raw in _BLOCK_COMMENT.sub(" ", text).splitlines():
+        line = raw.split("#", 1)[0]
+        if depth == 0:
+            found = _PROTOCOL.match(line)
+            if found and found[2] and found[2] != "from":
+                names.add(found[2])
+            elif found:
+                unnamed.add(found[1])
+            if re.match(r"^\s*include\b", line):
+                top_include = True
+        depth = max(0, depth + line.count("{") - line.count("}"))
+    return ConfigProtocols(frozenset(names), frozenset(unnamed), top_include)
+
+
+# --- BIRD's clock --------------------------------------------------------------------------
+
+_STAMP = r"(\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}:\d{2}(?:\.\d+)?)"
+_SERVER = re.compile(r"^Current server time is " + _STAMP, re.MULTILINE)
+_RECONFIGURED = re.compile(r"^Last reconfiguration on " + _STAMP, re.MULTILINE)
+
+
+def _stamp(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace(" ", "T"))
+
+
+def reconfigured_ago(status: str) -> float | None:
+    """Seconds between BIRD's last reconfiguration (its start counts) and the moment
+    `show status` ran, both on BIRD's clock (so its time zone does not matter); None
+    when the status does not say (another `timeformat`, an old BIRD)."""
+    server, reconfigured = _SERVER.search(status), _RECONFIGURED.search(status)
+    if server is None or reconfigured is None:
+        return None
+    try:
+        return (_stamp(server[1]) - _stamp(reconfigured[1])).total_seconds()
+    except ValueError:
+        return None
+
+
+def file_age(stat_line: str) -> float | None:
+    """`MTIME NOW` (collect's `bird_config_mtime`) -> how old the file was then."""
+    try:
+        mtime, now = (float(x) for x in stat_line.split())
+    except ValueError:
+        return None
+    return max(0.0, now - mtime)
+
+
+# --- nftables --------------------------------------------------------------------------------
+
+_SET = re.compile(r"\{([^{}]*)\}")
+_COUNTER = re.compile(r"\bcounter(?: packets \d+ bytes \d+)?")
+_HANDLE = re.compile(r"\s*# handle \d+\s*$")
+
+
+def _canonical(token: str) -> str:
+    # nft prints an address as the kernel holds it: 10.0.0.1/32 as 10.0.0.1,
+    # 10.0.0.1/30 as 10.0.0.0/30, IPv6 in its short form.
+    if token.startswith('"') or not any(c in token for c in ".:/"):
+        return token
+    try:
+        net = ipaddress.ip_network(token, strict=False)
+    except ValueError:
+        return token
+    return str(net.network_address) if net.prefixlen == net.max_prefixlen else str(net)
+
+
+def _set_text(match: re.Match[str]) -> str:
+    # nft prints a one-element anonymous set as the element, and sorts intervals.
+    elements = sorted(_canonical(e.strip()) for e in match[1].split(",") if e.strip())
+    return elements[0] if len(elements) == 1 else "{ " + ", ".join(elements) + " }"
+
+
+def nft_rule(line: str) -> str:
+    """A rule as text, in one form whether rendered or printed by `nft list`."""
+    text = _COUNTER.sub("", _HANDLE.sub("", line))
+    text = _SET.sub(_set_text, text)
+    tokens = [_canonical(token) for token in text.split()]
+    return " ".join(tokens)
+
+
+@dataclass(frozen=True)
+class NftChain:
+    header: tuple[str, ...]  # "type ... priority ...;", "policy accept;"
+    rules: tuple[str, ...]
+
+
+def nft_chains(text: str) -> dict[str, NftChain]:
+    """The chains of one table (`table FAMILY NAME { chain X { ... } }`), by name."""
+    chains: dict[str, NftChain] = {}
+    current: str | None = None
+    header: list[str] = []
+    rules: list[str] = []
+    for raw in text.splitlines():
+        line = " ".join(raw.split())
+        if not line or line.startswith("#"):
+            continue
+        found = re.fullmatch(r"chain (\S+) \{", line)
+        if found:
+            current, header, rules = found[1], [], []
+            continue
+        if line == "}" and current is not None:
+            chains[current] = NftChain(tuple(header), tuple(rules))
+            current = None
+            continue
+        if current is None:
+            continue
+        if line.startswith("type "):
+            # "type nat hook postrouting priority srcnat; policy accept;" in one
+            # line (as rendered) or two.
+            header += [part.strip() + ";" for part in line.split(";") if part.strip()]
+        elif line.startswith("policy "):
+            header.append(line)
+        else:
+            rules.append(nft_rule(line))
+    return chains
+
+
+def nft_drift(rendered: str, running: str) -> TextDrift | None:
+    """How the running table differs from the rendered one, chain by chain (rules in
+    order: in a firewall, order matters)."""
+    want, have = nft_chains(rendered), nft_chains(running)
+    changes: list[str] = []
+    for name in sorted(set(want) | set(have)):
+        if name not in have:
+            changes.append(f"chain {name} is missing")
+            continue
+        if name not in want:
+            changes.append(f"+ chain {name} (not rendered)")
+            continue
+        if want[name].header != have[name].header:
+            changes.append(
+                f"chain {name}: {' '.join(have[name].header)} "
+                f"instead of {' '.join(want[name].header)}"
+            )
+        matcher = difflib.SequenceMatcher(a=want[name].rules, b=have[name].rules, autojunk=False)
+        for tag, a1, a2, b1, b2 in matcher.get_opcodes():
+            if tag == "equal":
+                continue
+            changes += [f"chain {name}: - {rule}" for rule in want[name].rules[a1:a2]]
+            changes += [f"chain {name}: + {rule}" for rule in have[name].rules[b1:b2]]
+    return TextDrift(tuple(changes), len(changes)) if changes else None

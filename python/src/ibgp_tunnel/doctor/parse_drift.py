@@ -81,7 +81,10 @@ def text_drift(rendered: str, running: str, *, contained: bool) -> TextDrift | N
 
 
 _BLOCK_COMMENT = re.compile(r"/\*.*?\*/", re.DOTALL)
-_PROTOCOL = re.compile(r"^\s*protocol\s+([A-Za-z0-9_]+)(?:\s+([A-Za-z_][A-Za-z0-9_]*))?")
+# `protocol ospf v2 NAME`: the version is no name.
+_PROTOCOL = re.compile(
+    r"^\s*protocol\s+([A-Za-z0-9_]+)(?:\s+v[23]\b)?(?:\s+([A-Za-z_][A-Za-z0-9_]*))?"
+)
 
 
 @dataclass(frozen=True)
@@ -164,10 +167,55 @@ def _canonical(token: str) -> str:
     return str(net.network_address) if net.prefixlen == net.max_prefixlen else str(net)
 
 
+Interval = tuple[int, int, int]  # IP version, first, last address
+
+
+def _interval(element: str) -> Interval | None:
+    """An address, prefix or `first-last` range as its interval; None for anything
+    else (a port, a name)."""
+    try:
+        if "-" in element and not element.startswith('"'):
+            first, last = (ipaddress.ip_address(x.strip()) for x in element.split("-", 1))
+        else:
+            net = ipaddress.ip_network(element, strict=False)
+            first, last = net.network_address, net.broadcast_address
+    except ValueError:
+        return None
+    if first.version != last.version or int(last) < int(first):
+        return None
+    return first.version, int(first), int(last)
+
+
+def _interval_text(version: int, first: int, last: int) -> str:
+    make = ipaddress.IPv4Address if version == 4 else ipaddress.IPv6Address
+    start, end = make(first), make(last)
+    if first == last:
+        return str(start)
+    nets = list(ipaddress.summarize_address_range(start, end))
+    return str(nets[0]) if len(nets) == 1 else f"{start}-{end}"
+
+
+def _merged(elements: list[str]) -> list[str] | None:
+    """Address elements as nft holds them in an interval set: adjacent and
+    overlapping ones merged (fd::/64 and fe::/127 become one range)."""
+    intervals = [_interval(e) for e in elements]
+    if not intervals or any(i is None for i in intervals):
+        return None
+    merged: list[list[int]] = []
+    for version, first, last in sorted(i for i in intervals if i is not None):
+        if merged and merged[-1][0] == version and first <= merged[-1][2] + 1:
+            merged[-1][2] = max(merged[-1][2], last)
+        else:
+            merged.append([version, first, last])
+    return [_interval_text(*m) for m in merged]
+
+
 def _set_text(match: re.Match[str]) -> str:
-    # nft prints a one-element anonymous set as the element, and sorts intervals.
-    elements = sorted(_canonical(e.strip()) for e in match[1].split(",") if e.strip())
-    return elements[0] if len(elements) == 1 else "{ " + ", ".join(elements) + " }"
+    # nft prints a one-element anonymous set as the element, sorts the elements and
+    # merges adjacent address intervals.
+    elements = [e.strip() for e in match[1].split(",") if e.strip()]
+    shown = _merged(elements) or sorted(_canonical(e) for e in elements)
+    return shown[0] if len(shown) == 1 else "{ " + ", ".join(shown) + " }"
 
 
 def nft_rule(line: str) -> str:
@@ -175,6 +223,13 @@ def nft_rule(line: str) -> str:
     text = _COUNTER.sub("", _HANDLE.sub("", line))
     text = _SET.sub(_set_text, text)
     tokens = [_canonical(token) for token in text.split()]
+    # `meta nfproto ipv4` before an `ip saddr` match is implied by it: nft leaves
+    # it out when it prints the rule (ipv6 and `ip6` alike).
+    for proto, match in (("ipv4", "ip"), ("ipv6", "ip6")):
+        for i in range(len(tokens) - 2):
+            if tokens[i : i + 3] == ["meta", "nfproto", proto] and match in tokens[i + 3 :]:
+                del tokens[i : i + 3]
+                break
     return " ".join(tokens)
 
 

@@ -30,16 +30,14 @@ def hide_passwords(text: str) -> str:
 
 
 def bird_lines(text: str) -> list[str]:
-    """The lines compared: trailing blanks and blank lines at the ends dropped, and an
-    include's path reduced to its file name (the lab points the rendered ROA includes
-    at its own directory; the file a config includes is the same file by name)."""
-    lines = [line.rstrip() for line in hide_passwords(text).splitlines()]
-    lines = [_INCLUDE.sub(lambda m: f'{m[1]}"{m[2].rsplit("/", 1)[-1]}"{m[3]}', x) for x in lines]
-    while lines and not lines[0]:
-        lines.pop(0)
-    while lines and not lines[-1]:
-        lines.pop()
-    return lines
+    """The lines compared: without indentation and blank lines (neither changes what
+    BIRD runs), and an include's path reduced to its file name (the lab points the
+    rendered ROA includes at its own directory; the file a config includes is the
+    same file by name)."""
+    lines = [line.strip() for line in hide_passwords(text).splitlines()]
+    return [
+        _INCLUDE.sub(lambda m: f'{m[1]}"{m[2].rsplit("/", 1)[-1]}"{m[3]}', x) for x in lines if x
+    ]
 
 
 @dataclass(frozen=True)
@@ -73,8 +71,8 @@ def text_drift(rendered: str, running: str, *, contained: bool) -> TextDrift | N
     for tag, a1, a2, b1, b2 in opcodes:
         if tag == "equal":
             continue
-        changes += [f"- {line.strip()}" for line in want[a1:a2]]
-        changes += [f"+ {line.strip()}" for line in have[b1:b2]]
+        changes += [f"- {line}" for line in want[a1:a2]]
+        changes += [f"+ {line}" for line in have[b1:b2]]
     if not changes:
         return None
     return TextDrift(tuple(changes), len(changes))

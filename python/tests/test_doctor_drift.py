@@ -226,7 +226,7 @@ def test_hand_edit_bird_runs_says_switch_then_reload(
     first = _first_failure(checks)
     assert first is not None and first.id.startswith("drift.bird.config"), first
     assert first.summary.startswith("BIRD runs a config file that differs")
-    assert first.evidence == "- scan time 20;; + scan time 5;"
+    assert first.evidence == "- scan time 20; | + scan time 5;"
     assert "nixos-rebuild switch" in first.fix and "systemctl reload bird" in first.fix
     # Everything else is as healthy as recorded: drift is the only failing area.
     assert {c.id.split()[0] for c in checks if c.status is Status.FAIL} == {"drift.bird.config"}
@@ -246,7 +246,7 @@ def test_merged_config_holds_our_part_among_the_hosts_own(
     broken = merged.replace("hold time 9;", "hold time 90;")
     checks = _checks(exp, _with_drift_reads("bird-3.1.8", "pve", exp, config=broken))
     config = next(c for c in checks if c.id.startswith("drift.bird.config"))
-    assert config.status is Status.FAIL and config.evidence == "- hold time 9;; + hold time 90;"
+    assert config.status is Status.FAIL and config.evidence == "- hold time 9; | + hold time 90;"
 
 
 def test_unreadable_config_warns_and_recordings_without_it_skip(
@@ -286,6 +286,21 @@ def test_text_and_protocol_reading() -> None:
     assert found.named == {"a"} and found.unnamed_types == {"device", "static"}
     assert not found.includes_at_top
     assert config_protocols('include "more.conf";\n').includes_at_top
+    # `protocol ospf v2 NAME`: the version is no name.
+    assert config_protocols("protocol ospf v2 home {\n}\n").named == {"home"}
+    many = text_drift("a;\n", "b;\nc;\nd;\ne;\n", contained=False)
+    assert many is not None and many.excerpt() == "- a; | + b; | + c; | and 2 more"
+
+
+def test_table_that_is_not_nfts_print_is_all_drift(expect: dict[str, Expectations]) -> None:
+    rendered = expect["pve"].nft_ruleset
+    drift = nft_drift(rendered, "garbage\n}\n{\nchain\n")
+    assert drift is not None
+    assert set(drift.changes) == {
+        "chain forward is missing",
+        "chain input is missing",
+        "chain postrouting is missing",
+    }
 
 
 def test_birds_clock_from_both_birds() -> None:

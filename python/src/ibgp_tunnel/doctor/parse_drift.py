@@ -49,9 +49,10 @@ class TextDrift:
     count: int
 
     def excerpt(self) -> str:
-        shown = "; ".join(self.changes[:EXCERPT_LINES])
+        # " | " between lines: BIRD's own lines end in ";".
+        shown = " | ".join(self.changes[:EXCERPT_LINES])
         more = self.count - min(self.count, EXCERPT_LINES)
-        return shown + (f"; and {more} more" if more else "")
+        return shown + (f" | and {more} more" if more else "")
 
 
 def text_drift(rendered: str, running: str, *, contained: bool) -> TextDrift | None:

@@ -41,6 +41,7 @@ from ibgp_tunnel import keys
 from ibgp_tunnel.doctor import saved
 from ibgp_tunnel.doctor.collect import NamespaceTarget
 from ibgp_tunnel.doctor.expect import Expectations
+from ibgp_tunnel.doctor.parse_drift import reconfigured_ago
 from ibgp_tunnel.doctor.result import Check, Status
 from ibgp_tunnel.doctor.run import examine, lab_host, plan_expectations
 from ibgp_tunnel.lab import faults, firewall, location, netns
@@ -317,6 +318,90 @@ class Breakage:
     also: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
 
+# --- drift (issue 21, item 3): running state that is not what the plan renders ----------
+
+HAND_MADE = "\nprotocol static hand_made {\n  ipv4;\n  route 192.0.2.0/24 blackhole;\n}\n"
+
+
+def _bird_conf(host: str) -> Path:
+    return node_dir(Path(LAB_DIR), host) / "bird.conf"
+
+
+def _edit_bird_conf_unloaded(lab: Lab) -> None:
+    """A hand edit of the client's bird.conf, not loaded (no `birdc configure`)."""
+    conf = _bird_conf(CLIENT)
+    conf.write_text(conf.read_text() + HAND_MADE)
+
+
+def _edit_bird_conf_loaded(lab: Lab) -> None:
+    """The client's bird.conf edited by hand and loaded: an extra static protocol."""
+    reconfigure_bird(Path(LAB_DIR), CLIENT, lab.artifacts[CLIENT]["birdConfig"] + HAND_MADE)
+
+
+def _restore_bird_conf(lab: Lab) -> None:
+    reconfigure_bird(Path(LAB_DIR), CLIENT, lab.artifacts[CLIENT]["birdConfig"])
+
+
+def _rewrite_bird_conf_unloaded(lab: Lab) -> None:
+    """The plan's own bird.conf written again, but BIRD not told (as a deploy whose
+    reload failed): once BIRD's last reconfiguration is a moment old, so the file's
+    time is after it on BIRD's clock too."""
+
+    def settled() -> bool:
+        status = lab.targets[CLIENT].birdc(["show", "status"]).stdout
+        ago = reconfigured_ago(status)
+        return ago is not None and ago > 3
+
+    poll(settled, DEADLINE, "BIRD's last reconfiguration is 3 s old", interval=0.5)
+    conf = _bird_conf(CLIENT)
+    conf.write_text(conf.read_text())
+
+
+def _configure_bird(lab: Lab) -> None:
+    out = lab.targets[CLIENT].birdc(["configure"]).stdout
+    assert "Reconfigur" in out, out
+
+
+def _tunnel_peer(lab: Lab, host: str) -> dict[str, Any]:
+    peer: dict[str, Any] = lab.artifacts[host]["wireguard"]["wg-ibgp"]["peers"][0]
+    return peer
+
+
+def _set_allowed_ips(lab: Lab, allowed: str) -> None:
+    key = _tunnel_peer(lab, CLIENT)["publicKey"]
+    _inside(lab, CLIENT, "wg", "set", "wg-ibgp", "peer", key, "allowed-ips", allowed)
+
+
+HAND_PEER = keys.public_key_of(keys.generate_private_key())
+
+
+def _add_peer(lab: Lab) -> None:
+    _inside(
+        lab, REFLECTOR, "wg", "set", "wg-ibgp", "peer", HAND_PEER, "allowed-ips", "192.0.2.0/24"
+    )
+
+
+def _remove_peer(lab: Lab) -> None:
+    _inside(lab, REFLECTOR, "wg", "set", "wg-ibgp", "peer", HAND_PEER, "remove")
+
+
+def _add_nft_rule(lab: Lab) -> None:
+    _inside(
+        lab,
+        CLIENT,
+        "nft",
+        "add",
+        "rule",
+        "inet",
+        "ibgp-tunnel",
+        "postrouting",
+        "ip",
+        "daddr",
+        "198.51.100.7",
+        "accept",
+    )
+
+
 BREAKAGES = [
     Breakage(
         "udp-blocked-on-reflector",
@@ -423,6 +508,78 @@ BREAKAGES = [
         _restart_without_reflector,
         _reflector_back,
         also={CLIENT: ("bird.recovery",)},
+    ),
+    # Drift (issue 21, item 3): BIRD's config, WireGuard's peers, our nftables table
+    # changed by hand; the helpers are above BREAKAGES.
+    Breakage(
+        "bird-config-edited-not-loaded",
+        {
+            CLIENT: (
+                "drift.bird.config",
+                (
+                    "has not loaded it yet",
+                    "+ protocol static hand_made {",
+                    "do not `birdc configure`",
+                ),
+            )
+        },
+        _edit_bird_conf_unloaded,
+        _restore_bird_conf,
+    ),
+    Breakage(
+        "bird-config-edited-and-loaded",
+        {
+            CLIENT: (
+                "drift.bird.config",
+                (
+                    "BIRD runs a config file that differs",
+                    "+ route 192.0.2.0/24 blackhole;",
+                    "nixos-rebuild switch",
+                    "systemctl reload bird",
+                ),
+            )
+        },
+        _edit_bird_conf_loaded,
+        _restore_bird_conf,
+    ),
+    Breakage(
+        "bird-config-written-not-loaded",
+        {CLIENT: ("drift.bird.loaded", ("BIRD last read its config", "systemctl reload bird"))},
+        _rewrite_bird_conf_unloaded,
+        _configure_bird,
+    ),
+    Breakage(
+        "wireguard-allowed-ips-changed",
+        {
+            CLIENT: (
+                "drift.wireguard wg-ibgp dmz allowed-ips",
+                ("+ 192.0.2.0/24", "allowed-ips 0.0.0.0/1,128.0.0.0/1,::/1,8000::/1"),
+            )
+        },
+        lambda lab: _set_allowed_ips(lab, "192.0.2.0/24"),
+        lambda lab: _set_allowed_ips(lab, ",".join(_tunnel_peer(lab, CLIENT)["allowedIPs"])),
+    ),
+    Breakage(
+        "wireguard-peer-added",
+        {
+            REFLECTOR: (
+                "drift.wireguard wg-ibgp extra-peer",
+                ("added by hand", f"wg set wg-ibgp peer {HAND_PEER} remove"),
+            )
+        },
+        _add_peer,
+        _remove_peer,
+    ),
+    Breakage(
+        "nft-rule-added",
+        {
+            CLIENT: (
+                "drift.nftables inet ibgp-tunnel",
+                ("chain postrouting: + ip daddr 198.51.100.7 accept", "systemctl reload nftables"),
+            )
+        },
+        _add_nft_rule,
+        lambda lab: _restore_firewall(lab, CLIENT),
     ),
     # Last: BIRD keeps a hit limit marked until the session restarts, and the lab goes
     # down after it anyway.

@@ -13,6 +13,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from unrecorded import not_ok
 
 from ibgp_tunnel.doctor import saved
 from ibgp_tunnel.doctor.checks import run_checks
@@ -161,7 +162,7 @@ def test_working_path_mtu_discovery_is_a_warning_with_the_mtu(
 def test_healthy_path_is_ok_after_one_round(expect: dict[str, Expectations]) -> None:
     path = FakePath(inner=1420, outer=1500)
     checks, _ = _probed(expect["pve"], path)
-    assert [c.line() for c in checks if c.status is not Status.OK] == []
+    assert not_ok(checks) == []
     check = _pmtu(checks)
     assert "packets of 1420 bytes (the tunnel's MTU) pass to dmz" in check.summary
     # Healthy costs one round: the first ladder only, for each of 3 series.

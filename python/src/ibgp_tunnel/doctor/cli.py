@@ -56,6 +56,13 @@ def doctor_command(
         typer.Option(help="BIRD's control socket (default /run/bird/bird.ctl)."),
     ] = None,
     birdc: Annotated[str, typer.Option(help="The birdc to run.")] = "birdc",
+    bird_config: Annotated[
+        str | None,
+        typer.Option(
+            help="The config file BIRD runs from, compared with the plan's "
+            "(default /etc/bird/bird.conf, NixOS's)."
+        ),
+    ] = None,
     json_output: Annotated[bool, typer.Option("--json", help="Print the checks as JSON.")] = False,
     save_outputs: Annotated[
         Path | None,
@@ -74,7 +81,8 @@ def doctor_command(
     """Diagnose a live host against the plan: BIRD, the WireGuard tunnel, keys,
     handshakes, firewall ports, sessions (with BIRD's reason), BFD, graceful restart,
     kernel routes, forwarding/NAT/reverse-path rules, the IPv6 next hop, overlaps,
-    MTU and import limits.
+    MTU, import limits, and drift (BIRD's config file, WireGuard's peers and our
+    nftables table against what the plan renders).
 
     Prints one line per check (ok, warn, fail, skip) with what it saw and the fix;
     the first failing line is the one to act on. Only reads: it changes nothing.
@@ -92,7 +100,7 @@ def doctor_command(
         else:
             plan_path = plan or DEFAULT_PLAN
             name = host or guess_host(plan_path)
-            target = local_target(bird_socket, birdc)
+            target = local_target(bird_socket, birdc, bird_config)
         if from_outputs is not None:
             snapshot = saved.load(from_outputs)
             try:

@@ -17,9 +17,12 @@ from pathlib import Path
 from typing import Protocol
 
 from ibgp_tunnel.doctor.parse_wg import redact_dump
+from ibgp_tunnel.doctor.readfile import read_config
 
 TIMEOUT_SECONDS = 20
 DEFAULT_BIRD_SOCKET = "/run/bird/bird.ctl"
+# Where NixOS's bird.service reads its config (`bird -c /etc/bird/bird.conf`).
+DEFAULT_BIRD_CONFIG = "/etc/bird/bird.conf"
 
 # Key -> command line; birdc commands get `-s SOCKET` from the target.
 BIRD_COMMANDS: dict[str, tuple[str, ...]] = {
@@ -37,8 +40,11 @@ COMMANDS: dict[str, tuple[str, ...]] = {
     "nft": ("nft", "-j", "list", "ruleset"),
     "sysctl": ("sysctl", "-a", "--pattern", r"\.(forwarding|rp_filter|accept_ra)$"),
 }
+# Drift (checks/drift.py): the config file BIRD runs from ("MTIME READ_AT" beside
+# it) and our nftables table as nft prints it.
+DRIFT_KEYS = {"bird_config", "bird_config_mtime", "nft_table"}
 # The names saved outputs may have (they become file names).
-KNOWN_KEYS = set(COMMANDS) | set(BIRD_COMMANDS)
+KNOWN_KEYS = set(COMMANDS) | set(BIRD_COMMANDS) | DRIFT_KEYS
 
 
 @dataclass(frozen=True)
@@ -89,6 +95,7 @@ class LocalTarget:
 
     bird_socket: str = DEFAULT_BIRD_SOCKET
     birdc_binary: str = "birdc"
+    bird_config: str = DEFAULT_BIRD_CONFIG
 
     def run(self, argv: Sequence[str]) -> Output:
         return run_command(argv)
@@ -109,6 +116,8 @@ class NamespaceTarget:
     run_dir: str
     bird_socket: str
     birdc_binary: str = "birdc"
+    # The lab's bird.conf, a plain file like the socket ("": not known).
+    bird_config: str = ""
 
     def run(self, argv: Sequence[str]) -> Output:
         # Same wrapping as `lab exec`: the host's /run is its lab run dir.
@@ -144,9 +153,27 @@ class Snapshot:
         return found
 
 
-def collect(target: Target, endpoints: Sequence[str] = ()) -> Snapshot:
+def read_bird_config(snapshot: Snapshot, path: str) -> None:
+    """The file BIRD runs from (read in doctor's own mount namespace, as birdc talks
+    to the socket), just before `show status`: the file's age and BIRD's time since
+    its last reconfiguration are then measured at nearly the same moment."""
+    found = read_config(path)
+    argv = ("read", path)
+    if found.text is None:
+        snapshot.outputs["bird_config"] = Output(argv, 1, "", found.error)
+        return
+    snapshot.outputs["bird_config"] = Output(argv, 0, found.text, "")
+    snapshot.outputs["bird_config_mtime"] = Output(
+        ("stat", path), 0, f"{found.mtime} {found.read_at}\n", ""
+    )
+
+
+def collect(
+    target: Target, endpoints: Sequence[str] = (), nft_table: Sequence[str] = ()
+) -> Snapshot:
     """Run every read on `target`. `endpoints` are addresses whose path (the route
-    towards them) matters for the MTU check."""
+    towards them) matters for the MTU check; `nft_table` (family, name) is our table,
+    listed for the drift check."""
     snapshot = Snapshot(time=time.time())
     for key, argv in COMMANDS.items():
         output = target.run(argv)
@@ -154,6 +181,11 @@ def collect(target: Target, endpoints: Sequence[str] = ()) -> Snapshot:
             # The dump holds the private key and the PSKs: never keep them.
             output = replace(output, stdout=redact_dump(output.stdout))
         snapshot.outputs[key] = output
+    if len(nft_table) == 2:
+        snapshot.outputs["nft_table"] = target.run(("nft", "list", "table", *nft_table))
+    config = getattr(target, "bird_config", "")
+    if config:
+        read_bird_config(snapshot, str(config))
     for key, command in BIRD_COMMANDS.items():
         snapshot.outputs[key] = target.birdc(command)
     for address in endpoints:

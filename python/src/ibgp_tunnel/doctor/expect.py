@@ -21,6 +21,7 @@ class PeerExpect:
     public_key: str
     endpoint: str | None
     keepalive: int | None
+    allowed_ips: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -107,6 +108,11 @@ class Expectations:
     # Family -> an address inside the plan's own networks (internalPrefixes): a
     # source a client forwards new connections from out of its tunnels.
     internal_sources: dict[str, str] = field(default_factory=dict)
+    # Drift: the rendered bird.conf (standalone: the whole file; else our part, which
+    # the host's merged config holds as one block) and our rendered nftables table.
+    bird_config: str = ""
+    bird_standalone: bool = True
+    nft_ruleset: str = ""
 
     @property
     def tunnel_names(self) -> tuple[str, ...]:
@@ -240,6 +246,7 @@ def expectations(
                         public_key=str(peer.get("publicKey") or ""),
                         endpoint=peer.get("endpoint"),
                         keepalive=peer.get("persistentKeepalive"),
+                        allowed_ips=tuple(str(ip) for ip in peer.get("allowedIPs") or ()),
                     )
                     for peer in wg.get("peers", [])
                 ),
@@ -263,7 +270,11 @@ def expectations(
         if isinstance(data, dict)
     }
     internal = spec.get("internalPrefixes") or {}
+    bird = spec.get("bird") if isinstance(spec.get("bird"), dict) else {}
     return Expectations(
+        bird_config=str(artifacts.get("birdConfig", "")),
+        bird_standalone=bool(bird.get("standalone", True)),
+        nft_ruleset=str(nft.get("ruleset", "")),
         tunnel_neighbors={
             str(link["interface"]): str(link["neighborAddress"])
             for link in spec.get("links", {}).values()

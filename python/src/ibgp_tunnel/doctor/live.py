@@ -20,6 +20,7 @@ from ibgp_tunnel.doctor.parse_bird import (
     parse_route_count,
     parse_status,
 )
+from ibgp_tunnel.doctor.parse_drift import file_age, reconfigured_ago
 from ibgp_tunnel.doctor.parse_ip import Link, Route, parse_addresses, parse_routes, route_device
 from ibgp_tunnel.doctor.parse_nft import Ruleset, parse_ruleset
 from ibgp_tunnel.doctor.parse_ping import Probed, parse_probes
@@ -44,6 +45,14 @@ class Live:
     # (interface, "tunnel"/"underlay", address) -> path MTU pings; None: not probed
     probes: dict[tuple[str, str, str], Probed] | None = None
     errors: dict[str, str] = field(default_factory=dict)
+    # Drift: the file BIRD runs from, its age and BIRD's time since it last read its
+    # config (seconds, on the same clock), and our nftables table as nft prints it.
+    # None and no error: a snapshot from before doctor read them.
+    bird_config: str | None = None
+    bird_config_path: str = ""
+    bird_config_age: float | None = None
+    bird_reconfigured_ago: float | None = None
+    nft_table: str | None = None
 
 
 # What a parser raises on text that is well-formed but not what its tool prints
@@ -73,6 +82,15 @@ def parse_snapshot(snapshot: Snapshot) -> Live:
         live.protocols = parsed("bird_protocols", parse_protocols) or {}
         live.route_count = parsed("bird_route_count", parse_route_count) or {}
         live.bfd = parsed("bird_bfd", parse_bfd_sessions)
+        status = snapshot.get("bird_status").stdout
+        live.bird_reconfigured_ago = reconfigured_ago(status)
+    if "bird_config" in snapshot.outputs:
+        live.bird_config = parsed("bird_config", str)
+        live.bird_config_path = (snapshot.get("bird_config").argv or ("",))[-1]
+        if "bird_config_mtime" in snapshot.outputs:
+            live.bird_config_age = parsed("bird_config_mtime", file_age)
+    if "nft_table" in snapshot.outputs:
+        live.nft_table = parsed("nft_table", str)
     live.wireguard = parsed("wg", parse_wg_dump)
     live.links = parsed("ip_addr", parse_addresses)
     routes4, routes6 = parsed("ip_route4", parse_routes), parsed("ip_route6", parse_routes)

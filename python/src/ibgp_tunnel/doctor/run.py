@@ -76,6 +76,8 @@ def lab_host(name: str, lab_dir: Path | None, birdc: str) -> LabHost:
         bird_socket=str(node["bird_socket"]),
         # The lab's own birdc (BIRD 3 or 2, from its --bird-dir) talks to its BIRD.
         birdc_binary=str(Path(st.bird_dir) / "birdc") if st.bird_dir else birdc,
+        # lab/up.py writes the node's bird.conf beside its run dir.
+        bird_config=str(Path(str(node["run_dir"])).parent / "bird.conf"),
     )
     generated = None
     if any(data.get("keys") == "generated" for data in st.nodes.values()):
@@ -105,7 +107,7 @@ def diagnose(
 
 def examine(exp: Expectations, target: Target) -> tuple[list[Check], Snapshot]:
     """Read `target`'s live state and check it against `exp`."""
-    snapshot = collect(target, endpoints_of(exp))
+    snapshot = collect(target, endpoints_of(exp), exp.nft_table.split())
     # A reflector learns its clients' endpoints from their packets: their path matters too.
     live = parse_snapshot(snapshot)
     roamed = sorted(
@@ -131,5 +133,9 @@ def diagnose_snapshot(plan: Path, host: str, snapshot: Snapshot) -> list[Check]:
     return run_checks(plan_expectations(plan, host), parse_snapshot(snapshot))
 
 
-def local_target(bird_socket: str | None, birdc: str) -> LocalTarget:
-    return LocalTarget(bird_socket or LocalTarget.bird_socket, birdc)
+def local_target(
+    bird_socket: str | None, birdc: str, bird_config: str | None = None
+) -> LocalTarget:
+    return LocalTarget(
+        bird_socket or LocalTarget.bird_socket, birdc, bird_config or LocalTarget.bird_config
+    )

@@ -5,8 +5,10 @@ BIRD running, then the tunnel (interface, keys, addresses), the firewall's
 ports, the handshake, the path MTU measured through the tunnel (a black hole stalls
 BGP on its first large UPDATE), BIRD's sessions (with BIRD's own reason), BFD, graceful
 restart recovery, routes in the kernel, forwarding/NAT/reverse-path filtering,
-the IPv6 next hop (the write-up's pitfall 4), and last overlaps, MTU and import
-limits. So the first failing line is the one to act on.
+the IPv6 next hop (the write-up's pitfall 4), overlaps, MTU and import limits,
+and last drift of BIRD's config and our nftables table from what the plan
+renders (WireGuard's drift runs before the handshake: a peer changed by hand is a
+cause). So the first failing line is the one to act on.
 """
 
 from __future__ import annotations
@@ -18,6 +20,11 @@ from ibgp_tunnel.doctor.checks.bird import (
     check_sessions,
 )
 from ibgp_tunnel.doctor.checks.common import CheckFn
+from ibgp_tunnel.doctor.checks.drift import (
+    check_bird_drift,
+    check_nft_drift,
+    check_wireguard_drift,
+)
 from ibgp_tunnel.doctor.checks.firewall import check_firewall_ports
 from ibgp_tunnel.doctor.checks.forwarding import (
     check_accept_ra,
@@ -45,6 +52,8 @@ CHECKS: tuple[CheckFn, ...] = (
     check_tunnel_interfaces,
     check_keys,
     check_tunnel_addresses,
+    # A peer's allowed IPs or endpoint changed by hand: the cause of what follows.
+    check_wireguard_drift,
     check_firewall_ports,
     check_handshakes,
     check_path_mtu,
@@ -61,6 +70,9 @@ CHECKS: tuple[CheckFn, ...] = (
     check_overlaps,
     check_mtu,
     check_import_limits,
+    # Last: a hand edit other checks name more precisely keeps their line first.
+    check_bird_drift,
+    check_nft_drift,
 )
 
 

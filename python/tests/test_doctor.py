@@ -28,7 +28,7 @@ from ibgp_tunnel.doctor.parse_bird import parse_protocols, parse_status
 from ibgp_tunnel.doctor.parse_nft import parse_ruleset
 from ibgp_tunnel.doctor.parse_wg import endpoint_address, parse_wg_dump, redact_dump
 from ibgp_tunnel.doctor.result import Check, Status
-from ibgp_tunnel.doctor.run import examine, plan_expectations
+from ibgp_tunnel.doctor.run import examine, plan_expectations, probes_of
 
 DATA = Path(__file__).resolve().parent / "data" / "doctor"
 REPO = Path(__file__).resolve().parents[2]
@@ -415,7 +415,8 @@ def test_command_on_saved_outputs(plan: Path) -> None:
     healthy = _doctor(str(plan), "--host", "pve", "--from-outputs", str(HEALTHY / "pve"))
     assert healthy.returncode == 0, healthy.stderr
     lines = healthy.stdout.splitlines()
-    assert all(line.startswith("ok ") for line in lines[:-1])
+    # Recorded before the liveness probe: that line alone is not measured.
+    assert all(line.startswith(("ok ", "skip  tunnel.alive ")) for line in lines[:-1])
     assert lines[-1].endswith("all is well")
 
     broken = DATA / "bird-2.0.12" / "bird-stopped" / "pve"
@@ -464,7 +465,9 @@ def test_nixos_firewall_as_nixpkgs_renders_it(expect: dict[str, Expectations]) -
     every firewall check for the reflector, with nothing uncertain."""
     snap = _with_ruleset("dmz", NIXOS_FW.read_text())
     checks = run_checks(expect["dmz"], parse_snapshot(snap))
-    assert [c.line() for c in checks if c.status is not Status.OK] == []
+    # The recording predates the liveness probe: only that is not measured.
+    unmeasured = [c for c in checks if c.status is Status.SKIP and c.id.startswith("tunnel.alive")]
+    assert [c.line() for c in checks if c.status is not Status.OK] == [c.line() for c in unmeasured]
     ruleset = parse_ruleset(NIXOS_FW.read_text())
     verdict = walk_hooks(
         ruleset, Packet("prerouting", "ipv4", "udp", 51822, "eth0"), ("prerouting", "input")
@@ -489,6 +492,14 @@ def test_nixos_firewall_without_the_wireguard_port(expect: dict[str, Expectation
 # --- reading only -------------------------------------------------------------------------
 
 
+PING_ANSWERED = (
+    "PING 10.255.255.1 (10.255.255.1) from 10.255.255.2 wg-ibgp: 56(84) bytes of data.\n\n"
+    "--- 10.255.255.1 ping statistics ---\n"
+    "4 packets transmitted, 4 received, 0% packet loss, time 751ms\n"
+    "rtt min/avg/max/mdev = 0.100/0.200/0.300/0.050 ms\n"
+)
+
+
 class _Recorder:
     """A target that answers from a recorded snapshot and notes every command."""
 
@@ -498,6 +509,8 @@ class _Recorder:
 
     def run(self, argv: Sequence[str]) -> Output:
         self.commands.append(tuple(argv))
+        if argv[0] == "ping":  # the liveness probe: every probe answered
+            return Output(tuple(argv), 0, PING_ANSWERED, "")
         if tuple(argv[:4]) == ("ip", "-j", "route", "get"):
             return self.snap.route_get.get(argv[4], Output(tuple(argv), 2, "", "no route"))
         key = next(k for k, v in COMMANDS.items() if tuple(argv) == v)
@@ -530,9 +543,15 @@ def test_doctor_runs_only_reading_commands_and_keeps_no_secret(
     monkeypatch.setattr(collect.time, "time", lambda: recorded.time)
     checks, snapshot = examine(expect["dmz"], recorder)
     assert [c.line() for c in checks if c.status is not Status.OK] == []
+    # Both tunnels (the link and the DN42 peer's) are probed, each once.
+    probes = [collect.probe_argv(i, a) for i, a in probes_of(expect["dmz"]).items()]
+    assert sorted(c for c in recorder.commands if c[0] == "ping") == sorted(probes)
+    assert {p[-2] for p in probes} == {"wg-ibgp", "dn42-peer1"}
     reading = {"show", "list", "get", "dump"}
     for command in recorder.commands:
-        if command[0] == "sysctl":
+        if command[0] == "ping":  # sends, but changes nothing; bounded in count and time
+            assert command in probes, command
+        elif command[0] == "sysctl":
             assert "-w" not in command and "-a" in command
         else:
             assert reading & set(command), command

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import subprocess
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Protocol
@@ -37,8 +38,36 @@ COMMANDS: dict[str, tuple[str, ...]] = {
     "nft": ("nft", "-j", "list", "ruleset"),
     "sysctl": ("sysctl", "-a", "--pattern", r"\.(forwarding|rp_filter|accept_ra)$"),
 }
+# The WireGuard dump read again once the liveness probes are done: its rx counters
+# against the first read's say whether anything came back through each tunnel.
+WG_AFTER = "wg_after"
 # The names saved outputs may have (they become file names).
-KNOWN_KEYS = set(COMMANDS) | set(BIRD_COMMANDS)
+KNOWN_KEYS = set(COMMANDS) | set(BIRD_COMMANDS) | {WG_AFTER}
+# Liveness probes: a few pings through each tunnel to the host at its other end, all
+# tunnels at once, while the other reads run. `-w` bounds each to PROBE_SECONDS, so
+# a dead tunnel costs doctor at most that, however many tunnels the host has.
+PROBE_COUNT = 4
+PROBE_INTERVAL = "0.25"  # the shortest interval ping allows a non-root user
+PROBE_SECONDS = 2
+
+
+def probe_argv(interface: str, address: str) -> tuple[str, ...]:
+    """Ping `address` out of `interface` only: bound to the tunnel, so a reply that
+    comes another way does not count."""
+    return (
+        "ping",
+        "-n",
+        "-q",
+        "-c",
+        str(PROBE_COUNT),
+        "-i",
+        PROBE_INTERVAL,
+        "-w",
+        str(PROBE_SECONDS),
+        "-I",
+        interface,
+        address,
+    )
 
 
 @dataclass(frozen=True)
@@ -133,6 +162,9 @@ class Snapshot:
     route_get: dict[str, Output] = field(default_factory=dict)
     # When it was read (unix time): handshake ages are measured from here.
     time: float = 0.0
+    # Tunnel interface -> the liveness probe's ping (between the "wg" and "wg_after"
+    # reads). Older recordings have none: their liveness is not measured.
+    probes: dict[str, Output] = field(default_factory=dict)
 
     def get(self, key: str) -> Output:
         found = self.outputs.get(key)
@@ -141,18 +173,39 @@ class Snapshot:
         return found
 
 
-def collect(target: Target, endpoints: Sequence[str] = ()) -> Snapshot:
+def _read_wg(target: Target) -> Output:
+    output = target.run(COMMANDS["wg"])
+    # The dump holds the private key and the PSKs: never keep them.
+    return replace(output, stdout=redact_dump(output.stdout))
+
+
+def collect(
+    target: Target, endpoints: Sequence[str] = (), probes: Mapping[str, str] | None = None
+) -> Snapshot:
     """Run every read on `target`. `endpoints` are addresses whose path (the route
-    towards them) matters for the MTU check."""
+    towards them) matters for the MTU check; `probes` maps a tunnel interface to the
+    address at its other end, pinged through it between two reads of WireGuard's
+    counters (the liveness check)."""
     snapshot = Snapshot(time=time.time())
-    for key, argv in COMMANDS.items():
-        output = target.run(argv)
-        if key == "wg":
-            # The dump holds the private key and the PSKs: never keep them.
-            output = replace(output, stdout=redact_dump(output.stdout))
-        snapshot.outputs[key] = output
-    for key, command in BIRD_COMMANDS.items():
-        snapshot.outputs[key] = target.birdc(command)
-    for address in endpoints:
-        snapshot.route_get[address] = target.run(["ip", "-j", "route", "get", address])
+    probes = probes or {}
+    with ThreadPoolExecutor(max_workers=max(1, len(probes))) as pool:
+        pings: dict[str, Future[Output]] = {}
+        for key, argv in COMMANDS.items():
+            if key != "wg":
+                snapshot.outputs[key] = target.run(argv)
+                continue
+            snapshot.outputs[key] = _read_wg(target)
+            # The window opens with the first counters; the other reads run inside it.
+            pings = {
+                interface: pool.submit(target.run, probe_argv(interface, address))
+                for interface, address in sorted(probes.items())
+            }
+        for key, command in BIRD_COMMANDS.items():
+            snapshot.outputs[key] = target.birdc(command)
+        for address in endpoints:
+            snapshot.route_get[address] = target.run(["ip", "-j", "route", "get", address])
+        for interface, ping in pings.items():
+            snapshot.probes[interface] = ping.result()
+    if pings:
+        snapshot.outputs[WG_AFTER] = _read_wg(target)
     return snapshot

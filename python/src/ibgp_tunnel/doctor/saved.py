@@ -18,6 +18,7 @@ import ipaddress
 import json
 import math
 import os
+import re
 import stat
 from dataclasses import asdict
 from pathlib import Path
@@ -32,6 +33,9 @@ MAX_META_BYTES = 8 << 20
 MAX_OUTPUT_BYTES = 32 << 20
 MAX_ARGV = 256
 MAX_ROUTE_GET = 1024
+MAX_PROBES = 1024
+# A Linux interface name: what a probe is keyed by.
+_IFNAME = re.compile(r"[A-Za-z0-9_.=+-]{1,15}")
 _AGAIN = "save the outputs again with `ibgp-tunnel doctor --save-outputs NEW_DIR`"
 
 
@@ -102,6 +106,7 @@ def save(snapshot: Snapshot, directory: Path) -> None:
                 for k, v in snapshot.outputs.items()
             },
             "route_get": {k: asdict(v) for k, v in snapshot.route_get.items()},
+            "probes": {k: asdict(v) for k, v in snapshot.probes.items()},
         }
         _write(directory, dir_fd, META, json.dumps(meta, indent=1) + "\n")
     finally:
@@ -209,7 +214,10 @@ def load(directory: Path) -> Snapshot:
             raise InputError(f"{path} is not JSON ({error}); {_AGAIN}") from None
         fields = _Fields(path)
         top = fields.mapping(
-            meta, "the top level", {"time", "outputs", "route_get"}, {"time", "outputs"}
+            meta,
+            "the top level",
+            {"time", "outputs", "route_get", "probes"},
+            {"time", "outputs"},
         )
         outputs = fields.mapping(top["outputs"], "outputs", KNOWN_KEYS, set())
         route_get = top.get("route_get", {})
@@ -224,6 +232,14 @@ def load(directory: Path) -> Snapshot:
                 raise InputError(
                     f"{path}: route_get has {address!r}, which is no IP address; {_AGAIN}"
                 ) from None
+        probes = top.get("probes", {})
+        if not isinstance(probes, dict) or len(probes) > MAX_PROBES:
+            raise fields.bad("probes", f"an object of at most {MAX_PROBES} interfaces", probes)
+        for interface in probes:
+            if not _IFNAME.fullmatch(interface) or interface in (".", ".."):
+                raise InputError(
+                    f"{path}: probes has {interface!r}, which is no interface name; {_AGAIN}"
+                )
         return Snapshot(
             {
                 key: fields.output(
@@ -238,6 +254,10 @@ def load(directory: Path) -> Snapshot:
                 for address, value in route_get.items()
             },
             fields.time(top["time"], "time"),
+            {
+                interface: fields.output(value, f"probes.{interface}", None)
+                for interface, value in probes.items()
+            },
         )
     finally:
         os.close(dir_fd)

@@ -2,9 +2,10 @@
 
 `run_checks` runs them in an order where a cause comes before its symptoms:
 BIRD running, then the tunnel (interface, keys, addresses), the firewall's
-ports, the handshake, BIRD's sessions (with BIRD's own reason), BFD, graceful
-restart recovery, routes in the kernel, forwarding/NAT/reverse-path filtering,
-the IPv6 next hop (the write-up's pitfall 4), and last overlaps, MTU and import
+ports, whether packets come back through the tunnel (measured), the handshake,
+BIRD's sessions (with BIRD's own reason), BFD, graceful restart recovery, routes
+in the kernel, forwarding/NAT/reverse-path filtering, the IPv6 next hop (the
+write-up's pitfall 4), and last overlaps, MTU and import
 limits. So the first failing line is the one to act on.
 """
 
@@ -28,6 +29,7 @@ from ibgp_tunnel.doctor.checks.forwarding import (
     check_rp_filter,
 )
 from ibgp_tunnel.doctor.checks.limits import check_import_limits, check_mtu, check_overlaps
+from ibgp_tunnel.doctor.checks.liveness import check_tunnel_alive
 from ibgp_tunnel.doctor.checks.tunnel import (
     check_handshakes,
     check_keys,
@@ -44,6 +46,7 @@ CHECKS: tuple[CheckFn, ...] = (
     check_keys,
     check_tunnel_addresses,
     check_firewall_ports,
+    check_tunnel_alive,
     check_handshakes,
     check_sessions,
     check_bfd,

@@ -214,3 +214,27 @@ def test_a_recordings_probes_must_be_outputs(
         (copy / "snapshot.json").write_text(json.dumps(meta))
         with pytest.raises(InputError, match="probes"):
             saved.load(copy)
+
+
+@pytest.mark.parametrize(
+    ("interface", "neighbor"),
+    [
+        ("wg-ibgp", "-f"),  # would be one of ping's options
+        ("wg-ibgp", "10.0.0.1; reboot"),
+        ("-f", "10.255.255.1"),
+        ("wg/../x", "10.255.255.1"),
+        ("sixteen-chars-xx", "10.255.255.1"),
+    ],
+)
+def test_hostile_names_are_never_pinged(
+    expect: dict[str, Expectations], interface: str, neighbor: str
+) -> None:
+    """Whatever reaches Expectations (a hand-made spec, say), ping gets only an
+    interface name and an IP address; otherwise the tunnel is not measured."""
+    pve = expect["pve"]
+    tunnel = replace(pve.tunnels[0], interface=interface)
+    exp = replace(pve, tunnels=(tunnel,), tunnel_neighbors={interface: neighbor}, sessions=())
+    assert probes_of(exp) == {}
+    checks = _checks(exp, _probed("pve", pve, answered=0))
+    alive = next(c for c in checks if c.id == f"tunnel.alive {interface}")
+    assert alive.status is Status.SKIP, alive

@@ -9,6 +9,7 @@ again in tests.
 
 from __future__ import annotations
 
+import re
 import subprocess
 import time
 from collections.abc import Mapping, Sequence
@@ -49,6 +50,12 @@ KNOWN_KEYS = set(COMMANDS) | set(BIRD_COMMANDS) | {WG_AFTER}
 PROBE_COUNT = 4
 PROBE_INTERVAL = "0.25"  # the shortest interval ping allows a non-root user
 PROBE_SECONDS = 2
+# A Linux interface name as a probe may name it (what the core validates): never one
+# of ping's options, never a path.
+IFNAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.=+-]{0,14}")
+# At most this many pings at once (a reflector with hundreds of clients waits a
+# little longer rather than forking hundreds of processes).
+MAX_PARALLEL_PROBES = 64
 
 
 def probe_argv(interface: str, address: str) -> tuple[str, ...]:
@@ -188,7 +195,8 @@ def collect(
     counters (the liveness check)."""
     snapshot = Snapshot(time=time.time())
     probes = probes or {}
-    with ThreadPoolExecutor(max_workers=max(1, len(probes))) as pool:
+    workers = max(1, min(len(probes), MAX_PARALLEL_PROBES))
+    with ThreadPoolExecutor(max_workers=workers) as pool:
         pings: dict[str, Future[Output]] = {}
         for key, argv in COMMANDS.items():
             if key != "wg":

@@ -18,13 +18,12 @@ import ipaddress
 import json
 import math
 import os
-import re
 import stat
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from ibgp_tunnel.doctor.collect import KNOWN_KEYS, Output, Snapshot
+from ibgp_tunnel.doctor.collect import IFNAME, KNOWN_KEYS, Output, Snapshot
 from ibgp_tunnel.errors import InputError
 
 META = "snapshot.json"
@@ -34,8 +33,6 @@ MAX_OUTPUT_BYTES = 32 << 20
 MAX_ARGV = 256
 MAX_ROUTE_GET = 1024
 MAX_PROBES = 1024
-# A Linux interface name: what a probe is keyed by.
-_IFNAME = re.compile(r"[A-Za-z0-9_.=+-]{1,15}")
 _AGAIN = "save the outputs again with `ibgp-tunnel doctor --save-outputs NEW_DIR`"
 
 
@@ -236,7 +233,7 @@ def load(directory: Path) -> Snapshot:
         if not isinstance(probes, dict) or len(probes) > MAX_PROBES:
             raise fields.bad("probes", f"an object of at most {MAX_PROBES} interfaces", probes)
         for interface in probes:
-            if not _IFNAME.fullmatch(interface) or interface in (".", ".."):
+            if not IFNAME.fullmatch(interface):
                 raise InputError(
                     f"{path}: probes has {interface!r}, which is no interface name; {_AGAIN}"
                 )

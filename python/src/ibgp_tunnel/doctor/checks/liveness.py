@@ -13,10 +13,11 @@ the cause; the handshake, BGP and BFD lines behind it say they are its consequen
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass
 
 from ibgp_tunnel.doctor.checks.common import age_text
-from ibgp_tunnel.doctor.collect import PROBE_COUNT, PROBE_SECONDS
+from ibgp_tunnel.doctor.collect import IFNAME, PROBE_COUNT, PROBE_SECONDS
 from ibgp_tunnel.doctor.expect import Expectations, TunnelExpect
 from ibgp_tunnel.doctor.live import Live
 from ibgp_tunnel.doctor.parse_wg import WgInterface
@@ -25,11 +26,18 @@ from ibgp_tunnel.doctor.result import Check, fail, ok, skip
 
 def probe_address(exp: Expectations, interface: str) -> str | None:
     """The address the liveness probe pings through `interface`: the link's other end,
-    else the neighbour of a BGP session over it (a DN42 peer)."""
-    neighbor = exp.tunnel_neighbors.get(interface)
-    if neighbor:
-        return neighbor
-    return next((s.neighbor for s in exp.sessions if s.interface == interface), None)
+    else the neighbour of a BGP session over it (a DN42 peer). None when there is none,
+    or when the interface or the address is not what the core validates (so neither can
+    become one of ping's options)."""
+    neighbor = exp.tunnel_neighbors.get(interface) or next(
+        (s.neighbor for s in exp.sessions if s.interface == interface), None
+    )
+    if neighbor is None or not IFNAME.fullmatch(interface):
+        return None
+    try:
+        return str(ipaddress.ip_address(neighbor))
+    except ValueError:
+        return None
 
 
 def _received(wg: WgInterface | None) -> int | None:
@@ -49,7 +57,11 @@ def _verdict(exp: Expectations, live: Live, tunnel: TunnelExpect) -> Verdict:
     wg = (live.wireguard or {}).get(name)
     if wg is None:
         return Verdict(name, None, f"not measured: {name} is not running (see its lines above)")
-    if name not in live.probes or live.wireguard_after is None or address is None:
+    if address is None:
+        return Verdict(
+            name, None, f"not measured: the plan names no address to ping through {name}"
+        )
+    if name not in live.probes or live.wireguard_after is None:
         return Verdict(
             name,
             None,

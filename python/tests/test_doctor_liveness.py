@@ -157,6 +157,8 @@ def test_dead_tunnel_on_the_reflector_names_its_own_port(expect: dict[str, Expec
     # The DN42 peer's tunnel is measured too, and named with its own port.
     dn42 = next(c for c in checks if c.id == "tunnel.alive dn42-peer1")
     assert dn42.status is Status.FAIL and "UDP 21080" in dn42.fix
+    # Its other end is someone else's router: no doctor to run there.
+    assert "ask peer1's operator" in dn42.fix and "doctor" not in dn42.fix
 
 
 def test_recordings_without_probes_are_not_measured(expect: dict[str, Expectations]) -> None:

@@ -44,11 +44,11 @@ COMMANDS: dict[str, tuple[str, ...]] = {
 WG_AFTER = "wg_after"
 # The names saved outputs may have (they become file names).
 KNOWN_KEYS = set(COMMANDS) | set(BIRD_COMMANDS) | {WG_AFTER}
-# Liveness probes: a few pings through each tunnel to the host at its other end, all
-# tunnels at once, while the other reads run. `-w` bounds each to PROBE_SECONDS, so
-# a dead tunnel costs doctor at most that, however many tunnels the host has.
-PROBE_COUNT = 4
-PROBE_INTERVAL = "0.25"  # the shortest interval ping allows a non-root user
+# Liveness probes: pings through each tunnel to the host at its other end, all
+# tunnels at once, while the other reads run. Ping stops at the first reply (`-c 1`)
+# or at `-w` PROBE_SECONDS, sending every PROBE_INTERVAL until then: a live tunnel
+# costs one round trip, a dead one PROBE_SECONDS, however many tunnels the host has.
+PROBE_INTERVAL = "0.2"  # the shortest interval ping allows a non-root user
 PROBE_SECONDS = 2
 # A Linux interface name as a probe may name it (what the core validates): never one
 # of ping's options, never a path.
@@ -66,7 +66,7 @@ def probe_argv(interface: str, address: str) -> tuple[str, ...]:
         "-n",
         "-q",
         "-c",
-        str(PROBE_COUNT),
+        "1",
         "-i",
         PROBE_INTERVAL,
         "-w",

@@ -17,7 +17,7 @@ import ipaddress
 from dataclasses import dataclass
 
 from ibgp_tunnel.doctor.checks.common import age_text
-from ibgp_tunnel.doctor.collect import IFNAME, PROBE_COUNT, PROBE_SECONDS
+from ibgp_tunnel.doctor.collect import IFNAME, PROBE_SECONDS
 from ibgp_tunnel.doctor.expect import Expectations, TunnelExpect
 from ibgp_tunnel.doctor.live import Live
 from ibgp_tunnel.doctor.parse_wg import WgInterface
@@ -49,6 +49,7 @@ class Verdict:
     interface: str
     alive: bool | None  # None: not measured
     why: str  # the skip reason, or what was seen
+    sent: int = 0  # probes that went out
 
 
 def _verdict(exp: Expectations, live: Live, tunnel: TunnelExpect) -> Verdict:
@@ -82,7 +83,7 @@ def _verdict(exp: Expectations, live: Live, tunnel: TunnelExpect) -> Verdict:
         return Verdict(name, True, seen)
     if probe.transmitted == 0:
         return Verdict(name, None, f"not measured: ping sent no probe ({seen})")
-    return Verdict(name, False, seen)
+    return Verdict(name, False, seen, probe.transmitted)
 
 
 def verdicts(exp: Expectations, live: Live) -> dict[str, Verdict]:
@@ -109,9 +110,16 @@ def _port(endpoint: str) -> str:
     return endpoint.rsplit(":", 1)[1] if ":" in endpoint else "?"
 
 
-def _dead(exp: Expectations, live: Live, tunnel: TunnelExpect, seen: str) -> Check:
+def _dead(exp: Expectations, live: Live, tunnel: TunnelExpect, verdict: Verdict) -> Check:
     name = tunnel.interface
+    seen = verdict.why
     peers = ", ".join(p.name for p in tunnel.peers if p.name) or "the peer"
+    # A link's other end is a plan host; a DN42 tunnel's is someone else's router.
+    there = (
+        f"run `ibgp-tunnel doctor` on {peers}"
+        if tunnel.link
+        else f"ask {peers}'s operator to check their side"
+    )
     running = (live.wireguard or {}).get(name)
     ages = [peer.handshake_age(live.now) for peer in (running.peers if running else ())]
     latest = min((age for age in ages if age is not None), default=None)
@@ -125,8 +133,7 @@ def _dead(exp: Expectations, live: Live, tunnel: TunnelExpect, seen: str) -> Che
             f"UDP {port} between this host and {peers} ({endpoint}) is dropped: open UDP "
             f"{port} at {peers}: in its provider's or cloud firewall (Hetzner, IONOS... "
             f"external firewall) and in its own firewall (nftables: `nft list ruleset` "
-            f"there; write-up pitfall 1); check {endpoint} is its address, and run "
-            f"`ibgp-tunnel doctor` on {peers}"
+            f"there; write-up pitfall 1); check {endpoint} is its address, and {there}"
         )
     else:
         roamed = [p.endpoint for p in (running.peers if running else ()) if p.endpoint]
@@ -137,12 +144,12 @@ def _dead(exp: Expectations, live: Live, tunnel: TunnelExpect, seen: str) -> Che
             f"{port} towards this host in the provider's or cloud firewall in front of it "
             f"(Hetzner, IONOS... external firewall) and in this host's own firewall "
             f"(nftables), and check {peers}'s own firewall and that its endpoint points "
-            f"here; run `ibgp-tunnel doctor` on {peers}"
+            f"here; {there}"
         )
     return fail(
         f"tunnel.alive {name}",
         f"nothing came back through {name} from {peers} in {PROBE_SECONDS} s while this "
-        f"host sent {PROBE_COUNT} probes into it: the tunnel is dead (its UDP {port} "
+        f"host sent {verdict.sent} probes into it: the tunnel is dead (its UDP {port} "
         "packets are dropped on the way), so BGP and BFD over it cannot work",
         seen,
         fix,
@@ -159,5 +166,5 @@ def check_tunnel_alive(exp: Expectations, live: Live) -> list[Check]:
         elif verdict.alive:
             checks.append(ok(name, f"packets come back through {tunnel.interface}", verdict.why))
         else:
-            checks.append(_dead(exp, live, tunnel, verdict.why))
+            checks.append(_dead(exp, live, tunnel, verdict))
     return checks

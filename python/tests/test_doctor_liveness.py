@@ -19,6 +19,7 @@ from ibgp_tunnel.doctor.collect import WG_AFTER, Output, Snapshot, probe_argv
 from ibgp_tunnel.doctor.expect import Expectations
 from ibgp_tunnel.doctor.live import parse_snapshot
 from ibgp_tunnel.doctor.parse_ping import PingResult, parse_ping
+from ibgp_tunnel.doctor.report import as_text
 from ibgp_tunnel.doctor.result import Check, Status
 from ibgp_tunnel.doctor.run import plan_expectations, probes_of
 from ibgp_tunnel.errors import InputError
@@ -240,3 +241,18 @@ def test_hostile_names_are_never_pinged(
     checks = _checks(exp, _probed("pve", pve, answered=0))
     alive = next(c for c in checks if c.id == f"tunnel.alive {interface}")
     assert alive.status is Status.SKIP, alive
+
+
+def test_a_recorded_probes_error_reaches_the_report_cleaned(
+    expect: dict[str, Expectations],
+) -> None:
+    """ping's error text is quoted in the skip line: a planted escape sequence is not
+    passed to the terminal."""
+    snap = _probed("pve", expect["pve"], answered=0)
+    argv = snap.probes["wg-ibgp"].argv
+    snap.probes["wg-ibgp"] = Output(argv, 2, "", "ping: \x1b]0;owned\x07\x1b[31mred\n")
+    checks = _checks(expect["pve"], snap)
+    alive = next(c for c in checks if c.id == "tunnel.alive wg-ibgp")
+    assert alive.status is Status.SKIP and "red" in alive.summary
+    text = as_text("pve", "recorded", checks)
+    assert "\x1b" not in text and "\x07" not in text and "red" in text

@@ -29,7 +29,7 @@ from ibgp_tunnel.doctor.parse_bird import parse_protocols, parse_status
 from ibgp_tunnel.doctor.parse_nft import parse_ruleset
 from ibgp_tunnel.doctor.parse_wg import endpoint_address, parse_wg_dump, redact_dump
 from ibgp_tunnel.doctor.result import Check, Status
-from ibgp_tunnel.doctor.run import examine, plan_expectations
+from ibgp_tunnel.doctor.run import examine, liveness_of, plan_expectations
 
 DATA = Path(__file__).resolve().parent / "data" / "doctor"
 REPO = Path(__file__).resolve().parents[2]
@@ -491,6 +491,14 @@ def test_nixos_firewall_without_the_wireguard_port(expect: dict[str, Expectation
 # --- reading only -------------------------------------------------------------------------
 
 
+PING_ANSWERED = (
+    "PING 10.255.255.1 (10.255.255.1) from 10.255.255.2 wg-ibgp: 56(84) bytes of data.\n\n"
+    "--- 10.255.255.1 ping statistics ---\n"
+    "4 packets transmitted, 4 received, 0% packet loss, time 751ms\n"
+    "rtt min/avg/max/mdev = 0.100/0.200/0.300/0.050 ms\n"
+)
+
+
 class _Recorder:
     """A target that answers from a recorded snapshot and notes every command."""
 
@@ -542,12 +550,18 @@ def test_doctor_runs_only_reading_commands_and_keeps_no_secret(
     checks = run_checks(expect["dmz"], parse_snapshot(snapshot))
     assert not_ok(checks) == []
     assert ("nft", "list", "table", "inet", "ibgp-tunnel") in recorder.commands
+    # Both tunnels (the link and the DN42 peer's) are probed for liveness, each once.
+    alive = [collect.probe_argv(i, a) for i, a in liveness_of(expect["dmz"]).items()]
+    assert sorted(c for c in recorder.commands if c in alive) == sorted(alive)
+    assert {p[-2] for p in alive} == {"wg-ibgp", "dn42-peer1"}
     reading = {"show", "list", "get", "dump"}
     for command in recorder.commands:
         if command[0] == "sysctl":
             assert "-w" not in command and "-a" in command
-        elif command[0] == "ping":  # sends one echo request, changes nothing
-            assert command[:6] == ("ping", "-n", "-M", "do", "-c", "1"), command
+        elif command[0] == "ping":  # sends echo requests, changes nothing; bounded
+            # The liveness probes, or one don't-fragment echo of the path MTU probe.
+            pmtu = command[:6] == ("ping", "-n", "-M", "do", "-c", "1")
+            assert command in alive or pmtu, command
         else:
             assert reading & set(command), command
     # The reflector's client roams: the path towards its endpoint is read too.

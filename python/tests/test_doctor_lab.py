@@ -179,6 +179,7 @@ def test_healthy_lab_host_is_all_ok_and_left_unchanged(lab: Lab, host: str) -> N
     for area in (
         "bird.running",
         "wireguard.handshake",
+        "tunnel.alive wg-ibgp",
         "bgp.session",
         "bfd.session",
         "routes.kernel",
@@ -192,6 +193,8 @@ def test_healthy_lab_host_is_all_ok_and_left_unchanged(lab: Lab, host: str) -> N
         "bgp.import-limit",
     ):
         assert any(name.startswith(area) for name in statuses), area
+    if host == REFLECTOR:  # the DN42 peer's tunnel is measured too
+        assert "tunnel.alive dn42-peer1" in statuses
     assert _state_of(lab, host) == before
     if RECORD:
         _doctor(lab, host, "healthy")
@@ -305,6 +308,17 @@ def _reflector_back(lab: Lab) -> None:
     faults.start_bird(lab.st, REFLECTOR)
 
 
+# What the client's first line says when nothing comes back from the reflector.
+DEAD_FROM_CLIENT = (
+    "the tunnel is dead",
+    "UDP 51821",
+    "203.0.113.10:51821",
+    "provider",
+    "own firewall (nftables",
+    "`ibgp-tunnel doctor` on dmz",
+)
+
+
 @dataclass(frozen=True)
 class Breakage:
     name: str
@@ -405,9 +419,14 @@ def _add_nft_rule(lab: Lab) -> None:
 BREAKAGES = [
     Breakage(
         "udp-blocked-on-reflector",
-        {REFLECTOR: ("firewall.port udp/51821", ("drops WireGuard", "UDP 51821", "pitfall 1"))},
+        {
+            REFLECTOR: ("firewall.port udp/51821", ("drops WireGuard", "UDP 51821", "pitfall 1")),
+            # Issue 21: the client measures the dead tunnel, not BFD's port.
+            CLIENT: ("tunnel.alive wg-ibgp", DEAD_FROM_CLIENT),
+        },
         lambda lab: faults.block_tunnel(lab.st, REFLECTOR),
         lambda lab: faults.unblock_tunnel(lab.st, REFLECTOR),
+        also={REFLECTOR: ("tunnel.alive wg-ibgp",)},
     ),
     Breakage(
         "forward-accept-deleted",
@@ -581,6 +600,21 @@ BREAKAGES = [
         _add_nft_rule,
         lambda lab: _restore_firewall(lab, CLIENT),
     ),
+    # Issue 21, tunnel liveness: the port dropped between the hosts (the reflector's
+    # provider firewall, in the lab's inet namespace), neither host's own firewall.
+    Breakage(
+        "udp-blocked-by-provider",
+        {
+            CLIENT: ("tunnel.alive wg-ibgp", DEAD_FROM_CLIENT),
+            REFLECTOR: (
+                "tunnel.alive wg-ibgp",
+                ("UDP 51821", "pve dials this host", "provider", "own firewall (nftables)"),
+            ),
+        },
+        lambda lab: faults.block_provider(lab.st, REFLECTOR, "wg-ibgp"),
+        lambda lab: faults.unblock_provider(lab.st),
+        also={CLIENT: ("bgp.session ibgp_dmz", "bfd.session ibgp_dmz")},
+    ),
     # Last: BIRD keeps a hit limit marked until the session restarts, and the lab goes
     # down after it anyway.
     Breakage(
@@ -641,6 +675,10 @@ def test_first_failing_line_names_the_breakage(lab: Lab, breakage: Breakage) -> 
             failing = {c.id for c in checks if c.status is Status.FAIL}
             for also in breakage.also.get(host, ()):
                 assert any(name.startswith(also) for name in failing), (also, failing)
+            # Behind a dead tunnel, no line sends the user to open BFD's port.
+            for check in checks:
+                if "because the tunnel is dead" in check.summary:
+                    assert "4784" not in check.line(), check.line()
     finally:
         breakage.fix(lab)
     if breakage.name != "import-limit-flooded":

@@ -144,7 +144,7 @@ def test_black_hole_is_the_first_failing_line_with_the_largest_size_and_the_mtu(
     # Exact in two rounds: the ladder, then what lies between (and the top again).
     assert len(path.pings) <= 3 * 2 * (POINTS + 1) < 3 * ROUNDS * POINTS
     before = checks[: checks.index(first)]
-    assert all(c.status is Status.OK for c in before), [c.line() for c in before]
+    assert not_ok(before) == []
 
 
 def test_working_path_mtu_discovery_is_a_warning_with_the_mtu(

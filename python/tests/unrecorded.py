@@ -1,6 +1,7 @@
 """What the recordings in python/tests/data/doctor cannot show.
 
-They predate some of doctor's reads (drift's files and tables, the path-MTU probes), so
+They predate some of doctor's reads (drift's files and tables, the path-MTU and liveness
+probes), so
 those checks say `skip` on them, by design; everything else must be ok.
 """
 
@@ -11,8 +12,10 @@ from ibgp_tunnel.doctor.result import Check, Status
 
 # What drift's skip says when a recording lacks what it compares.
 DRIFT_UNRECORDED = "saved before doctor read"
-# Either marker in a printed line: that line is one of these skips.
-MARKERS = (DRIFT_UNRECORDED, NOT_PROBED)
+# What liveness says of a recording without its probe.
+NOT_MEASURED = "not measured: no probe through"
+# Any marker in a printed line: that line is one of these skips.
+MARKERS = (DRIFT_UNRECORDED, NOT_PROBED, NOT_MEASURED)
 
 
 def predates(check: Check) -> bool:
@@ -21,7 +24,8 @@ def predates(check: Check) -> bool:
         return False
     drift = check.id.startswith("drift.") and DRIFT_UNRECORDED in check.line()
     pmtu = check.id.startswith("tunnel.pmtu") and NOT_PROBED in check.line()
-    return drift or pmtu
+    alive = check.id.startswith("tunnel.alive") and NOT_MEASURED in check.line()
+    return drift or pmtu or alive
 
 
 def not_ok(checks: list[Check]) -> list[str]:

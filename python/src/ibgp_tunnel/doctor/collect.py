@@ -9,9 +9,11 @@ again in tests.
 
 from __future__ import annotations
 
+import re
 import subprocess
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Protocol
@@ -40,11 +42,45 @@ COMMANDS: dict[str, tuple[str, ...]] = {
     "nft": ("nft", "-j", "list", "ruleset"),
     "sysctl": ("sysctl", "-a", "--pattern", r"\.(forwarding|rp_filter|accept_ra)$"),
 }
+# The WireGuard dump read again once the liveness probes are done: its rx counters
+# against the first read's say whether anything came back through each tunnel.
+WG_AFTER = "wg_after"
 # Drift (checks/drift.py): the config file BIRD runs from ("MTIME READ_AT" beside
 # it) and our nftables table as nft prints it.
 DRIFT_KEYS = {"bird_config", "bird_config_mtime", "nft_table"}
 # The names saved outputs may have (they become file names).
-KNOWN_KEYS = set(COMMANDS) | set(BIRD_COMMANDS) | DRIFT_KEYS
+KNOWN_KEYS = set(COMMANDS) | set(BIRD_COMMANDS) | DRIFT_KEYS | {WG_AFTER}
+# Liveness probes: pings through each tunnel to the host at its other end, all
+# tunnels at once, while the other reads run. Ping stops at the first reply (`-c 1`)
+# or at `-w` PROBE_SECONDS, sending every PROBE_INTERVAL until then: a live tunnel
+# costs one round trip, a dead one PROBE_SECONDS, however many tunnels the host has.
+PROBE_INTERVAL = "0.2"  # the shortest interval ping allows a non-root user
+PROBE_SECONDS = 2
+# A Linux interface name as a probe may name it (what the core validates): never one
+# of ping's options, never a path.
+IFNAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.=+-]{0,14}")
+# At most this many pings at once (a reflector with hundreds of clients waits a
+# little longer rather than forking hundreds of processes).
+MAX_PARALLEL_PROBES = 64
+
+
+def probe_argv(interface: str, address: str) -> tuple[str, ...]:
+    """Ping `address` out of `interface` only: bound to the tunnel, so a reply that
+    comes another way does not count."""
+    return (
+        "ping",
+        "-n",
+        "-q",
+        "-c",
+        "1",
+        "-i",
+        PROBE_INTERVAL,
+        "-w",
+        str(PROBE_SECONDS),
+        "-I",
+        interface,
+        address,
+    )
 
 
 @dataclass(frozen=True)
@@ -145,6 +181,9 @@ class Snapshot:
     # Path MTU pings (doctor/pmtu_probe.py) keyed as parse_ping.probe_key; None: not
     # probed (a recording made before doctor probed).
     probes: dict[str, Output] | None = None
+    # Tunnel interface -> the liveness probe's ping (between the "wg" and "wg_after"
+    # reads). Older recordings have none: their liveness is not measured.
+    liveness: dict[str, Output] = field(default_factory=dict)
 
     def get(self, key: str) -> Output:
         found = self.outputs.get(key)
@@ -168,26 +207,49 @@ def read_bird_config(snapshot: Snapshot, path: str) -> None:
     )
 
 
+def _read_wg(target: Target) -> Output:
+    output = target.run(COMMANDS["wg"])
+    # The dump holds the private key and the PSKs: never keep them.
+    return replace(output, stdout=redact_dump(output.stdout))
+
+
 def collect(
-    target: Target, endpoints: Sequence[str] = (), nft_table: Sequence[str] = ()
+    target: Target,
+    endpoints: Sequence[str] = (),
+    nft_table: Sequence[str] = (),
+    liveness: Mapping[str, str] | None = None,
 ) -> Snapshot:
     """Run every read on `target`. `endpoints` are addresses whose path (the route
     towards them) matters for the MTU check; `nft_table` (family, name) is our table,
-    listed for the drift check."""
+    listed for the drift check; `liveness` maps a tunnel interface to the address at
+    its other end, pinged through it between two reads of WireGuard's counters (the
+    liveness check)."""
     snapshot = Snapshot(time=time.time())
-    for key, argv in COMMANDS.items():
-        output = target.run(argv)
-        if key == "wg":
-            # The dump holds the private key and the PSKs: never keep them.
-            output = replace(output, stdout=redact_dump(output.stdout))
-        snapshot.outputs[key] = output
-    if len(nft_table) == 2:
-        snapshot.outputs["nft_table"] = target.run(("nft", "list", "table", *nft_table))
-    config = getattr(target, "bird_config", "")
-    if config:
-        read_bird_config(snapshot, str(config))
-    for key, command in BIRD_COMMANDS.items():
-        snapshot.outputs[key] = target.birdc(command)
-    for address in endpoints:
-        snapshot.route_get[address] = target.run(["ip", "-j", "route", "get", address])
+    liveness = liveness or {}
+    workers = max(1, min(len(liveness), MAX_PARALLEL_PROBES))
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        pings: dict[str, Future[Output]] = {}
+        for key, argv in COMMANDS.items():
+            if key != "wg":
+                snapshot.outputs[key] = target.run(argv)
+                continue
+            snapshot.outputs[key] = _read_wg(target)
+            # The window opens with the first counters; the other reads run inside it.
+            pings = {
+                interface: pool.submit(target.run, probe_argv(interface, address))
+                for interface, address in sorted(liveness.items())
+            }
+        if len(nft_table) == 2:
+            snapshot.outputs["nft_table"] = target.run(("nft", "list", "table", *nft_table))
+        config = getattr(target, "bird_config", "")
+        if config:
+            read_bird_config(snapshot, str(config))
+        for key, command in BIRD_COMMANDS.items():
+            snapshot.outputs[key] = target.birdc(command)
+        for address in endpoints:
+            snapshot.route_get[address] = target.run(["ip", "-j", "route", "get", address])
+        for interface, ping in pings.items():
+            snapshot.liveness[interface] = ping.result()
+    if pings:
+        snapshot.outputs[WG_AFTER] = _read_wg(target)
     return snapshot

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-from ibgp_tunnel.doctor.collect import Snapshot
+from ibgp_tunnel.doctor.collect import WG_AFTER, Output, Snapshot
 from ibgp_tunnel.doctor.parse_bird import (
     BfdSession,
     BirdStatus,
@@ -23,7 +23,7 @@ from ibgp_tunnel.doctor.parse_bird import (
 from ibgp_tunnel.doctor.parse_drift import file_age, reconfigured_ago
 from ibgp_tunnel.doctor.parse_ip import Link, Route, parse_addresses, parse_routes, route_device
 from ibgp_tunnel.doctor.parse_nft import Ruleset, parse_ruleset
-from ibgp_tunnel.doctor.parse_ping import Probed, parse_probes
+from ibgp_tunnel.doctor.parse_ping import PingResult, Probed, parse_probes, parse_summary
 from ibgp_tunnel.doctor.parse_sysctl import parse_sysctl
 from ibgp_tunnel.doctor.parse_wg import WgInterface, parse_wg_dump
 from ibgp_tunnel.errors import IbgpTunnelError
@@ -53,6 +53,18 @@ class Live:
     bird_config_age: float | None = None
     bird_reconfigured_ago: float | None = None
     nft_table: str | None = None
+    # The liveness window: WireGuard's counters read again after the probes, and each
+    # tunnel's probe (None: ping sent nothing; its error is in `errors`).
+    wireguard_after: dict[str, WgInterface] | None = None
+    liveness: dict[str, PingResult | None] = field(default_factory=dict)
+
+
+def _probe(live: Live, interface: str, output: Output) -> PingResult | None:
+    # ping exits 1 when nothing answered: the summary, not the status, says what happened.
+    result = parse_summary(output.stdout)
+    if result is None:
+        live.errors[f"probe {interface}"] = output.error()
+    return result
 
 
 # What a parser raises on text that is well-formed but not what its tool prints
@@ -111,4 +123,8 @@ def parse_snapshot(snapshot: Snapshot) -> Live:
             live.probes = parse_probes(snapshot.probes)
         except _MALFORMED as error:
             live.errors["probes"] = f"not doctor's probes ({error})"
+    if WG_AFTER in snapshot.outputs:
+        live.wireguard_after = parsed(WG_AFTER, parse_wg_dump)
+    for interface, output in snapshot.liveness.items():
+        live.liveness[interface] = _probe(live, interface, output)
     return live

@@ -1,5 +1,7 @@
-"""Path MTU probes as doctor saves them: `ping -M do` outputs keyed by what they
-probed, read back into echo-came-back and the path MTU an ICMP error named."""
+"""ping's outputs as doctor reads them: the path MTU probes (`ping -M do`, saved keyed
+by what they probed, read back into echo-came-back and the path MTU an ICMP error
+named) and the liveness probes (`ping -q`'s summary: how many went out, how many came
+back)."""
 
 from __future__ import annotations
 
@@ -99,3 +101,25 @@ def parse_probes(outputs: Mapping[str, Output]) -> dict[tuple[str, str, str], Pr
         series = probed.setdefault((interface, kind, address), Probed(interface, kind, address))
         series.pings.setdefault(size, []).append(parse_ping(outputs[key]))
     return probed
+
+
+# --- liveness: `ping -q`'s summary ---------------------------------------------------
+
+# iputils prints `4 packets transmitted, 0 received, 100% packet loss`, busybox
+# `4 packets transmitted, 0 packets received, 100% packet loss`. Without that line
+# ping never sent (no such interface, no permission): the probe did not happen.
+_SUMMARY = re.compile(r"^(\d{1,9}) packets transmitted, (\d{1,9}) (?:packets )?received", re.M)
+
+
+@dataclass(frozen=True)
+class PingResult:
+    transmitted: int
+    received: int
+
+
+def parse_summary(text: str) -> PingResult | None:
+    """The counts, or None when ping printed no summary."""
+    found = _SUMMARY.search(text)
+    if found is None:
+        return None
+    return PingResult(int(found[1]), int(found[2]))

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from ibgp_tunnel import planfile
 from ibgp_tunnel.doctor.checks import run_checks
+from ibgp_tunnel.doctor.checks.liveness import probe_address
 from ibgp_tunnel.doctor.collect import LocalTarget, NamespaceTarget, Snapshot, Target, collect
 from ibgp_tunnel.doctor.core import host_view
 from ibgp_tunnel.doctor.expect import Expectations, expectations
@@ -88,6 +89,15 @@ def lab_host(name: str, lab_dir: Path | None, birdc: str) -> LabHost:
     return LabHost(target, Path(st.plan), generated)
 
 
+def liveness_of(exp: Expectations) -> dict[str, str]:
+    """Tunnel interface -> the address at its other end that the liveness check pings."""
+    return {
+        tunnel.interface: address
+        for tunnel in exp.tunnels
+        if (address := probe_address(exp, tunnel.interface))
+    }
+
+
 def endpoints_of(exp: Expectations) -> list[str]:
     return sorted(
         {endpoint_address(p.endpoint) for t in exp.tunnels for p in t.peers if p.endpoint}
@@ -107,7 +117,7 @@ def diagnose(
 
 def examine(exp: Expectations, target: Target) -> tuple[list[Check], Snapshot]:
     """Read `target`'s live state and check it against `exp`."""
-    snapshot = collect(target, endpoints_of(exp), exp.nft_table.split())
+    snapshot = collect(target, endpoints_of(exp), exp.nft_table.split(), liveness_of(exp))
     # A reflector learns its clients' endpoints from their packets: their path matters too.
     live = parse_snapshot(snapshot)
     roamed = sorted(

@@ -23,7 +23,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from ibgp_tunnel.doctor.collect import KNOWN_KEYS, Output, Snapshot
+from ibgp_tunnel.doctor.collect import IFNAME, KNOWN_KEYS, Output, Snapshot
 from ibgp_tunnel.doctor.parse_ping import split_key
 from ibgp_tunnel.errors import InputError
 
@@ -33,7 +33,8 @@ MAX_META_BYTES = 8 << 20
 MAX_OUTPUT_BYTES = 32 << 20
 MAX_ARGV = 256
 MAX_ROUTE_GET = 1024
-MAX_PROBES = 4096
+MAX_PROBES = 4096  # path MTU pings
+MAX_LIVENESS = 1024  # liveness pings, one a tunnel
 _AGAIN = "save the outputs again with `ibgp-tunnel doctor --save-outputs NEW_DIR`"
 
 
@@ -104,6 +105,7 @@ def save(snapshot: Snapshot, directory: Path) -> None:
                 for k, v in snapshot.outputs.items()
             },
             "route_get": {k: asdict(v) for k, v in snapshot.route_get.items()},
+            "liveness": {k: asdict(v) for k, v in snapshot.liveness.items()},
         }
         if snapshot.probes is not None:
             meta["probes"] = {k: asdict(v) for k, v in snapshot.probes.items()}
@@ -214,6 +216,19 @@ def _probes(fields: _Fields, top: dict[str, Any]) -> dict[str, Output] | None:
     return {key: fields.output(value, f"probes.{key}", None) for key, value in raw.items()}
 
 
+def _liveness(fields: _Fields, top: dict[str, Any]) -> dict[str, Output]:
+    """The liveness pings by tunnel interface (none in older recordings)."""
+    raw = top.get("liveness", {})
+    if not isinstance(raw, dict) or len(raw) > MAX_LIVENESS:
+        raise fields.bad("liveness", f"an object of at most {MAX_LIVENESS} interfaces", raw)
+    for interface in raw:
+        if not IFNAME.fullmatch(interface):
+            raise InputError(
+                f"{fields.path}: liveness has {interface!r}, which is no interface name; {_AGAIN}"
+            )
+    return {i: fields.output(value, f"liveness.{i}", None) for i, value in raw.items()}
+
+
 def load(directory: Path) -> Snapshot:
     """A snapshot written by `save`; InputError (exit 2) names what is wrong."""
     try:
@@ -230,7 +245,7 @@ def load(directory: Path) -> Snapshot:
         top = fields.mapping(
             meta,
             "the top level",
-            {"time", "outputs", "route_get", "probes"},
+            {"time", "outputs", "route_get", "probes", "liveness"},
             {"time", "outputs"},
         )
         outputs = fields.mapping(top["outputs"], "outputs", KNOWN_KEYS, set())
@@ -247,6 +262,7 @@ def load(directory: Path) -> Snapshot:
                     f"{path}: route_get has {address!r}, which is no IP address; {_AGAIN}"
                 ) from None
         probes = _probes(fields, top)
+        liveness = _liveness(fields, top)
         return Snapshot(
             {
                 key: fields.output(
@@ -262,6 +278,7 @@ def load(directory: Path) -> Snapshot:
             },
             fields.time(top["time"], "time"),
             probes,
+            liveness,
         )
     finally:
         os.close(dir_fd)

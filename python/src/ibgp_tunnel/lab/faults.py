@@ -83,9 +83,9 @@ def graceful_restart(st: LabState, host: str) -> bool:
 # --- the tunnel ---------------------------------------------------------------------
 
 
-def block_tunnel(st: LabState, host: str, interface: str | None = None) -> None:
-    """Drop `host`'s WireGuard packets both ways, like a provider's stateless filter:
-    in the raw hook, before conntrack, so no tracked flow lets replies through."""
+def _ports(st: LabState, host: str, interface: str | None) -> str:
+    """`host`'s WireGuard listen ports (of `interface`, else of every tunnel), as an
+    nft set's elements."""
     artifacts = saved_artifacts(Path(st.lab_dir))[host]
     ports = sorted(
         {
@@ -93,7 +93,13 @@ def block_tunnel(st: LabState, host: str, interface: str | None = None) -> None:
             for name in _interfaces(st, host, interface)
         }
     )
-    listed = ", ".join(str(port) for port in ports)
+    return ", ".join(str(port) for port in ports)
+
+
+def block_tunnel(st: LabState, host: str, interface: str | None = None) -> None:
+    """Drop `host`'s WireGuard packets both ways, like a provider's stateless filter:
+    in the raw hook, before conntrack, so no tracked flow lets replies through."""
+    listed = _ports(st, host, interface)
     body = (
         f"table inet {FAULT_TABLE} {{\n"
         "  chain prerouting {\n"
@@ -109,6 +115,27 @@ def block_tunnel(st: LabState, host: str, interface: str | None = None) -> None:
     _load_fault_table(st, host, body)
 
 
+def block_provider(st: LabState, host: str, interface: str | None = None) -> None:
+    """Drop `host`'s WireGuard packets both ways on the way, not at either end: in the
+    `inet` namespace every tunnel crosses, as a provider's or cloud firewall in front
+    of `host` would. Both hosts' own firewalls stay as they are."""
+    body = (
+        f"table inet {FAULT_TABLE} {{\n"
+        "  chain forward {\n"
+        "    type filter hook forward priority raw; policy accept;\n"
+        f"    udp dport {{ {_ports(st, host, interface)} }} drop\n"
+        f"    udp sport {{ {_ports(st, host, interface)} }} drop\n"
+        "  }\n"
+        "}\n"
+    )
+    _load_fault_table(st, INET, body)
+
+
+def unblock_provider(st: LabState) -> None:
+    """Undo `block_provider` (a no-op when nothing is blocked)."""
+    _load_fault_table(st, INET, "")
+
+
 def unblock_tunnel(st: LabState, host: str) -> None:
     """Undo `block_tunnel` (a no-op when nothing is blocked)."""
     _load_fault_table(st, host, "")
@@ -117,7 +144,9 @@ def unblock_tunnel(st: LabState, host: str) -> None:
 def _load_fault_table(st: LabState, host: str, body: str) -> None:
     node = _node(st, host)
     script = firewall.replace_table("inet", FAULT_TABLE, body)
-    apply_nft(node["netns"], script, node_dir(Path(st.lab_dir), host) / "fault.nft")
+    where = node_dir(Path(st.lab_dir), host)
+    where.mkdir(parents=True, exist_ok=True)
+    apply_nft(node["netns"], script, where / "fault.nft")
 
 
 # --- the path between the hosts -----------------------------------------------------

@@ -6,6 +6,7 @@ from ibgp_tunnel.doctor.checks.common import (
     REDEPLOY,
     bird_down,
 )
+from ibgp_tunnel.doctor.checks.liveness import consequence, consequence_fix, dead_tunnels
 from ibgp_tunnel.doctor.expect import Expectations, SessionExpect
 from ibgp_tunnel.doctor.live import Live
 from ibgp_tunnel.doctor.parse_bird import Protocol
@@ -82,6 +83,7 @@ def check_sessions(exp: Expectations, live: Live) -> list[Check]:
     if reason:
         return [skip(f"bgp.session {s.protocol}", reason) for s in exp.sessions]
     checks = []
+    dead = dead_tunnels(exp, live)
     for session in exp.sessions:
         name = f"bgp.session {session.protocol}"
         row = live.protocols.get(session.protocol)
@@ -96,7 +98,11 @@ def check_sessions(exp: Expectations, live: Live) -> list[Check]:
             )
             continue
         state = row.details.get("BGP state", row.info or row.state)
-        if row.state == "up" and state.startswith("Established"):
+        established = row.state == "up" and state.startswith("Established")
+        if session.interface in dead:
+            checks.append(_behind_dead_tunnel(name, session, row, state, established))
+            continue
+        if established:
             counts = ", ".join(
                 f"{c.name} {c.imported} in/{c.exported} out"
                 for c in row.channels.values()
@@ -117,15 +123,58 @@ def check_sessions(exp: Expectations, live: Live) -> list[Check]:
     return checks
 
 
+def _behind_dead_tunnel(
+    name: str, session: SessionExpect, row: Protocol, state: str, established: bool
+) -> Check:
+    interface = session.interface or ""
+    if established:
+        # BIRD has not noticed yet (no BFD, or within its detection time).
+        return skip(
+            name,
+            f"BIRD still counts it Established, but {consequence(interface)} it ends "
+            "when the hold timer runs out",
+        )
+    reason_text = row.last_error or row.info or state
+    return fail(
+        name,
+        f"the BGP session with {session.peer_host or session.neighbor} is {state} "
+        f'(BIRD says "{reason_text}") {consequence(interface)}',
+        f"{row.name} {row.state} {row.info}".strip(),
+        consequence_fix(interface),
+    )
+
+
 def check_bfd(exp: Expectations, live: Live) -> list[Check]:
     wanted = [s for s in exp.sessions if s.bfd]
     reason = bird_down(live)
     if reason:
         return [skip(f"bfd.session {s.protocol}", reason) for s in wanted]
     checks = []
+    dead = dead_tunnels(exp, live)
     for session in wanted:
         name = f"bfd.session {session.protocol}"
         found = [b for b in (live.bfd or []) if b.address == session.neighbor]
+        if session.interface in dead:
+            state = found[0].state if found else "missing"
+            if state == "Up":  # BIRD has not noticed yet (within its detection time)
+                checks.append(
+                    skip(
+                        name,
+                        f"BIRD still counts BFD with {session.peer_host or session.neighbor} "
+                        f"Up, but {consequence(session.interface or '')} it goes Down",
+                    )
+                )
+                continue
+            checks.append(
+                fail(
+                    name,
+                    f"BFD with {session.peer_host or session.neighbor} is {state} "
+                    f"{consequence(session.interface or '')}",
+                    f"BFD session {state}",
+                    consequence_fix(session.interface or ""),
+                )
+            )
+            continue
         if found and found[0].state == "Up":
             checks.append(ok(name, f"BFD with {session.neighbor} is Up"))
             continue

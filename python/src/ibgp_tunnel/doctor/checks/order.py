@@ -2,12 +2,13 @@
 
 `run_checks` runs them in an order where a cause comes before its symptoms:
 BIRD running, then the tunnel (interface, keys, addresses), the firewall's
-ports, the handshake, the path MTU measured through the tunnel (a black hole stalls
-BGP on its first large UPDATE), BIRD's sessions (with BIRD's own reason), BFD, graceful
-restart recovery, routes in the kernel, forwarding/NAT/reverse-path filtering,
-the IPv6 next hop (the write-up's pitfall 4), overlaps, MTU and import limits,
-and last drift of BIRD's config and our nftables table from what the plan
-renders (WireGuard's drift runs before the handshake: a peer changed by hand is a
+ports, whether packets come back through the tunnel (measured: a dead tunnel is named
+before what it causes), the handshake, the path MTU measured through the tunnel (a black
+hole stalls BGP on its first large UPDATE), BIRD's sessions (with BIRD's own reason),
+BFD, graceful restart recovery, routes in the kernel, forwarding/NAT/reverse-path
+filtering, the IPv6 next hop (the write-up's pitfall 4), overlaps, MTU and import
+limits, and last drift of BIRD's config and our nftables table from what the plan
+renders (WireGuard's drift runs before the firewall: a peer changed by hand is a
 cause). So the first failing line is the one to act on.
 """
 
@@ -36,6 +37,7 @@ from ibgp_tunnel.doctor.checks.forwarding import (
     check_rp_filter,
 )
 from ibgp_tunnel.doctor.checks.limits import check_import_limits, check_mtu, check_overlaps
+from ibgp_tunnel.doctor.checks.liveness import check_tunnel_alive
 from ibgp_tunnel.doctor.checks.pmtu import check_path_mtu
 from ibgp_tunnel.doctor.checks.tunnel import (
     check_handshakes,
@@ -55,6 +57,7 @@ CHECKS: tuple[CheckFn, ...] = (
     # A peer's allowed IPs or endpoint changed by hand: the cause of what follows.
     check_wireguard_drift,
     check_firewall_ports,
+    check_tunnel_alive,
     check_handshakes,
     check_path_mtu,
     check_sessions,

@@ -9,6 +9,7 @@ from ibgp_tunnel.doctor.checks.common import (
     STALE_HANDSHAKE_SECONDS,
     age_text,
 )
+from ibgp_tunnel.doctor.checks.liveness import consequence, consequence_fix, dead_tunnels
 from ibgp_tunnel.doctor.expect import Expectations
 from ibgp_tunnel.doctor.live import Live
 from ibgp_tunnel.doctor.result import Check, fail, ok, warn
@@ -179,6 +180,7 @@ def check_tunnel_addresses(exp: Expectations, live: Live) -> list[Check]:
 
 def check_handshakes(exp: Expectations, live: Live) -> list[Check]:
     checks = []
+    dead = dead_tunnels(exp, live)
     for tunnel in exp.tunnels:
         wg = (live.wireguard or {}).get(tunnel.interface)
         if wg is None:
@@ -190,6 +192,18 @@ def check_handshakes(exp: Expectations, live: Live) -> list[Check]:
                 continue  # check_keys said so
             name = f"wireguard.handshake {tunnel.interface} {peer.name}"
             age = running.handshake_age(live.now)
+            if tunnel.interface in dead:
+                # A handshake from before the packets stopped says nothing about now.
+                when = "never" if age is None else f"{age_text(age)} ago"
+                checks.append(
+                    fail(
+                        name,
+                        f"no packet from {peer.name} arrives now, {consequence(tunnel.interface)}",
+                        f"latest handshake: {when}",
+                        consequence_fix(tunnel.interface),
+                    )
+                )
+                continue
             if age is not None and age <= STALE_HANDSHAKE_SECONDS:
                 checks.append(ok(name, f"last handshake with {peer.name} {age_text(age)} ago"))
                 continue

@@ -133,6 +133,16 @@ in
     derived = "links.<l>.peer.publicKey of each host this one links to";
   }
   {
+    key = "dn42_public_key";
+    option = null;
+    type = "str";
+    token = "publicKey";
+    nullable = true;
+    check = true;
+    roles = [ "reflector" ];
+    description = "Our WireGuard public key on DN42 tunnels (base64), the one DN42 peers are given (`ibgp-tunnel dn42 peer-info`); written by `ibgp-tunnel keys` for a host with DN42 tunnels.";
+  }
+  {
     key = "endpoint";
     option = null;
     type = "str";

@@ -233,4 +233,6 @@ mapHosts plan (
   ++ exportRules plan hostName host
   ++ peerIpv4Rules plan hostName host
   ++ nameRules hostName host
+  # dn42_public_key: the host fields marked `check` (fields.nix).
+  ++ (import ../../grammar/fields.nix).planChecks "host" tokenError (key: [ "hosts" hostName key ]) host
 )

@@ -8,12 +8,12 @@ a circle hidden that way is still a circle. The layers, lowest first:
              flake_inputs, vmtest: no Nix, no commands; paths is the only
              module that knows where the Nix core's files are
     core     core: the one module that runs nix-instantiate over default.nix
-    plan     check, render, scaffold: what a plan means, asked of the core
+    plan     check, render, scaffold, peerinfo: what a plan means, asked of the core
     keys     keys/: key storage (sops files, the all-or-none writes, the lock)
     lab      lab/: network namespaces running the rendered artifacts
     doctor   doctor/: a live host (or a lab host) against what the core renders
     graph    graph/: the plan as a picture, coloured by doctor's results
-    face     cli, flake_inputs_cli: the commands
+    face     cli, flake_inputs_cli, dn42_cli: the commands
 
 A module may import its own layer and those below. A new module must be given
 a layer here, so its place is a decision, not an accident.
@@ -46,13 +46,13 @@ LAYERS: list[tuple[str, set[str]]] = [
     ),
     ("core", {"core"}),
     # The plan's shape (pydantic, the field table, the schema) reads the core's table.
-    ("plan", {"fieldtable", "plan", "schema", "check", "render", "scaffold"}),
+    ("plan", {"fieldtable", "plan", "schema", "check", "render", "scaffold", "peerinfo"}),
     ("keys", {"keys"}),
     ("lab", {"lab"}),
     ("doctor", {"doctor"}),
     # graph/: the plan's picture, coloured by doctor's results (it runs doctor with --lab).
     ("graph", {"graph"}),
-    ("face", {"cli", "flake_inputs_cli"}),
+    ("face", {"cli", "flake_inputs_cli", "dn42_cli"}),
 ]
 
 

@@ -115,7 +115,7 @@ def test_dotted_host_keys_are_left_to_tomlkit_and_checked() -> None:
 
 def test_a_wrong_result_is_refused_with_the_lines_to_add(monkeypatch: pytest.MonkeyPatch) -> None:
     # As if tomlkit wrote dotted keys wrong: nothing is returned to be written.
-    monkeypatch.setattr(plantext, "_with_tomlkit", lambda text, _keys: text + "oops = 1\n")
+    monkeypatch.setattr(plantext, "_with_tomlkit", lambda text, _keys, _key: text + "oops = 1\n")
     plan = b'[hosts]\nb.role = "client"\n[hosts.a]\nrole = "client"\n'
     with pytest.raises(PlanTextError, match=r"add these public keys to plan\.toml") as error:
         _write(plan, {"a": _key(1), "b": _key(2)})

@@ -263,11 +263,15 @@ Per host a private key in secrets/<host>.yaml ({defaults()["secret_private_key"]
 per link a PSK in both ends' files ({defaults()["secret_psk_prefix"]}<link>); public
 keys go into the plan, comments kept. A host with DN42 tunnels (dn42_peers with a
 public_key) also gets its DN42 key (wg_dn42/private_key) and, per peer with
-preshared_key = true, a PSK (wg_dn42/psk/<peer>); give the peer their public
-key and PSK. Existing keys are kept unless --rotate names them (DN42 keys are
-never rotated by --rotate). Plaintext never touches the disk: every value sops returns must be
-ciphertext, or nothing is written (a .sops.yaml rule with encrypted_regex and
-the like is named, with the fix). One run per project at a time; a run replaces
+preshared_key = true, a PSK (wg_dn42/psk/<peer>), and our DN42 public key goes
+into the plan (hosts.<host>.dn42_public_key); the run names each DN42 peer to be
+given a new public key or PSK (`ibgp-tunnel dn42 peer-info` prints the rest).
+Existing keys are kept unless --rotate names them: host:NAME and link:NAME the
+iBGP ones, dn42:HOST our DN42 key on HOST, dn42:HOST:PEER the PSK with PEER
+(a host rotation leaves its DN42 key alone: DN42 peers must be told).
+Plaintext never touches the disk: every value sops returns must be ciphertext,
+or nothing is written (a .sops.yaml rule with encrypted_regex and the like is
+named, with the fix). One run per project at a time; a run replaces
 all its files or none, and the next run finishes or rolls back one that was
 killed.
 """
@@ -283,7 +287,8 @@ def keys_command(
             "--rotate",
             metavar="NAME",
             help="Replace on purpose the key of a host or the PSK of a link: NAME, "
-            "host:NAME or link:NAME; repeat for several.",
+            "host:NAME or link:NAME; our DN42 key on a host: dn42:HOST, a DN42 PSK: "
+            "dn42:HOST:PEER; repeat for several.",
         ),
     ] = None,
     secrets_dir: Annotated[
@@ -333,6 +338,22 @@ def keys_command(
         _say(f"wrote {path}")
     if not report.files_written:
         _say("nothing to do: every key and PSK exists")
+    for notice in report.dn42_notices:
+        _say(_dn42_notice_line(plan, notice))
+
+
+def _dn42_notice_line(plan: Path, notice: keys.Dn42Notice) -> str:
+    # The PSK is named, never printed: it goes to the peer out of band.
+    given = []
+    if notice.public_key:
+        given.append(f"our new DN42 public key {notice.public_key}")
+    if notice.psk:
+        given.append(f"the new PSK ({notice.psk_secret} in the host's sops file)")
+    return (
+        f"tell DN42 peer {notice.peer} of {notice.host}: {' and '.join(given)}; "
+        f"`ibgp-tunnel dn42 peer-info {plan} {notice.host} {notice.peer}` prints every "
+        "detail and how to read the PSK; until the peer has them its tunnel is down"
+    )
 
 
 @app.command("age-recipient", short_help="The age recipient of an SSH host key.")
@@ -416,6 +437,13 @@ from ibgp_tunnel.graph.cli import graph_command  # noqa: E402
 app.command("graph", short_help="Draw the plan as an SVG (graphviz), coloured by doctor.")(
     graph_command
 )
+
+
+# --- dn42: DN42 peering commands (dn42_cli.py: peer-info) -----------------------
+
+from ibgp_tunnel.dn42_cli import dn42_app  # noqa: E402
+
+app.add_typer(dn42_app, name="dn42", help=dn42_app.info.help, short_help="DN42 peering details.")
 
 
 if __name__ == "__main__":  # `python -m ibgp_tunnel.cli`, as the lab tests run it

@@ -11,6 +11,9 @@ from ibgp_tunnel.keys.generate import (
     DEFAULT_LOCK_TIMEOUT as DEFAULT_LOCK_TIMEOUT,
 )
 from ibgp_tunnel.keys.generate import (
+    Dn42Notice as Dn42Notice,
+)
+from ibgp_tunnel.keys.generate import (
     KeyPlan as KeyPlan,
 )
 from ibgp_tunnel.keys.generate import (

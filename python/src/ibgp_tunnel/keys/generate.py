@@ -66,6 +66,7 @@ from ibgp_tunnel.keys.lock import project_lock
 from ibgp_tunnel.keys.plantext import PlanTextError, with_public_keys
 
 KEY_BYTES = 32
+DN42_PLAN_KEY = "dn42_public_key"  # hosts.<h>.dn42_public_key: our DN42 WireGuard key
 DEFAULT_LOCK_TIMEOUT = 30.0  # seconds a second run waits for the first
 
 
@@ -251,6 +252,34 @@ def _dn42_names(host: str, plan: KeyPlan, names: Dn42SecretNames) -> list[str]:
 class Rotation:
     hosts: frozenset[str] = frozenset()
     links: frozenset[str] = frozenset()
+    dn42_keys: frozenset[str] = frozenset()  # hosts whose DN42 key is replaced
+    dn42_psks: frozenset[tuple[str, str]] = frozenset()  # (host, peer) PSKs replaced
+
+
+def _resolve_dn42(request: str, name: str, plan: KeyPlan) -> tuple[str, str | None]:
+    """``dn42:HOST`` (our DN42 key there) or ``dn42:HOST:PEER`` (the PSK with PEER)."""
+    host, sep, peer = name.partition(":")
+    tunnels = dict(plan.dn42.get(host, ()))
+    if not tunnels:
+        with_tunnels = ", ".join(sorted(plan.dn42)) or "(none)"
+        raise KeysError(
+            f"--rotate {request!r}: {host!r} is no host with DN42 tunnels "
+            f"(dn42_peers with a public_key); those are: {with_tunnels}"
+        )
+    if not sep:
+        return host, None
+    if peer not in tunnels:
+        raise KeysError(
+            f"--rotate {request!r}: {peer!r} is no DN42 tunnel peer of {host}; "
+            f"those are: {', '.join(sorted(tunnels))}"
+        )
+    if not tunnels[peer]:
+        raise KeysError(
+            f"--rotate {request}: {host}'s tunnel to {peer} uses no PSK (preshared_key is "
+            f"not true in hosts.{host}.dn42_peers.{peer}); to replace our DN42 key write "
+            f"--rotate dn42:{host}"
+        )
+    return host, peer
 
 
 def resolve_rotation(requests: Sequence[str], plan: KeyPlan) -> Rotation:
@@ -261,10 +290,19 @@ def resolve_rotation(requests: Sequence[str], plan: KeyPlan) -> Rotation:
     """
     hosts: set[str] = set()
     links: set[str] = set()
+    dn42_keys: set[str] = set()
+    dn42_psks: set[tuple[str, str]] = set()
     for request in requests:
         kind, sep, name = request.partition(":")
         if not sep:
             kind, name = "", request
+        if kind == "dn42":
+            host, peer = _resolve_dn42(request, name, plan)
+            if peer is None:
+                dn42_keys.add(host)
+            else:
+                dn42_psks.add((host, peer))
+            continue
         is_host, is_link = name in plan.hosts, name in plan.links
         if kind == "host" and is_host:
             hosts.add(name)
@@ -278,13 +316,16 @@ def resolve_rotation(requests: Sequence[str], plan: KeyPlan) -> Rotation:
         elif kind == "" and (is_host or is_link):
             (hosts if is_host else links).add(name)
         elif kind not in ("", "host", "link"):
-            raise KeysError(f"--rotate {request}: the prefix must be host: or link:")
+            raise KeysError(
+                f"--rotate {request!r}: the prefix must be host:, link: or dn42: "
+                "(dn42:HOST for our DN42 key, dn42:HOST:PEER for a DN42 PSK)"
+            )
         else:
             raise KeysError(
                 f"--rotate {request}: no such {kind or 'host or link'}; hosts: "
                 f"{', '.join(plan.hosts)}; links: {', '.join(plan.links) or '(none)'}"
             )
-    return Rotation(frozenset(hosts), frozenset(links))
+    return Rotation(frozenset(hosts), frozenset(links), frozenset(dn42_keys), frozenset(dn42_psks))
 
 
 # --- deciding what to add, keep and rotate (pure but for the RNG) -----------
@@ -354,20 +395,36 @@ def plan_secrets(
 
     # DN42 tunnels: our key and each PSK live on this host only (the peer's
     # operator gets the PSK out of band). Kept once made; a host rotation
-    # replaces the iBGP key only, as DN42 peers must be told of a new key.
+    # replaces the iBGP key only, as DN42 peers must be told of a new key: only
+    # dn42:HOST / dn42:HOST:PEER replace them.
     dn42_names = dn42_secret_names() if plan.dn42 else Dn42SecretNames()
     for host in plan.hosts:
         where = f"secrets/{host}.yaml"
         for name in _dn42_names(host, plan, dn42_names):
             current = get_secret(secrets[host], name)
-            if current is None:
+            target = _dn42_target(host, name, dn42_names)
+            if current is None or _dn42_rotated(target, rotation):
                 make = new_private_key if name == dn42_names.private_key else new_psk
                 set_secret(secrets[host], name, make(), where)
-                actions.append(SecretAction(host, name, "added"))
+                actions.append(SecretAction(host, name, "added" if current is None else "rotated"))
             else:
-                _check_stored(current, f"{where} {name}", f"by deleting {name} with `sops`")
+                _check_stored(current, f"{where} {name}", target)
                 actions.append(SecretAction(host, name, "kept"))
     return secrets, actions
+
+
+def _dn42_target(host: str, name: str, names: Dn42SecretNames) -> str:
+    """The --rotate value that replaces a DN42 secret: dn42:HOST or dn42:HOST:PEER."""
+    if name == names.private_key:
+        return f"dn42:{host}"
+    return f"dn42:{host}:{name.removeprefix(names.psk_prefix)}"
+
+
+def _dn42_rotated(target: str, rotation: Rotation) -> bool:
+    _, host, *peer = target.split(":")
+    if peer:
+        return (host, peer[0]) in rotation.dn42_psks
+    return host in rotation.dn42_keys
 
 
 def _check_stored(value: object, what: str, rotate_hint: str) -> None:
@@ -380,6 +437,53 @@ def _check_stored(value: object, what: str, rotate_hint: str) -> None:
 # --- the operation ----------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Dn42Notice:
+    """A DN42 peer whose operator must be given a new value of ours (no secret in it)."""
+
+    host: str
+    peer: str
+    public_key: str | None  # our new DN42 public key, when it changed
+    psk: bool  # the PSK changed: hand it over out of band, never printed here
+    psk_secret: str | None  # its sops key in secrets/<host>.yaml
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "host": self.host,
+            "peer": self.peer,
+            "public_key": self.public_key,
+            "psk": self.psk,
+            "psk_secret": self.psk_secret,
+        }
+
+
+def dn42_notices(
+    plan: KeyPlan, actions: Sequence[SecretAction], public_keys: Mapping[str, str]
+) -> list[Dn42Notice]:
+    """Which DN42 peers must be told what: every tunnel peer of a host whose DN42 key was
+    added or rotated (the public key), each peer whose PSK was (the PSK)."""
+    if not plan.dn42:
+        return []
+    names = dn42_secret_names()
+    new = {(a.host, a.secret) for a in actions if a.action in ("added", "rotated")}
+    notices = []
+    for host, tunnels in plan.dn42.items():
+        key_changed = (host, names.private_key) in new
+        for peer, _ in tunnels:
+            psk_changed = (host, names.psk(peer)) in new
+            if key_changed or psk_changed:
+                notices.append(
+                    Dn42Notice(
+                        host,
+                        peer,
+                        public_keys[host] if key_changed else None,
+                        psk_changed,
+                        names.psk(peer) if psk_changed else None,
+                    )
+                )
+    return notices
+
+
 @dataclass
 class KeysReport:
     """What `keys` did, as data for --json and for the human summary."""
@@ -389,6 +493,8 @@ class KeysReport:
     public_keys: dict[str, str] = field(default_factory=dict)
     plan_updated_hosts: list[str] = field(default_factory=list)
     recovered: str | None = None  # what was done about a killed earlier run
+    dn42_public_keys: dict[str, str] = field(default_factory=dict)  # host -> our DN42 key
+    dn42_notices: list[Dn42Notice] = field(default_factory=list)  # peers to be told
 
     def count(self, action: Action) -> int:
         return sum(1 for s in self.secrets if s.action == action)
@@ -402,6 +508,8 @@ class KeysReport:
             "public_keys": dict(self.public_keys),
             "plan_updated_hosts": list(self.plan_updated_hosts),
             "recovered": self.recovered,
+            "dn42_public_keys": dict(self.dn42_public_keys),
+            "dn42_notices": [n.to_dict() for n in self.dn42_notices],
         }
 
 
@@ -500,24 +608,28 @@ def _refuse_stored_plaintext(
         dn42 = set(_dn42_names(host, plan, dn42_secret_names())) if plan.dn42.get(host) else set()
         for path in sorted(exposed):
             name = "/".join(path)
-            if name in dn42:
-                raise KeysError(
-                    f"fix {sops_config} so that it encrypts every value, delete {name} from "
-                    f"{files[host]} with `sops`, run `ibgp-tunnel keys` again and give the DN42 "
-                    f"peer the new key.\n{files[host]} holds {name} in plaintext: treat it as "
-                    "leaked (and purge it from git history)."
-                )
             link = name.removeprefix(names.psk_prefix) if name != names.private_key else None
-            if link is None and host not in rotation.hosts:
+            where = f"{files[host]} holds {name}"
+            if name in dn42:
+                # Rotated like the iBGP keys; the DN42 peer is then told the new value.
+                target = _dn42_target(host, name, dn42_secret_names())
+                if not _dn42_rotated(target, rotation):
+                    needed.append(target)
+            elif link is None and host not in rotation.hosts:
                 needed.append(f"host:{host}")
             elif link is not None and link not in rotation.links:
                 needed.append(f"link:{link}")
-            where = f"{files[host]} holds {name}"
     if needed:
         flags = " ".join(f"--rotate {n}" for n in dict.fromkeys(needed))
+        tell = (
+            " and give the DN42 peers it names the new values"
+            if any(n.startswith("dn42:") for n in needed)
+            else ""
+        )
         raise KeysError(
             f"fix {sops_config} so that it encrypts every value, then run `ibgp-tunnel keys "
-            f"{flags}`.\n{where} in plaintext: treat it as leaked (and purge it from git history)."
+            f"{flags}`{tell}.\n{where} in plaintext: treat it as leaked (and purge it from "
+            "git history)."
         )
 
 
@@ -597,10 +709,15 @@ def _generate(
     public_keys = {
         host: public_key_of(get_secret(secrets[host], names.private_key)) for host in plan.hosts
     }
+    dn42_public_keys = _dn42_public_keys(plan, secrets)
     try:
         new_plan, plan_updated = with_public_keys(plan_text, public_keys, str(plan_path))
+        new_plan, dn42_updated = with_public_keys(
+            new_plan, dn42_public_keys, str(plan_path), DN42_PLAN_KEY
+        )
     except PlanTextError as exc:
         raise KeysError(str(exc)) from exc
+    plan_updated = list(dict.fromkeys(plan_updated + dn42_updated))
 
     new_files = [transaction.NewFile(files[host], ciphertexts[host]) for host in changed]
     if plan_updated:
@@ -612,4 +729,19 @@ def _generate(
     written = [str(files[host]) for host in changed]
     if plan_updated:
         written.append(str(plan_path))
-    return KeysReport(actions, written, public_keys, plan_updated)
+    return KeysReport(
+        actions,
+        written,
+        public_keys,
+        plan_updated,
+        dn42_public_keys=dn42_public_keys,
+        dn42_notices=dn42_notices(plan, actions, dn42_public_keys),
+    )
+
+
+def _dn42_public_keys(plan: KeyPlan, secrets: Mapping[str, Mapping[str, Any]]) -> dict[str, str]:
+    """hosts.<h>.dn42_public_key of each host with DN42 tunnels, from its DN42 key."""
+    if not plan.dn42:
+        return {}
+    name = dn42_secret_names().private_key
+    return {host: public_key_of(get_secret(secrets[host], name)) for host in plan.dn42}

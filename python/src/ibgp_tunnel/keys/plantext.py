@@ -7,8 +7,10 @@
         the host's ``router_id`` (else ``role``, else its ``[hosts.<name>]`` header),
         indented and ended like that line (a one-line inline table in ``[hosts]``
         gets it before its closing brace); a changed key is replaced inside its
-        quotes. Raises PlanTextError (exit 2; ``where`` names the plan in it) when
-        the text is not TOML or no edit gives exactly the wanted plan.
+        quotes. With ``key = "dn42_public_key"`` the same for our DN42 key, whose
+        new line goes right after the host's ``public_key``. Raises PlanTextError
+        (exit 2; ``where`` names the plan in it) when the text is not TOML or no
+        edit gives exactly the wanted plan.
 
 Why by hand: a TOML library re-emits what it parsed, and where it puts a new key
 and the blank lines around it is its own choice, which changes between releases
@@ -42,28 +44,31 @@ class PlanTextError(InputError):
 
 
 def with_public_keys(
-    text: str, public_keys: Mapping[str, str], where: str
+    text: str, public_keys: Mapping[str, str], where: str, key: str = KEY
 ) -> tuple[str, list[str]]:
-    """The text with ``hosts.<name>.public_key`` set per host, and the hosts changed."""
+    """The text with ``hosts.<name>.<key>`` set per host, and the hosts changed.
+
+    ``key`` is ``public_key`` (iBGP) or ``dn42_public_key``, which goes right
+    after the host's ``public_key`` line."""
     data = _loads(text)
     if data is None:
         raise PlanTextError(f"{where} is not valid TOML: {_decode_error(text)}")
     hosts = data.get("hosts", {})
-    changed = {h: k for h, k in public_keys.items() if hosts[h].get(KEY) != k}
+    changed = {h: k for h, k in public_keys.items() if hosts[h].get(key) != k}
     if not changed:
         return text, []
     wanted = copy.deepcopy(data)
     for host, public_key in changed.items():
-        wanted["hosts"][host][KEY] = public_key
+        wanted["hosts"][host][key] = public_key
     lines = _lines(text)
-    left = {h: k for h, k in changed.items() if not _edit_lines(lines, h, k)}
-    edited = _with_tomlkit("".join(lines), left) if left else "".join(lines)
+    left = {h: k for h, k in changed.items() if not _edit_lines(lines, h, k, key)}
+    edited = _with_tomlkit("".join(lines), left, key) if left else "".join(lines)
     if _loads(edited) != wanted:
         # Our own edit misread the text (a header-like line inside a value, say):
         # the library's rendering of the whole plan may still be right.
-        edited = _with_tomlkit(text, changed)
+        edited = _with_tomlkit(text, changed, key)
     if _loads(edited) != wanted:
-        by_hand = "\n".join(f'  [hosts.{h}] {KEY} = "{k}"' for h, k in changed.items())
+        by_hand = "\n".join(f'  [hosts.{h}] {key} = "{k}"' for h, k in changed.items())
         raise PlanTextError(
             f"add these public keys to {where} by hand, then run `ibgp-tunnel keys` again "
             f"(the way its host tables are written defeated the edit that changes nothing "
@@ -134,14 +139,14 @@ def _table_body(lines: list[str], table: tuple[str, ...]) -> range | None:
     return range(start + 1, end)
 
 
-def _edit_lines(lines: list[str], host: str, public_key: str) -> bool:
+def _edit_lines(lines: list[str], host: str, public_key: str, key: str) -> bool:
     """Set the key in ``lines`` in place; False where the host is not written in a way
     handled here (a ``[hosts.<host>]`` table or a one-line inline table in ``[hosts]``)."""
     body = _table_body(lines, ("hosts", host))
     if body is None:
-        return _edit_inline(lines, host, public_key)
+        return _edit_inline(lines, host, public_key, key)
     for i in body:
-        match = _assigns(lines[i], KEY)
+        match = _assigns(lines[i], key)
         if match:
             value = re.compile(r"\"[^\"\\\r\n]*\"|'[^'\r\n]*'").match(lines[i], match.end())
             if value is None:
@@ -151,12 +156,12 @@ def _edit_lines(lines: list[str], host: str, public_key: str) -> bool:
             lines[i] = lines[i][: value.start()] + new + lines[i][value.end() :]
             return True
     anchor = next(
-        (i for key in _ANCHORS for i in body if _assigns(lines[i], key)),
+        (i for anchor in _anchors(key) for i in body if _assigns(lines[i], anchor)),
         body.start - 1,  # the header line itself
     )
     line = lines[anchor]
     indent = re.match(r"[ \t]*", line).group()  # type: ignore[union-attr]
-    new = f"{indent}{KEY} = {_quoted(public_key)}"
+    new = f"{indent}{key} = {_quoted(public_key)}"
     ending = line[len(line.rstrip("\r\n")) :]
     if ending:
         lines.insert(anchor + 1, new + ending)
@@ -166,8 +171,8 @@ def _edit_lines(lines: list[str], host: str, public_key: str) -> bool:
     return True
 
 
-def _edit_inline(lines: list[str], host: str, public_key: str) -> bool:
-    """``<host> = { ... }`` in ``[hosts]`` gets ``, public_key = "..."`` before its brace."""
+def _edit_inline(lines: list[str], host: str, public_key: str, key: str) -> bool:
+    """``<host> = { ... }`` in ``[hosts]`` gets ``, <key> = "..."`` before its brace."""
     body = _table_body(lines, ("hosts",)) or range(0)
     line_no = next((i for i in body if _assigns(lines[i], host)), None)
     if line_no is None:
@@ -191,20 +196,25 @@ def _edit_inline(lines: list[str], host: str, public_key: str) -> bool:
     inside = line[value + 1 : close]
     before = line[:close].rstrip()
     separator = ", " if inside.strip() else " "
-    pair = f"{KEY} = {_quoted(public_key)}"
+    pair = f"{key} = {_quoted(public_key)}"
     lines[line_no] = before + separator + pair + line[len(before) : close] + line[close:]
     return True
+
+
+def _anchors(key: str) -> tuple[str, ...]:
+    # The DN42 key sits beside the iBGP one, which keys writes first.
+    return _ANCHORS if key == KEY else (KEY, *_ANCHORS)
 
 
 def _ending_of(lines: list[str]) -> str:
     return "\r\n" if lines and lines[0].endswith("\r\n") else "\n"
 
 
-def _with_tomlkit(text: str, public_keys: Mapping[str, str]) -> str:
+def _with_tomlkit(text: str, public_keys: Mapping[str, str], key: str) -> str:
     try:
         doc = tomlkit.parse(text)
     except TOMLKitError:
         return text  # the check that follows reports it
     for host, public_key in public_keys.items():
-        doc["hosts"][host][KEY] = public_key  # type: ignore[index]
+        doc["hosts"][host][key] = public_key  # type: ignore[index]
     return tomlkit.dumps(doc)

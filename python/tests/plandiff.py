@@ -9,6 +9,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "hosts" / "plan.toml"
 PUBLIC_KEY_LINE = re.compile(rb'[ \t]*public_key = "[A-Za-z0-9+/]{43}="(\r?\n)?')
+DN42_KEY_LINE = re.compile(rb'[ \t]*dn42_public_key = "[A-Za-z0-9+/]{43}="(\r?\n)?')
 
 
 def added_lines(before: bytes, after: bytes) -> list[tuple[int, bytes]]:
@@ -33,9 +34,17 @@ def added_lines(before: bytes, after: bytes) -> list[tuple[int, bytes]]:
 
 def assert_only_public_keys_added(before: bytes, after: bytes, count: int) -> list[bytes]:
     """Exactly ``count`` ``public_key = "..."`` lines were added, each right after a
-    ``router_id`` line, ended as that line is; nothing else changed. Returns them."""
-    added = added_lines(before, after)
+    ``router_id`` line, ended as that line is; nothing else changed but a host's
+    ``dn42_public_key`` line right after its new public_key. Returns the public_key lines."""
     lines = after.splitlines(keepends=True)
+    added = []
+    for index, line in added_lines(before, after):
+        if DN42_KEY_LINE.fullmatch(line):
+            previous = lines[index - 1]
+            assert PUBLIC_KEY_LINE.fullmatch(previous), (previous, line)
+            assert line.endswith(previous[len(previous.rstrip(b"\r\n")) :]), (previous, line)
+        else:
+            added.append((index, line))
     assert len(added) == count, added
     for index, line in added:
         assert PUBLIC_KEY_LINE.fullmatch(line), line
@@ -47,13 +56,15 @@ def assert_only_public_keys_added(before: bytes, after: bytes, count: int) -> li
 
 
 def unkeyed(plan: bytes) -> bytes:
-    """The plan without the hosts' own public_key lines (a DN42 peer's stay)."""
+    """The plan without the hosts' own public_key and dn42_public_key lines (a DN42
+    peer's public_key stays)."""
     kept, table = [], b""
     for line in plan.splitlines(keepends=True):
         if line.lstrip().startswith(b"["):
             table = line.strip()
         is_host_table = re.fullmatch(rb"\[hosts\.[\w-]+\]", table) is not None
-        if not (is_host_table and line.lstrip().startswith(b"public_key")):
+        own_key = line.lstrip().startswith((b"public_key", b"dn42_public_key"))
+        if not (is_host_table and own_key):
             kept.append(line)
     return b"".join(kept)
 

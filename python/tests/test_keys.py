@@ -360,7 +360,9 @@ def test_existing_public_keys_are_replaced_in_place(project: Project) -> None:
         if "public_key" in peer
     }
     for old_line, new_line in zip(original, updated, strict=True):
-        if old_line.startswith("public_key") and old_line not in peer_keys:
+        if old_line.startswith("dn42_public_key"):  # ours on DN42 tunnels, new too
+            assert new_line.startswith("dn42_public_key") and new_line != old_line
+        elif old_line.startswith("public_key") and old_line not in peer_keys:
             assert new_line.startswith("public_key") and new_line != old_line
         else:
             assert new_line == old_line
@@ -393,6 +395,8 @@ def test_committed_example_is_keyed_consistently(
     for host in ("dmz", "pve"):
         private = decrypt_file(root / "secrets" / "test" / f"{host}.yaml")["wg_ibgp"]["private_key"]
         assert plan["hosts"][host]["public_key"] == _wg("pubkey", stdin=private + "\n").strip()
+    dn42 = decrypt_file(root / "secrets" / "test" / "dmz.yaml")["wg_dn42"]["private_key"]
+    assert plan["hosts"]["dmz"]["dn42_public_key"] == _wg("pubkey", stdin=dn42 + "\n").strip()
 
 
 def test_second_run_keeps_everything_and_writes_nothing(project: Project) -> None:

@@ -601,6 +601,7 @@ def _refuse_stored_plaintext(
     """A key or PSK already on disk in plaintext (an older run under a bad rule) is leaked:
     keeping it would silently re-encrypt a compromised key, so it must be rotated."""
     needed: list[str] = []
+    where = ""
     for host, document in raw.items():
         if not isinstance(document, Mapping) or "sops" not in document:
             continue  # not a sops file at all: decrypting it says so
@@ -609,16 +610,16 @@ def _refuse_stored_plaintext(
         for path in sorted(exposed):
             name = "/".join(path)
             link = name.removeprefix(names.psk_prefix) if name != names.private_key else None
-            where = f"{files[host]} holds {name}"
             if name in dn42:
                 # Rotated like the iBGP keys; the DN42 peer is then told the new value.
                 target = _dn42_target(host, name, dn42_secret_names())
-                if not _dn42_rotated(target, rotation):
-                    needed.append(target)
-            elif link is None and host not in rotation.hosts:
-                needed.append(f"host:{host}")
-            elif link is not None and link not in rotation.links:
-                needed.append(f"link:{link}")
+                needed += [] if _dn42_rotated(target, rotation) else [target]
+            elif link is None:
+                needed += [] if host in rotation.hosts else [f"host:{host}"]
+            else:
+                needed += [] if link in rotation.links else [f"link:{link}"]
+            if needed and not where:
+                where = f"{files[host]} holds {name}"  # the first value still to rotate
     if needed:
         flags = " ".join(f"--rotate {n}" for n in dict.fromkeys(needed))
         tell = (

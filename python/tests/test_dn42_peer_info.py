@@ -176,19 +176,31 @@ def test_a_hostile_peer_name_in_the_plan_is_refused_by_check(root: Path, name: s
     assert not Path("/tmp/owned").exists()
 
 
-def test_a_bad_dn42_public_key_in_the_plan_is_an_error_naming_it(root: Path) -> None:
+@pytest.mark.parametrize(
+    "value",
+    [
+        '"not a key"',
+        '"YkjfdfxGfR7nW+ekPkXDC7UqaEusGcubEGHBE2c2ixo=\\n$(id)"',
+        '"YkjfdfxGfR7nW+ekPkXDC7UqaEusGcubEGHBE2c2ixo=\\u001b[2J"',
+        "42",
+    ],
+)
+def test_a_bad_dn42_public_key_in_the_plan_is_an_error_naming_it(root: Path, value: str) -> None:
     plan = _plan(root)
     plan.write_text(
         plan.read_text().replace(
-            'endpoint = "203.0.113.10"', 'endpoint = "203.0.113.10"\ndn42_public_key = "not a key"'
+            'endpoint = "203.0.113.10"', f'endpoint = "203.0.113.10"\ndn42_public_key = {value}'
         )
     )
     result = run("dn42", "peer-info", plan, "dmz", "peer1")
-    assert result.exit_code == 1
-    assert (
-        "hosts.dmz.dn42_public_key" in result.output
-        and "is not a WireGuard public key" in result.output
-    )
+    assert result.exit_code == 1, result.output
+    assert "hosts.dmz.dn42_public_key" in result.output
+    assert "\x1b" not in result.output and "uid=" not in result.output
+    # keys refuses such a plan too, and writes nothing.
+    before = sorted(p.name for p in root.rglob("*"))
+    keys_run = run("keys", plan)
+    assert keys_run.exit_code == 2 and "hosts.dmz.dn42_public_key" in keys_run.output
+    assert sorted(p.name for p in root.rglob("*")) == before
 
 
 def test_a_missing_plan_is_exit_2_without_traceback(tmp_path: Path) -> None:

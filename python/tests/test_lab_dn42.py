@@ -518,3 +518,106 @@ def test_the_reflector_still_pings_its_client(lab: tuple[Lab, dn42lab.Dn42Lab]) 
     env, _ = lab
     reflector_end = str(env.plan["links"][CLIENT]["reflector_ipv4"])
     assert pings(env, REFLECTOR, reflector_end, _home(env)["router tunnel"])
+
+
+# --- DN42 key rotation (issue 22, items 1 and 2): `keys --rotate`, then the peer --------
+# Last in the module: the lab keeps running with the rotated keys on both ends.
+
+
+def test_rotated_dn42_keys_bring_the_tunnel_back_once_the_peer_has_them(
+    lab: tuple[Lab, dn42lab.Dn42Lab], tmp_path: Path
+) -> None:
+    import json
+    import shlex
+
+    from cli_helpers import run
+    from sopstools import recipient, write_sops_config
+
+    from ibgp_tunnel.keys import public_key_of, sops
+    from ibgp_tunnel.lab.labkeys import install_secret
+
+    env, _ = lab
+    peer = _peer(env)
+    assert peer.tunnel is not None
+    current = dn42lab.running(Path(LAB_DIR), env.topo, env.artifacts)
+    old_key, old_psk = current.reflector_keys[REFLECTOR], current.psks[peer.node]
+    # A project whose secrets hold the keys the lab runs, as `keys` wrote them.
+    root = tmp_path / "project"
+    plan = inbound_plan(tmp_path)
+    (root / "hosts").mkdir(parents=True)
+    plan = plan.rename(root / "hosts" / "plan.toml")
+    write_sops_config(root, [(r"secrets/[^/]+\.yaml$", recipient())])
+    secrets = root / "secrets" / f"{REFLECTOR}.yaml"
+    secrets.parent.mkdir()
+    seeded = {"wg_dn42": {"private_key": old_key, "psk": {peer.name: old_psk}}}
+    sops.encrypt_to_file(seeded, secrets, root / ".sops.yaml")
+
+    rotated = run(
+        "keys", plan, "--rotate", f"dn42:{REFLECTOR}", "--rotate", f"dn42:{REFLECTOR}:{peer.name}"
+    )
+    assert rotated.exit_code == 0, rotated.output
+    new = sops.decrypt_file(secrets)["wg_dn42"]
+    new_key, new_psk = new["private_key"], new["psk"][peer.name]
+    assert new_key != old_key and new_psk != old_psk
+    assert f"tell DN42 peer {peer.name} of {REFLECTOR}: our new DN42 public key" in rotated.stdout
+    assert new_psk not in rotated.output and new_key not in rotated.output
+
+    # The reflector switches to the new secrets (what the unit does after a deploy).
+    spec = env.artifacts[REFLECTOR]["wireguard"][peer.tunnel.interface]
+    reflector_run = Path(env.st.nodes[REFLECTOR]["run_dir"])
+    key_file = install_secret(reflector_run, spec["privateKeyFile"], new_key)
+    psk_file = install_secret(reflector_run, spec["peers"][0]["presharedKeyFile"], new_psk)
+    peer_public = public_key_of(current.peer_keys[peer.node])
+    wg = ["wg", "set", peer.tunnel.interface, "private-key", key_file, "peer", peer_public]
+    assert in_node(env.st, REFLECTOR, [*wg, "preshared-key", psk_file]).returncode == 0
+    reaches = ["ping", "-n", "-c", "2", "-W", "1", "-I", peer.tunnel.interface, peer.neighbor]
+    # The peer still holds the old values: no handshake can succeed.
+    assert in_node(env.st, REFLECTOR, reaches).returncode != 0
+
+    # The peer's operator gets what peer-info prints and reads the PSK as it says.
+    shown = run("dn42", "peer-info", plan, REFLECTOR, peer.name, "--json")
+    assert shown.exit_code == 0, shown.output
+    info = json.loads(shown.stdout)
+    assert info["public_key"] == public_key_of(new_key)
+    assert new_psk not in shown.output
+    argv = shlex.split(info["psk_command"])
+    handed = subprocess.run(
+        [str(sops.find_sops()), *argv[1:]], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    assert handed == new_psk
+    peer_run = Path(env.st.nodes[PEER]["run_dir"])
+    peer_psk = install_secret(peer_run, dn42lab.PEER_PSK, handed)
+    endpoint = f"{peer.tunnel.reflector_underlay}:{info['listen_port']}"
+    old_public = public_key_of(old_key)
+    for command in (
+        ["wg", "set", dn42lab.PEER_INTERFACE, "peer", old_public, "remove"],
+        [
+            "wg",
+            "set",
+            dn42lab.PEER_INTERFACE,
+            "peer",
+            info["public_key"],
+            "preshared-key",
+            peer_psk,
+            "endpoint",
+            endpoint,
+            "persistent-keepalive",
+            str(dn42lab.PEER_KEEPALIVE),
+            "allowed-ips",
+            "0.0.0.0/0,::/0",
+        ],
+    ):
+        done = in_node(env.st, PEER, command)
+        assert done.returncode == 0, done.stderr
+    poll(lambda: in_node(env.st, REFLECTOR, reaches).returncode == 0, DEADLINE, "tunnel back")
+    # The session comes up again over the new tunnel (restarted on both ends, so
+    # it is a new one, not one that outlived the dead tunnel).
+    birdc(env.st, REFLECTOR, "restart", "dn42_peer1")
+    birdc(env.st, PEER, "restart", "to_dmz")
+    poll(
+        lambda: "Established" in birdc(env.st, REFLECTOR, "show", "protocols", "dn42_peer1"),
+        DEADLINE,
+        "session re-established",
+    )
+    poll(lambda: kernel_bird_routes(env.st, CLIENT, "-4").get(PEER_V4), DEADLINE, "v4 at client")
+    poll(lambda: kernel_bird_routes(env.st, CLIENT, "-6").get(PEER_V6), DEADLINE, "v6 at client")

@@ -11,9 +11,12 @@ What the CLI calls (everything else here is a small helper they are built from):
         into ``hosts.<name>.public_key`` of the plan (every other byte kept: ``plantext``).
         A host with DN42 tunnels (``dn42_peers.<peer>.public_key``) also gets its DN42 key at
         ``wg_dn42/private_key`` and, per peer with ``preshared_key = true``, a PSK at
-        ``wg_dn42/psk/<peer>`` (names from modules/lib/dn42-defaults.toml). Existing keys
-        are kept; ``rotate`` names hosts/links (``NAME``, ``host:NAME``, ``link:NAME``)
-        whose key/PSK is replaced on purpose. Nothing is written for a plan
+        ``wg_dn42/psk/<peer>`` (names from modules/lib/dn42-defaults.toml), and our DN42
+        public key goes into ``hosts.<name>.dn42_public_key``. Existing keys are kept;
+        ``rotate`` names hosts/links (``NAME``, ``host:NAME``, ``link:NAME``) whose
+        key/PSK is replaced on purpose, ``dn42:HOST`` our DN42 key on HOST and
+        ``dn42:HOST:PEER`` the PSK with PEER (the report's ``dn42_notices`` name the
+        DN42 peers to be given the new public key / PSK). Nothing is written for a plan
         `ibgp-tunnel check` rejects (host and link names become file names and
         sops keys: the core's name rule decides), and no secrets file outside the
         secrets directory is read or written, whatever symlinks say. Runs under

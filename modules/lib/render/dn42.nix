@@ -73,7 +73,6 @@ let
     let
       condition = h.matchSets spec.prefixSets family spec.importSets;
       p = h.prefixOf spec;
-      tag = kind: value: optional (value != null) "${p}dn42_update_${kind}(${toString value});";
     in
     if condition == null then
       [ "import none;" ]
@@ -84,9 +83,7 @@ let
           ++ h.rejectTunnels spec family
           ++ [ "if !(${condition}) then reject;" ]
           ++ optional (roaOn spec) "${p}dn42_roa_import_${family}();"
-          ++ tag "latency" peer.latency
-          ++ tag "bandwidth" peer.bandwidth
-          ++ tag "crypto" (cryptoOf peer)
+          ++ linkTags h spec peer
           ++ [ "accept;" ]
         ))
       ]
@@ -99,16 +96,45 @@ let
           optional (condition != null) "import limit ${toString (limitKind.emit "dn42Peers.importLimit" peer.importLimit)} action ${spec.tuning.importLimitAction};"
       );
 
-  channel =
+  # This link's DN42 communities, each kept at the worst of the path (the
+  # functions of ../resources/dn42-communities.conf): on what we import from the
+  # peer and on what we send it, as DN42's community guide does both ways.
+  linkTags =
+    h: spec: peer:
+    let
+      tag = kind: value: optional (value != null) "${h.prefixOf spec}dn42_update_${kind}(${toString value});";
+    in
+    tag "latency" peer.latency ++ tag "bandwidth" peer.bandwidth ++ tag "crypto" (cryptoOf peer);
+
+  # Our own announcements (statics) of the peer's export sets, tagged with
+  # this link's communities; a route already carrying worse values keeps them.
+  exportFilter =
     h: spec: peer: family:
     let
-      exportCondition = h.matchSets spec.prefixSets family peer.exportSets;
+      condition = h.matchSets spec.prefixSets family peer.exportSets;
+      tags = linkTags h spec peer;
     in
+    if condition == null then
+      [ "export none;" ]
+    else if tags == [ ] then
+      [ "export where source = RTS_STATIC && (${condition});" ]
+    else
+      [
+        (blockSemi "export filter" (
+          [
+            "if source != RTS_STATIC then reject;"
+            "if !(${condition}) then reject;"
+          ]
+          ++ tags
+          ++ [ "accept;" ]
+        ))
+      ];
+
+  channel =
+    h: spec: peer: family:
     blockSemi family (
       importFilter h spec peer family
-      ++ [
-        "export ${if exportCondition == null then "none" else "where source = RTS_STATIC && (${exportCondition})"};"
-      ]
+      ++ exportFilter h spec peer family
       # IPv4 routes over an IPv6 session: next hops are IPv6 (RFC 8950).
       ++ optional (family == "ipv4" && ip.isIPv6 peer.neighbor) "extended next hop on;"
     );

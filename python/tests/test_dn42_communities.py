@@ -104,9 +104,7 @@ def test_no_export_sets_exports_nothing(tmp_path: Path) -> None:
 # A route as a DN42 path may bring it: slower (5), thinner (22) and unencrypted
 # (31) than our link, plus better values that must go.
 WORSE = "172.23.101.16/28"
-MARKS = "".join(
-    f"bgp_community.add((64511, {v})); " for v in (1, 5, 22, 26, 31)
-)
+MARKS = "".join(f"bgp_community.add((64511, {v})); " for v in (1, 5, 22, 26, 31))
 
 
 def _bird_config(conf: str) -> str:
@@ -165,7 +163,17 @@ def _sent(directory: Path, socket: Path, prefix: str) -> str:
     deadline = time.monotonic() + 10
     while True:
         out = subprocess.run(
-            [str(directory / "birdc"), "-s", str(socket), "show", "route", prefix, "table", "sent4", "all"],
+            [
+                str(directory / "birdc"),
+                "-s",
+                str(socket),
+                "show",
+                "route",
+                prefix,
+                "table",
+                "sent4",
+                "all",
+            ],
             capture_output=True,
             text=True,
             check=False,

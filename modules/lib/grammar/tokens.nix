@@ -148,6 +148,15 @@ let
         if p == null then value else throw "ibgp-tunnel: ${field}: ${p}";
     };
 
+  # An int kind that also takes these words ("auto"): low and high stay the
+  # numbers' (fields.json, the options), `also` names the words.
+  orWords = words: k: k // rec {
+    also = words;
+    expect = "${k.expect}, or ${builtins.concatStringsSep ", " (map show words)}";
+    problem = value: if builtins.elem value words then null else if builtins.isString value then "${show value} is not ${expect}" else k.problem value;
+    emit = field: value: let p = problem value; in if p == null then value else throw "ibgp-tunnel: ${field}: ${p}";
+  };
+
   enumKind = values: rec {
     inherit values;
     problem = value: if builtins.elem value values then null else "${show value} is not one of ${builtins.concatStringsSep ", " values}";
@@ -201,7 +210,7 @@ in
 rec {
   inherit show maxLength;
   # For fields.nix's inline ranges and enums.
-  inherit intKind enumKind;
+  inherit intKind enumKind orWords;
 
   # DN42 peering: link-local addresses, tunnel MTU, (64511, x) communities,
   # the ROA URL and refresh interval.

@@ -1,7 +1,9 @@
 """DN42 communities both ways in the lab (issue 22, items 1 and 5): the example
-plan's reflector announcing a DN42 prefix of its own and exporting it to peer1;
-the lab's DN42 peer (its own BIRD behind the module's WireGuard tunnel) sees our
-(64511, x) link communities on it.
+plan's reflector announcing a DN42 prefix of its own and exporting it to peer1,
+whose latency is "auto"; the lab's DN42 peer (its own BIRD behind the module's
+WireGuard tunnel) sees our (64511, x) link communities on it, and the latency
+class follows the round-trip time measured over the tunnel (tc netem adds delay
+in the peer's namespace), on both sides of the session.
 
 BIRD 3 unless IBGP_TUNNEL_BIRD_DIR names another (run again with
 .cache/bird/bird2/bin for BIRD 2). Its own lab directory and namespace prefix,
@@ -9,6 +11,9 @@ beside the other lab tests'."""
 
 from __future__ import annotations
 
+import math
+import re
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -27,7 +32,7 @@ from labtools import (
 from test_dn42_communities import OWN_V4, OWN_V6, exporting_plan
 
 from ibgp_tunnel import planfile
-from ibgp_tunnel.lab import dn42lab, location
+from ibgp_tunnel.lab import dn42lab, dn42latency, location
 from ibgp_tunnel.lab.artifacts import saved_artifacts
 from ibgp_tunnel.lab.down import down
 from ibgp_tunnel.lab.topology import build_topology
@@ -44,7 +49,7 @@ DEADLINE = 90
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Lab, dn42lab.Dn42Lab]]:
-    plan_path = exporting_plan(tmp_path_factory.mktemp("dn42c-plan"))
+    plan_path = exporting_plan(tmp_path_factory.mktemp("dn42c-plan"), latency="auto")
     with environment(
         **{
             location.LAB_DIR_ENV: LAB_DIR,
@@ -75,7 +80,87 @@ def test_the_dn42_peer_sees_our_link_communities_on_our_routes(
         return out if prefix in out else None
 
     out = poll(received, DEADLINE, f"{prefix} at the DN42 peer")
-    # hosts/plan.toml's peer1: latency 2, bandwidth 24; crypto 34 from the WireGuard tunnel.
-    assert "(64511,2) (64511,24) (64511,34)" in out, out
+    # hosts/plan.toml's peer1: bandwidth 24, crypto 34 from the WireGuard tunnel;
+    # latency the class BIRD holds now (the file the measurement writes).
+    assert f"(64511,{_installed_class(env)}) (64511,24) (64511,34)" in out, out
     # Only what the export sets hold: the reflector's other statics (cf) stay home.
     assert "104.16.0.0/13" not in birdc(env.st, PEER, "show", "route", "all")
+
+
+# --- latency = "auto" ------------------------------------------------------------------
+
+PEER_V4 = "172.21.80.0/24"  # the lab peer's announcement (test_lab_dn42)
+DELAY_MS = 60
+
+
+def _installed_class(env: Lab) -> int:
+    text = dn42latency.lab_file(env.lab_dir, REFLECTOR, "x/peer1.conf").read_text()
+    found = re.search(r"^define dn42latency_peer1 = ([1-9]);$", text, re.MULTILINE)
+    assert found, text
+    return int(found[1])
+
+
+def _rtt(env: Lab) -> float:
+    return float(dn42latency.lab_file(env.lab_dir, REFLECTOR, "x/peer1.conf.rtt").read_text())
+
+
+def _class(ms: float) -> int:
+    """DN42's table, independently of the script: 1 under e^1 ms, x under e^x, 9 beyond."""
+    return next((x for x in range(1, 9) if ms < math.exp(x)), 9)
+
+
+def _measure(env: Lab) -> subprocess.CompletedProcess[str]:
+    socket = Path(env.st.nodes[REFLECTOR]["bird_socket"])
+    done = dn42latency.measure(env.lab_dir, REFLECTOR, env.ns(REFLECTOR), socket)
+    assert done.returncode == 0, done.stderr
+    return done
+
+
+def _tagged_everywhere(env: Lab, latency: int) -> None:
+    """Both directions carry the class: the peer's route at our client, ours at the peer."""
+    mark = f"(64511,{latency}) (64511,24) (64511,34)"
+    for node, prefix in ((CLIENT, PEER_V4), (PEER, OWN_V4)):
+        poll(
+            lambda n=node, p=prefix: mark in birdc(env.st, n, "show", "route", p, "all") or None,
+            DEADLINE,
+            f"{mark} on {prefix} at {node}",
+        )
+
+
+def _netem(env: Lab, *args: str) -> None:
+    subprocess.run(
+        ["ip", "netns", "exec", env.ns(PEER), "tc", "qdisc", *args],
+        check=True,
+        capture_output=True,
+    )
+
+
+def test_latency_auto_sets_the_measured_class(lab: tuple[Lab, dn42lab.Dn42Lab]) -> None:
+    env, _ = lab
+    # Until measured: the worst class.
+    assert _installed_class(env) == 9
+    _measure(env)
+    fast = _installed_class(env)
+    assert fast == _class(_rtt(env)), (_rtt(env), fast)
+    _tagged_everywhere(env, fast)
+    # Delay in the peer's namespace: every echo reply waits DELAY_MS.
+    _netem(env, "add", "dev", dn42lab.PEER_INTERFACE, "root", "netem", "delay", f"{DELAY_MS}ms")
+    try:
+        done = _measure(env)
+        slow = _installed_class(env)
+        assert _rtt(env) >= DELAY_MS
+        assert slow == _class(_rtt(env)) and slow > fast, (_rtt(env), fast, slow)
+        assert f"class {fast} -> {slow}" in done.stdout
+        _tagged_everywhere(env, slow)
+        # Measured again in the same class: the file and BIRD's config stay.
+        before = dn42latency.lab_file(env.lab_dir, REFLECTOR, "x/peer1.conf").stat().st_mtime_ns
+        again = _measure(env)
+        if _class(_rtt(env)) == slow:
+            assert "reconfigured" not in again.stdout, again.stdout
+            conf = dn42latency.lab_file(env.lab_dir, REFLECTOR, "x/peer1.conf")
+            assert conf.stat().st_mtime_ns == before
+    finally:
+        _netem(env, "del", "dev", dn42lab.PEER_INTERFACE, "root")
+    _measure(env)
+    assert _installed_class(env) == _class(_rtt(env))
+    assert _installed_class(env) < slow

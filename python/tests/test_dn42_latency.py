@@ -25,6 +25,7 @@ from test_dn42_core import SPEC
 from test_dn42_roa import BIRDS, RESOURCES
 
 from ibgp_tunnel.check import check_data
+from ibgp_tunnel.doctor.collect import Output, Snapshot
 
 pytestmark = needs_nix
 needs_inputs = pinned.needs_inputs
@@ -353,3 +354,51 @@ def test_the_option_takes_auto_or_a_class_only() -> None:
         '{ lib, ... }: { services.ibgpTunnel.dn42Peers.peer1.latency = lib.mkForce "fast"; }',
     )
     assert "services.ibgpTunnel.dn42Peers.peer1.latency" in error
+
+
+# --- doctor ------------------------------------------------------------------------
+
+
+def _doctor(tmp_path: Path, outputs: dict[str, Output]) -> list[str]:
+    from ibgp_tunnel.doctor.checks.dn42latency import check_dn42_latency
+    from ibgp_tunnel.doctor.live import parse_snapshot
+    from ibgp_tunnel.doctor.parse_bird import BirdStatus
+    from ibgp_tunnel.doctor.run import plan_expectations
+
+    exp = plan_expectations(auto_plan(tmp_path), "dmz")
+    assert exp.latency_auto == {"peer1": "dn42latency_peer1"}
+    live = parse_snapshot(Snapshot(latency=outputs))
+    live.bird = BirdStatus("3.1.8", up=True, recovering=False, recovery_detail="")
+    return [c.line() for c in check_dn42_latency(exp, live)]
+
+
+def _eval(stdout: str, returncode: int = 0, stderr: str = "") -> Output:
+    return Output(("birdc", "eval", "dn42latency_peer1"), returncode, stdout, stderr)
+
+
+def test_doctor_shows_the_class_bird_holds(tmp_path: Path) -> None:
+    (line,) = _doctor(tmp_path, {"peer1": _eval("4\n")})
+    assert "dn42.latency peer1" in line and "(64511,4)" in line and line.startswith("ok")
+
+
+def test_doctor_warns_of_the_unmeasured_worst_class(tmp_path: Path) -> None:
+    (line,) = _doctor(tmp_path, {"peer1": _eval("9\n")})
+    assert line.startswith("warn") and UNIT in line
+
+
+@pytest.mark.parametrize(
+    "output",
+    [_eval("", 1, "syntax error, unexpected CF_SYM_UNDEFINED"), _eval("(64511,4)\n")],
+)
+def test_doctor_fails_when_bird_holds_no_class(tmp_path: Path, output: Output) -> None:
+    (line,) = _doctor(tmp_path, {"peer1": output})
+    assert line.startswith("fail"), line
+    assert "no measured latency class" in line
+
+
+def test_a_saved_snapshot_keeps_the_classes(tmp_path: Path) -> None:
+    from ibgp_tunnel.doctor.saved import load, save
+
+    snapshot = Snapshot(time=1.0, latency={"peer1": _eval("4\n")})
+    save(snapshot, tmp_path / "saved")
+    assert load(tmp_path / "saved").latency == snapshot.latency

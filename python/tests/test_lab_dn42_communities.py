@@ -11,6 +11,7 @@ beside the other lab tests'."""
 
 from __future__ import annotations
 
+import json
 import math
 import re
 import subprocess
@@ -27,6 +28,7 @@ from labtools import (
     birdc,
     environment,
     poll,
+    run_doctor,
     skip_reason,
 )
 from test_dn42_communities import OWN_V4, OWN_V6, exporting_plan
@@ -164,3 +166,15 @@ def test_latency_auto_sets_the_measured_class(lab: tuple[Lab, dn42lab.Dn42Lab]) 
     _measure(env)
     assert _installed_class(env) == _class(_rtt(env))
     assert _installed_class(env) < slow
+
+
+def test_doctor_shows_the_measured_class(lab: tuple[Lab, dn42lab.Dn42Lab]) -> None:
+    env, _ = lab
+    _measure(env)
+    done = run_doctor(REFLECTOR, LAB_DIR, PREFIX)
+    report = json.loads(done.stdout)
+    (check,) = [c for c in report["checks"] if c["id"] == "dn42.latency peer1"]
+    installed = _installed_class(env)
+    assert f"(64511,{installed})" in check["summary"], check
+    assert check["evidence"] == f"birdc eval dn42latency_peer1: {installed}", check
+    assert check["status"] == ("warn" if installed == 9 else "ok"), check

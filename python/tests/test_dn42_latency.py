@@ -402,3 +402,29 @@ def test_a_saved_snapshot_keeps_the_classes(tmp_path: Path) -> None:
     snapshot = Snapshot(time=1.0, latency={"peer1": _eval("4\n")})
     save(snapshot, tmp_path / "saved")
     assert load(tmp_path / "saved").latency == snapshot.latency
+
+
+# --- rules: auto needs an interface to ping through -----------------------------------
+
+
+def test_auto_without_interface_or_tunnel_is_a_plan_error(tmp_path: Path) -> None:
+    data = tomllib.loads(auto_plan(tmp_path).read_text())
+    peer = data["hosts"]["dmz"]["dn42_peers"]["peer1"]
+    for key in ("interface", "public_key", "link_local", "preshared_key", "ipv4", "peer_ipv4"):
+        peer.pop(key, None)
+    peer.pop("persistent_keepalive", None)
+    peer["neighbor"] = "172.20.42.1"
+    findings = [f"{f.path}: {f.message}" for f in check_data(data)]
+    assert any("peer1.latency" in line and "interface" in line for line in findings), findings
+    # With the interface named it is fine.
+    peer["interface"] = "eth1"
+    findings = [f"{f.path}: {f.message}" for f in check_data(data)]
+    assert not any("peer1.latency" in line for line in findings), findings
+
+
+def test_auto_without_interface_or_tunnel_is_a_spec_problem() -> None:
+    peer = 's.dn42Peers.peer1 // { latency = "auto"; tunnel = null; interface = null; }'
+    found = problems_of(f"let s = {SPEC}; in s // {{ dn42Peers.peer1 = {peer}; }}")
+    assert any(
+        p["path"].endswith("dn42Peers.peer1.latency") and "interface" in p["message"] for p in found
+    ), found

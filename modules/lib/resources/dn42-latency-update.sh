@@ -132,10 +132,10 @@ if [ ${#dirs[@]} -gt 0 ]; then
   {
     echo "# HELP ibgp_tunnel_dn42_latency_class DN42 latency class (64511, x) BIRD sets on the peer's routes."
     echo "# TYPE ibgp_tunnel_dn42_latency_class gauge"
-    grep '^ibgp_tunnel_dn42_latency_class' "$metrics"
+    grep '^ibgp_tunnel_dn42_latency_class' "$metrics" || true
     echo "# HELP ibgp_tunnel_dn42_latency_rtt_ms Median round-trip time over the peer's tunnel, last measurement."
     echo "# TYPE ibgp_tunnel_dn42_latency_rtt_ms gauge"
-    grep '^ibgp_tunnel_dn42_latency_rtt_ms' "$metrics"
+    grep '^ibgp_tunnel_dn42_latency_rtt_ms' "$metrics" || true
   } >"${dirs[0]}/.dn42-latency.prom.new" && mv -f "${dirs[0]}/.dn42-latency.prom.new" "${dirs[0]}/dn42-latency.prom"
 fi
 

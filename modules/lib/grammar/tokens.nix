@@ -148,14 +148,7 @@ let
         if p == null then value else throw "ibgp-tunnel: ${field}: ${p}";
     };
 
-  # An int kind that also takes these words ("auto"): low and high stay the
-  # numbers' (fields.json, the options), `also` names the words.
-  orWords = words: k: k // rec {
-    also = words;
-    expect = "${k.expect}, or ${builtins.concatStringsSep ", " (map show words)}";
-    problem = value: if builtins.elem value words then null else if builtins.isString value then "${show value} is not ${expect}" else k.problem value;
-    emit = field: value: let p = problem value; in if p == null then value else throw "ibgp-tunnel: ${field}: ${p}";
-  };
+  orWords = import ./or-words.nix show;
 
   enumKind = values: rec {
     inherit values;

@@ -260,6 +260,28 @@ def test_a_class_bird_would_not_load_is_not_installed(measured: Measured) -> Non
     assert measured.file.read_text() == "define dn42latency_peer1 = 5;\n"
 
 
+def test_a_planted_class_file_is_replaced_not_loaded(measured: Measured) -> None:
+    measured.start(initial=5)
+    # Someone wrote config into the file after BIRD loaded it, beside the very class
+    # the next run measures: that run finds no file it wrote, and installs a clean one
+    # (checked with bird -p) before BIRD reloads.
+    measured.file.write_text(
+        "define dn42latency_peer1 = 4;\nprotocol static evil { ipv4; route 0.0.0.0/0 blackhole; }\n"
+    )
+    done = measured.run(["30.0", "31.0", "29.0"])
+    assert done.returncode == 0, done.stderr
+    assert measured.file.read_text().splitlines()[1:] == ["define dn42latency_peer1 = 4;"]
+    assert "evil" not in measured.birdc("show", "protocols").stdout
+    assert "(64511,4)" in measured.community()
+
+
+def test_core_refuses_a_hand_made_peer_name_before_it_reaches_a_path() -> None:
+    peer = 's.dn42Peers.peer1 // { latency = "auto"; }'
+    spec = f'let s = {SPEC}; in s // {{ dn42Peers = {{ "../../x" = {peer}; }}; }}'
+    found = problems_of(spec)
+    assert any("is not a usable name" in p["message"] for p in found), found
+
+
 @pytest.mark.parametrize(
     "arguments",
     [

@@ -106,7 +106,14 @@ while [ $# -ge 5 ]; do
   fi
   dir=$(dirname "$file")
   dirs+=("$dir")
-  current=$(sed -n "s/^define $symbol = \([1-9]\);\$/\1/p" "$file" 2>/dev/null | head -n 1)
+  # The class this script wrote: one define, nothing but comments beside it. Anything
+  # else (a planted or truncated file) counts as none, so it is replaced.
+  current=$(awk -v sym="$symbol" '
+    /^#[ -~]*$/ { next }
+    $0 ~ ("^define " sym " = [1-9];$") { n++; c = substr($0, length($0) - 1, 1); next }
+    { bad = 1 }
+    END { if (!bad && n == 1) print c }
+  ' "$file" 2>/dev/null)
   if rtt=$(median "$address" "$interface"); then
     class=$(class_of "$rtt")
     printf '%s\n' "$rtt" >"$file.rtt.new" && mv -f "$file.rtt.new" "$file.rtt"

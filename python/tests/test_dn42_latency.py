@@ -398,8 +398,9 @@ def _eval(stdout: str, returncode: int = 0, stderr: str = "") -> Output:
     return Output(("birdc", "eval", "dn42latency_peer1"), returncode, stdout, stderr)
 
 
-def test_doctor_shows_the_class_bird_holds(tmp_path: Path) -> None:
-    (line,) = _doctor(tmp_path, {"peer1": _eval("4\n")})
+@pytest.mark.parametrize("stdout", ["4\n", "BIRD 3.1.8 ready.\n4\n"])
+def test_doctor_shows_the_class_bird_holds(tmp_path: Path, stdout: str) -> None:
+    (line,) = _doctor(tmp_path, {"peer1": _eval(stdout)})
     assert "dn42.latency peer1" in line and "(64511,4)" in line and line.startswith("ok")
 
 

@@ -2,8 +2,8 @@
 plan's reflector announcing a DN42 prefix of its own and exporting it to peer1,
 whose latency is "auto"; the lab's DN42 peer (its own BIRD behind the module's
 WireGuard tunnel) sees our (64511, x) link communities on it, and the latency
-class follows the round-trip time measured over the tunnel (tc netem adds delay
-in the peer's namespace), on both sides of the session.
+class follows the round-trip time measured over the tunnel (a UDP relay adds delay
+between the peer and us: udpdelay.py), on both sides of the session.
 
 BIRD 3 unless IBGP_TUNNEL_BIRD_DIR names another (run again with
 .cache/bird/bird2/bin for BIRD 2). Its own lab directory and namespace prefix,
@@ -15,7 +15,9 @@ import json
 import math
 import re
 import subprocess
+import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -34,7 +36,7 @@ from labtools import (
 from test_dn42_communities import OWN_V4, OWN_V6, exporting_plan
 
 from ibgp_tunnel import planfile
-from ibgp_tunnel.lab import dn42lab, dn42latency, location
+from ibgp_tunnel.lab import dn42lab, dn42latency, location, netns
 from ibgp_tunnel.lab.artifacts import saved_artifacts
 from ibgp_tunnel.lab.down import down
 from ibgp_tunnel.lab.topology import build_topology
@@ -93,6 +95,7 @@ def test_the_dn42_peer_sees_our_link_communities_on_our_routes(
 
 PEER_V4 = "172.21.80.0/24"  # the lab peer's announcement (test_lab_dn42)
 DELAY_MS = 60
+RELAY_PORT = 41000
 
 
 def _installed_class(env: Lab) -> int:
@@ -129,12 +132,60 @@ def _tagged_everywhere(env: Lab, latency: int) -> None:
         )
 
 
-def _netem(env: Lab, *args: str) -> None:
-    subprocess.run(
-        ["ip", "netns", "exec", env.ns(PEER), "tc", "qdisc", *args],
-        check=True,
-        capture_output=True,
+@contextmanager
+def delayed(env: Lab, ms: int) -> Iterator[None]:
+    """Every datagram of the peer's tunnel held ms/2 each way (udpdelay.py between the
+    peer's wireguard-go and the reflector: this kernel has no netem)."""
+    (peer,) = env.topo.dn42_peers
+    assert peer.tunnel is not None
+    ns, rundir = env.ns(PEER), env.lab_dir / "nodes" / PEER / "run"
+    listen = peer.tunnel.peer_underlay
+    port = env.artifacts[REFLECTOR]["wireguard"]["dn42-peer1"]["listenPort"]
+    endpoint = f"{peer.tunnel.reflector_underlay}:{port}"
+    relay_script = str(Path(__file__).with_name("udpdelay.py"))
+    upstream = [peer.tunnel.reflector_underlay, str(port), str(ms / 2000)]
+    relay = subprocess.Popen(
+        [
+            "ip",
+            "netns",
+            "exec",
+            ns,
+            sys.executable,
+            relay_script,
+            listen,
+            str(RELAY_PORT),
+            *upstream,
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
     )
+    wg = ["wg", "set", dn42lab.PEER_INTERFACE, "peer", _reflector_key(env)]
+    # A packet from the peer's new source makes the reflector's WireGuard roam to it.
+    roam = ["ping", "-c", "2", "-I", dn42lab.PEER_INTERFACE, peer.tunnel.reflector_link_local]
+    try:
+        assert relay.stdout is not None and relay.stdout.readline().strip() == "ready"
+        in_ns(ns, rundir, [*wg, "endpoint", f"{listen}:{RELAY_PORT}"])
+        in_ns(ns, rundir, roam)
+        yield
+    finally:
+        in_ns(ns, rundir, [*wg, "endpoint", endpoint])
+        relay.terminate()
+        relay.wait(timeout=10)
+        in_ns(ns, rundir, roam)
+
+
+def _reflector_key(env: Lab) -> str:
+    out = in_ns(
+        env.ns(PEER),
+        env.lab_dir / "nodes" / PEER / "run",
+        ["wg", "show", dn42lab.PEER_INTERFACE, "peers"],
+    )
+    (key,) = out.split()
+    return key
+
+
+def in_ns(ns: str, rundir: Path, argv: list[str]) -> str:
+    return netns.ns_run(ns, argv, run_dir=rundir).stdout
 
 
 def test_latency_auto_sets_the_measured_class(lab: tuple[Lab, dn42lab.Dn42Lab]) -> None:
@@ -145,9 +196,8 @@ def test_latency_auto_sets_the_measured_class(lab: tuple[Lab, dn42lab.Dn42Lab]) 
     fast = _installed_class(env)
     assert fast == _class(_rtt(env)), (_rtt(env), fast)
     _tagged_everywhere(env, fast)
-    # Delay in the peer's namespace: every echo reply waits DELAY_MS.
-    _netem(env, "add", "dev", dn42lab.PEER_INTERFACE, "root", "netem", "delay", f"{DELAY_MS}ms")
-    try:
+    # The peer's tunnel traffic held DELAY_MS per round trip.
+    with delayed(env, DELAY_MS):
         done = _measure(env)
         slow = _installed_class(env)
         assert _rtt(env) >= DELAY_MS
@@ -161,8 +211,6 @@ def test_latency_auto_sets_the_measured_class(lab: tuple[Lab, dn42lab.Dn42Lab]) 
             assert "reconfigured" not in again.stdout, again.stdout
             conf = dn42latency.lab_file(env.lab_dir, REFLECTOR, "x/peer1.conf")
             assert conf.stat().st_mtime_ns == before
-    finally:
-        _netem(env, "del", "dev", dn42lab.PEER_INTERFACE, "root")
     _measure(env)
     assert _installed_class(env) == _class(_rtt(env))
     assert _installed_class(env) < slow

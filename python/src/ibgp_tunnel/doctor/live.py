@@ -135,8 +135,10 @@ def parse_snapshot(snapshot: Snapshot) -> Live:
 
 
 def _latency_class(live: Live, peer: str, output: Output) -> int | None:
-    """`birdc eval <constant>` prints the number alone (BIRD 2 and 3)."""
-    text = output.stdout.strip()
+    """`birdc eval <constant>` prints the number alone on its last line (birdc's
+    banner, "BIRD 3.1.8 ready.", may come first)."""
+    lines = output.stdout.strip().splitlines()
+    text = lines[-1].strip() if lines else ""
     if output.ok and text.isascii() and text.isdigit() and 1 <= int(text) <= 9:
         return int(text)
     live.errors[f"latency {peer}"] = output.error() if not output.ok else f"BIRD said {text!r}"

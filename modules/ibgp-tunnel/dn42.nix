@@ -54,6 +54,12 @@ let
   roaUser = "bird";
   roaDirs = lib.unique (map builtins.dirOf (if roa == null then [ ] else roa.files));
   roaUnit = "ibgp-tunnel-dn42-roa";
+
+  # latency = "auto" (null without such a peer).
+  latency = artifacts.dn42Latency or null;
+  latencyUpdate = pkgs.writeShellScript "dn42-latency-update" latency.script;
+  latencyDirs = lib.unique (map builtins.dirOf (if latency == null then [ ] else latency.files));
+  latencyUnit = "ibgp-tunnel-dn42-latency";
 in
 {
   options.services.ibgpTunnel = {
@@ -162,6 +168,75 @@ in
         timerConfig = {
           OnBootSec = "30s";
           OnUnitActiveSec = roa.interval;
+        };
+      };
+    })
+
+    (mkIf (deploy && latency != null) {
+      # bird.conf includes each measured class: the build-time check gets a
+      # stub with the initial class, the host the file itself before BIRD
+      # first starts (tmpfiles writes `f` contents only into a missing file).
+      services.bird.preCheckConfig = latency.preCheckConfig;
+      systemd.tmpfiles.rules =
+        map (dir: "d ${dir} 0755 ${roaUser} ${roaUser} -") latencyDirs
+        ++ map (i: "f ${i.file} 0644 ${roaUser} ${roaUser} - ${i.text}") latency.initial;
+
+      systemd.services.${latencyUnit} = {
+        description = "Measure DN42 peers' latency and keep BIRD's latency class current";
+        after = [ birdUnit ] ++ dn42TunnelUnits;
+        path = [
+          pkgs.iputils
+          pkgs.coreutils
+          pkgs.gawk
+          pkgs.gnused
+          pkgs.gnugrep
+          config.services.bird.package
+        ];
+        environment.BIRD_CONF = "/etc/bird/bird.conf";
+        serviceConfig = {
+          Type = "oneshot";
+          ExecStart = "${latencyUpdate} ${lib.concatStringsSep " " latency.arguments}";
+          # BIRD's user, as the ROA refresh (see there): its job is changing
+          # what BIRD reads and making it reload.
+          User = roaUser;
+          Group = roaUser;
+          UMask = "0022";
+          ReadWritePaths = latencyDirs;
+          # ping bound to the tunnel (-I): a raw ICMP socket.
+          CapabilityBoundingSet = [ "CAP_NET_RAW" ];
+          AmbientCapabilities = [ "CAP_NET_RAW" ];
+          ProtectSystem = "strict";
+          ProtectHome = true;
+          PrivateTmp = true;
+          PrivateDevices = true;
+          NoNewPrivileges = true;
+          RestrictAddressFamilies = [
+            "AF_UNIX"
+            "AF_INET"
+            "AF_INET6"
+            "AF_NETLINK"
+          ];
+          RestrictNamespaces = true;
+          RestrictRealtime = true;
+          RestrictSUIDSGID = true;
+          LockPersonality = true;
+          MemoryDenyWriteExecute = true;
+          ProtectKernelTunables = true;
+          ProtectKernelModules = true;
+          ProtectKernelLogs = true;
+          ProtectControlGroups = true;
+          ProtectClock = true;
+          ProtectHostname = true;
+          ProtectProc = "invisible";
+          SystemCallArchitectures = "native";
+          SystemCallFilter = [ "@system-service" ];
+        };
+      };
+      systemd.timers.${latencyUnit} = {
+        wantedBy = [ "timers.target" ];
+        timerConfig = {
+          OnBootSec = "1min";
+          OnUnitActiveSec = latency.interval;
         };
       };
     })

@@ -30,7 +30,9 @@ let
           recordAttrs = types.attrsOf record;
         }
         .${f.type};
-      own = if f ? optionType then f.optionType types else base;
+      # An int that also takes words ("auto"): either.
+      words = if f ? also then types.either base (types.enum f.also) else base;
+      own = if f ? optionType then f.optionType types else words;
     in
     if f.nullable or false then types.nullOr own else own;
 

@@ -423,6 +423,22 @@ ATTEMPTS = [
         )
         for host in ("pve", "dmz")
     ),
+    # latency = "auto" (issue 22 item 5): the one word besides a class 1-9; the
+    # class becomes a BIRD call argument, "auto" a constant's name.
+    *(
+        Attempt(
+            f"dn42-latency-{index}",
+            _set([*PEER1, "latency"], bad),
+            "dmz",
+            "hosts.dmz.dn42_peers.peer1.latency",
+            ["dn42Peers", "peer1", "latency"],
+            bad,
+            f"{O}.dn42Peers.peer1.latency",
+        )
+        for index, bad in enumerate(
+            ("auto); bgp_path.prepend(1", "AUTO", "9; }", "dn42latency_peer1", 10)
+        )
+    ),
 ]
 
 # Values that exist only as options or spec fields (a plan derives them).

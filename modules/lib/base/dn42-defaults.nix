@@ -10,6 +10,8 @@ raw
   privateKeyFile = "${base.secrets_dir}/${raw.secret_private_key}";
   pskSecretName = peer: "${raw.secret_psk_prefix}${peer}";
   pskFile = peer: "${base.secrets_dir}/${raw.secret_psk_prefix}${peer}";
+  # latency = "auto": the file holding a peer's measured class.
+  latencyFile = peer: "${raw.latency_dir}/${peer}.conf";
   # DN42's convention: 2 followed by the last four digits of the peer's ASN.
   listenPort = asn: 20000 + asn - (asn / 10000) * 10000;
   # A spec's dn42.roa, defaults filled in (hostFromPlan and the spec's

@@ -35,6 +35,8 @@
 #   int/intList/str/strList take their grammar
 #   from `token` (a dotted path into tokens.nix); an int may give low, high
 #   and expect inline instead; enum lists `values`; an intList gives its `length`.
+# also: words an int field takes besides its numbers (dn42Peer latency's
+#   "auto"); its grammar is the int's with those words (tokens.orWords).
 # No `default` and not `nullable`: required. nullable: the option may be
 #   null (and is by default, unless `default` says otherwise); the plan
 #   leaves the key out (TOML has no null).
@@ -82,7 +84,8 @@ let
   defaultOf = f: f.default or null;
 
   # The grammar a field's values are checked (and emitted) with; null for bool.
-  kindOf =
+  kindOf = f: if f ? also then tokens.orWords f.also (baseKindOf f) else baseKindOf f;
+  baseKindOf =
     f:
     if f ? token then
       tokenOf f.token

@@ -148,6 +148,8 @@ let
         if p == null then value else throw "ibgp-tunnel: ${field}: ${p}";
     };
 
+  orWords = import ./or-words.nix show;
+
   enumKind = values: rec {
     inherit values;
     problem = value: if builtins.elem value values then null else "${show value} is not one of ${builtins.concatStringsSep ", " values}";
@@ -201,7 +203,7 @@ in
 rec {
   inherit show maxLength;
   # For fields.nix's inline ranges and enums.
-  inherit intKind enumKind;
+  inherit intKind enumKind orWords;
 
   # DN42 peering: link-local addresses, tunnel MTU, (64511, x) communities,
   # the ROA URL and refresh interval.

@@ -59,3 +59,15 @@ in
   # stubs; null when this host does no ROA validation.
   dn42Roa = dn42.roa spec;
 }
+# The latency = "auto" measurement (script, arguments, interval, stubs, first
+# contents); only on a host that has such a peer, so other renders stay as they were.
+# Decided on the given spec: a spec that fails its checks still fails per
+# artifact, as the others do.
+// (
+  let
+    inherit (builtins) isAttrs any;
+    peers = given.dn42Peers or null;
+    auto = isAttrs given && (given.role or null) == "reflector" && isAttrs peers && any (p: isAttrs p && (p.latency or null) == "auto") (attrValues peers);
+  in
+  if auto then { dn42Latency = dn42.latency spec; } else { }
+)

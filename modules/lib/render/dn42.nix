@@ -69,11 +69,10 @@ let
   channelVersion = family: if family == "ipv4" then "4" else "6";
 
   importFilter =
-    h: spec: peer: family:
+    h: spec: name: peer: family:
     let
       condition = h.matchSets spec.prefixSets family spec.importSets;
       p = h.prefixOf spec;
-      tag = kind: value: optional (value != null) "${p}dn42_update_${kind}(${toString value});";
     in
     if condition == null then
       [ "import none;" ]
@@ -84,9 +83,7 @@ let
           ++ h.rejectTunnels spec family
           ++ [ "if !(${condition}) then reject;" ]
           ++ optional (roaOn spec) "${p}dn42_roa_import_${family}();"
-          ++ tag "latency" peer.latency
-          ++ tag "bandwidth" peer.bandwidth
-          ++ tag "crypto" (cryptoOf peer)
+          ++ linkTags h spec name peer
           ++ [ "accept;" ]
         ))
       ]
@@ -99,16 +96,64 @@ let
           optional (condition != null) "import limit ${toString (limitKind.emit "dn42Peers.importLimit" peer.importLimit)} action ${spec.tuning.importLimitAction};"
       );
 
-  channel =
-    h: spec: peer: family:
+  # This link's DN42 communities, each kept at the worst of the path (the
+  # functions of ../resources/dn42-communities.conf): on what we import from the
+  # peer and on what we send it, as DN42's community guide does both ways.
+  # latency = "auto": the class is the BIRD constant the peer's measured file
+  # defines (latencyDefines), not a number.
+  linkTags =
+    h: spec: name: peer:
     let
-      exportCondition = h.matchSets spec.prefixSets family peer.exportSets;
+      tag = kind: value: optional (value != null) "${h.prefixOf spec}dn42_update_${kind}(${toString value});";
+      latency = if peer.latency == "auto" then latencySymbol h spec name else latencyKind.emit "dn42Peers.${name}.latency" peer.latency;
     in
+    tag "latency" (if peer.latency == null then null else latency) ++ tag "bandwidth" peer.bandwidth ++ tag "crypto" (cryptoOf peer);
+
+  latencyKind = (import ../grammar/fields.nix).kind "dn42Peer" "latency";
+  autoPeers = spec: filter (name: spec.dn42Peers.${name}.latency == "auto") (attrNames spec.dn42Peers);
+  # Never a session's name (those are dn42_<peer>).
+  latencySymbol = h: spec: name: "${h.prefixOf spec}dn42latency_${identifier name}";
+
+  # Each measured class: a file holding `define <symbol> = <class>;`, written
+  # by the latency timer (../resources/dn42-latency-update.sh).
+  latencyDefines = h: spec: optional (autoPeers spec != [ ]) (
+    [
+      "# Measured DN42 latency classes (latency = \"auto\"): the dn42-latency timer"
+      "# rewrites a peer's file (one define) only when its class changes."
+    ]
+    ++ map (name: "include ${quote (dn42Defaults.latencyFile name)};") (autoPeers spec)
+    ++ [ "" ]
+  );
+
+  # Our own announcements (statics) of the peer's export sets, tagged with
+  # this link's communities; a route already carrying worse values keeps them.
+  exportFilter =
+    h: spec: name: peer: family:
+    let
+      condition = h.matchSets spec.prefixSets family peer.exportSets;
+      tags = linkTags h spec name peer;
+    in
+    if condition == null then
+      [ "export none;" ]
+    else if tags == [ ] then
+      [ "export where source = RTS_STATIC && (${condition});" ]
+    else
+      [
+        (blockSemi "export filter" (
+          [
+            "if source != RTS_STATIC then reject;"
+            "if !(${condition}) then reject;"
+          ]
+          ++ tags
+          ++ [ "accept;" ]
+        ))
+      ];
+
+  channel =
+    h: spec: name: peer: family:
     blockSemi family (
-      importFilter h spec peer family
-      ++ [
-        "export ${if exportCondition == null then "none" else "where source = RTS_STATIC && (${exportCondition})"};"
-      ]
+      importFilter h spec name peer family
+      ++ exportFilter h spec name peer family
       # IPv4 routes over an IPv6 session: next hops are IPv6 (RFC 8950).
       ++ optional (family == "ipv4" && ip.isIPv6 peer.neighbor) "extended next hop on;"
     );
@@ -132,8 +177,8 @@ let
       # dial the DN42 peer at once instead of after BIRD's 5 s connect delay.
       ++ optional (spec.tuning.connectDelayTime != null) "connect delay time ${toString spec.tuning.connectDelayTime};"
       ++ [
-        (channel h spec peer "ipv4")
-        (channel h spec peer "ipv6")
+        (channel h spec name peer "ipv4")
+        (channel h spec name peer "ipv6")
       ]
     ))
     ""
@@ -180,6 +225,7 @@ in
         (roaTables h spec)
         (communityFunctions h spec)
         ""
+        (latencyDefines h spec)
         (util.mapAttrsToList (session h spec) spec.dn42Peers)
       ];
 
@@ -201,6 +247,38 @@ in
       }) (filter (name: spec.dn42Peers.${name}.tunnel.presharedKeyFile != null) (managed spec))
     );
   };
+
+  # What the latency unit needs (null without a latency = "auto" peer).
+  latency =
+    spec:
+    let
+      h.prefixOf = (import ../spec/layout.nix).prefixOf;
+      peers = map (name: let peer = spec.dn42Peers.${name}; in {
+        inherit name;
+        address = peer.neighbor;
+        interface = interfaceOf name peer;
+        file = dn42Defaults.latencyFile name;
+        symbol = latencySymbol h spec name;
+      }) (autoPeers spec);
+    in
+    if spec.role != "reflector" || peers == [ ] then
+      null
+    else
+      {
+        interval = dn42Defaults.latency_interval;
+        inherit peers;
+        arguments = [ "--probes" (toString dn42Defaults.latency_probes) ] ++ builtins.concatMap (p: [ p.name p.address p.interface p.file p.symbol ]) peers;
+        files = map (p: p.file) peers;
+        # Before the first measurement (tmpfiles writes it into a missing file).
+        initial = map (p: { inherit (p) file; text = "define ${p.symbol} = ${toString dn42Defaults.latency_initial};"; }) peers;
+        script = readFile ../resources/dn42-latency-update.sh;
+        # services.bird.preCheckConfig: each include pointed at a stub with
+        # the initial class (the build sandbox has no measured file).
+        preCheckConfig = concatStringsSep "\n" (
+          map (p: "echo 'define ${p.symbol} = ${toString dn42Defaults.latency_initial};' > dn42latency_${identifier p.name}.conf") peers
+          ++ [ "sed -i ${concatStringsSep " " (map (p: "-e 's|include \"${p.file}\";|include \"dn42latency_${identifier p.name}.conf\";|'") peers)} bird.conf" ]
+        );
+      };
 
   # What the ROA unit needs (null without ROA).
   roa =

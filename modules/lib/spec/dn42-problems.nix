@@ -76,6 +76,16 @@ concatMap (
   ++ optional (capture != null) (problem (at name "tunnel.peerIpv4") capture)
 ) tunnels
 ++ map (c: problem (at c.name (if c.key == "interface" then "interface" else "tunnel.listenPort")) c.message) clashes
+# latency = "auto" pings the neighbour through the peer's own interface.
+++ concatMap (
+  name:
+  let
+    peer = peers.${name};
+  in
+  optional (peer.latency == "auto" && peer.tunnel == null && peer.interface == null) (
+    problem (at name "latency") "\"auto\" measures the round trip through the peer's interface: set interface (or tunnel), or give a class 1-9"
+  )
+) (attrNames peers)
 ++ concatMap (
   name:
   let

@@ -104,6 +104,10 @@ def _shape(field: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
         low, high = bounds(field)
         number = Annotated[int, Field(ge=low, le=high)]
         schema = {"type": "integer", "minimum": low, "maximum": high}
+        if kind == "int" and field.get("also"):
+            # A number or one of the words ("auto"): the core checks which.
+            words = Literal[tuple(field["also"])]  # type: ignore[valid-type]
+            return number | words, {"anyOf": [schema, {"type": "string", "enum": field["also"]}]}
         if kind == "int":
             return number, schema
         length = field["length"]

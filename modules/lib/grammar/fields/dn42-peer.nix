@@ -44,11 +44,12 @@
     option = "latency";
     type = "int";
     token = "dn42.latency";
+    also = [ "auto" ];
     nullable = true;
     check = true;
     roles = [ "reflector" ];
     example = 3;
-    description = "DN42 latency community of this link, (64511, 1-9). Unset: not tagged.";
+    description = "DN42 latency community of this link, (64511, 1-9), or \"auto\": measured (the median round-trip time of a few pings over the peer's tunnel, on a timer) and mapped to DN42's log-scale class (1: under 2.7 ms, x: under e^x ms); BIRD is reconfigured only when the class changes. Unset: not tagged.";
   }
   {
     key = "bandwidth";

@@ -65,6 +65,10 @@ let
     )
     ++ optional (tunnel && !(peer ? interface) && t.interface.problem (interfaceOf name peer) != null) (
       error (at "interface") "is missing and the default dn42-${name} is longer than 15 characters: name the tunnel's interface"
+    )
+    # latency = "auto" pings the neighbour through the peer's own interface.
+    ++ optional ((peer.latency or null) == "auto" && !tunnel && !(peer ? interface)) (
+      error (at "latency") "\"auto\" measures the round trip through the peer's interface: set `interface` (or a tunnel, public_key), or give a class 1-9"
     );
 
   roaRules =

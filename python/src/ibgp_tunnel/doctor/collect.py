@@ -184,6 +184,9 @@ class Snapshot:
     # Tunnel interface -> the liveness probe's ping (between the "wg" and "wg_after"
     # reads). Older recordings have none: their liveness is not measured.
     liveness: dict[str, Output] = field(default_factory=dict)
+    # DN42 peer with latency = "auto" -> `birdc eval <its class constant>`: the class
+    # BIRD tags that peer's routes with now. Older recordings have none.
+    latency: dict[str, Output] = field(default_factory=dict)
 
     def get(self, key: str) -> Output:
         found = self.outputs.get(key)

@@ -113,6 +113,8 @@ class Expectations:
     bird_config: str = ""
     bird_standalone: bool = True
     nft_ruleset: str = ""
+    # DN42 peer with latency = "auto" -> the BIRD constant holding its measured class.
+    latency_auto: dict[str, str] = field(default_factory=dict)
 
     @property
     def tunnel_names(self) -> tuple[str, ...]:
@@ -271,7 +273,9 @@ def expectations(
     }
     internal = spec.get("internalPrefixes") or {}
     bird = spec.get("bird") if isinstance(spec.get("bird"), dict) else {}
+    latency = artifacts.get("dn42Latency") or {}
     return Expectations(
+        latency_auto={str(p["name"]): str(p["symbol"]) for p in latency.get("peers", [])},
         bird_config=str(artifacts.get("birdConfig", "")),
         bird_standalone=bool(bird.get("standalone", True)),
         nft_ruleset=str(nft.get("ruleset", "")),

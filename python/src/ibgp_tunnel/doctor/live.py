@@ -57,6 +57,8 @@ class Live:
     # tunnel's probe (None: ping sent nothing; its error is in `errors`).
     wireguard_after: dict[str, WgInterface] | None = None
     liveness: dict[str, PingResult | None] = field(default_factory=dict)
+    # DN42 peer -> the latency class BIRD holds for it (latency = "auto"); None: unread.
+    latency: dict[str, int | None] = field(default_factory=dict)
 
 
 def _probe(live: Live, interface: str, output: Output) -> PingResult | None:
@@ -127,4 +129,17 @@ def parse_snapshot(snapshot: Snapshot) -> Live:
         live.wireguard_after = parsed(WG_AFTER, parse_wg_dump)
     for interface, output in snapshot.liveness.items():
         live.liveness[interface] = _probe(live, interface, output)
+    for peer, output in snapshot.latency.items():
+        live.latency[peer] = _latency_class(live, peer, output)
     return live
+
+
+def _latency_class(live: Live, peer: str, output: Output) -> int | None:
+    """`birdc eval <constant>` prints the number alone on its last line (birdc's
+    banner, "BIRD 3.1.8 ready.", may come first)."""
+    lines = output.stdout.strip().splitlines()
+    text = lines[-1].strip() if lines else ""
+    if output.ok and text.isascii() and text.isdigit() and 1 <= int(text) <= 9:
+        return int(text)
+    live.errors[f"latency {peer}"] = output.error() if not output.ok else f"BIRD said {text!r}"
+    return None

@@ -134,6 +134,9 @@ def examine(exp: Expectations, target: Target) -> tuple[list[Check], Snapshot]:
             snapshot.route_get[address] = target.run(["ip", "-j", "route", "get", address])
     # The probes need the tunnels' live MTUs and endpoints: sent once those are read.
     snapshot.probes = run_probes(target, plan_series(exp, live))
+    snapshot.latency = {
+        peer: target.birdc(("eval", symbol)) for peer, symbol in sorted(exp.latency_auto.items())
+    }
     live = parse_snapshot(snapshot)
     return run_checks(exp, live), snapshot
 

@@ -18,6 +18,7 @@ import ipaddress
 import json
 import math
 import os
+import re
 import stat
 from dataclasses import asdict
 from pathlib import Path
@@ -34,7 +35,8 @@ MAX_OUTPUT_BYTES = 32 << 20
 MAX_ARGV = 256
 MAX_ROUTE_GET = 1024
 MAX_PROBES = 4096  # path MTU pings
-MAX_LIVENESS = 1024  # liveness pings, one a tunnel
+MAX_LIVENESS = 1024  # liveness pings, one a tunnel; latency classes, one a peer
+PEER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 _AGAIN = "save the outputs again with `ibgp-tunnel doctor --save-outputs NEW_DIR`"
 
 
@@ -106,6 +108,7 @@ def save(snapshot: Snapshot, directory: Path) -> None:
             },
             "route_get": {k: asdict(v) for k, v in snapshot.route_get.items()},
             "liveness": {k: asdict(v) for k, v in snapshot.liveness.items()},
+            "latency": {k: asdict(v) for k, v in snapshot.latency.items()},
         }
         if snapshot.probes is not None:
             meta["probes"] = {k: asdict(v) for k, v in snapshot.probes.items()}
@@ -229,6 +232,19 @@ def _liveness(fields: _Fields, top: dict[str, Any]) -> dict[str, Output]:
     return {i: fields.output(value, f"liveness.{i}", None) for i, value in raw.items()}
 
 
+def _latency(fields: _Fields, top: dict[str, Any]) -> dict[str, Output]:
+    """The DN42 latency classes BIRD held, by peer (none in older recordings)."""
+    raw = top.get("latency", {})
+    if not isinstance(raw, dict) or len(raw) > MAX_LIVENESS:
+        raise fields.bad("latency", f"an object of at most {MAX_LIVENESS} peers", raw)
+    for peer in raw:
+        if not PEER_NAME.fullmatch(peer):
+            raise InputError(
+                f"{fields.path}: latency has {peer!r}, which is no DN42 peer name; {_AGAIN}"
+            )
+    return {p: fields.output(value, f"latency.{p}", None) for p, value in raw.items()}
+
+
 def load(directory: Path) -> Snapshot:
     """A snapshot written by `save`; InputError (exit 2) names what is wrong."""
     try:
@@ -245,7 +261,7 @@ def load(directory: Path) -> Snapshot:
         top = fields.mapping(
             meta,
             "the top level",
-            {"time", "outputs", "route_get", "probes", "liveness"},
+            {"time", "outputs", "route_get", "probes", "liveness", "latency"},
             {"time", "outputs"},
         )
         outputs = fields.mapping(top["outputs"], "outputs", KNOWN_KEYS, set())
@@ -263,6 +279,7 @@ def load(directory: Path) -> Snapshot:
                 ) from None
         probes = _probes(fields, top)
         liveness = _liveness(fields, top)
+        latency = _latency(fields, top)
         return Snapshot(
             {
                 key: fields.output(
@@ -279,6 +296,7 @@ def load(directory: Path) -> Snapshot:
             fields.time(top["time"], "time"),
             probes,
             liveness,
+            latency,
         )
     finally:
         os.close(dir_fd)

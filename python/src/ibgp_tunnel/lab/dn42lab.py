@@ -22,7 +22,7 @@ from typing import Any
 
 from ibgp_tunnel import keys as wgkeys
 from ibgp_tunnel import paths
-from ibgp_tunnel.lab import daemons, location, netns
+from ibgp_tunnel.lab import daemons, dn42latency, location, netns
 from ibgp_tunnel.lab.artifacts import saved_artifacts
 from ibgp_tunnel.lab.errors import LabError
 from ibgp_tunnel.lab.labkeys import install_secret, read_installed_secret
@@ -70,6 +70,9 @@ def lab_includes(lab_dir: Path, host: str, config: str) -> str:
     rendered ones live under /var/lib on a real host)."""
 
     def local(match: re.Match[str]) -> str:
+        measured = dn42latency.local_include(lab_dir, host, match[1])
+        if measured is not None:  # latency = "auto": the lab's class file
+            return f'include "{measured}";'
         name = Path(match[1]).name
         if name not in ROA_FILES.values():
             return match[0]

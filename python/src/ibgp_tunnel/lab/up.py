@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from ibgp_tunnel import planfile
-from ibgp_tunnel.lab import daemons, dn42lab, firewall, labdir, location, netns, state
+from ibgp_tunnel.lab import daemons, dn42lab, dn42latency, firewall, labdir, location, netns, state
 from ibgp_tunnel.lab.artifacts import render_plan, save_artifacts
 from ibgp_tunnel.lab.down import RUN_NETNS, down
 from ibgp_tunnel.lab.errors import LabError, MissingToolError, NotRootError
@@ -409,6 +409,7 @@ def up(
     secrets_dir = secrets_dir or find_secrets_dir(plan_path, plan)
     dn42 = dn42lab.Dn42Lab(lab_dir, topo, secrets_dir)
     dn42.prepare(artifacts)
+    dn42latency.prepare(lab_dir, artifacts)
     save_artifacts(lab_dir, artifacts)
 
     progress(f"creating {len(topo.nodes)} namespaces")

@@ -21,6 +21,7 @@ from ibgp_tunnel.doctor.checks.bird import (
     check_sessions,
 )
 from ibgp_tunnel.doctor.checks.common import CheckFn
+from ibgp_tunnel.doctor.checks.dn42latency import check_dn42_latency
 from ibgp_tunnel.doctor.checks.drift import (
     check_bird_drift,
     check_nft_drift,
@@ -73,6 +74,8 @@ CHECKS: tuple[CheckFn, ...] = (
     check_overlaps,
     check_mtu,
     check_import_limits,
+    # What a DN42 peer's routes carry: a consequence of the session, never a cause.
+    check_dn42_latency,
     # Last: a hand edit other checks name more precisely keeps their line first.
     check_bird_drift,
     check_nft_drift,

@@ -29,6 +29,7 @@ pytestmark = [
     ),
 ]
 
+
 def registry_roa(registry: Path, family: str) -> tuple[str, int]:
     """The family's BIRD 2+ ROA file as DN42's generators write it (a `#` header, then
     `route <prefix> max <len> as <asn>;` per origin), and its number of entries (an

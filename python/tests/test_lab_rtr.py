@@ -18,6 +18,7 @@ prefix), beside the other lab tests'."""
 from __future__ import annotations
 
 import ipaddress
+import json
 import re
 import time
 from collections.abc import Iterator
@@ -33,6 +34,7 @@ from labtools import (
     birdc,
     environment,
     poll,
+    run_doctor,
     skip_reason,
 )
 
@@ -247,10 +249,19 @@ def test_a_bad_download_keeps_the_last_good_json(lab: tuple[Lab, dn42lab.Dn42Lab
     dn42.serve_json(REFLECTOR, all_roas(dn42, env))
 
 
+def rpki_line(host: str) -> dict[str, str]:
+    """doctor's dn42.rpki line for the host (as a user runs doctor on the lab)."""
+    result = run_doctor(host, LAB_DIR, PREFIX)
+    report = json.loads(result.stdout)
+    (line,) = [c for c in report["checks"] if c["id"] == "dn42.rpki"]
+    return line
+
+
 def test_losing_the_cache_withdraws_nothing(lab: tuple[Lab, dn42lab.Dn42Lab]) -> None:
     env, dn42 = lab
     valid, _ = announcements(env.plan, all_roas(dn42, env))
     poll(lambda: set(valid) <= imported(env), DEADLINE, "every valid prefix imported")
+    assert rpki_line(REFLECTOR)["status"] == "ok"
     tables = {t: table_count(env, t) for t in ("dn42_roa4", "dn42_roa6")}
     (cache,) = [d for d in env.st.daemons if d.name == f"{REFLECTOR}/stayrtr"]
     daemons.stop(cache)
@@ -260,3 +271,6 @@ def test_losing_the_cache_withdraws_nothing(lab: tuple[Lab, dn42lab.Dn42Lab]) ->
     time.sleep(3 * INTERVAL)
     assert {t: table_count(env, t) for t in tables} == tables
     assert set(valid) <= imported(env)
+    # doctor says so: a warning naming the 48 h, not a failure.
+    line = rpki_line(REFLECTOR)
+    assert line["status"] == "warn" and "every RTR cache is gone" in line["summary"], line

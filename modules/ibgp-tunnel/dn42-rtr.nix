@@ -92,15 +92,21 @@ in
     };
 
     # The cache: rereads the last good file every refresh interval and tells
-    # BIRD (RTR Serial Notify) what changed. Before BIRD, so its first
-    # connection finds it; a file that does not load leaves it serving what
-    # it had. -checktime off: the refresh decides what is current (a stalled
-    # generator leaves the last good file, as with the ROA files).
+    # BIRD (RTR Serial Notify) what changed; a file that does not load leaves
+    # it serving what it had. After one refresh, so that on first boot it
+    # starts with a file (stayrtr reads a missing one only at its next
+    # refresh); BIRD does not wait for it (it retries its caches every 30 s
+    # and keeps their last table meanwhile). -checktime off: the refresh
+    # decides what is current (a stalled generator leaves the last good file,
+    # as with the ROA files).
     systemd.services.${cacheUnit} = {
       description = "Local RTR cache (stayrtr) serving DN42's ROAs to BIRD";
       wantedBy = [ "multi-user.target" ];
-      before = [ "bird.service" ];
-      after = [ "network.target" ];
+      wants = [ "${refreshUnit}.service" ];
+      after = [
+        "network.target"
+        "${refreshUnit}.service"
+      ];
       serviceConfig = sandbox // {
         ExecStart = lib.concatStringsSep " " [
           "${pkgs.stayrtr}/bin/stayrtr"

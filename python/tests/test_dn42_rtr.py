@@ -305,6 +305,9 @@ def test_module_runs_the_refresh_and_the_local_cache() -> None:
     assert cache["serviceConfig"]["DynamicUser"] is True
     assert cache["serviceConfig"]["CapabilityBoundingSet"] == ""
     assert cache["wantedBy"] == ["multi-user.target"]
+    # On first boot it starts with a file: after one refresh.
+    assert "ibgp-tunnel-dn42-rtr.service" in cache["wants"]
+    assert "ibgp-tunnel-dn42-rtr.service" in cache["after"]
     assert "protocol rpki dn42_rpki_1" in config["services"]["bird"]["config"]
     assert "d /var/lib/ibgp-tunnel/roa 0755 bird bird -" in config["systemd"]["tmpfiles"]["rules"]
 

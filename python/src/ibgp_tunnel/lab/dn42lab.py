@@ -14,6 +14,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
+import shutil
 import subprocess
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -24,7 +25,7 @@ from ibgp_tunnel import keys as wgkeys
 from ibgp_tunnel import paths
 from ibgp_tunnel.lab import daemons, location, netns
 from ibgp_tunnel.lab.artifacts import saved_artifacts
-from ibgp_tunnel.lab.errors import LabError
+from ibgp_tunnel.lab.errors import LabError, MissingToolError
 from ibgp_tunnel.lab.labkeys import install_secret, read_installed_secret
 from ibgp_tunnel.lab.peer import (
     EXTRA_IPV4,
@@ -304,6 +305,11 @@ class Dn42Lab:
     ) -> daemons.Daemon:
         """The host's local stayrtr as the NixOS unit runs it (the rendered bind and
         refresh), serving the lab's last good JSON; started before BIRD."""
+        if shutil.which("stayrtr") is None:
+            raise MissingToolError(
+                f'{host} uses RPKI over RTR (dn42_roa.source = "rtr"): the lab needs '
+                "stayrtr (apt-get install stayrtr)"
+            )
         argv = ["stayrtr", "-bind", str(rtr["bind"]), "-cache", str(self.installed_json(host))]
         argv += ["-refresh", str(rtr["refreshSeconds"]), "-checktime=false", "-metrics.addr="]
         argv += ["-loglevel", "warn"]

@@ -58,6 +58,10 @@ def test_default_is_the_files_and_rtr_renders_no_file_include(tmp_path: Path) ->
         and 'include "' not in rtr["birdConfig"]
         and "dn42_roa4_file" not in rtr["birdConfig"]
     )
+    # BIRD re-runs the import filters itself when RTR changes the tables (rpki
+    # reload): BIRD 2 does it only for a BGP channel with an import table.
+    assert "import table on;" not in files["birdConfig"]
+    assert rtr["birdConfig"].count("import table on;") == 2  # the peer's ipv4 and ipv6
     # The same ROA checks in the import filters: only the tables' source changed.
     assert rtr["birdConfig"].count("dn42_roa_import_ipv4();") == 1
     (block,) = rpki_blocks(rtr["birdConfig"])

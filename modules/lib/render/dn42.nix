@@ -144,6 +144,10 @@ let
       ]
       # IPv4 routes over an IPv6 session: next hops are IPv6 (RFC 8950).
       ++ optional (family == "ipv4" && ip.isIPv6 peer.neighbor) "extended next hop on;"
+      # RTR changes the ROA tables at any time: BIRD re-runs the import filter
+      # on its own (rpki reload, on by default) only for a BGP channel that
+      # keeps what the peer sent (RFC 9324's Adj-RIB-In, no route refresh).
+      ++ optional (rtrOn spec) "import table on;"
     );
 
   session = h: spec: name: peer: [

@@ -131,6 +131,7 @@ def findings(tmp_path: Path, roa: str) -> list[dict[str, str]]:
     [
         ('source = "rpki"\n', "hosts.dmz.dn42_roa.source", "files"),
         ('source = "rtr"\nrtr_port = 323\n', "hosts.dmz.dn42_roa.rtr_port", "1024"),
+        ('source = "rtr"\nrtr_port = 9324\n', "hosts.dmz.dn42_roa.rtr_port", "exporter"),
         (
             'source = "rtr"\nrtr_caches = [ { address = "rtr.example.net", port = 323 } ]\n',
             "hosts.dmz.dn42_roa.rtr_caches[0].address",
@@ -326,3 +327,13 @@ def test_module_refuses_a_repeated_cache() -> None:
     )
     assert any("repeats a cache" in m for m in result["failedAssertions"]), result
     assert result["config"]["systemd"]["services"].get("ibgp-tunnel-stayrtr") is None
+
+
+@needs_inputs
+def test_module_refuses_the_exporters_port_for_the_cache() -> None:
+    result = example(
+        "dmz",
+        'services.ibgpTunnel.dn42.roa.source = lib.mkForce "rtr"; '
+        "services.ibgpTunnel.dn42.roa.rtrPort = lib.mkForce 9324;",
+    )
+    assert any("exporter's port" in m for m in result["failedAssertions"]), result

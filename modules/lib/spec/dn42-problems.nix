@@ -112,4 +112,7 @@ concatMap (
   ++ optional (builtins.length (util.uniqueStrings (map keyOf caches)) != builtins.length caches) (
     problem "${root}.dn42.roa.rtrCaches" "repeats a cache: list each { address, port } once"
   )
+  ++ optional (isAttrs roa && builtins.elem (roa.rtrPort or null) (import ../base/defaults.nix).exporter_ports) (
+    problem "${root}.dn42.roa.rtrPort" "${toString roa.rtrPort} is a monitoring exporter's port: give the local RTR cache another"
+  )
 )

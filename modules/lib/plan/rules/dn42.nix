@@ -84,6 +84,9 @@ let
     )
     ++ when (roa ? json_url) (tokenError t.dn42.url (at "json_url") roa.json_url)
     ++ when (roa ? rtr_port) (tokenError t.dn42.rtrListenPort (at "rtr_port") roa.rtr_port)
+    ++ optional (elem (roa.rtr_port or null) (import ../../base/defaults.nix).exporter_ports) (
+      error (at "rtr_port") "${toString roa.rtr_port} is a monitoring exporter's port: give the local RTR cache another (the default is ${toString d.rtr_port})"
+    )
     ++ (
       if !builtins.isList caches then
         [ (error (at "rtr_caches") "is not a list of { address, port } tables") ]

@@ -101,8 +101,11 @@ def announcements(plan: dict, roas: list[Roa]) -> tuple[dict[str, int], dict[str
     first: dict[str, int] = {}
     for roa in roas:
         net = ipaddress.ip_network(roa.prefix)
+        # AS0 ROAs (RFC 6483: the prefix must not be routed) are in the table but
+        # make no route valid: a path ending in AS 0 is no real announcement.
         if (
             roa.prefix not in first
+            and roa.asn != 0
             and in_dn42_ranges(roa.prefix)
             and not any(net.version == o.version and net.overlaps(o) for o in own)
         ):

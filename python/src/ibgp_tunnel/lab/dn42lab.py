@@ -16,6 +16,7 @@ import os
 import re
 import shutil
 import subprocess
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -313,7 +314,20 @@ class Dn42Lab:
         argv = ["stayrtr", "-bind", str(rtr["bind"]), "-cache", str(self.installed_json(host))]
         argv += ["-refresh", str(rtr["refreshSeconds"]), "-checktime=false", "-metrics.addr="]
         argv += ["-loglevel", "warn"]
-        return daemons.start(f"{host}/stayrtr", netns.ns_argv(ns, argv), log)
+        daemon = daemons.start(f"{host}/stayrtr", netns.ns_argv(ns, argv), log)
+        # Listening before BIRD starts: BIRD's first connection would otherwise
+        # fail and wait for its retry (30 s) with empty ROA tables.
+        address, _, port = str(rtr["bind"]).rpartition(":")
+        probe = netns.ns_argv(ns, ["bash", "-c", f"exec 3<>/dev/tcp/{address}/{port}"])
+        deadline = time.monotonic() + 10
+        while subprocess.run(probe, capture_output=True, check=False).returncode != 0:
+            if not daemons.alive(daemon) or time.monotonic() > deadline:
+                daemons.stop(daemon)
+                raise LabError(
+                    f"{daemon.name} does not listen on {rtr['bind']}: {daemons.log_tail(daemon)}"
+                )
+            time.sleep(0.1)
+        return daemon
 
     def serve_json(self, host: str, roas: list[Roa]) -> None:
         self.served_json(host).write_text(roa_json(roas))

@@ -86,6 +86,8 @@ in
           # test's file (no internet in the test).
           dn42.roa.source = "rtr";
           dn42.roa.jsonUrl = "file://${./dn42-roa.json}";
+          # stayrtr rereads the JSON (and BIRD asks it) every 10 s, not 15 min.
+          dn42.roa.interval = "10s";
         };
         # The announced prefix lives behind the uplink in this test.
         networking.interfaces.eth1.ipv4.routes = [

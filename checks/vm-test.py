@@ -90,7 +90,8 @@ with subtest("DN42: the peer's IPv4 and IPv6 routes reach pve through dmz"):
     pve.wait_until_succeeds(f"ip -6 route show proto bird | grep -c '^{peer_v6} .*dev wg-ibgp'", timeout=60)
 
 with subtest("DN42: ROA-invalid routes are refused"):
-    dmz.succeed(f"birdc show route table dn42_roa4 | grep -c '{hijack_v4}'")
+    # The cache serves the JSON once it has reread it (every refresh interval).
+    dmz.wait_until_succeeds(f"birdc show route table dn42_roa4 | grep -c '{hijack_v4}'", timeout=60)
     dmz.fail(f"birdc show route {hijack_v4} | grep -c '{hijack_v4}'")
     pve.fail(f"ip route show proto bird | grep -c '^{hijack_v4}'")
 

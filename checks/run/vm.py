@@ -41,17 +41,19 @@ PLAN = REPO / "hosts" / "plan.toml"
 VM_TEST = REPO / "checks" / "vm-test.nix"
 # The ROA JSON vm-test.nix gives dmz's RTR refresh (dn42.roa.source = "rtr", jsonUrl).
 VM_ROA_JSON = REPO / "checks" / "dn42-roa.json"
-# vm-test.nix's dmz on RTR: the lab runs the example plan so changed.
+# vm-test.nix's dmz on RTR with a 10 s refresh: the lab runs the example plan so changed.
 ROA_TABLE = '[hosts.dmz.dn42_roa]\ninterval = "15min"\n'
+VM_ROA_TABLE = '[hosts.dmz.dn42_roa]\ninterval = "10s"\nsource = "rtr"\n'
 
 
 def rtr_plan(directory: Path) -> Path:
-    """The example plan with dmz on RPKI over RTR, as vm-test.nix sets its options."""
+    """The example plan with dmz on RPKI over RTR every 10 s, as vm-test.nix sets its
+    options."""
     text = PLAN.read_text()
     if text.count(ROA_TABLE) != 1:
         raise RuntimeError("the example's [hosts.dmz.dn42_roa] changed: update checks/run/vm.py")
     path = directory / "plan.toml"
-    path.write_text(text.replace(ROA_TABLE, ROA_TABLE + 'source = "rtr"\n'))
+    path.write_text(text.replace(ROA_TABLE, VM_ROA_TABLE))
     return path
 
 

@@ -20,7 +20,7 @@ let
   dmzDn42PublicKey = "gUujTXJ33LSu6v/4iU/1HorEvs4ZivjOqgvmP/cfbyo=";
   peerV4 = "172.21.80.0/24";
   peerV6 = "fd42:4200::/48";
-  # Announced by peer1 too, but checks/dn42-roa4.conf registers another origin.
+  # Announced by peer1 too, but checks/dn42-roa.json registers another origin.
   hijackV4 = "172.21.99.0/24";
   scriptValues = {
     announced_host = announcedHost;
@@ -82,9 +82,12 @@ in
           hostName = "dmz";
           sops.file = ../secrets/test/dmz.yaml;
           uplinkInterfaces = [ "eth1" ];
-          # No internet in the test: the ROA unit fetches the test's files.
-          dn42.roa.ipv4Url = "file://${./dn42-roa4.conf}";
-          dn42.roa.ipv6Url = "file://${./dn42-roa6.conf}";
+          # RPKI over RTR: the local stayrtr serves DN42's ROA JSON, here the
+          # test's file (no internet in the test).
+          dn42.roa.source = "rtr";
+          dn42.roa.jsonUrl = "file://${./dn42-roa.json}";
+          # stayrtr rereads the JSON (and BIRD asks it) every 10 s, not 15 min.
+          dn42.roa.interval = "10s";
         };
         # The announced prefix lives behind the uplink in this test.
         networking.interfaces.eth1.ipv4.routes = [

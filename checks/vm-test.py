@@ -76,8 +76,11 @@ with subtest("stopping BIRD for good takes its routes out of the kernel"):
 
 with subtest("DN42: one session over IPv6 link-local through the peer's own tunnel"):
     dmz.wait_for_unit("wireguard-dn42-peer1.service")
-    # The first ROA download (normally 30 s after boot, then every 15 min).
-    dmz.succeed("systemctl start ibgp-tunnel-dn42-roa.service")
+    # RPKI over RTR: the first ROA JSON download (normally 30 s after boot, then
+    # every 15 min) for the local cache, which BIRD's protocol rpki asks.
+    dmz.wait_for_unit("ibgp-tunnel-stayrtr.service")
+    dmz.succeed("systemctl start ibgp-tunnel-dn42-rtr.service")
+    dmz.wait_until_succeeds("birdc show protocols dn42_rpki_1 | grep -c Established", timeout=60)
     dmz.wait_until_succeeds("birdc show protocols all dn42_peer1 | grep -c 'Neighbor address: fe80::1080%dn42-peer1'", timeout=60)
     dmz.wait_until_succeeds("birdc show protocols dn42_peer1 | grep -c Established", timeout=60)
 
@@ -87,7 +90,8 @@ with subtest("DN42: the peer's IPv4 and IPv6 routes reach pve through dmz"):
     pve.wait_until_succeeds(f"ip -6 route show proto bird | grep -c '^{peer_v6} .*dev wg-ibgp'", timeout=60)
 
 with subtest("DN42: ROA-invalid routes are refused"):
-    dmz.succeed(f"birdc show route table dn42_roa4 | grep -c '{hijack_v4}'")
+    # The cache serves the JSON once it has reread it (every refresh interval).
+    dmz.wait_until_succeeds(f"birdc show route table dn42_roa4 | grep -c '{hijack_v4}'", timeout=60)
     dmz.fail(f"birdc show route {hijack_v4} | grep -c '{hijack_v4}'")
     pve.fail(f"ip route show proto bird | grep -c '^{hijack_v4}'")
 

@@ -21,6 +21,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -31,18 +32,31 @@ from ibgp_tunnel import planfile
 from ibgp_tunnel.lab import daemons, dn42lab, faults, location, netns, state
 from ibgp_tunnel.lab.down import down
 from ibgp_tunnel.lab.topology import INET, build_topology
-from ibgp_tunnel.lab.up import node_dir, reconfigure_bird, up
+from ibgp_tunnel.lab.up import find_secrets_dir, node_dir, reconfigure_bird, up
 
 import nixos_test_driver as driver
 
 REPO = Path(__file__).resolve().parents[2]
 PLAN = REPO / "hosts" / "plan.toml"
 VM_TEST = REPO / "checks" / "vm-test.nix"
-# The ROA files vm-test.nix gives dmz's ROA unit (dn42.roa.ipv4Url, ipv6Url).
-VM_ROA = {
-    "ipv4": REPO / "checks" / "dn42-roa4.conf",
-    "ipv6": REPO / "checks" / "dn42-roa6.conf",
-}
+# The ROA JSON vm-test.nix gives dmz's RTR refresh (dn42.roa.source = "rtr", jsonUrl).
+VM_ROA_JSON = REPO / "checks" / "dn42-roa.json"
+# vm-test.nix's dmz on RTR with a 10 s refresh: the lab runs the example plan so changed.
+ROA_TABLE = '[hosts.dmz.dn42_roa]\ninterval = "15min"\n'
+VM_ROA_TABLE = '[hosts.dmz.dn42_roa]\ninterval = "10s"\nsource = "rtr"\n'
+
+
+def rtr_plan(directory: Path) -> Path:
+    """The example plan with dmz on RPKI over RTR every 10 s, as vm-test.nix sets its
+    options."""
+    text = PLAN.read_text()
+    if text.count(ROA_TABLE) != 1:
+        raise RuntimeError("the example's [hosts.dmz.dn42_roa] changed: update checks/run/vm.py")
+    path = directory / "plan.toml"
+    path.write_text(text.replace(ROA_TABLE, VM_ROA_TABLE))
+    return path
+
+
 BIRD3 = REPO / ".cache" / "bird" / "bird3" / "bin"
 EXPORTER_PORT = 9324
 WG_EXPORTER = "prometheus-wireguard-exporter"
@@ -130,7 +144,10 @@ class LabBackend:
             return
         self.environment()
         down(self.lab_dir)
-        st = up(PLAN, timeout=120, progress=lambda line: print(f"    lab: {line}"))
+        plan = rtr_plan(Path(tempfile.mkdtemp(prefix="vm-plan-")))
+        secrets = find_secrets_dir(PLAN, self.plan)
+        progress = lambda line: print(f"    lab: {line}")  # noqa: E731
+        st = up(plan, timeout=120, progress=progress, secrets_dir=secrets)
         self.started = True
         vm_peer = replace(
             self.peer,
@@ -258,6 +275,8 @@ class LabBackend:
                 machine,
                 f"curl -sf -o /dev/null http://127.0.0.1:{EXPORTER_PORT}/metrics",
             ), "the lab's prometheus-bird-exporter with the module's flags"
+        if unit == "ibgp-tunnel-stayrtr.service":
+            return self._daemon_alive(f"{node}/stayrtr"), "the lab's stayrtr (the module's flags)"
         if unit == f"{WG_EXPORTER}.service" and shutil.which(WG_EXPORTER) is None:
             interfaces = self.record(machine)["wireguard"]
             ok = all(self._daemon_alive(f"{node}/wireguard-go {i}") for i in interfaces)
@@ -286,15 +305,14 @@ class LabBackend:
             action, note = actions[verb]
             action(st, node)
             return 0, "", note
-        if unit == "ibgp-tunnel-dn42-roa.service" and verb == "start" and node == "dmz":
+        if unit == "ibgp-tunnel-dn42-rtr.service" and verb == "start" and node == "dmz":
             dn42 = dn42lab.Dn42Lab(self.lab_dir, self.topo)
-            for family, path in VM_ROA.items():
-                dn42.serve_roa(node, family, path.read_text())
-            result = dn42.refresh_roa(node, Path(st.nodes[node]["bird_socket"]))
+            dn42.served_json(node).write_text(VM_ROA_JSON.read_text())
+            result = dn42.refresh_rtr(node)
             return (
                 result.returncode,
                 result.stdout,
-                "the module's dn42-roa-update.sh on checks/dn42-roa{4,6}.conf (the VM's URLs)",
+                "the module's dn42-rtr-update.sh on checks/dn42-roa.json (the VM's URL)",
             )
         raise driver.NeedsVM(f"systemctl {verb} {unit}: the lab has no equivalent")
 

@@ -5,6 +5,7 @@
     ./plan.nix
     ./config.nix
     ./dn42.nix
+    ./dn42-rtr.nix
     ./bird-layout.nix
     ./monitoring
   ];

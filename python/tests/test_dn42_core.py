@@ -248,13 +248,18 @@ def test_bird_refuses_a_peer_named_like_a_generated_symbol(tmp_path: Path) -> No
         assert done.returncode != 0 and "dn42_roa4" in done.stderr, f"{name}: {done.stderr}"
 
 
-def test_the_generated_dn42_names_are_the_rendered_ones() -> None:
+def test_the_generated_dn42_names_are_the_rendered_ones(tmp_path: Path) -> None:
     """ownSymbols, which the peer-name rule reads, is every dn42_ name bird.conf
-    defines besides the sessions: none missing, none stale."""
-    conf = render(EXAMPLE_PLAN, "dmz")["birdConfig"]
-    defined = set(
-        re.findall(r"^(?:protocol \w+|function|roa[46] table) (dn42_\w+)", conf, re.MULTILINE)
-    )
+    defines besides the sessions: none missing, none stale (with ROA files, and over
+    RTR with the most caches a plan may list)."""
+    caches = [{"address": "127.0.0.1", "port": 8000 + i} for i in range(8)]
+    rtr = _roa_plan(tmp_path, source="rtr", rtr_caches=caches)
+    defined = set()
+    for plan in (EXAMPLE_PLAN, rtr):
+        conf = render(plan, "dmz")["birdConfig"]
+        defined |= set(
+            re.findall(r"^(?:protocol \w+|function|roa[46] table) (dn42_\w+)", conf, re.MULTILINE)
+        )
     own = set(nix_eval(f"(import {CORE}).dn42OwnSymbols"))
     assert defined - {"dn42_peer1"} == own
 

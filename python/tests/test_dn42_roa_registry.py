@@ -9,13 +9,14 @@ the repository."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from nixcore import EXAMPLE_PLAN, needs_nix, render
 from test_dn42_roa import BIRDS, REPO, Roa
 from test_dn42_roa import pytestmark as roa_marks
+
+from ibgp_tunnel.lab.registry import KEYS, bird_roa_file, registry_roas
 
 REGISTRY = REPO.parent / "shared" / "data" / "dn42-registry" / "data"
 
@@ -28,42 +29,14 @@ pytestmark = [
     ),
 ]
 
-# filter.txt's upper bounds for DN42's own ranges (172.20.0.0/14, fd00::/8), the
-# max length a generator gives an object without max-length; the snapshot holds no
-# filter.txt, so every object gets one (never below its own prefix length).
-DEFAULT_MAX = {"ipv4": 29, "ipv6": 64}
-
-
-def registry_objects(directory: Path) -> Iterator[dict[str, list[str]]]:
-    """Each RPSL object of a registry directory: `key: value` lines at column 0
-    (continuation lines, indented or `+`, belong to the previous value)."""
-    for path in sorted(directory.iterdir()):
-        fields: dict[str, list[str]] = {}
-        for line in path.read_text(errors="replace").splitlines():
-            if line[:1] in ("", " ", "\t", "+") or ":" not in line:
-                continue
-            key, value = line.split(":", 1)
-            fields.setdefault(key.strip(), []).append(value.strip())
-        yield fields
-
 
 def registry_roa(registry: Path, family: str) -> tuple[str, int]:
     """The family's BIRD 2+ ROA file as DN42's generators write it (a `#` header, then
     `route <prefix> max <len> as <asn>;` per origin), and its number of entries (an
     origin listed twice is two, as BIRD counts the routes of a `protocol static`)."""
-    key = "route" if family == "ipv4" else "route6"
-    lines = ["#", f"# ROA table from the DN42 registry's {key} objects (test-generated)", "#"]
-    entries = 0
-    for fields in registry_objects(registry / key):
-        (prefix,) = fields[key]
-        length = int(prefix.split("/")[1])
-        given = fields.get("max-length")
-        maximum = max(length, int(given[0]) if given else DEFAULT_MAX[family])
-        for origin in fields.get("origin", []):
-            if re.fullmatch(r"AS[0-9]+", origin):
-                lines.append(f"route {prefix} max {maximum} as {origin[2:]};")
-                entries += 1
-    return "\n".join(lines) + "\n", entries
+    roas = registry_roas(registry, family)
+    title = f"ROA table from the DN42 registry's {KEYS[family]} objects (test-generated)"
+    return bird_roa_file(roas, title), len(roas)
 
 
 def _table_count(roa: Roa, table: str) -> int:

@@ -197,7 +197,11 @@ def test_the_table_drives_the_host_spec() -> None:
                 "router_id": "172.23.101.1",
                 "uplink_interfaces": ["eth0"],
                 "announce": {"ipv4": ["10.42.0.0/24"]},
-                "dn42_roa": {"interval": "1h"},
+                "dn42_roa": {
+                    "interval": "1h",
+                    "source": "rtr",
+                    "rtr_caches": [{"address": "127.0.0.1", "port": 8282}],
+                },
                 "dn42_peers": {
                     "p1": {
                         "asn": 4242421080,
@@ -228,6 +232,7 @@ def test_the_table_drives_the_host_spec() -> None:
     assert spec["announce"] == {"ipv4": ["10.42.0.0/24"], "ipv6": []}
     assert spec["dn42"]["roa"]["interval"] == "1h"
     assert spec["dn42"]["roa"]["enable"] is True
+    assert spec["dn42"]["roa"]["rtrCaches"] == [{"address": "127.0.0.1", "port": 8282}]
     assert spec["links"]["l1"]["peer"]["publicKey"] == "y" * 43 + "="
     assert spec["routerId"] == "172.23.101.1"
     assert spec["uplinkInterfaces"] == ["eth0"]

@@ -178,6 +178,35 @@ ATTEMPTS = [
         "15min\nExecStartPre=/bin/sh",
         f"{O}.dn42.roa.interval",
     ),
+    # RPKI over RTR: a cache's address reaches bird.conf (`remote ... port`),
+    # the JSON URL the RTR unit's ExecStart.
+    Attempt(
+        "dn42-rtr-cache-breakout",
+        _set(
+            ["hosts", "dmz", "dn42_roa"],
+            {
+                "source": "rtr",
+                "rtr_caches": [{"address": f"127.0.0.1 port 8282; }};\n{EVIL}\n#", "port": 8282}],
+            },
+        ),
+        "dmz",
+        "hosts.dmz.dn42_roa.rtr_caches[0].address",
+        ["dn42", "roa", "rtrCaches"],
+        [{"address": f"127.0.0.1 port 8282; }};\n{EVIL}\n#", "port": 8282}],
+        f"{O}.dn42.roa.rtrCaches",
+    ),
+    Attempt(
+        "dn42-rtr-json-url-shell",
+        _set(
+            ["hosts", "dmz", "dn42_roa"],
+            {"source": "rtr", "json_url": "https://x.example/roa.json;reboot"},
+        ),
+        "dmz",
+        "hosts.dmz.dn42_roa.json_url",
+        ["dn42", "roa", "jsonUrl"],
+        "https://x.example/roa.json;reboot",
+        f"{O}.dn42.roa.jsonUrl",
+    ),
     Attempt(
         "zone-id-breakout-neighbor",
         _set(["hosts", "dmz", "dn42_peers", "peer1", "neighbor"], ZONE_BREAKOUT),

@@ -24,5 +24,10 @@ raw
     ipv4File = "${raw.roa_dir}/${raw.roa_file_ipv4}";
     ipv6File = "${raw.roa_dir}/${raw.roa_file_ipv6}";
     interval = raw.roa_interval;
+    source = "files";
+    jsonUrl = raw.roa_json_url;
+    jsonFile = "${raw.roa_dir}/${raw.roa_file_json}";
+    rtrPort = raw.rtr_port;
+    rtrCaches = [ ];
   };
 }

@@ -14,9 +14,15 @@ rec {
       builtins.split "(function|table) (dn42_[A-Za-z0-9_]+)" (readFile file)
     );
   fileProtocols = [ "dn42_roa4_file" "dn42_roa6_file" ];
+  # One `protocol rpki` per RTR cache, numbered in the plan's order; at most
+  # maxRtrCaches of them (a plan rule), so every name is known here.
+  maxRtrCaches = 8;
+  rpkiProtocol = n: "dn42_rpki_${toString n}";
+  rpkiProtocols = builtins.genList (i: rpkiProtocol (i + 1)) maxRtrCaches;
   ownSymbols =
     resourceSymbols ../resources/dn42-roa.conf
     ++ resourceSymbols ../resources/dn42-communities.conf
-    ++ fileProtocols;
+    ++ fileProtocols
+    ++ rpkiProtocols;
 
 }

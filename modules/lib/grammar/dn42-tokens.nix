@@ -54,6 +54,20 @@ rec {
     expect = "an https://, http:// or file:// URL without spaces, quotes, '%', '$', '?', '#' or shell characters, such as https://dn42.burble.com/roa/dn42_roa_bird2_4.conf";
   };
 
+  # An RTR cache's TCP port (RFC 8210's is 323; stayrtr's default 8282).
+  rtrPort = intKind {
+    low = 1;
+    high = 65535;
+    expect = "the TCP port of an RTR cache (stayrtr listens on 8282)";
+  };
+
+  # The local stayrtr's port: unprivileged, as the cache runs without capabilities.
+  rtrListenPort = intKind {
+    low = 1024;
+    high = 65535;
+    expect = "the TCP port the local stayrtr listens on (1024-65535: it runs without privileges)";
+  };
+
   # systemd time span for the refresh timer: 15min, 1h, 30s, 2h 30min is not allowed (one unit).
   interval = kind {
     regex = "[1-9][0-9]{0,5}(s|min|h|d)";

@@ -58,6 +58,9 @@ in
   # The ROA refresh (script, arguments, interval) and the build-time check's
   # stubs; null when this host does no ROA validation.
   dn42Roa = dn42.roa spec;
+  # The RTR variant (dn42.roa.source = "rtr"): the JSON refresh and the local
+  # stayrtr; null otherwise.
+  dn42Rtr = dn42.rtr spec;
 }
 # The latency = "auto" measurement (script, arguments, interval, stubs, first
 # contents); only on a host that has such a peer, so other renders stay as they were.

@@ -22,8 +22,9 @@ let
   # fixed BIRD logic defines: one place each, shared with the rules.
   dn42Spec = import ../spec/dn42.nix;
   symbols = import ../grammar/dn42-symbols.nix;
-  inherit (dn42Spec) roaFields listenPortOf mtuOf cryptoOf managed interfaceOf roaOn insecureUrl;
-  inherit (symbols) fileProtocols;
+  inherit (dn42Spec) roaFields listenPortOf mtuOf cryptoOf managed interfaceOf roaOn insecureUrl rtrOn rtrCachesOf;
+  inherit (symbols) fileProtocols rpkiProtocol;
+  tokens = import ../grammar/tokens.nix;
   inherit (util) optional quote;
 
   identifier = name: replaceStrings [ "-" "." ] [ "_" "_" ] name;
@@ -42,7 +43,39 @@ let
   # dn42_*) take our prefix like every other name we define.
   resource = h: spec: file: util.lines (replaceStrings [ "dn42_" ] [ "${h.prefixOf spec}dn42_" ] (readFile file));
 
-  roaTables = h: spec: let p = h.prefixOf spec; in optional (roaOn spec) [
+  # A systemd time span of one unit (tokens.dn42.interval) in seconds.
+  seconds =
+    span:
+    let
+      m = builtins.match "([0-9]+)(s|min|h|d)" (tokens.dn42.interval.emit "dn42.roa.interval" span);
+    in
+    builtins.fromJSON (builtins.head m) * { s = 1; min = 60; h = 3600; d = 86400; }.${builtins.elemAt m 1};
+  min = a: b: if a < b then a else b;
+
+  # RPKI over RTR: one `protocol rpki` per cache, in the plan's order, the
+  # first one's entries preferred; every cache fills the same ROA tables, so
+  # while one answers the tables stay whole. BIRD drops a lost cache's entries
+  # only after `expire` (48 h, BIRD's largest): losing every cache withdraws
+  # nothing until then. `keep`: the cache's own timers do not override ours.
+  rpkiProtocols = h: spec: let p = h.prefixOf spec; caches = rtrCachesOf spec; in [
+    "# Filled over RTR from the caches below, in the plan's order (dn42.roa.rtrCaches)."
+  ] ++ builtins.genList (i: let cache = builtins.elemAt caches i; field = "dn42.roa.rtrCaches.${toString i}"; in [
+    (block "protocol rpki ${p}${rpkiProtocol (i + 1)}" [
+      (blockSemi "roa4" [ "table ${p}dn42_roa4;" "preference ${toString (200 - i)};" ])
+      (blockSemi "roa6" [ "table ${p}dn42_roa6;" "preference ${toString (200 - i)};" ])
+      "remote ${tokens.address.emit "${field}.address" cache.address} port ${toString (tokens.dn42.rtrPort.emit "${field}.port" cache.port)};"
+      "refresh keep ${toString (min 86400 (seconds spec.dn42.roa.interval))};"
+      "retry keep ${toString dn42Defaults.rtr_retry};"
+      "expire keep ${toString dn42Defaults.rtr_expire};"
+    ])
+    ""
+  ]) (if builtins.length caches > symbols.maxRtrCaches then throw "ibgp-tunnel: dn42.roa.rtrCaches: more than ${toString symbols.maxRtrCaches} caches" else builtins.length caches);
+
+  roaTables = h: spec: let p = h.prefixOf spec; in optional (roaOn spec) (if rtrOn spec then [
+    "# DN42 ROA tables and the checks on them (modules/lib/resources/dn42-roa.conf)."
+    (resource h spec ../resources/dn42-roa.conf)
+    (rpkiProtocols h spec)
+  ] else [
     "# DN42 ROA tables and the checks on them (modules/lib/resources/dn42-roa.conf)."
     (resource h spec ../resources/dn42-roa.conf)
     "# Filled from the files the dn42-roa timer keeps current; BIRD reloads"
@@ -57,7 +90,7 @@ let
       "include ${quote spec.dn42.roa.ipv6File};"
     ])
     ""
-  ];
+  ]);
 
   communityFunctions = h: spec: optional (spec.role == "reflector" && spec.dn42Peers != { }) [
     "# DN42 link communities (modules/lib/resources/dn42-communities.conf)."
@@ -156,6 +189,10 @@ let
       ++ exportFilter h spec name peer family
       # IPv4 routes over an IPv6 session: next hops are IPv6 (RFC 8950).
       ++ optional (family == "ipv4" && ip.isIPv6 peer.neighbor) "extended next hop on;"
+      # RTR changes the ROA tables at any time: BIRD re-runs the import filter
+      # on its own (rpki reload, on by default) only for a BGP channel that
+      # keeps what the peer sent (RFC 9324's Adj-RIB-In, no route refresh).
+      ++ optional (rtrOn spec) "import table on;"
     );
 
   session = h: spec: name: peer: [
@@ -221,7 +258,9 @@ in
     if spec.role != "reflector" then
       [ ]
     else
-      [
+      # Every ROA setting is checked (forced through its grammar) whichever
+      # source is on: a bad value left for later is refused now.
+      builtins.deepSeq spec.dn42.roa [
         (roaTables h spec)
         (communityFunctions h spec)
         ""
@@ -280,10 +319,33 @@ in
         );
       };
 
-  # What the ROA unit needs (null without ROA).
+  # What the RTR units need (null unless source = "rtr"): the JSON refresh
+  # (the script's arguments, as dn42-rtr-update.sh takes them) and the local
+  # stayrtr serving its last good file.
+  rtr =
+    spec:
+    if !(rtrOn spec) then
+      null
+    else
+      let
+        roa = spec.dn42.roa;
+      in
+      {
+        inherit (roa) interval jsonFile;
+        arguments = optional roa.allowInsecureUrls "--allow-http" ++ [
+          (roaUrl spec (tokens.dn42.url.emit "dn42.roa.jsonUrl" roa.jsonUrl))
+          (tokens.runtimePath.emit "dn42.roa.jsonFile" roa.jsonFile)
+        ];
+        maxBytes = dn42Defaults.roa_max_bytes;
+        script = readFile ../resources/dn42-rtr-update.sh;
+        refreshSeconds = seconds roa.interval;
+        bind = "${dn42Defaults.rtr_local_address}:${toString (tokens.dn42.rtrListenPort.emit "dn42.roa.rtrPort" roa.rtrPort)}";
+      };
+
+  # What the ROA unit needs (null without ROA files).
   roa =
     spec:
-    if !(roaOn spec) then
+    if !(roaOn spec) || rtrOn spec then
       null
     else
       {

@@ -108,3 +108,21 @@ concatMap (
 ++ map (url: problem "${root}.dn42.roa" "${url} is plain http://, which anyone on the path can rewrite: use https://, or set allowInsecureUrls = true") (
   if isAttrs (spec.dn42.roa or null) && !(spec.dn42.roa.allowInsecureUrls or false) then dn42.insecureRoaUrls spec else [ ]
 )
+# RPKI over RTR: each cache once, at most as many as bird.conf names protocols for.
+++ (
+  let
+    roa = spec.dn42.roa or null;
+    caches = if isAttrs roa && builtins.isList (roa.rtrCaches or null) then roa.rtrCaches else [ ];
+    keyOf = c: "${toString (c.address or "")} ${toString (c.port or "")}";
+    maxCaches = (import ../grammar/dn42-symbols.nix).maxRtrCaches;
+  in
+  optional (builtins.length caches > maxCaches) (
+    problem "${root}.dn42.roa.rtrCaches" "lists ${toString (builtins.length caches)} caches: at most ${toString maxCaches}"
+  )
+  ++ optional (builtins.length (util.uniqueStrings (map keyOf caches)) != builtins.length caches) (
+    problem "${root}.dn42.roa.rtrCaches" "repeats a cache: list each { address, port } once"
+  )
+  ++ optional (isAttrs roa && builtins.elem (roa.rtrPort or null) (import ../base/defaults.nix).exporter_ports) (
+    problem "${root}.dn42.roa.rtrPort" "${toString roa.rtrPort} is a monitoring exporter's port: give the local RTR cache another"
+  )
+)

@@ -40,7 +40,23 @@ let
   # A ROA file over plain http:// can be rewritten by anyone on the path (it
   # decides which DN42 routes are imported): only with allowInsecureUrls.
   insecureUrl = url: builtins.match "http://.*" url != null;
-  insecureRoaUrls = spec: filter insecureUrl [ spec.dn42.roa.ipv4Url spec.dn42.roa.ipv6Url ];
+  insecureRoaUrls =
+    spec:
+    let
+      roa = spec.dn42.roa;
+    in
+    filter insecureUrl (if (roa.source or "files") == "rtr" then [ roa.jsonUrl ] else [ roa.ipv4Url roa.ipv6Url ]);
+
+  # RPKI over RTR instead of the ROA files.
+  rtrOn = spec: roaOn spec && spec.dn42.roa.source == "rtr";
+
+  # The caches BIRD asks, in order: the plan's, else the local stayrtr.
+  rtrCachesOf =
+    spec:
+    let
+      roa = spec.dn42.roa;
+    in
+    if roa.rtrCaches != [ ] then roa.rtrCaches else [ { address = dn42Defaults.rtr_local_address; port = roa.rtrPort; } ];
 in
 {
   inherit
@@ -54,6 +70,8 @@ in
     roaOn
     insecureUrl
     insecureRoaUrls
+    rtrOn
+    rtrCachesOf
     ;
 
   # A hand-made or older spec gets the DN42 fields' defaults.

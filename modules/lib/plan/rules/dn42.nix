@@ -71,6 +71,52 @@ let
       error (at "latency") "\"auto\" measures the round trip through the peer's interface: set `interface` (or a tunnel, public_key), or give a class 1-9"
     );
 
+  # RPKI over RTR: the source, the local cache's port and the caches BIRD asks
+  # (addresses only, at most as many as bird.conf has protocol names for).
+  rtrRules =
+    hostName: roa:
+    let
+      at = key: [ "hosts" hostName "dn42_roa" key ];
+      caches = roa.rtr_caches or [ ];
+      symbols = import ../../grammar/dn42-symbols.nix;
+      isRecord = c: builtins.isAttrs c;
+      cacheAt = i: key: [ "hosts" hostName "dn42_roa" "rtr_caches" i key ];
+      keyOf = c: "${toString (c.address or "")} ${toString (c.port or "")}";
+    in
+    optional (roa ? source && !(elem roa.source [ "files" "rtr" ])) (
+      error (at "source") "${builtins.toJSON roa.source} is not \"files\" or \"rtr\""
+    )
+    ++ when (roa ? json_url) (tokenError t.dn42.url (at "json_url") roa.json_url)
+    ++ when (roa ? rtr_port) (tokenError t.dn42.rtrListenPort (at "rtr_port") roa.rtr_port)
+    ++ optional (elem (roa.rtr_port or null) (import ../../base/defaults.nix).exporter_ports) (
+      error (at "rtr_port") "${toString roa.rtr_port} is a monitoring exporter's port: give the local RTR cache another (the default is ${toString d.rtr_port})"
+    )
+    ++ (
+      if !builtins.isList caches then
+        [ (error (at "rtr_caches") "is not a list of { address, port } tables") ]
+      else
+        optional (length caches > symbols.maxRtrCaches) (
+          error (at "rtr_caches") "lists ${toString (length caches)} caches: at most ${toString symbols.maxRtrCaches}"
+        )
+        ++ concatMap (
+          i:
+          let
+            c = builtins.elemAt caches i;
+          in
+          if !(isRecord c) then
+            [ (error [ "hosts" hostName "dn42_roa" "rtr_caches" i ] "is not a { address, port } table") ]
+          else
+            (if c ? address then tokenError t.address (cacheAt i "address") c.address else [ (error (cacheAt i "address") "is missing: give the cache's IP address") ])
+            ++ (if c ? port then tokenError t.dn42.rtrPort (cacheAt i "port") c.port else [ (error (cacheAt i "port") "is missing: give the cache's TCP port (stayrtr: 8282)") ])
+            ++ optional (builtins.any (j: isRecord (builtins.elemAt caches j) && keyOf (builtins.elemAt caches j) == keyOf c) (builtins.genList (j: j) i)) (
+              error [ "hosts" hostName "dn42_roa" "rtr_caches" i ] "repeats an earlier cache: list each cache once"
+            )
+        ) (builtins.genList (i: i) (length caches))
+    )
+    ++ optional ((roa.source or "files") != "rtr" && (roa ? json_url || roa ? rtr_port || roa ? rtr_caches)) (
+      warning (at "source") "is \"files\" but json_url, rtr_port or rtr_caches is set: they apply only with source = \"rtr\""
+    );
+
   roaRules =
     hostName: host:
     let
@@ -88,7 +134,8 @@ let
       optional (roa ? ${key} && builtins.isString roa.${key} && builtins.match "http://.*" roa.${key} != null && (roa.allow_insecure_urls or false) != true) (
         error (at key) "${roa.${key}} is plain http://, which anyone on the path can rewrite: use https://, or set allow_insecure_urls = true"
       )
-    ) [ "ipv4_url" "ipv6_url" ]
+    ) [ "ipv4_url" "ipv6_url" "json_url" ]
+    ++ rtrRules hostName roa
     ++ optional (roa != { } && (host.dn42_peers or { }) == { }) (
       warning [ "hosts" hostName "dn42_roa" ] "is set but this host has no dn42_peers: ROA only filters routes from DN42 peers"
     );

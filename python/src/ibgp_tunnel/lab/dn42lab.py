@@ -14,7 +14,9 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
+import shutil
 import subprocess
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,7 +26,7 @@ from ibgp_tunnel import keys as wgkeys
 from ibgp_tunnel import paths
 from ibgp_tunnel.lab import daemons, dn42latency, location, netns
 from ibgp_tunnel.lab.artifacts import saved_artifacts
-from ibgp_tunnel.lab.errors import LabError
+from ibgp_tunnel.lab.errors import LabError, MissingToolError
 from ibgp_tunnel.lab.labkeys import install_secret, read_installed_secret
 from ibgp_tunnel.lab.peer import (
     EXTRA_IPV4,
@@ -33,6 +35,7 @@ from ibgp_tunnel.lab.peer import (
     EXTRA_IPV6_LENGTH,
     extra_prefixes,
 )
+from ibgp_tunnel.lab.registry import Roa, registry_roas, roa_json
 from ibgp_tunnel.lab.topology import Dn42Peer, Topology
 
 PEER_INTERFACE = "wg0"
@@ -42,11 +45,29 @@ PEER_KEEPALIVE = 5
 PEER_KEY = "/run/lab-secrets/dn42-peer.key"
 PEER_PSK = "/run/lab-secrets/dn42-peer.psk"
 ROA_FILES = {"ipv4": "dn42_roa4.conf", "ipv6": "dn42_roa6.conf"}
+ROA_JSON = "dn42_roa.json"
 
 
 def roa_script() -> Path:
     """The refresh script the NixOS unit runs (the core's resource)."""
     return paths.nix_lib_dir() / "resources" / "dn42-roa-update.sh"
+
+
+def rtr_script() -> Path:
+    """The ROA JSON refresh the NixOS RTR unit runs (the core's resource)."""
+    return paths.nix_lib_dir() / "resources" / "dn42-rtr-update.sh"
+
+
+def peer_roas(peers: list[Dn42Peer]) -> list[Roa]:
+    """The ROAs of `roa_lines`, as entries of DN42's ROA JSON."""
+    roas = []
+    for peer in peers:
+        for prefix in (*peer.announce_ipv4, *peer.announce_ipv6):
+            length = ipaddress.ip_network(prefix).prefixlen
+            roas.append(Roa(prefix, length, peer.asn))
+        roas.append(Roa(str(EXTRA_IPV4), EXTRA_IPV4_LENGTH, peer.asn))
+        roas.append(Roa(str(EXTRA_IPV6), EXTRA_IPV6_LENGTH, peer.asn))
+    return roas
 
 
 def roa_lines(peers: list[Dn42Peer], family: str) -> str:
@@ -105,6 +126,8 @@ class Dn42Lab:
     reflector_keys: dict[str, str] = field(default_factory=dict)
     peer_keys: dict[str, str] = field(default_factory=dict)
     psks: dict[str, str] = field(default_factory=dict)  # peer node -> PSK
+    # A DN42 registry's data directory whose ROAs join the lab's ROA files and JSON.
+    registry: Path | None = None
 
     # --- where things are -------------------------------------------------------
 
@@ -119,6 +142,17 @@ class Dn42Lab:
     def installed(self, host: str, family: str) -> Path:
         """Where the host's bird.conf includes the ROA file from in the lab."""
         return self.root / "roa" / host / ROA_FILES[family]
+
+    def served_json(self, host: str) -> Path:
+        """The ROA JSON the lab serves as the JSON URL (file://)."""
+        return self.root / "served" / host / ROA_JSON
+
+    def installed_json(self, host: str) -> Path:
+        """The last good ROA JSON the host's stayrtr serves in the lab."""
+        return self.root / "rtr" / host / ROA_JSON
+
+    def registry_roas(self, family: str) -> list[Roa]:
+        return [] if self.registry is None else registry_roas(self.registry, family)
 
     def tunnel_peers(self, host: str) -> list[Dn42Peer]:
         return [p for p in self.topo.dn42_peers if p.reflector == host and p.tunnel is not None]
@@ -143,13 +177,22 @@ class Dn42Lab:
             self.peer_keys[peer.node] = known or wgkeys.generate_private_key()
             self.psks[peer.node] = wgkeys.generate_psk()
         for host, rendered in artifacts.items():
+            peers = [p for p in self.topo.dn42_peers if p.reflector == host]
+            if rendered.get("dn42Rtr"):
+                roas = peer_roas(peers) + self.registry_roas("ipv4") + self.registry_roas("ipv6")
+                for path in (self.served_json(host), self.installed_json(host)):
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    path.write_text(roa_json(roas))
             if not rendered.get("dn42Roa"):
                 continue
-            peers = [p for p in self.topo.dn42_peers if p.reflector == host]
             for family in ("ipv4", "ipv6"):
+                registry = "".join(
+                    f"route {r.prefix} max {r.max_length} as {r.asn};\n"
+                    for r in self.registry_roas(family)
+                )
                 for path in (self.served(host, family), self.installed(host, family)):
                     path.parent.mkdir(parents=True, exist_ok=True)
-                    path.write_text(roa_lines(peers, family))
+                    path.write_text(roa_lines(peers, family) + registry)
 
     # --- the reflector's end ------------------------------------------------------
 
@@ -259,6 +302,48 @@ class Dn42Lab:
             ["bash", str(roa_script()), *args], capture_output=True, text=True, env=env, check=False
         )
 
+    # --- RPKI over RTR ---------------------------------------------------------------
+
+    def start_rtr_cache(
+        self, host: str, ns: str, rtr: Mapping[str, Any], log: Path
+    ) -> daemons.Daemon:
+        """The host's local stayrtr as the NixOS unit runs it (the rendered bind and
+        refresh), serving the lab's last good JSON; started before BIRD."""
+        if shutil.which("stayrtr") is None:
+            raise MissingToolError(
+                f'{host} uses RPKI over RTR (dn42_roa.source = "rtr"): the lab needs '
+                "stayrtr (apt-get install stayrtr)"
+            )
+        argv = ["stayrtr", "-bind", str(rtr["bind"]), "-cache", str(self.installed_json(host))]
+        argv += ["-refresh", str(rtr["refreshSeconds"]), "-checktime=false", "-metrics.addr="]
+        argv += ["-loglevel", "warn"]
+        daemon = daemons.start(f"{host}/stayrtr", netns.ns_argv(ns, argv), log)
+        # Listening before BIRD starts: BIRD's first connection would otherwise
+        # fail and wait for its retry (30 s) with empty ROA tables.
+        address, _, port = str(rtr["bind"]).rpartition(":")
+        probe = netns.ns_argv(ns, ["bash", "-c", f"exec 3<>/dev/tcp/{address}/{port}"])
+        deadline = time.monotonic() + 10
+        while subprocess.run(probe, capture_output=True, check=False).returncode != 0:
+            if not daemons.alive(daemon) or time.monotonic() > deadline:
+                daemons.stop(daemon)
+                raise LabError(
+                    f"{daemon.name} does not listen on {rtr['bind']}: {daemons.log_tail(daemon)}"
+                )
+            time.sleep(0.1)
+        return daemon
+
+    def serve_json(self, host: str, roas: list[Roa]) -> None:
+        self.served_json(host).write_text(roa_json(roas))
+
+    def refresh_rtr(self, host: str) -> subprocess.CompletedProcess[str]:
+        """What the RTR timer's unit runs (the rendered arguments), the lab's URL and file."""
+        rendered: list[str] = saved_artifacts(self.lab_dir)[host]["dn42Rtr"]["arguments"]
+        flags = [word for word in rendered if word.startswith("--")]
+        args = [*flags, f"file://{self.served_json(host)}", str(self.installed_json(host))]
+        return subprocess.run(
+            ["bash", str(rtr_script()), *args], capture_output=True, text=True, check=False
+        )
+
 
 def peer_bird_config(peer: Dn42Peer, *, extra_ipv4: int = 0, extra_ipv6: int = 0) -> str:
     """The stand-in's BIRD: one session over IPv6 link-local carrying IPv4 (extended next
@@ -330,3 +415,35 @@ def running(lab_dir: Path, topo: Topology, artifacts: Mapping[str, Mapping[str, 
         if spec["peers"][0].get("presharedKeyFile"):
             dn42.psks[peer.node] = read_installed_secret(peer_run, PEER_PSK)
     return dn42
+
+
+def with_origins(config: str, origins: Mapping[str, int]) -> str:
+    """The stand-in's BIRD config (`peer_bird_config`) announcing `origins` too (prefix ->
+    origin AS, e.g. a share of DN42's registry): statics, exported with the origin
+    prepended, so the reflector sees the path `<peer> <origin>` a real DN42 route has."""
+    if not origins:
+        return config
+    by_family: dict[int, dict[int, list[str]]] = {4: {}, 6: {}}
+    for prefix, asn in origins.items():
+        version = ipaddress.ip_network(prefix).version
+        by_family[version].setdefault(asn, []).append(prefix)
+    statics, cases = [], []
+    for version, groups in by_family.items():
+        prefixes = [p for group in groups.values() for p in group]
+        if not prefixes:
+            continue
+        routes = "\n".join(f"  route {p} unreachable;" for p in prefixes)
+        statics.append(f"protocol static origins{version} {{\n  ipv{version};\n{routes}\n}}\n")
+        tests = "\n".join(
+            f"    if net ~ [ {', '.join(group)} ] then bgp_path.prepend({asn});"
+            for asn, group in groups.items()
+        )
+        cases.append(f"  if net.type = NET_IP{version} then {{\n{tests}\n  }}")
+    origin_filter = (
+        "filter dn42_origins {\n  if source != RTS_STATIC then reject;\n"
+        + "\n".join(cases)
+        + "\n  accept;\n}\n"
+    )
+    head, bgp = config.split("protocol bgp ", 1)
+    bgp = bgp.replace("export where source = RTS_STATIC;", "export filter dn42_origins;")
+    return head + "\n".join(statics) + "\n" + origin_filter + "\nprotocol bgp " + bgp

@@ -76,3 +76,18 @@ def bird_tool(tool: str) -> str:
         return str(directory / tool)
     found = shutil.which(tool)
     return found or tool
+
+
+DN42_REGISTRY_ENV = "IBGP_TUNNEL_LAB_DN42_REGISTRY"
+
+
+def dn42_registry() -> Path | None:
+    """A DN42 registry's data directory ($IBGP_TUNNEL_LAB_DN42_REGISTRY: the one with
+    route/ and route6/) whose ROAs the lab adds to its ROA files and RTR cache, or None."""
+    value = os.environ.get(DN42_REGISTRY_ENV)
+    if not value:
+        return None
+    path = Path(value)
+    if not (path / "route").is_dir() or not (path / "route6").is_dir():
+        raise LabError(f"{DN42_REGISTRY_ENV}={value!r}: give a DN42 registry's data directory")
+    return path

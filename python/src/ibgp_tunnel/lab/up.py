@@ -407,7 +407,7 @@ def up(
     st.save()
     # DN42 tunnels the module runs: their keys, and the ROA files bird.conf includes.
     secrets_dir = secrets_dir or find_secrets_dir(plan_path, plan)
-    dn42 = dn42lab.Dn42Lab(lab_dir, topo, secrets_dir)
+    dn42 = dn42lab.Dn42Lab(lab_dir, topo, secrets_dir, registry=location.dn42_registry())
     dn42.prepare(artifacts)
     dn42latency.prepare(lab_dir, artifacts)
     save_artifacts(lab_dir, artifacts)
@@ -435,6 +435,12 @@ def up(
             else:
                 daemon = start_wireguard(lab_dir, host, node.netns, interface, spec, plan, keys)
             st.daemons.append(daemon)
+            st.save()
+        if artifacts[host].get("dn42Rtr"):
+            # As the NixOS units: the local RTR cache before BIRD.
+            log = node_dir(lab_dir, host) / "stayrtr.log"
+            rtr = artifacts[host]["dn42Rtr"]
+            st.daemons.append(dn42.start_rtr_cache(host, node.netns, rtr, log))
             st.save()
         # As the NixOS unit: with graceful restart on, BIRD always starts with -R.
         bird = start_bird(

@@ -7,9 +7,9 @@ before what it causes), the handshake, the path MTU measured through the tunnel 
 hole stalls BGP on its first large UPDATE), BIRD's sessions (with BIRD's own reason),
 BFD, graceful restart recovery, routes in the kernel, forwarding/NAT/reverse-path
 filtering, the IPv6 next hop (the write-up's pitfall 4), overlaps, MTU and import
-limits, and last drift of BIRD's config and our nftables table from what the plan
-renders (WireGuard's drift runs before the firewall: a peer changed by hand is a
-cause). So the first failing line is the one to act on.
+limits, the RTR caches (RPKI), and last drift of BIRD's config and our nftables
+table from what the plan renders (WireGuard's drift runs before the firewall: a
+peer changed by hand is a cause). So the first failing line is the one to act on.
 """
 
 from __future__ import annotations
@@ -40,6 +40,7 @@ from ibgp_tunnel.doctor.checks.forwarding import (
 from ibgp_tunnel.doctor.checks.limits import check_import_limits, check_mtu, check_overlaps
 from ibgp_tunnel.doctor.checks.liveness import check_tunnel_alive
 from ibgp_tunnel.doctor.checks.pmtu import check_path_mtu
+from ibgp_tunnel.doctor.checks.rpki import check_rpki_caches
 from ibgp_tunnel.doctor.checks.tunnel import (
     check_handshakes,
     check_keys,
@@ -74,6 +75,7 @@ CHECKS: tuple[CheckFn, ...] = (
     check_overlaps,
     check_mtu,
     check_import_limits,
+    check_rpki_caches,
     # What a DN42 peer's routes carry: a consequence of the session, never a cause.
     check_dn42_latency,
     # Last: a hand edit other checks name more precisely keeps their line first.

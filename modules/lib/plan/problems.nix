@@ -23,6 +23,8 @@ let
 
   # DN42 tunnels, communities and ROA (./rules/dn42.nix, ./rules/dn42-peers.nix).
   dn42Rules = import ./rules/dn42.nix { inherit error warning tokenError mapHosts linkOf; };
+  # DN42's route collector session (./rules/dn42-collector.nix).
+  dn42CollectorRules = import ./rules/dn42-collector.nix;
 
   rules = [
     asnRules
@@ -38,6 +40,7 @@ let
     interfaceNameRules
     dn42PeerRules
     dn42Rules
+    dn42CollectorRules
     linkEndRules
     linkSubnetRules
     linkAddressRules

@@ -266,6 +266,7 @@ in
         ""
         (latencyDefines h spec)
         (util.mapAttrsToList (session h spec) spec.dn42Peers)
+        ((import ./dn42-collector.nix).bird h spec)
       ];
 
   # networking.wireguard.interfaces entries for the peers whose tunnel we manage.

@@ -126,3 +126,25 @@ concatMap (
     problem "${root}.dn42.roa.rtrPort" "${toString roa.rtrPort} is a monitoring exporter's port: give the local RTR cache another"
   )
 )
+# DN42's route collector (grammar/dn42-collector-checks.nix, the plan rules' own):
+# our prefixes here are this host's announcements and link subnets.
+++ (
+  let
+    c = spec.dn42Collector or null;
+    key = k: if k == null then "${root}.dn42Collector" else "${root}.dn42Collector.${k}";
+    strings = value: if builtins.isList value then filter builtins.isString value else [ ];
+    own =
+      concatMap (family: map (cidr: { inherit cidr; owner = "${root}.announce.${family}"; }) (strings (spec.announce.${family} or [ ]))) [ "ipv4" "ipv6" ]
+      ++ concatMap (name: map (cidr: { inherit cidr; owner = "${root}.links.${name}.ips"; }) (strings (spec.links.${name}.ips or [ ]))) linkNames;
+  in
+  if !(isAttrs c) || c.enable or false != true then
+    [ ]
+  else
+    map (f: problem (key f.key) f.message) ((import ../grammar/dn42-collector-checks.nix).problems {
+      role = spec.role or "client";
+      dn42Peers = if isAttrs peers then builtins.length (attrNames peers) else 0;
+      inherit (c) neighbor sourceAddress asn;
+      ownAsn = spec.asn or null;
+      ownPrefixes = own;
+    })
+)

@@ -50,6 +50,12 @@ let
   # RPKI over RTR instead of the ROA files.
   rtrOn = spec: roaOn spec && spec.dn42.roa.source == "rtr";
 
+  # DN42's route collector session: its record when enabled on a reflector
+  # with DN42 peers (a hand-made spec may leave dn42Collector out), else null.
+  collectorOf = spec: let c = spec.dn42Collector or null; in if spec.role == "reflector" && (spec.dn42Peers or { }) != { } && c != null && c.enable then c else null;
+  # Its BIRD protocol: never a peer's session name (those are dn42_<peer>).
+  collectorProtocol = "dn42collector";
+
   # The caches BIRD asks, in order: the plan's, else the local stayrtr.
   rtrCachesOf =
     spec:
@@ -72,6 +78,8 @@ in
     insecureRoaUrls
     rtrOn
     rtrCachesOf
+    collectorOf
+    collectorProtocol
     ;
 
   # A hand-made or older spec gets the DN42 fields' defaults.

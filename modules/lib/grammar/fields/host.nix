@@ -250,3 +250,5 @@ in
     derived = "every link's subnets and every client's announce";
   }
 ]
+# The DN42 route collector session (a record of its own file).
+++ [ (import ./dn42-collector.nix) ]

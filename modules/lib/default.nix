@@ -40,6 +40,9 @@ rec {
   # The names the fixed DN42 BIRD logic defines: no peer's session takes one.
   dn42OwnSymbols = (import ./grammar/dn42-symbols.nix).ownSymbols;
 
+  # DN42's route collector session: its settings when on (else null), its protocol name.
+  dn42Collector = { inherit (import ./spec/dn42.nix) collectorOf collectorProtocol; };
+
   # The route model (spec/routes.nix): sessions, interfaces and expected
   # routes per host; with it the one BIRD prefix-pattern matcher.
   routes = import ./spec/routes.nix;

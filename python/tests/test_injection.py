@@ -207,6 +207,28 @@ ATTEMPTS = [
         "https://x.example/roa.json;reboot",
         f"{O}.dn42.roa.jsonUrl",
     ),
+    # DN42's route collector: its neighbor and source address reach bird.conf.
+    Attempt(
+        "dn42-collector-neighbor-breakout",
+        _set(["hosts", "dmz", "dn42_collector"], {"enable": True, "neighbor": ZONE_BREAKOUT}),
+        "dmz",
+        "hosts.dmz.dn42_collector.neighbor",
+        ["dn42Collector"],
+        {"enable": True, "neighbor": ZONE_BREAKOUT},
+        f"{O}.dn42Collector",
+    ),
+    Attempt(
+        "dn42-collector-source-breakout",
+        _set(
+            ["hosts", "dmz", "dn42_collector"],
+            {"enable": True, "source_address": f"fd42::1;\n{EVIL}\n#"},
+        ),
+        "dmz",
+        "hosts.dmz.dn42_collector.source_address",
+        ["dn42Collector"],
+        {"enable": True, "sourceAddress": f"fd42::1;\n{EVIL}\n#"},
+        f"{O}.dn42Collector",
+    ),
     Attempt(
         "zone-id-breakout-neighbor",
         _set(["hosts", "dmz", "dn42_peers", "peer1", "neighbor"], ZONE_BREAKOUT),

@@ -21,7 +21,11 @@ let
   prefix = if (spec.bird or { }).standalone or true then "" else "ibgpt_";
   links = attrValues spec.links;
   ibgpNames = map (link: "${prefix}ibgp_${identifier link.peer.name}") links;
-  dn42Names = map (name: "${prefix}dn42_${identifier name}") (builtins.attrNames spec.dn42Peers);
+  collector = (import ../../lib).dn42Collector;
+  # The DN42 sessions and DN42's route collector (multihop, export only).
+  dn42Names =
+    map (name: "${prefix}dn42_${identifier name}") (builtins.attrNames spec.dn42Peers)
+    ++ util.optional (collector.collectorOf spec != null) "${prefix}${collector.collectorProtocol}";
   # A regex alternative of literal names (dots in addresses and VLAN
   # interfaces escaped; PromQL strings take the backslash doubled).
   anyOf = names: concatStringsSep "|" (map (replaceStrings [ "." ] [ "\\\\." ]) names);

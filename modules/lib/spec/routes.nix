@@ -276,7 +276,26 @@ let
         ipv6NextHop = null;
         importLimit = spec.tuning.importLimit or null;
       }
-    ) (attrNames peers);
+    ) (attrNames peers)
+    # DN42's route collector (render/dn42-collector.nix): export only, multihop.
+    ++ (
+      let
+        c = dn42.collectorOf spec;
+      in
+      util.optional (c != null) {
+        name = "${p}${dn42.collectorProtocol}";
+        kind = "dn42-collector";
+        inherit (c) neighbor;
+        neighborAs = c.asn;
+        localAs = spec.asn;
+        peerHost = null;
+        dn42Peer = null;
+        interface = null;
+        bfd = false;
+        ipv6NextHop = null;
+        importLimit = null;
+      }
+    );
 
   # The host's tunnel interfaces: its WireGuard links and its DN42 peerings.
   interfacesOf =

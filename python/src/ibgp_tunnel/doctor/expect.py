@@ -54,6 +54,8 @@ class SessionExpect:
     peer_host: str | None = None  # the plan host at the other end (iBGP)
     interface: str | None = None  # the tunnel (iBGP) or the peering interface (eBGP)
     import_limit: int | None = None
+    # DN42's route collector: multihop over DN42, export only (no interface of ours).
+    collector: bool = False
 
 
 @dataclass(frozen=True)
@@ -162,6 +164,7 @@ def bgp_sessions(model_sessions: Sequence[Mapping[str, Any]]) -> list[SessionExp
             peer_host=session.get("peerHost"),
             interface=session.get("interface"),
             import_limit=session.get("importLimit"),
+            collector=session.get("kind") == "dn42-collector",
         )
         for session in model_sessions
     ]

@@ -53,6 +53,13 @@ def _session_fix(session: SessionExpect, row: Protocol, reason: str) -> str:
             "BFD (multihop, UDP 4784) stopped getting through the tunnel: see the bfd and "
             f"handshake lines, and allow UDP 4784 on {session.interface} at both ends"
         )
+    if session.collector:
+        return (
+            f"DN42's route collector at {session.neighbor} is several hops away (multihop): "
+            f"check that a DN42 route leads there (ping {session.neighbor}), that the collector "
+            "can answer our source address (a DN42 address of ours, dn42_collector."
+            "source_address), and that the DN42 sessions are up; the collector only listens"
+        )
     if not session.internal:
         return (
             f"the eBGP session to {session.neighbor} over {session.interface} is down: check "

@@ -229,6 +229,17 @@ def test_we_import_nothing_from_it(lab: tuple[Lab, Collector]) -> None:
         assert prefix not in birdc(env.st, REFLECTOR, "show", "route", "all"), prefix
 
 
+def test_every_path_is_offered_add_path_tx(lab: tuple[Lab, Collector]) -> None:
+    """The wiki asks for ADD-PATH: we send, the collector receives, both families."""
+    env, collector = lab
+    ours = _established(env)
+    local = ours.split("Local capabilities", 1)[1].split("Neighbor capabilities", 1)[0]
+    assert re.search(r"ADD-PATH\s+RX:\s*\n\s+TX: ipv4 ipv6", local), ours
+    theirs = collector.birdc("show", "protocols", "all", "from_us")
+    local = theirs.split("Local capabilities", 1)[1].split("Neighbor capabilities", 1)[0]
+    assert re.search(r"ADD-PATH\s+RX: ipv4 ipv6", local), theirs
+
+
 def test_doctor_checks_the_session(lab: tuple[Lab, Collector]) -> None:
     env, _ = lab
     _established(env)

@@ -57,8 +57,10 @@ COLLECTOR = "fd42:4200:1::c"
 PEER_SIDE = "fd42:4200:1::1"
 SOURCE = str(ipaddress.ip_network(OWN_V6).network_address + 1)
 COLLECTOR_ASN = 4242422602
-# What the stand-in sends us: none of it may enter our tables.
+# What the stand-in sends us: none of it may enter our tables, not even a default
+# route or a more specific of our own prefix (a hostile collector's hijack).
 OFFERED_V4, OFFERED_V6 = "172.22.250.0/24", "fd42:dead:beef::/48"
+HIJACK_V4, HIJACK_V6 = "172.23.101.0/29", "fd42:4242:38:1::/80"
 PEER_V4 = "172.21.80.0/24"  # the lab peer's announcement
 CLIENT_ONLY = "104.16.0.0/13"  # the example's cf set: never DN42's business
 AS_PATH = r"(?:BGP\.as_path|bgp_path):"  # BIRD 2 / BIRD 3
@@ -81,8 +83,18 @@ def collector_bird(our_asn: int) -> str:
 # Lab stand-in for DN42's route collector; written by test_lab_dn42_collector.
 router id 172.20.129.4;
 protocol device {{}}
-protocol static offered4 {{ ipv4; route {OFFERED_V4} unreachable; }}
-protocol static offered6 {{ ipv6; route {OFFERED_V6} unreachable; }}
+protocol static offered4 {{
+  ipv4;
+  route {OFFERED_V4} unreachable;
+  route {HIJACK_V4} unreachable;
+  route 0.0.0.0/0 unreachable;
+}}
+protocol static offered6 {{
+  ipv6;
+  route {OFFERED_V6} unreachable;
+  route {HIJACK_V6} unreachable;
+  route ::/0 unreachable;
+}}
 protocol bgp from_us {{
   local as {COLLECTOR_ASN};
   neighbor {SOURCE} as {our_asn};
@@ -216,17 +228,20 @@ def test_we_import_nothing_from_it(lab: tuple[Lab, Collector]) -> None:
     details = _established(env)
     # It does send them: they are in its export, and our side counts them received.
     exported = collector.birdc("show", "route", "export", "from_us")
-    assert OFFERED_V4 in exported and OFFERED_V6 in exported, exported
+    offered = (OFFERED_V4, OFFERED_V6, HIJACK_V4, HIJACK_V6, "0.0.0.0/0", "::/0")
+    assert all(prefix in exported for prefix in offered), exported
 
     def received_counted() -> str | None:
         out = birdc(env.st, REFLECTOR, "show", "protocols", "all", "dn42collector")
         counts = [int(n) for n in re.findall(r"Import updates:\s+(\d+)", out)]
-        return out if counts and sum(counts) >= 2 else None
+        return out if counts and sum(counts) >= len(offered) else None
 
     details = poll(received_counted, DEADLINE, "the collector's updates received")
     assert re.findall(r"Routes:\s+(\d+) imported", details) == ["0", "0"], details
-    for prefix in (OFFERED_V4, OFFERED_V6):
-        assert prefix not in birdc(env.st, REFLECTOR, "show", "route", "all"), prefix
+    table = birdc(env.st, REFLECTOR, "show", "route", "all")
+    for prefix in offered:
+        assert prefix not in table, prefix
+    assert f"from {COLLECTOR}" not in table, table
 
 
 def test_every_path_is_offered_add_path_tx(lab: tuple[Lab, Collector]) -> None:

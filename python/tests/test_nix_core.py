@@ -340,6 +340,7 @@ def test_spec_has_the_module_option_shape() -> None:
         "openFirewall",
         "allowCoverEverything",
         "dn42Inbound",
+        "dn42Collector",
         "internalPrefixes",
         "privateKeyFile",
         "links",

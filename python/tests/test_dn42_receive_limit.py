@@ -60,6 +60,6 @@ def test_a_hand_made_spec_without_it_has_none(tmp_path: Path) -> None:
     plan = _plan(tmp_path)
     conf = core_call(
         f'let s = core.hostFromPlan (core.readPlan {plan}) "dmz"; in (core.render (s // '
-        "{ dn42Peers.peer1 = removeAttrs s.dn42Peers.peer1 [ \"receiveLimit\" ]; })).birdConfig"
+        '{ dn42Peers.peer1 = removeAttrs s.dn42Peers.peer1 [ "receiveLimit" ]; })).birdConfig'
     )
     assert "receive limit" not in _session(conf)

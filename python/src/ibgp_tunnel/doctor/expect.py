@@ -54,6 +54,9 @@ class SessionExpect:
     peer_host: str | None = None  # the plan host at the other end (iBGP)
     interface: str | None = None  # the tunnel (iBGP) or the peering interface (eBGP)
     import_limit: int | None = None
+    # A DN42 session: the plan's dn42_peers.<name> it runs to, its receive limit.
+    dn42_peer: str | None = None
+    receive_limit: int | None = None
 
 
 @dataclass(frozen=True)
@@ -162,6 +165,8 @@ def bgp_sessions(model_sessions: Sequence[Mapping[str, Any]]) -> list[SessionExp
             peer_host=session.get("peerHost"),
             interface=session.get("interface"),
             import_limit=session.get("importLimit"),
+            dn42_peer=session.get("dn42Peer"),
+            receive_limit=session.get("receiveLimit"),
         )
         for session in model_sessions
     ]

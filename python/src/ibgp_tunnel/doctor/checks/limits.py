@@ -186,8 +186,9 @@ def _limit_check(exp: Expectations, session: SessionExpect, channel: str, limit:
             f"{limit.kind.capitalize()} limit: {limit.value} [HIT], {limit.count} counted, "
             f"action {action}",
             f"{_who(session)} sends more {channel} routes than the plan allows: if they are "
-            f"legitimate, {_raise_fix(exp, session, limit.kind)}, then `birdc reload in "
-            f"{session.protocol}` to take what was dropped; if not (a leak), ask the peer to "
+            f"legitimate, {_raise_fix(exp, session, limit.kind)}, then `birdc restart "
+            f"{session.protocol}` (BIRD keeps the mark, and never asks again for what it "
+            "dropped, until the session restarts); if not (a leak), ask the peer to "
             "fix its export filter",
         )
     if limit.count >= IMPORT_LIMIT_WARN * limit.value:

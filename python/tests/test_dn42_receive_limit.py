@@ -63,3 +63,29 @@ def test_a_hand_made_spec_without_it_has_none(tmp_path: Path) -> None:
         '{ dn42Peers.peer1 = removeAttrs s.dn42Peers.peer1 [ "receiveLimit" ]; })).birdConfig'
     )
     assert "receive limit" not in _session(conf)
+
+
+def _warnings(plan: Path) -> list[str]:
+    found = core_call(f"core.planProblems (core.readPlan {plan})")
+    return [
+        p["message"]
+        for p in found
+        if p["severity"] == "warning" and p["path"] == "hosts.dmz.dn42_peers.peer1.receive_limit"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("peer", "warned"),
+    [
+        ({"receive_limit": 8999}, True),  # below the default import limit
+        ({"receive_limit": 9000}, False),
+        ({"receive_limit": 150, "import_limit": 200}, True),
+        ({"receive_limit": 250, "import_limit": 200}, False),
+    ],
+)
+def test_a_receive_limit_below_the_import_limit_is_a_warning(
+    tmp_path: Path, peer: dict[str, int], warned: bool
+) -> None:
+    found = _warnings(_plan(tmp_path, **peer))
+    assert bool(found) == warned, found
+    assert all("import limit is never reached" in m for m in found)

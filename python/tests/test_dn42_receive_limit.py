@@ -81,6 +81,7 @@ def _warnings(plan: Path) -> list[str]:
         ({"receive_limit": 9000}, False),
         ({"receive_limit": 150, "import_limit": 200}, True),
         ({"receive_limit": 250, "import_limit": 200}, False),
+        ({"receive_limit": 0}, False),  # an error of its own, not also this
     ],
 )
 def test_a_receive_limit_below_the_import_limit_is_a_warning(

@@ -68,7 +68,7 @@ let
       error (at "interface") "is missing and the default dn42-${name} is longer than 15 characters: name the tunnel's interface"
     )
     # BIRD counts at least as many routes for the receive limit as for the import one.
-    ++ optional (isInt (peer.receive_limit or null) && peer.receive_limit < importLimit) (
+    ++ optional (isInt (peer.receive_limit or null) && peer.receive_limit >= 1 && peer.receive_limit < importLimit) (
       warning (at "receive_limit") "${toString peer.receive_limit} is below import_limit (${toString importLimit}): BIRD counts every route it keeps for the receive limit, so it blocks first and the import limit is never reached; set receive_limit at or above import_limit, or lower import_limit"
     )
     # latency = "auto" pings the neighbour through the peer's own interface.

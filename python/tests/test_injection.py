@@ -490,6 +490,20 @@ ATTEMPTS = [
             ("auto); bgp_path.prepend(1", "AUTO", "9; }", "dn42latency_peer1", 10)
         )
     ),
+    # A DN42 peer's limits (issue 22 item 4): each a number inside `... limit N action X;`.
+    *(
+        Attempt(
+            f"dn42-{key}-{index}",
+            _set([*PEER1, key], bad),
+            "dmz",
+            f"hosts.dmz.dn42_peers.peer1.{key}",
+            ["dn42Peers", "peer1", option],
+            bad,
+            f"{O}.dn42Peers.peer1.{option}",
+        )
+        for key, option in (("receive_limit", "receiveLimit"), ("import_limit", "importLimit"))
+        for index, bad in enumerate(("10 action disable; import all", 2**40, -1, 0))
+    ),
 ]
 
 # Values that exist only as options or spec fields (a plan derives them).

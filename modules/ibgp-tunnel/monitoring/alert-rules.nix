@@ -85,14 +85,51 @@ let
       annotations.summary = "${hostName} has {{ $value }} IPv${version} routes from BIRD in its kernel; the plan gives it at least ${toString expected}";
     };
 
-  importLimit = util.optional (spec.tuning.importLimit != null && ibgpNames ++ dn42Names != [ ]) {
+  importLimit = util.optional (spec.tuning.importLimit != null && ibgpNames != [ ]) {
     alert = "IbgpTunnelImportLimitReached";
-    expr = "bird_protocol_prefix_import_count${on [ ''proto="BGP"'' ''name=~"${anyOf (ibgpNames ++ dn42Names)}"'' ]} >= ${toString spec.tuning.importLimit}";
+    expr = "bird_protocol_prefix_import_count${on [ ''proto="BGP"'' ''name=~"${anyOf ibgpNames}"'' ]} >= ${toString spec.tuning.importLimit}";
     labels = labels "critical";
     annotations.summary = "{{ $labels.name }} (IPv{{ $labels.ip_version }}) on ${hostName} reached its import limit of ${toString spec.tuning.importLimit} routes (action ${spec.tuning.importLimitAction}): routes beyond it are not taken";
   };
+
+  # --- DN42 peers' own limits (issue 22 item 4) --------------------------------
+  # bird_exporter does not export BIRD's limit state (its parser reads no
+  # "Import limit ... [HIT]"), so a limit reads as the counts reaching it: one
+  # rule per limit value over the sessions that have it (render/dn42.nix: the
+  # peer's importLimit, else tuning's; receiveLimit only where set).
+  dn42Peers = spec.dn42Peers or { };
+  peerNames = builtins.attrNames dn42Peers;
+  dn42Session = name: "${prefix}dn42_${identifier name}";
+  action = spec.tuning.importLimitAction or null;
+  importOf = name: if dn42Peers.${name}.importLimit or null != null && action != null then dn42Peers.${name}.importLimit else spec.tuning.importLimit or null;
+  receiveOf = name: if action == null then null else dn42Peers.${name}.receiveLimit or null;
+  # limit value -> the sessions having it, as [ { limit; names; } ].
+  byLimit =
+    limitOf:
+    let
+      limited = filter (name: limitOf name != null) peerNames;
+      values = uniqueStrings (map (name: toString (limitOf name)) limited);
+    in
+    map (value: { limit = value; names = map dn42Session (filter (name: toString (limitOf name) == value) limited); }) values;
+  fix = kind: "raise ${kind} of that peer ([hosts.${hostName}.dn42_peers.<peer>] in the plan) if its routes are legitimate, else find out why it sends so many";
+
+  dn42ImportLimit = map (group: {
+    alert = "IbgpTunnelImportLimitReached";
+    expr = "bird_protocol_prefix_import_count${on [ ''proto="BGP"'' ''name=~"${anyOf group.names}"'' ]} >= ${group.limit}";
+    labels = labels "critical";
+    annotations.summary = "DN42 session {{ $labels.name }} (IPv{{ $labels.ip_version }}) on ${hostName} reached its import limit of ${group.limit} routes (action ${toString action}): routes beyond it are not taken; ${fix "import_limit"}";
+  }) (byLimit importOf);
+
+  # What BIRD counts for a receive limit: the routes it keeps, accepted or
+  # kept filtered (bird_protocol_prefix_filter_count).
+  dn42ReceiveLimit = map (group: let m = on [ ''proto="BGP"'' ''name=~"${anyOf group.names}"'' ]; in {
+    alert = "IbgpTunnelReceiveLimitReached";
+    expr = "bird_protocol_prefix_import_count${m} + bird_protocol_prefix_filter_count${m} >= ${group.limit}";
+    labels = labels "critical";
+    annotations.summary = "DN42 session {{ $labels.name }} (IPv{{ $labels.ip_version }}) on ${hostName} reached its receive limit of ${group.limit} routes (action ${toString action}): routes beyond it are not kept; ${fix "receive_limit"}";
+  }) (byLimit receiveOf);
 in
 {
   name = "ibgp-tunnel-${hostName}";
-  rules = sessionDown ++ dn42Down ++ bfdDown ++ handshakeStale ++ kernelRoutes "ipv4" ++ kernelRoutes "ipv6" ++ importLimit;
+  rules = sessionDown ++ dn42Down ++ bfdDown ++ handshakeStale ++ kernelRoutes "ipv4" ++ kernelRoutes "ipv6" ++ importLimit ++ dn42ImportLimit ++ dn42ReceiveLimit;
 }

@@ -98,6 +98,7 @@ let
   ];
 
   limitKind = (import ../grammar/fields.nix).kind "dn42Peer" "importLimit";
+  receiveKind = (import ../grammar/fields.nix).kind "dn42Peer" "receiveLimit";
 
   channelVersion = family: if family == "ipv4" then "4" else "6";
 
@@ -127,7 +128,10 @@ let
           h.importLimit spec condition
         else
           optional (condition != null) "import limit ${toString (limitKind.emit "dn42Peers.importLimit" peer.importLimit)} action ${spec.tuning.importLimitAction};"
-      );
+      )
+      # Counted before the import filter (fields.nix receiveLimit), same action.
+      ++ optional (peer.receiveLimit or null != null && spec.tuning.importLimitAction != null)
+        "receive limit ${toString (receiveKind.emit "dn42Peers.receiveLimit" peer.receiveLimit)} action ${spec.tuning.importLimitAction};";
 
   # This link's DN42 communities, each kept at the worst of the path (the
   # functions of ../resources/dn42-communities.conf): on what we import from the

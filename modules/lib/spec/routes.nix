@@ -274,7 +274,9 @@ let
         interface = if peer.interface or null != null || peer.tunnel or null != null then dn42.interfaceOf name (peer // { interface = peer.interface or null; }) else null;
         bfd = false;
         ipv6NextHop = null;
-        importLimit = spec.tuning.importLimit or null;
+        # The peer's own limits (render/dn42.nix), the sessions' where it has none.
+        importLimit = if peer.importLimit or null != null then peer.importLimit else spec.tuning.importLimit or null;
+        receiveLimit = peer.receiveLimit or null;
       }
     ) (attrNames peers)
     # DN42's route collector (render/dn42-collector.nix): export only, multihop.

@@ -87,4 +87,17 @@
     example = 20000;
     description = "Most routes accepted from this peer per address family (`import limit` in each channel; past it BIRD does tuning.importLimitAction, `block` by default: it keeps what it has and accepts nothing new). DN42's whole table is a few thousand routes per family, so a peer leaking far more is cut off. null (options only): the sessions' tuning.importLimit applies.";
   }
+  {
+    key = "receive_limit";
+    option = "receiveLimit";
+    type = "int";
+    low = 1;
+    high = 1000000;
+    expect = "a receive limit per address family (a number of routes)";
+    nullable = true;
+    check = true;
+    roles = [ "reflector" ];
+    example = 20000;
+    description = "Most routes kept from this peer per address family before the import filter (`receive limit` in each channel; past it BIRD does tuning.importLimitAction, `block` by default). BIRD counts what it keeps: every route the peer sent where it keeps them unfiltered (with RTR, `import table`), else the routes the filter accepted, so set it at or above import_limit. Unset: none.";
+  }
 ]

@@ -32,6 +32,7 @@ let
       at = key: base ++ [ key ];
       kind = if isInt (peer.asn or null) then checks.asnKind peer.asn else null;
       tunnel = peer ? public_key;
+      importLimit = if isInt (peer.import_limit or null) then peer.import_limit else ((import ../../grammar/fields.nix).specDefaults "dn42Peer").importLimit;
       neighborKind = if t.address.problem (peer.neighbor or null) == null then checks.addressKind peer.neighbor else null;
     in
     optional (kind == "reserved" || kind == "public") (
@@ -65,6 +66,10 @@ let
     )
     ++ optional (tunnel && !(peer ? interface) && t.interface.problem (interfaceOf name peer) != null) (
       error (at "interface") "is missing and the default dn42-${name} is longer than 15 characters: name the tunnel's interface"
+    )
+    # BIRD counts at least as many routes for the receive limit as for the import one.
+    ++ optional (isInt (peer.receive_limit or null) && peer.receive_limit >= 1 && peer.receive_limit < importLimit) (
+      warning (at "receive_limit") "${toString peer.receive_limit} is below import_limit (${toString importLimit}): BIRD counts every route it keeps for the receive limit, so it blocks first and the import limit is never reached; set receive_limit at or above import_limit, or lower import_limit"
     )
     # latency = "auto" pings the neighbour through the peer's own interface.
     ++ optional ((peer.latency or null) == "auto" && !tunnel && !(peer ? interface)) (

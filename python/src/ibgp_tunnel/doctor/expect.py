@@ -56,6 +56,9 @@ class SessionExpect:
     import_limit: int | None = None
     # DN42's route collector: multihop over DN42, export only (no interface of ours).
     collector: bool = False
+    # A DN42 session: the plan's dn42_peers.<name> it runs to, its receive limit.
+    dn42_peer: str | None = None
+    receive_limit: int | None = None
 
 
 @dataclass(frozen=True)
@@ -165,6 +168,8 @@ def bgp_sessions(model_sessions: Sequence[Mapping[str, Any]]) -> list[SessionExp
             interface=session.get("interface"),
             import_limit=session.get("importLimit"),
             collector=session.get("kind") == "dn42-collector",
+            dn42_peer=session.get("dn42Peer"),
+            receive_limit=session.get("receiveLimit"),
         )
         for session in model_sessions
     ]

@@ -28,6 +28,11 @@ class Channel:
     import_limit: int | None = None
     import_limit_hit: bool = False
     import_limit_action: str = ""
+    receive_limit: int | None = None
+    receive_limit_hit: bool = False
+    receive_limit_action: str = ""
+    # The limit line read last: the "Action:" line below it is that limit's.
+    last_limit: str = ""
     next_hop: tuple[str, ...] = ()
     filtered: int | None = None
 
@@ -84,13 +89,19 @@ def _channel_line(channel: Channel, key: str, value: str) -> None:
             channel.imported = int(found[1])
             channel.filtered = int(found[2]) if found[2] else None
             channel.exported = int(found[3])
-    elif key == "Import limit":
+    elif key in ("Import limit", "Receive limit", "Export limit"):
+        channel.last_limit = key
         found = _LIMIT.match(value)
-        if found:
+        if found and key == "Import limit":
             channel.import_limit = int(found[1])
             channel.import_limit_hit = bool(found[2])
-    elif key == "Action" and channel.import_limit is not None and not channel.import_limit_action:
-        channel.import_limit_action = value
+        elif found and key == "Receive limit":
+            channel.receive_limit = int(found[1])
+            channel.receive_limit_hit = bool(found[2])
+    elif key == "Action" and channel.last_limit == "Import limit":
+        channel.import_limit_action = channel.import_limit_action or value
+    elif key == "Action" and channel.last_limit == "Receive limit":
+        channel.receive_limit_action = channel.receive_limit_action or value
     elif key == "BGP Next hop":
         channel.next_hop = tuple(value.split())
 

@@ -1,8 +1,9 @@
-"""Overlaps, the tunnel MTU and the import limits."""
+"""Overlaps, the tunnel MTU and the BGP receive and import limits."""
 
 from __future__ import annotations
 
 import ipaddress
+from dataclasses import dataclass
 
 from ibgp_tunnel.doctor.checks.common import (
     IMPORT_LIMIT_WARN,
@@ -10,8 +11,9 @@ from ibgp_tunnel.doctor.checks.common import (
     WG_OVERHEAD,
     bird_down,
 )
-from ibgp_tunnel.doctor.expect import Expectations, TunnelExpect
+from ibgp_tunnel.doctor.expect import Expectations, SessionExpect, TunnelExpect
 from ibgp_tunnel.doctor.live import Live
+from ibgp_tunnel.doctor.parse_bird import Channel
 from ibgp_tunnel.doctor.parse_wg import endpoint_address
 from ibgp_tunnel.doctor.result import Check, fail, ok, warn
 
@@ -113,7 +115,96 @@ def check_mtu(exp: Expectations, live: Live) -> list[Check]:
     return checks
 
 
+@dataclass(frozen=True)
+class _Limit:
+    kind: str  # import, receive
+    value: int
+    hit: bool
+    action: str
+    count: int  # the routes BIRD counts against it
+
+
+def _channel_limits(channel: Channel) -> list[_Limit]:
+    limits = []
+    if channel.receive_limit is not None:
+        # BIRD counts what it keeps: accepted routes and those kept filtered.
+        kept = (channel.imported or 0) + (channel.filtered or 0)
+        limits.append(
+            _Limit(
+                "receive",
+                channel.receive_limit,
+                channel.receive_limit_hit,
+                channel.receive_limit_action,
+                kept,
+            )
+        )
+    if channel.import_limit is not None:
+        limits.append(
+            _Limit(
+                "import",
+                channel.import_limit,
+                channel.import_limit_hit,
+                channel.import_limit_action,
+                channel.imported or 0,
+            )
+        )
+    return limits
+
+
+def _raise_fix(exp: Expectations, session: SessionExpect, kind: str) -> str:
+    """Where the limit is set: a DN42 peer's own, else the sessions' [tuning]."""
+    if session.dn42_peer is None:
+        return (
+            f"raise [tuning] {kind}_limit in the plan (services.ibgpTunnel.tuning."
+            f"{kind}Limit) and redeploy"
+        )
+    peer = session.dn42_peer
+    return (
+        f"raise {kind}_limit in [hosts.{exp.host}.dn42_peers.{peer}] "
+        f"(services.ibgpTunnel.dn42Peers.{peer}.{kind}Limit) and redeploy"
+    )
+
+
+def _who(session: SessionExpect) -> str:
+    if session.dn42_peer is not None:
+        return f"DN42 peer {session.dn42_peer} (AS{session.neighbor_as})"
+    return session.peer_host or session.neighbor
+
+
+def _limit_check(exp: Expectations, session: SessionExpect, channel: str, limit: _Limit) -> Check:
+    name = f"bgp.{limit.kind}-limit {session.protocol} {channel}"
+    action = limit.action or "block"
+    if limit.hit:
+        return fail(
+            name,
+            f"{session.protocol}'s {channel} {limit.kind} limit ({limit.value}) is hit: BIRD "
+            + (
+                "keeps the routes it has and drops every new one"
+                if action == "block"
+                else f"acts on it ({action})"
+            ),
+            f"{limit.kind.capitalize()} limit: {limit.value} [HIT], {limit.count} counted, "
+            f"action {action}",
+            f"{_who(session)} sends more {channel} routes than the plan allows: if they are "
+            f"legitimate, {_raise_fix(exp, session, limit.kind)}, then `birdc restart "
+            f"{session.protocol}` (BIRD keeps the mark, and never asks again for what it "
+            "dropped, until the session restarts); if not (a leak), ask the peer to "
+            "fix its export filter",
+        )
+    if limit.count >= IMPORT_LIMIT_WARN * limit.value:
+        return warn(
+            name,
+            f"{session.protocol}'s {channel} holds {limit.count} of at most {limit.value} "
+            f"routes ({limit.kind} limit)",
+            f"{limit.kind.capitalize()} limit: {limit.value}",
+            f"{_raise_fix(exp, session, limit.kind)} before it blocks routes",
+        )
+    return ok(name, f"{limit.count} of at most {limit.value} routes ({limit.kind} limit)")
+
+
 def check_import_limits(exp: Expectations, live: Live) -> list[Check]:
+    """Each channel's receive and import limit (BIRD's own [HIT] mark), naming
+    the peer, the family, the limit and where the plan sets it."""
     if bird_down(live):
         return []
     checks = []
@@ -122,41 +213,6 @@ def check_import_limits(exp: Expectations, live: Live) -> list[Check]:
         if row is None:
             continue
         for channel in row.channels.values():
-            if channel.import_limit is None:
-                continue
-            name = f"bgp.import-limit {session.protocol} {channel.name}"
-            imported = channel.imported or 0
-            if channel.import_limit_hit:
-                checks.append(
-                    fail(
-                        name,
-                        f"{session.protocol}'s {channel.name} import limit "
-                        f"({channel.import_limit}) is hit: BIRD "
-                        + (
-                            "drops every route past it"
-                            if channel.import_limit_action in ("block", "")
-                            else f"acts on it ({channel.import_limit_action})"
-                        ),
-                        f"Import limit: {channel.import_limit} [HIT], {imported} imported, "
-                        f"action {channel.import_limit_action or 'block'}",
-                        f"{session.peer_host or session.neighbor} sends more routes than the "
-                        "plan allows: raise [tuning] import_limit in the plan "
-                        "(services.ibgpTunnel.tuning.importLimit) and redeploy, or find out "
-                        "why the peer sends so many",
-                    )
-                )
-            elif imported >= IMPORT_LIMIT_WARN * channel.import_limit:
-                checks.append(
-                    warn(
-                        name,
-                        f"{session.protocol}'s {channel.name} imports {imported} of at most "
-                        f"{channel.import_limit} routes",
-                        f"Import limit: {channel.import_limit}",
-                        "raise [tuning] import_limit before it blocks routes",
-                    )
-                )
-            else:
-                checks.append(
-                    ok(name, f"{imported} of at most {channel.import_limit} routes imported")
-                )
+            for limit in _channel_limits(channel):
+                checks.append(_limit_check(exp, session, channel.name, limit))
     return checks

@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import base64
 import hashlib
+from pathlib import Path
+
+import tomlkit
 
 from ibgp_tunnel.lab.errors import LabError
 
@@ -105,3 +108,9 @@ def plan_with_dn42_peers(count: int, most: int = MOST_PEERS) -> dict[str, object
             }
         },
     }
+
+
+def write_plan(path: Path, count: int, most: int = MOST_PEERS) -> Path:
+    """The plan of `plan_with_dn42_peers` as a TOML file (what `check` and `lab up` read)."""
+    path.write_text(tomlkit.dumps(plan_with_dn42_peers(count, most)))
+    return path

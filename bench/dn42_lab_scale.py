@@ -164,6 +164,17 @@ def dn42_rows(st: LabState) -> dict[str, tuple[str, str]]:
     }
 
 
+def established_at(protocol: str, st: LabState, wall: float) -> float:
+    """Seconds from `wall` (time.time()) to the protocol's Since (BIRD prints the
+    time of day, local time, with milliseconds)."""
+    line = dn42_rows(st)[protocol][0]
+    since = line.split()[4]
+    day = time.strftime("%Y-%m-%d", time.localtime(wall))
+    moment = time.mktime(time.strptime(f"{day} {since.split('.')[0]}", "%Y-%m-%d %H:%M:%S"))
+    fraction = float("0." + since.split(".")[1]) if "." in since else 0.0
+    return moment + fraction - wall
+
+
 def networks(socket: str, protocol: str, table: str) -> set[str]:
     out = birdc(socket, "show", "route", "table", table, "protocol", protocol)
     return {
@@ -205,7 +216,11 @@ def hold(st: LabState, seconds: float, interval: float, peers: int) -> dict[str,
         rows = dn42_rows(st)
         samples += 1
         down_now = [n for n, (_, info) in rows.items() if not info.startswith("Established")]
-        flapped = [n for n, (line, _) in rows.items() if first.get(n, ("", ""))[0] != line]
+        flapped = {
+            n: [first.get(n, ("", ""))[0], line]
+            for n, (line, _) in rows.items()
+            if first.get(n, ("", ""))[0] != line
+        }
         dead = [d.name for d in st.daemons if not Path(f"/proc/{d.pid}").exists()]
         if len(rows) != peers or down_now or flapped or dead:
             bad.append(
@@ -231,11 +246,21 @@ def run_size(peers: int, directory: Path, args: argparse.Namespace) -> dict[str,
         directory / f"plan-{peers}.toml", peers, most=dn42many.LAB_MOST_PEERS
     )
     down()
-    started = time.monotonic()
-    st = up(plan, timeout=args.timeout, progress=lambda _: None)
+    started, wall = time.monotonic(), time.time()
+    steps: list[tuple[float, str]] = []
+    st = up(
+        plan,
+        timeout=args.timeout,
+        progress=lambda message: steps.append((time.monotonic() - started, message)),
+    )
     result: dict[str, Any] = {"peers": peers, "up_s": round(time.monotonic() - started, 2)}
+    # The lab's last step before it waits: every daemon started.
+    starting = [t for t, message in steps if "BIRD" in message]
+    result["daemons_started_s"] = round(max(starting), 2) if starting else None
     try:
         sessions = bgp_sessions(st.nodes[REFLECTOR]["bird_socket"])
+        since = [established_at(p.name, st, wall) for p in sessions if p.name.startswith("dn42_")]
+        result["last_dn42_established_s"] = round(max(since), 2) if since else None
         dn42 = [p for p in sessions if p.name.startswith("dn42_")]
         result["established"] = sum(p.info.startswith("Established") for p in dn42)
         if result["established"] != peers:
@@ -285,6 +310,12 @@ def report(saved: dict[str, Any]) -> str:
     rows: list[tuple[str, ...]] = [
         ("DN42 peers", "0", str(full["peers"]), ""),
         ("lab up → all Established, routes in kernels", f"{base['up_s']} s", f"{full['up_s']} s"),
+        (
+            "lab up → every daemon started",
+            f"{base['daemons_started_s']} s",
+            f"{full['daemons_started_s']} s",
+        ),
+        ("lab up → last DN42 session Established", "", f"{full['last_dn42_established_s']} s"),
         ("sessions Established", "", f"{full['established']} / {full['peers']}", ""),
         ("route problems", "", str(len(full["route_problems"])), ""),
         (

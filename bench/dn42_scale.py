@@ -10,7 +10,8 @@ export set, link communities; ROA files on) and times, each in its own plain
   problems  problems (hostFromPlan plan reflector) the module's host assertions
   render    render (hostFromPlan plan reflector)   what the reflector deploys
 
-then `bird -p` of the rendered bird.conf (its ROA includes pointed at files with one
+then `ibgp-tunnel check` of the plan as a TOML file (shape and rules, as a user
+runs it) and `bird -p` of the rendered bird.conf (its ROA includes pointed at files with one
 ROA per peer prefix, or a DN42 registry's with --registry) on each BIRD of
 .cache/bird (BIRD 3 and 2). Prints the median seconds of --reps runs, peak memory
 and the evaluator's function calls and thunks (with their ratio to the smallest
@@ -30,7 +31,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from ibgp_tunnel.lab.dn42many import plan_with_dn42_peers
+from ibgp_tunnel.lab.dn42many import plan_with_dn42_peers, write_plan
 from ibgp_tunnel.lab.registry import registry_roas
 
 from render_scale import STAGES, _command, _machine, count, measure, with_ratios
@@ -79,6 +80,17 @@ def local_includes(config: str, includes: dict[str, Path]) -> str:
     return re.sub(pattern, lambda m: f'include "{includes[m[1]]}";', config)
 
 
+def check_cli(plan_toml: Path) -> float:
+    """`ibgp-tunnel check` as a user runs it: shape (JSON Schema, pydantic) and rules."""
+    command = [str(Path(sys.executable).parent / "ibgp-tunnel"), "check", str(plan_toml)]
+    start = time.monotonic()
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    seconds = time.monotonic() - start
+    if done.returncode != 0:
+        sys.exit(f"ibgp-tunnel check {plan_toml} failed:\n{done.stdout}{done.stderr}")
+    return seconds
+
+
 def bird_parse(bird: Path, conf: Path) -> float:
     start = time.monotonic()
     done = subprocess.run([str(bird), "-p", "-c", str(conf)], capture_output=True, text=True)
@@ -112,6 +124,20 @@ def main() -> None:
                         "median_s": round(statistics.median(s for s, _ in samples), 3),
                         "max_rss_mib": round(max(m for _, m in samples) / 1024),
                         **count(plan_json, stage, args.core),
+                    }
+                )
+            if args.core == CORE:  # the CLI checks with the core it was installed from
+                plan_toml = write_plan(directory / f"plan-{peers}.toml", peers)
+                samples = [check_cli(plan_toml) for _ in range(args.reps)]
+                rows.append(
+                    {
+                        "peers": peers,
+                        "stage": "ibgp-tunnel check",
+                        "seconds": [round(s, 3) for s in samples],
+                        "median_s": round(statistics.median(samples), 3),
+                        "max_rss_mib": None,
+                        "calls": 0,
+                        "thunks": 0,
                     }
                 )
             config = rendered_bird_conf(plan_json, args.core)

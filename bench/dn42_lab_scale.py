@@ -44,7 +44,7 @@ from pathlib import Path
 from typing import Any
 
 from ibgp_tunnel.errors import IbgpTunnelError
-from ibgp_tunnel.lab import dn42many, location, netns
+from ibgp_tunnel.lab import daemons, dn42many, location, netns
 from ibgp_tunnel.lab.down import down
 from ibgp_tunnel.lab.state import LabState
 from ibgp_tunnel.lab.status import bgp_sessions, birdc, parse_protocols
@@ -237,7 +237,7 @@ def hold(st: LabState, seconds: float, interval: float, peers: int) -> dict[str,
             for n, (line, _) in rows.items()
             if not same_session(first.get(n, ("", ""))[0], line)
         }
-        dead = [d.name for d in st.daemons if not Path(f"/proc/{d.pid}").exists()]
+        dead = [d.name for d in st.daemons if not daemons.alive(d)]  # PID and start time
         if len(rows) != peers or down_now or flapped or dead:
             bad.append(
                 {"t": round(seconds - (deadline - time.monotonic()), 1), "down": down_now}

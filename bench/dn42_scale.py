@@ -22,6 +22,7 @@ The goal (issue 22, item 7): 100 peers' planProblems + render within 2 s.
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import json
 import re
 import statistics
@@ -32,7 +33,7 @@ import time
 from pathlib import Path
 
 from ibgp_tunnel.lab.dn42many import plan_with_dn42_peers, write_plan
-from ibgp_tunnel.lab.registry import registry_roas
+from ibgp_tunnel.lab.registry import Roa, registry_roas
 
 from render_scale import STAGES, _command, _machine, count, measure, with_ratios
 
@@ -53,6 +54,17 @@ def rendered_bird_conf(plan_json: Path, core: Path) -> str:
     return str(json.loads(done.stdout))
 
 
+def roa_line(roa: Roa) -> str:
+    """A ROA as BIRD includes it; a registry is data from elsewhere, so its prefix must
+    be one (a `route:` such as `1.2.3.0;include "/etc/shadow";/24` would otherwise
+    become bird.conf syntax)."""
+    try:
+        prefix = ipaddress.ip_network(roa.prefix)
+    except ValueError:
+        sys.exit(f"--registry: route object {roa.prefix!r} is not a prefix; check the snapshot")
+    return f"route {prefix} max {int(roa.max_length)} as {int(roa.asn)};"
+
+
 def roa_files(directory: Path, peers: int, registry: Path | None) -> dict[str, Path]:
     """ROA includes by file name: the peers' own prefixes (as the lab's peers announce
     them), and a registry's route objects when given."""
@@ -63,10 +75,7 @@ def roa_files(directory: Path, peers: int, registry: Path | None) -> dict[str, P
         lines["dn42_roa6.conf"].append(f"route fd42:{4200 + index:x}::/48 max 64 as {asn};")
     if registry is not None:
         for family, name in (("ipv4", "dn42_roa4.conf"), ("ipv6", "dn42_roa6.conf")):
-            lines[name] += [
-                f"route {r.prefix} max {r.max_length} as {r.asn};"
-                for r in registry_roas(registry, family)
-            ]
+            lines[name] += [roa_line(r) for r in registry_roas(registry, family)]
     paths = {}
     for name, content in lines.items():
         paths[name] = directory / name

@@ -2,8 +2,9 @@
 lab/dn42many.py (one WireGuard tunnel, PSK, ASN and link-local session per peer,
 all on the same link-local and DN42 /32 of ours), one namespace per peer with its
 own wireguard-go and BIRD. Every session comes up, each peer's valid routes and
-only those are imported, our own DN42 prefix reaches every peer, and no peer's
-route crosses to another (export_sets: our own space only). bench/dn42_lab_scale.py
+only those are imported, our own DN42 prefix reaches every peer, no peer's
+route crosses to another (export_sets: our own space only), and a peer announcing
+another's prefixes gets none of them in. bench/dn42_lab_scale.py
 runs the same lab with 50 peers and measures it.
 
 BIRD 3 unless IBGP_TUNNEL_BIRD_DIR names another (run again with
@@ -23,6 +24,7 @@ from labtools import (
     birdc,
     environment,
     kernel_bird_routes,
+    poll,
     skip_reason,
 )
 
@@ -32,7 +34,7 @@ from ibgp_tunnel.lab.artifacts import saved_artifacts
 from ibgp_tunnel.lab.down import down
 from ibgp_tunnel.lab.status import parse_protocols
 from ibgp_tunnel.lab.topology import build_topology
-from ibgp_tunnel.lab.up import up
+from ibgp_tunnel.lab.up import reconfigure_bird, up
 
 pytestmark = pytest.mark.skipif(skip_reason() is not None, reason=str(skip_reason()))
 
@@ -97,3 +99,41 @@ def test_our_space_reaches_every_peer_and_no_peer_transits(lab: Lab) -> None:
     for peer in lab.topo.dn42_peers:
         assert bgp_networks(lab.st, peer.node, proto, "master4") == {dn42many.OWN_V4}
         assert bgp_networks(lab.st, peer.node, proto, "master6") == {dn42many.OWN_V6}
+
+
+def test_a_peer_announcing_anothers_prefixes_is_refused(lab: Lab) -> None:
+    """A hostile peer among many: p2 announces p1's prefixes (and a more specific of
+    p1's /24). The ROA names p1's ASN, so the reflector keeps p1's routes and takes
+    nothing new from p2; p1's own session and routes are untouched."""
+    first, second = lab.topo.dn42_peers[0], lab.topo.dn42_peers[1]
+    stolen4, stolen6 = first.announce_ipv4[0], first.announce_ipv6[0]
+    more_specific = stolen4.replace(".0/24", ".128/25")
+    config = dn42lab.peer_bird_config(second).replace(
+        "protocol static announce4 {\n  ipv4;\n",
+        "protocol static announce4 {\n  ipv4;\n"
+        f"  route {stolen4} unreachable;\n  route {more_specific} unreachable;\n",
+    ).replace(
+        "protocol static announce6 {\n  ipv6;\n",
+        f"protocol static announce6 {{\n  ipv6;\n  route {stolen6} unreachable;\n",
+    )
+    assert config != dn42lab.peer_bird_config(second)
+    reconfigure_bird(lab.lab_dir, second.node, config)
+    try:
+        export = ("show", "route", "export", f"to_{REFLECTOR}")
+        poll(
+            lambda: more_specific in birdc(lab.st, second.node, *export),
+            60,
+            "the hostile peer exporting its stolen routes",
+        )
+        # Its session stays up (a refused route is no reason to drop it) ...
+        assert "Established" in birdc(lab.st, REFLECTOR, "show", "protocols", f"dn42_{second.name}")
+        # ... and nothing it stole is imported: the owner's routes alone.
+        assert bgp_networks(lab.st, REFLECTOR, f"dn42_{second.name}", "master4") == set(
+            second.announce_ipv4[:2]
+        )
+        assert stolen6 not in bgp_networks(lab.st, REFLECTOR, f"dn42_{second.name}", "master6")
+        assert stolen4 in bgp_networks(lab.st, REFLECTOR, f"dn42_{first.name}", "master4")
+        assert more_specific not in birdc(lab.st, REFLECTOR, "show", "route", "table", "master4")
+        assert more_specific not in kernel_bird_routes(lab.st, CLIENT, "-4")
+    finally:
+        reconfigure_bird(lab.lab_dir, second.node, dn42lab.peer_bird_config(second))

@@ -108,13 +108,17 @@ def test_a_peer_announcing_anothers_prefixes_is_refused(lab: Lab) -> None:
     first, second = lab.topo.dn42_peers[0], lab.topo.dn42_peers[1]
     stolen4, stolen6 = first.announce_ipv4[0], first.announce_ipv6[0]
     more_specific = stolen4.replace(".0/24", ".128/25")
-    config = dn42lab.peer_bird_config(second).replace(
-        "protocol static announce4 {\n  ipv4;\n",
-        "protocol static announce4 {\n  ipv4;\n"
-        f"  route {stolen4} unreachable;\n  route {more_specific} unreachable;\n",
-    ).replace(
-        "protocol static announce6 {\n  ipv6;\n",
-        f"protocol static announce6 {{\n  ipv6;\n  route {stolen6} unreachable;\n",
+    config = (
+        dn42lab.peer_bird_config(second)
+        .replace(
+            "protocol static announce4 {\n  ipv4;\n",
+            "protocol static announce4 {\n  ipv4;\n"
+            f"  route {stolen4} unreachable;\n  route {more_specific} unreachable;\n",
+        )
+        .replace(
+            "protocol static announce6 {\n  ipv6;\n",
+            f"protocol static announce6 {{\n  ipv6;\n  route {stolen6} unreachable;\n",
+        )
     )
     assert config != dn42lab.peer_bird_config(second)
     reconfigure_bird(lab.lab_dir, second.node, config)

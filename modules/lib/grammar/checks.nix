@@ -300,13 +300,24 @@ rec {
   # -> [ { peer; key = "interface" | "port"; message; } ]
   dn42Clashes =
     { peers, interfaces, ports, peerOwner }:
+    let
+      # Peers by interface and tunnels by port, grouped once: each peer looks
+      # its value up instead of scanning every other peer (a node with 100
+      # peers). The buckets are coarse (see bucket); == inside one decides.
+      bucket = v: if builtins.isString v then "s${v}" else if builtins.isInt v then "i${toString v}" else "?";
+      byInterface = groupBy (o: bucket o.interface) peers;
+      tunnelsByPort = groupBy (o: bucket o.port) (filter (o: o.tunnel) peers);
+    in
     builtins.concatMap (
       peer:
       let
-        others = filter (o: o.name != peer.name) peers;
-        peerInterface = filter (o: o.interface == peer.interface) others;
+        peerInterface = filter (o: o.name != peer.name && o.interface == peer.interface) (byInterface.${bucket peer.interface} or [ ]);
         hostInterface = filter (o: o.name == peer.interface) interfaces;
-        samePort = filter (p: p.port == peer.port) (ports ++ map (o: { inherit (o) port; owner = peerOwner o.name; }) (filter (o: o.tunnel) others));
+        samePort =
+          filter (p: p.port == peer.port) ports
+          ++ map (o: { inherit (o) port; owner = peerOwner o.name; }) (
+            filter (o: o.name != peer.name && o.port == peer.port) (tunnelsByPort.${bucket peer.port} or [ ])
+          );
         reserved = portProblem peer.port;
       in
       util.optional (peerInterface != [ ]) {

@@ -44,19 +44,43 @@ def registry_objects(directory: Path) -> Iterator[dict[str, list[str]]]:
         yield fields
 
 
+def object_roas(fields: dict[str, list[str]], family: str) -> list[Roa] | str:
+    """One route/route6 object's ROAs, or why it is skipped. The registry is data
+    anyone with a maintainer can write: only a prefix of the object's family, a max
+    length within it and `AS<digits>` origins reach a BIRD file or the JSON."""
+    key = KEYS[family]
+    values = fields.get(key, [])
+    if len(values) != 1:
+        return f"{len(values)} `{key}:` lines, not one"
+    try:
+        network = ipaddress.ip_network(values[0], strict=True)
+    except ValueError:
+        return f"`{key}: {values[0][:60]}` is not a network in CIDR form"
+    if ("ipv4" if network.version == 4 else "ipv6") != family:
+        return f"`{key}: {network}` is not {family}"
+    given = fields.get("max-length")
+    if given and not re.fullmatch(r"[0-9]{1,3}", given[0]):
+        return f"`max-length: {given[0][:20]}` is not a number"
+    maximum = max(network.prefixlen, int(given[0]) if given else DEFAULT_MAX[family])
+    if maximum > network.max_prefixlen:
+        return f"max-length {maximum} is longer than an {family} prefix"
+    origins = [
+        origin
+        for origin in fields.get("origin", [])
+        if re.fullmatch(r"AS[0-9]{1,10}", origin) and int(origin[2:]) < 2**32
+    ]
+    return [Roa(str(network), maximum, int(origin[2:])) for origin in origins]
+
+
 def registry_roas(data: Path, family: str) -> list[Roa]:
     """The family's ROAs of the registry's data directory, one per (object, origin),
-    in file order (an origin listed twice is two, as the generators write it)."""
-    key = KEYS[family]
-    roas = []
-    for fields in registry_objects(data / key):
-        (prefix,) = fields[key]
-        length = int(prefix.split("/")[1])
-        given = fields.get("max-length")
-        maximum = max(length, int(given[0]) if given else DEFAULT_MAX[family])
-        for origin in fields.get("origin", []):
-            if re.fullmatch(r"AS[0-9]+", origin):
-                roas.append(Roa(prefix, maximum, int(origin[2:])))
+    in file order (an origin listed twice is two, as the generators write it);
+    objects object_roas refuses are left out."""
+    roas: list[Roa] = []
+    for fields in registry_objects(data / KEYS[family]):
+        found = object_roas(fields, family)
+        if not isinstance(found, str):
+            roas += found
     return roas
 
 

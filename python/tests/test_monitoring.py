@@ -47,7 +47,7 @@ def host(name: str, extra: str = "services.ibgpTunnel.monitoring.enable = true;"
           c = eval.config;
         in {{
           failed = map (a: a.message) (lib.filter (a: !a.assertion) c.assertions);
-          exporters = {{ inherit (c.services.prometheus.exporters) bird wireguard; }};
+          exporters = {{ inherit (c.services.prometheus.exporters) bird wireguard node; }};
           services = lib.mapAttrs (_: s: s.serviceConfig)
             (lib.filterAttrs (n: _: lib.hasPrefix "prometheus-" n) c.systemd.services);
           inputRules = c.networking.firewall.extraInputRules;
@@ -122,6 +122,42 @@ def test_rules_follow_the_plan_and_the_options() -> None:
     alerts = {rule["alert"]: rule for rule in merged}
     assert 'name=~"ibgpt_ibgp_dmz"' in alerts["IbgpTunnelSessionDown"]["expr"]
     assert "IbgpTunnelImportLimitReached" not in alerts
+
+
+AUTO = 'services.ibgpTunnel.dn42Peers.peer1.latency = lib.mkForce "auto";'
+
+
+def test_the_latency_metrics_are_scraped_through_the_node_exporters_textfile_collector() -> None:
+    result = host("dmz", "services.ibgpTunnel.monitoring.enable = true; " + AUTO)
+    assert result["failed"] == []
+    node = result["exporters"]["node"]
+    assert node["enable"] and not node["openFirewall"]
+    service = result["services"]["prometheus-node-exporter"]
+    # The directory dn42-latency-update.sh writes dn42-latency.prom into: the
+    # directory of the measured classes (modules/lib/base/dn42-defaults.toml).
+    flag = "--collector.textfile.directory=/var/lib/ibgp-tunnel/dn42-latency"
+    assert flag in service["ExecStart"].split()
+    assert "--collector.textfile" in service["ExecStart"].split()
+    assert "9100" not in result["inputRules"]
+    opened = host(
+        "dmz", "services.ibgpTunnel.monitoring = { enable = true; openFirewall = true; }; " + AUTO
+    )
+    assert "tcp dport 9100 accept" in opened["inputRules"]
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        "services.ibgpTunnel.monitoring.enable = true;",  # no latency = "auto" peer
+        "services.ibgpTunnel.monitoring = { enable = true; latencyTextfile = false; }; " + AUTO,
+        "services.ibgpTunnel.monitoring.enable = lib.mkForce false; " + AUTO,
+    ],
+)
+def test_no_node_exporter_without_auto_latency_or_when_declined(extra: str) -> None:
+    result = host("dmz", extra)
+    assert result["failed"] == []
+    assert not result["exporters"]["node"]["enable"]
+    assert "prometheus-node-exporter" not in result["services"]
 
 
 @needs_promtool

@@ -18,6 +18,15 @@ from nixcore import REPO, needs_nix
 pytestmark = [needs_nix, pinned.needs_inputs]
 
 EXAMPLE_RULES = REPO / "monitoring" / "example-hosts.rules.json"
+# The example's reflector with RPKI over RTR from two caches (the local stayrtr
+# and a second one as fallback): the RTR alert's rules, unit-tested beside.
+RTR_RULES = REPO / "monitoring" / "example-rtr.rules.json"
+RTR = (
+    "services.ibgpTunnel.monitoring.enable = true;"
+    ' services.ibgpTunnel.dn42.roa.source = lib.mkForce "rtr";'
+    " services.ibgpTunnel.dn42.roa.rtrCaches = ["
+    ' { address = "127.0.0.1"; port = 8282; } { address = "fd42:4242:2601:ac12::1"; port = 323; } ];'
+)
 PROMTOOL = shutil.which("promtool")
 needs_promtool = pytest.mark.skipif(
     PROMTOOL is None, reason="promtool is not installed (apt: prometheus)"
@@ -59,6 +68,10 @@ def host(name: str, extra: str = "services.ibgpTunnel.monitoring.enable = true;"
 def example_rules() -> dict[str, Any]:
     groups = [host(name)["rules"] for name in ("dmz", "pve")]
     return {"groups": groups}
+
+
+def rtr_rules() -> dict[str, Any]:
+    return {"groups": [host("dmz", RTR)["rules"]]}
 
 
 @pytest.mark.parametrize("name", ["dmz", "pve"])
@@ -161,9 +174,10 @@ def test_no_node_exporter_without_auto_latency_or_when_declined(extra: str) -> N
 
 
 @needs_promtool
-def test_promtool_accepts_the_rules(tmp_path: Path) -> None:
+@pytest.mark.parametrize("rules", [EXAMPLE_RULES, RTR_RULES])
+def test_promtool_accepts_the_rules(rules: Path) -> None:
     result = subprocess.run(
-        [str(PROMTOOL), "check", "rules", str(EXAMPLE_RULES)],
+        [str(PROMTOOL), "check", "rules", str(rules)],
         capture_output=True,
         text=True,
         check=False,
@@ -172,8 +186,9 @@ def test_promtool_accepts_the_rules(tmp_path: Path) -> None:
 
 
 @needs_promtool
-def test_the_rules_fire_when_they_should() -> None:
-    tests = REPO / "monitoring" / "example-hosts.rules.test.yml"
+@pytest.mark.parametrize("name", ["example-hosts", "example-rtr"])
+def test_the_rules_fire_when_they_should(name: str) -> None:
+    tests = REPO / "monitoring" / f"{name}.rules.test.yml"
     result = subprocess.run(
         [str(PROMTOOL), "test", "rules", str(tests)], capture_output=True, text=True, check=False
     )
@@ -182,6 +197,30 @@ def test_the_rules_fire_when_they_should() -> None:
 
 if __name__ == "__main__":
     EXAMPLE_RULES.write_text(json.dumps(example_rules(), indent=2) + "\n")
+    RTR_RULES.write_text(json.dumps(rtr_rules(), indent=2) + "\n")
+
+
+def test_the_rtr_rules_file_is_what_the_host_generates() -> None:
+    assert json.loads(RTR_RULES.read_text()) == rtr_rules(), (
+        "monitoring/example-rtr.rules.json is stale: python python/tests/test_monitoring.py"
+    )
+
+
+def test_the_rtr_alert_follows_the_source_and_the_caches() -> None:
+    alerts = {rule["alert"]: rule for rule in host("dmz", RTR)["rules"]["rules"]}
+    down = alerts["IbgpTunnelRtrCachesDown"]
+    # Every cache of the plan, by the names render gives their `protocol rpki`.
+    assert 'proto="RPKI",name=~"dn42_rpki_1|dn42_rpki_2"}) == 0' in down["expr"]
+    assert "keeps the last ROA table" in down["annotations"]["summary"]
+    # The ROA files (the example's source) have no RTR session to watch.
+    assert "IbgpTunnelRtrCachesDown" not in {r["alert"] for r in host("dmz")["rules"]["rules"]}
+    merged = host(
+        "dmz",
+        RTR + " services.ibgpTunnel.bird.standalone = false;"
+        ' services.bird.config = "router id 1.2.3.4;";',
+    )["rules"]["rules"]
+    (rule,) = [r for r in merged if r["alert"] == "IbgpTunnelRtrCachesDown"]
+    assert 'name=~"ibgpt_dn42_rpki_1|ibgpt_dn42_rpki_2"' in rule["expr"]
 
 
 def test_the_vm_test_reads_the_exporters_and_its_script_is_python() -> None:

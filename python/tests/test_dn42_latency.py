@@ -150,7 +150,7 @@ class Measured:
         )
 
     def run(
-        self, times: list[str], probes: int | None = None, **env: str
+        self, times: list[str], probes: int | None = None, script: Path = SCRIPT, **env: str
     ) -> subprocess.CompletedProcess[str]:
         ping = fake_ping(self.tmp, times)
         argv = ["--probes", str(probes or len(times)), "peer1", "fe80::1080", "dn42-peer1"]
@@ -165,7 +165,7 @@ class Measured:
             **env,
         }
         return subprocess.run(
-            ["bash", str(SCRIPT), *argv],
+            ["bash", str(script), *argv],
             capture_output=True,
             text=True,
             env=environment,
@@ -258,6 +258,29 @@ def test_a_class_bird_would_not_load_is_not_installed(measured: Measured) -> Non
     assert done.returncode == 1
     assert "would not load" in done.stderr
     assert measured.file.read_text() == "define dn42latency_peer1 = 5;\n"
+
+
+def test_the_units_copy_stands_alone_with_the_shared_check(
+    measured: Measured, tmp_path: Path
+) -> None:
+    """The script as the core hands it to the unit (a store path, nothing beside it):
+    the shared config_loads is inside, and both of its answers still work."""
+    alone = tmp_path / "store" / "dn42-latency-update"
+    alone.parent.mkdir()
+    alone.write_text(render(auto_plan(tmp_path), "dmz")["dn42Latency"]["script"])
+    assert "bird-config-loads.sh" not in alone.read_text()
+    measured.start(initial=5)
+    done = measured.run(["1.0", "1.0", "1.0"], script=alone)
+    assert done.returncode == 0, done.stderr
+    assert measured.file.read_text().splitlines()[-1] == "define dn42latency_peer1 = 1;"
+    measured.conf.write_text(
+        measured.conf.read_text().replace(
+            f'include "{measured.file}";\n', "define dn42latency_peer1 = 1;\n"
+        )
+    )
+    refused = measured.run(["100.0", "100.0", "100.0"], script=alone)
+    assert refused.returncode == 1 and "would not load" in refused.stderr, refused.stderr
+    assert measured.file.read_text().splitlines()[-1] == "define dn42latency_peer1 = 1;"
 
 
 def test_a_planted_class_file_is_replaced_not_loaded(measured: Measured) -> None:

@@ -25,7 +25,8 @@ RTR = (
     "services.ibgpTunnel.monitoring.enable = true;"
     ' services.ibgpTunnel.dn42.roa.source = lib.mkForce "rtr";'
     " services.ibgpTunnel.dn42.roa.rtrCaches = ["
-    ' { address = "127.0.0.1"; port = 8282; } { address = "fd42:4242:2601:ac12::1"; port = 323; } ];'
+    ' { address = "127.0.0.1"; port = 8282; }'
+    ' { address = "fd42:4242:2601:ac12::1"; port = 323; } ];'
 )
 PROMTOOL = shutil.which("promtool")
 needs_promtool = pytest.mark.skipif(

@@ -37,7 +37,7 @@ def test_config_loads_is_defined_once_in_the_tree() -> None:
 @pytest.mark.parametrize("name", USERS)
 def test_the_units_copy_has_the_function_in_place_of_the_source_line(name: str) -> None:
     text = unit_copy(name)
-    assert SOURCE_LINE not in text and "bird-config-loads.sh\")" not in text
+    assert SOURCE_LINE not in text and 'bird-config-loads.sh")' not in text
     assert text == (RESOURCES / name).read_text().replace(SOURCE_LINE, SHARED.read_text())
     # Still one bash program: it parses, and defines the function once.
     assert subprocess.run(["bash", "-n"], input=text, text=True, check=False).returncode == 0

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import os
 import shlex
+import shutil
 import subprocess
 import time
 import tomllib
@@ -215,7 +216,14 @@ def test_the_median_sets_the_class_and_bird_applies_it(measured: Measured) -> No
     assert "(64511,3)" in out and "(64511,9)" not in out, out
     prom = (measured.file.parent / "dn42-latency.prom").read_text()
     assert 'ibgp_tunnel_dn42_latency_class{peer="peer1"} 3' in prom
-    assert 'ibgp_tunnel_dn42_latency_rtt_ms{peer="peer1"} 12.0' in prom
+    assert 'ibgp_tunnel_dn42_latency_rtt_seconds{peer="peer1"} 0.012000' in prom
+    # What the node exporter's textfile collector serves: Prometheus' own linter.
+    promtool = shutil.which("promtool")
+    assert promtool, "promtool is not installed (apt: prometheus)"
+    lint = subprocess.run(
+        [promtool, "check", "metrics"], input=prom, capture_output=True, text=True, check=False
+    )
+    assert lint.returncode == 0, lint.stdout + lint.stderr
     # The ping was bound to the tunnel and aimed at the neighbour.
     assert "-I dn42-peer1 fe80::1080" in (measured.tmp / "ping.log").read_text()
 
@@ -327,6 +335,26 @@ def test_hostile_arguments_are_refused(tmp_path: Path, arguments: list[str]) -> 
     )
     assert done.returncode == 1
     assert "refusing" in done.stderr
+    assert not (tmp_path / "ping.log").exists()
+
+
+@pytest.mark.parametrize("name", ['p"} 1\nibgp_tunnel_dn42_latency_class{peer="x', "p\\", "p q"])
+def test_a_name_that_would_forge_a_metric_is_refused(tmp_path: Path, name: str) -> None:
+    """The peer name becomes the `peer` label of dn42-latency.prom, which the node
+    exporter serves: a quote, backslash or newline there would forge series."""
+    ping = fake_ping(tmp_path, ["1.0"])
+    directory = tmp_path / "latency"
+    directory.mkdir()
+    arguments = [name, "fe80::1080", "dn42-peer1", str(directory / "peer1.conf"), "sym"]
+    done = subprocess.run(
+        ["bash", str(SCRIPT), *arguments],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PING": str(ping), "BIRD": "false", "BIRDC": "false"},
+        check=False,
+    )
+    assert done.returncode == 1 and "refusing" in done.stderr
+    assert not (directory / "dn42-latency.prom").exists()
     assert not (tmp_path / "ping.log").exists()
 
 

@@ -35,7 +35,7 @@ in
     latencyTextfile = mkOption {
       type = types.bool;
       default = true;
-      description = "With a DN42 peer's `latency = \"auto\"`: run nixpkgs' node exporter (port 9100) with its textfile collector reading the latency timer's `dn42-latency.prom` (metrics `ibgp_tunnel_dn42_latency_class` and `ibgp_tunnel_dn42_latency_rtt_ms`, label `peer`). Off when you run your own node exporter: point its textfile collector there (`--collector.textfile.directory=/var/lib/ibgp-tunnel/dn42-latency`).";
+      description = "With a DN42 peer's `latency = \"auto\"`: run nixpkgs' node exporter (port 9100) with its textfile collector reading the latency timer's `dn42-latency.prom` (metrics `ibgp_tunnel_dn42_latency_class` and `ibgp_tunnel_dn42_latency_rtt_seconds`, label `peer`). Off when you run your own node exporter: point its textfile collector there (`--collector.textfile.directory=/var/lib/ibgp-tunnel/dn42-latency`).";
     };
 
     instance = mkOption {

@@ -95,7 +95,8 @@ while [ $# -ge 5 ]; do
   if rtt=$(median "$address" "$interface"); then
     class=$(class_of "$rtt")
     printf '%s\n' "$rtt" >"$file.rtt.new" && mv -f "$file.rtt.new" "$file.rtt"
-    printf 'ibgp_tunnel_dn42_latency_rtt_ms{peer="%s"} %s\n' "$name" "$rtt" >>"$metrics"
+    # Prometheus' base unit: seconds (the class table and doctor speak ms).
+    awk -v peer="$name" -v ms="$rtt" 'BEGIN { printf "ibgp_tunnel_dn42_latency_rtt_seconds{peer=\"%s\"} %.6f\n", peer, ms / 1000 }' >>"$metrics"
   else
     warn "$name: fewer than half of $probes pings to $address on $interface answered; keeping class ${current:-none}"
     echo lost >"$file.rtt.new" && mv -f "$file.rtt.new" "$file.rtt"
@@ -118,9 +119,9 @@ if [ ${#dirs[@]} -gt 0 ]; then
     echo "# HELP ibgp_tunnel_dn42_latency_class DN42 latency class (64511, x) BIRD sets on the peer's routes."
     echo "# TYPE ibgp_tunnel_dn42_latency_class gauge"
     grep '^ibgp_tunnel_dn42_latency_class' "$metrics" || true
-    echo "# HELP ibgp_tunnel_dn42_latency_rtt_ms Median round-trip time over the peer's tunnel, last measurement."
-    echo "# TYPE ibgp_tunnel_dn42_latency_rtt_ms gauge"
-    grep '^ibgp_tunnel_dn42_latency_rtt_ms' "$metrics" || true
+    echo "# HELP ibgp_tunnel_dn42_latency_rtt_seconds Median round-trip time over the peer's tunnel, last measurement."
+    echo "# TYPE ibgp_tunnel_dn42_latency_rtt_seconds gauge"
+    grep '^ibgp_tunnel_dn42_latency_rtt_seconds' "$metrics" || true
   } >"${dirs[0]}/.dn42-latency.prom.new" && mv -f "${dirs[0]}/.dn42-latency.prom.new" "${dirs[0]}/dn42-latency.prom"
 fi
 

@@ -1,7 +1,7 @@
-# services.prometheus.exporters.{bird,wireguard} at nixpkgs' types, imported by
+# services.prometheus.exporters.{bird,wireguard,node} at nixpkgs' types, imported by
 # ./nixos-option-decls.nix. From nixos/modules/services/monitoring/prometheus/
 # exporters.nix (mkExporterOpts, mkSubModule, mkExporterConf) and
-# exporters/{bird,wireguard}.nix (extraOpts, serviceOpts); the versions read are
+# exporters/{bird,wireguard,node}.nix (extraOpts, serviceOpts); the versions read are
 # in docs/nixos-options.md. What mkExporterConf and the two serviceOpts define
 # for an enabled exporter (its unit's ExecStart, group, firewall rule) is
 # mirrored as UPSTREAM DEFINITIONS, so tests see the flags the exporters run
@@ -139,6 +139,16 @@ in
         default = false;
       };
     };
+    node = exporter "node" 9100 {
+      enabledCollectors = mkOption {
+        type = types.listOf types.str;
+        default = [ ];
+      };
+      disabledCollectors = mkOption {
+        type = types.listOf types.str;
+        default = [ ];
+      };
+    };
   };
 
   config = lib.mkMerge [
@@ -172,6 +182,18 @@ in
         ++ cfg.wireguard.extraFlags
       );
       RestrictAddressFamilies = [ "AF_NETLINK" ];
+    })
+    # UPSTREAM DEFINITION: exporters/node.nix serviceOpts (its own user, not
+    # DynamicUser; whitespace joined to one line).
+    (exporterConf "node" {
+      DynamicUser = false;
+      ExecStart = lib.concatStringsSep " " (
+        [ "${pkgs.prometheus-node-exporter}/bin/node_exporter" ]
+        ++ map (x: "--collector." + x) cfg.node.enabledCollectors
+        ++ map (x: "--no-collector." + x) cfg.node.disabledCollectors
+        ++ [ "--web.listen-address ${cfg.node.listenAddress}:${toString cfg.node.port}" ]
+        ++ cfg.node.extraFlags
+      );
     })
   ];
 }

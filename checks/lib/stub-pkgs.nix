@@ -81,6 +81,7 @@ let
     stayrtr = stand-in "stayrtr-0.6.2";
     prometheus-bird-exporter = stand-in "bird-exporter-1.4.5";
     prometheus-wireguard-exporter = stand-in "prometheus-wireguard-exporter-3.6.6";
+    prometheus-node-exporter = stand-in "node_exporter-1.9.1";
   };
 in
 pkgs

@@ -24,35 +24,7 @@ let
   user = "bird";
   dir = if rtr == null then null else builtins.dirOf rtr.jsonFile;
   update = pkgs.writeShellScript "dn42-rtr-update" rtr.script;
-  sandbox = {
-    ProtectSystem = "strict";
-    ProtectHome = true;
-    PrivateTmp = true;
-    PrivateDevices = true;
-    NoNewPrivileges = true;
-    RestrictNamespaces = true;
-    RestrictRealtime = true;
-    RestrictSUIDSGID = true;
-    LockPersonality = true;
-    MemoryDenyWriteExecute = true;
-    ProtectKernelTunables = true;
-    ProtectKernelModules = true;
-    ProtectKernelLogs = true;
-    ProtectControlGroups = true;
-    ProtectClock = true;
-    ProtectHostname = true;
-    ProtectProc = "invisible";
-    SystemCallArchitectures = "native";
-    SystemCallFilter = [
-      "@system-service"
-      "~@privileged"
-    ];
-    RestrictAddressFamilies = [
-      "AF_UNIX"
-      "AF_INET"
-      "AF_INET6"
-    ];
-  };
+  sandbox = import ./unit-sandbox.nix;
 in
 {
   config = lib.mkIf (deploy && rtr != null) {
@@ -77,8 +49,6 @@ in
         Group = user;
         UMask = "0022";
         ReadWritePaths = [ dir ];
-        CapabilityBoundingSet = "";
-        AmbientCapabilities = "";
         # Backstop for the script's own cap (ROA_MAX_BYTES), as the ROA files'.
         LimitFSIZE = toString (2 * rtr.maxBytes);
       };
@@ -121,8 +91,6 @@ in
         RestartSec = "5s";
         DynamicUser = true;
         ReadOnlyPaths = [ dir ];
-        CapabilityBoundingSet = "";
-        AmbientCapabilities = "";
         RestrictAddressFamilies = [
           "AF_INET"
           "AF_INET6"

@@ -60,6 +60,7 @@ let
   latencyUpdate = pkgs.writeShellScript "dn42-latency-update" latency.script;
   latencyDirs = lib.unique (map builtins.dirOf (if latency == null then [ ] else latency.files));
   latencyUnit = "ibgp-tunnel-dn42-latency";
+  sandbox = import ./unit-sandbox.nix;
 in
 {
   options.services.ibgpTunnel = {
@@ -108,7 +109,7 @@ in
         # The config BIRD runs (nixpkgs' services.bird): each download is
         # checked inside it before it is installed.
         environment.BIRD_CONF = "/etc/bird/bird.conf";
-        serviceConfig = {
+        serviceConfig = sandbox // {
           Type = "oneshot";
           ExecStart = "${roaUpdate} ${lib.concatStringsSep " " roa.arguments}";
           # Who: BIRD's own user (nixpkgs bird.nix: User/Group bird, control
@@ -122,42 +123,11 @@ in
           Group = roaUser;
           UMask = "0022";
           # What: the ROA files' directories (tmpfiles makes them), the
-          # network and BIRD's socket; nothing else is writable, no
-          # capability, no privilege gain. Not StateDirectory: the files'
-          # place is an option (any runtime path), and ReadWritePaths with
-          # the tmpfiles rules covers every choice alike.
+          # network and BIRD's socket (./unit-sandbox.nix). Not
+          # StateDirectory: the files' place is an option (any runtime
+          # path), and ReadWritePaths with the tmpfiles rules covers every
+          # choice alike.
           ReadWritePaths = roaDirs;
-          ProtectSystem = "strict";
-          ProtectHome = true;
-          PrivateTmp = true;
-          PrivateDevices = true;
-          NoNewPrivileges = true;
-          CapabilityBoundingSet = "";
-          AmbientCapabilities = "";
-          # AF_UNIX: BIRD's control socket (connect() needs no writable
-          # mount) and name resolution; AF_INET/AF_INET6: the download.
-          RestrictAddressFamilies = [
-            "AF_UNIX"
-            "AF_INET"
-            "AF_INET6"
-          ];
-          RestrictNamespaces = true;
-          RestrictRealtime = true;
-          RestrictSUIDSGID = true;
-          LockPersonality = true;
-          MemoryDenyWriteExecute = true;
-          ProtectKernelTunables = true;
-          ProtectKernelModules = true;
-          ProtectKernelLogs = true;
-          ProtectControlGroups = true;
-          ProtectClock = true;
-          ProtectHostname = true;
-          ProtectProc = "invisible";
-          SystemCallArchitectures = "native";
-          SystemCallFilter = [
-            "@system-service"
-            "~@privileged"
-          ];
           # Backstop for the script's own cap (ROA_MAX_BYTES): no file the
           # unit writes can grow past twice that (RLIMIT_FSIZE).
           LimitFSIZE = toString (2 * roa.maxBytes);
@@ -193,7 +163,7 @@ in
           config.services.bird.package
         ];
         environment.BIRD_CONF = "/etc/bird/bird.conf";
-        serviceConfig = {
+        serviceConfig = sandbox // {
           Type = "oneshot";
           ExecStart = "${latencyUpdate} ${lib.concatStringsSep " " latency.arguments}";
           # BIRD's user, as the ROA refresh (see there): its job is changing
@@ -202,33 +172,11 @@ in
           Group = roaUser;
           UMask = "0022";
           ReadWritePaths = latencyDirs;
-          # ping bound to the tunnel (-I): a raw ICMP socket.
+          # ping bound to the tunnel (-I): a raw ICMP socket, netlink, and
+          # no ~@privileged filter.
           CapabilityBoundingSet = [ "CAP_NET_RAW" ];
           AmbientCapabilities = [ "CAP_NET_RAW" ];
-          ProtectSystem = "strict";
-          ProtectHome = true;
-          PrivateTmp = true;
-          PrivateDevices = true;
-          NoNewPrivileges = true;
-          RestrictAddressFamilies = [
-            "AF_UNIX"
-            "AF_INET"
-            "AF_INET6"
-            "AF_NETLINK"
-          ];
-          RestrictNamespaces = true;
-          RestrictRealtime = true;
-          RestrictSUIDSGID = true;
-          LockPersonality = true;
-          MemoryDenyWriteExecute = true;
-          ProtectKernelTunables = true;
-          ProtectKernelModules = true;
-          ProtectKernelLogs = true;
-          ProtectControlGroups = true;
-          ProtectClock = true;
-          ProtectHostname = true;
-          ProtectProc = "invisible";
-          SystemCallArchitectures = "native";
+          RestrictAddressFamilies = sandbox.RestrictAddressFamilies ++ [ "AF_NETLINK" ];
           SystemCallFilter = [ "@system-service" ];
         };
       };

@@ -37,6 +37,14 @@ rec {
   # rule of a whole plan (what `ibgp-tunnel check` reports beyond shape).
   planProblems = import ./plan/problems.nix;
 
+  # name -> [ shared file ] -> the text of a resources/ script as a unit
+  # installs it, the shared shell functions inside (render/resource-script.nix).
+  resourceScript = import ./render/resource-script.nix;
+
+  # RPKI over RTR on a spec (source = "rtr" on a reflector with DN42 peers)
+  # and the caches its `protocol rpki` blocks ask, in order: the alert rules' view.
+  dn42Rtr = { inherit (import ./spec/dn42.nix) rtrOn rtrCachesOf; rpkiProtocol = (import ./grammar/dn42-symbols.nix).rpkiProtocol; };
+
   # The names the fixed DN42 BIRD logic defines: no peer's session takes one.
   dn42OwnSymbols = (import ./grammar/dn42-symbols.nix).ownSymbols;
 

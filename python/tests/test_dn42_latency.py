@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import os
 import shlex
+import shutil
 import subprocess
 import time
 import tomllib
@@ -150,7 +151,7 @@ class Measured:
         )
 
     def run(
-        self, times: list[str], probes: int | None = None, **env: str
+        self, times: list[str], probes: int | None = None, script: Path = SCRIPT, **env: str
     ) -> subprocess.CompletedProcess[str]:
         ping = fake_ping(self.tmp, times)
         argv = ["--probes", str(probes or len(times)), "peer1", "fe80::1080", "dn42-peer1"]
@@ -165,7 +166,7 @@ class Measured:
             **env,
         }
         return subprocess.run(
-            ["bash", str(SCRIPT), *argv],
+            ["bash", str(script), *argv],
             capture_output=True,
             text=True,
             env=environment,
@@ -215,7 +216,14 @@ def test_the_median_sets_the_class_and_bird_applies_it(measured: Measured) -> No
     assert "(64511,3)" in out and "(64511,9)" not in out, out
     prom = (measured.file.parent / "dn42-latency.prom").read_text()
     assert 'ibgp_tunnel_dn42_latency_class{peer="peer1"} 3' in prom
-    assert 'ibgp_tunnel_dn42_latency_rtt_ms{peer="peer1"} 12.0' in prom
+    assert 'ibgp_tunnel_dn42_latency_rtt_seconds{peer="peer1"} 0.012000' in prom
+    # What the node exporter's textfile collector serves: Prometheus' own linter.
+    promtool = shutil.which("promtool")
+    assert promtool, "promtool is not installed (apt: prometheus)"
+    lint = subprocess.run(
+        [promtool, "check", "metrics"], input=prom, capture_output=True, text=True, check=False
+    )
+    assert lint.returncode == 0, lint.stdout + lint.stderr
     # The ping was bound to the tunnel and aimed at the neighbour.
     assert "-I dn42-peer1 fe80::1080" in (measured.tmp / "ping.log").read_text()
 
@@ -260,6 +268,29 @@ def test_a_class_bird_would_not_load_is_not_installed(measured: Measured) -> Non
     assert measured.file.read_text() == "define dn42latency_peer1 = 5;\n"
 
 
+def test_the_units_copy_stands_alone_with_the_shared_check(
+    measured: Measured, tmp_path: Path
+) -> None:
+    """The script as the core hands it to the unit (a store path, nothing beside it):
+    the shared config_loads is inside, and both of its answers still work."""
+    alone = tmp_path / "store" / "dn42-latency-update"
+    alone.parent.mkdir()
+    alone.write_text(render(auto_plan(tmp_path), "dmz")["dn42Latency"]["script"])
+    assert "bird-config-loads.sh" not in alone.read_text()
+    measured.start(initial=5)
+    done = measured.run(["1.0", "1.0", "1.0"], script=alone)
+    assert done.returncode == 0, done.stderr
+    assert measured.file.read_text().splitlines()[-1] == "define dn42latency_peer1 = 1;"
+    measured.conf.write_text(
+        measured.conf.read_text().replace(
+            f'include "{measured.file}";\n', "define dn42latency_peer1 = 1;\n"
+        )
+    )
+    refused = measured.run(["100.0", "100.0", "100.0"], script=alone)
+    assert refused.returncode == 1 and "would not load" in refused.stderr, refused.stderr
+    assert measured.file.read_text().splitlines()[-1] == "define dn42latency_peer1 = 1;"
+
+
 def test_a_planted_class_file_is_replaced_not_loaded(measured: Measured) -> None:
     measured.start(initial=5)
     # Someone wrote config into the file after BIRD loaded it, beside the very class
@@ -294,6 +325,11 @@ def test_core_refuses_a_hand_made_peer_name_before_it_reaches_a_path() -> None:
     ],
 )
 def test_hostile_arguments_are_refused(tmp_path: Path, arguments: list[str]) -> None:
+    _assert_refused(tmp_path, arguments)
+
+
+def _assert_refused(tmp_path: Path, arguments: list[str]) -> None:
+    """The script refuses the arguments before it pings or writes anything."""
     ping = fake_ping(tmp_path, ["1.0"])
     done = subprocess.run(
         ["bash", str(SCRIPT), *arguments],
@@ -305,6 +341,18 @@ def test_hostile_arguments_are_refused(tmp_path: Path, arguments: list[str]) -> 
     assert done.returncode == 1
     assert "refusing" in done.stderr
     assert not (tmp_path / "ping.log").exists()
+
+
+@pytest.mark.parametrize("name", ['p"} 1\nibgp_tunnel_dn42_latency_class{peer="x', "p\\", "p q"])
+def test_a_name_that_would_forge_a_metric_is_refused(tmp_path: Path, name: str) -> None:
+    """The peer name becomes the `peer` label of dn42-latency.prom, which the node
+    exporter serves: a quote, backslash or newline there would forge series."""
+    directory = tmp_path / "latency"
+    directory.mkdir()
+    _assert_refused(
+        tmp_path, [name, "fe80::1080", "dn42-peer1", str(directory / "peer1.conf"), "sym"]
+    )
+    assert not (directory / "dn42-latency.prom").exists()
 
 
 # --- the NixOS module ------------------------------------------------------------

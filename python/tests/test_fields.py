@@ -45,6 +45,7 @@ NOT_PLAN_FIELDS = {
     "monitoring.enable",
     "monitoring.instance",
     "monitoring.openFirewall",
+    "monitoring.latencyTextfile",
     "monitoring.alertRules",
     "monitoring.expectedKernelRoutes",
     "monitoring.expectedKernelRoutes.ipv4",

@@ -75,7 +75,7 @@ dn42_inbound = [
 """
 # The peer's own hosts: the first address of each prefix it announces (lab topology).
 PEER_HOST4, PEER_HOST6 = "172.21.80.1", "fd42:4200::1"
-EXPORTER_PORTS = (9324, 9586)
+EXPORTER_PORTS = (9324, 9586, 9100)  # BIRD, WireGuard, node (DN42 latency)
 CLOSED_PORT = 80
 
 

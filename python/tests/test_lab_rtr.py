@@ -20,8 +20,13 @@ from __future__ import annotations
 import ipaddress
 import json
 import re
+import shutil
+import socket
+import subprocess
 import time
+import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -260,6 +265,50 @@ def rpki_line(host: str) -> dict[str, str]:
     return line
 
 
+# The BIRD exporter nixpkgs runs (Debian's prometheus-bird-exporter), with the
+# module's flags, on the reflector's socket: what IbgpTunnelRtrCachesDown reads.
+EXPORTER = shutil.which("prometheus-bird-exporter") or shutil.which("bird_exporter")
+
+
+@contextmanager
+def bird_exporter(lab: Lab) -> Iterator[str]:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    assert EXPORTER is not None, "prometheus-bird-exporter is not installed (apt)"
+    argv = [EXPORTER, "-web.listen-address", f"127.0.0.1:{port}"]
+    argv += ["-bird.socket", lab.st.nodes[REFLECTOR]["bird_socket"]]
+    argv += ["-bird.v2=true", "-format.new=true"]
+    process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        yield f"http://127.0.0.1:{port}/metrics"
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def rpki_up(url: str) -> dict[str, tuple[float, str]]:
+    """bird_protocol_up of each `protocol rpki`: (value, state label)."""
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            text = response.read().decode()
+    except OSError:
+        return {}
+    found = {}
+    for line in text.splitlines():
+        if line.startswith("bird_protocol_up{") and 'proto="RPKI"' in line:
+            name = re.search(r'name="([^"]*)"', line)
+            state = re.search(r'state="([^"]*)"', line)
+            value = float(line.rsplit(" ", 1)[1])
+            found[name[1] if name else ""] = (value, state[1] if state else "")
+    return found
+
+
+def rpki_down(url: str) -> dict[str, tuple[float, str]] | None:
+    found = rpki_up(url)
+    return found if found.get("dn42_rpki_1", (1.0, ""))[0] == 0.0 else None
+
+
 def test_losing_the_cache_withdraws_nothing(lab: tuple[Lab, dn42lab.Dn42Lab]) -> None:
     env, dn42 = lab
     valid, _ = announcements(env.plan, all_roas(dn42, env))
@@ -267,8 +316,14 @@ def test_losing_the_cache_withdraws_nothing(lab: tuple[Lab, dn42lab.Dn42Lab]) ->
     assert rpki_line(REFLECTOR)["status"] == "ok"
     tables = {t: table_count(env, t) for t in ("dn42_roa4", "dn42_roa6")}
     (cache,) = [d for d in env.st.daemons if d.name == f"{REFLECTOR}/stayrtr"]
-    daemons.stop(cache)
-    poll(lambda: "Established" not in rpki_state(env), DEADLINE, "BIRD noticing the cache gone")
+    with bird_exporter(env) as url:
+        # The series the RTR alert reads: up while the cache answers...
+        poll(lambda: rpki_up(url) == {"dn42_rpki_1": (1.0, "Established")}, 30, "RPKI up")
+        daemons.stop(cache)
+        poll(lambda: "Established" not in rpki_state(env), DEADLINE, "BIRD noticing the cache gone")
+        # ...and 0 once it is gone (max over the caches == 0: the alert's condition).
+        down_now = poll(lambda: rpki_down(url), 30, "RPKI down")
+        assert down_now["dn42_rpki_1"][1] != "Established", down_now
     # Past several refresh intervals (when a cache's data would be refreshed): the
     # table and the routes stay, BIRD expires them only after 48 h.
     time.sleep(3 * INTERVAL)

@@ -18,6 +18,16 @@ from nixcore import REPO, needs_nix
 pytestmark = [needs_nix, pinned.needs_inputs]
 
 EXAMPLE_RULES = REPO / "monitoring" / "example-hosts.rules.json"
+# The example's reflector with RPKI over RTR from two caches (the local stayrtr
+# and a second one as fallback): the RTR alert's rules, unit-tested beside.
+RTR_RULES = REPO / "monitoring" / "example-rtr.rules.json"
+RTR = (
+    "services.ibgpTunnel.monitoring.enable = true;"
+    ' services.ibgpTunnel.dn42.roa.source = lib.mkForce "rtr";'
+    " services.ibgpTunnel.dn42.roa.rtrCaches = ["
+    ' { address = "127.0.0.1"; port = 8282; }'
+    ' { address = "fd42:4242:2601:ac12::1"; port = 323; } ];'
+)
 PROMTOOL = shutil.which("promtool")
 needs_promtool = pytest.mark.skipif(
     PROMTOOL is None, reason="promtool is not installed (apt: prometheus)"
@@ -47,7 +57,7 @@ def host(name: str, extra: str = "services.ibgpTunnel.monitoring.enable = true;"
           c = eval.config;
         in {{
           failed = map (a: a.message) (lib.filter (a: !a.assertion) c.assertions);
-          exporters = {{ inherit (c.services.prometheus.exporters) bird wireguard; }};
+          exporters = {{ inherit (c.services.prometheus.exporters) bird wireguard node; }};
           services = lib.mapAttrs (_: s: s.serviceConfig)
             (lib.filterAttrs (n: _: lib.hasPrefix "prometheus-" n) c.systemd.services);
           inputRules = c.networking.firewall.extraInputRules;
@@ -59,6 +69,10 @@ def host(name: str, extra: str = "services.ibgpTunnel.monitoring.enable = true;"
 def example_rules() -> dict[str, Any]:
     groups = [host(name)["rules"] for name in ("dmz", "pve")]
     return {"groups": groups}
+
+
+def rtr_rules() -> dict[str, Any]:
+    return {"groups": [host("dmz", RTR)["rules"]]}
 
 
 @pytest.mark.parametrize("name", ["dmz", "pve"])
@@ -124,10 +138,47 @@ def test_rules_follow_the_plan_and_the_options() -> None:
     assert "IbgpTunnelImportLimitReached" not in alerts
 
 
+AUTO = 'services.ibgpTunnel.dn42Peers.peer1.latency = lib.mkForce "auto";'
+
+
+def test_the_latency_metrics_are_scraped_through_the_node_exporters_textfile_collector() -> None:
+    result = host("dmz", "services.ibgpTunnel.monitoring.enable = true; " + AUTO)
+    assert result["failed"] == []
+    node = result["exporters"]["node"]
+    assert node["enable"] and not node["openFirewall"]
+    service = result["services"]["prometheus-node-exporter"]
+    # The directory dn42-latency-update.sh writes dn42-latency.prom into: the
+    # directory of the measured classes (modules/lib/base/dn42-defaults.toml).
+    flag = "--collector.textfile.directory=/var/lib/ibgp-tunnel/dn42-latency"
+    assert flag in service["ExecStart"].split()
+    assert "--collector.textfile" in service["ExecStart"].split()
+    assert "9100" not in result["inputRules"]
+    opened = host(
+        "dmz", "services.ibgpTunnel.monitoring = { enable = true; openFirewall = true; }; " + AUTO
+    )
+    assert "tcp dport 9100 accept" in opened["inputRules"]
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        "services.ibgpTunnel.monitoring.enable = true;",  # no latency = "auto" peer
+        "services.ibgpTunnel.monitoring = { enable = true; latencyTextfile = false; }; " + AUTO,
+        "services.ibgpTunnel.monitoring.enable = lib.mkForce false; " + AUTO,
+    ],
+)
+def test_no_node_exporter_without_auto_latency_or_when_declined(extra: str) -> None:
+    result = host("dmz", extra)
+    assert result["failed"] == []
+    assert not result["exporters"]["node"]["enable"]
+    assert "prometheus-node-exporter" not in result["services"]
+
+
 @needs_promtool
-def test_promtool_accepts_the_rules(tmp_path: Path) -> None:
+@pytest.mark.parametrize("rules", [EXAMPLE_RULES, RTR_RULES])
+def test_promtool_accepts_the_rules(rules: Path) -> None:
     result = subprocess.run(
-        [str(PROMTOOL), "check", "rules", str(EXAMPLE_RULES)],
+        [str(PROMTOOL), "check", "rules", str(rules)],
         capture_output=True,
         text=True,
         check=False,
@@ -136,8 +187,9 @@ def test_promtool_accepts_the_rules(tmp_path: Path) -> None:
 
 
 @needs_promtool
-def test_the_rules_fire_when_they_should() -> None:
-    tests = REPO / "monitoring" / "example-hosts.rules.test.yml"
+@pytest.mark.parametrize("name", ["example-hosts", "example-rtr"])
+def test_the_rules_fire_when_they_should(name: str) -> None:
+    tests = REPO / "monitoring" / f"{name}.rules.test.yml"
     result = subprocess.run(
         [str(PROMTOOL), "test", "rules", str(tests)], capture_output=True, text=True, check=False
     )
@@ -146,6 +198,30 @@ def test_the_rules_fire_when_they_should() -> None:
 
 if __name__ == "__main__":
     EXAMPLE_RULES.write_text(json.dumps(example_rules(), indent=2) + "\n")
+    RTR_RULES.write_text(json.dumps(rtr_rules(), indent=2) + "\n")
+
+
+def test_the_rtr_rules_file_is_what_the_host_generates() -> None:
+    assert json.loads(RTR_RULES.read_text()) == rtr_rules(), (
+        "monitoring/example-rtr.rules.json is stale: python python/tests/test_monitoring.py"
+    )
+
+
+def test_the_rtr_alert_follows_the_source_and_the_caches() -> None:
+    alerts = {rule["alert"]: rule for rule in host("dmz", RTR)["rules"]["rules"]}
+    down = alerts["IbgpTunnelRtrCachesDown"]
+    # Every cache of the plan, by the names render gives their `protocol rpki`.
+    assert 'proto="RPKI",name=~"dn42_rpki_1|dn42_rpki_2"}) == 0' in down["expr"]
+    assert "keeps the last ROA table" in down["annotations"]["summary"]
+    # The ROA files (the example's source) have no RTR session to watch.
+    assert "IbgpTunnelRtrCachesDown" not in {r["alert"] for r in host("dmz")["rules"]["rules"]}
+    merged = host(
+        "dmz",
+        RTR + " services.ibgpTunnel.bird.standalone = false;"
+        ' services.bird.config = "router id 1.2.3.4;";',
+    )["rules"]["rules"]
+    (rule,) = [r for r in merged if r["alert"] == "IbgpTunnelRtrCachesDown"]
+    assert 'name=~"ibgpt_dn42_rpki_1|ibgpt_dn42_rpki_2"' in rule["expr"]
 
 
 def test_the_vm_test_reads_the_exporters_and_its_script_is_python() -> None:

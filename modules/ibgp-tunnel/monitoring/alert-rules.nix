@@ -1,7 +1,9 @@
 # One host's Prometheus alerting rules (a rule group, builtins only), over the
 # metrics nixpkgs' exporters really export: bird_exporter (czerwonk, -format.new)
 # bird_protocol_up, bird_protocol_prefix_{import,export}_count,
-# bird_bfd_session_up; prometheus_wireguard_exporter (MindFlavor)
+# bird_bfd_session_up (`protocol rpki` too: proto="RPKI", state the RTR
+# session's, e.g. "Established" up, "Transport-Error" down; seen with 1.4.1
+# against BIRD 3.1.8 and 2.17.6); prometheus_wireguard_exporter (MindFlavor)
 # wireguard_latest_handshake_seconds. `instance` is a regex for the instance
 # label Prometheus gives this host's targets.
 {
@@ -12,7 +14,8 @@
 }:
 let
   inherit (builtins) attrValues concatStringsSep filter map replaceStrings;
-  util = (import ../../lib).util;
+  core = import ../../lib;
+  util = core.util;
 
   # Linear, and sorted: names as attribute names.
   uniqueStrings = list: builtins.attrNames (builtins.listToAttrs (map (name: { inherit name; value = null; }) list));
@@ -128,8 +131,23 @@ let
     labels = labels "critical";
     annotations.summary = "DN42 session {{ $labels.name }} (IPv{{ $labels.ip_version }}) on ${hostName} reached its receive limit of ${group.limit} routes (action ${toString action}): routes beyond it are not kept; ${fix "receive_limit"}";
   }) (byLimit receiveOf);
+
+  # RPKI over RTR: BIRD keeps the last ROA table while no cache answers (for
+  # rtr_expire), so nothing is withdrawn and nothing else shows it: the
+  # table just stops following the registry. One cache of several down is
+  # harmless (the others fill the same tables); all of them is the alert.
+  rtrNames = map (i: "${prefix}${core.dn42Rtr.rpkiProtocol (i + 1)}") (
+    builtins.genList (i: i) (builtins.length (core.dn42Rtr.rtrCachesOf spec))
+  );
+  rtrCachesDown = util.optional (core.dn42Rtr.rtrOn spec) {
+    alert = "IbgpTunnelRtrCachesDown";
+    expr = "max(bird_protocol_up${on [ ''proto="RPKI"'' ''name=~"${anyOf rtrNames}"'' ]}) == 0";
+    for = "5m";
+    labels = labels "warning";
+    annotations.summary = "No RTR cache answers BIRD on ${hostName} (${concatStringsSep ", " rtrNames}): BIRD keeps the last ROA table (nothing withdrawn) but it no longer follows DN42's registry, and it expires ${toString (core.dn42Defaults.rtr_expire / 3600)} h after the last cache was lost";
+  };
 in
 {
   name = "ibgp-tunnel-${hostName}";
-  rules = sessionDown ++ dn42Down ++ bfdDown ++ handshakeStale ++ kernelRoutes "ipv4" ++ kernelRoutes "ipv6" ++ importLimit ++ dn42ImportLimit ++ dn42ReceiveLimit;
+  rules = sessionDown ++ dn42Down ++ bfdDown ++ handshakeStale ++ kernelRoutes "ipv4" ++ kernelRoutes "ipv6" ++ importLimit ++ dn42ImportLimit ++ dn42ReceiveLimit ++ rtrCachesDown;
 }

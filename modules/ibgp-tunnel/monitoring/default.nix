@@ -1,11 +1,18 @@
 # services.ibgpTunnel.monitoring: nixpkgs' Prometheus exporters for BIRD and
-# WireGuard, and alerting rules for this host derived from its spec and plan.
+# WireGuard (and the node exporter's textfile collector for the DN42 latency
+# timer's metrics), and alerting rules for this host derived from its spec and plan.
 { config, lib, ... }:
 let
-  inherit (lib) mkIf mkOption types literalExpression;
+  inherit (lib) mkIf mkMerge mkOption types literalExpression;
   core = import ../../lib;
   cfg = config.services.ibgpTunnel;
   mon = cfg.monitoring;
+  # As ../dn42.nix: the latency unit exists only on a deployable host.
+  planErrors = if cfg.plan == null then [ ] else builtins.filter (f: f.severity == "error") (core.planProblems (core.readPlan cfg.plan));
+  deploy = cfg.enable && core.problems cfg == [ ] && planErrors == [ ];
+  latency = if deploy then (core.render cfg).dn42Latency or null else null;
+  # dn42-latency-update.sh writes dn42-latency.prom beside its first file.
+  latencyDir = builtins.dirOf (builtins.head latency.files);
   fromPlan = import ./expected-routes.nix (core.readPlan cfg.plan) cfg.hostName;
   count =
     family:
@@ -22,7 +29,13 @@ in
     openFirewall = mkOption {
       type = types.bool;
       default = false;
-      description = "Open the exporters' ports (BIRD 9324, WireGuard 9586) to every interface. Off by default: open the ports on the interface your Prometheus scrapes from yourself (networking.firewall.interfaces.<name>.allowedTCPPorts). Never through a tunnel: the module drops these ports on every tunnel interface, DN42's traffic arrives there.";
+      description = "Open the exporters' ports (BIRD 9324, WireGuard 9586, node 9100 with `latencyTextfile`) to every interface. Off by default: open the ports on the interface your Prometheus scrapes from yourself (networking.firewall.interfaces.<name>.allowedTCPPorts). Never through a tunnel: the module drops these ports on every tunnel interface, DN42's traffic arrives there.";
+    };
+
+    latencyTextfile = mkOption {
+      type = types.bool;
+      default = true;
+      description = "With a DN42 peer's `latency = \"auto\"`: run nixpkgs' node exporter (port 9100) with its textfile collector reading the latency timer's `dn42-latency.prom` (metrics `ibgp_tunnel_dn42_latency_class` and `ibgp_tunnel_dn42_latency_rtt_seconds`, label `peer`). Off when you run your own node exporter: point its textfile collector there (`--collector.textfile.directory=/var/lib/ibgp-tunnel/dn42-latency`).";
     };
 
     instance = mkOption {
@@ -57,7 +70,8 @@ in
     };
   };
 
-  config = mkIf (cfg.enable && mon.enable) {
+  config = mkIf (cfg.enable && mon.enable) (mkMerge [
+  {
     services.prometheus.exporters.bird = {
       enable = true;
       # bird_exporter's -bird.v2 is the multi-channel protocol BIRD 3 speaks
@@ -77,5 +91,18 @@ in
       interfaces = lib.unique (map (link: link.interface) (builtins.attrValues cfg.links));
       inherit (mon) openFirewall;
     };
-  };
+  }
+
+  (mkIf (mon.latencyTextfile && latency != null) {
+    # The textfile collector is on by default; the flag says where. The
+    # directory is 0755 and the file 0644 (the timer's UMask 0022): the
+    # exporter's own user reads it, it writes nothing there.
+    services.prometheus.exporters.node = {
+      enable = true;
+      enabledCollectors = [ "textfile" ];
+      extraFlags = [ "--collector.textfile.directory=${latencyDir}" ];
+      inherit (mon) openFirewall;
+    };
+  })
+  ]);
 }

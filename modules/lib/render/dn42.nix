@@ -315,7 +315,7 @@ in
         files = map (p: p.file) peers;
         # Before the first measurement (tmpfiles writes it into a missing file).
         initial = map (p: { inherit (p) file; text = "define ${p.symbol} = ${toString dn42Defaults.latency_initial};"; }) peers;
-        script = readFile ../resources/dn42-latency-update.sh;
+        script = import ./resource-script.nix "dn42-latency-update.sh" [ "bird-config-loads.sh" ];
         # services.bird.preCheckConfig: each include pointed at a stub with
         # the initial class (the build sandbox has no measured file).
         preCheckConfig = concatStringsSep "\n" (
@@ -368,7 +368,7 @@ in
         files = [ spec.dn42.roa.ipv4File spec.dn42.roa.ipv6File ];
         # The script's ROA_MAX_BYTES: a larger download is refused.
         maxBytes = dn42Defaults.roa_max_bytes;
-        script = readFile ../resources/dn42-roa-update.sh;
+        script = import ./resource-script.nix "dn42-roa-update.sh" [ "bird-config-loads.sh" ];
         # services.bird.preCheckConfig: the build sandbox has no downloaded
         # file, so the check parses bird.conf with each include pointed at an
         # empty stub (sed -i replaces the symlink with a copy).

@@ -61,32 +61,10 @@ median() {
     }'
 }
 
-# Does the real bird.conf load with the includes of these files pointed at
-# these replacements (pairs "file replacement")? As the ROA refresh checks.
-config_loads() {
-  local map=$work/map copy=$work/bird.conf out
-  : >"$map"
-  while [ $# -ge 2 ]; do
-    printf '%s\t%s\n' "$1" "$2" >>"$map"
-    shift 2
-  done
-  awk -v dir="$(dirname "$conf")" '
-    FILENAME == ARGV[1] { split($0, p, "\t"); to[p[1]] = p[2]; seen[p[1]] = 0; next }
-    /^[ \t]*include[ \t]*"[^"]*"[ \t]*;[ \t]*$/ {
-      path = $0
-      sub(/^[ \t]*include[ \t]*"/, "", path)
-      sub(/"[ \t]*;[ \t]*$/, "", path)
-      if (path in to) { print "include \"" to[path] "\";"; seen[path]++; next }
-      if (substr(path, 1, 1) != "/") { print "include \"" dir "/" path "\";"; next }
-    }
-    { print }
-    END { for (f in seen) if (!seen[f]) { print "it does not include " f > "/dev/stderr"; exit 1 } }
-  ' "$map" "$conf" >"$copy" || return 1
-  if ! out=$("$bird" -p -c "$copy" 2>&1); then
-    echo "$out" >&2
-    return 1
-  fi
-}
+# config_loads (shared with the other scripts that change what bird.conf
+# includes): from the tree it is read beside this file; the core's copy has it
+# in place of the next line (modules/lib/render/resource-script.nix).
+. "$(dirname "${BASH_SOURCE[0]}")/bird-config-loads.sh" || exit 1
 
 changes=() # pairs: file, candidate
 metrics=$work/metrics
@@ -117,7 +95,8 @@ while [ $# -ge 5 ]; do
   if rtt=$(median "$address" "$interface"); then
     class=$(class_of "$rtt")
     printf '%s\n' "$rtt" >"$file.rtt.new" && mv -f "$file.rtt.new" "$file.rtt"
-    printf 'ibgp_tunnel_dn42_latency_rtt_ms{peer="%s"} %s\n' "$name" "$rtt" >>"$metrics"
+    # Prometheus' base unit: seconds (the class table and doctor speak ms).
+    awk -v peer="$name" -v ms="$rtt" 'BEGIN { printf "ibgp_tunnel_dn42_latency_rtt_seconds{peer=\"%s\"} %.6f\n", peer, ms / 1000 }' >>"$metrics"
   else
     warn "$name: fewer than half of $probes pings to $address on $interface answered; keeping class ${current:-none}"
     echo lost >"$file.rtt.new" && mv -f "$file.rtt.new" "$file.rtt"
@@ -140,9 +119,9 @@ if [ ${#dirs[@]} -gt 0 ]; then
     echo "# HELP ibgp_tunnel_dn42_latency_class DN42 latency class (64511, x) BIRD sets on the peer's routes."
     echo "# TYPE ibgp_tunnel_dn42_latency_class gauge"
     grep '^ibgp_tunnel_dn42_latency_class' "$metrics" || true
-    echo "# HELP ibgp_tunnel_dn42_latency_rtt_ms Median round-trip time over the peer's tunnel, last measurement."
-    echo "# TYPE ibgp_tunnel_dn42_latency_rtt_ms gauge"
-    grep '^ibgp_tunnel_dn42_latency_rtt_ms' "$metrics" || true
+    echo "# HELP ibgp_tunnel_dn42_latency_rtt_seconds Median round-trip time over the peer's tunnel, last measurement."
+    echo "# TYPE ibgp_tunnel_dn42_latency_rtt_seconds gauge"
+    grep '^ibgp_tunnel_dn42_latency_rtt_seconds' "$metrics" || true
   } >"${dirs[0]}/.dn42-latency.prom.new" && mv -f "${dirs[0]}/.dn42-latency.prom.new" "${dirs[0]}/dn42-latency.prom"
 fi
 

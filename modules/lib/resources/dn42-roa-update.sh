@@ -125,34 +125,10 @@ roa_entries() {
   ' "$file"
 }
 
-# Does the real bird.conf load with the includes of these files pointed at
-# these replacements (arguments: pairs "file replacement")? A copy in $work;
-# its relative includes made absolute (BIRD reads them relative to the
-# including file), every other include untouched.
-config_loads() {
-  local map=$work/map copy=$work/bird.conf out
-  : >"$map"
-  while [ $# -ge 2 ]; do
-    printf '%s\t%s\n' "$1" "$2" >>"$map"
-    shift 2
-  done
-  awk -v dir="$(dirname "$conf")" '
-    FILENAME == ARGV[1] { split($0, p, "\t"); to[p[1]] = p[2]; seen[p[1]] = 0; next }
-    /^[ \t]*include[ \t]*"[^"]*"[ \t]*;[ \t]*$/ {
-      path = $0
-      sub(/^[ \t]*include[ \t]*"/, "", path)
-      sub(/"[ \t]*;[ \t]*$/, "", path)
-      if (path in to) { print "include \"" to[path] "\";"; seen[path]++; next }
-      if (substr(path, 1, 1) != "/") { print "include \"" dir "/" path "\";"; next }
-    }
-    { print }
-    END { for (f in seen) if (!seen[f]) { print "it does not include " f > "/dev/stderr"; exit 1 } }
-  ' "$map" "$conf" >"$copy" || return 1
-  if ! out=$("$bird" -p -c "$copy" 2>&1); then
-    echo "$out" >&2
-    return 1
-  fi
-}
+# config_loads (shared with the other scripts that change what bird.conf
+# includes): from the tree it is read beside this file; the core's copy has it
+# in place of the next line (modules/lib/render/resource-script.nix).
+. "$(dirname "${BASH_SOURCE[0]}")/bird-config-loads.sh" || exit 1
 
 url_allowed() {
   case $1 in

@@ -8,8 +8,8 @@
 #   b learns it over BGP and writes it to its kernel (scan time 10, so
 #   scans at 1, 11, 21 ... s after b starts).
 # After b's scan at 11 s has seen the route in the kernel, a's static
-# protocol is disabled and, a second later, enabled again. b's BIRD has the route back within a second,
-# but b's kernel does not until b's next scan.
+# protocol is disabled and, a second later, enabled again. b's BIRD has the
+# route back within milliseconds, but b's kernel does not until b's next scan.
 #
 # Usage (root): repro.sh [BIRD_BIN_DIR]   (directory holding bird and birdc)
 # Prints "b's kernel has it after X s" (BIRD 2.17.6: under 0.2 s; BIRD 3.1.8:

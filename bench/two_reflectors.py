@@ -247,9 +247,15 @@ def main() -> int:
         "0, LLGR for 15 s)",
     )
     parser.add_argument("--only", nargs="*", help="run these cases only (kill, block, ...)")
+    parser.add_argument(
+        "--lab-dir", default=BENCH_LAB_DIR, help="the lab's directory, so two benches never collide"
+    )
+    parser.add_argument(
+        "--prefix", default=BENCH_PREFIX, help="the lab's namespace prefix (2-5 letters and -)"
+    )
     args = parser.parse_args()
-    os.environ[location.LAB_DIR_ENV] = BENCH_LAB_DIR
-    os.environ[location.PREFIX_ENV] = BENCH_PREFIX
+    os.environ[location.LAB_DIR_ENV] = args.lab_dir
+    os.environ[location.PREFIX_ENV] = args.prefix
     bird_dir = args.bird_dir or (BIRD3_DIR if (BIRD3_DIR / "bird").exists() else None)
     if bird_dir is not None:
         os.environ[location.BIRD_DIR_ENV] = str(bird_dir.resolve())
@@ -263,7 +269,7 @@ def main() -> int:
         say(f"bringing the two-reflector lab up ({bird})")
         st = up(PLAN, timeout=SETTLE_TIMEOUT)
         plan = planfile.load(PLAN)
-        lab = Lab(st, plan, build_topology(plan, BENCH_PREFIX))
+        lab = Lab(st, plan, build_topology(plan, args.prefix))
         if args.setting != "ours":
             use_setting(lab, args.setting)
         cases: dict[str, Callable[[], dict[str, float]]] = {

@@ -217,13 +217,13 @@ def test_hand_edit_bird_runs_says_switch_then_reload(
     expect: dict[str, Expectations], bird: str
 ) -> None:
     exp = expect["dmz"]
-    edited = exp.bird_config.replace("scan time 20;", "scan time 5;", 1)
+    edited = exp.bird_config.replace("scan time 1;", "scan time 5;", 1)
     assert edited != exp.bird_config
     checks = _checks(exp, _with_drift_reads(bird, "dmz", exp, config=edited))
     first = _first_failure(checks)
     assert first is not None and first.id.startswith("drift.bird.config"), first
     assert first.summary.startswith("BIRD runs a config file that differs")
-    assert first.evidence == "- scan time 20; | + scan time 5;"
+    assert first.evidence == "- scan time 1; | + scan time 5;"
     assert "nixos-rebuild switch" in first.fix and "systemctl reload bird" in first.fix
     # Everything else is as healthy as recorded: drift is the only failing area.
     assert {c.id.split()[0] for c in checks if c.status is Status.FAIL} == {"drift.bird.config"}

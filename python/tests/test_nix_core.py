@@ -105,7 +105,7 @@ def test_client_bird_config_has_the_seed_lines() -> None:
         "define DN42_NET_v6 = [ fd00::/8{44,64} ];",
         "scan time 10;",
         'interface "wg-ibgp";',
-        "scan time 20;",
+        "scan time 1;",
         "protocol bgp ibgp_dmz {",
         "local 10.255.255.1 as OWNAS;",
         "neighbor 10.255.255.2 as OWNAS;",

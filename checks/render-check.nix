@@ -8,6 +8,8 @@ let
 
   plans = {
     example = ../hosts/plan.toml;
+    # The example with ROA files (the example runs RTR): the stubbed includes.
+    example-roa-files = ../python/tests/plans/example-roa-files.toml;
     three-clients = ../python/tests/plans/three-clients.toml;
   };
 

@@ -82,9 +82,8 @@ in
           hostName = "dmz";
           sops.file = ../secrets/test/dmz.yaml;
           uplinkInterfaces = [ "eth1" ];
-          # RPKI over RTR: the local stayrtr serves DN42's ROA JSON, here the
-          # test's file (no internet in the test).
-          dn42.roa.source = "rtr";
+          # RPKI over RTR, as the plan says: the local stayrtr serves DN42's
+          # ROA JSON, here the test's file (no internet in the test).
           dn42.roa.jsonUrl = "file://${./dn42-roa.json}";
           # stayrtr rereads the JSON (and BIRD asks it) every 10 s, not 15 min.
           dn42.roa.interval = "10s";

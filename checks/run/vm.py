@@ -26,6 +26,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import tomlkit
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from ibgp_tunnel import planfile
@@ -39,21 +41,22 @@ import nixos_test_driver as driver
 REPO = Path(__file__).resolve().parents[2]
 PLAN = REPO / "hosts" / "plan.toml"
 VM_TEST = REPO / "checks" / "vm-test.nix"
-# The ROA JSON vm-test.nix gives dmz's RTR refresh (dn42.roa.source = "rtr", jsonUrl).
+# The ROA JSON vm-test.nix gives dmz's RTR refresh (dn42.roa.jsonUrl; RTR is the plan's).
 VM_ROA_JSON = REPO / "checks" / "dn42-roa.json"
-# vm-test.nix's dmz on RTR with a 10 s refresh: the lab runs the example plan so changed.
-ROA_TABLE = '[hosts.dmz.dn42_roa]\ninterval = "15min"\n'
-VM_ROA_TABLE = '[hosts.dmz.dn42_roa]\ninterval = "10s"\nsource = "rtr"\n'
+# vm-test.nix's dmz: the example's RPKI over RTR, refreshed every 10 s (its
+# dn42.roa.interval): the lab runs the example plan so changed.
+VM_ROA_INTERVAL = "10s"
 
 
 def rtr_plan(directory: Path) -> Path:
-    """The example plan with dmz on RPKI over RTR every 10 s, as vm-test.nix sets its
-    options."""
-    text = PLAN.read_text()
-    if text.count(ROA_TABLE) != 1:
-        raise RuntimeError("the example's [hosts.dmz.dn42_roa] changed: update checks/run/vm.py")
+    """The example plan (dmz on RPKI over RTR) with vm-test.nix's 10 s refresh."""
+    data = tomlkit.parse(PLAN.read_text())
+    roa = data["hosts"]["dmz"]["dn42_roa"]  # type: ignore[index]
+    if roa.get("source") != "rtr":  # type: ignore[union-attr]
+        raise RuntimeError("the example's dmz is not on RPKI over RTR: update checks/run/vm.py")
+    roa["interval"] = VM_ROA_INTERVAL  # type: ignore[index]
     path = directory / "plan.toml"
-    path.write_text(text.replace(ROA_TABLE, VM_ROA_TABLE))
+    path.write_text(tomlkit.dumps(data))
     return path
 
 

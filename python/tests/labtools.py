@@ -27,6 +27,8 @@ from ibgp_tunnel.lab.topology import Topology
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE_PLAN = REPO / "hosts" / "plan.toml"
+# The example with ROA files instead of its RPKI over RTR (test_dn42_rtr.py keeps them twins).
+EXAMPLE_ROA_FILES_PLAN = REPO / "python" / "tests" / "plans" / "example-roa-files.toml"
 THREE_CLIENTS_PLAN = Path(__file__).resolve().parent / "plans" / "three-clients.toml"
 TOOLS = (
     "ip",

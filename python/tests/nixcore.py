@@ -13,6 +13,9 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 CORE = REPO / "modules" / "lib"
 EXAMPLE_PLAN = REPO / "hosts" / "plan.toml"
+# The example with its DN42 ROAs from ROA files (the example uses RPKI over RTR):
+# what the tests about ROA files render. test_dn42_rtr.py keeps it the example's twin.
+EXAMPLE_ROA_FILES_PLAN = Path(__file__).resolve().parent / "plans" / "example-roa-files.toml"
 THREE_CLIENTS_PLAN = Path(__file__).resolve().parent / "plans" / "three-clients.toml"
 TWO_REFLECTORS_PLAN = Path(__file__).resolve().parent / "plans" / "two-reflectors.toml"
 

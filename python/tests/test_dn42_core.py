@@ -15,6 +15,7 @@ from birdcheck import build_time_check
 from nixcore import (
     CORE,
     EXAMPLE_PLAN,
+    EXAMPLE_ROA_FILES_PLAN,
     core_call,
     needs_nix,
     nix_eval,
@@ -255,7 +256,7 @@ def test_the_generated_dn42_names_are_the_rendered_ones(tmp_path: Path) -> None:
     caches = [{"address": "127.0.0.1", "port": 8000 + i} for i in range(8)]
     rtr = _roa_plan(tmp_path, source="rtr", rtr_caches=caches)
     defined = set()
-    for plan in (EXAMPLE_PLAN, rtr):
+    for plan in (EXAMPLE_ROA_FILES_PLAN, rtr):
         conf = render(plan, "dmz")["birdConfig"]
         defined |= set(
             re.findall(r"^(?:protocol \w+|function|roa[46] table) (dn42_\w+)", conf, re.MULTILINE)
@@ -278,9 +279,10 @@ def _errors(plan: Path) -> list[dict[str, str]]:
 
 
 def test_the_roa_unit_names_the_tables_bird_conf_defines() -> None:
-    standalone = core_call(f"(core.render ({SPEC})).dn42Roa.arguments")
+    spec = f'core.hostFromPlan (core.readPlan {EXAMPLE_ROA_FILES_PLAN}) "dmz"'
+    standalone = core_call(f"(core.render ({spec})).dn42Roa.arguments")
     assert standalone[3] == "dn42_roa4" and standalone[7] == "dn42_roa6"
-    merged = f"({SPEC}) // {{ bird = {{ standalone = false; kernelProtocols = true; }}; }}"
+    merged = f"({spec}) // {{ bird = {{ standalone = false; kernelProtocols = true; }}; }}"
     artifacts = core_call(f"core.render ({merged})")
     arguments = artifacts["dn42Roa"]["arguments"]
     assert [arguments[3], arguments[7]] == ["ibgpt_dn42_roa4", "ibgpt_dn42_roa6"]

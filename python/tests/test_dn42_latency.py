@@ -359,9 +359,10 @@ def test_a_name_that_would_forge_a_metric_is_refused(tmp_path: Path, name: str) 
 
 
 def _module_example(extra: str) -> dict[str, object]:
-    from test_nixos_module import example
+    # On ROA files (the example's twin): the latency stub merged with the ROA stubs.
+    from test_nixos_module import example_roa_files
 
-    return example("dmz", extra)
+    return example_roa_files("dmz", extra)
 
 
 @needs_inputs

@@ -1,6 +1,7 @@
 """The NixOS side of DN42 peering (modules/ibgp-tunnel/dn42.nix), evaluated with
 the real sops-nix: the example reflector's DN42 tunnel, its ROA timer and
-build-time stubs, its secrets; assertions and option types on bad values."""
+build-time stubs (on the example's twin with ROA files: the example runs RTR), its
+secrets; assertions and option types on bad values."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from pathlib import Path
 from test_nixos_module import (
     evaluation_error,
     example,
+    example_roa_files,
     pytestmark,  # noqa: F401  (needs nix and the pinned flake inputs)
 )
 
@@ -40,7 +42,7 @@ def test_the_reflector_runs_the_peers_tunnel() -> None:
 
 
 def test_roa_timer_unit_and_build_time_stubs() -> None:
-    config = example("dmz")["config"]
+    config = example_roa_files("dmz")["config"]
     timer = config["systemd"]["timers"][UNIT]
     assert timer["wantedBy"] == ["timers.target"]
     assert timer["timerConfig"]["OnUnitActiveSec"] == "15min"
@@ -69,7 +71,7 @@ def test_roa_timer_unit_and_build_time_stubs() -> None:
 
 def test_build_time_check_passes_before_the_first_download(tmp_path: Path) -> None:
     """nixpkgs' checkPhase, with the module's preCheckConfig, on the module's config."""
-    config = example("dmz")["config"]["services"]["bird"]
+    config = example_roa_files("dmz")["config"]["services"]["bird"]
     (tmp_path / "out").write_text(config["config"])
     (tmp_path / "bird.conf").symlink_to("out")
     script = f"set -e\n{config['preCheckConfig']}\nbird -d -p -c bird.conf\n"
@@ -124,7 +126,7 @@ def test_roa_can_be_turned_off() -> None:
 
 def test_roa_unit_runs_sandboxed_as_bird() -> None:
     """Not root: BIRD's user, only the ROA directory writable, no capabilities."""
-    service = example("dmz")["config"]["systemd"]["services"][UNIT]
+    service = example_roa_files("dmz")["config"]["systemd"]["services"][UNIT]
     unit = service["serviceConfig"]
     assert (unit["User"], unit["Group"]) == ("bird", "bird")
     assert "DynamicUser" not in unit
@@ -142,7 +144,7 @@ def test_roa_unit_runs_sandboxed_as_bird() -> None:
 
 
 def test_roa_files_elsewhere_are_writable_there() -> None:
-    config = example(
+    config = example_roa_files(
         "dmz",
         'services.ibgpTunnel.dn42.roa.ipv6File = "/srv/roa/v6.conf";',
     )["config"]
@@ -153,13 +155,13 @@ def test_roa_files_elsewhere_are_writable_there() -> None:
 
 def test_a_plain_http_roa_url_is_an_assertion_unless_allowed() -> None:
     url = "http://roa.example.net/dn42_roa4.conf"
-    result = example("dmz", f'services.ibgpTunnel.dn42.roa.ipv4Url = "{url}";')
+    result = example_roa_files("dmz", f'services.ibgpTunnel.dn42.roa.ipv4Url = "{url}";')
     assert any(
         "services.ibgpTunnel.dn42.roa" in m and url in m and "allowInsecureUrls" in m
         for m in result["failedAssertions"]
     ), result["failedAssertions"]
     assert UNIT not in result["config"]["systemd"]["services"]
-    allowed = example(
+    allowed = example_roa_files(
         "dmz",
         f'services.ibgpTunnel.dn42.roa.ipv4Url = "{url}"; '
         "services.ibgpTunnel.dn42.roa.allowInsecureUrls = true;",

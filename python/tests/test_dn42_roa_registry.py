@@ -12,7 +12,7 @@ import re
 from pathlib import Path
 
 import pytest
-from nixcore import EXAMPLE_PLAN, needs_nix, render
+from nixcore import EXAMPLE_ROA_FILES_PLAN, needs_nix, render
 from test_dn42_roa import BIRDS, REPO, Roa
 from test_dn42_roa import pytestmark as roa_marks
 
@@ -56,8 +56,9 @@ def test_the_registry_table_loads_unchanged_in_the_real_config(
     assert count4 + count6 > 4000 and count4 > 2000 and count6 > 1900
     roa.serve(v4, v6)
 
-    # The reflector's bird.conf as the core renders it, its ROA includes pointed here.
-    artifacts = render(EXAMPLE_PLAN, "dmz")
+    # The reflector's bird.conf as the core renders it with ROA files (the example's
+    # twin), its ROA includes pointed here.
+    artifacts = render(EXAMPLE_ROA_FILES_PLAN, "dmz")
     arguments = artifacts["dn42Roa"]["arguments"]
     config = artifacts["birdConfig"]
     for family, file in (("ipv4", roa.file4), ("ipv6", roa.file6)):

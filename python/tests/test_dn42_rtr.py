@@ -10,19 +10,20 @@ import json
 import os
 import shlex
 import subprocess
+import tomllib
 from pathlib import Path
 
 import pytest
+import tomlkit
 from cli_helpers import run
 from moduleeval import needs_inputs
-from nixcore import EXAMPLE_PLAN, needs_nix, render
+from nixcore import EXAMPLE_PLAN, EXAMPLE_ROA_FILES_PLAN, needs_nix, render
 from test_dn42_roa import BIRDS, RESOURCES
 from test_nixos_module import example
 
 pytestmark = needs_nix
 
 SCRIPT = RESOURCES / "dn42-rtr-update.sh"
-ANCHOR = '[hosts.dmz.dn42_roa]\ninterval = "15min"\n'
 GOOD = {
     "metadata": {"counts": 2},
     "roas": [
@@ -33,11 +34,23 @@ GOOD = {
 
 
 def plan_with(tmp_path: Path, roa: str) -> Path:
-    text = EXAMPLE_PLAN.read_text()
-    assert text.count(ANCHOR) == 1, "the example's [hosts.dmz.dn42_roa] changed"
+    """The example with `roa` (TOML) as the whole of dmz's [hosts.dmz.dn42_roa]."""
+    data = tomlkit.parse(EXAMPLE_PLAN.read_text())
+    data["hosts"]["dmz"]["dn42_roa"] = tomlkit.parse(roa)  # type: ignore[index]
     path = tmp_path / "plan.toml"
-    path.write_text(text.replace(ANCHOR, f"[hosts.dmz.dn42_roa]\n{roa}"))
+    path.write_text(tomlkit.dumps(data))
     return path
+
+
+def test_the_roa_files_twin_is_the_example_but_its_source() -> None:
+    """plans/example-roa-files.toml, what the tests about ROA files render, is the
+    example with dmz's ROAs from ROA files (no `source`, the default): nothing else."""
+    example = tomllib.loads(EXAMPLE_PLAN.read_text())
+    assert example["hosts"]["dmz"]["dn42_roa"].pop("source") == "rtr"
+    assert tomllib.loads(EXAMPLE_ROA_FILES_PLAN.read_text()) == example, (
+        "python/tests/plans/example-roa-files.toml differs from hosts/plan.toml beyond "
+        "dn42_roa.source: change both together"
+    )
 
 
 def rpki_blocks(config: str) -> list[str]:
@@ -48,10 +61,14 @@ def rpki_blocks(config: str) -> list[str]:
 
 
 def test_default_is_the_files_and_rtr_renders_no_file_include(tmp_path: Path) -> None:
-    files = render(EXAMPLE_PLAN, "dmz")
-    assert files["dn42Rtr"] is None and files["dn42Roa"] is not None
-    assert "protocol rpki" not in files["birdConfig"]
-    rtr = render(plan_with(tmp_path, 'source = "rtr"\n'), "dmz")
+    # Without `source`, ROA files: the example's twin with no source (and the example
+    # with its 15min as the whole table) render them.
+    for plan in (EXAMPLE_ROA_FILES_PLAN, plan_with(tmp_path, 'interval = "15min"\n')):
+        files = render(plan, "dmz")
+        assert files["dn42Rtr"] is None and files["dn42Roa"] is not None
+        assert "protocol rpki" not in files["birdConfig"]
+    # The example itself runs RPKI over RTR.
+    rtr = render(EXAMPLE_PLAN, "dmz")
     assert rtr["dn42Roa"] is None
     assert (
         'include "' in files["birdConfig"]
@@ -277,7 +294,7 @@ def test_a_planted_symlink_is_replaced_not_followed(tmp_path: Path) -> None:
 
 @needs_inputs
 def test_module_runs_the_refresh_and_the_local_cache() -> None:
-    result = example("dmz", 'services.ibgpTunnel.dn42.roa.source = lib.mkForce "rtr";')
+    result = example("dmz")  # the example's dmz: source = "rtr" from the plan
     assert result["failedAssertions"] == []
     config = result["config"]
     services, timers = config["systemd"]["services"], config["systemd"]["timers"]
@@ -322,7 +339,6 @@ def test_module_refuses_a_repeated_cache() -> None:
     cache = '{ address = "127.0.0.1"; port = 8282; }'
     result = example(
         "dmz",
-        'services.ibgpTunnel.dn42.roa.source = lib.mkForce "rtr"; '
         f"services.ibgpTunnel.dn42.roa.rtrCaches = lib.mkForce [ {cache} {cache} ];",
     )
     assert any("repeats a cache" in m for m in result["failedAssertions"]), result
@@ -333,7 +349,6 @@ def test_module_refuses_a_repeated_cache() -> None:
 def test_module_refuses_the_exporters_port_for_the_cache() -> None:
     result = example(
         "dmz",
-        'services.ibgpTunnel.dn42.roa.source = lib.mkForce "rtr"; '
         "services.ibgpTunnel.dn42.roa.rtrPort = lib.mkForce 9324;",
     )
     assert any("exporter's port" in m for m in result["failedAssertions"]), result

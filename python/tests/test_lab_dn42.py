@@ -1,9 +1,11 @@
 """DN42 peering in the lab, the way DN42 peers expect it: the example plan's
 peer1 behind the WireGuard tunnel the module renders (link-local only), one
 multiprotocol session over fe80::, ROA from files the lab serves (file://)
-and refreshes with the module's script, DN42's link communities.
+and refreshes with the module's script, DN42's link communities. ROA files: the
+plan is the example's twin with them (plans/example-roa-files.toml); the example
+itself runs RPKI over RTR (test_lab_rtr.py).
 
-The plan is the example's with pve announcing its LAN (in DN42 space, so the
+The plan is that twin with pve announcing its LAN (in DN42 space, so the
 reflector routes it) and opening one port there to DN42 (`dn42_inbound`): DN42
 reaches nothing else at home unsolicited (issue 19, item 4), while the LAN
 reaches DN42.
@@ -23,6 +25,7 @@ from pathlib import Path
 import pytest
 from labtools import (
     EXAMPLE_PLAN,
+    EXAMPLE_ROA_FILES_PLAN,
     REPO,
     TEST_LAB_DIR,
     TEST_PREFIX,
@@ -80,8 +83,9 @@ CLOSED_PORT = 80
 
 
 def inbound_plan(directory: Path) -> Path:
-    """The example plan with pve announcing its LAN and opening OPENED_PORT there."""
-    text = EXAMPLE_PLAN.read_text()
+    """The example plan on ROA files with pve announcing its LAN and opening
+    OPENED_PORT there."""
+    text = EXAMPLE_ROA_FILES_PLAN.read_text()
     anchor = "accept_ra_interfaces = []\n"
     assert text.count(anchor) == 1, "the example's [hosts.pve] changed: update inbound_plan"
     path = directory / "plan.toml"

@@ -1,5 +1,6 @@
-"""RPKI over RTR in the lab (dn42_roa.source = "rtr"): the example plan's DN42 peer
-with the reflector's ROA tables filled by its own `protocol rpki` from a local
+"""RPKI over RTR in the lab (dn42_roa.source = "rtr"): the example plan (its
+reflector on RTR, with a 5 s refresh interval here) and its DN42 peer, with the
+reflector's ROA tables filled by its own `protocol rpki` from a local
 stayrtr, which serves DN42's ROA JSON as the module's refresh installs it. The
 JSON holds the real DN42 registry beside the checkout (../shared/data/dn42-registry:
 every route/route6 object, read at test time, never copied into the repository), and
@@ -30,6 +31,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+import tomlkit
 from labtools import (
     EXAMPLE_PLAN,
     REPO,
@@ -75,13 +77,13 @@ DEADLINE = 90
 
 
 def rtr_plan(directory: Path) -> Path:
-    """The example plan with its reflector on RTR and a short refresh interval."""
-    text = EXAMPLE_PLAN.read_text()
-    anchor = '[hosts.dmz.dn42_roa]\ninterval = "15min"\n'
-    assert text.count(anchor) == 1, "the example's [hosts.dmz.dn42_roa] changed: update rtr_plan"
+    """The example plan (its reflector on RTR) with a short refresh interval."""
+    data = tomlkit.parse(EXAMPLE_PLAN.read_text())
+    roa = data["hosts"]["dmz"]["dn42_roa"]  # type: ignore[index]
+    assert roa["source"] == "rtr", "the example's dmz no longer uses RPKI over RTR"  # type: ignore[index]
+    roa["interval"] = f"{INTERVAL}s"  # type: ignore[index]
     path = directory / "plan.toml"
-    roa = f'[hosts.dmz.dn42_roa]\nsource = "rtr"\ninterval = "{INTERVAL}s"\n'
-    path.write_text(text.replace(anchor, roa))
+    path.write_text(tomlkit.dumps(data))
     return path
 
 

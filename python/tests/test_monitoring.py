@@ -13,17 +13,16 @@ from typing import Any
 
 import pinned
 import pytest
-from nixcore import REPO, needs_nix
+from nixcore import EXAMPLE_ROA_FILES_PLAN, REPO, needs_nix
 
 pytestmark = [needs_nix, pinned.needs_inputs]
 
 EXAMPLE_RULES = REPO / "monitoring" / "example-hosts.rules.json"
-# The example's reflector with RPKI over RTR from two caches (the local stayrtr
-# and a second one as fallback): the RTR alert's rules, unit-tested beside.
+# The example's reflector (RPKI over RTR) with two caches (the local stayrtr and a
+# second one as fallback): the RTR alert's rules, unit-tested beside.
 RTR_RULES = REPO / "monitoring" / "example-rtr.rules.json"
 RTR = (
     "services.ibgpTunnel.monitoring.enable = true;"
-    ' services.ibgpTunnel.dn42.roa.source = lib.mkForce "rtr";'
     " services.ibgpTunnel.dn42.roa.rtrCaches = ["
     ' { address = "127.0.0.1"; port = 8282; }'
     ' { address = "fd42:4242:2601:ac12::1"; port = 323; } ];'
@@ -213,8 +212,16 @@ def test_the_rtr_alert_follows_the_source_and_the_caches() -> None:
     # Every cache of the plan, by the names render gives their `protocol rpki`.
     assert 'proto="RPKI",name=~"dn42_rpki_1|dn42_rpki_2"}) == 0' in down["expr"]
     assert "keeps the last ROA table" in down["annotations"]["summary"]
-    # The ROA files (the example's source) have no RTR session to watch.
-    assert "IbgpTunnelRtrCachesDown" not in {r["alert"] for r in host("dmz")["rules"]["rules"]}
+    # The example's one cache (the local stayrtr), watched alone.
+    (example,) = [r for r in host("dmz")["rules"]["rules"] if r["alert"] == down["alert"]]
+    assert 'proto="RPKI",name=~"dn42_rpki_1"}) == 0' in example["expr"]
+    # ROA files (the example's twin) have no RTR session to watch.
+    files = host(
+        "dmz",
+        "services.ibgpTunnel.monitoring.enable = true;"
+        f" services.ibgpTunnel.plan = lib.mkForce {EXAMPLE_ROA_FILES_PLAN};",
+    )["rules"]["rules"]
+    assert files and "IbgpTunnelRtrCachesDown" not in {r["alert"] for r in files}
     merged = host(
         "dmz",
         RTR + " services.ibgpTunnel.bird.standalone = false;"

@@ -16,7 +16,7 @@ from typing import Any
 import pinned
 import pytest
 from moduleeval import evaluation, instantiate
-from nixcore import EXAMPLE_PLAN, REPO, needs_nix, render
+from nixcore import EXAMPLE_PLAN, EXAMPLE_ROA_FILES_PLAN, REPO, needs_nix, render
 
 pytestmark = [needs_nix, pinned.needs_inputs]
 
@@ -42,6 +42,13 @@ def host(name: str) -> str:
 
 def example(name: str, extra: str = "") -> dict[str, Any]:
     return evaluate(host(name), f"{{ lib, ... }}: {{ {extra} }}")
+
+
+def example_roa_files(name: str, extra: str = "") -> dict[str, Any]:
+    """The example host on the example's twin with ROA files (the example runs RTR)."""
+    return example(
+        name, f"services.ibgpTunnel.plan = lib.mkForce {EXAMPLE_ROA_FILES_PLAN}; {extra}"
+    )
 
 
 @pytest.mark.parametrize("host", ["dmz", "pve"])

@@ -29,6 +29,7 @@ def test_the_render_check_passes_on_every_committed_host() -> None:
     outcome = runner().run()
     assert outcome.returncode == 0, outcome.output
     assert {"example-dmz", "example-pve", "three-clients-vps"} <= set(outcome.hosts)
+    assert "example-roa-files-dmz" in outcome.hosts
     for host in outcome.hosts:
         assert f"checking {host}" in outcome.output
 
@@ -42,10 +43,14 @@ def test_without_the_roa_stubs_bird_stops_at_the_runtime_include() -> None:
 
 @needs_nix
 def test_only_the_hosts_with_roa_get_stubs() -> None:
-    # A DN42 reflector with ROA gets them; a client (no include) gets none:
-    # the check stubs exactly what the module's services.bird check stubs.
+    # A DN42 reflector with ROA files gets them; one on RTR (the example's dmz) and
+    # a client (no include) get none: the check stubs exactly what the module's
+    # services.bird check stubs.
     hosts = {h["name"]: h for h in runner().evaluate(REPO, "hosts: hosts")["hosts"]}
-    assert "dn42_roa4.conf" in hosts["example-dmz"]["preCheckConfig"]
-    assert 'include "/var/lib/ibgp-tunnel/roa/' in hosts["example-dmz"]["birdConfig"]
+    files = hosts["example-roa-files-dmz"]
+    assert "dn42_roa4.conf" in files["preCheckConfig"]
+    assert 'include "/var/lib/ibgp-tunnel/roa/' in files["birdConfig"]
+    assert hosts["example-dmz"]["preCheckConfig"] == ""
+    assert 'include "' not in hosts["example-dmz"]["birdConfig"]
     assert hosts["example-pve"]["preCheckConfig"] == ""
     assert "include " not in hosts["example-pve"]["birdConfig"]

@@ -9,7 +9,7 @@ import re
 import subprocess
 
 import pytest
-from nixcore import CORE, EXAMPLE_PLAN, core_call, needs_nix, nix_eval_error, render
+from nixcore import CORE, EXAMPLE_ROA_FILES_PLAN, core_call, needs_nix, nix_eval_error, render
 
 pytestmark = needs_nix
 
@@ -45,7 +45,7 @@ def test_the_units_copy_has_the_function_in_place_of_the_source_line(name: str) 
 
 
 def test_the_rendered_units_carry_the_unit_copies() -> None:
-    artifacts = render(EXAMPLE_PLAN, "dmz")
+    artifacts = render(EXAMPLE_ROA_FILES_PLAN, "dmz")  # the ROA files' unit
     assert artifacts["dn42Roa"]["script"] == unit_copy("dn42-roa-update.sh")
 
 

@@ -452,3 +452,35 @@ def with_dn42_import_limit(plan_text: str, limit: int, peer: str = "dmz.dn42_pee
     header = f"[hosts.{peer}]\n"
     assert header in plan_text, f"the plan has no {header.strip()}"
     return plan_text.replace(header, f"{header}import_limit = {limit}\n", 1)
+
+
+@contextlib.contextmanager
+def lab_up(
+    plan_path: Path, lab_dir: str, prefix: str, *, timeout: float = 90, **env: str
+) -> Iterator[Lab]:
+    """A lab of a test's own (its directory and namespace prefix, beside the other
+    lab tests'), up on the plan with the example's test secrets, and down again
+    after the block whatever happened; extra environment variables for its life."""
+    from ibgp_tunnel import planfile
+    from ibgp_tunnel.lab.artifacts import saved_artifacts
+    from ibgp_tunnel.lab.down import down
+    from ibgp_tunnel.lab.topology import build_topology
+    from ibgp_tunnel.lab.up import find_secrets_dir, up
+
+    with environment(
+        **{
+            location.LAB_DIR_ENV: lab_dir,
+            location.PREFIX_ENV: prefix,
+            "SOPS_AGE_KEY_FILE": str(REPO / "secrets" / "test-age-key.txt"),
+            **env,
+        }
+    ):
+        down()
+        try:
+            plan = planfile.load(plan_path)
+            secrets = find_secrets_dir(EXAMPLE_PLAN, planfile.load(EXAMPLE_PLAN))
+            st = up(plan_path, timeout=timeout, secrets_dir=secrets)
+            topo = build_topology(plan, prefix)
+            yield Lab(st, plan, saved_artifacts(Path(lab_dir)), topo)
+        finally:
+            down()

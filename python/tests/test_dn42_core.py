@@ -28,8 +28,8 @@ from test_dn42_roa import BIRDS
 pytestmark = needs_nix
 
 
-def _plan(tmp_path: Path, **peer: Any) -> Path:
-    data = tomllib.loads(EXAMPLE_PLAN.read_text())
+def _plan(tmp_path: Path, base: Path = EXAMPLE_PLAN, **peer: Any) -> Path:
+    data = tomllib.loads(base.read_text())
     table = data["hosts"]["dmz"]["dn42_peers"]["peer1"]
     for key, value in peer.items():
         if value is None:

@@ -24,25 +24,18 @@ from pathlib import Path
 import pytest
 import tomlkit
 from labtools import (
-    EXAMPLE_PLAN,
-    REPO,
     TEST_LAB_DIR,
     TEST_PREFIX,
     Lab,
     birdc,
-    environment,
+    lab_up,
     poll,
     run_doctor,
     skip_reason,
 )
 from test_dn42_communities import OWN_V4, OWN_V6, exporting_plan
 
-from ibgp_tunnel import planfile
 from ibgp_tunnel.lab import daemons, location, netns
-from ibgp_tunnel.lab.artifacts import saved_artifacts
-from ibgp_tunnel.lab.down import down
-from ibgp_tunnel.lab.topology import build_topology
-from ibgp_tunnel.lab.up import find_secrets_dir, up
 
 pytestmark = pytest.mark.skipif(skip_reason() is not None, reason=str(skip_reason()))
 
@@ -159,27 +152,13 @@ class Collector:
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Lab, Collector]]:
     plan_path = collector_plan(tmp_path_factory.mktemp("dn42k-plan"))
-    with environment(
-        **{
-            location.LAB_DIR_ENV: LAB_DIR,
-            location.PREFIX_ENV: PREFIX,
-            "SOPS_AGE_KEY_FILE": str(REPO / "secrets" / "test-age-key.txt"),
-        }
-    ):
-        down()
-        collector: Collector | None = None
+    with lab_up(plan_path, LAB_DIR, PREFIX) as env:
+        collector = Collector(env)
         try:
-            plan = planfile.load(plan_path)
-            secrets = find_secrets_dir(EXAMPLE_PLAN, planfile.load(EXAMPLE_PLAN))
-            st = up(plan_path, timeout=90, secrets_dir=secrets)
-            env = Lab(st, plan, saved_artifacts(Path(LAB_DIR)), build_topology(plan, PREFIX))
-            collector = Collector(env)
             collector.start()
             yield env, collector
         finally:
-            if collector is not None:
-                collector.stop()
-            down()
+            collector.stop()
 
 
 def _established(env: Lab) -> str:

@@ -22,25 +22,18 @@ from pathlib import Path
 
 import pytest
 from labtools import (
-    EXAMPLE_PLAN,
-    REPO,
     TEST_LAB_DIR,
     TEST_PREFIX,
     Lab,
     birdc,
-    environment,
+    lab_up,
     poll,
     run_doctor,
     skip_reason,
 )
 from test_dn42_communities import OWN_V4, OWN_V6, exporting_plan
 
-from ibgp_tunnel import planfile
-from ibgp_tunnel.lab import dn42lab, dn42latency, location, netns
-from ibgp_tunnel.lab.artifacts import saved_artifacts
-from ibgp_tunnel.lab.down import down
-from ibgp_tunnel.lab.topology import build_topology
-from ibgp_tunnel.lab.up import find_secrets_dir, up
+from ibgp_tunnel.lab import dn42lab, dn42latency, netns
 
 pytestmark = pytest.mark.skipif(skip_reason() is not None, reason=str(skip_reason()))
 
@@ -54,23 +47,8 @@ DEADLINE = 90
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Lab, dn42lab.Dn42Lab]]:
     plan_path = exporting_plan(tmp_path_factory.mktemp("dn42c-plan"), latency="auto")
-    with environment(
-        **{
-            location.LAB_DIR_ENV: LAB_DIR,
-            location.PREFIX_ENV: PREFIX,
-            "SOPS_AGE_KEY_FILE": str(REPO / "secrets" / "test-age-key.txt"),
-        }
-    ):
-        down()
-        try:
-            plan = planfile.load(plan_path)
-            secrets = find_secrets_dir(EXAMPLE_PLAN, planfile.load(EXAMPLE_PLAN))
-            st = up(plan_path, timeout=90, secrets_dir=secrets)
-            topo = build_topology(plan, PREFIX)
-            artifacts = saved_artifacts(Path(LAB_DIR))
-            yield Lab(st, plan, artifacts, topo), dn42lab.Dn42Lab(Path(LAB_DIR), topo)
-        finally:
-            down()
+    with lab_up(plan_path, LAB_DIR, PREFIX) as env:
+        yield env, dn42lab.Dn42Lab(Path(LAB_DIR), env.topo)
 
 
 @pytest.mark.parametrize("prefix", [OWN_V4, OWN_V6])

@@ -39,19 +39,15 @@ from labtools import (
     TEST_PREFIX,
     Lab,
     birdc,
-    environment,
+    lab_up,
     poll,
     run_doctor,
     skip_reason,
 )
 
-from ibgp_tunnel import planfile
 from ibgp_tunnel.lab import daemons, dn42lab, location
-from ibgp_tunnel.lab.artifacts import saved_artifacts
-from ibgp_tunnel.lab.down import down
 from ibgp_tunnel.lab.registry import Roa
-from ibgp_tunnel.lab.topology import build_topology
-from ibgp_tunnel.lab.up import find_secrets_dir, reconfigure_bird, up
+from ibgp_tunnel.lab.up import reconfigure_bird
 
 REGISTRY = REPO.parent / "shared" / "data" / "dn42-registry" / "data"
 
@@ -126,25 +122,8 @@ def announcements(plan: dict, roas: list[Roa]) -> tuple[dict[str, int], dict[str
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Lab, dn42lab.Dn42Lab]]:
     plan_path = rtr_plan(tmp_path_factory.mktemp("rtr-plan"))
-    with environment(
-        **{
-            location.LAB_DIR_ENV: LAB_DIR,
-            location.PREFIX_ENV: PREFIX,
-            location.DN42_REGISTRY_ENV: str(REGISTRY),
-            "SOPS_AGE_KEY_FILE": str(REPO / "secrets" / "test-age-key.txt"),
-        }
-    ):
-        down()
-        try:
-            plan = planfile.load(plan_path)
-            secrets = find_secrets_dir(EXAMPLE_PLAN, planfile.load(EXAMPLE_PLAN))
-            st = up(plan_path, timeout=90, secrets_dir=secrets)
-            topo = build_topology(plan, PREFIX)
-            artifacts = saved_artifacts(Path(LAB_DIR))
-            dn42 = dn42lab.Dn42Lab(Path(LAB_DIR), topo, registry=REGISTRY)
-            yield Lab(st, plan, artifacts, topo), dn42
-        finally:
-            down()
+    with lab_up(plan_path, LAB_DIR, PREFIX, **{location.DN42_REGISTRY_ENV: str(REGISTRY)}) as env:
+        yield env, dn42lab.Dn42Lab(Path(LAB_DIR), env.topo, registry=REGISTRY)
 
 
 def all_roas(dn42: dn42lab.Dn42Lab, lab: Lab) -> list[Roa]:

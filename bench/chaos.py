@@ -115,6 +115,8 @@ class Monitor(threading.Thread):
         self.found: list[str] = []
         self.seen: set[str] = set()
         self.running = True
+        self.paused = threading.Event()  # while set, no `ip -n` runs inside a namespace
+        self.idle = threading.Event()
         self.samples = 0
 
     def mark_dead(self, tunnels: list[tuple[str, str]]) -> None:
@@ -155,11 +157,27 @@ class Monitor(threading.Thread):
 
     def run(self) -> None:
         while self.running:
+            if self.paused.is_set():
+                self.idle.set()
+                time.sleep(0.05)
+                continue
+            self.idle.clear()
             try:
                 self.sample()
             except Exception as exc:  # a sample that fails is reported, never fatal
                 self._report(f"sampling failed: {exc}")
             time.sleep(SAMPLE_EVERY)
+
+    def quiet(self) -> None:
+        """Stop sampling until `resume`: its `ip -n` runs inside the namespaces, and
+        would be counted as a process there."""
+        self.paused.set()
+        if self.is_alive():
+            self.idle.wait(timeout=10)
+
+    def resume(self) -> None:
+        self.idle.clear()
+        self.paused.clear()
 
 
 def dead_tunnels(plan: dict[str, Any], host: str) -> list[tuple[str, str]]:
@@ -286,7 +304,11 @@ class Soak:
         for daemon in self.st.daemons:
             if not daemons.alive(daemon):
                 r.violations.append(f"{daemon.name} is not running")
-        now = namespace_processes(self.st)
+        self.monitor.quiet()
+        try:
+            now = namespace_processes(self.st)
+        finally:
+            self.monitor.resume()
         for name, count in now.items():
             if count > self.baseline.get(name, 0):
                 r.violations.append(

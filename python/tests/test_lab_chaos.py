@@ -38,6 +38,8 @@ def test_two_minutes_of_chaos_violate_nothing() -> None:
     done = subprocess.run(argv, capture_output=True, text=True, timeout=MINUTES * 60 + 600)
     assert done.stdout.strip(), done.stderr[-3000:]
     result = json.loads(done.stdout)
+    # The faults one by one and the summary, for `pytest -rA` (numbers, never asserted).
+    print(done.stderr, json.dumps(result["summary"], indent=1))
     assert result["violations"] == [], done.stderr[-3000:]
     assert done.returncode == 0, done.stderr[-3000:]
     summary = result["summary"]

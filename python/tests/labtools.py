@@ -7,7 +7,6 @@ sleeps: timings belong in benchmarks, not in tests.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import re
 import shutil
@@ -20,8 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Generic, Self, TypeVar
 
-from ibgp_tunnel.core import evaluate_core
 from ibgp_tunnel.lab import location, netns
+from ibgp_tunnel.lab.leaks import outside_sets as outside_sets
 from ibgp_tunnel.lab.state import LabState
 from ibgp_tunnel.lab.topology import Topology
 
@@ -306,39 +305,6 @@ def machine_snapshot() -> dict[str, object]:
 def kernel_prefixes(st: LabState, node: str) -> set[str]:
     """Every prefix BIRD installed in the node's kernel, IPv4 and IPv6."""
     return set(kernel_bird_routes(st, node, "-4")) | set(kernel_bird_routes(st, node, "-6"))
-
-
-# The core's matcher over the host's kernel_export_sets (routes.nix): what BIRD's
-# kernel filter lets through, whatever the DN42 stand-ins announce during a fault.
-_OUTSIDE_EXPRESSION = """
-{ coreFile, plan, host, prefixes }:
-let
-  core = import coreFile;
-  p = builtins.fromJSON plan;
-  names = p.hosts.${host}.kernel_export_sets or [ ];
-  family = x: if builtins.match ".*:.*" x != null then "ipv6" else "ipv4";
-in
-builtins.filter
-  (x: x == "default" || !(core.routes.matchesAny (core.routes.setPatterns p (family x) names) x))
-  (builtins.fromJSON prefixes)
-"""
-
-
-def outside_sets(plan: dict[str, Any], host: str, prefixes: set[str]) -> set[str]:
-    """The prefixes `host`'s kernel must never hold: default routes (`ip route`
-    prints one as "default", never as 0.0.0.0/0) and anything outside its
-    kernel_export_sets. Not the route model's expectations: a fault may add DN42
-    routes the plan cannot know, and those the sets keep are no leak."""
-    if not prefixes:
-        return set()
-    found = evaluate_core(
-        _OUTSIDE_EXPRESSION,
-        "the core's matcher failed",
-        plan=json.dumps(plan),
-        host=host,
-        prefixes=json.dumps(sorted(prefixes)),
-    )
-    return set(found)
 
 
 class Watch(Generic[S]):

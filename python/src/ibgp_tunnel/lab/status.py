@@ -147,6 +147,69 @@ def recovering(socket: str) -> bool:
     return "recovery in progress" in birdc(socket, "show", "status")
 
 
+def protocol_details(text: str) -> dict[str, str]:
+    """`birdc show protocols all` -> protocol name -> its indented detail lines."""
+    blocks: dict[str, list[str]] = {}
+    current: list[str] | None = None
+    for line in text.splitlines():
+        if line.startswith("Name "):
+            continue
+        if line[:1].strip():
+            current = blocks.setdefault(line.split()[0], [])
+        elif current is not None:
+            current.append(line.strip())
+    return {name: "\n".join(lines) for name, lines in blocks.items()}
+
+
+_EXPORTED = re.compile(r"Routes:\s+\d+ imported, (?:\d+ filtered, )?(\d+) exported")
+_BFD_STATES = ("Up", "Down", "Init", "AdminDown")
+
+
+def bfd_not_up(text: str) -> list[str]:
+    """`birdc show bfd sessions` -> 'address (state)' of every session that is not Up."""
+    return [
+        f"{fields[0]} ({fields[2]})"
+        for fields in (line.split() for line in text.splitlines())
+        if len(fields) >= 3 and fields[2] in _BFD_STATES and fields[2] != "Up"
+    ]
+
+
+def bird_routes_in_kernel(ns: str) -> int:
+    """Routes BIRD installed in the namespace's kernel: one per prefix (a multipath
+    route's nexthop lines are part of it), both families."""
+    return sum(
+        1 for family in ("-4", "-6") for line in kernel_routes(ns, family) if line[:1].strip()
+    )
+
+
+def lingering(socket: str, ns: str | None) -> list[str]:
+    """What a fault can leave behind after every session is Established again, and
+    what made later bench cases slower than the first (issue #23): a neighbour's
+    graceful restart still running on this side (its routes stale until its
+    End-of-RIB), a BFD session not Up (the next BFD down would cost a session), and
+    a kernel protocol out of step with the kernel (routes a killed BIRD left, or
+    exports not written yet)."""
+    found = []
+    protocols = parse_protocols(birdc(socket, "show", "protocols"))
+    details = protocol_details(birdc(socket, "show", "protocols", "all"))
+    for name, text in details.items():
+        if name.endswith(COLLECTOR):
+            continue
+        if "Neighbor graceful restart active" in text:
+            found.append(f"{name}: neighbour's graceful restart running (stale routes)")
+        if "LL stale timer" in text:
+            found.append(f"{name}: long-lived stale timer running")
+    bfd = any(p.proto == "BFD" for p in protocols)
+    if bfd and (down := bfd_not_up(birdc(socket, "show", "bfd", "sessions"))):
+        found.append("BFD not Up: " + ", ".join(down))
+    if ns is not None:
+        kernel = [p.name for p in protocols if p.proto == "Kernel"]
+        exported = sum(int(m[1]) for k in kernel for m in _EXPORTED.finditer(details.get(k, "")))
+        if kernel and (installed := bird_routes_in_kernel(ns)) != exported:
+            found.append(f"kernel holds {installed} BIRD routes, BIRD exported {exported}")
+    return found
+
+
 # DN42's route collector session (the core's dn42Collector.collectorProtocol): the
 # collector is beyond DN42, outside the lab, so nothing waits for it.
 COLLECTOR = "dn42collector"
@@ -155,7 +218,8 @@ COLLECTOR = "dn42collector"
 def sessions_established(state: LabState) -> tuple[bool, list[str]]:
     """Whether every BGP session of every BIRD is Established (and every BIRD is past
     graceful restart recovery, so routes flow, and holds no long-lived stale route,
-    so every route is fresh), and the ones that are not."""
+    so every route is fresh; once its sessions are up, nothing `lingering` either),
+    and the ones that are not."""
     waiting = []
     for name, node in state.nodes.items():
         socket = node.get("bird_socket")
@@ -167,6 +231,10 @@ def sessions_established(state: LabState) -> tuple[bool, list[str]]:
                 waiting.append(f"{name}: graceful restart recovery")
             elif stale := stale_routes(socket):
                 waiting.append(f"{name}: {stale} long-lived stale routes")
+            elif all(
+                p.info.startswith("Established") or p.name.endswith(COLLECTOR) for p in sessions
+            ):
+                waiting += [f"{name}: {what}" for what in lingering(socket, node.get("netns"))]
         except LabError:
             waiting.append(f"{name}: BIRD not answering yet")
             continue

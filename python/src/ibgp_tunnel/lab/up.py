@@ -102,9 +102,24 @@ def start_bird(
     return launch_bird(lab_dir, name, ns, recovery=recovery)
 
 
+def kernel_holds_bird_routes(ns: str) -> bool:
+    """Whether the namespace's kernel holds routes a BIRD wrote (`proto bird`, any
+    table): what a restarted BIRD has to recover. When `ip` cannot tell: yes."""
+    for family in ("-4", "-6"):
+        done = netns.run(
+            ["ip", "-n", ns, family, "route", "show", "table", "all", "proto", "bird"], check=False
+        )
+        if done.returncode != 0 or done.stdout.strip():
+            return True
+    return False
+
+
 def launch_bird(lab_dir: Path, name: str, ns: str, *, recovery: bool = False) -> daemons.Daemon:
-    """BIRD in the foreground on the node's existing bird.conf; `recovery` adds -R
-    (graceful restart recovery), as the NixOS unit does when graceful restart is on."""
+    """BIRD in the foreground on the node's existing bird.conf; `recovery` (graceful
+    restart on) adds -R when the kernel holds routes a previous BIRD left, as the
+    NixOS unit's start script does (modules/ibgp-tunnel/bird-start.nix): with
+    nothing to recover, -R would hold every kernel route until each neighbour, a
+    down one too, sent End-of-RIB or `graceful restart wait` ran out."""
     directory = node_dir(lab_dir, name)
     socket = bird_socket(lab_dir, name)
     socket.parent.mkdir(parents=True, exist_ok=True)
@@ -120,7 +135,7 @@ def launch_bird(lab_dir: Path, name: str, ns: str, *, recovery: bool = False) ->
         "-P",
         str(socket.parent / "bird.pid"),
     ]
-    if recovery:
+    if recovery and kernel_holds_bird_routes(ns):
         argv.append("-R")
     daemon = daemons.start(f"{name}/bird", netns.ns_argv(ns, argv), directory / "bird.log")
     try:
@@ -442,7 +457,8 @@ def up(
             rtr = artifacts[host]["dn42Rtr"]
             st.daemons.append(dn42.start_rtr_cache(host, node.netns, rtr, log))
             st.save()
-        # As the NixOS unit: with graceful restart on, BIRD always starts with -R.
+        # As the NixOS unit: with graceful restart on, BIRD starts with -R when
+        # there is something to recover (never in fresh namespaces).
         bird = start_bird(
             lab_dir, host, node.netns, artifacts[host]["birdConfig"], recovery=recovery
         )

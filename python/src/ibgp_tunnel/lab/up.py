@@ -114,12 +114,17 @@ def kernel_holds_bird_routes(ns: str) -> bool:
     return False
 
 
+def unit_recovery(ns: str, graceful_restart: bool) -> bool:
+    """Whether the NixOS unit would start BIRD with -R: graceful restart on and
+    routes a previous BIRD left in the kernel (modules/ibgp-tunnel/bird-start.nix).
+    With nothing to recover, -R would hold every kernel route until each
+    neighbour, a down one too, sent End-of-RIB or `graceful restart wait` ran out."""
+    return graceful_restart and kernel_holds_bird_routes(ns)
+
+
 def launch_bird(lab_dir: Path, name: str, ns: str, *, recovery: bool = False) -> daemons.Daemon:
-    """BIRD in the foreground on the node's existing bird.conf; `recovery` (graceful
-    restart on) adds -R when the kernel holds routes a previous BIRD left, as the
-    NixOS unit's start script does (modules/ibgp-tunnel/bird-start.nix): with
-    nothing to recover, -R would hold every kernel route until each neighbour, a
-    down one too, sent End-of-RIB or `graceful restart wait` ran out."""
+    """BIRD in the foreground on the node's existing bird.conf; `recovery` adds -R
+    (graceful restart recovery; `unit_recovery` says when the NixOS unit does)."""
     directory = node_dir(lab_dir, name)
     socket = bird_socket(lab_dir, name)
     socket.parent.mkdir(parents=True, exist_ok=True)
@@ -135,7 +140,7 @@ def launch_bird(lab_dir: Path, name: str, ns: str, *, recovery: bool = False) ->
         "-P",
         str(socket.parent / "bird.pid"),
     ]
-    if recovery and kernel_holds_bird_routes(ns):
+    if recovery:
         argv.append("-R")
     daemon = daemons.start(f"{name}/bird", netns.ns_argv(ns, argv), directory / "bird.log")
     try:
@@ -460,7 +465,11 @@ def up(
         # As the NixOS unit: with graceful restart on, BIRD starts with -R when
         # there is something to recover (never in fresh namespaces).
         bird = start_bird(
-            lab_dir, host, node.netns, artifacts[host]["birdConfig"], recovery=recovery
+            lab_dir,
+            host,
+            node.netns,
+            artifacts[host]["birdConfig"],
+            recovery=unit_recovery(node.netns, recovery),
         )
         st.daemons.append(bird)
         st.save()

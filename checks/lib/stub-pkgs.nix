@@ -78,6 +78,7 @@ let
     age = stand-in "age-1.2.1";
     curl = stand-in "curl-8.16.0";
     jq = stand-in "jq-1.8.1";
+    iproute2 = stand-in "iproute2-6.16.0";
     stayrtr = stand-in "stayrtr-0.6.2";
     prometheus-bird-exporter = stand-in "bird-exporter-1.4.5";
     prometheus-wireguard-exporter = stand-in "prometheus-wireguard-exporter-3.6.6";

@@ -61,6 +61,12 @@ let
 
   upstreamBirdExecStart = "${lib.getExe' config.services.bird.package "bird"} -c /etc/bird/bird.conf";
 
+  birdStart = pkgs.writeShellScript "bird-start" (
+    import ./bird-start.nix {
+      ip = lib.getExe' pkgs.iproute2 "ip";
+    }
+  );
+
   birdStop = pkgs.writeShellScript "bird-stop" (
     import ./bird-stop.nix {
       birdc = lib.getExe' config.services.bird.package "birdc";
@@ -128,8 +134,11 @@ in
     })
 
     # A restart must not send Cease (which ends the neighbours' graceful
-    # restart) and the restarted BIRD must recover (-R); a stop for good must
-    # take BIRD's routes out of the kernel (./bird-stop.nix tells them apart).
+    # restart) and the restarted BIRD must recover (-R) the routes it left in
+    # the kernel, and only then (./bird-start.nix: with none, as at boot, -R
+    # would hold every kernel route until a down neighbour's End-of-RIB or
+    # `graceful restart wait`); a stop for good must take BIRD's routes out of
+    # the kernel (./bird-stop.nix tells them apart).
     # stopIfChanged = false: nixos-rebuild switch restarts a changed
     # bird.service in one `systemctl restart` (hitless) instead of stopping it
     # in the old generation and starting it in the new one.
@@ -138,13 +147,14 @@ in
         stopIfChanged = false;
         serviceConfig = {
           # Upstream's line (nixpkgs nixos/modules/services/networking/bird.nix:
-          # `''${lib.getExe' cfg.package "bird"} -c /etc/bird/bird.conf`) with
-          # -R appended. A forced value cannot read the one it replaces, so
+          # `''${lib.getExe' cfg.package "bird"} -c /etc/bird/bird.conf`), run
+          # by ./bird-start.nix, which appends -R when there is something to
+          # recover. A forced value cannot read the one it replaces, so
           # the module-evaluation test compares this with upstream's line,
           # mirrored in checks/lib/nixos-option-decls.nix with the nixpkgs
           # revision it was read at: a change upstream (another config path,
           # a new flag) is a test failure, not a silently different unit.
-          ExecStart = lib.mkForce "${upstreamBirdExecStart} -R";
+          ExecStart = lib.mkForce "${birdStart} ${upstreamBirdExecStart}";
           ExecStop = lib.mkForce "${birdStop} %n";
         };
       };

@@ -34,7 +34,7 @@ map (f: { optionPath = [ "tuning" ]; roles = [ "reflector" "client" ]; default =
     key = "graceful_restart";
     option = "gracefulRestart";
     type = "bool";
-    description = "Graceful restart on all BGP sessions and the kernel protocols, and a bird.service that starts with `bird -R` and, when it is restarted (`systemctl restart`, or `nixos-rebuild switch`, which restarts it in one step), stops with `birdc graceful restart`, so restarting BIRD on one end keeps both ends forwarding. A stop for good (`systemctl stop`, shutdown) runs `birdc down`: BIRD's routes leave the kernel and the neighbours withdraw them at once.";
+    description = "Graceful restart on all BGP sessions and the kernel protocols, and a bird.service that starts with `bird -R` when the kernel holds routes a previous BIRD left (after a boot or `birdc down` there is nothing to recover, and -R would hold every kernel route until a down neighbour's End-of-RIB or graceful_restart_wait) and, when it is restarted (`systemctl restart`, or `nixos-rebuild switch`, which restarts it in one step), stops with `birdc graceful restart`, so restarting BIRD on one end keeps both ends forwarding. A stop for good (`systemctl stop`, shutdown) runs `birdc down`: BIRD's routes leave the kernel and the neighbours withdraw them at once.";
   }
   (number {
     key = "graceful_restart_time";

@@ -32,6 +32,7 @@ from ibgp_tunnel.lab.up import (
     launch_bird,
     node_dir,
     start_wireguard,
+    unit_recovery,
 )
 
 # A table of its own, so the host firewall the lab copies from NixOS stays untouched.
@@ -315,14 +316,16 @@ def graceful_stop(st: LabState, host: str, timeout: float = 30) -> None:
 
 
 def start_bird(st: LabState, host: str, *, recovery: bool | None = None) -> None:
-    """Start `host`'s BIRD again on its bird.conf; with -R when graceful restart is on
-    (as the NixOS unit), unless `recovery` says otherwise."""
+    """Start `host`'s BIRD again on its bird.conf; with -R as the NixOS unit would
+    (graceful restart on and BIRD's routes in the kernel: `unit_recovery`), unless
+    `recovery` says otherwise."""
     index, old = _daemon(st, f"{host}/bird")
     if daemons.alive(old):
         raise LabError(f"{old.name} (pid {old.pid}) still runs; stop it first")
+    ns = _node(st, host)["netns"]
     if recovery is None:
-        recovery = graceful_restart(st, host)
-    new = launch_bird(Path(st.lab_dir), host, _node(st, host)["netns"], recovery=recovery)
+        recovery = unit_recovery(ns, graceful_restart(st, host))
+    new = launch_bird(Path(st.lab_dir), host, ns, recovery=recovery)
     _replace_daemon(st, index, new)
 
 

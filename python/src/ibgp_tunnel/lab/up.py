@@ -102,9 +102,29 @@ def start_bird(
     return launch_bird(lab_dir, name, ns, recovery=recovery)
 
 
+def kernel_holds_bird_routes(ns: str) -> bool:
+    """Whether the namespace's kernel holds routes a BIRD wrote (`proto bird`, any
+    table): what a restarted BIRD has to recover. When `ip` cannot tell: yes."""
+    for family in ("-4", "-6"):
+        done = netns.run(
+            ["ip", "-n", ns, family, "route", "show", "table", "all", "proto", "bird"], check=False
+        )
+        if done.returncode != 0 or done.stdout.strip():
+            return True
+    return False
+
+
+def unit_recovery(ns: str, graceful_restart: bool) -> bool:
+    """Whether the NixOS unit would start BIRD with -R: graceful restart on and
+    routes a previous BIRD left in the kernel (modules/ibgp-tunnel/bird-start.nix).
+    With nothing to recover, -R would hold every kernel route until each
+    neighbour, a down one too, sent End-of-RIB or `graceful restart wait` ran out."""
+    return graceful_restart and kernel_holds_bird_routes(ns)
+
+
 def launch_bird(lab_dir: Path, name: str, ns: str, *, recovery: bool = False) -> daemons.Daemon:
     """BIRD in the foreground on the node's existing bird.conf; `recovery` adds -R
-    (graceful restart recovery), as the NixOS unit does when graceful restart is on."""
+    (graceful restart recovery; `unit_recovery` says when the NixOS unit does)."""
     directory = node_dir(lab_dir, name)
     socket = bird_socket(lab_dir, name)
     socket.parent.mkdir(parents=True, exist_ok=True)
@@ -442,9 +462,14 @@ def up(
             rtr = artifacts[host]["dn42Rtr"]
             st.daemons.append(dn42.start_rtr_cache(host, node.netns, rtr, log))
             st.save()
-        # As the NixOS unit: with graceful restart on, BIRD always starts with -R.
+        # As the NixOS unit: with graceful restart on, BIRD starts with -R when
+        # there is something to recover (never in fresh namespaces).
         bird = start_bird(
-            lab_dir, host, node.netns, artifacts[host]["birdConfig"], recovery=recovery
+            lab_dir,
+            host,
+            node.netns,
+            artifacts[host]["birdConfig"],
+            recovery=unit_recovery(node.netns, recovery),
         )
         st.daemons.append(bird)
         st.save()

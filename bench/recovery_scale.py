@@ -2,7 +2,7 @@
 bench/render_scale.py's plan) waits after its last daemon started, and whether
 the reflector's BIRD was in graceful-restart recovery meanwhile (issue 23, item 3).
 
-Run as root from the repository, under the bench lock:
+Run as root from the repository:
   sudo .venv/bin/python bench/recovery_scale.py --clients 30 \
       [--runs 3] [--bird-dir .cache/bird/bird2/bin]
 

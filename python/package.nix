@@ -14,6 +14,8 @@
   iproute2,
   iputils,
   graphviz,
+  jq,
+  stayrtr,
 }:
 let
   runtimeTools = [
@@ -28,6 +30,10 @@ let
     iputils
     # `ibgp-tunnel graph` draws with dot.
     graphviz
+    # The lab's RPKI over RTR (the example plan's): the JSON refresh checks
+    # every entry with jq, and stayrtr serves it.
+    jq
+    stayrtr
   ];
 in
 python3Packages.buildPythonApplication {
@@ -73,6 +79,8 @@ python3Packages.buildPythonApplication {
     bird3
     # dot draws and parses the graph tests' pictures.
     graphviz
+    # The RTR refresh script's tests (test_dn42_rtr.py) check the JSON with jq.
+    jq
   ];
 
   # nix-instantiate needs a store of its own inside the build sandbox (as

@@ -64,6 +64,7 @@ DEBIAN = {
     "wireguard-tools": "wireguard-tools",
     "nix": "nix-bin",
     "graphviz": "graphviz",
+    "jq": "jq",
 }
 VENV_COMMANDS = {"sops": ["sops"]}
 # BIRD 3 as NixOS runs it: Debian 13's, which scripts/setup unpacks (scripts/bird-debian).

@@ -16,6 +16,7 @@
   graphviz,
   jq,
   stayrtr,
+  curl,
 }:
 let
   runtimeTools = [
@@ -34,6 +35,8 @@ let
     # every entry with jq, and stayrtr serves it.
     jq
     stayrtr
+    # The lab's ROA and RTR refreshes download with curl.
+    curl
   ];
 in
 python3Packages.buildPythonApplication {
@@ -79,8 +82,9 @@ python3Packages.buildPythonApplication {
     bird3
     # dot draws and parses the graph tests' pictures.
     graphviz
-    # The RTR refresh script's tests (test_dn42_rtr.py) check the JSON with jq.
+    # The RTR refresh script's tests (test_dn42_rtr.py): curl fetches, jq checks.
     jq
+    curl
   ];
 
   # nix-instantiate needs a store of its own inside the build sandbox (as

@@ -65,6 +65,7 @@ DEBIAN = {
     "nix": "nix-bin",
     "graphviz": "graphviz",
     "jq": "jq",
+    "curl": "curl",
 }
 VENV_COMMANDS = {"sops": ["sops"]}
 # BIRD 3 as NixOS runs it: Debian 13's, which scripts/setup unpacks (scripts/bird-debian).

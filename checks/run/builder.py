@@ -67,6 +67,11 @@ def link_tools(bin_dir: Path, commands: Iterable[Path]) -> None:
 
 def stdenv_tools(bin_dir: Path) -> Path:
     link_tools(bin_dir, (c for p in STDENV_PACKAGES for c in package_commands(p)))
+    # nixpkgs' stdenv has gawk's `awk`; Debian names it only through
+    # /etc/alternatives, which no package lists.
+    awk = next((bin_dir / n for n in ("gawk", "mawk") if (bin_dir / n).exists()), None)
+    if awk is not None and not (bin_dir / "awk").exists():
+        (bin_dir / "awk").symlink_to(awk.resolve())
     return bin_dir
 
 

@@ -219,30 +219,29 @@ def _probes(fields: _Fields, top: dict[str, Any]) -> dict[str, Output] | None:
     return {key: fields.output(value, f"probes.{key}", None) for key, value in raw.items()}
 
 
-def _liveness(fields: _Fields, top: dict[str, Any]) -> dict[str, Output]:
-    """The liveness pings by tunnel interface (none in older recordings)."""
-    raw = top.get("liveness", {})
+def _by_name(
+    fields: _Fields, top: dict[str, Any], key: str, name: re.Pattern[str], what: str
+) -> dict[str, Output]:
+    """A recording's outputs keyed by a name it must match (none in older recordings)."""
+    raw = top.get(key, {})
     if not isinstance(raw, dict) or len(raw) > MAX_LIVENESS:
-        raise fields.bad("liveness", f"an object of at most {MAX_LIVENESS} interfaces", raw)
-    for interface in raw:
-        if not IFNAME.fullmatch(interface):
+        raise fields.bad(key, f"an object of at most {MAX_LIVENESS} {what}s", raw)
+    for item in raw:
+        if not name.fullmatch(item):
             raise InputError(
-                f"{fields.path}: liveness has {interface!r}, which is no interface name; {_AGAIN}"
+                f"{fields.path}: {key} has {item!r}, which is no {what} name; {_AGAIN}"
             )
-    return {i: fields.output(value, f"liveness.{i}", None) for i, value in raw.items()}
+    return {item: fields.output(value, f"{key}.{item}", None) for item, value in raw.items()}
+
+
+def _liveness(fields: _Fields, top: dict[str, Any]) -> dict[str, Output]:
+    """The liveness pings by tunnel interface."""
+    return _by_name(fields, top, "liveness", IFNAME, "interface")
 
 
 def _latency(fields: _Fields, top: dict[str, Any]) -> dict[str, Output]:
-    """The DN42 latency classes BIRD held, by peer (none in older recordings)."""
-    raw = top.get("latency", {})
-    if not isinstance(raw, dict) or len(raw) > MAX_LIVENESS:
-        raise fields.bad("latency", f"an object of at most {MAX_LIVENESS} peers", raw)
-    for peer in raw:
-        if not PEER_NAME.fullmatch(peer):
-            raise InputError(
-                f"{fields.path}: latency has {peer!r}, which is no DN42 peer name; {_AGAIN}"
-            )
-    return {p: fields.output(value, f"latency.{p}", None) for p, value in raw.items()}
+    """The DN42 latency classes BIRD held, by peer."""
+    return _by_name(fields, top, "latency", PEER_NAME, "DN42 peer")
 
 
 def load(directory: Path) -> Snapshot:

@@ -44,7 +44,6 @@ import os
 import random
 import re
 import statistics
-import subprocess
 import sys
 import threading
 import time
@@ -404,15 +403,7 @@ def main() -> int:
     parser.add_argument("--lab-dir", default=LAB_DIR, help="the soak lab's state directory")
     parser.add_argument("--prefix", default=PREFIX, help="the soak lab's namespace prefix")
     args = parser.parse_args()
-    os.environ[location.LAB_DIR_ENV] = args.lab_dir
-    os.environ[location.PREFIX_ENV] = location.validate_prefix(args.prefix, "--prefix")
-    bird_dir = args.bird_dir or (BIRD3_DIR if (BIRD3_DIR / "bird").exists() else None)
-    if bird_dir is not None:
-        os.environ[location.BIRD_DIR_ENV] = str(bird_dir.resolve())
-    version = subprocess.run(
-        [location.bird_tool("bird"), "--version"], capture_output=True, text=True, check=False
-    )
-    bird = (version.stdout or version.stderr).strip()
+    bird = location.use_bench_lab(args.lab_dir, args.prefix, args.bird_dir, BIRD3_DIR)
     down()
     try:
         say(f"bringing the two-reflector lab up ({bird}), seed {args.seed}")

@@ -37,9 +37,7 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import json
-import os
 import statistics
-import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -239,15 +237,7 @@ def main() -> int:
     parser.add_argument("--lab-dir", default=BENCH_LAB_DIR, help="the bench lab's state directory")
     parser.add_argument("--prefix", default=BENCH_PREFIX, help="the bench lab's namespace prefix")
     args = parser.parse_args()
-    os.environ[location.LAB_DIR_ENV] = args.lab_dir
-    os.environ[location.PREFIX_ENV] = location.validate_prefix(args.prefix, "--prefix")
-    bird_dir = args.bird_dir or (BIRD3_DIR if (BIRD3_DIR / "bird").exists() else None)
-    if bird_dir is not None:
-        os.environ[location.BIRD_DIR_ENV] = str(bird_dir.resolve())
-    version = subprocess.run(
-        [location.bird_tool("bird"), "--version"], capture_output=True, text=True, check=False
-    )
-    bird = (version.stdout or version.stderr).strip()
+    bird = location.use_bench_lab(args.lab_dir, args.prefix, args.bird_dir, BIRD3_DIR)
     down()
     samples: dict[str, list[float]] = {}
     try:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import subprocess
 from pathlib import Path
 
 from ibgp_tunnel.lab.errors import LabError, MissingToolError
@@ -91,3 +92,17 @@ def dn42_registry() -> Path | None:
     if not (path / "route").is_dir() or not (path / "route6").is_dir():
         raise LabError(f"{DN42_REGISTRY_ENV}={value!r}: give a DN42 registry's data directory")
     return path
+
+
+def use_bench_lab(lab_dir: str, prefix: str, bird_dir: Path | None, default_bird: Path) -> str:
+    """Point this process's lab at a bench's own directory, prefix and BIRD (the
+    given one, else default_bird when it is installed), and say which BIRD that is."""
+    os.environ[LAB_DIR_ENV] = lab_dir
+    os.environ[PREFIX_ENV] = validate_prefix(prefix, "--prefix")
+    chosen = bird_dir or (default_bird if (default_bird / "bird").exists() else None)
+    if chosen is not None:
+        os.environ[BIRD_DIR_ENV] = str(chosen.resolve())
+    version = subprocess.run(
+        [bird_tool("bird"), "--version"], capture_output=True, text=True, check=False
+    )
+    return (version.stdout or version.stderr).strip()

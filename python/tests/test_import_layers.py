@@ -10,10 +10,11 @@ a circle hidden that way is still a circle. The layers, lowest first:
     core     core: the one module that runs nix-instantiate over default.nix
     plan     check, render, scaffold, peerinfo: what a plan means, asked of the core
     keys     keys/: key storage (sops files, the all-or-none writes, the lock)
+    autopeer autopeer/: self-service DN42 peering (registry, signatures, spool, apply)
     lab      lab/: network namespaces running the rendered artifacts
     doctor   doctor/: a live host (or a lab host) against what the core renders
     graph    graph/: the plan as a picture, coloured by doctor's results
-    face     cli, flake_inputs_cli, dn42_cli: the commands
+    face     cli, flake_inputs_cli, dn42_cli, autopeer_cli: the commands
 
 A module may import its own layer and those below. A new module must be given
 a layer here, so its place is a decision, not an accident.
@@ -48,11 +49,13 @@ LAYERS: list[tuple[str, set[str]]] = [
     # The plan's shape (pydantic, the field table, the schema) reads the core's table.
     ("plan", {"fieldtable", "plan", "schema", "check", "render", "scaffold", "peerinfo"}),
     ("keys", {"keys"}),
+    # autopeer/: requests from strangers, checked by the core before anything is applied.
+    ("autopeer", {"autopeer"}),
     ("lab", {"lab"}),
     ("doctor", {"doctor"}),
     # graph/: the plan's picture, coloured by doctor's results (it runs doctor with --lab).
     ("graph", {"graph"}),
-    ("face", {"cli", "flake_inputs_cli", "dn42_cli"}),
+    ("face", {"cli", "flake_inputs_cli", "dn42_cli", "autopeer_cli"}),
 ]
 
 

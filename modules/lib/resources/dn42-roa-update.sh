@@ -314,7 +314,7 @@ tables_loaded() {
       sed -n 's/^\([0-9][0-9]*\) of [0-9]* routes.*/\1/p')
     [ "${count:-0}" -eq "${loaded[i + 1]}" ] || return 1
     while IFS= read -r expr; do
-      "$birdc" "${socket_args[@]}" eval "$expr" 2>/dev/null | grep -qx TRUE || return 1
+      "$birdc" "${socket_args[@]}" eval "$expr" </dev/null 2>/dev/null | grep -qx TRUE || return 1
     done <"${loaded[i + 2]}"
   done
 }

@@ -367,3 +367,45 @@ def test_with_bird_down_the_checked_file_is_installed_for_its_start(roa: Roa) ->
     assert "BIRD does not answer" in result.stderr
     assert roa.file4.read_text() == V4_OK
     assert sorted(p.name for p in roa.installed.iterdir()) == ["dn42_roa4.conf", "dn42_roa6.conf"]
+
+
+HIJACK_V4 = "172.21.99.0/24"
+JUDGED = f"""
+# A route judged by the ROA table on import, as a BGP channel judges the peer's;
+# no automatic RPKI reload: only the script's reload re-judges it.
+protocol static judged4 {{
+  ipv4 {{ import where roa_check(dn42_roa4, net, 4242421080) = ROA_VALID; rpki reload off; }};
+  route {HIJACK_V4} blackhole;
+}}
+"""
+
+
+def test_a_refresh_that_keeps_the_count_reloads_by_the_new_entries(
+    roa: Roa, tmp_path: Path
+) -> None:
+    roa.conf.write_text(roa.conf.read_text() + JUDGED)
+    real = roa.bird_dir / "birdc"
+    out = subprocess.run([str(real), "-s", str(roa.socket), "configure"], capture_output=True)
+    assert b"Reconfigur" in out.stdout, out
+    roa.serve(f"route {HIJACK_V4} max 24 as 4242429999;\n", V6_OK)
+    assert roa.run().returncode == 0
+    _wait_for(lambda: "4242429999" in roa.table("dn42_roa4"), "the other AS's entry not loaded")
+    assert HIJACK_V4 not in roa.table("master4")
+    # BIRD applies this configure a second after answering (BIRD 3 reconfigures in
+    # other threads after `configure` returns); the file keeps its one entry, so its
+    # count matches the old table at once. The reload must wait for the new entry.
+    birdc = tmp_path / "birdc"
+    birdc.write_text(
+        "#!/bin/bash\n"
+        'if [ "${@: -1}" = configure ]; then\n'
+        f'  (sleep 1; exec {real} "$@") >/dev/null 2>&1 &\n'
+        "  echo 'Reconfiguration in progress'; exit 0\n"
+        "fi\n"
+        f'exec {real} "$@"\n'
+    )
+    birdc.chmod(0o755)
+    roa.serve(f"route {HIJACK_V4} max 24 as 4242421080;\n", V6_OK)
+    result = roa.run(BIRDC=str(birdc))
+    assert result.returncode == 0, result.stderr
+    assert "does not judge by the new ROA entries" not in result.stderr
+    _wait_for(lambda: HIJACK_V4 in roa.table("master4"), "the route stays refused")

@@ -224,10 +224,37 @@ if ! why=$(config_loads "${accepted[@]}" 2>&1); then
   exit 1
 fi
 
+# The entries of a (checked) ROA file as sorted "prefix asn" pairs.
+roa_pairs() {
+  [ -f "$1" ] || return 0
+  sed -n 's|^[ \t]*route[ \t][ \t]*\([0-9A-Fa-f.:/]*\)[ \t][ \t]*max[ \t][ \t]*[0-9]*[ \t][ \t]*as[ \t][ \t]*\([0-9]*\)[ \t]*;.*|\1 \2|p' "$1" | sort -u
+}
+
+# What BIRD's roa_check must answer once it judges by the new file: `birdc eval`
+# expressions, each TRUE then, a few checks joined by && per line. An added entry
+# makes its prefix valid for its AS; a removed one leaves its prefix not valid for
+# its AS when the new file has no entry of that AS (one that has might still
+# cover it: not checked). A count alone cannot tell a refresh that replaces
+# entries (the same prefix, another AS) from the old table. At most 64 checks
+# per table: BIRD loads a file as a whole, a sample shows it did.
+roa_checks() {
+  local table=$1 old=$2 new=$3
+  [[ $table =~ ^[A-Za-z_][A-Za-z0-9_]*$ ]] || return 0
+  roa_pairs "$old" >"$work/old.pairs"
+  roa_pairs "$new" >"$work/new.pairs"
+  {
+    comm -13 "$work/old.pairs" "$work/new.pairs" | awk -v t="$table" '{ print "roa_check(" t ", " $1 ", " $2 ") = ROA_VALID" }'
+    comm -23 "$work/old.pairs" "$work/new.pairs" | awk -v t="$table" '
+      FILENAME == ARGV[1] { has[$2] = 1; next }
+      !($2 in has) { print "roa_check(" t ", " $1 ", " $2 ") != ROA_VALID" }
+    ' "$work/new.pairs" -
+  } | head -n 64 | awk '{ line = line (n++ ? " && " : "") $0 } n == 16 { print line; line = ""; n = 0 } END { if (n) print line }'
+}
+
 # Install what changed: rename over the old file, which stays (hard link)
 # until BIRD took the new one.
 installed=() # indices
-loaded=()    # pairs: table, entries in its new file
+loaded=()    # triples: table, entries in its new file, its roa_checks
 for ((i = 0; i < n; i++)); do
   cand=${candidates[i]} file=${files[i]}
   [ -n "$cand" ] || continue
@@ -247,11 +274,13 @@ for ((i = 0; i < n; i++)); do
     failed=1
     continue
   fi
+  checks="$work/checks.$i"
+  roa_checks "${tables[i]}" "$previous" "$cand" >"$checks"
   mv -f "$cand" "$file"
   sync "$dir"
   echo "dn42-roa: $file updated"
   installed+=("$i")
-  loaded+=("${tables[i]}" "$(roa_entries "${families[i]}" "$file" 2>/dev/null || echo 0)")
+  loaded+=("${tables[i]}" "$(roa_entries "${families[i]}" "$file" 2>/dev/null || echo 0)" "$checks")
 done
 
 # Put the files BIRD ran with back (a file that was missing comes back empty).
@@ -273,15 +302,20 @@ forget_previous() {
   done
 }
 
-# BIRD may finish reconfiguring after `configure` returns (BIRD 3 fills
-# tables in other threads): wait until each changed table holds the file's
-# entries, so the reload below judges routes by the new ROAs.
+# BIRD may finish reconfiguring after `configure` returns (BIRD 3 applies it in
+# other threads, and its roa_check reads an aggregate of the ROA table that
+# follows it later still): wait until each changed table holds the file's
+# entries and roa_check answers by the new ones, so the reload below judges
+# routes by the new ROAs (docs/performance.md, "ROA refresh").
 tables_loaded() {
-  local i count
-  for ((i = 0; i < ${#loaded[@]}; i += 2)); do
+  local i count expr
+  for ((i = 0; i < ${#loaded[@]}; i += 3)); do
     count=$("$birdc" "${socket_args[@]}" show route table "${loaded[i]}" count 2>/dev/null |
       sed -n 's/^\([0-9][0-9]*\) of [0-9]* routes.*/\1/p')
     [ "${count:-0}" -eq "${loaded[i + 1]}" ] || return 1
+    while IFS= read -r expr; do
+      "$birdc" "${socket_args[@]}" eval "$expr" </dev/null 2>/dev/null | grep -qx TRUE || return 1
+    done <"${loaded[i + 2]}"
   done
 }
 
@@ -297,7 +331,12 @@ if [ ${#installed[@]} -gt 0 ]; then
   if configured "$out"; then
     forget_previous
     echo "dn42-roa: BIRD reconfigured"
-    for _ in $(seq 100); do tables_loaded && break; sleep 0.1; done
+    ready=0
+    for _ in $(seq 100); do
+      if tables_loaded; then ready=1 && break; fi
+      sleep 0.1
+    done
+    [ "$ready" = 1 ] || warn "BIRD does not judge by the new ROA entries after 10 s; reloading anyway"
     # Routes already refused (or accepted) were judged by the old table: ask
     # the peers for them again (route refresh), so the new ROAs apply now.
     # BIRD 2 spells it `reload in all`, BIRD 3 `reload filters all`.

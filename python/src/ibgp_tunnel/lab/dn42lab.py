@@ -279,9 +279,12 @@ class Dn42Lab:
     def serve_roa(self, host: str, family: str, text: str) -> None:
         self.served(host, family).write_text(text)
 
-    def refresh_roa(self, host: str, socket: Path) -> subprocess.CompletedProcess[str]:
+    def refresh_roa(
+        self, host: str, socket: Path, script: Path | None = None
+    ) -> subprocess.CompletedProcess[str]:
         """What the timer's unit runs (the rendered arguments), against the lab's files,
-        its bird.conf and BIRD."""
+        its bird.conf and BIRD; `script` replaces the core's (bench/roa_refresh.py
+        compares versions; bird-config-loads.sh must sit beside it)."""
         rendered: list[str] = saved_artifacts(self.lab_dir)[host]["dn42Roa"]["arguments"]
         flags = [word for word in rendered if word.startswith("--")]
         quads = [word for word in rendered if not word.startswith("--")]
@@ -299,7 +302,11 @@ class Dn42Lab:
             "BIRD_CONF": str(self.lab_dir / "nodes" / host / "bird.conf"),
         }
         return subprocess.run(
-            ["bash", str(roa_script()), *args], capture_output=True, text=True, env=env, check=False
+            ["bash", str(script or roa_script()), *args],
+            capture_output=True,
+            text=True,
+            env=env,
+            check=False,
         )
 
     # --- RPKI over RTR ---------------------------------------------------------------

@@ -34,6 +34,8 @@ flat: the last third of samples at most 1.5 times the first third, plus 8 MB.
 Prints a table per fault kind (faults, violations, worst recovery, pings lost)
 and every violation; `--json` prints all of it as JSON. Exits 1 on any violation.
 `--lab-dir` and `--prefix` give it a lab of its own. Nothing leaves the namespaces.
+`--faults KIND:TARGET[:HOLD_S],...` replays those faults in turn instead of the
+seed's; `--trace DIR` keeps the evidence of every fault there (bench/chaos_trace.py).
 """
 
 from __future__ import annotations

@@ -548,3 +548,25 @@ def test_host_rules_name_the_options(tmp_path: Path) -> None:
     paths = {f["path"] for f in found}
     assert "services.ibgpTunnel.autopeer.linkLocal" in paths
     assert "services.ibgpTunnel.autopeer.portMax" in paths
+
+
+def test_a_static_peer_named_as_a_later_index_is_never_replaced(tmp_path: Path) -> None:
+    static = STATIC + (
+        f'[hosts.dmz.dn42_peers.ap4242421234_2]\nasn = 4242429999\nneighbor = "fe80::9999"\n'
+        f'public_key = "{KEY2}"\nlink_local = "fe80::38/64"\n'
+    )
+    plan = write_plan(tmp_path, autopeer=AUTOPEER + "max_per_asn = 3\n", static=static)
+    done = render_autopeers(
+        spec_file(plan),
+        [request(), request(public_key=KEY2[:-2] + "c=", neighbor="fe80::1235")],
+        refuse=False,
+    )
+    assert sorted(done.peers) == ["ap4242421234_1"]
+    assert [(p.index, p.field) for p in done.problems] == [(1, "asn")]
+    assert "taken" in done.problems[0].message
+
+
+def test_problems_come_in_the_requests_order(tmp_path: Path) -> None:
+    spec = spec_file(write_plan(tmp_path))
+    done = render_autopeers(spec, [request(mtu=1)] * 12, refuse=False)
+    assert [p.index for p in done.problems] == list(range(12))

@@ -38,7 +38,7 @@ let
   keyNames = attrNames keys;
   keyOfOption = listToAttrs (map (k: { name = keys.${k}.option; value = k; }) keyNames);
 
-  problem = i: key: message: { path = "peers.${toString i}${if key == null then "" else ".${key}"}"; inherit message; };
+  problem = i: key: message: { index = i; path = "peers.${toString i}${if key == null then "" else ".${key}"}"; inherit message; };
   startsWith = prefix: s: substring 0 (stringLength prefix) s == prefix;
 in
 given: requests:
@@ -86,15 +86,11 @@ let
     i: r:
     let
       asn = r.asn;
-      name = nameOf asn 1;
       peerIpv4 = r.peer_ipv4 or null;
     in
     optional (asn == spec.asn) (problem i "asn" "${toString asn} is this host's own AS: give the AS you peer from")
     ++ optional (builtins.any (n: statics.${n}.asn == asn) staticNames) (
       problem i "asn" "AS${toString asn} already peers with this host (set up by its operator): ask the operator to change that peering"
-    )
-    ++ optional (elem name takenNames || (a.maxPerAsn > 1 && elem (nameOf asn 2) takenNames)) (
-      problem i "asn" "AS${toString asn}'s peering name ${name} is taken on this host: ask the operator"
     )
     ++ optional (ownLinkLocal != null && ip.parseIPv6 r.neighbor == ip.parseIPv6 ownLinkLocal) (
       problem i "neighbor" "${r.neighbor} is our own link-local address on the tunnel: give yours"
@@ -123,10 +119,14 @@ let
       range = genList (n: a.portMin + n) (a.portMax - a.portMin + 1);
       port = if wanted >= a.portMin && wanted <= a.portMax && free wanted then wanted else util.firstOr null (filter free range);
       later = acc.accepted;
+      name = nameOf r.asn (perAsn + 1);
       refuse = key: message: acc // { refused = acc.refused ++ [ (problem c.index key message) ]; };
     in
     if c.problems != [ ] then
       acc // { refused = acc.refused ++ c.problems; }
+    # A static peer's name (or an interface of the host): never replaced.
+    else if elem name takenNames then
+      refuse "asn" "AS${toString r.asn}'s peering name ${name} is taken on this host: ask the operator"
     else if perAsn >= a.maxPerAsn then
       refuse "asn" "AS${toString r.asn} has ${toString perAsn} peering${if perAsn == 1 then "" else "s"} on this host already, the most it allows (max_per_asn): update or remove ${if perAsn == 1 then "it" else "one"} instead"
     else if length later >= a.maxPeers then
@@ -142,7 +142,7 @@ let
       // {
         perAsn = acc.perAsn // { ${toString r.asn} = perAsn + 1; };
         ports = acc.ports // { ${toString port} = true; };
-        accepted = acc.accepted ++ [ (c // { name = nameOf r.asn (perAsn + 1); inherit port; problems = [ ]; }) ];
+        accepted = acc.accepted ++ [ (c // { inherit name port; problems = [ ]; }) ];
       };
   limited = foldl' step {
     perAsn = { };
@@ -175,11 +175,12 @@ let
 
   # 4. The spec's rules over the spec with them: what names an autopeer is
   # its request's (path mapped back to the request's key).
+  specFindings = (import ../spec/problems.nix) (withPeers limited.accepted);
   ruled = map (
     c:
     let
       at = "services.ibgpTunnel.dn42Peers.${c.name}";
-      found = filter (p: p.path == at || startsWith "${at}." p.path) ((import ../spec/problems.nix) (withPeers limited.accepted));
+      found = filter (p: p.path == at || startsWith "${at}." p.path) specFindings;
       keyOf = path: if path == at then null else keyOfOption.${substring (stringLength at + 1) (stringLength path) path} or null;
     in
     c // { problems = map (p: problem c.index (keyOf p.path) p.message) found; }
@@ -190,7 +191,10 @@ let
   names = map (c: c.name) final;
 in
 {
-  problems = builtins.sort (x: y: x.path < y.path) (limited.refused ++ concatMap (c: c.problems) ruled);
+  # In the requests' order (by index, then path).
+  problems = map (p: { inherit (p) path message; }) (
+    builtins.sort (x: y: x.index < y.index || (x.index == y.index && x.path < y.path)) (limited.refused ++ concatMap (c: c.problems) ruled)
+  );
   peers = listToAttrs (
     map (c: {
       inherit (c) name;

@@ -22,6 +22,7 @@ import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -77,18 +78,24 @@ def render(spec_file: Path, requests: Sequence[Mapping[str, Any]]) -> Any:
 
 def verify_signature(config: ApplyConfig, entry: spool.SpoolEntry) -> dict[str, str]:
     """The signature again, against the registry (autopeer/signature.py), and the
-    signed text bound to this entry: its ASN, its op and, for add/update, the
-    digest of exactly this request."""
-    from ibgp_tunnel.autopeer.signature import verify
+    signed text bound to this entry: its ASN, its op, for add/update the digest of
+    exactly this request, and received before the challenge expired."""
+    from ibgp_tunnel.autopeer.challenge import parse_challenge_text
+    from ibgp_tunnel.autopeer.signature import signature_kind, verify
 
     text = entry.challenge.text
-    words = set(re.findall(r"[A-Za-z0-9]+", text))
-    if str(entry.asn) not in words and f"AS{entry.asn}" not in words:
-        raise AutopeerRefused("the signed challenge is for another ASN", "challenge")
-    if entry.op not in words:
-        raise AutopeerRefused(f"the signed challenge is not for {entry.op}", "challenge")
-    if entry.request is not None and request_digest(entry.request) not in words:
-        raise AutopeerRefused("the signed challenge is for another request", "challenge")
+    signed = parse_challenge_text(text)
+    if signed["asn"] != f"AS{entry.asn}":
+        raise AutopeerRefused("challenge: the signed challenge is for another ASN", "challenge")
+    if signed["op"] != entry.op:
+        raise AutopeerRefused(f"challenge: the signed challenge is not for {entry.op}", "challenge")
+    if entry.request is not None and signed["request"] != f"sha256:{request_digest(entry.request)}":
+        raise AutopeerRefused("challenge: the signed challenge is for another request", "challenge")
+    expires = datetime.fromisoformat(signed["expires"].replace("Z", "+00:00"))
+    if datetime.fromisoformat(entry.received) > expires:
+        raise AutopeerRefused("challenge: it had expired when it was received", "challenge")
+    if signature_kind(entry.signature) != entry.signature_kind:
+        raise AutopeerRefused("signature_kind: it does not match the signature", "signature_kind")
     proof = verify(
         config.registry_dir,
         entry.asn,
@@ -96,7 +103,7 @@ def verify_signature(config: ApplyConfig, entry: spool.SpoolEntry) -> dict[str, 
         entry.signature,
         entry.pgp_public_key,
     )
-    return {"maintainer": str(proof.maintainer), "auth": str(getattr(proof.auth, "value", ""))}
+    return {"maintainer": str(proof.maintainer), "auth": f"{proof.auth.kind} {proof.auth.value}"}
 
 
 def request_digest(request: Mapping[str, Any]) -> str:

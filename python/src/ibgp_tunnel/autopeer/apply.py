@@ -214,6 +214,7 @@ class Applier:
     log: Log = _quiet
     current: Target = dataclasses.field(default_factory=Target.empty)
     records: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
+    public_keys: dict[str, str] = dataclasses.field(default_factory=dict)
 
     # --- state ------------------------------------------------------------------
 
@@ -262,6 +263,7 @@ class Applier:
             "listen_port": facts.get("listenPort", spec.get("listenPort")),
             "addresses": list(spec.get("ips", [])),
             "mtu": spec.get("mtu"),
+            "public_key": self._public_key(str(spec.get("privateKeyFile", ""))),
             "request": record.get("request"),
         }
         if sessions is not None:
@@ -269,6 +271,16 @@ class Applier:
             view["protocol"] = protocol
             view["session"] = sessions.get(protocol, "unknown")
         return view
+
+    def _public_key(self, private_key_file: str) -> str | None:
+        if not private_key_file:
+            return None
+        if private_key_file not in self.public_keys:
+            try:
+                self.public_keys[private_key_file] = wireguard.public_key_of(private_key_file)
+            except ApplyError:
+                return None
+        return self.public_keys[private_key_file]
 
     # --- one entry ------------------------------------------------------------------
 

@@ -32,6 +32,15 @@ def check_name(interface: str) -> str:
     return interface
 
 
+def public_key_of(private_key_file: str) -> str:
+    """Our public key, for the requester (`wg pubkey` of the rendered key file)."""
+    try:
+        private = Path(private_key_file).read_text(encoding="ascii").strip()
+    except (OSError, UnicodeDecodeError) as error:
+        raise ApplyError(f"cannot read our WireGuard key {private_key_file}: {error}") from None
+    return run(["wg", "pubkey"], input=private + "\n").stdout.strip()
+
+
 def exists(interface: str) -> bool:
     return run(["ip", "link", "show", "dev", check_name(interface)], check=False).returncode == 0
 

@@ -166,8 +166,9 @@ def remove_command(
         userspace_wireguard,
     )
     try:
-        applier.load()
-        removed = applier.remove(asn)
+        with applier.config.state.locked():
+            applier.load()
+            removed = applier.remove(asn)
     except IbgpTunnelError as error:
         raise _fail(error) from None
     typer.echo(f"removed {', '.join(removed)}")

@@ -215,6 +215,15 @@ class Applier:
     current: Target = dataclasses.field(default_factory=Target.empty)
     records: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
     public_keys: dict[str, str] = dataclasses.field(default_factory=dict)
+    generation: str | None = None  # of the state last loaded (None: never loaded)
+
+    def fresh(self) -> None:
+        """Reload when another process changed the state since (call under the lock)."""
+        if self.generation != self.config.state.generation():
+            self.load()
+
+    def _changed(self) -> None:
+        self.generation = self.config.state.bump()
 
     # --- state ------------------------------------------------------------------
 
@@ -222,6 +231,7 @@ class Applier:
         """The applied peers from peers/ and what they render to now (the plan may
         have changed since: a peer the core refuses now is dropped, static peers win)."""
         self.config.state.create()
+        self.generation = self.config.state.generation()
         records = st.read_peers(self.config.state)
         requests = [r["request"] for r in records.values()]
         try:
@@ -242,6 +252,7 @@ class Applier:
                 st.delete_peer(self.config.state, name)
                 self._status(int(record["asn"]), "refused", str(error), error.field)
         self.current, self.records = target, kept
+        self._changed()
 
     def _status(self, asn: int, state: str, message: str = "", field_: str = "") -> None:
         peers = [self._peer_view(n) for n, r in self.records.items() if int(r["asn"]) == asn]
@@ -333,6 +344,7 @@ class Applier:
         for name, record in records.items():
             st.write_peer(self.config.state, name, record)
         self.current, self.records = new, records
+        self._changed()
         state = "removed" if entry.op == "remove" else "applied"
         return Outcome(entry.asn, state, "", "", [n for n in names if n not in others])
 
@@ -360,8 +372,18 @@ class Applier:
     def drain(self) -> list[Outcome]:
         """Every entry in the spool, oldest first; each is gone afterwards (unreadable
         ones are kept aside in spool-failed/ for the operator)."""
+        outcomes: list[Outcome] = []
+        entries = spool.read_spool(self.config.state.spool)
+        if not entries:
+            return outcomes
+        with self.config.state.locked():
+            self.fresh()
+            outcomes = self._drain(entries)
+        return outcomes
+
+    def _drain(self, entries: list[spool.Spooled]) -> list[Outcome]:
         outcomes = []
-        for spooled in spool.read_spool(self.config.state.spool):
+        for spooled in entries:
             if spooled.entry is None:
                 self.log(f"{spooled.path.name}: not an entry ({spooled.problem}); set aside")
                 with contextlib.suppress(OSError):
@@ -376,6 +398,10 @@ class Applier:
     def restore(self) -> Target:
         """After a boot (or a restart): every applied peer's interface and set elements
         back, the include as rendered now; BIRD loads it when it runs."""
+        with self.config.state.locked():
+            return self._restore()
+
+    def _restore(self) -> Target:
         self.load()
         for interface, spec in self.current.wireguard.items():
             if not wireguard.exists(interface):
@@ -403,6 +429,7 @@ class Applier:
         for name in mine:
             st.delete_peer(self.config.state, name)
         self.current, self.records = new, keep
+        self._changed()
         self._status(asn, "removed", "removed by the operator")
         return mine
 
@@ -459,7 +486,8 @@ def watch(applier: Applier, *, stop: Callable[[], bool] = lambda: False) -> None
     while not stop():
         applier.drain()
         if time.monotonic() - last_status >= STATUS_EVERY:
-            with contextlib.suppress(IbgpTunnelError):
+            with contextlib.suppress(IbgpTunnelError), applier.config.state.locked():
+                applier.fresh()
                 applier.write_statuses()
             last_status = time.monotonic()
         time.sleep(SPOOL_POLL)

@@ -6,8 +6,12 @@ the source of truth a restore rebuilds from) and the per-ASN status files
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
+import os
 import re
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -53,6 +57,34 @@ class StateDir:
     def failed(self) -> Path:
         """Spool entries that could not even be read, kept for the operator."""
         return self.root / "spool-failed"
+
+    @property
+    def generation_file(self) -> Path:
+        return self.root / "generation"
+
+    def generation(self) -> str:
+        """Changes whenever peers/ does: a running apply unit reloads when it sees
+        another process (the operator's `remove`) changed the state."""
+        try:
+            return self.generation_file.read_text(encoding="ascii").strip()
+        except FileNotFoundError:
+            return ""
+
+    def bump(self) -> str:
+        value = f"{time.time_ns()}-{os.getpid()}"
+        write_atomic(self.generation_file, value + "\n", 0o644)
+        return value
+
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[None]:
+        """One process changes the state at a time (the apply unit, the operator)."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.root / ".lock", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
 
     def create(self) -> None:
         """Every directory, and the BIRD include (empty: bird.conf always includes it)."""

@@ -18,8 +18,17 @@ from typing import Any
 
 from ibgp_tunnel.autopeer.errors import AutopeerRefused
 from ibgp_tunnel.autopeer.files import write_atomic
+from ibgp_tunnel.paths import defaults
 
-DEFAULT_STATE_DIR = Path("/var/lib/ibgp-tunnel/autopeer")
+# One place for the layout: base/defaults.toml [autopeer], read by the core too
+# (bird.conf's include line). Each path there lies under state_dir; a StateDir
+# anywhere else (the lab's) keeps the same layout below its root.
+_LAYOUT = defaults()["autopeer"]
+DEFAULT_STATE_DIR = Path(_LAYOUT["state_dir"])
+
+
+def _below(key: str) -> Path:
+    return Path(_LAYOUT[key]).relative_to(DEFAULT_STATE_DIR)
 # Names the core gives autopeers: ap<asn> plus an index (grammar of the core);
 # checked here again because a name becomes a file name.
 _PEER_NAME = re.compile(r"^ap[0-9]{1,10}(-?[0-9]{1,3})?$")
@@ -31,27 +40,27 @@ class StateDir:
 
     @property
     def spool(self) -> Path:
-        return self.root / "spool"
+        return self.root / _below("spool_dir")
 
     @property
     def peers(self) -> Path:
-        return self.root / "peers"
+        return self.root / _below("peers_dir")
 
     @property
     def status(self) -> Path:
-        return self.root / "status"
+        return self.root / _below("status_dir")
 
     @property
     def challenges(self) -> Path:
-        return self.root / "challenges"
+        return self.root / _below("challenges_dir")
 
     @property
     def registry(self) -> Path:
-        return self.root / "registry"
+        return self.root / _below("registry_dir")
 
     @property
     def bird_include(self) -> Path:
-        return self.root / "bird" / "autopeer.conf"
+        return self.root / _below("bird_include")
 
     @property
     def failed(self) -> Path:

@@ -36,10 +36,11 @@ def state_dir(lab_dir: Path, host: str) -> StateDir:
     return StateDir(lab_dir / "nodes" / host / "autopeer")
 
 
-def enabled(artifacts: Mapping[str, Any]) -> bool:
-    """Whether the core rendered autopeer on for this host."""
-    autopeer = artifacts.get("autopeer")
-    return isinstance(autopeer, Mapping) and bool(autopeer.get("enable", True))
+def enabled(plan: Mapping[str, Any], host: str) -> bool:
+    """Whether the plan turns autopeer on for this host (a reflector: the core
+    refuses it anywhere else)."""
+    autopeer = plan.get("hosts", {}).get(host, {}).get("autopeer")
+    return isinstance(autopeer, Mapping) and autopeer.get("enable") is True
 
 
 def spec_file(lab_dir: Path, host: str) -> Path:
@@ -49,7 +50,7 @@ def spec_file(lab_dir: Path, host: str) -> Path:
 
 def lab_include(lab_dir: Path, host: str, config: str) -> str:
     """bird.conf with the autopeer include pointed at the lab's state."""
-    line = f'include "{DEFAULT_STATE_DIR}/bird/autopeer.conf";'
+    line = f'include "{StateDir(DEFAULT_STATE_DIR).bird_include}";'
     return config.replace(line, f'include "{state_dir(lab_dir, host).bird_include}";')
 
 

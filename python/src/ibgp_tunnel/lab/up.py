@@ -472,7 +472,7 @@ def up(
             rtr = artifacts[host]["dn42Rtr"]
             st.daemons.append(dn42.start_rtr_cache(host, node.netns, rtr, log))
             st.save()
-        autopeer = autopeerlab.enabled(artifacts[host])
+        autopeer = autopeerlab.enabled(plan, host)
         if autopeer:
             # Its state (the include bird.conf names exists before BIRD starts),
             # the DN42 key its tunnels use, the spec the apply unit renders with.

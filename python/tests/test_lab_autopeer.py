@@ -59,6 +59,7 @@ REFLECTOR, OUR_ASN, OUR_LINK_LOCAL = "dmz", 4242420038, "fe80::38"
 ASN, STATIC_ASN = 4242420999, 4242420998  # the fixture's signer; the plan's static peer
 OUT_V4, OUT_V6 = "172.20.199.0/27", "fd42:4242:999::/48"  # its route objects
 DEADLINE = 90
+CLI = [sys.executable, "-m", "ibgp_tunnel.cli", "dn42", "autopeer"]
 
 
 @pytest.fixture(scope="module")
@@ -193,8 +194,7 @@ def test_signed_request_gets_tunnel_and_session(lab: Lab, outside: dict[str, Any
     # Its status shows the session; the operator's list shows the peering.
     poll(lambda: _session_in_status(peer["name"]) == "Established", 30, "status session")
     listed = subprocess.run(
-        [sys.executable, "-m", "ibgp_tunnel.cli", "dn42", "autopeer", "list", "--json"]
-        + ["--state-dir", str(state().root)],
+        [*CLI, "list", "--json", "--state-dir", str(state().root)],
         capture_output=True,
         text=True,
         check=True,
@@ -295,7 +295,7 @@ def test_restart_after_reboot_restores(lab: Lab, outside: dict[str, Any]) -> Non
     subprocess.run(["ip", "-n", ns, "link", "delete", "dev", peer["interface"]], check=True)
     in_reflector(
         lab,
-        f"""
+        """
         import json
         from ibgp_tunnel.autopeer import nftsets
         nftsets.sync_all("ibgp-tunnel", [], [])

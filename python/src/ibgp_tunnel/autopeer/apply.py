@@ -301,8 +301,10 @@ class Applier:
             outcome = self._handle(entry)
         except AutopeerRefused as error:
             outcome = Outcome(entry.asn, "refused", str(error), error.field)
-        except (ApplyError, OSError) as error:
+        except (IbgpTunnelError, OSError) as error:
             outcome = Outcome(entry.asn, "failed", f"the host could not apply it: {error}")
+        except Exception as error:  # noqa: BLE001 - one bad entry must not stop the unit
+            outcome = Outcome(entry.asn, "failed", f"the host could not apply it: {error!r}")
         self._status(entry.asn, outcome.state, outcome.message, outcome.field)
         self.log(f"AS{entry.asn} {entry.op}: {outcome.state} {outcome.message}".rstrip())
         return outcome
@@ -481,7 +483,14 @@ class Applier:
 def watch(applier: Applier, *, stop: Callable[[], bool] = lambda: False) -> None:
     """The apply unit's loop: restore, then the spool every SPOOL_POLL seconds and the
     session states every STATUS_EVERY seconds."""
-    applier.restore()
+    while not stop():
+        try:
+            applier.restore()
+            break
+        except (IbgpTunnelError, OSError) as error:
+            # BIRD not up yet, say: nothing is applied until the state is whole.
+            applier.log(f"restore failed, retrying: {error}")
+            time.sleep(STATUS_EVERY)
     last_status = 0.0
     while not stop():
         applier.drain()

@@ -303,7 +303,7 @@ class Applier:
             outcome = Outcome(entry.asn, "refused", str(error), error.field)
         except (IbgpTunnelError, OSError) as error:
             outcome = Outcome(entry.asn, "failed", f"the host could not apply it: {error}")
-        except Exception as error:  # noqa: BLE001 - one bad entry must not stop the unit
+        except Exception as error:  # one bad entry must not stop the unit
             outcome = Outcome(entry.asn, "failed", f"the host could not apply it: {error!r}")
         self._status(entry.asn, outcome.state, outcome.message, outcome.field)
         self.log(f"AS{entry.asn} {entry.op}: {outcome.state} {outcome.message}".rstrip())

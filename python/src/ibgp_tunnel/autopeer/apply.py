@@ -151,15 +151,12 @@ def target_of(config: ApplyConfig, requests: Sequence[Mapping[str, Any]]) -> Tar
 
 
 def names_by_request(target: Target) -> list[str]:
-    """The peer name of each request, in order: the core names them ap<asn>[index]
-    in request order within an ASN."""
-    taken: dict[int, list[str]] = {}
-    for name, peer in sorted(target.peers.items()):
-        taken.setdefault(int(peer["asn"]), []).append(name)
-    names = []
-    for request in target.requests:
-        names.append(taken[int(request["asn"])].pop(0))
-    return names
+    """The peer name of each request, in order (the core's `index` of each peer is
+    its request's position)."""
+    by_index = {int(peer["index"]): name for name, peer in target.peers.items()}
+    if sorted(by_index) != list(range(len(target.requests))):
+        raise ApplyError("the core's answer does not name one peer per request")
+    return [by_index[i] for i in range(len(target.requests))]
 
 
 def protocols_of(include: str) -> dict[str, str]:

@@ -101,6 +101,35 @@ def start_apply(lab_dir: Path, host: str, ns: str, table: str) -> daemons.Daemon
     return daemons.start(f"{host}/autopeer-apply", argv, log)
 
 
+def web_available() -> bool:
+    """Whether this ibgp-tunnel has the web service (autopeer/serve.py, the web part)."""
+    import importlib.util
+
+    return importlib.util.find_spec("ibgp_tunnel.autopeer.serve") is not None
+
+
+def start_web(
+    lab_dir: Path, host: str, ns: str, autopeer: Mapping[str, Any]
+) -> daemons.Daemon | None:
+    """The web service as its unit runs it, on the plan's listen address and port
+    in the host's namespace, sharing the state directory; None without one."""
+    if not web_available():
+        return None
+    st = state_dir(lab_dir, host)
+    argv = [sys.executable, "-m", "ibgp_tunnel.cli", "dn42", "autopeer", "serve"]
+    argv += ["--state-dir", str(st.root), "--host-name", host]
+    argv += ["--listen-address", str(autopeer.get("listen_address", "127.0.0.1"))]
+    argv += ["--listen-port", str(int(autopeer.get("listen_port", 8042)))]
+    for key, option in (("rate_limit", "--rate-limit"), ("max_peers", "--max-peers")):
+        if key in autopeer:
+            argv += [option, str(int(autopeer[key]))]
+    if "max_per_asn" in autopeer:
+        argv += ["--max-per-asn", str(int(autopeer["max_per_asn"]))]
+    log = lab_dir / "nodes" / host / "autopeer-web.log"
+    run_dir = lab_dir / "nodes" / host / "run"
+    return daemons.start(f"{host}/autopeer-web", netns.ns_argv(ns, argv, run_dir), log)
+
+
 def delete_tun_links(ns: str) -> None:
     """The TUN devices of a namespace (wireguard-go's, the apply unit's ones too):
     deleting the namespace alone leaves their wireguard-go running."""

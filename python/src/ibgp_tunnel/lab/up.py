@@ -492,6 +492,10 @@ def up(
             table = str(artifacts[host]["nftables"]["table"])
             st.daemons.append(autopeerlab.start_apply(lab_dir, host, node.netns, table))
             st.save()
+            web = autopeerlab.start_web(lab_dir, host, node.netns, plan["hosts"][host]["autopeer"])
+            if web is not None:
+                st.daemons.append(web)
+                st.save()
     for peer in topo.dn42_peers:
         progress(f"{peer.node}: BIRD for DN42 peer {peer.name}")
         if peer.tunnel is not None:

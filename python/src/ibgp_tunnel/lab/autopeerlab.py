@@ -11,6 +11,7 @@ the outside router is the lab's (in real life it is somebody else's)."""
 from __future__ import annotations
 
 import ipaddress
+import json
 import re
 import sys
 from collections.abc import Mapping
@@ -71,11 +72,19 @@ def dn42_private_key_file() -> str:
     return f"{paths.defaults()['secrets_dir']}/{paths.dn42_defaults()['secret_private_key']}"
 
 
-def write_spec(lab_dir: Path, host: str, plan_path: Path) -> None:
-    """The spec the apply unit renders autopeers against (autopeer/render.py's input)."""
-    from ibgp_tunnel.autopeer.render import write_host_spec
+_SPEC = """
+{ coreFile, planFile, host }:
+let core = import coreFile; in core.hostFromPlan (core.readPlan planFile) host
+"""
 
-    write_host_spec(plan_path, host, spec_file(lab_dir, host))
+
+def write_spec(lab_dir: Path, host: str, plan_path: Path) -> None:
+    """The spec the apply unit renders autopeers against: the host's spec from the
+    plan as JSON (on NixOS the module writes the same from its config)."""
+    from ibgp_tunnel.core import evaluate_core
+
+    spec = evaluate_core(_SPEC, "the Nix core refused the plan", planFile=str(plan_path), host=host)
+    spec_file(lab_dir, host).write_text(json.dumps(spec) + "\n")
 
 
 def apply_argv(lab_dir: Path, host: str, table: str) -> list[str]:

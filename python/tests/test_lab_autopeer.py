@@ -40,7 +40,7 @@ from labtools import (
 from ibgp_tunnel import planfile
 from ibgp_tunnel.autopeer import nftsets, spool
 from ibgp_tunnel.autopeer.challenge import ChallengeStore
-from ibgp_tunnel.autopeer.request import PeeringRequest
+from ibgp_tunnel.autopeer.request import parse_request
 from ibgp_tunnel.autopeer.signature import NAMESPACE
 from ibgp_tunnel.autopeer.state import read_peers, read_status
 from ibgp_tunnel.lab import autopeerlab, daemons, location
@@ -95,7 +95,7 @@ def signed_entry(tmp: Path, asn: int, op: str, request: dict[str, Any] | None) -
     if not key.exists():
         shutil.copy(DATA / key_name, key)
         key.chmod(0o600)
-    digest = PeeringRequest.model_validate(request).digest() if request else "0" * 64
+    digest = parse_request(request).digest() if request else "0" * 64
     challenge = ChallengeStore(tmp / "challenges", host=REFLECTOR).issue(asn, op, digest)
     message = tmp / "challenge.txt"
     message.write_text(challenge.text)
@@ -264,10 +264,11 @@ def _wireguard(lab: Lab) -> dict[str, Any]:
 
 def _rendered_spec(peer: dict[str, Any]) -> dict[str, Any]:
     from ibgp_tunnel.autopeer.render import render_autopeers
+    from ibgp_tunnel.autopeer.request import parse_request
 
-    rendered = render_autopeers(autopeerlab.spec_file(Path(LAB_DIR), REFLECTOR), [peer["request"]])
-    wg = rendered["wireguard"] if isinstance(rendered, dict) else rendered.wireguard
-    return dict(wg[peer["interface"]])
+    spec = autopeerlab.spec_file(Path(LAB_DIR), REFLECTOR)
+    rendered = render_autopeers(spec, [parse_request(peer["request"])])
+    return dict(rendered.wireguard[peer["interface"]])
 
 
 def test_static_peer_wins_a_collision(lab: Lab, outside: dict[str, Any]) -> None:

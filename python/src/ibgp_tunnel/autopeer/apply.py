@@ -69,11 +69,14 @@ class Outcome:
 
 
 def render(spec_file: Path, requests: Sequence[Mapping[str, Any]]) -> Any:
-    """The core's answer for these requests (autopeer/render.py): AutopeerRefused
-    naming the field when one of them breaks a rule."""
+    """The core's answer for these requests (autopeer/render.py), problems beside
+    what it accepted; AutopeerRefused naming the field for a request of the
+    wrong shape."""
     from ibgp_tunnel.autopeer.render import render_autopeers
+    from ibgp_tunnel.autopeer.request import parse_request
 
-    return render_autopeers(spec_file, list(requests))
+    parsed = [parse_request(dict(r)) for r in requests]
+    return render_autopeers(spec_file, parsed, refuse=False)
 
 
 def verify_signature(config: ApplyConfig, entry: spool.SpoolEntry) -> dict[str, str]:
@@ -107,9 +110,9 @@ def verify_signature(config: ApplyConfig, entry: spool.SpoolEntry) -> dict[str, 
 
 
 def request_digest(request: Mapping[str, Any]) -> str:
-    from ibgp_tunnel.autopeer.request import PeeringRequest
+    from ibgp_tunnel.autopeer.request import parse_request
 
-    return str(PeeringRequest.model_validate(dict(request)).digest())
+    return parse_request(dict(request)).digest()
 
 
 # --- rendered facts ---------------------------------------------------------------
@@ -136,27 +139,43 @@ class Target:
 
 
 def target_of(config: ApplyConfig, requests: Sequence[Mapping[str, Any]]) -> Target:
+    """What `requests` render to; AutopeerRefused (the first problem's field) when
+    the core refuses any of them."""
+    target, problems = rendered_target(config, requests)
+    if problems:
+        raise problems[0][1]
+    return target
+
+
+def rendered_target(
+    config: ApplyConfig, requests: Sequence[Mapping[str, Any]]
+) -> tuple[Target, list[tuple[int, AutopeerRefused]]]:
+    """What the accepted ones of `requests` render to, and the refusals by request index."""
     if not requests:
-        return Target.empty()
+        return Target.empty(), []
     rendered = render(config.spec_file, requests)
-    nft = _value(rendered, "nft")
-    return Target(
+    problems = [
+        (p.index, AutopeerRefused(f"{p.field}: {p.message}", p.field)) for p in rendered.problems
+    ]
+    # With problems the target is only ever refused or rendered again without them.
+    target = Target(
         tuple(dict(r) for r in requests),
-        {str(k): dict(v) for k, v in _value(rendered, "peers").items()},
-        str(_value(rendered, "bird")),
-        {str(k): dict(v) for k, v in _value(rendered, "wireguard").items()},
-        tuple(str(i) for i in nft["interfaces"]),
-        tuple(int(p) for p in nft["ports"]),
+        {str(k): dict(v) for k, v in rendered.peers.items()},
+        str(rendered.bird),
+        {str(k): dict(v) for k, v in rendered.wireguard.items()},
+        tuple(str(i) for i in rendered.nft_interfaces),
+        tuple(int(p) for p in rendered.nft_ports),
     )
+    return target, problems
 
 
-def names_by_request(target: Target) -> list[str]:
-    """The peer name of each request, in order (the core's `index` of each peer is
-    its request's position)."""
-    by_index = {int(peer["index"]): name for name, peer in target.peers.items()}
-    if sorted(by_index) != list(range(len(target.requests))):
-        raise ApplyError("the core's answer does not name one peer per request")
-    return [by_index[i] for i in range(len(target.requests))]
+def names_by_request(target: Target) -> dict[int, str]:
+    """Request index -> peer name (the core's `index` of each peer is its request's
+    position in what was rendered)."""
+    named = {int(peer["index"]): name for name, peer in target.peers.items()}
+    if any(not 0 <= i < len(target.requests) for i in named):
+        raise ApplyError("the core's answer names a peer for no request")
+    return named
 
 
 def protocols_of(include: str) -> dict[str, str]:
@@ -230,26 +249,22 @@ class Applier:
         self.config.state.create()
         self.generation = self.config.state.generation()
         records = st.read_peers(self.config.state)
-        requests = [r["request"] for r in records.values()]
-        try:
-            self.current = target_of(self.config, requests)
-            self.records = records
-            return
-        except AutopeerRefused:
-            pass
-        # One by one, oldest first: the ones that still fit stay.
-        kept: dict[str, dict[str, Any]] = {}
-        target = Target.empty()
-        for name, record in sorted(records.items(), key=lambda kv: str(kv[1].get("applied"))):
-            try:
-                target = target_of(self.config, [*target.requests, record["request"]])
-                kept[name] = record
-            except AutopeerRefused as error:
-                self.log(f"{name}: dropped, the core refuses it now: {error}")
-                st.delete_peer(self.config.state, name)
-                self._status(int(record["asn"]), "refused", str(error), error.field)
-        self.current, self.records = target, kept
-        self._changed()
+        ordered = sorted(records.items(), key=lambda kv: str(kv[1].get("applied")))
+        target, problems = rendered_target(self.config, [r["request"] for _, r in ordered])
+        # A peer the core refuses now (the plan changed: a static peer took its ASN,
+        # say) is dropped; static peers win.
+        for index, error in problems:
+            name, record = ordered[index]
+            self.log(f"{name}: dropped, the core refuses it now: {error}")
+            st.delete_peer(self.config.state, name)
+            self._status(int(record["asn"]), "refused", str(error), error.field)
+        if problems:
+            refused = {index for index, _ in problems}
+            kept = [r["request"] for i, (_, r) in enumerate(ordered) if i not in refused]
+            target = target_of(self.config, kept)
+            ordered = [kv for i, kv in enumerate(ordered) if i not in refused]
+            self._changed()
+        self.current, self.records = target, dict(ordered)
 
     def _status(self, asn: int, state: str, message: str = "", field_: str = "") -> None:
         peers = [self._peer_view(n) for n, r in self.records.items() if int(r["asn"]) == asn]
@@ -322,10 +337,16 @@ class Applier:
         wanted = [r["request"] for r in base.values()]
         if entry.request is not None:
             wanted.append(dict(entry.request))
-        new = target_of(self.config, wanted)  # AutopeerRefused: the new request's fault
+        new, problems = rendered_target(self.config, wanted)
+        if problems:
+            mine_last = [e for i, e in problems if entry.request and i == len(wanted) - 1]
+            if mine_last:
+                raise mine_last[0]  # the new request's fault
+            raise ApplyError(f"the applied peers no longer render: {problems[0][1]}; restore")
         _transition(self.config, self.current, new)
         now = spool.now_iso()
-        names = names_by_request(new)
+        named = names_by_request(new)
+        names = [named[i] for i in range(len(new.requests))]
         records: dict[str, dict[str, Any]] = {}
         for name, request in zip(names, new.requests, strict=True):
             old = next((r for r in self.records.values() if r["request"] == request), None)

@@ -30,6 +30,11 @@ OUTSIDE_INTERFACE = "wg0"
 # by the lab's topology (198.18/15, 198.51.100/24, RFC 1918 LANs).
 UNDERLAY = ipaddress.ip_network("192.0.2.0/24")
 OUTSIDE_KEY = "/run/lab-secrets/outside.key"
+# Where an outside router's WireGuard listens. Its requests carry this endpoint so
+# the reflector dials it: the host firewall the lab copies (NixOS's nixos-fw) has
+# no rule yet for the autopeer ports or interfaces (table-local sets cannot reach
+# it), so a tunnel only the outside dials would be dropped there.
+OUTSIDE_PORT = 51900
 
 
 def state_dir(lab_dir: Path, host: str) -> StateDir:
@@ -174,9 +179,16 @@ class Outside:
         base = int(UNDERLAY.network_address) + 4 * self.index
         return str(ipaddress.ip_address(base + 1)), str(ipaddress.ip_address(base + 2))
 
+    @property
+    def listen_port(self) -> int:
+        return OUTSIDE_PORT + self.index
+
     def request(self, **more: Any) -> dict[str, Any]:
-        """What it asks for (the request of a spool entry)."""
-        return {"asn": self.asn, "public_key": self.public_key, "neighbor": self.neighbor} | more
+        """What it asks for (the request of a spool entry), with its endpoint: the
+        reflector dials it too (see OUTSIDE_PORT)."""
+        endpoint = f"{self.underlay[1]}:{self.listen_port}"
+        base = {"asn": self.asn, "public_key": self.public_key, "neighbor": self.neighbor}
+        return base | {"endpoint": endpoint} | more
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -256,7 +268,8 @@ def start_outside(
     _wait(lambda: socket.exists(), f"{socket}")
     key = install_secret(run_dir, OUTSIDE_KEY, outside.private_key)
     ours, _ = outside.underlay
-    wg = ["wg", "set", OUTSIDE_INTERFACE, "private-key", key, "peer", reflector_public_key]
+    wg = ["wg", "set", OUTSIDE_INTERFACE, "private-key", key]
+    wg += ["listen-port", str(outside.listen_port), "peer", reflector_public_key]
     wg += ["endpoint", f"{ours}:{int(peering['listen_port'])}", "persistent-keepalive", "5"]
     wg += ["allowed-ips", "0.0.0.0/0,::/0"]
     netns.ip_batch(

@@ -32,7 +32,6 @@ from labtools import (
     Lab,
     birdc,
     environment,
-    in_node,
     poll,
     skip_reason,
 )
@@ -140,7 +139,11 @@ def session(lab: Lab, protocol: str) -> str:
 
 def in_reflector(lab: Lab, code: str) -> Any:
     """Python in dmz's namespace and private /run, as the apply unit runs."""
-    done = in_node(lab.st, REFLECTOR, [sys.executable, "-c", textwrap.dedent(code)], timeout=60)
+    ns = lab.st.nodes[REFLECTOR]["netns"]
+    argv = autopeerlab.ns_argv(
+        Path(LAB_DIR), REFLECTOR, ns, [sys.executable, "-c", textwrap.dedent(code)]
+    )
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout.strip().splitlines()[-1])
 

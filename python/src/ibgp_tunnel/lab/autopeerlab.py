@@ -108,10 +108,28 @@ def apply_argv(lab_dir: Path, host: str, table: str) -> list[str]:
     return argv
 
 
+# The host's private /run (netns.ns_argv) with the lab directory still at its own
+# path inside: the units' state, spec and bird.conf live there, and the lab
+# directory is itself under /run by default.
+_PRIVATE_RUN_WITH_LAB = (
+    'if [ -n "$1" ]; then mkdir -p "$0/$1" && mount -n --bind "/run/$1" "$0/$1"; fi && '
+    'mount -n --rbind "$0" /run && shift && exec "$@"'
+)
+
+
+def ns_argv(lab_dir: Path, host: str, ns: str, argv: list[str]) -> list[str]:
+    """`argv` in the host's namespace and private /run, as its units run there."""
+    run_dir = lab_dir / "nodes" / host / "run"
+    below = str(lab_dir.relative_to("/run")) if lab_dir.is_relative_to("/run") else ""
+    wrapper = ["unshare", "--mount", "--propagation", "private", "sh", "-c"]
+    wrapper += [_PRIVATE_RUN_WITH_LAB, str(run_dir), below]
+    return ["ip", "netns", "exec", ns, *wrapper, *argv]
+
+
 def start_apply(lab_dir: Path, host: str, ns: str, table: str) -> daemons.Daemon:
     state_dir(lab_dir, host).create()
     log = lab_dir / "nodes" / host / "autopeer-apply.log"
-    argv = netns.ns_argv(ns, apply_argv(lab_dir, host, table), lab_dir / "nodes" / host / "run")
+    argv = ns_argv(lab_dir, host, ns, apply_argv(lab_dir, host, table))
     return daemons.start(f"{host}/autopeer-apply", argv, log)
 
 
@@ -140,8 +158,7 @@ def start_web(
     if "max_per_asn" in autopeer:
         argv += ["--max-per-asn", str(int(autopeer["max_per_asn"]))]
     log = lab_dir / "nodes" / host / "autopeer-web.log"
-    run_dir = lab_dir / "nodes" / host / "run"
-    return daemons.start(f"{host}/autopeer-web", netns.ns_argv(ns, argv, run_dir), log)
+    return daemons.start(f"{host}/autopeer-web", ns_argv(lab_dir, host, ns, argv), log)
 
 
 def delete_tun_links(ns: str) -> None:

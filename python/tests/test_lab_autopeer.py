@@ -290,14 +290,13 @@ def test_static_peer_wins_a_collision(lab: Lab, outside: dict[str, Any]) -> None
     assert len(read_peers(state())) == 1
 
 
-def test_restart_after_reboot_restores(lab: Lab, outside: dict[str, Any]) -> None:
-    """The unit stopped, its interface and set elements gone (what a reboot leaves):
-    the unit started again restores the peering from peers/."""
-    peer = outside["peer"]
+def _reboot_like(lab: Lab, peer: dict[str, Any]) -> str:
+    """The unit stopped, its interface and set elements gone (what a reboot leaves
+    of them); the namespace."""
     (unit,) = [d for d in lab.st.daemons if d.name == f"{REFLECTOR}/autopeer-apply"]
     daemons.stop(unit)
     lab.st.daemons.remove(unit)
-    ns = lab.st.nodes[REFLECTOR]["netns"]
+    ns = str(lab.st.nodes[REFLECTOR]["netns"])
     subprocess.run(["ip", "-n", ns, "link", "delete", "dev", peer["interface"]], check=True)
     in_reflector(
         lab,
@@ -309,11 +308,56 @@ def test_restart_after_reboot_restores(lab: Lab, outside: dict[str, Any]) -> Non
         """,
     )
     assert elements(lab) == [[], []]
+    return ns
+
+
+def test_restore_after_reboot(lab: Lab, outside: dict[str, Any]) -> None:
+    """`restore` (the boot unit) rebuilds interface and set elements from peers/."""
+    peer = outside["peer"]
+    ns = _reboot_like(lab, peer)
+    poll(lambda: "Established" not in session(lab, outside["protocol"]), 30, "session down")
+    argv = autopeerlab.apply_argv(Path(LAB_DIR), REFLECTOR, "ibgp-tunnel")
+    argv = [a for a in argv if a != "--watch"]
+    argv[argv.index("apply")] = "restore"
+    done = subprocess.run(
+        autopeerlab.ns_argv(Path(LAB_DIR), REFLECTOR, ns, argv),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0 and "restored 1 autopeering" in done.stdout, done.stderr
+    poll(lambda: "Established" in session(lab, outside["protocol"]), DEADLINE, "restored")
+    assert elements(lab) == [[peer["interface"]], [str(peer["listen_port"])]]
+    lab.st.daemons.append(autopeerlab.start_apply(Path(LAB_DIR), REFLECTOR, ns, "ibgp-tunnel"))
+    lab.st.save()
+
+
+def test_restart_after_reboot_restores(lab: Lab, outside: dict[str, Any]) -> None:
+    """The apply unit started again after a reboot-like stop restores on its own."""
+    peer = outside["peer"]
+    ns = _reboot_like(lab, peer)
     poll(lambda: "Established" not in session(lab, outside["protocol"]), 30, "session down")
     lab.st.daemons.append(autopeerlab.start_apply(Path(LAB_DIR), REFLECTOR, ns, "ibgp-tunnel"))
     lab.st.save()
     poll(lambda: "Established" in session(lab, outside["protocol"]), DEADLINE, "restored")
     assert elements(lab) == [[peer["interface"]], [str(peer["listen_port"])]]
+
+
+def test_owner_updates(lab: Lab, outside: dict[str, Any]) -> None:
+    """A signed update replaces the peering: here its MTU; the session comes back."""
+    peer = outside["peer"]
+    request = outside["router"].request(mtu=1400)
+    status = submit(outside["tmp"], ASN, "update", request)
+    assert status["state"] == "applied", status
+    (record,) = read_peers(state()).values()
+    assert record["request"]["mtu"] == 1400
+    ns = lab.st.nodes[REFLECTOR]["netns"]
+    link = subprocess.run(
+        ["ip", "-n", ns, "link", "show", "dev", peer["interface"]], capture_output=True, text=True
+    )
+    assert " mtu 1400 " in link.stdout, link.stdout
+    poll(lambda: "Established" in session(lab, outside["protocol"]), DEADLINE, "after update")
 
 
 def test_removal_tears_everything_down(lab: Lab, outside: dict[str, Any]) -> None:
@@ -327,3 +371,30 @@ def test_removal_tears_everything_down(lab: Lab, outside: dict[str, Any]) -> Non
     link = subprocess.run(["ip", "-n", ns, "link", "show", "dev", peer["interface"]], check=False)
     assert link.returncode != 0
     assert elements(lab) == [[], []]
+
+
+def test_operator_removes_beside_the_running_unit(lab: Lab, outside: dict[str, Any]) -> None:
+    """`dn42 autopeer remove` while the unit runs: torn down, and the unit (which
+    reloads on the state's generation) does not bring it back."""
+    status = submit(outside["tmp"], ASN, "add", outside["router"].request())
+    assert status["state"] == "applied", status
+    poll(lambda: "Established" in session(lab, outside["protocol"]), DEADLINE, "added again")
+    ns = lab.st.nodes[REFLECTOR]["netns"]
+    argv = autopeerlab.apply_argv(Path(LAB_DIR), REFLECTOR, "ibgp-tunnel")
+    argv = [a for a in argv if a != "--watch"]
+    argv[argv.index("apply")] = "remove"
+    argv.insert(argv.index("remove") + 1, str(ASN))
+    done = subprocess.run(
+        autopeerlab.ns_argv(Path(LAB_DIR), REFLECTOR, ns, argv),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert read_peers(state()) == {} and elements(lab) == [[], []]
+    assert outside["protocol"] not in birdc(lab.st, REFLECTOR, "show", "protocols")
+    # A later entry (another ASN's, refused) makes the unit drain and reload.
+    submit(outside["tmp"], STATIC_ASN, "remove", None)
+    assert read_peers(state()) == {} and elements(lab) == [[], []]
+    assert outside["protocol"] not in birdc(lab.st, REFLECTOR, "show", "protocols")

@@ -6,6 +6,7 @@ is empty afterwards and an unreadable file is set aside, never applied."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import stat
@@ -19,6 +20,7 @@ from ibgp_tunnel.autopeer import apply as ap
 from ibgp_tunnel.autopeer import spool
 from ibgp_tunnel.autopeer.birdinclude import Bird
 from ibgp_tunnel.autopeer.challenge import ChallengeStore
+from ibgp_tunnel.autopeer.errors import AutopeerRefused
 from ibgp_tunnel.autopeer.signature import NAMESPACE
 from ibgp_tunnel.autopeer.state import StateDir, read_status
 
@@ -137,3 +139,81 @@ def test_drain(tmp_path: Path, applier: ap.Applier) -> None:
     status = state.status / f"{ASN}.json"
     assert stat.S_IMODE(status.stat().st_mode) == 0o644
     assert json.loads(status.read_text())["field"] == "signature"
+
+
+@pytest.fixture(scope="module")
+def spec_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """dmz's spec from the lab's autopeer plan (autopeer on), as the unit reads it."""
+    from ibgp_tunnel.lab import autopeerlab
+
+    directory = tmp_path_factory.mktemp("spec")
+    (directory / "nodes" / "dmz").mkdir(parents=True)
+    autopeerlab.write_spec(directory, "dmz", PLAN)
+    return autopeerlab.spec_file(directory, "dmz")
+
+
+PLAN = Path(__file__).resolve().parent / "plans" / "autopeer.toml"
+KEY = "rQ6Q9nRHXAWqsrsIgPAjSFzfLMYIYSdVVVXTTr3mfWs="
+GOOD = {"asn": ASN, "public_key": KEY, "neighbor": "fe80::999:1"}
+
+
+@pytest.mark.parametrize(
+    ("changes", "field"),
+    [
+        ({"neighbor": 'fe80::1";\n}\nprotocol device x {'}, "neighbor"),
+        ({"neighbor": "fe80::1%eth0"}, "neighbor"),
+        ({"neighbor": "172.20.0.1"}, "neighbor"),
+        ({"public_key": KEY[:-1] + "\n"}, "public_key"),
+        ({"public_key": "$(reboot)" + KEY[9:]}, "public_key"),
+        ({"endpoint": "$(touch /tmp/pwned):1"}, "endpoint"),
+        ({"endpoint": "host;reboot:20000"}, "endpoint"),
+        ({"endpoint": "../../etc:1"}, "endpoint"),
+        ({"peer_ipv4": "172.20.0.1/32 peer 1.1.1.1"}, "peer_ipv4"),
+        ({"mtu": 99999}, "mtu"),
+        ({"mtu": "1420"}, "mtu"),
+        ({"neighbor": "fe80::38"}, "neighbor"),  # our own link-local
+        ({"interface": "wg-ibgp"}, "request"),  # a key a request does not have
+        ({"neighbor": "fe80::" + "1" * 5000}, "neighbor"),
+        ({"neighbor": "fe80::1\x00"}, "neighbor"),
+        ({"neighbor": "fe80::\u0661"}, "neighbor"),  # an Arabic-Indic digit
+    ],
+)
+def test_signed_but_bad_requests_are_refused_again(
+    tmp_path: Path, applier: ap.Applier, spec_file: Path, changes: dict[str, Any], field: str
+) -> None:
+    """The web service could have been bypassed (a file in the spool): a signed entry
+    whose request breaks the core's rules is refused by the unit, nothing applied."""
+    from ibgp_tunnel.autopeer.request import parse_request
+
+    request = GOOD | changes
+    applier = ap.Applier(dataclasses.replace(applier.config, spec_file=spec_file))
+    try:
+        digest = parse_request(request).digest()
+    except AutopeerRefused as refused:  # refused before any signature: same field
+        assert refused.field == field
+        return
+    store = ChallengeStore(tmp_path / "challenges", host="reflector")
+    challenge = store.issue(ASN, "add", digest, ttl=60)
+    entry = spool.parse_entry(
+        {
+            "version": 1,
+            "op": "add",
+            "asn": ASN,
+            "request": request,
+            "challenge": {"id": challenge.id, "text": challenge.text},
+            "signature": sign(tmp_path, challenge.text),
+            "signature_kind": "ssh",
+            "pgp_public_key": None,
+            "received": spool.now_iso(),
+        }
+    )
+    outcome = applier.handle(entry)
+    assert (outcome.state, outcome.field) == ("refused", field), outcome
+    assert st_read_peers(applier) == {}
+    assert applier.config.state.bird_include.read_text() == ""
+
+
+def st_read_peers(applier: ap.Applier) -> dict[str, Any]:
+    from ibgp_tunnel.autopeer.state import read_peers
+
+    return read_peers(applier.config.state)

@@ -121,15 +121,13 @@ def signed_entry(tmp: Path, asn: int, op: str, request: dict[str, Any] | None) -
 
 
 def submit(tmp: Path, asn: int, op: str, request: dict[str, Any] | None) -> dict[str, Any]:
-    """Spool a signed entry and wait for the unit's answer in the ASN's status."""
-    before = (read_status(state(), asn) or {}).get("updated")
-    spool.write_request(state().spool, signed_entry(tmp, asn, op, request))
+    """Spool a signed entry and wait for the unit's answer to it in the ASN's status."""
+    entry = signed_entry(tmp, asn, op, request)
+    spool.write_request(state().spool, entry)
 
     def answered() -> dict[str, Any] | None:
         status = read_status(state(), asn)
-        if status and status.get("updated") != before and not list(state().spool.iterdir()):
-            return status
-        return None
+        return status if status and status.get("challenge") == entry["challenge"]["id"] else None
 
     return poll(answered, DEADLINE, f"AS{asn} {op} answered")
 

@@ -266,11 +266,17 @@ class Applier:
             self._changed()
         self.current, self.records = target, dict(ordered)
 
-    def _status(self, asn: int, state: str, message: str = "", field_: str = "") -> None:
+    def _status(
+        self, asn: int, state: str, message: str = "", field_: str = "", challenge: str = ""
+    ) -> None:
+        """The ASN's status: the outcome of its last request (`challenge` names the
+        request it answers) and its applied peerings."""
         peers = [self._peer_view(n) for n, r in self.records.items() if int(r["asn"]) == asn]
         status: dict[str, Any] = {"state": state, "message": message, "peers": peers}
         if field_:
             status["field"] = field_
+        if challenge:
+            status["challenge"] = challenge
         status["updated"] = spool.now_iso()
         st.write_status(self.config.state, asn, status)
 
@@ -317,7 +323,7 @@ class Applier:
             outcome = Outcome(entry.asn, "failed", f"the host could not apply it: {error}")
         except Exception as error:  # one bad entry must not stop the unit
             outcome = Outcome(entry.asn, "failed", f"the host could not apply it: {error!r}")
-        self._status(entry.asn, outcome.state, outcome.message, outcome.field)
+        self._status(entry.asn, outcome.state, outcome.message, outcome.field, entry.challenge.id)
         self.log(f"AS{entry.asn} {entry.op}: {outcome.state} {outcome.message}".rstrip())
         return outcome
 
@@ -475,9 +481,11 @@ class Applier:
             by_asn.setdefault(int(record["asn"]), []).append(self._peer_view(name, sessions))
         for asn, peers in by_asn.items():
             old = st.read_status(self.config.state, asn) or {}
-            if old.get("state") == "applied" and old.get("peers") == peers:
+            if old.get("peers") == peers:
                 continue
-            status = {"state": "applied", "message": "", "peers": peers}
+            # The last request's outcome stays (a refused update keeps saying so);
+            # only the peerings and their sessions are new.
+            status = {"state": "applied", "message": ""} | old | {"peers": peers}
             st.write_status(self.config.state, asn, status | {"updated": spool.now_iso()})
 
     def view(self) -> list[dict[str, Any]]:

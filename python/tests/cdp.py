@@ -53,7 +53,7 @@ class Browser:
         # bash (dash takes one-digit fds only) puts the pipes on the fds the
         # protocol names, then becomes chromium.
         command = f'exec "$0" "$@" 3<&{to_browser_read} 4>&{from_browser_write}'
-        self._log = tempfile.TemporaryFile()
+        self._log = tempfile.TemporaryFile()  # noqa: SIM115 - closed by close()
         self.process = subprocess.Popen(
             ["bash", "-c", command, executable, *flags, "about:blank"],
             pass_fds=(to_browser_read, from_browser_write),

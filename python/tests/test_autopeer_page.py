@@ -13,7 +13,7 @@ from pathlib import Path
 import autopeertools as tools
 import cdp
 import pytest
-from autopeertools import ASN, Keys
+from autopeertools import ASN
 
 from ibgp_tunnel.autopeer.server import AutopeerServer
 from ibgp_tunnel.autopeer.web import WebConfig
@@ -23,15 +23,9 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-@pytest.fixture(scope="module")
-def keys(tmp_path_factory: pytest.TempPathFactory) -> Keys:
-    return tools.make_keys(tmp_path_factory.mktemp("keys"))
-
-
 @pytest.fixture
-def config(tmp_path: Path, tmp_path_factory: pytest.TempPathFactory, keys: Keys) -> WebConfig:
-    registry = tools.make_registry(tmp_path_factory.mktemp("registry"), keys)
-    return WebConfig(state_dir=tools.state_dir(tmp_path, registry), host_name="rr.test")
+def config(tmp_path: Path) -> WebConfig:
+    return WebConfig(state_dir=tools.state_dir(tmp_path), host_name="rr.test")
 
 
 @pytest.fixture
@@ -67,7 +61,9 @@ def csp_violations(browser: cdp.Browser) -> list[str]:
 
 
 def test_the_whole_flow_in_headless_chromium(
-    server: AutopeerServer, config: WebConfig, browser: cdp.Browser, keys: Keys, tmp_path: Path
+    server: AutopeerServer,
+    config: WebConfig,
+    browser: cdp.Browser,
 ) -> None:
     browser.navigate(url(server))
     assert browser.evaluate("document.title") == "DN42 self-service peering"
@@ -79,7 +75,7 @@ def test_the_whole_flow_in_headless_chromium(
     assert browser.text("#sign-command").startswith("ssh-keygen -Y sign -n dn42-autopeer")
 
     # A signature by a key the maintainer does not list: refused, shown, nothing spooled.
-    browser.type_into("#signature", tools.ssh_sign(keys.other_ssh, text, tmp_path))
+    browser.type_into("#signature", tools.ssh_sign(text, tools.THEIRS))
     browser.click("#submit")
     error = browser.wait_for("document.getElementById('error').textContent")
     assert "maintainer" in error and "(field: signature)" in error
@@ -87,7 +83,7 @@ def test_the_whole_flow_in_headless_chromium(
 
     # The shown text, signed with the maintainer's key, pasted and submitted.
     browser.evaluate("document.getElementById('signature').value = ''")
-    browser.type_into("#signature", tools.ssh_sign(keys.ssh, text, tmp_path))
+    browser.type_into("#signature", tools.ssh_sign(text))
     browser.click("#submit")
     assert browser.wait_for("document.getElementById('status-state').textContent === 'pending'")
     assert browser.text("#error") == ""

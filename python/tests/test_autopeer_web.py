@@ -16,30 +16,21 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import autopeer_signers as signers
 import autopeertools as tools
 import pytest
-from autopeertools import ASN, OTHER_ASN, Keys, call, request
+from autopeertools import ASN, OTHER_ASN, call, request
 
 from ibgp_tunnel.autopeer.server import AutopeerServer
 from ibgp_tunnel.autopeer.web import WebConfig
 
 
-@pytest.fixture(scope="module")
-def keys(tmp_path_factory: pytest.TempPathFactory) -> Keys:
-    return tools.make_keys(tmp_path_factory.mktemp("keys"))
-
-
-@pytest.fixture(scope="module")
-def registry(tmp_path_factory: pytest.TempPathFactory, keys: Keys) -> Path:
-    return tools.make_registry(tmp_path_factory.mktemp("registry"), keys)
-
-
 @pytest.fixture
-def config(tmp_path: Path, registry: Path) -> WebConfig:
+def config(tmp_path: Path) -> WebConfig:
     # Limits high enough for the tests that send many requests; the rate-limit
     # test sets its own.
     return WebConfig(
-        state_dir=tools.state_dir(tmp_path, registry),
+        state_dir=tools.state_dir(tmp_path),
         host_name="rr.test",
         rate_limit=10000,
         asn_rate_limit=10000,
@@ -85,12 +76,13 @@ def refused(reply: tools.Reply, status: int, field: str) -> str:
 
 
 def test_signed_add_is_spooled_and_its_status_shown(
-    server: AutopeerServer, config: WebConfig, keys: Keys, tmp_path: Path
+    server: AutopeerServer,
+    config: WebConfig,
 ) -> None:
     issued = challenge(server)
     assert f"AS{ASN}" in issued["text"] and "rr.test" in issued["text"]
     assert issued["sign_command"].startswith("ssh-keygen -Y sign -n dn42-autopeer@ibgp-tunnel")
-    reply = submit(server, issued, tools.ssh_sign(keys.ssh, issued["text"], tmp_path))
+    reply = submit(server, issued, tools.ssh_sign(issued["text"]))
     assert reply.status == 202, reply.body
     assert reply.json == {"asn": ASN, "op": "add", "status": "pending"}
     [entry] = tools.spool_entries(config.state_dir)
@@ -108,24 +100,26 @@ def test_signed_add_is_spooled_and_its_status_shown(
 
 
 def test_pgp_signature_is_accepted(
-    server: AutopeerServer, config: WebConfig, keys: Keys, tmp_path: Path
+    server: AutopeerServer,
+    config: WebConfig,
 ) -> None:
     issued = challenge(server)
-    signature = tools.pgp_sign(keys, issued["text"], tmp_path)
+    signature = tools.pgp_sign(issued["text"])
     body = {
         "challenge_id": issued["id"],
         "signature": signature,
         "signature_kind": "pgp",
-        "pgp_public_key": keys.pgp_public,
+        "pgp_public_key": signers.public_key(),
     }
     reply = call(server, "POST", "/api/peerings", body)
     assert reply.status == 202, reply.body
     [entry] = tools.spool_entries(config.state_dir)
-    assert entry["signature_kind"] == "pgp" and entry["pgp_public_key"] == keys.pgp_public
+    assert entry["signature_kind"] == "pgp" and entry["pgp_public_key"] == signers.public_key()
 
 
 def test_remove_and_update_need_a_peering_and_a_new_signature(
-    server: AutopeerServer, config: WebConfig, keys: Keys, tmp_path: Path
+    server: AutopeerServer,
+    config: WebConfig,
 ) -> None:
     refused(
         call(server, "POST", "/api/challenge", {"op": "remove", "asn": ASN, "request": None}),
@@ -134,9 +128,9 @@ def test_remove_and_update_need_a_peering_and_a_new_signature(
     )
     tools.status_file(config.state_dir, ASN, {"status": "applied", "peers": [{"name": f"ap{ASN}"}]})
     issued = challenge(server, "remove")
-    assert submit(server, issued, tools.ssh_sign(keys.ssh, issued["text"], tmp_path)).status == 202
+    assert submit(server, issued, tools.ssh_sign(issued["text"])).status == 202
     issued = challenge(server, "update", req=request(mtu=1400))
-    assert submit(server, issued, tools.ssh_sign(keys.ssh, issued["text"], tmp_path)).status == 202
+    assert submit(server, issued, tools.ssh_sign(issued["text"])).status == 202
     ops = [(e["op"], e["request"]) for e in tools.spool_entries(config.state_dir)]
     assert ops == [("remove", None), ("update", request(mtu=1400))]
 
@@ -145,11 +139,12 @@ def test_remove_and_update_need_a_peering_and_a_new_signature(
 
 
 def test_a_key_not_the_asns_maintainers_is_refused(
-    server: AutopeerServer, config: WebConfig, keys: Keys, tmp_path: Path
+    server: AutopeerServer,
+    config: WebConfig,
 ) -> None:
     issued = challenge(server)
     refused(
-        submit(server, issued, tools.ssh_sign(keys.other_ssh, issued["text"], tmp_path)),
+        submit(server, issued, tools.ssh_sign(issued["text"], tools.THEIRS)),
         403,
         "signature",
     )
@@ -157,16 +152,15 @@ def test_a_key_not_the_asns_maintainers_is_refused(
 
 
 def test_another_asns_challenge_is_refused(
-    server: AutopeerServer, config: WebConfig, keys: Keys, tmp_path: Path
+    server: AutopeerServer,
+    config: WebConfig,
 ) -> None:
     # The other operator's challenge, signed with our key: their maintainer did not sign it.
     theirs = challenge(server, asn=OTHER_ASN)
-    refused(
-        submit(server, theirs, tools.ssh_sign(keys.ssh, theirs["text"], tmp_path)), 403, "signature"
-    )
+    refused(submit(server, theirs, tools.ssh_sign(theirs["text"])), 403, "signature")
     # Our signature of our challenge, presented with their challenge's id.
     ours = challenge(server)
-    signature = tools.ssh_sign(keys.ssh, ours["text"], tmp_path)
+    signature = tools.ssh_sign(ours["text"])
     refused(submit(server, theirs, signature), 403, "signature")
     # A request for one ASN under a challenge asked for another.
     refused(
@@ -183,10 +177,10 @@ def test_another_asns_challenge_is_refused(
 
 
 def test_a_tampered_text_or_a_garbage_signature_is_refused(
-    server: AutopeerServer, keys: Keys, tmp_path: Path
+    server: AutopeerServer,
 ) -> None:
     issued = challenge(server)
-    tampered = tools.ssh_sign(keys.ssh, issued["text"].replace("add", "remove"), tmp_path)
+    tampered = tools.ssh_sign(issued["text"].replace("add", "remove"))
     refused(submit(server, issued, tampered), 403, "signature")
     refused(
         submit(
@@ -198,20 +192,22 @@ def test_a_tampered_text_or_a_garbage_signature_is_refused(
 
 
 def test_a_replayed_challenge_is_refused(
-    server: AutopeerServer, config: WebConfig, keys: Keys, tmp_path: Path
+    server: AutopeerServer,
+    config: WebConfig,
 ) -> None:
     issued = challenge(server)
-    signature = tools.ssh_sign(keys.ssh, issued["text"], tmp_path)
+    signature = tools.ssh_sign(issued["text"])
     assert submit(server, issued, signature).status == 202
     refused(submit(server, issued, signature), 409, "challenge_id")
     assert len(tools.spool_entries(config.state_dir)) == 1
 
 
 def test_an_expired_challenge_is_refused(
-    server: AutopeerServer, config: WebConfig, keys: Keys, tmp_path: Path
+    server: AutopeerServer,
+    config: WebConfig,
 ) -> None:
     issued = challenge(server)
-    signature = tools.ssh_sign(keys.ssh, issued["text"], tmp_path)
+    signature = tools.ssh_sign(issued["text"])
     start = server.clock()
     server.clock = lambda: start + config.challenge_ttl + 1
     refused(submit(server, issued, signature), 410, "challenge_id")
@@ -298,7 +294,7 @@ def test_numbers_out_of_range_or_not_numbers_are_refused(
 
 
 def test_injection_in_the_envelope_fields_is_refused(
-    server: AutopeerServer, keys: Keys, tmp_path: Path
+    server: AutopeerServer,
 ) -> None:
     for payload in [*PAYLOADS, "add\n", "ADD", None, 1]:
         refused(
@@ -339,7 +335,7 @@ def test_injection_in_the_envelope_fields_is_refused(
         "admin",
     )
     issued = challenge(server)
-    signature = tools.ssh_sign(keys.ssh, issued["text"], tmp_path)
+    signature = tools.ssh_sign(issued["text"])
     good = {"challenge_id": issued["id"], "signature": signature, "signature_kind": "ssh"}
     for payload in [*PAYLOADS, "../" + issued["id"], issued["id"] + "/../x", 7, None]:
         refused(
@@ -377,7 +373,7 @@ def test_injection_in_the_envelope_fields_is_refused(
 
 
 def test_beyond_the_per_asn_and_total_limits_is_refused(
-    config: WebConfig, keys: Keys, tmp_path: Path
+    config: WebConfig,
 ) -> None:
     tools.status_file(config.state_dir, ASN, {"status": "applied", "peers": [{"name": f"ap{ASN}"}]})
     with tools.running(config) as server:
@@ -401,9 +397,7 @@ def test_beyond_the_per_asn_and_total_limits_is_refused(
     # Spooled adds count before the apply unit answers: a burst cannot pass the limit.
     with tools.running(replace(config, max_peers=1)) as server:
         issued = challenge(server)
-        assert (
-            submit(server, issued, tools.ssh_sign(keys.ssh, issued["text"], tmp_path)).status == 202
-        )
+        assert submit(server, issued, tools.ssh_sign(issued["text"])).status == 202
         refused(
             call(
                 server,

@@ -21,6 +21,7 @@ import autopeertools as tools
 import pytest
 from autopeertools import ASN, OTHER_ASN, call, request
 
+from ibgp_tunnel.autopeer import spool
 from ibgp_tunnel.autopeer.server import AutopeerServer
 from ibgp_tunnel.autopeer.web import WebConfig
 
@@ -86,6 +87,9 @@ def test_signed_add_is_spooled_and_its_status_shown(
     assert reply.status == 202, reply.body
     assert reply.json == {"asn": ASN, "op": "add", "status": "pending"}
     [entry] = tools.spool_entries(config.state_dir)
+    # The apply unit's own reader takes it.
+    [spooled] = spool.read_spool(config.spool)
+    assert spooled.entry is not None and spooled.entry.model_dump() == entry
     assert entry["version"] == 1 and entry["op"] == "add" and entry["asn"] == ASN
     assert entry["request"] == request()
     assert entry["challenge"] == {"id": issued["id"], "text": issued["text"]}

@@ -92,7 +92,7 @@ def test_the_whole_flow_in_headless_chromium(
     assert entry["challenge"]["text"] == text
 
     # The apply unit answers in the status file; the page polls it.
-    applied = {"status": "applied", "peers": [{"name": f"ap{ASN}", "listen_port": 20999}]}
+    applied = {"state": "applied", "peers": [{"name": f"ap{ASN}", "listen_port": 20999}]}
     tools.status_file(config.state_dir, ASN, applied)
     assert browser.wait_for("document.getElementById('status-state').textContent === 'applied'")
     details = json.loads(browser.text("#status-details"))

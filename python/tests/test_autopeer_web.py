@@ -97,8 +97,8 @@ def test_signed_add_is_spooled_and_its_status_shown(
     assert (
         config.spool / next(iter(p.name for p in config.spool.glob("*.json")))
     ).stat().st_mode & 0o777 == 0o640
-    assert call(server, "GET", f"/api/peerings/{ASN}").json["status"] == "pending"
-    applied = {"status": "applied", "peers": [{"name": f"ap{ASN}", "listen_port": 20999}]}
+    assert call(server, "GET", f"/api/peerings/{ASN}").json["state"] == "pending"
+    applied = {"state": "applied", "peers": [{"name": f"ap{ASN}", "listen_port": 20999}]}
     tools.status_file(config.state_dir, ASN, applied)
     assert call(server, "GET", f"/api/peerings/{ASN}").json == {"asn": ASN, **applied}
 
@@ -130,7 +130,7 @@ def test_remove_and_update_need_a_peering_and_a_new_signature(
         404,
         "asn",
     )
-    tools.status_file(config.state_dir, ASN, {"status": "applied", "peers": [{"name": f"ap{ASN}"}]})
+    tools.status_file(config.state_dir, ASN, {"state": "applied", "peers": [{"name": f"ap{ASN}"}]})
     issued = challenge(server, "remove")
     assert submit(server, issued, tools.ssh_sign(issued["text"])).status == 202
     issued = challenge(server, "update", req=request(mtu=1400))
@@ -379,7 +379,7 @@ def test_injection_in_the_envelope_fields_is_refused(
 def test_beyond_the_per_asn_and_total_limits_is_refused(
     config: WebConfig,
 ) -> None:
-    tools.status_file(config.state_dir, ASN, {"status": "applied", "peers": [{"name": f"ap{ASN}"}]})
+    tools.status_file(config.state_dir, ASN, {"state": "applied", "peers": [{"name": f"ap{ASN}"}]})
     with tools.running(config) as server:
         refused(
             call(server, "POST", "/api/challenge", {"op": "add", "asn": ASN, "request": request()}),

@@ -184,7 +184,7 @@ class Web:
             raise Refusal(404, f"asn: AS{asn} has no peering here to {op}", "asn")
 
     def peer_counts(self) -> dict[int, int]:
-        """Peerings per ASN: applied ones from the status files, plus adds spooled
+        """Peerings per ASN: applied ones from the status files (`peers`), plus adds spooled
         and not yet answered by a newer status (so a burst cannot pass the limits)."""
         counts: dict[int, int] = {}
         try:
@@ -195,8 +195,10 @@ class Web:
             if not name[:-5].isdigit():
                 continue
             status = self.read_status(int(name[:-5]))
-            if status and status.get("status") == "applied":
-                counts[int(name[:-5])] = max(len(status.get("peers") or ()), 1)
+            # The apply unit lists the ASN's applied peers whatever its last state.
+            peers = status.get("peers") if status else None
+            if isinstance(peers, list) and peers:
+                counts[int(name[:-5])] = len(peers)
         with self._lock:
             for asn, pending in self._pending_adds().items():
                 counts[asn] = max(counts.get(asn, 0), pending)
@@ -284,7 +286,12 @@ class Web:
         with self._lock:
             spooled = self._spooled.get(asn)
         if spooled is not None and self._newer_than_status(asn, spooled):
-            return {"asn": asn, "status": "pending", "previous": status}
+            return {
+                "asn": asn,
+                "state": "pending",
+                "message": "accepted; the host applies it within seconds",
+                "peers": (status or {}).get("peers", []),
+            }
         if status is None:
             raise Refusal(404, f"asn: no peering request of AS{asn} is known here", "asn")
         return status

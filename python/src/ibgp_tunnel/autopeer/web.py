@@ -27,6 +27,7 @@ from ibgp_tunnel.autopeer.ratelimit import RateLimit
 from ibgp_tunnel.autopeer.registry import aut_num
 from ibgp_tunnel.autopeer.request import PeeringRequest
 from ibgp_tunnel.autopeer.signature import NAMESPACE, verify
+from ibgp_tunnel.paths import defaults
 
 OPS = ("add", "update", "remove")
 # A remove carries no request; its challenge is bound to this digest (sha256 of
@@ -67,19 +68,25 @@ class WebConfig:
 
     @property
     def spool(self) -> Path:
-        return self.state_dir / "spool"
+        return self._dir("spool_dir")
 
     @property
     def status(self) -> Path:
-        return self.state_dir / "status"
+        return self._dir("status_dir")
 
     @property
     def challenges(self) -> Path:
-        return self.state_dir / "challenges"
+        return self._dir("challenges_dir")
 
     @property
     def registry(self) -> Path:
-        return self.state_dir / "registry"
+        return self._dir("registry_dir")
+
+    def _dir(self, key: str) -> Path:
+        """The layout of base/defaults.toml [autopeer] (the one place the core and
+        the apply unit read it too), under this state directory."""
+        layout = defaults()["autopeer"]
+        return self.state_dir / Path(layout[key]).relative_to(layout["state_dir"])
 
 
 @dataclass(frozen=True)

@@ -46,8 +46,10 @@ def state_dir(root: Path, registry: Path = REGISTRY) -> Path:
 
 
 @contextmanager
-def running(config: WebConfig, trusted: tuple[str, ...] = ()) -> Iterator[AutopeerServer]:
-    server = AutopeerServer(("127.0.0.1", 0), Web(config), trusted)
+def running(
+    config: WebConfig, trusted: tuple[str, ...] = (), **options: Any
+) -> Iterator[AutopeerServer]:
+    server = AutopeerServer(("127.0.0.1", 0), Web(config), trusted, **options)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:

@@ -11,7 +11,9 @@ import json
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -607,3 +609,67 @@ def test_serve_command_listens_and_answers(config: WebConfig) -> None:
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+def test_one_challenge_answered_at_once_many_times_is_spooled_once(
+    server: AutopeerServer, config: WebConfig
+) -> None:
+    issued = challenge(server)
+    signature = tools.ssh_sign(issued["text"])
+    body = {"challenge_id": issued["id"], "signature": signature, "signature_kind": "ssh"}
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        replies = list(pool.map(lambda _: call(server, "POST", "/api/peerings", body), range(6)))
+    assert sorted(r.status for r in replies) == [202, 409, 409, 409, 409, 409]
+    assert len(tools.spool_entries(config.state_dir)) == 1
+
+
+def test_a_signature_of_another_kind_than_said_is_refused(
+    server: AutopeerServer, config: WebConfig
+) -> None:
+    issued = challenge(server)
+    body = {
+        "challenge_id": issued["id"],
+        "signature": tools.ssh_sign(issued["text"]),
+        "signature_kind": "pgp",
+        "pgp_public_key": signers.public_key(),
+    }
+    refused(call(server, "POST", "/api/peerings", body), 422, "signature_kind")
+    body = {"challenge_id": issued["id"], "signature": tools.pgp_sign(issued["text"])}
+    refused(
+        call(server, "POST", "/api/peerings", {**body, "signature_kind": "ssh"}),
+        422,
+        "signature_kind",
+    )
+    assert tools.spool_entries(config.state_dir) == []
+
+
+def test_an_unknown_key_is_named_only_when_it_looks_like_a_name(server: AutopeerServer) -> None:
+    for key in ["<script>x</script>", "a\nb", "x" * 100, "ÄÖ"]:
+        body = {"op": "add", "asn": ASN, "request": request(), key: 1}
+        error = refused(call(server, "POST", "/api/challenge", body), 422, "(unknown field)")
+        assert key not in error
+        body = {"op": "add", "asn": ASN, "request": {**request(), key: 1}}
+        refused(call(server, "POST", "/api/challenge", body), 422, "request.(unknown field)")
+
+
+def test_connections_beyond_the_cap_get_a_busy_answer(config: WebConfig) -> None:
+    with tools.running(config, max_connections=2) as server:
+        idle = [socket.create_connection(server.server_address[:2]) for _ in range(2)]
+        try:
+            # Both slots are held by clients that send nothing.
+            busy = call(server, "GET", f"/api/peerings/{ASN}")
+            for _ in range(100):
+                if busy.status == 503:
+                    break
+                busy = call(server, "GET", f"/api/peerings/{ASN}")
+            refused(busy, 503, "")
+        finally:
+            for connection in idle:
+                connection.close()
+        # Their threads end with the connections; then the service answers again.
+        for _ in range(200):
+            reply = call(server, "GET", f"/api/peerings/{ASN}")
+            if reply.status != 503:
+                break
+            time.sleep(0.05)
+        refused(reply, 404, "asn")

@@ -25,6 +25,7 @@ REQUEST_FIELDS: dict[str, tuple[str, str]] = {
 REQUIRED = ("asn", "public_key", "neighbor")
 # No value of these fields is longer (an endpoint: a 253-character name and a port).
 MAX_TEXT = 300
+_NAME = re.compile(r"[a-z][a-z0-9_]{0,39}")
 
 
 @cache
@@ -41,12 +42,18 @@ def _entry(scope: str, key: str) -> dict[str, Any]:
     raise KeyError(f"fields.json has no {scope}.{key}; regenerate it")
 
 
+def shown_name(key: str) -> str:
+    """An unknown key as an error may name it: itself when it looks like a field
+    name, else a placeholder (the stranger's text is not echoed)."""
+    return key if _NAME.fullmatch(key) else "(unknown field)"
+
+
 def check_request(request: object, asn: int) -> dict[str, Any]:
     """The request as a dict of checked values (nulls dropped), or AutopeerRefused
     naming the first wrong field as `request.<key>`."""
     if not isinstance(request, dict):
         raise AutopeerRefused("request: give an object with the peering's fields", "request")
-    unknown = sorted(str(key)[:40] for key in request if key not in REQUEST_FIELDS)
+    unknown = sorted(shown_name(key) for key in request if key not in REQUEST_FIELDS)
     if unknown:
         raise AutopeerRefused(
             f"request.{unknown[0]}: not a field of a peering request; the fields are "

@@ -20,6 +20,7 @@ import json
 import re
 import socket
 import sys
+import threading
 import time
 import traceback
 from collections.abc import Callable, Iterable
@@ -34,6 +35,14 @@ from ibgp_tunnel.autopeer.web import Refusal, Web
 MAX_BODY = 64 * 1024
 # A slow client holds a thread for at most this long per read.
 SOCKET_TIMEOUT = 10
+# Connections served at once (each holds a thread).
+MAX_CONNECTIONS = 64
+_BUSY_BODY = b'{"error": "the service is busy; try again in a few seconds", "field": ""}\n'
+BUSY = (
+    b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+    b"Content-Length: " + str(len(_BUSY_BODY)).encode() + b"\r\nRetry-After: 5\r\n"
+    b"Connection: close\r\n\r\n" + _BUSY_BODY
+)
 # The page loads nothing from elsewhere and runs only its own inline script.
 CSP = (
     "default-src 'none'; script-src 'sha256-{script}'; style-src 'sha256-{style}'; "
@@ -72,6 +81,9 @@ class Handler(BaseHTTPRequestHandler):
     sys_version = ""
     protocol_version = "HTTP/1.1"
     timeout = SOCKET_TIMEOUT
+
+    def version_string(self) -> str:
+        return self.server_version
 
     # --- routing ------------------------------------------------------------
     def do_GET(self) -> None:
@@ -233,11 +245,15 @@ def _no_constant(name: str) -> Any:
 
 class AutopeerServer(ThreadingHTTPServer):
     daemon_threads = True
-    # Requests that wait for a thread beyond this are refused by the kernel.
+    # Connections waiting to be accepted beyond this are refused by the kernel.
     request_queue_size = 64
 
     def __init__(
-        self, address: tuple[str, int], web: Web, trusted_proxies: Iterable[str] = ()
+        self,
+        address: tuple[str, int],
+        web: Web,
+        trusted_proxies: Iterable[str] = (),
+        max_connections: int = MAX_CONNECTIONS,
     ) -> None:
         if ":" in address[0]:
             self.address_family = socket.AF_INET6
@@ -246,3 +262,25 @@ class AutopeerServer(ThreadingHTTPServer):
         self.trusted_proxies = frozenset(trusted_proxies)
         # Seconds since the epoch; a test moves it to expire a challenge.
         self.clock: Callable[[], float] = time.time
+        # One thread per connection, at most this many: idle or slow clients
+        # cannot make the service start threads without bound.
+        self._slots = threading.BoundedSemaphore(max_connections)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        if not self._slots.acquire(blocking=False):
+            with contextlib.suppress(OSError):
+                request.settimeout(1)
+                request.sendall(BUSY)
+            self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._slots.release()
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()

@@ -26,7 +26,7 @@ from ibgp_tunnel.autopeer.errors import AutopeerRefused
 from ibgp_tunnel.autopeer.ratelimit import RateLimit
 from ibgp_tunnel.autopeer.registry import aut_num
 from ibgp_tunnel.autopeer.request import PeeringRequest
-from ibgp_tunnel.autopeer.signature import NAMESPACE, verify
+from ibgp_tunnel.autopeer.signature import NAMESPACE, signature_kind, verify
 from ibgp_tunnel.paths import defaults
 
 OPS = ("add", "update", "remove")
@@ -239,6 +239,13 @@ class Web:
             pgp_key = _text(pgp_key, "pgp_public_key", MAX_PGP_KEY)
         elif pgp_key is not None:
             raise Refusal(422, "pgp_public_key: only with signature_kind pgp", "pgp_public_key")
+        # The armor says what the signature is; the entry must say the same.
+        if _refused_as(422, signature_kind, signature) != kind:
+            raise Refusal(
+                422,
+                f"signature_kind: the signature is not {kind}; say which it is",
+                "signature_kind",
+            )
         with self._lock:
             pending = self._pending.get(challenge_id)
         if pending is None or pending.expires <= now:
@@ -328,7 +335,7 @@ def sign_command() -> str:
 def _only(body: dict[str, Any], keys: tuple[str, ...]) -> None:
     for key in body:
         if key not in keys:
-            shown = str(key)[:40]
+            shown = precheck.shown_name(key)
             raise Refusal(
                 422, f"{shown}: not a field here; the fields are {', '.join(keys)}", shown
             )

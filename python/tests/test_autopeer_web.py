@@ -576,7 +576,7 @@ def test_the_page_is_served_with_a_strict_csp(server: AutopeerServer) -> None:
     assert "src=" not in page and "<link" not in page
 
 
-def test_serve_command_listens_and_answers(config: WebConfig) -> None:
+def test_serve_command_listens_and_answers(tmp_path: Path) -> None:
     code = (
         "import typer; from ibgp_tunnel.autopeer.serve import serve_command; "
         "typer.run(serve_command)"
@@ -587,11 +587,13 @@ def test_serve_command_listens_and_answers(config: WebConfig) -> None:
             "-c",
             code,
             "--state-dir",
-            str(config.state_dir),
+            str(tmp_path / "state"),
             "--listen-port",
             "0",
             "--host-name",
             "rr.test",
+            "--registry",
+            str(tools.REGISTRY),
         ],
         stdout=subprocess.PIPE,
         text=True,

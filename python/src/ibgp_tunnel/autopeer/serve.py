@@ -41,6 +41,10 @@ def serve_command(
             help="The autopeer state directory (spool/, status/, challenges/, registry/)."
         ),
     ] = DEFAULT_STATE_DIR,
+    registry: Annotated[
+        Path | None,
+        typer.Option("--registry", help="The DN42 registry checkout (default: STATE/registry)."),
+    ] = None,
     listen_address: Annotated[
         str, typer.Option(help="The address to listen on (the plan's listen_address).")
     ] = _field("listen_address")["default"],
@@ -86,6 +90,7 @@ def serve_command(
     spools accepted requests for the privileged apply unit; it applies nothing."""
     config = WebConfig(
         state_dir=state_dir,
+        registry_dir=registry,
         host_name=host_name or socket.gethostname(),
         challenge_ttl=challenge_ttl,
         rate_limit=rate_limit,

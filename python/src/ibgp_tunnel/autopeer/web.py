@@ -65,6 +65,8 @@ class WebConfig:
     total_rate_limit: int = 120  # requests per minute from everyone together
     max_peers: int = 32
     max_per_asn: int = 1
+    # The registry checkout when it is not the state directory's (the lab's fixture).
+    registry_dir: Path | None = None
 
     @property
     def spool(self) -> Path:
@@ -80,7 +82,7 @@ class WebConfig:
 
     @property
     def registry(self) -> Path:
-        return self._dir("registry_dir")
+        return self.registry_dir or self._dir("registry_dir")
 
     def _dir(self, key: str) -> Path:
         """The layout of base/defaults.toml [autopeer] (the one place the core and

@@ -21,7 +21,9 @@ from typing import Any
 import autopeer_signers as signers
 import autopeertools as tools
 import pytest
+import test_autopeer_core as core_tests
 from autopeertools import ASN, OTHER_ASN, call, request
+from nixcore import needs_nix
 
 from ibgp_tunnel.autopeer import spool
 from ibgp_tunnel.autopeer.server import AutopeerServer
@@ -675,3 +677,20 @@ def test_connections_beyond_the_cap_get_a_busy_answer(config: WebConfig) -> None
                 break
             time.sleep(0.05)
         refused(reply, 404, "asn")
+
+
+@needs_nix
+def test_with_the_hosts_spec_the_core_refuses_before_a_challenge(
+    config: WebConfig, tmp_path: Path
+) -> None:
+    spec = core_tests.spec_file(core_tests.write_plan(tmp_path))
+    with tools.running(replace(config, spec_file=spec)) as server:
+        for overrides, field in [
+            ({"public_key": core_tests.STATIC_KEY}, "public_key"),  # the static peer's
+            ({"neighbor": "FE80:0:0::38"}, "neighbor"),  # our own link-local
+            ({"peer_ipv4": "172.23.101.1"}, "peer_ipv4"),  # ours
+            ({"neighbor": "fd00::1"}, "neighbor"),  # not link-local
+        ]:
+            body = {"op": "add", "asn": ASN, "request": request(**overrides)}
+            refused(call(server, "POST", "/api/challenge", body), 422, f"request.{field}")
+        assert challenge(server)["text"]

@@ -45,6 +45,14 @@ def serve_command(
         Path | None,
         typer.Option("--registry", help="The DN42 registry checkout (default: STATE/registry)."),
     ] = None,
+    spec: Annotated[
+        Path | None,
+        typer.Option(
+            "--spec",
+            help="The host's spec (JSON): requests are then checked by the core before a "
+            "challenge is issued (the apply unit checks them again either way).",
+        ),
+    ] = None,
     listen_address: Annotated[
         str, typer.Option(help="The address to listen on (the plan's listen_address).")
     ] = _field("listen_address")["default"],
@@ -91,6 +99,7 @@ def serve_command(
     config = WebConfig(
         state_dir=state_dir,
         registry_dir=registry,
+        spec_file=spec,
         host_name=host_name or socket.gethostname(),
         challenge_ttl=challenge_ttl,
         rate_limit=rate_limit,

@@ -25,7 +25,8 @@ from ibgp_tunnel.autopeer.challenge import ChallengeStore
 from ibgp_tunnel.autopeer.errors import AutopeerRefused
 from ibgp_tunnel.autopeer.ratelimit import RateLimit
 from ibgp_tunnel.autopeer.registry import aut_num
-from ibgp_tunnel.autopeer.request import PeeringRequest
+from ibgp_tunnel.autopeer.render import render_autopeers
+from ibgp_tunnel.autopeer.request import PeeringRequest, parse_request
 from ibgp_tunnel.autopeer.signature import NAMESPACE, signature_kind, verify
 from ibgp_tunnel.paths import defaults
 
@@ -67,6 +68,10 @@ class WebConfig:
     max_per_asn: int = 1
     # The registry checkout when it is not the state directory's (the lab's fixture).
     registry_dir: Path | None = None
+    # The host's spec (JSON): when given, a request is also rendered by the core
+    # before a challenge is issued, so its rules (collisions with static peers,
+    # our own addresses, link-local) refuse it at once instead of in the status.
+    spec_file: Path | None = None
 
     @property
     def spool(self) -> Path:
@@ -155,7 +160,10 @@ class Web:
             checked, digest = None, REMOVE_DIGEST
         else:
             checked = _refused_as(422, precheck.check_request, request, asn)
-            digest = _refused_as(422, lambda: PeeringRequest.model_validate(checked).digest())
+            parsed = _refused_as(422, parse_request, checked)
+            digest = parsed.digest()
+            if self.config.spec_file is not None:
+                self._check_core(parsed)
         self._check_registry(asn)
         self._check_limits(op, asn)
         issued = _refused_as(422, self.store.issue, asn, op, digest, now, self.config.challenge_ttl)
@@ -170,6 +178,17 @@ class Web:
             "sign_command": sign_command(),
             "sign_command_pgp": "gpg --armor --detach-sign challenge.txt",
         }
+
+    def _check_core(self, request: PeeringRequest) -> None:
+        """The core's answer for this request alone (the limits are the web's own
+        check, which counts what is applied and pending)."""
+        try:
+            render_autopeers(self.config.spec_file, [request])  # type: ignore[arg-type]
+        except AutopeerRefused as error:
+            field = (
+                f"request.{error.field}" if error.field in precheck.REQUEST_FIELDS else "request"
+            )
+            raise Refusal(422, f"request.{error}", field) from None
 
     def _check_registry(self, asn: int) -> None:
         try:

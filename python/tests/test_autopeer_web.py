@@ -694,3 +694,36 @@ def test_with_the_hosts_spec_the_core_refuses_before_a_challenge(
             body = {"op": "add", "asn": ASN, "request": request(**overrides)}
             refused(call(server, "POST", "/api/challenge", body), 422, f"request.{field}")
         assert challenge(server)["text"]
+
+
+def test_a_refused_post_ends_its_connection_and_a_stalled_body_times_out(
+    config: WebConfig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("ibgp_tunnel.autopeer.server.Handler.timeout", 1)
+    with tools.running(replace(config, rate_limit=1)) as server:
+        call(server, "POST", "/api/challenge", {})
+        # Refused before its body is read: the body must not be taken for a request.
+        body = b'{"op": "add"}'
+        smuggled = b"GET /api/peerings/1 HTTP/1.1\r\nHost: x\r\n\r\n"
+        head = (
+            b"POST /api/challenge HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n"
+        )
+        with socket.create_connection(server.server_address[:2], timeout=10) as connection:
+            connection.sendall(head + body + smuggled)
+            reply = b""
+            while chunk := connection.recv(65536):
+                reply += chunk
+        assert reply.startswith(b"HTTP/1.1 429 ") and b"Connection: close" in reply
+        assert reply.count(b"HTTP/1.1 ") == 1, reply
+    with tools.running(config) as server:
+        with socket.create_connection(server.server_address[:2], timeout=10) as connection:
+            connection.sendall(
+                b"POST /api/challenge HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                b"Content-Length: 100\r\n\r\n{"
+            )
+            reply = b""
+            while chunk := connection.recv(65536):
+                reply += chunk
+        assert reply.startswith(b"HTTP/1.1 408 "), reply
+        assert json.loads(reply.partition(b"\r\n\r\n")[2])["field"] == ""

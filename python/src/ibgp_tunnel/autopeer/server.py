@@ -81,6 +81,7 @@ class Handler(BaseHTTPRequestHandler):
     sys_version = ""
     protocol_version = "HTTP/1.1"
     timeout = SOCKET_TIMEOUT
+    _consumed = False
 
     def version_string(self) -> str:
         return self.server_version
@@ -129,9 +130,14 @@ class Handler(BaseHTTPRequestHandler):
 
     # --- one request, whatever happens ---------------------------------------
     def _run(self, route: Any, head: bool = False) -> None:
+        self._consumed = False
         try:
             status, payload = route(self.server.clock())
         except Refusal as refusal:
+            if self.command == "POST" and not self._consumed:
+                # The unread body would be taken for the next request: this
+                # connection ends with the answer.
+                self.close_connection = True
             self._json(
                 refusal.status,
                 {"error": refusal.message, "field": refusal.field},
@@ -169,7 +175,12 @@ class Handler(BaseHTTPRequestHandler):
             # Not read: the connection is closed instead.
             self.close_connection = True
             raise Refusal(413, f"the body is larger than {MAX_BODY} bytes", "")
-        raw = self.rfile.read(length)
+        try:
+            raw = self.rfile.read(length)
+        except OSError:  # the socket's timeout: a client that stopped sending
+            self.close_connection = True
+            raise Refusal(408, "the body did not arrive in time", "") from None
+        self._consumed = len(raw) == length
         media = self.headers.get_content_type()
         if media != "application/json":
             raise Refusal(415, "send JSON (Content-Type: application/json)", "")

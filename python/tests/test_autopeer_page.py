@@ -68,7 +68,7 @@ def test_the_whole_flow_in_headless_chromium(
     browser.navigate(url(server))
     assert browser.evaluate("document.title") == "DN42 self-service peering"
     assert browser.evaluate("document.getElementById('sign-form').hidden") is True
-    fill_request(browser, str(ASN))
+    fill_request(browser, f"AS{ASN}")
     browser.click("#get-challenge")
     text = browser.wait_for("document.getElementById('challenge-text').textContent")
     assert f"asn: AS{ASN}" in text and "host: rr.test" in text

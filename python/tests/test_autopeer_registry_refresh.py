@@ -14,7 +14,7 @@ import pytest
 from autopeer_signers import ASN, FIXTURE
 
 from ibgp_tunnel.autopeer.registry import aut_num, mntner, scan_registry
-from ibgp_tunnel.autopeer.registry_refresh import check_url, refresh_registry
+from ibgp_tunnel.autopeer.registry_refresh import check_url, refresh_registry, refresh_summary
 from ibgp_tunnel.errors import InputError
 
 GIT = [
@@ -62,6 +62,7 @@ def test_a_refresh_checks_out_the_objects_and_swaps_atomically(
     # nothing new upstream: nothing changes
     same = refresh_registry(f"file://{source}", link)
     assert not same.changed and same.path == first.path
+    assert refresh_summary(same).startswith(f"registry already at {first.commit[:12]}")
     # a maintainer changed upstream arrives with the next refresh
     assert mntner(link, "TEST-OTHER-MNT").auths
     (source / "data" / "mntner" / "TEST-OTHER-MNT").write_text("mntner: TEST-OTHER-MNT\n")

@@ -10,6 +10,7 @@ run commands or talk unauthenticated."""
 
 from __future__ import annotations
 
+import fcntl
 import os
 import re
 import secrets
@@ -84,9 +85,24 @@ def git(args: list[str], cache: Path, **env: str) -> str:
 def refresh_registry(url: str, registry_dir: Path) -> Refreshed:
     """Fetch the registry at `url` and make `registry_dir` (a symlink this
     function owns) point at a fresh checkout; the old copy stays current if
-    anything fails."""
+    anything fails. Two refreshes at once (the timer and an operator) take
+    turns on a lock beside the checkout."""
     check_url(url)
     registry_dir = Path(registry_dir)
+    parent = registry_dir.parent
+    parent.mkdir(parents=True, exist_ok=True)
+    with open(parent / f".{registry_dir.name}.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return refresh_locked(url, registry_dir)
+
+
+def refresh_summary(done: Refreshed) -> str:
+    """What `ibgp-tunnel dn42 autopeer registry-refresh` prints."""
+    state = "updated to" if done.changed else "already at"
+    return f"registry {state} {done.commit[:12]} ({done.path})\n{done.scan.summary()}"
+
+
+def refresh_locked(url: str, registry_dir: Path) -> Refreshed:
     parent = registry_dir.parent
     cache, copies = parent / f"{registry_dir.name}.git", parent / f"{registry_dir.name}.d"
     copies.mkdir(parents=True, exist_ok=True)

@@ -75,6 +75,10 @@ let
     bird3 = stand-in "bird-3.1.4";
     systemd = stand-in "systemd-258";
     gnupg = stand-in "gnupg-2.4.8";
+    openssh = stand-in "openssh-10.2p1";
+    git = stand-in "git-2.51.0";
+    wireguard-tools = stand-in "wireguard-tools-1.0.20250521";
+    nftables = stand-in "nftables-1.1.5";
     age = stand-in "age-1.2.1";
     curl = stand-in "curl-8.16.0";
     jq = stand-in "jq-1.8.1";

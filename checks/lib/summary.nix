@@ -60,6 +60,7 @@ in
         backend
         allowedTCPPorts
         allowedUDPPorts
+        allowedUDPPortRanges
         trustedInterfaces
         checkReversePath
         filterForward
@@ -87,6 +88,8 @@ in
     }) config.systemd.services;
     systemd.timers = lib.mapAttrs (_: t: { inherit (t) wantedBy timerConfig; }) config.systemd.timers;
     systemd.tmpfiles.rules = config.systemd.tmpfiles.rules;
+    users.users = lib.mapAttrs (_: u: { inherit (u) isSystemUser group; }) config.users.users;
+    users.groups = builtins.attrNames config.users.groups;
     system.activationScripts = lib.mapAttrs (_: activationScript) config.system.activationScripts;
   }
   // lib.optionalAttrs (options ? sops) {

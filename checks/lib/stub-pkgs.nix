@@ -52,6 +52,8 @@ let
       else
         stand-in (baseNameOf (toString fn));
 
+    # The VM test's fixture registry (a git repository built at build time).
+    runCommand = name: _env: _script: stand-in name;
     writeTextFile = written;
     writeText = name: text: written { inherit name text; };
     writeShellScript =

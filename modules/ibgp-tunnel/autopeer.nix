@@ -57,7 +57,15 @@ let
 
   # The spec the core renders requests against (render_autopeers): this
   # host's, from the same options the rest of the module renders, as JSON.
-  specFile = pkgs.writeText "ibgp-tunnel-autopeer-spec.json" (builtins.toJSON (builtins.intersectAttrs (core.specShape.fields // { enable = null; }) cfg));
+  # The module's own options beside the table's (package, specFile) are no
+  # part of it.
+  spec = builtins.intersectAttrs (core.specShape.fields // { enable = null; }) cfg // {
+    autopeer = removeAttrs cfg.autopeer [
+      "package"
+      "specFile"
+    ];
+  };
+  specFile = pkgs.writeText "ibgp-tunnel-autopeer-spec.json" (builtins.toJSON spec);
 
   loopback = builtins.elem settings.listenAddress [
     "127.0.0.1"
@@ -150,6 +158,17 @@ let
   ];
 in
 {
+  options.services.ibgpTunnel.autopeer.specFile = mkOption {
+    type = types.nullOr types.package;
+    # A default, not a definition under mkIf: the spec is read from the
+    # options this one sits beside.
+    default = if on then specFile else null;
+    defaultText = literalExpression "null (set when autopeer is deployed)";
+    readOnly = true;
+    internal = true;
+    description = "This host's spec as JSON, which both autopeer units render requests against (`--spec`; also for `ibgp-tunnel dn42 autopeer remove --spec`).";
+  };
+
   options.services.ibgpTunnel.autopeer.package = mkOption {
     type = types.package;
     default = pkgs.callPackage ../../python/package.nix { };

@@ -7,13 +7,18 @@ from __future__ import annotations
 
 import json
 import shlex
+from pathlib import Path
 from typing import Any
 
 import pinned
 import pytest
+import tomlkit
 from moduleeval import evaluation, instantiate
-from nixcore import REPO, needs_nix
+from nixcore import EXAMPLE_PLAN, REPO, needs_nix, spec
 
+from ibgp_tunnel.autopeer.errors import AutopeerRefused
+from ibgp_tunnel.autopeer.render import render_autopeers
+from ibgp_tunnel.autopeer.request import PeeringRequest
 from ibgp_tunnel.paths import defaults
 
 pytestmark = [needs_nix, pinned.needs_inputs]
@@ -217,3 +222,54 @@ def test_assertions_name_the_option(host: str, autopeer: str, extra: str, names:
     result = evaluate(host, autopeer, extra)
     failed = result["failedAssertions"]
     assert any(names in message for message in failed), failed
+
+
+def test_the_units_spec_renders_a_request_as_the_plan_would(
+    enabled: dict[str, Any], tmp_path: Path
+) -> None:
+    """The spec file both units get is this host's: a request renders through the
+    real core to the same BIRD session and nft elements as against the spec the
+    plan gives the host, and its tunnel uses the host's DN42 key file."""
+    text = enabled["config"]["ibgpTunnelAutopeerSpec"]
+    module_spec = tmp_path / "module-spec.json"
+    module_spec.write_text(text)
+    plan = tomlkit.parse(EXAMPLE_PLAN.read_text())
+    plan["hosts"]["dmz"]["autopeer"] = {"enable": True, "link_local": "fe80::38/64"}  # type: ignore[index]
+    plan_file = tmp_path / "plan.toml"
+    plan_file.write_text(tomlkit.dumps(plan))
+    plan_spec = tmp_path / "plan-spec.json"
+    plan_spec.write_text(json.dumps(spec(plan_file, "dmz")))
+    request = PeeringRequest(
+        asn=4242421234,
+        public_key="EpX3bMxHfPxVZJQ6TgdtnnxFgUadAFwQS9/4KAo4bxU=",
+        neighbor="fe80::1234",
+        endpoint="192.0.2.3:51820",
+    )
+    from_module = render_autopeers(module_spec, [request])
+    from_plan = render_autopeers(plan_spec, [request])
+    assert "protocol bgp dn42_ap4242421234" in from_module.bird
+    assert from_module.bird == from_plan.bird
+    assert (from_module.nft_interfaces, from_module.nft_ports) == (["ap4242421234"], [21234])
+    assert (from_module.nft_ports, from_module.peers) == (from_plan.nft_ports, from_plan.peers)
+    static = enabled["config"]["networking"]["wireguard"]["interfaces"]["dn42-peer1"]
+    tunnel = from_module.wireguard["ap4242421234"]
+    assert tunnel["privateKeyFile"] == static["privateKeyFile"]
+
+
+def test_a_static_peer_wins_over_a_request_against_the_units_spec(
+    enabled: dict[str, Any], tmp_path: Path
+) -> None:
+    module_spec = tmp_path / "module-spec.json"
+    module_spec.write_text(enabled["config"]["ibgpTunnelAutopeerSpec"])
+    # peer1's ASN is the plan's static DN42 peer.
+    static_asn = tomlkit.parse(EXAMPLE_PLAN.read_text())["hosts"]["dmz"]["dn42_peers"]["peer1"][
+        "asn"
+    ]  # type: ignore[index]
+    request = PeeringRequest(
+        asn=int(static_asn),
+        public_key="EpX3bMxHfPxVZJQ6TgdtnnxFgUadAFwQS9/4KAo4bxU=",
+        neighbor="fe80::1234",
+    )
+    with pytest.raises(AutopeerRefused) as refused:
+        render_autopeers(module_spec, [request])
+    assert refused.value.field == "asn"

@@ -71,7 +71,9 @@ let
     "127.0.0.1"
     "::1"
   ];
-  args = lib.escapeShellArgs;
+  # systemd splits ExecStart with shell-like quoting and expands %-specifiers:
+  # every word quoted, every '%' doubled (the grammars admit none today).
+  args = words: builtins.replaceStrings [ "%" ] [ "%%" ] (lib.escapeShellArgs words);
 
   # The command lines, each once (docs/autopeer.md lists them).
   webCommand = args (

@@ -273,3 +273,36 @@ def test_a_static_peer_wins_over_a_request_against_the_units_spec(
     with pytest.raises(AutopeerRefused) as refused:
         render_autopeers(module_spec, [request])
     assert refused.value.field == "asn"
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("registryUrl", "https://git.dn42.dev/$(id)"),
+        ("registryUrl", "file:///srv/a b"),
+        ("registryUrl", "https://git.dn42.dev/%2e%2e/x"),
+        ("registryUrl", "ssh://git@git.dn42.dev/dn42/registry.git"),
+        ("registryUrl", "file:///srv/../etc"),
+        ("listenAddress", "127.0.0.1 --trusted-proxy 0.0.0.0"),
+        ("registryRefresh", "1h\nExecStartPre=/bin/sh"),
+        ("linkLocal", 'fe80::38/64"; }'),
+    ],
+)
+def test_what_reaches_a_unit_line_is_checked_where_it_is_set(name: str, value: str) -> None:
+    """Each setting the units' command lines carry passes the core's grammar at
+    the option (its type) or as a problem (an assertion), before any unit."""
+    result = instantiate(
+        evaluation(
+            f"import {REPO}/hosts/dmz",
+            f"{{ lib, ... }}: {{ services.ibgpTunnel.autopeer = {{ {ENABLED} }}; }}",
+            f"{{ lib, ... }}: {{ services.ibgpTunnel.autopeer.{name} = "
+            f"lib.mkForce {json.dumps(value)}; }}",
+        )
+    )
+    option = f"services.ibgpTunnel.autopeer.{name}"
+    if result.returncode != 0:
+        assert f"A definition for option `{option}' is not of type" in result.stderr, result.stderr
+        return
+    evaluated = json.loads(result.stdout)
+    assert any(option in m for m in evaluated["failedAssertions"]), evaluated["failedAssertions"]
+    assert WEB not in evaluated["config"]["systemd"]["services"]

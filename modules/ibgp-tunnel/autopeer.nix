@@ -13,6 +13,7 @@
 {
   config,
   lib,
+  options,
   pkgs,
   ...
 }:
@@ -146,6 +147,12 @@ let
     registryCheckout
   ];
 
+  # The apply unit reads our DN42 private key (the tunnels it restores): with
+  # sops-nix decrypting in a unit (sysusers, userborn), after it, as
+  # ./config.nix orders the WireGuard units.
+  sopsService = "sops-install-secrets.service";
+  sopsInUnit = cfg.sops.file != null && options ? sops.useSystemdActivation && config.sops.useSystemdActivation;
+
   # nix-instantiate evaluates the core (render_autopeers) without touching a
   # store: the dummy store needs no daemon socket and no writable /nix/var.
   nixEnvironment = {
@@ -272,8 +279,9 @@ in
           "network.target"
           "nftables.service"
           "bird.service"
-        ];
-        wants = [ "bird.service" ];
+        ]
+        ++ lib.optional sopsInUnit sopsService;
+        wants = [ "bird.service" ] ++ lib.optional sopsInUnit sopsService;
         path = [
           pkgs.iproute2
           pkgs.wireguard-tools

@@ -306,3 +306,10 @@ def test_what_reaches_a_unit_line_is_checked_where_it_is_set(name: str, value: s
     evaluated = json.loads(result.stdout)
     assert any(option in m for m in evaluated["failedAssertions"]), evaluated["failedAssertions"]
     assert WEB not in evaluated["config"]["systemd"]["services"]
+
+
+def test_with_sops_in_a_unit_the_apply_unit_waits_for_our_key() -> None:
+    result = evaluate("dmz", ENABLED, "systemd.sysusers.enable = true;")
+    apply = unit(result, APPLY)
+    assert "sops-install-secrets.service" in apply["after"]
+    assert "sops-install-secrets.service" in apply["wants"]

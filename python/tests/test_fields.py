@@ -50,6 +50,8 @@ NOT_PLAN_FIELDS = {
     "monitoring.expectedKernelRoutes",
     "monitoring.expectedKernelRoutes.ipv4",
     "monitoring.expectedKernelRoutes.ipv6",
+    # The helper the autopeer units run (a package, as services.bird.package).
+    "autopeer.package",
 }
 
 

@@ -47,11 +47,10 @@ let
   birdSocket = "/run/bird/bird.ctl";
   birdConf = "/etc/bird/bird.conf";
 
-  # The registry refresh keeps its cache (`<name>.git`), its copies
-  # (`<name>.d/`), its lock and the `<name>` symlink beside the checkout
-  # (autopeer/registry_refresh.py): one level below registry_dir, so the
-  # refresh's user owns that directory and nothing else of the state.
-  registryCheckout = "${paths.registry_dir}/dn42";
+  # The registry refresh keeps its cache, its copies, its lock and the
+  # checkout's symlink in registry_dir (autopeer/registry_refresh.py), so its
+  # user owns that directory and nothing else of the state.
+  registryCheckout = paths.registry_checkout;
 
   exe = "${cfg.autopeer.package}/bin/ibgp-tunnel";
   birdExe = name: lib.getExe' config.services.bird.package name;

@@ -40,7 +40,10 @@ DEBIAN_TOOLS: dict[str, tuple[str, ...]] = {
     "stayrtr": ("stayrtr",),
     "jq": ("jq",),
     "curl": ("curl",),
-    # The autopeer page's browser test (test_autopeer_page.py).
+    # Self-service peering: signatures (ssh-keygen -Y, gpg --verify) and the
+    # page's browser test (test_autopeer_page.py).
+    "openssh-client": ("ssh-keygen",),
+    "gnupg": ("gpg", "gpgconf"),
     "chromium": ("chromium",),
 }
 # From PyPI through `pip install -e python[test]`: the real sops.

@@ -19,6 +19,8 @@ let
     (block "set ${defaults.autopeer.nft_interfaces_set}" [ "type ifname;" ])
     (block "set ${defaults.autopeer.nft_ports_set}" [ "type inet_service;" ])
   ];
+  # The host firewall's view of them: the interface group (base/defaults.toml).
+  apGroup = toString defaults.autopeer.interface_group;
   # A rule for the autopeer interfaces beside one for the static ones.
   withAutopeers = spec: rule: util.optional (autopeerOn spec) (rule apIfaces);
 
@@ -186,12 +188,19 @@ spec: {
   family = "inet";
   content = content spec;
   ruleset = render [ (block "table inet ${defaults.nftables_table}" [ (filter (line: line != "") (util.lines (content spec))) ]) ];
-  forwardRules = perInterface (name: "iifname \"${name}\" accept\noifname \"${name}\" accept\n") spec + dn42ForwardRules spec;
+  forwardRules =
+    perInterface (name: "iifname \"${name}\" accept\noifname \"${name}\" accept\n") spec
+    + dn42ForwardRules spec
+    + util.optionalString (autopeerOn spec && spec.links != { }) "iifname ${set (tunnelInterfaces spec)} oifgroup ${apGroup} accept\n";
+  # networking.firewall.extraInputRules: BGP from the autopeer interfaces, as
+  # networking.firewall.interfaces opens it on every static DN42 interface.
+  hostInputRules = util.optionalString (autopeerOn spec) "iifgroup ${apGroup} tcp dport 179 accept\n";
   # Replies from hosts behind the tunnel arrive on it; only BIRD's routes say
   # so, and a strict check may run before BIRD has installed them. The same
   # for DN42: with two peers, a reply often comes back through the other
   # one (DN42 routing is asymmetric), where a strict check drops it.
   reversePathRules =
     perInterface (name: "iifname \"${name}\" accept\n") spec
-    + concatStringsSep "" (map (name: "iifname ${util.quote name} accept\n") (dn42Interfaces spec));
+    + concatStringsSep "" (map (name: "iifname ${util.quote name} accept\n") (dn42Interfaces spec))
+    + util.optionalString (autopeerOn spec) "iifgroup ${apGroup} accept\n";
 }

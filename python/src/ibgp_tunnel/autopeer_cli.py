@@ -14,10 +14,12 @@ import typer
 from ibgp_tunnel.autopeer import apply as ap
 from ibgp_tunnel.autopeer import state as st
 from ibgp_tunnel.autopeer.birdinclude import Bird
+from ibgp_tunnel.autopeer.registry_refresh import refresh_registry, refresh_summary
+from ibgp_tunnel.autopeer.serve import serve_command
 from ibgp_tunnel.errors import IbgpTunnelError
 
 autopeer_app = typer.Typer(
-    help="Self-service DN42 peering: applied peerings, and the apply unit's commands.",
+    help="Self-service DN42 peering: applied peerings, and the units' commands.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -250,3 +252,26 @@ def restore_command(
     except IbgpTunnelError as error:
         raise _fail(error) from None
     typer.echo(f"restored {len(target.peers)} autopeering(s)")
+
+
+autopeer_app.command("serve", short_help="Serve the peering page and its JSON API (unprivileged).")(
+    serve_command
+)
+
+
+@autopeer_app.command("registry-refresh", short_help="Fetch the DN42 registry copy (the timer's).")
+def registry_refresh_command(
+    registry_url: Annotated[
+        str, typer.Option("--registry-url", help="The registry's git URL (https:// or file://).")
+    ],
+    registry: RegistryOption = None,
+    state_dir: StateOption = st.DEFAULT_STATE_DIR,
+) -> None:
+    """Shallow-fetch the registry and make the checkout current only when it is whole
+    (the old copy stays in use if anything fails)."""
+    target = registry or st.StateDir(state_dir).registry
+    try:
+        done = refresh_registry(registry_url, target)
+    except IbgpTunnelError as error:
+        raise _fail(error) from None
+    typer.echo(refresh_summary(done))

@@ -58,7 +58,7 @@ class StateDir:
 
     @property
     def registry(self) -> Path:
-        return self.root / _below("registry_dir")
+        return self.root / _below("registry_checkout")
 
     @property
     def bird_include(self) -> Path:

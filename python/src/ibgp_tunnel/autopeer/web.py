@@ -88,7 +88,7 @@ class WebConfig:
 
     @property
     def registry(self) -> Path:
-        return self.registry_dir or self._dir("registry_dir")
+        return self.registry_dir or self._dir("registry_checkout")
 
     def _dir(self, key: str) -> Path:
         """The layout of base/defaults.toml [autopeer] (the one place the core and

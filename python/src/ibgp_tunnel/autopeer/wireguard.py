@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ibgp_tunnel.autopeer.run import ApplyError, run
+from ibgp_tunnel.paths import defaults
 
 # Linux's IFNAMSIZ and the characters the core's interface grammar allows; checked
 # again here because the name becomes an argument of ip/wg and a socket path.
@@ -24,6 +25,8 @@ _POST_SETUP = re.compile(
     r"^ip -4 address add (\S+)/32 peer (\S+)/32 dev ([A-Za-z0-9_][A-Za-z0-9_.-]{0,14})$"
 )
 WIREGUARD_GO_SOCKETS = Path("/run/wireguard")
+# base/defaults.toml: the group the host firewall's rules match (render/nftables.nix).
+INTERFACE_GROUP = int(defaults()["autopeer"]["interface_group"])
 
 
 def check_name(interface: str) -> str:
@@ -109,7 +112,8 @@ def create(interface: str, spec: Mapping[str, Any], *, userspace: bool = False) 
         mtu = int(spec["mtu"])
         if not 1280 <= mtu <= 9000:
             raise ApplyError(f"{interface}: the rendered MTU {mtu} is not from 1280 to 9000")
-        run(["ip", "link", "set", interface, "mtu", str(mtu), "up"])
+        # The host firewall (another table) knows autopeer interfaces by this group.
+        run(["ip", "link", "set", interface, "group", str(INTERFACE_GROUP), "mtu", str(mtu), "up"])
     except (ApplyError, KeyError, ValueError) as error:
         delete(interface)
         if isinstance(error, ApplyError):

@@ -41,7 +41,10 @@ def state_dir(root: Path, registry: Path = REGISTRY) -> Path:
     state = root / "state"
     for sub in ("spool", "status", "challenges"):
         (state / sub).mkdir(parents=True, exist_ok=True)
-    (state / "registry").symlink_to(registry)
+    # Where the units read it: the checkout below the refresh's own directory.
+    checkout = state / "registry" / "dn42"
+    checkout.parent.mkdir()
+    checkout.symlink_to(registry)
     return state
 
 

@@ -22,11 +22,32 @@ let
   peerV6 = "fd42:4200::/48";
   # Announced by peer1 too, but checks/dn42-roa.json registers another origin.
   hijackV4 = "172.21.99.0/24";
+
+  # Self-service DN42 peering (docs/autopeer.md): `outside` is a DN42 router in
+  # no plan. Its test-only keys: the SSH key its maintainer lists in the VM's
+  # own fixture registry (./autopeer-registry, served to dmz's registry
+  # refresh as a file:// git repository) and its WireGuard key.
+  outsideAsn = 4242421234;
+  outsideSshKey = ../secrets/test-autopeer-outside-ssh-ed25519;
+  outsideSshKeyPath = "/run/ibgp-tunnel-test-autopeer-ssh";
+  outsideWgKey = ../secrets/test-autopeer-outside-wireguard-key.txt;
+  outsideWgKeyPath = "/run/ibgp-tunnel-test-autopeer-wg.key";
+  outsidePublicKey = "EpX3bMxHfPxVZJQ6TgdtnnxFgUadAFwQS9/4KAo4bxU=";
+  outsideNeighbor = "fe80::1234";
+  outsideListenPort = 51820;
+  outsideV6 = "fd42:1234::/48";
+
   scriptValues = {
     announced_host = announcedHost;
     peer_v4 = peerV4;
     peer_v6 = peerV6;
     hijack_v4 = hijackV4;
+    autopeer_asn = outsideAsn;
+    autopeer_public_key = outsidePublicKey;
+    autopeer_neighbor = outsideNeighbor;
+    autopeer_listen_port = outsideListenPort;
+    autopeer_ssh_key = outsideSshKeyPath;
+    autopeer_v6 = outsideV6;
   };
 
   common =
@@ -72,7 +93,19 @@ in
     # vlan 1: the "internet" between dmz, pve and the announced host.
     # vlan 2: pve's LAN.
     dmz =
-      { nodes, ... }:
+      { nodes, pkgs, ... }:
+      let
+        # The fixture registry as the git repository the refresh fetches.
+        registry = pkgs.runCommand "ibgp-tunnel-test-autopeer-registry.git" { nativeBuildInputs = [ pkgs.git ]; } ''
+          cp -r ${./autopeer-registry} work
+          chmod -R u+w work
+          cd work
+          git init -q
+          git add -A
+          git -c user.name=test -c user.email=test@example.invalid commit -q -m "the VM test's DN42 registry"
+          git clone -q --bare . $out
+        '';
+      in
       {
         imports = [ common ];
         virtualisation.vlans = [ 1 ];
@@ -87,6 +120,12 @@ in
           dn42.roa.jsonUrl = "file://${./dn42-roa.json}";
           # stayrtr rereads the JSON (and BIRD asks it) every 10 s, not 15 min.
           dn42.roa.interval = "10s";
+          # Self-service peering for `outside`, its registry the fixture's.
+          autopeer = {
+            enable = true;
+            linkLocal = "fe80::38/64";
+            registryUrl = "file://${registry}";
+          };
         };
         # The announced prefix lives behind the uplink in this test.
         networking.interfaces.eth1.ipv4.routes = [
@@ -171,6 +210,60 @@ in
               neighbor fe80::38 as 4242420038;
               interface "wg0";
               ipv4 { import none; export all; extended next hop on; };
+              ipv6 { import none; export all; };
+            }
+          '';
+        };
+      };
+
+    # A DN42 router in no plan that asks dmz for a peering through the
+    # autopeer API: its own WireGuard and BIRD, configured by hand, the
+    # tunnel towards the port dmz gives AS4242421234 (20000 + 1234).
+    outside =
+      { nodes, ... }:
+      {
+        # Not `common`: no sops secrets, no ibgp-tunnel module (it is somebody else's).
+        virtualisation.vlans = [ 1 ];
+        networking.nftables.enable = true;
+        system.activationScripts.ibgpTunnelTestAutopeerKeys = lib.stringAfter [ "specialfs" ] ''
+          install -m 0400 ${outsideWgKey} ${outsideWgKeyPath}
+          install -m 0400 ${outsideSshKey} ${outsideSshKeyPath}
+        '';
+        networking.firewall.allowedUDPPorts = [ outsideListenPort ];
+        # BGP from dmz over the tunnel (both ends dial).
+        networking.firewall.interfaces.wg0.allowedTCPPorts = [ 179 ];
+        networking.wireguard.interfaces.wg0 = {
+          ips = [ "${outsideNeighbor}/64" ];
+          listenPort = outsideListenPort;
+          privateKeyFile = outsideWgKeyPath;
+          allowedIPsAsRoutes = false;
+          peers = [
+            {
+              name = "dmz";
+              publicKey = dmzDn42PublicKey;
+              endpoint = "${nodes.dmz.networking.primaryIPAddress}:${toString (20000 + lib.mod outsideAsn 10000)}";
+              allowedIPs = [
+                "0.0.0.0/0"
+                "::/0"
+              ];
+              persistentKeepalive = 5;
+            }
+          ];
+        };
+        services.bird = {
+          enable = true;
+          config = ''
+            router id 192.168.1.251;
+            protocol device { }
+            protocol static {
+              ipv6;
+              route ${outsideV6} unreachable;
+            }
+            protocol bgp dmz {
+              local as ${toString outsideAsn};
+              neighbor fe80::38 as 4242420038;
+              interface "wg0";
+              ipv4 { import none; export none; extended next hop on; };
               ipv6 { import none; export all; };
             }
           '';

@@ -6,7 +6,9 @@
 # Both drivers run every command under `set -euo pipefail`: `cmd | grep -q X`
 # then fails with 141 whenever grep exits on its first match while cmd still
 # writes (SIGPIPE), so filters read their whole input (`grep -c`).
+import json
 import re
+import shlex
 from typing import Any
 
 
@@ -23,6 +25,34 @@ def open_udp_ports(machine: Any) -> set[int]:
         if found:
             ports |= {int(port) for port in re.findall(r"\d+", found[1])}
     return ports
+
+
+def autopeer_api(path: str, body: dict[str, Any]) -> str:
+    """A POST to dmz's autopeer API as its reverse proxy would send it (the API
+    listens on the loopback); --fail-with-body keeps a refusal's JSON error."""
+    data = shlex.quote(json.dumps(body))
+    return (
+        "curl -sS --fail-with-body -H 'Content-Type: application/json'"
+        f" --data-binary {data} http://127.0.0.1:8042{path}"
+    )
+
+
+def autopeer_sign(text: str) -> str:
+    """The outside router signs a challenge with its maintainer's SSH key."""
+    return (
+        f"printf %s {shlex.quote(text)} > /tmp/challenge.txt"
+        f" && ssh-keygen -Y sign -n dn42-autopeer@ibgp-tunnel -f {autopeer_ssh_key}"
+        " /tmp/challenge.txt > /dev/null && cat /tmp/challenge.txt.sig"
+    )
+
+
+def autopeer_signed(op: str, request: dict[str, Any] | None) -> None:
+    """Challenge on dmz, signature on outside, submission on dmz (202)."""
+    body = {"op": op, "asn": autopeer_asn, "request": request}
+    challenge = json.loads(dmz.succeed(autopeer_api("/api/challenge", body)))
+    signature = outside.succeed(autopeer_sign(challenge["text"]))
+    submission = {"challenge_id": challenge["id"], "signature": signature, "signature_kind": "ssh"}
+    dmz.succeed(autopeer_api("/api/peerings", submission))
 
 
 start_all()
@@ -131,3 +161,48 @@ with subtest("keys never enter the Nix store"):
         "grep -qF \"$(cat /run/secrets/wg_ibgp/private_key)\""
         " /etc/bird/bird.conf $(readlink -f /etc/systemd/system/wireguard-wg-ibgp.service)"
     )
+
+with subtest("autopeer: a request signed by the ASN's maintainer gets a tunnel and an Established session"):
+    dmz.wait_for_unit("ibgp-tunnel-autopeer-web.service")
+    dmz.wait_for_unit("ibgp-tunnel-autopeer-apply.service")
+    # The timer's first refresh comes 30 s after boot: now, from the fixture repository.
+    dmz.succeed("systemctl start ibgp-tunnel-autopeer-registry.service")
+    outside.wait_for_unit("bird.service")
+    address = outside.succeed("ip -4 -o address show dev eth1 | awk '{print $4}'").strip().split("/")[0]
+    autopeer_request = {
+        "asn": autopeer_asn,
+        "public_key": autopeer_public_key,
+        "endpoint": f"{address}:{autopeer_listen_port}",
+        "neighbor": autopeer_neighbor,
+    }
+    autopeer_signed("add", autopeer_request)
+    dmz.wait_until_succeeds(f"birdc show protocols dn42_ap{autopeer_asn} | grep -c Established", timeout=60)
+    outside.wait_until_succeeds("birdc show protocols dmz | grep -c Established", timeout=60)
+    status = json.loads(dmz.succeed(f"curl -sSf http://127.0.0.1:8042/api/peerings/{autopeer_asn}"))
+    assert str(autopeer_asn) in json.dumps(status), status
+    # The port the apply unit gave the tunnel is in dmz's nft set (and the range NixOS opens).
+    dmz.succeed(f"nft list set inet ibgp-tunnel autopeer_ports | grep -c {20000 + autopeer_asn % 10000}")
+    dmz.succeed(f"nft list set inet ibgp-tunnel autopeer_ifaces | grep -c ap{autopeer_asn}")
+
+with subtest("autopeer: the web service's user cannot read peers/ or write status/"):
+    dmz.wait_for_unit("ibgp-tunnel-autopeer-web.service")
+    dmz.fail("runuser -u ibgp-autopeer -- ls /var/lib/ibgp-tunnel/autopeer/peers")
+    dmz.fail("runuser -u ibgp-autopeer -- touch /var/lib/ibgp-tunnel/autopeer/status/planted")
+    dmz.succeed("runuser -u ibgp-autopeer -- ls /var/lib/ibgp-tunnel/autopeer/status")
+    # Nothing of the state is world-writable.
+    dmz.fail("find /var/lib/ibgp-tunnel/autopeer -perm -o+w | grep -c .")
+
+with subtest("autopeer: both units restarted, the peering is restored"):
+    dmz.wait_for_unit("ibgp-tunnel-autopeer-apply.service")
+    dmz.succeed(f"ip link delete ap{autopeer_asn}")
+    dmz.succeed("systemctl restart ibgp-tunnel-autopeer-apply.service")
+    dmz.succeed("systemctl restart ibgp-tunnel-autopeer-web.service")
+    dmz.wait_until_succeeds(f"ip link show ap{autopeer_asn} | grep -c UP", timeout=30)
+    dmz.wait_until_succeeds(f"birdc show protocols dn42_ap{autopeer_asn} | grep -c Established", timeout=60)
+
+with subtest("autopeer: the owner's signed removal tears it down"):
+    dmz.wait_for_unit("ibgp-tunnel-autopeer-web.service")
+    autopeer_signed("remove", None)
+    dmz.wait_until_fails(f"ip link show ap{autopeer_asn}", timeout=30)
+    dmz.wait_until_fails(f"birdc show protocols dn42_ap{autopeer_asn} | grep -c dn42_ap", timeout=30)
+    outside.wait_until_fails("birdc show protocols dmz | grep -c Established", timeout=60)

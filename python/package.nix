@@ -17,6 +17,9 @@
   jq,
   stayrtr,
   curl,
+  openssh,
+  gnupg,
+  git,
 }:
 let
   runtimeTools = [
@@ -37,6 +40,11 @@ let
     stayrtr
     # The lab's ROA and RTR refreshes download with curl.
     curl
+    # Self-service peering: signatures (ssh-keygen -Y, gpg) and the registry's
+    # refresh (git).
+    openssh
+    gnupg
+    git
   ];
 in
 python3Packages.buildPythonApplication {
@@ -85,6 +93,10 @@ python3Packages.buildPythonApplication {
     # The RTR refresh script's tests (test_dn42_rtr.py): curl fetches, jq checks.
     jq
     curl
+    # The autopeer signature, challenge and registry-refresh tests.
+    openssh
+    gnupg
+    git
   ];
 
   # nix-instantiate needs a store of its own inside the build sandbox (as
@@ -104,6 +116,8 @@ python3Packages.buildPythonApplication {
     "tests/test_render_check.py"
     # README and docs/ are the repository's, not the package's source.
     "tests/test_docs.py"
+    # A headless Chromium drives the autopeer page; the repository's CI runs it.
+    "tests/test_autopeer_page.py"
   ];
   # Repository tests that read what the package's source does not hold: the
   # tracked-files test needs a git checkout, the CI-honesty one .ci/run.

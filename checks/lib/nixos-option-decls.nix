@@ -741,10 +741,24 @@ in
     };
 
     # users-groups.nix declares users.users; sshd.nix (userOptions) adds
-    # openssh.authorizedKeys. Only what the hosts set is declared here.
+    # openssh.authorizedKeys. Only what the hosts and the module set is
+    # declared here (the module: the autopeer units' accounts, as
+    # services.bird declares its `bird` user).
     users.users = mkOption {
       type = types.attrsOf (
         types.submodule {
+          options.isSystemUser = mkOption {
+            type = types.bool;
+            default = false;
+          };
+          options.group = mkOption {
+            type = types.str;
+            default = "";
+          };
+          options.description = mkOption {
+            type = types.passwdEntry types.str;
+            default = "";
+          };
           options.openssh.authorizedKeys = {
             keys = mkOption {
               type = types.listOf types.singleLineStr;
@@ -757,6 +771,13 @@ in
           };
         }
       );
+      default = { };
+    };
+
+    # users-groups.nix: users.groups (attrsOf submodule of groupOpts; the
+    # module sets none of its options).
+    users.groups = mkOption {
+      type = types.attrsOf (types.submodule { });
       default = { };
     };
 

@@ -52,6 +52,8 @@ let
       else
         stand-in (baseNameOf (toString fn));
 
+    # The VM test's fixture registry (a git repository built at build time).
+    runCommand = name: _env: _script: stand-in name;
     writeTextFile = written;
     writeText = name: text: written { inherit name text; };
     writeShellScript =
@@ -75,6 +77,10 @@ let
     bird3 = stand-in "bird-3.1.4";
     systemd = stand-in "systemd-258";
     gnupg = stand-in "gnupg-2.4.8";
+    openssh = stand-in "openssh-10.2p1";
+    git = stand-in "git-2.51.0";
+    wireguard-tools = stand-in "wireguard-tools-1.0.20250521";
+    nftables = stand-in "nftables-1.1.5";
     age = stand-in "age-1.2.1";
     curl = stand-in "curl-8.16.0";
     jq = stand-in "jq-1.8.1";

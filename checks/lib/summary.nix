@@ -60,6 +60,7 @@ in
         backend
         allowedTCPPorts
         allowedUDPPorts
+        allowedUDPPortRanges
         trustedInterfaces
         checkReversePath
         filterForward
@@ -87,6 +88,11 @@ in
     }) config.systemd.services;
     systemd.timers = lib.mapAttrs (_: t: { inherit (t) wantedBy timerConfig; }) config.systemd.timers;
     systemd.tmpfiles.rules = config.systemd.tmpfiles.rules;
+    # The autopeer units' spec file (ibgp-tunnel's autopeer.nix), its text
+    # as ./stub-pkgs.nix's writeText keeps it.
+    ibgpTunnelAutopeerSpec = (lib.attrByPath [ "services" "ibgpTunnel" "autopeer" "specFile" ] null config).text or null;
+    users.users = lib.mapAttrs (_: u: { inherit (u) isSystemUser group; }) config.users.users;
+    users.groups = builtins.attrNames config.users.groups;
     system.activationScripts = lib.mapAttrs (_: activationScript) config.system.activationScripts;
   }
   // lib.optionalAttrs (options ? sops) {

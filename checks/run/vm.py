@@ -75,6 +75,17 @@ _WG_METRIC = re.compile(
     r"'\^wireguard_latest_handshake_seconds\[\{\]\.\*"
     r"interface=\"(?P<ifname>[\w.-]+)\"\.\*\[\}\] \[1-9\]'"
 )
+# The autopeer units and the lab daemons that run their commands
+# (lab/autopeerlab.py, when the plan enables [hosts.<h>.autopeer]).
+AUTOPEER_UNITS = {
+    "ibgp-tunnel-autopeer-web.service": "autopeer-web",
+    "ibgp-tunnel-autopeer-apply.service": "autopeer-apply",
+}
+AUTOPEER_OUTSIDE_NODE = "outside"
+AUTOPEER_NOT_IN_LAB = (
+    "the lab runs the example plan, whose dmz has no [hosts.dmz.autopeer], and has no "
+    "outside DN42 router or file:// registry of the VM test's (checks/autopeer-registry)"
+)
 _KEY_FILES = " /etc/bird/bird.conf $(readlink -f /etc/systemd/system/wireguard-wg-ibgp.service)"
 
 
@@ -124,6 +135,9 @@ class LabBackend:
         (self.peer,) = [p for p in self.topo.dn42_peers if p.name == "peer1"]
         self.nodes = {"dmz": "dmz", "pve": "pve", "lan": "lan-pve", "web": INET}
         self.nodes["peer1"] = self.peer.node
+        # vm-test.nix's outside DN42 router (self-service peering): the lab's
+        # only when it runs autopeer (record() says so otherwise).
+        self.nodes["outside"] = AUTOPEER_OUTSIDE_NODE
         self.started = False
 
     # --- the lab --------------------------------------------------------------------
@@ -189,7 +203,10 @@ class LabBackend:
         return st
 
     def record(self, machine: str) -> dict[str, Any]:
-        return dict(self.state().nodes[self.nodes[machine]])
+        nodes = self.state().nodes
+        if self.nodes[machine] not in nodes:
+            raise driver.NeedsVM(f"machine {machine}: the lab has no such node")
+        return dict(nodes[self.nodes[machine]])
 
     # --- commands -------------------------------------------------------------------
 
@@ -278,6 +295,11 @@ class LabBackend:
                 machine,
                 f"curl -sf -o /dev/null http://127.0.0.1:{EXPORTER_PORT}/metrics",
             ), "the lab's prometheus-bird-exporter with the module's flags"
+        if unit in AUTOPEER_UNITS:
+            daemon = f"{node}/{AUTOPEER_UNITS[unit]}"
+            if not any(d.name == daemon for d in self.state().daemons):
+                raise driver.NeedsVM(f"unit {unit}: {AUTOPEER_NOT_IN_LAB}")
+            return self._daemon_alive(daemon), f"the lab's {AUTOPEER_UNITS[unit]} daemon"
         if unit == "ibgp-tunnel-stayrtr.service":
             return self._daemon_alive(f"{node}/stayrtr"), "the lab's stayrtr (the module's flags)"
         if unit == f"{WG_EXPORTER}.service" and shutil.which(WG_EXPORTER) is None:

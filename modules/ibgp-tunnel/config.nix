@@ -175,6 +175,8 @@ in
       # chain); harmless otherwise.
       networking.firewall.extraForwardRules = artifacts.nftables.forwardRules;
       networking.firewall.extraReversePathFilterRules = artifacts.nftables.reversePathRules;
+      # BGP from self-service peers' interfaces (their group; empty without autopeer).
+      networking.firewall.extraInputRules = artifacts.nftables.hostInputRules;
     })
 
     (lib.optionalAttrs (options ? sops) {

@@ -6,6 +6,7 @@
     ./config.nix
     ./dn42.nix
     ./dn42-rtr.nix
+    ./autopeer.nix
     ./bird-layout.nix
     ./monitoring
   ];

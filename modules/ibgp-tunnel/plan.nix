@@ -16,6 +16,9 @@ let
   fromPlan = spec // {
     links = builtins.mapAttrs (_: withoutKeyFiles) spec.links;
     dn42 = removeAttrs spec.dn42 [ "privateKeyFile" ];
+    # A plan host without [hosts.<h>.autopeer] has none in its spec: the
+    # options' defaults (off).
+    autopeer = spec.autopeer or { };
   };
 
   # A static list: the set of definitions must not depend on cfg.plan, or
@@ -25,5 +28,8 @@ let
   fields = core.fields.optionNames "plan" ++ core.fields.optionNames "host" ++ core.fields.containers;
 in
 {
-  config.services.ibgpTunnel = lib.genAttrs fields (field: lib.mkIf hasPlan (defaultLeaves fromPlan.${field}));
+  # The content is read only with a plan: a submodule's definitions are pushed
+  # down (and so read) whatever mkIf says, and which keys the spec has (autopeer)
+  # depends on the plan.
+  config.services.ibgpTunnel = lib.genAttrs fields (field: lib.mkIf hasPlan (if hasPlan then defaultLeaves fromPlan.${field} else { }));
 }

@@ -72,6 +72,13 @@ rec {
     gracefulRestart = false;
   };
 
+  # Self-service DN42 peering: spec -> requests -> { problems; peers; bird;
+  # wireguard; nft; }, each request a DN42 peer rendered as a static one.
+  autopeer = import ./render/autopeer.nix;
+
+  # Where autopeer's runtime state lives (base/defaults.toml [autopeer]).
+  autopeerPaths = defaults.autopeer;
+
   readPlan = import ./plan/read.nix;
 
   renderHost = planFile: name: render (hostFromPlan (readPlan planFile) name);

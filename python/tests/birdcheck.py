@@ -21,6 +21,8 @@ def build_time_check(
     link.symlink_to("out")
     roa = artifacts.get("dn42Roa")
     pre = roa["preCheckConfig"] if roa else ""
+    autopeer = artifacts.get("autopeer")
+    pre += "\n" + autopeer["preCheckConfig"] if autopeer else ""
     script = f"set -e\n{pre}\n{bird} -d -p -c bird.conf\n"
     return subprocess.run(
         ["bash", "-c", script], cwd=work, capture_output=True, text=True, check=False

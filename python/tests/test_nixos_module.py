@@ -296,7 +296,7 @@ def vm_test_nodes() -> dict[str, Any]:
 
 def test_vm_test_nodes_evaluate_with_the_real_sops_nix() -> None:
     nodes = vm_test_nodes()
-    assert set(nodes) == {"dmz", "pve", "lan", "web", "peer1"}
+    assert set(nodes) == {"dmz", "pve", "lan", "web", "peer1", "outside"}
     for name, node in nodes.items():
         assert node["failedAssertions"] == [], name
     for name in ("dmz", "pve"):
@@ -310,6 +310,15 @@ def test_vm_test_nodes_evaluate_with_the_real_sops_nix() -> None:
         (writer,) = [n for n, s in scripts.items() if key_file in s["text"] and n != "setupSecrets"]
         assert writer in scripts["setupSecrets"]["deps"], "the key must be there before sops-nix"
         assert {s["name"] for s in manifest["secrets"]} == set(config["sops"]["secrets"])
+    # dmz takes self-service peerings; its registry is the VM's fixture repository.
+    services = nodes["dmz"]["config"]["systemd"]["services"]
+    assert {"ibgp-tunnel-autopeer-web", "ibgp-tunnel-autopeer-apply"} <= set(services)
+    refresh = services["ibgp-tunnel-autopeer-registry"]["serviceConfig"]["ExecStart"]
+    assert "--registry-url file:///nix/store/" in refresh
+    assert "ibgp-tunnel-test-autopeer-registry.git" in refresh
+    # The outside router dials the port dmz gives its ASN (20000 + 1234).
+    (dmz,) = nodes["outside"]["config"]["networking"]["wireguard"]["interfaces"]["wg0"]["peers"]
+    assert dmz["endpoint"] == "192.168.1.1:21234"
     # The client dials the reflector's test-network address.
     (peer,) = nodes["pve"]["config"]["networking"]["wireguard"]["interfaces"]["wg-ibgp"]["peers"]
     assert peer["endpoint"] == "192.168.1.1:51821"

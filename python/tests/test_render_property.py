@@ -57,7 +57,7 @@ in
 builtins.mapAttrs (name: _: let a = core.render (core.hostFromPlan plan name); in {
   inherit (a) birdConfig dn42Roa;
   inherit (a.nftables) ruleset forwardRules reversePathRules;
-}) plan.hosts
+} // (if a ? autopeer then { inherit (a) autopeer; } else { })) plan.hosts
 """
 
 names = st.from_regex(r"[A-Za-z][A-Za-z0-9_-]{0,12}", fullmatch=True)

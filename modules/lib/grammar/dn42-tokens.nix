@@ -54,6 +54,15 @@ rec {
     expect = "an https://, http:// or file:// URL without spaces, quotes, '%', '$', '?', '#' or shell characters, such as https://dn42.burble.com/roa/dn42_roa_bird2_4.conf";
   };
 
+  # The DN42 registry's git repository (autopeer): fetched by git as root's
+  # helper, so https:// or a local file:// only (no ssh://, no plain http://),
+  # and only characters that need no quoting.
+  gitUrl = kind {
+    regex = "(https://[A-Za-z0-9.-]+(:[0-9]{1,5})?|file://)(/[A-Za-z0-9._~+=,@:-]*)+";
+    expect = "an https:// or file:// git URL without spaces, quotes, '%', '$', '?', '#' or shell characters, such as https://git.dn42.dev/dn42/registry.git";
+    extra = value: if builtins.match "(.*/)?[.][.]?(/.*)?" value != null then "${show value} has a '.' or '..' path component: write the URL plainly" else null;
+  };
+
   # An RTR cache's TCP port (RFC 8210's is 323; stayrtr's default 8282).
   rtrPort = intKind {
     low = 1;

@@ -125,7 +125,9 @@ in
 # asn; role, routerId, importSets, announce, ...: the plan and host fields of
 # fields.nix; below, the ones it marks derived.
 fields.fromPlan "plan" plan
-// fields.fromPlan "host" host
+# A host without [hosts.<h>.autopeer] has none in its spec either (specOptional:
+# read as null, off), so the specs of plans written before it stay as they were.
+// removeAttrs (fields.fromPlan "host" host) (if host ? autopeer then [ ] else [ "autopeer" ])
 // {
   enable = true;
   prefixSets = mapAttrs (_: families) (defaults.prefix_sets // (plan.prefix_sets or { }));

@@ -25,6 +25,8 @@ let
   dn42Rules = import ./rules/dn42.nix { inherit error warning tokenError mapHosts linkOf; };
   # DN42's route collector session (./rules/dn42-collector.nix).
   dn42CollectorRules = import ./rules/dn42-collector.nix;
+  # Self-service DN42 peering's settings (./rules/autopeer.nix).
+  autopeerRules = import ./rules/autopeer.nix;
 
   rules = [
     asnRules
@@ -41,6 +43,7 @@ let
     dn42PeerRules
     dn42Rules
     dn42CollectorRules
+    autopeerRules
     linkEndRules
     linkSubnetRules
     linkAddressRules

@@ -74,3 +74,28 @@ in
   in
   if auto then { dn42Latency = dn42.latency spec; } else { }
 )
+# Self-service DN42 peering (render/autopeer.nix renders its peers at
+# runtime): where its state is, its settings, and services.bird's build-time
+# check of the include (an empty stub: the runtime file is not in the
+# sandbox). Only on a host that enables it, so other renders stay as they were.
+// (
+  let
+    a = given.autopeer or null;
+    on = builtins.isAttrs given && builtins.isAttrs a && a.enable or false == true && (given.role or null) == "reflector";
+    include = defaults.autopeer.bird_include;
+  in
+  if on then
+    {
+      autopeer = {
+        settings = spec.autopeer;
+        paths = defaults.autopeer;
+        nftTable = defaults.nftables_table;
+        preCheckConfig = builtins.concatStringsSep "\n" [
+          ": > autopeer.conf"
+          "sed -i -e 's|include \"${include}\";|include \"autopeer.conf\";|' bird.conf"
+        ];
+      };
+    }
+  else
+    { }
+)

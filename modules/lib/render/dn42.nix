@@ -92,7 +92,7 @@ let
     ""
   ]);
 
-  communityFunctions = h: spec: optional (spec.role == "reflector" && spec.dn42Peers != { }) [
+  communityFunctions = h: spec: optional (dn42Spec.dn42On spec) [
     "# DN42 link communities (modules/lib/resources/dn42-communities.conf)."
     (resource h spec ../resources/dn42-communities.conf)
   ];
@@ -252,7 +252,8 @@ in
 {
   inherit (dn42Spec) normalizePeer listenPortOf mtuOf cryptoOf interfaceOf roaFields insecureRoaUrls normalize;
   inherit (symbols) ownSymbols;
-
+  # One peer's session and tunnel: render/autopeer.nix renders runtime peers with them.
+  inherit session tunnel;
 
   # bird.conf lines: h holds bird.nix's helpers (matchSets, rejectTunnels,
   # importLimit, gracefulRestartLines, and the merged layout's prefixOf, ownAs,
@@ -270,6 +271,8 @@ in
         ""
         (latencyDefines h spec)
         (util.mapAttrsToList (session h spec) spec.dn42Peers)
+        # Self-service peers' sessions (render/autopeer.nix), written at runtime.
+        (optional (dn42Spec.autopeerOf spec != null) [ "include ${quote defaults.autopeer.bird_include};" "" ])
         ((import ./dn42-collector.nix).bird h spec)
       ];
 
@@ -282,7 +285,8 @@ in
   # The DN42 tunnel interfaces (BGP on TCP 179 through them).
   interfaces = spec: if spec.role != "reflector" then [ ] else map (name: interfaceOf name spec.dn42Peers.${name}) (attrNames spec.dn42Peers);
 
-  secretNames = spec: if managed spec == [ ] then null else {
+  # Autopeer tunnels use the DN42 private key too.
+  secretNames = spec: if managed spec == [ ] && dn42Spec.autopeerOf spec == null then null else {
     privateKey = dn42Defaults.secret_private_key;
     psk = listToAttrs (
       map (name: {

@@ -10,6 +10,20 @@ let
 
   tunnelInterfaces = spec: map (link: link.interface) (attrValues spec.links);
 
+  # Self-service peers (render/autopeer.nix) come and go at runtime: their
+  # interfaces and ports are elements of named sets the apply unit fills,
+  # matched beside the static DN42 interfaces wherever those are.
+  autopeerOn = spec: (import ../spec/dn42.nix).autopeerOf spec != null;
+  apIfaces = "@${defaults.autopeer.nft_interfaces_set}";
+  autopeerSets = spec: util.optional (autopeerOn spec) [
+    (block "set ${defaults.autopeer.nft_interfaces_set}" [ "type ifname;" ])
+    (block "set ${defaults.autopeer.nft_ports_set}" [ "type inet_service;" ])
+  ];
+  # The host firewall's view of them: the interface group (base/defaults.toml).
+  apGroup = toString defaults.autopeer.interface_group;
+  # A rule for the autopeer interfaces beside one for the static ones.
+  withAutopeers = spec: rule: util.optional (autopeerOn spec) (rule apIfaces);
+
   # Clients hide their LANs behind their tunnel address, except the prefixes
   # they announce over iBGP: those are routable from the far side as they are
   # (LAN-to-LAN through the reflector). Reflectors hide the tunnels behind
@@ -35,7 +49,8 @@ let
       (if spec.lanInterfaces == [ ] then [ ] else map (clientMasquerade spec) [ "ipv4" "ipv6" ])
     else
       # A reflector nobody links to yet (a plan warning) has no tunnel: no rule.
-      util.optional (outbound != [ ] && spec.links != { }) "iifname ${set (tunnelInterfaces spec)} oifname ${set outbound} masquerade";
+      util.optional (outbound != [ ] && spec.links != { }) "iifname ${set (tunnelInterfaces spec)} oifname ${set outbound} masquerade"
+      ++ (if spec.links != { } then withAutopeers spec (aps: "iifname ${set (tunnelInterfaces spec)} oifname ${aps} masquerade") else [ ]);
 
   # --- inbound from outside the plan (DN42) ------------------------------
   # Our own filter chains, not the host firewall's forward-allow: a drop in
@@ -87,6 +102,7 @@ let
       client = spec.role == "client" && links != [ ];
     in
     util.optional (every != [ ]) "iifname ${set every} tcp dport ${ports defaults.exporter_ports} drop"
+    ++ withAutopeers spec (aps: "iifname ${aps} tcp dport ${ports defaults.exporter_ports} drop")
     ++ (
       if client then
         [ "iifname ${set links} ct state established,related accept" ]
@@ -117,10 +133,10 @@ let
       [ ]
     else if spec.role == "reflector" then
       (
-        if dn42 == [ ] then
-          [ ]
-        else
-          [ "${fromDn42} ct state established,related accept" ] ++ openedRules fromDn42 spec ++ [ "${fromDn42} drop" ]
+        let
+          from = head: [ "${head} ct state established,related accept" ] ++ openedRules head spec ++ [ "${head} drop" ];
+        in
+        (if dn42 != [ ] then from fromDn42 else [ ]) ++ (if autopeerOn spec then from "iifname ${apIfaces} oifname ${set links}" else [ ])
       )
     else
       [ "${fromTunnel} ct state established,related accept" ]
@@ -137,6 +153,7 @@ let
     spec:
     render (
       [
+        (autopeerSets spec)
         (block "chain postrouting" (
           [
             "type nat hook postrouting priority srcnat; policy accept;"
@@ -171,12 +188,19 @@ spec: {
   family = "inet";
   content = content spec;
   ruleset = render [ (block "table inet ${defaults.nftables_table}" [ (filter (line: line != "") (util.lines (content spec))) ]) ];
-  forwardRules = perInterface (name: "iifname \"${name}\" accept\noifname \"${name}\" accept\n") spec + dn42ForwardRules spec;
+  forwardRules =
+    perInterface (name: "iifname \"${name}\" accept\noifname \"${name}\" accept\n") spec
+    + dn42ForwardRules spec
+    + util.optionalString (autopeerOn spec && spec.links != { }) "iifname ${set (tunnelInterfaces spec)} oifgroup ${apGroup} accept\n";
+  # networking.firewall.extraInputRules: BGP from the autopeer interfaces, as
+  # networking.firewall.interfaces opens it on every static DN42 interface.
+  hostInputRules = util.optionalString (autopeerOn spec) "iifgroup ${apGroup} tcp dport 179 accept\n";
   # Replies from hosts behind the tunnel arrive on it; only BIRD's routes say
   # so, and a strict check may run before BIRD has installed them. The same
   # for DN42: with two peers, a reply often comes back through the other
   # one (DN42 routing is asymmetric), where a strict check drops it.
   reversePathRules =
     perInterface (name: "iifname \"${name}\" accept\n") spec
-    + concatStringsSep "" (map (name: "iifname ${util.quote name} accept\n") (dn42Interfaces spec));
+    + concatStringsSep "" (map (name: "iifname ${util.quote name} accept\n") (dn42Interfaces spec))
+    + util.optionalString (autopeerOn spec) "iifgroup ${apGroup} accept\n";
 }

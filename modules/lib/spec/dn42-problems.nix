@@ -148,3 +148,20 @@ concatMap (
       ownPrefixes = own;
     })
 )
+# Self-service DN42 peering's settings (grammar/autopeer-checks.nix, the plan rules' own).
+++ (
+  let
+    a = spec.autopeer or null;
+    checker = import ../grammar/autopeer-checks.nix;
+    optionOf = builtins.listToAttrs (map (f: { name = f.key; value = f.option; }) checker.fields);
+    byKey = builtins.listToAttrs (map (f: { name = f.key; value = a.${f.option} or null; }) checker.fields);
+  in
+  if !(isAttrs a) then
+    [ ]
+  else
+    map (f: problem (if f.key == null then "${root}.autopeer" else "${root}.autopeer.${optionOf.${f.key}}") f.message) (checker.problems {
+      a = byKey;
+      role = spec.role or "client";
+      prefixSets = if isAttrs (spec.prefixSets or null) then spec.prefixSets else { };
+    })
+)

@@ -35,7 +35,15 @@ let
 
   interfaceOf = name: peer: if peer.interface != null then peer.interface else "dn42-${name}";
 
-  roaOn = spec: spec.role == "reflector" && spec.dn42Peers != { } && spec.dn42.roa.enable;
+  # Self-service peering (render/autopeer.nix): its record when enabled on a
+  # reflector (a spec may leave autopeer out), else null; without the record
+  # nothing else of the spec is read.
+  autopeerOf = spec: let a = spec.autopeer or null; in if builtins.isAttrs a && a.enable or false == true && spec.role == "reflector" then a else null;
+  # This reflector speaks to DN42: static peers, or peers that may come at
+  # runtime (their sessions, in the include, use the ROA and community logic).
+  dn42On = spec: spec.role == "reflector" && (spec.dn42Peers != { } || autopeerOf spec != null);
+
+  roaOn = spec: dn42On spec && spec.dn42.roa.enable;
 
   # A ROA file over plain http:// can be rewritten by anyone on the path (it
   # decides which DN42 routes are imported): only with allowInsecureUrls.
@@ -74,6 +82,8 @@ in
     managed
     interfaceOf
     roaOn
+    autopeerOf
+    dn42On
     insecureUrl
     insecureRoaUrls
     rtrOn

@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from ibgp_tunnel import peerinfo
+from ibgp_tunnel.autopeer_cli import autopeer_app
 from ibgp_tunnel.errors import IbgpTunnelError, PlanError
 from ibgp_tunnel.keys import project_layout
 
@@ -19,6 +20,7 @@ dn42_app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
 )
+dn42_app.add_typer(autopeer_app, name="autopeer")
 
 
 @dn42_app.command("peer-info", short_help="What a DN42 peer is given (no secrets).")

@@ -252,3 +252,5 @@ in
 ]
 # The DN42 route collector session (a record of its own file).
 ++ [ (import ./dn42-collector.nix) ]
+# Self-service DN42 peering (a record of its own file).
+++ [ (import ./autopeer.nix) ]

@@ -24,7 +24,7 @@ from typing import Any
 
 from ibgp_tunnel import keys as wgkeys
 from ibgp_tunnel import paths
-from ibgp_tunnel.lab import daemons, dn42latency, location, netns
+from ibgp_tunnel.lab import autopeerlab, daemons, dn42latency, location, netns
 from ibgp_tunnel.lab.artifacts import saved_artifacts
 from ibgp_tunnel.lab.errors import LabError, MissingToolError
 from ibgp_tunnel.lab.labkeys import install_secret, read_installed_secret
@@ -99,7 +99,7 @@ def lab_includes(lab_dir: Path, host: str, config: str) -> str:
             return match[0]
         return f'include "{lab_dir / "dn42" / "roa" / host / name}";'
 
-    return re.sub(r'include "([^"]+)";', local, config)
+    return autopeerlab.lab_include(lab_dir, host, re.sub(r'include "([^"]+)";', local, config))
 
 
 def test_peer_key(secrets_dir: Path, peer: str, public_key: str) -> str | None:

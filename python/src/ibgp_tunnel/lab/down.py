@@ -11,7 +11,7 @@ import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
-from ibgp_tunnel.lab import daemons, labdir, location, netns, state
+from ibgp_tunnel.lab import autopeerlab, daemons, labdir, location, netns, state
 
 RUN_NETNS = Path("/run/netns")
 # What `up` may record in created_paths; anything else a state file names is ignored.
@@ -64,6 +64,7 @@ def down(lab_dir: Path | None = None, *, progress: Callable[[str], None] = _quie
     for ns in reversed(st.netns):
         if ns in present:
             progress(f"deleting namespace {ns}")
+            autopeerlab.delete_tun_links(ns)
             netns.delete_netns(ns)
     for path in st.created_paths:
         _remove_created_path(Path(path))

@@ -41,7 +41,7 @@ def interface_input_rules(artifacts: Mapping[str, Any]) -> str:
 
 def inputs_from_artifacts(artifacts: Mapping[str, Any]) -> FirewallInputs:
     nft = artifacts["nftables"]
-    input_rules = interface_input_rules(artifacts)
+    input_rules = interface_input_rules(artifacts) + str(nft.get("hostInputRules", ""))
     return FirewallInputs(
         allowed_udp_ports=tuple(int(p) for p in artifacts.get("allowedUDPPorts", [])),
         forward_rules=str(nft.get("forwardRules", "")),

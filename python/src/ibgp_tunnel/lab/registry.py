@@ -9,9 +9,15 @@ from __future__ import annotations
 import ipaddress
 import json
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+
+# The one RPSL reader (symlinks, size and NUL bytes refused there); re-exported
+# for the tests and benches that read objects through the lab.
+from ibgp_tunnel.autopeer.registry import registry_objects
+
+__all__ = ["Roa", "bird_roa_file", "object_roas", "registry_objects", "registry_roas", "roa_json"]
 
 # filter.txt's upper bounds for DN42's own ranges (172.20.0.0/14, fd00::/8): the
 # max length a generator gives an object without max-length (the snapshot holds
@@ -29,19 +35,6 @@ class Roa:
     @property
     def family(self) -> str:
         return "ipv4" if ipaddress.ip_network(self.prefix).version == 4 else "ipv6"
-
-
-def registry_objects(directory: Path) -> Iterator[dict[str, list[str]]]:
-    """Each RPSL object of a registry directory: `key: value` lines at column 0
-    (continuation lines, indented or `+`, belong to the previous value)."""
-    for path in sorted(directory.iterdir()):
-        fields: dict[str, list[str]] = {}
-        for line in path.read_text(errors="replace").splitlines():
-            if line[:1] in ("", " ", "\t", "+") or ":" not in line:
-                continue
-            key, value = line.split(":", 1)
-            fields.setdefault(key.strip(), []).append(value.strip())
-        yield fields
 
 
 def object_roas(fields: dict[str, list[str]], family: str) -> list[Roa] | str:

@@ -10,7 +10,17 @@ from pathlib import Path
 from typing import Any
 
 from ibgp_tunnel import planfile
-from ibgp_tunnel.lab import daemons, dn42lab, dn42latency, firewall, labdir, location, netns, state
+from ibgp_tunnel.lab import (
+    autopeerlab,
+    daemons,
+    dn42lab,
+    dn42latency,
+    firewall,
+    labdir,
+    location,
+    netns,
+    state,
+)
 from ibgp_tunnel.lab.artifacts import render_plan, save_artifacts
 from ibgp_tunnel.lab.down import RUN_NETNS, down
 from ibgp_tunnel.lab.errors import LabError, MissingToolError, NotRootError
@@ -462,6 +472,11 @@ def up(
             rtr = artifacts[host]["dn42Rtr"]
             st.daemons.append(dn42.start_rtr_cache(host, node.netns, rtr, log))
             st.save()
+        autopeer = autopeerlab.enabled(plan, host)
+        if autopeer:
+            # Its state (the include bird.conf names exists before BIRD starts),
+            # the DN42 key its tunnels use, the spec the apply unit renders with.
+            autopeerlab.prepare(lab_dir, host, plan_path, dn42, run_dir(lab_dir, host))
         # As the NixOS unit: with graceful restart on, BIRD starts with -R when
         # there is something to recover (never in fresh namespaces).
         bird = start_bird(
@@ -473,6 +488,14 @@ def up(
         )
         st.daemons.append(bird)
         st.save()
+        if autopeer:
+            table = str(artifacts[host]["nftables"]["table"])
+            st.daemons.append(autopeerlab.start_apply(lab_dir, host, node.netns, table))
+            st.save()
+            web = autopeerlab.start_web(lab_dir, host, node.netns, plan["hosts"][host]["autopeer"])
+            if web is not None:
+                st.daemons.append(web)
+                st.save()
     for peer in topo.dn42_peers:
         progress(f"{peer.node}: BIRD for DN42 peer {peer.name}")
         if peer.tunnel is not None:

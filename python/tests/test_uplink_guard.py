@@ -64,7 +64,7 @@ def _render_spec(override: str) -> str:
 
 def test_dn42_export_sets_are_guarded_and_no_uplink_means_no_guard() -> None:
     own = (
-        "{ importSets = [ ]; prefixSets = s.prefixSets // { own = { ipv4 = [ \"172.22.81.0/24\" ]; "
+        '{ importSets = [ ]; prefixSets = s.prefixSets // { own = { ipv4 = [ "172.22.81.0/24" ]; '
         'ipv6 = [ "fd42:81::/48+" ]; }; }; dn42Peers = builtins.mapAttrs '
         '(_: p: p // { exportSets = [ "own" ]; }) s.dn42Peers; }'
     )

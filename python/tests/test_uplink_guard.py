@@ -16,8 +16,8 @@ from nixcore import EXAMPLE_PLAN, TWO_REFLECTORS_PLAN, core_call, needs_nix, ren
 
 pytestmark = needs_nix
 
-V4 = "reject with icmp type net-unreachable"
-V6 = "reject with icmpv6 type no-route"
+V4 = "reject with icmp net-unreachable"
+V6 = "reject with icmpv6 no-route"
 
 
 def _guards(content: str) -> list[str]:

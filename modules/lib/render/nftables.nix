@@ -170,7 +170,7 @@ let
     if spec.role != "reflector" || spec.uplinkInterfaces == [ ] || spec.links == { } then
       [ ]
     else
-      guard "ipv4" "ip daddr" "icmp type net-unreachable" ++ guard "ipv6" "ip6 daddr" "icmpv6 type no-route";
+      guard "ipv4" "ip daddr" "icmp net-unreachable" ++ guard "ipv6" "ip6 daddr" "icmpv6 no-route";
 
   filterChain =
     name: rules:

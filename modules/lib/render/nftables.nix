@@ -145,6 +145,49 @@ let
       ++ openedRules fromTunnel spec
       ++ [ "${fromTunnel} drop" ];
 
+  # --- the plan's own networks never leave by the uplink ------------------
+  # A reflector that loses its last route to a client's LAN (both twins
+  # withdrawing it at once, docs/performance.md "The soak's BIRD 2
+  # violations, traced") would forward that LAN's packets by its default
+  # route, out of the uplink and masqueraded: outside the tunnels'
+  # encryption. Whatever is addressed to the plan's own networks (its link
+  # subnets and the clients' announcements, internalPrefixes) or to what the
+  # reflector takes from and gives to DN42 (importSets, the DN42 peers'
+  # exportSets, DN42 space only by the plan's rules) belongs in a tunnel, so
+  # out of an uplink it is refused with the error the kernel itself gives
+  # for a missing route. Established flows too: a flow tracked before the
+  # route went is what leaves un-NATed. Not the reflector's own `announce`
+  # (its "route via the VPS" statics, a twin's included in importPrefixes):
+  # those leave by the uplink by design. Only the uplinks are named, so a
+  # DN42 interface the spec does not list (autopeering) is never caught.
+
+  # "172.20.0.0/14{21,29}" -> "172.20.0.0/14": every address a pattern's
+  # prefixes can hold. The pattern passed the core's grammar (spec/shape.nix).
+  patternNetwork = pattern: builtins.head (builtins.match "([^+{-]+).*" pattern);
+
+  privatePrefixes =
+    spec: family:
+    let
+      sets = names: builtins.concatMap (name: spec.prefixSets.${name}.${family} or [ ]) names;
+      exported = builtins.concatMap (peer: peer.exportSets) (attrValues spec.dn42Peers);
+    in
+    util.uniqueStrings (internal spec family ++ map patternNetwork (sets (spec.importSets ++ exported)));
+
+  uplinkGuardRules =
+    spec:
+    let
+      guard =
+        family: match: error:
+        let
+          prefixes = privatePrefixes spec family;
+        in
+        util.optional (prefixes != [ ]) "oifname ${set spec.uplinkInterfaces} ${match} { ${concatStringsSep ", " prefixes} } reject with ${error}";
+    in
+    if spec.role != "reflector" || spec.uplinkInterfaces == [ ] || spec.links == { } then
+      [ ]
+    else
+      guard "ipv4" "ip daddr" "icmp net-unreachable" ++ guard "ipv6" "ip6 daddr" "icmpv6 no-route";
+
   filterChain =
     name: rules:
     util.optional (rules != [ ]) (block "chain ${name}" ([ "type filter hook ${name} priority filter; policy accept;" ] ++ rules));
@@ -162,7 +205,7 @@ let
         ))
       ]
       ++ filterChain "input" (inputRules spec)
-      ++ filterChain "forward" (forwardRules' spec)
+      ++ filterChain "forward" (uplinkGuardRules spec ++ forwardRules' spec)
     );
 
   perInterface = template: spec: concatStringsSep "" (map template (tunnelInterfaces spec));

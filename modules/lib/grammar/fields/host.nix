@@ -80,7 +80,7 @@ in
     default = [ ];
     roles = [ "reflector" ];
     example = [ "eth0" ];
-    description = "Reflector: interfaces tunnel traffic is masqueraded out of, like networking.nat.externalInterface (pitfall 3 of the write-up).";
+    description = "Reflector: interfaces tunnel traffic is masqueraded out of, like networking.nat.externalInterface (pitfall 3 of the write-up). Forwarded traffic for the plan's own networks (link subnets, clients' announcements, the DN42 space of import_sets and the DN42 peers' export_sets) is never sent out of them: it is rejected (ICMP unreachable) when no tunnel route holds it.";
   }
   {
     key = "accept_ra_interfaces";

@@ -58,14 +58,18 @@ in
 """
 
 # Where this machine has what package.nix asks nixpkgs for: Debian packages
-# (their commands), or a Python module the venv holds.
-DEBIAN = {
-    "age": "age",
-    "wireguard-tools": "wireguard-tools",
-    "nix": "nix-bin",
-    "graphviz": "graphviz",
-    "jq": "jq",
-    "curl": "curl",
+# (their commands), or a Python module the venv holds. Debian splits some of
+# nixpkgs' packages (its `gnupg` is a metapackage with no commands).
+DEBIAN: dict[str, tuple[str, ...]] = {
+    "age": ("age",),
+    "wireguard-tools": ("wireguard-tools",),
+    "nix": ("nix-bin",),
+    "graphviz": ("graphviz",),
+    "jq": ("jq",),
+    "curl": ("curl",),
+    "openssh": ("openssh-client",),
+    "gnupg": ("gpg", "gpg-agent", "gpgconf", "gpgv", "gpgsm"),
+    "git": ("git",),
 }
 VENV_COMMANDS = {"sops": ["sops"]}
 # BIRD 3 as NixOS runs it: Debian 13's, which scripts/setup unpacks (scripts/bird-debian).
@@ -168,12 +172,13 @@ def check_path(bin_dir: Path, inputs: list[str]) -> Path:
     commands: list[Path] = []
     for name in inputs:
         if name in DEBIAN:
-            found = package_commands(DEBIAN[name])
-            if not found:
-                raise RuntimeError(
-                    f"{name}: Debian's {DEBIAN[name]} is not installed (scripts/setup)"
-                )
-            commands += found
+            for package in DEBIAN[name]:
+                found = package_commands(package)
+                if not found:
+                    raise RuntimeError(
+                        f"{name}: Debian's {package} is not installed (scripts/setup)"
+                    )
+                commands += found
         elif name in VENV_COMMANDS:
             commands += [VENV / "bin" / c for c in VENV_COMMANDS[name]]
         elif name in BIRD_COMMANDS:

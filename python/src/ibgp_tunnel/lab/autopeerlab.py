@@ -212,6 +212,7 @@ class Outside:
     neighbor: str  # its link-local address on the tunnel
     announce_ipv4: tuple[str, ...] = ()
     announce_ipv6: tuple[str, ...] = ()
+    port: int | None = None  # its WireGuard port; OUTSIDE_PORT + index unless given
 
     @property
     def public_key(self) -> str:
@@ -225,7 +226,7 @@ class Outside:
 
     @property
     def listen_port(self) -> int:
-        return OUTSIDE_PORT + self.index
+        return self.port if self.port is not None else OUTSIDE_PORT + self.index
 
     def request(self, *, endpoint: bool = True, **more: Any) -> dict[str, Any]:
         """What it asks for (the request of a spool entry or of the API): with its
@@ -256,9 +257,13 @@ def add_outside(
     index: int = 0,
     announce_ipv4: tuple[str, ...] = (),
     announce_ipv6: tuple[str, ...] = (),
+    private_key: str | None = None,
+    neighbor: str | None = None,
+    port: int | None = None,
 ) -> Outside:
     """Its namespace and the underlay veth to the reflector (recorded in the lab's
-    state, so `lab down` removes them)."""
+    state, so `lab down` removes them). Its key, link-local address and port are
+    made up unless given (the VM test's outside router has its own)."""
     node = f"as{asn}"
     outside = Outside(
         node=node,
@@ -266,10 +271,11 @@ def add_outside(
         asn=asn,
         reflector=reflector,
         index=index,
-        private_key=wgkeys.generate_private_key(),
-        neighbor=f"fe80::{asn % 10000:x}:{index + 1}",
+        private_key=private_key or wgkeys.generate_private_key(),
+        neighbor=neighbor or f"fe80::{asn % 10000:x}:{index + 1}",
         announce_ipv4=announce_ipv4,
         announce_ipv6=announce_ipv6,
+        port=port,
     )
     reflector_ns = st.nodes[reflector]["netns"]
     if outside.netns in netns.list_netns():

@@ -239,6 +239,12 @@ def snapshot(lab: Lab) -> dict[str, Any]:
     }
 
 
+def imported(lab: Lab, protocol: str) -> bool:
+    """What the outside announces (its route objects: ROA-valid) is imported."""
+    routes = birdc(lab.st, REFLECTOR, "show", "route", "protocol", protocol)
+    return OUT_V4 in routes and OUT_V6 in routes
+
+
 def session(lab: Lab, protocol: str) -> str:
     out = birdc(lab.st, REFLECTOR, "show", "protocols", protocol)
     return out.splitlines()[-1] if protocol in out else ""
@@ -300,8 +306,8 @@ def test_signed_request_gets_tunnel_and_session(lab: Lab, outside: dict[str, Any
     assert peer["request"]["endpoint"] == outside["router"].request()["endpoint"]
     out = birdc(lab.st, REFLECTOR, "show", "protocols", "all", protocol)
     assert "Established" in out and f"Neighbor AS:      {ASN}" in out, out
-    routes = birdc(lab.st, REFLECTOR, "show", "route", "protocol", protocol)
-    assert OUT_V4 in routes and OUT_V6 in routes, routes
+    # Its UPDATEs follow the OPEN: polled, not read once after Established.
+    poll(lambda: imported(lab, protocol), 30, "its routes imported (ROA-valid)")
     assert elements(lab) == [[peer["interface"]], [str(peer["listen_port"])]]
     # The API shows the session the apply unit sees.
     poll(
@@ -534,8 +540,8 @@ def test_dialing_in_without_an_endpoint(lab: Lab, outside: dict[str, Any]) -> No
     autopeerlab.dial_reflector(lab.st, router, peer, outside["reflector_key"])
     protocol = poll(lambda: _protocol(lab, peer["name"]), 30, "its BGP protocol")
     established(lab, protocol, "the session it dialed in for")
-    routes = birdc(lab.st, REFLECTOR, "show", "route", "protocol", protocol)
-    assert OUT_V4 in routes and OUT_V6 in routes, routes
+    # Its UPDATEs follow the OPEN: polled, not read once after Established.
+    poll(lambda: imported(lab, protocol), 30, "its routes imported (ROA-valid)")
     # And away again with a signed removal.
     status = signed(lab, outside["tmp"], "remove", None)
     assert status["state"] == "removed", status

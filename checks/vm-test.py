@@ -14,16 +14,19 @@ from typing import Any
 
 def open_udp_ports(machine: Any) -> set[int]:
     """UDP ports NixOS's nftables firewall opens on every interface
-    (networking.firewall.allowedUDPPorts). It writes them as one set,
-    `udp dport { P, Q } accept`, which nft lists as `udp dport P accept`
-    when it holds one port: both forms count; per-interface rules
-    (`iifname ... udp dport ...`) do not."""
+    (networking.firewall.allowedUDPPorts and allowedUDPPortRanges). It writes
+    them as one set, `udp dport { P, Q, A-B } accept`, which nft lists as
+    `udp dport P accept` when it holds one port, and with a port inside a
+    range merged into it (dmz's DN42 port 21080 inside autopeer's
+    20000-29999): every form counts; per-interface rules (`iifname ... udp
+    dport ...`) do not."""
     chain = machine.succeed("nft list chain inet nixos-fw input-allow")
     ports: set[int] = set()
     for line in chain.splitlines():
-        found = re.fullmatch(r"\s*udp dport (\d+|\{ [\d, ]+ \}) accept(?: comment .*)?", line)
+        found = re.fullmatch(r"\s*udp dport (\d+(?:-\d+)?|\{ [\d, -]+ \}) accept(?: comment .*)?", line)
         if found:
-            ports |= {int(port) for port in re.findall(r"\d+", found[1])}
+            for low, high in re.findall(r"(\d+)(?:-(\d+))?", found[1]):
+                ports |= set(range(int(low), int(high or low) + 1))
     return ports
 
 
@@ -38,9 +41,12 @@ def autopeer_api(path: str, body: dict[str, Any]) -> str:
 
 
 def autopeer_sign(text: str) -> str:
-    """The outside router signs a challenge with its maintainer's SSH key."""
+    """The outside router signs a challenge with its maintainer's SSH key. An old
+    signature file goes first: ssh-keygen does not overwrite it (it asks, reads
+    no answer, and exits 0), so the second request would send the first's."""
     return (
-        f"printf %s {shlex.quote(text)} > /tmp/challenge.txt"
+        "rm -f /tmp/challenge.txt.sig"
+        f" && printf %s {shlex.quote(text)} > /tmp/challenge.txt"
         f" && ssh-keygen -Y sign -n dn42-autopeer@ibgp-tunnel -f {autopeer_ssh_key}"
         " /tmp/challenge.txt > /dev/null && cat /tmp/challenge.txt.sig"
     )

@@ -6,8 +6,11 @@ the namespace lab of the example plan, on BIRD 3 by default.
 The VM test's nodes are the lab's hosts: dmz and pve (the plan's hosts, the
 rendered configs), lan (pve's LAN client), web (the lab's `inet`, which holds
 the announced host's address) and peer1 (the lab's DN42 peer, announcing what
-the VM test's peer1 announces). Units map to the lab's daemons; what the lab
-cannot show is said per subtest ("needs a real VM: ..."). Run as root, after
+the VM test's peer1 announces) and outside (the lab's outside DN42 router of
+lab/autopeerlab.py with the VM test's ASN, keys, link-local address and BIRD
+config; dmz runs autopeer as vm-test.nix's dmz does). Units map to the lab's
+daemons; what the lab cannot show is said per subtest ("needs a real VM:
+..."). Run as root, after
 scripts/setup. Its own lab: $IBGP_TUNNEL_VM_LAB_DIR (/run/ibgp-tunnel-vm-lab)
 and $IBGP_TUNNEL_VM_LAB_PREFIX (ibgvm-), never a lab a user has up.
 """
@@ -30,11 +33,13 @@ import tomlkit
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from ibgp_tunnel import keys as wgkeys
 from ibgp_tunnel import planfile
-from ibgp_tunnel.lab import daemons, dn42lab, faults, location, netns, state
+from ibgp_tunnel.lab import autopeerlab, daemons, dn42lab, faults, location, netns, state
 from ibgp_tunnel.lab.down import down
+from ibgp_tunnel.lab.labkeys import install_secret
 from ibgp_tunnel.lab.topology import INET, build_topology
-from ibgp_tunnel.lab.up import find_secrets_dir, node_dir, reconfigure_bird, up
+from ibgp_tunnel.lab.up import find_secrets_dir, node_dir, reconfigure_bird, start_bird, up
 
 import nixos_test_driver as driver
 
@@ -49,17 +54,41 @@ VM_ROA_INTERVAL = "10s"
 
 
 def rtr_plan(directory: Path) -> Path:
-    """The example plan (dmz on RPKI over RTR) with vm-test.nix's 10 s refresh."""
+    """The example plan (dmz on RPKI over RTR) with vm-test.nix's 10 s refresh and
+    its dmz's self-service peering (services.ibgpTunnel.autopeer)."""
     data = tomlkit.parse(PLAN.read_text())
     roa = data["hosts"]["dmz"]["dn42_roa"]  # type: ignore[index]
     if roa.get("source") != "rtr":  # type: ignore[union-attr]
         raise RuntimeError("the example's dmz is not on RPKI over RTR: update checks/run/vm.py")
     roa["interval"] = VM_ROA_INTERVAL  # type: ignore[index]
+    data["hosts"]["dmz"]["autopeer"] = VM_AUTOPEER  # type: ignore[index]
     path = directory / "plan.toml"
     path.write_text(tomlkit.dumps(data))
     return path
 
 
+# vm-test.nix's dmz: services.ibgpTunnel.autopeer = { enable; linkLocal; registryUrl }
+# (the registry: checks/autopeer-registry as a file:// git repository).
+VM_AUTOPEER = {"enable": True, "link_local": "fe80::38/64"}
+VM_REGISTRY = REPO / "checks" / "autopeer-registry"
+# vm-test.nix's outside node: its keys (test-only, in secrets/) and services.bird.config.
+VM_OUTSIDE_WG_KEY = REPO / "secrets" / "test-autopeer-outside-wireguard-key.txt"
+VM_OUTSIDE_SSH_KEY = REPO / "secrets" / "test-autopeer-outside-ssh-ed25519"
+VM_OUTSIDE_BIRD = """\
+router id 192.168.1.251;
+protocol device {{ }}
+protocol static {{
+  ipv6;
+  route {v6} unreachable;
+}}
+protocol bgp dmz {{
+  local as {asn};
+  neighbor fe80::38 as 4242420038;
+  interface "wg0";
+  ipv4 {{ import none; export none; extended next hop on; }};
+  ipv6 {{ import none; export all; }};
+}}
+"""
 BIRD3 = REPO / ".cache" / "bird" / "bird3" / "bin"
 EXPORTER_PORT = 9324
 WG_EXPORTER = "prometheus-wireguard-exporter"
@@ -82,10 +111,15 @@ AUTOPEER_UNITS = {
     "ibgp-tunnel-autopeer-apply.service": "autopeer-apply",
 }
 AUTOPEER_OUTSIDE_NODE = "outside"
-AUTOPEER_NOT_IN_LAB = (
-    "the lab runs the example plan, whose dmz has no [hosts.dmz.autopeer], and has no "
-    "outside DN42 router or file:// registry of the VM test's (checks/autopeer-registry)"
+AUTOPEER_NOT_IN_LAB = "the lab's dmz runs no autopeer units (start_all() not called?)"
+AUTOPEER_REGISTRY_UNIT = "ibgp-tunnel-autopeer-registry.service"
+# The web service's and registry's own users: the lab runs every unit as root.
+AUTOPEER_USERS = (
+    "the units' users (ibgp-autopeer, tmpfiles' modes under /var/lib/ibgp-tunnel/autopeer): "
+    "the lab runs the autopeer units as root on a state directory of its own"
 )
+# vm-test.nix's outside has its uplink on eth1 (QEMU's VLAN); the lab's on eth0.
+_OUTSIDE_UPLINK = "dev eth1"
 _KEY_FILES = " /etc/bird/bird.conf $(readlink -f /etc/systemd/system/wireguard-wg-ibgp.service)"
 
 
@@ -136,9 +170,10 @@ class LabBackend:
         self.nodes = {"dmz": "dmz", "pve": "pve", "lan": "lan-pve", "web": INET}
         self.nodes["peer1"] = self.peer.node
         # vm-test.nix's outside DN42 router (self-service peering): the lab's
-        # only when it runs autopeer (record() says so otherwise).
+        # outside router, once start_all() made it.
         self.nodes["outside"] = AUTOPEER_OUTSIDE_NODE
         self.started = False
+        self.registry_repo: Path | None = None
 
     # --- the lab --------------------------------------------------------------------
 
@@ -153,6 +188,9 @@ class LabBackend:
                 "SOPS_AGE_KEY_FILE": str(REPO / "secrets" / "test-age-key.txt"),
             }
         )
+        # The autopeer units read their state's registry checkout, which the
+        # registry unit (systemctl start) fills, as on the VM.
+        os.environ.pop(location.DN42_REGISTRY_ENV, None)
 
     def start_all(self) -> None:
         """`start_all()`: the lab up, peer1 announcing what the VM's peer1 does, and
@@ -173,6 +211,42 @@ class LabBackend:
         )
         reconfigure_bird(self.lab_dir, self.peer.node, dn42lab.peer_bird_config(vm_peer))
         self._start_bird_exporters(st)
+        self._start_outside(st)
+
+    def _start_outside(self, st: state.LabState) -> None:
+        """vm-test.nix's outside: its WireGuard key, port and link-local address, the
+        tunnel dialing dmz's port for its ASN (20000 + ASN mod 10000, keepalive 5 s),
+        its maintainer's SSH key at the VM's path, its BIRD config."""
+        asn = int(self.values["autopeer_asn"])
+        router = autopeerlab.add_outside(
+            st,
+            "dmz",
+            asn,
+            announce_ipv6=(self.values["autopeer_v6"],),
+            private_key=VM_OUTSIDE_WG_KEY.read_text().strip(),
+            neighbor=self.values["autopeer_neighbor"],
+            port=int(self.values["autopeer_listen_port"]),
+        )
+        if router.public_key != self.values["autopeer_public_key"]:
+            raise RuntimeError(
+                "secrets/test-autopeer-outside-wireguard-key.txt is not vm-test.nix's"
+            )
+        run_dir = Path(st.nodes[router.node]["run_dir"])
+        install_secret(
+            run_dir, self.values["autopeer_ssh_key"], VM_OUTSIDE_SSH_KEY.read_text().strip()
+        )
+        # dmz's DN42 key: the one the lab installed for its DN42 tunnels (the
+        # lab makes its own; the VM's comes from sops), as the VM's outside names
+        # dmz's in its peer.
+        secret = Path(st.nodes["dmz"]["run_dir"]) / Path(
+            autopeerlab.dn42_private_key_file()
+        ).relative_to("/run")
+        dmz_key = wgkeys.public_key_of(secret.read_text().strip())
+        autopeerlab.start_outside(st, router, {"listen_port": 20000 + asn % 10000}, dmz_key)
+        config = VM_OUTSIDE_BIRD.format(v6=self.values["autopeer_v6"], asn=asn)
+        st.daemons.append(start_bird(self.lab_dir, router.node, router.netns, config))
+        st.save()
+        self.nodes["outside"] = router.node
 
     def _start_bird_exporters(self, st: state.LabState) -> None:
         exporter = shutil.which("prometheus-bird-exporter") or shutil.which("bird_exporter")
@@ -238,6 +312,13 @@ class LabBackend:
         raise driver.RequestedAssertionFailed(f"no uplink address for {machine}")
 
     def translate(self, machine: str, command: str) -> tuple[str, str | None]:
+        if "runuser -u ibgp-autopeer" in command:
+            raise driver.NeedsVM(AUTOPEER_USERS)
+        if machine == "outside" and _OUTSIDE_UPLINK in command:
+            return (
+                command.replace(_OUTSIDE_UPLINK, "dev eth0"),
+                "outside's uplink: eth1 on the VM (QEMU's VLAN), eth0 in the lab",
+            )
         wg = _WG_METRIC.fullmatch(command)
         if wg and shutil.which(WG_EXPORTER) is None:
             ifname = wg["ifname"]
@@ -339,7 +420,55 @@ class LabBackend:
                 result.stdout,
                 "the module's dn42-rtr-update.sh on checks/dn42-roa.json (the VM's URL)",
             )
+        if unit == AUTOPEER_REGISTRY_UNIT and verb == "start" and node == "dmz":
+            return self._refresh_registry(st, node)
+        if unit in AUTOPEER_UNITS and verb == "restart" and node == "dmz":
+            return self._restart_autopeer(st, node, AUTOPEER_UNITS[unit])
         raise driver.NeedsVM(f"systemctl {verb} {unit}: the lab has no equivalent")
+
+    def _refresh_registry(self, st: state.LabState, node: str) -> tuple[int, str, str]:
+        """The registry unit's command on checks/autopeer-registry made a git
+        repository as vm-test.nix makes it, into dmz's autopeer state."""
+        if self.registry_repo is None:
+            self.registry_repo = _registry_repository(self.lab_dir / "vm-autopeer-registry")
+        target = autopeerlab.state_dir(self.lab_dir, node).registry
+        argv = [sys.executable, "-m", "ibgp_tunnel.cli", "dn42", "autopeer", "registry-refresh"]
+        argv += ["--registry-url", f"file://{self.registry_repo}", "--registry", str(target)]
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=120, check=False)
+        return (
+            done.returncode,
+            done.stdout + done.stderr,
+            "the registry unit's `dn42 autopeer registry-refresh` on a file:// git "
+            "repository of checks/autopeer-registry (as vm-test.nix builds it)",
+        )
+
+    def _restart_autopeer(self, st: state.LabState, node: str, name: str) -> tuple[int, str, str]:
+        """Stop the lab's daemon for the unit and start it again as `lab up` does."""
+        for daemon in [d for d in st.daemons if d.name == f"{node}/{name}"]:
+            daemons.stop(daemon)
+            st.daemons.remove(daemon)
+        ns = str(st.nodes[node]["netns"])
+        if name == "autopeer-apply":
+            started = autopeerlab.start_apply(self.lab_dir, node, ns, "ibgp-tunnel")
+        else:
+            web = autopeerlab.start_web(self.lab_dir, node, ns, VM_AUTOPEER)
+            assert web is not None
+            started = web
+        st.daemons.append(started)
+        st.save()
+        return 0, "", f"the lab's {name} daemon stopped and started again"
+
+
+def _registry_repository(directory: Path) -> Path:
+    """checks/autopeer-registry committed into a bare git repository."""
+    work, bare = directory / "work", directory / "registry.git"
+    shutil.rmtree(directory, ignore_errors=True)
+    shutil.copytree(VM_REGISTRY, work)
+    git = ["git", "-c", "user.name=test", "-c", "user.email=test@example.invalid"]
+    for argv in (["init", "-q"], ["add", "-A"], ["commit", "-q", "-m", "the VM test's registry"]):
+        subprocess.run([*git, *argv], cwd=work, check=True, capture_output=True)
+    subprocess.run(["git", "clone", "-q", "--bare", str(work), str(bare)], check=True)
+    return bare
 
 
 def summary(run: driver.Run) -> list[str]:

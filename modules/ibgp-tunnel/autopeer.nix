@@ -236,11 +236,9 @@ in
         "d ${paths.registry_dir} 0755 ${registryUser} ${registryUser} -"
       ];
 
-      # The WireGuard ports only; the API's port is for the local reverse proxy.
-      networking.firewall.allowedUDPPortRanges = lib.optional cfg.openFirewall {
-        from = settings.portMin;
-        to = settings.portMax;
-      };
+      # The WireGuard ports only (the core's render, with openFirewall); the
+      # API's port is for the local reverse proxy.
+      networking.firewall.allowedUDPPortRanges = ap.allowedUDPPortRanges;
 
       systemd.services.${webUnit} = {
         description = "ibgp-tunnel self-service DN42 peering: web page and API";

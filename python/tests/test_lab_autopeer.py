@@ -190,9 +190,9 @@ def test_signed_request_gets_tunnel_and_session(lab: Lab, outside: dict[str, Any
     peer, protocol = outside["peer"], outside["protocol"]
     out = birdc(lab.st, REFLECTOR, "show", "protocols", "all", protocol)
     assert "Established" in out and re.search(rf"Neighbor AS:\s+{ASN}\n", out), out
-    # What it announces is ROA-valid (the registry's route objects) and imported.
-    routes = birdc(lab.st, REFLECTOR, "show", "route", "protocol", protocol)
-    assert OUT_V4 in routes and OUT_V6 in routes
+    # What it announces is ROA-valid (the registry's route objects) and imported
+    # (its UPDATEs follow the OPEN: polled, not read once after Established).
+    poll(lambda: _imported(lab, protocol), 30, "its routes imported")
     assert elements(lab) == [[peer["interface"]], [str(peer["listen_port"])]]
     # Its status shows the session; the operator's list shows the peering.
     poll(lambda: _session_in_status(peer["name"]) == "Established", 30, "status session")
@@ -204,6 +204,11 @@ def test_signed_request_gets_tunnel_and_session(lab: Lab, outside: dict[str, Any
     )
     (row,) = json.loads(listed.stdout)
     assert (row["asn"], row["name"], row["maintainer"]) == (ASN, peer["name"], "TEST-AUTOPEER-MNT")
+
+
+def _imported(lab: Lab, protocol: str) -> bool:
+    routes = birdc(lab.st, REFLECTOR, "show", "route", "protocol", protocol)
+    return OUT_V4 in routes and OUT_V6 in routes
 
 
 def _session_in_status(name: str) -> str | None:

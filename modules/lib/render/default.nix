@@ -90,6 +90,20 @@ in
         settings = spec.autopeer;
         paths = defaults.autopeer;
         nftTable = defaults.nftables_table;
+        # networking.firewall.allowedUDPPortRanges: the WireGuard ports autopeers
+        # get (render/autopeer.nix picks from this range), opened as the static
+        # DN42 ports are (allowedUDPPorts, openFirewall); the lab's nixos-fw
+        # copy reads the same.
+        allowedUDPPortRanges =
+          if spec.openFirewall then
+            [
+              {
+                from = spec.autopeer.portMin;
+                to = spec.autopeer.portMax;
+              }
+            ]
+          else
+            [ ];
         preCheckConfig = builtins.concatStringsSep "\n" [
           ": > autopeer.conf"
           "sed -i -e 's|include \"${include}\";|include \"autopeer.conf\";|' bird.conf"

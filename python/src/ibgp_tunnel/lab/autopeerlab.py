@@ -30,10 +30,10 @@ OUTSIDE_INTERFACE = "wg0"
 # by the lab's topology (198.18/15, 198.51.100/24, RFC 1918 LANs).
 UNDERLAY = ipaddress.ip_network("192.0.2.0/24")
 OUTSIDE_KEY = "/run/lab-secrets/outside.key"
-# Where an outside router's WireGuard listens. Its requests carry this endpoint so
-# the reflector dials it: the host firewall the lab copies (NixOS's nixos-fw) has
-# no rule yet for the autopeer ports or interfaces (table-local sets cannot reach
-# it), so a tunnel only the outside dials would be dropped there.
+# Where an outside router's WireGuard listens: a request with its endpoint makes
+# the reflector dial it; without one, it dials the reflector's autopeer port
+# (nixos-fw opens the range, allowedUDPPortRanges, and admits the interfaces'
+# group).
 OUTSIDE_PORT = 51900
 
 
@@ -148,17 +148,44 @@ def start_web(
     if not web_available():
         return None
     st = state_dir(lab_dir, host)
+    registry = location.dn42_registry()
     argv = [sys.executable, "-m", "ibgp_tunnel.cli", "dn42", "autopeer", "serve"]
     argv += ["--state-dir", str(st.root), "--host-name", host]
+    # As the unit: the registry the apply unit trusts, and the spec (requests are
+    # checked by the core before a challenge is issued).
+    argv += ["--registry", str(registry.parent if registry else st.registry)]
+    argv += ["--spec", str(spec_file(lab_dir, host))]
     argv += ["--listen-address", str(autopeer.get("listen_address", "127.0.0.1"))]
     argv += ["--listen-port", str(int(autopeer.get("listen_port", 8042)))]
-    for key, option in (("rate_limit", "--rate-limit"), ("max_peers", "--max-peers")):
+    options = (
+        ("rate_limit", "--rate-limit"),
+        ("max_peers", "--max-peers"),
+        ("challenge_ttl", "--challenge-ttl"),
+    )
+    for key, option in options:
         if key in autopeer:
             argv += [option, str(int(autopeer[key]))]
     if "max_per_asn" in autopeer:
         argv += ["--max-per-asn", str(int(autopeer["max_per_asn"]))]
     log = lab_dir / "nodes" / host / "autopeer-web.log"
-    return daemons.start(f"{host}/autopeer-web", ns_argv(lab_dir, host, ns, argv), log)
+    start = log.stat().st_size if log.exists() else 0
+    daemon = daemons.start(f"{host}/autopeer-web", ns_argv(lab_dir, host, ns, argv), log)
+    # Up once it listens (its first line says so; the log is appended to), as its
+    # unit would be active.
+    _wait(
+        lambda: "listening on " in _text(log, start) or not daemons.alive(daemon),
+        f"the autopeer web service's listen line in {log}",
+        timeout=60,
+    )
+    if not daemons.alive(daemon):
+        raise LabError(f"the autopeer web service exited: {_text(log, start)[-2000:]}")
+    return daemon
+
+
+def _text(path: Path, start: int) -> str:
+    with open(path, "rb") as handle:
+        handle.seek(start)
+        return handle.read().decode(errors="replace")
 
 
 def delete_tun_links(ns: str) -> None:
@@ -185,6 +212,7 @@ class Outside:
     neighbor: str  # its link-local address on the tunnel
     announce_ipv4: tuple[str, ...] = ()
     announce_ipv6: tuple[str, ...] = ()
+    port: int | None = None  # its WireGuard port; OUTSIDE_PORT + index unless given
 
     @property
     def public_key(self) -> str:
@@ -198,14 +226,15 @@ class Outside:
 
     @property
     def listen_port(self) -> int:
-        return OUTSIDE_PORT + self.index
+        return self.port if self.port is not None else OUTSIDE_PORT + self.index
 
-    def request(self, **more: Any) -> dict[str, Any]:
-        """What it asks for (the request of a spool entry), with its endpoint: the
-        reflector dials it too (see OUTSIDE_PORT)."""
-        endpoint = f"{self.underlay[1]}:{self.listen_port}"
+    def request(self, *, endpoint: bool = True, **more: Any) -> dict[str, Any]:
+        """What it asks for (the request of a spool entry or of the API): with its
+        endpoint the reflector dials it, without one it dials in (OUTSIDE_PORT)."""
         base = {"asn": self.asn, "public_key": self.public_key, "neighbor": self.neighbor}
-        return base | {"endpoint": endpoint} | more
+        if endpoint:
+            base["endpoint"] = f"{self.underlay[1]}:{self.listen_port}"
+        return base | more
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -228,9 +257,13 @@ def add_outside(
     index: int = 0,
     announce_ipv4: tuple[str, ...] = (),
     announce_ipv6: tuple[str, ...] = (),
+    private_key: str | None = None,
+    neighbor: str | None = None,
+    port: int | None = None,
 ) -> Outside:
     """Its namespace and the underlay veth to the reflector (recorded in the lab's
-    state, so `lab down` removes them)."""
+    state, so `lab down` removes them). Its key, link-local address and port are
+    made up unless given (the VM test's outside router has its own)."""
     node = f"as{asn}"
     outside = Outside(
         node=node,
@@ -238,10 +271,11 @@ def add_outside(
         asn=asn,
         reflector=reflector,
         index=index,
-        private_key=wgkeys.generate_private_key(),
-        neighbor=f"fe80::{asn % 10000:x}:{index + 1}",
+        private_key=private_key or wgkeys.generate_private_key(),
+        neighbor=neighbor or f"fe80::{asn % 10000:x}:{index + 1}",
         announce_ipv4=announce_ipv4,
         announce_ipv6=announce_ipv6,
+        port=port,
     )
     reflector_ns = st.nodes[reflector]["netns"]
     if outside.netns in netns.list_netns():
@@ -270,10 +304,13 @@ def start_outside(
     outside: Outside,
     peering: Mapping[str, Any],
     reflector_public_key: str,
+    *,
+    dial: bool = True,
 ) -> None:
     """Its tunnel to what the reflector told it (`peering`: the status file's
     peer: listen_port, mtu); its BIRD is `outside_bird_config`, started by the
-    caller with lab.up.start_bird."""
+    caller with lab.up.start_bird. Without `dial` it only listens (the reflector
+    must dial it: its request had an endpoint); `dial_reflector` turns it on."""
     lab_dir = Path(st.lab_dir)
     run_dir = lab_dir / "nodes" / outside.node / "run"
     log = lab_dir / "nodes" / outside.node / "wireguard-go.log"
@@ -287,7 +324,8 @@ def start_outside(
     ours, _ = outside.underlay
     wg = ["wg", "set", OUTSIDE_INTERFACE, "private-key", key]
     wg += ["listen-port", str(outside.listen_port), "peer", reflector_public_key]
-    wg += ["endpoint", f"{ours}:{int(peering['listen_port'])}", "persistent-keepalive", "5"]
+    if dial:
+        wg += ["endpoint", f"{ours}:{int(peering['listen_port'])}", "persistent-keepalive", "5"]
     wg += ["allowed-ips", "0.0.0.0/0,::/0"]
     netns.ip_batch(
         outside.netns, [f"address add {outside.neighbor}/64 dev {OUTSIDE_INTERFACE} nodad"]
@@ -297,6 +335,17 @@ def start_outside(
     netns.ip_batch(outside.netns, [f"link set {OUTSIDE_INTERFACE} mtu {mtu} up"])
     st.nodes[outside.node]["bird_socket"] = str(run_dir / "bird" / "bird.ctl")
     st.save()
+
+
+def dial_reflector(
+    st: state.LabState, outside: Outside, peering: Mapping[str, Any], reflector_public_key: str
+) -> None:
+    """The outside router dials the reflector's port for this peering (keepalive 5 s)."""
+    run_dir = Path(st.lab_dir) / "nodes" / outside.node / "run"
+    ours, _ = outside.underlay
+    wg = ["wg", "set", OUTSIDE_INTERFACE, "peer", reflector_public_key]
+    wg += ["endpoint", f"{ours}:{int(peering['listen_port'])}", "persistent-keepalive", "5"]
+    netns.ns_run(outside.netns, wg, run_dir=run_dir)
 
 
 def outside_bird_config(outside: Outside, reflector_link_local: str, reflector_asn: int) -> str:

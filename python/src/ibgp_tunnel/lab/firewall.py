@@ -25,6 +25,8 @@ class FirewallInputs:
     forward_rules: str
     reverse_path_rules: str
     input_rules: str = ""
+    # allowedUDPPortRanges as (from, to): the autopeer WireGuard ports.
+    allowed_udp_port_ranges: tuple[tuple[int, int], ...] = ()
 
 
 def interface_input_rules(artifacts: Mapping[str, Any]) -> str:
@@ -42,7 +44,9 @@ def interface_input_rules(artifacts: Mapping[str, Any]) -> str:
 def inputs_from_artifacts(artifacts: Mapping[str, Any]) -> FirewallInputs:
     nft = artifacts["nftables"]
     input_rules = interface_input_rules(artifacts) + str(nft.get("hostInputRules", ""))
+    ranges = (artifacts.get("autopeer") or {}).get("allowedUDPPortRanges", [])
     return FirewallInputs(
+        allowed_udp_port_ranges=tuple((int(r["from"]), int(r["to"])) for r in ranges),
         allowed_udp_ports=tuple(int(p) for p in artifacts.get("allowedUDPPorts", [])),
         forward_rules=str(nft.get("forwardRules", "")),
         reverse_path_rules=str(nft.get("reversePathRules", "")),
@@ -54,8 +58,10 @@ def _indent(text: str, depth: int = 2) -> list[str]:
     return [" " * depth + line for line in text.splitlines() if line.strip()]
 
 
-def _ports(ports: Iterable[int]) -> str:
-    return ", ".join(str(p) for p in sorted(set(ports)))
+def _ports(ports: Iterable[int], ranges: Iterable[tuple[int, int]] = ()) -> str:
+    # As portsToNftSet: the ports, then the ranges as from-to.
+    items = [str(p) for p in sorted(set(ports))] + [f"{a}-{b}" for a, b in ranges]
+    return ", ".join(items)
 
 
 def nixos_firewall(inputs: FirewallInputs) -> str:
@@ -66,8 +72,9 @@ def nixos_firewall(inputs: FirewallInputs) -> str:
     # the global entry by name; all accept, so the order changes nothing), the
     # temporarily opened ports (nixos-firewall-tool), ping, ICMPv6, DHCPv6.
     input_allow = []
-    if inputs.allowed_udp_ports:
-        input_allow.append(f"udp dport {{ {_ports(inputs.allowed_udp_ports)} }} accept")
+    if inputs.allowed_udp_ports or inputs.allowed_udp_port_ranges:
+        udp = _ports(inputs.allowed_udp_ports, inputs.allowed_udp_port_ranges)
+        input_allow.append(f"udp dport {{ {udp} }} accept")
     input_allow += [
         *_indent(inputs.input_rules, 0),
         "meta l4proto . th dport @temp-ports accept",

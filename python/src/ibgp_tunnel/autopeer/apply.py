@@ -87,8 +87,8 @@ def assigned_of(name: str, record: Mapping[str, Any]) -> Any:
     core gives it as it did)."""
     from ibgp_tunnel.autopeer.render import Assigned
 
-    port = record.get("listen_port")
-    return Assigned(name, port if isinstance(port, int) and not isinstance(port, bool) else None)
+    # Handed over as the record holds it: the core checks it like any field.
+    return Assigned(name, record.get("listen_port"))
 
 
 def verify_signature(config: ApplyConfig, entry: spool.SpoolEntry) -> dict[str, str]:

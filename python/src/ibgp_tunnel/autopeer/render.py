@@ -55,7 +55,8 @@ class Assigned:
     carry these, never a stranger's request."""
 
     name: str
-    listen_port: int | None = None
+    # As the record holds it: the core checks it (a planted "22" is refused).
+    listen_port: object = None
 
     def keys(self) -> dict[str, Any]:
         given: dict[str, Any] = {"name": self.name}

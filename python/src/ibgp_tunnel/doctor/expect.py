@@ -12,7 +12,10 @@ import ipaddress
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ibgp_tunnel.doctor.autopeer import AutopeerExpect
 
 
 @dataclass(frozen=True)
@@ -120,6 +123,9 @@ class Expectations:
     nft_ruleset: str = ""
     # DN42 peer with latency = "auto" -> the BIRD constant holding its measured class.
     latency_auto: dict[str, str] = field(default_factory=dict)
+    # Self-service peering on: the applied peerings (their tunnels and sessions are
+    # in `tunnels` and `sessions` beside the static ones). None: off.
+    autopeer: AutopeerExpect | None = None
 
     @property
     def tunnel_names(self) -> tuple[str, ...]:

@@ -16,7 +16,6 @@ import os
 import tempfile
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,34 +24,16 @@ from ibgp_tunnel.autopeer.apply import assigned_of, protocols_of
 from ibgp_tunnel.autopeer.errors import AutopeerRefused
 from ibgp_tunnel.autopeer.render import render_autopeers
 from ibgp_tunnel.autopeer.request import parse_request
-from ibgp_tunnel.doctor.expect import PeerExpect, SessionExpect, TunnelExpect
-from ibgp_tunnel.paths import defaults
+from ibgp_tunnel.doctor.expect import (
+    AutopeerExpect,
+    PeerExpect,
+    Peering,
+    SessionExpect,
+    TunnelExpect,
+)
 
-_LAYOUT = defaults()["autopeer"]
 WEB_UNIT = "ibgp-tunnel-autopeer-web"
 APPLY_UNIT = "ibgp-tunnel-autopeer-apply"
-
-
-@dataclass(frozen=True)
-class Peering:
-    """One applied peering as the core renders it now."""
-
-    name: str
-    asn: int
-    interface: str
-    listen_port: int
-    protocol: str
-
-
-@dataclass(frozen=True)
-class AutopeerExpect:
-    state_dir: str
-    peerings: tuple[Peering, ...]
-    # peers/ records the apply unit would not run: (record, why)
-    refused: tuple[tuple[str, str], ...]
-    interfaces_set: str = str(_LAYOUT["nft_interfaces_set"])
-    ports_set: str = str(_LAYOUT["nft_ports_set"])
-    group: int = int(_LAYOUT["interface_group"])
 
 
 def enabled(spec: Mapping[str, Any]) -> bool:

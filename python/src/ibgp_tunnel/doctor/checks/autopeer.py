@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from ibgp_tunnel.doctor.autopeer import APPLY_UNIT, WEB_UNIT, AutopeerExpect, Peering
+from ibgp_tunnel.doctor.autopeer import APPLY_UNIT, WEB_UNIT
 from ibgp_tunnel.doctor.checks.common import age_text
-from ibgp_tunnel.doctor.expect import Expectations
+from ibgp_tunnel.doctor.expect import AutopeerExpect, Expectations, Peering
 from ibgp_tunnel.doctor.live import Live
 from ibgp_tunnel.doctor.result import Check, fail, ok, skip, warn
 

@@ -129,6 +129,23 @@ def test_set_elements_flushed(state: StateDir) -> None:
     assert f"systemctl restart {APPLY_UNIT}" in line.fix
 
 
+def test_interface_gone_names_the_apply_unit(state: StateDir) -> None:
+    """The peering's interface deleted by hand: its line says which unit makes it
+    (the apply unit's restore), not NixOS's wireguard-<interface>."""
+    snapshot = _recorded()
+    _, record = _peering(state)
+    interface = record["interface"]
+    wg = "".join(
+        line + "\n"
+        for line in snapshot.get("wg").stdout.splitlines()
+        if not line.startswith(interface + "\t")
+    )
+    checks = _by_id(diagnose_snapshot(PLAN, HOST, _with(snapshot, "wg", wg), state.root))
+    line = checks[f"wireguard.interface {interface}"]
+    assert line.status is Status.FAIL and f"systemctl restart {APPLY_UNIT}" in line.fix
+    assert "wireguard-ap" not in line.fix
+
+
 def test_apply_unit_down_and_spool_backing_up(state: StateDir) -> None:
     snapshot = _recorded()
     data = _runtime(snapshot)

@@ -127,6 +127,7 @@ def _tunnel(interface: str, wg: Mapping[str, Any], peer_name: str) -> TunnelExpe
             )
             for peer in wg.get("peers", [])
         ),
+        unit=APPLY_UNIT,
     )
 
 

@@ -35,6 +35,9 @@ class TunnelExpect:
     listen_port: int | None
     peers: tuple[PeerExpect, ...]
     link: str = ""  # the plan's [links.NAME]
+    # The systemd unit that makes the interface ("": NixOS's wireguard-<interface>;
+    # an autopeer's is the apply unit's).
+    unit: str = ""
 
     @property
     def global_ipv6(self) -> list[str]:

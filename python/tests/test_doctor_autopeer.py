@@ -242,7 +242,8 @@ def test_a_record_that_is_not_json(state: StateDir) -> None:
     (state.peers / "ap4242420780.json").write_text("{not json")
     found, tunnels, _ = applied(host_view(PLAN, HOST).spec, state)
     assert found.peerings == () and tunnels == []
-    assert found.refused and "cannot be read" in found.refused[0][1]
+    assert found.refused == (("peers/*.json", found.refused[0][1]),)
+    assert "not JSON" in found.refused[0][1]
 
 
 # --- the runtime read -------------------------------------------------------------------
@@ -262,3 +263,22 @@ def test_runtime_reads_units_spool_and_statuses(tmp_path: Path) -> None:
     assert data["units"] == {WEB_UNIT: "active", APPLY_UNIT: "unknown"}
     assert data["spool"] == [{"name": "1.json", "age": 45.0}]
     assert data["statuses"] == [{"asn": ASN, "state": "applied", "message": None, "updated": "t"}]
+
+
+def test_unreadable_state_is_said_never_guessed_empty(tmp_path: Path) -> None:
+    """Doctor run without root: peers/ and the spool are the units' (0700, 0770).
+    Simulated with directories that are not directories (reading them fails as
+    a permission error does: an OSError other than missing)."""
+    st = StateDir(tmp_path / "autopeer")
+    st.root.mkdir()
+    for directory in (st.peers, st.spool):
+        directory.write_text("")  # NotADirectoryError on listing
+    data = json.loads(runtime(st, pid_unit_state({}), now=0.0))
+    assert data["spool"] == [] and len(data["unreadable"]) == 1, data
+    found, _, _ = applied(host_view(PLAN, HOST).spec, st)
+    assert found.refused[0][0] == "peers/"
+    snapshot = _with(_recorded(), AUTOPEER_KEY, json.dumps(data))
+    checks = _by_id(diagnose_snapshot(PLAN, HOST, snapshot, st.root))
+    assert checks["autopeer.peers"].status is Status.WARN
+    assert checks["autopeer.state"].status is Status.WARN
+    assert "run doctor as root" in checks["autopeer.peers"].fix

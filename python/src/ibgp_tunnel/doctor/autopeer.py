@@ -10,7 +10,6 @@ tunnels and sessions like a static DN42 peer's, checked by the same checks."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import tempfile
@@ -34,6 +33,8 @@ from ibgp_tunnel.doctor.expect import (
 
 WEB_UNIT = "ibgp-tunnel-autopeer-web"
 APPLY_UNIT = "ibgp-tunnel-autopeer-apply"
+# The refusal's name when peers/ itself cannot be read.
+UNREADABLE = "peers/"
 
 
 def enabled(spec: Mapping[str, Any]) -> bool:
@@ -49,9 +50,18 @@ def enabled(spec: Mapping[str, Any]) -> bool:
 def _records(state: st.StateDir) -> tuple[list[tuple[str, dict[str, Any]]], list[tuple[str, str]]]:
     """The records, oldest first, and those that are no record at all."""
     try:
+        # read_peers' glob passes over a directory it may not read (not root:
+        # peers/ is 0700): listed first, so that is said, not taken for none.
+        os.listdir(state.peers)
+    except FileNotFoundError:
+        return [], []
+    except OSError as error:
+        return [], [(UNREADABLE, f"{state.peers} cannot be read: {error.strerror}")]
+    try:
         found = st.read_peers(state)
     except (ValueError, OSError) as error:
-        return [], [("peers/", f"cannot be read: {error}")]
+        # The apply unit cannot load its state either (read_peers raises the same).
+        return [], [("peers/*.json", f"a record is not JSON, so none is run: {error}")]
     good, bad = [], []
     for name, record in found.items():
         if isinstance(record, dict) and isinstance(record.get("request"), dict):
@@ -138,35 +148,44 @@ UnitProbe = Callable[[str], str]
 
 def runtime(state: st.StateDir, unit_state: UnitProbe, now: float | None = None) -> str:
     """The units' states, the spool's backlog and every ASN's last outcome, as the
-    JSON document the snapshot keeps (so saved outputs replay it)."""
+    JSON document the snapshot keeps (so saved outputs replay it). A directory
+    doctor may not read (not root: the spool is the units') is listed in
+    `unreadable`, never guessed empty."""
     now = time.time() if now is None else now
-    spool = []
-    with contextlib.suppress(FileNotFoundError):
-        for path in sorted(state.spool.iterdir()):
-            if path.is_file() and not path.is_symlink() and not path.name.startswith("."):
-                spool.append({"name": path.name, "age": max(0.0, now - path.stat().st_mtime)})
-    failed = 0
-    with contextlib.suppress(FileNotFoundError):
-        failed = sum(1 for p in state.failed.iterdir() if p.is_file())
+    unreadable: list[str] = []
+
+    def listing(directory: Path) -> list[Path]:
+        try:
+            return sorted(directory.iterdir())
+        except FileNotFoundError:
+            return []
+        except OSError as error:
+            unreadable.append(f"{directory}: {error.strerror}")
+            return []
+
+    spool = [
+        {"name": path.name, "age": max(0.0, now - path.lstat().st_mtime)}
+        for path in listing(state.spool)
+        if path.is_file() and not path.is_symlink() and not path.name.startswith(".")
+    ]
+    failed = sum(1 for p in listing(state.failed) if p.is_file())
     statuses = []
-    try:
-        for path in sorted(state.status.glob("*.json")):
-            if path.is_symlink() or not path.stem.isdigit():
-                continue
-            try:
-                data = json.loads(path.read_text(encoding="utf-8"))
-            except (ValueError, OSError):
-                continue
-            if isinstance(data, dict):
-                statuses.append({k: data.get(k) for k in ("asn", "state", "message", "updated")})
-    except FileNotFoundError:
-        pass
+    for path in listing(state.status):
+        if path.suffix != ".json" or path.is_symlink() or not path.stem.isdigit():
+            continue
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (ValueError, OSError):
+            continue
+        if isinstance(data, dict):
+            statuses.append({k: data.get(k) for k in ("asn", "state", "message", "updated")})
     units = {unit: unit_state(unit) for unit in (WEB_UNIT, APPLY_UNIT)}
     document = {
         "units": units,
         "spool": spool,
         "failed": failed,
         "statuses": statuses,
+        "unreadable": unreadable,
         "now": now,
     }
     return json.dumps(document, sort_keys=True)

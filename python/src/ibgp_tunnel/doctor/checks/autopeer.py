@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ibgp_tunnel.doctor.autopeer import APPLY_UNIT, WEB_UNIT
+from ibgp_tunnel.doctor.autopeer import APPLY_UNIT, UNREADABLE, WEB_UNIT
 from ibgp_tunnel.doctor.checks.common import age_text
 from ibgp_tunnel.doctor.expect import AutopeerExpect, Expectations, Peering
 from ibgp_tunnel.doctor.live import Live
@@ -41,10 +41,30 @@ def check_autopeer(exp: Expectations, live: Live) -> list[Check]:
         )
     else:
         checks += _units(runtime) + _spool(runtime) + _outcomes(runtime)
+        unreadable = [str(u) for u in runtime.get("unreadable", [])]
+        if unreadable:
+            checks.append(
+                warn(
+                    "autopeer.state",
+                    "cannot read all of self-service peering's state: the spool and "
+                    "outcome lines may miss entries",
+                    "; ".join(unreadable),
+                    "run doctor as root",
+                )
+            )
     return checks + _firewall(exp, autopeer, live)
 
 
 def _records(autopeer: AutopeerExpect) -> list[Check]:
+    if autopeer.refused and autopeer.refused[0][0] == UNREADABLE:
+        return [
+            warn(
+                "autopeer.peers",
+                "cannot read the applied peerings: their tunnels and sessions are not checked",
+                autopeer.refused[0][1],
+                "run doctor as root (peers/ is the apply unit's, mode 0700)",
+            )
+        ]
     return [
         warn(
             f"autopeer.record {name}",

@@ -3,8 +3,9 @@
 apply unit renders them) are expected and checked like static DN42 peers, and
 the `autopeer` lines say whether the units run, the spool drains and the last
 request went through. Recorded from the lab (test_lab_autopeer.py with
-IBGP_TUNNEL_DOCTOR_RECORD: python/tests/data/doctor/autopeer holds dmz's outputs
-and the peers/ records), replayed and broken here; no root, no lab."""
+IBGP_TUNNEL_DOCTOR_RECORD=DIR; DIR/autopeer copied to
+python/tests/data/doctor-autopeer: dmz's outputs and the peers/ records),
+replayed and broken here; no root, no lab."""
 
 from __future__ import annotations
 
@@ -35,7 +36,7 @@ pytestmark = needs_nix
 
 REPO = Path(__file__).resolve().parents[2]
 PLAN = REPO / "python" / "tests" / "plans" / "autopeer.toml"
-RECORDED = Path(__file__).resolve().parent / "data" / "doctor" / "autopeer"
+RECORDED = Path(__file__).resolve().parent / "data" / "doctor-autopeer"
 HOST, ASN = "dmz", 4242420999
 
 

@@ -212,7 +212,7 @@ def test_doctor_checks_the_autopeered_peering(lab: Lab, outside: dict[str, Any])
     checks its tunnel and session as a static DN42 peer's, its firewall elements,
     and the two daemons, the spool and the last outcome. With
     IBGP_TUNNEL_DOCTOR_RECORD=DIR the outputs and the peers/ records are saved
-    for test_doctor_autopeer.py (python/tests/data/doctor/autopeer)."""
+    in DIR/autopeer for test_doctor_autopeer.py (python/tests/data/doctor-autopeer)."""
     from ibgp_tunnel.doctor import saved
     from ibgp_tunnel.doctor.autopeer import pid_unit_state
     from ibgp_tunnel.doctor.result import Status

@@ -79,6 +79,10 @@ rec {
   # Where autopeer's runtime state lives (base/defaults.toml [autopeer]).
   autopeerPaths = defaults.autopeer;
 
+  # Self-service peering on a spec (its settings when on, else null): the
+  # alert rules' view (their sessions matched by autopeerPaths.name_prefix).
+  dn42Autopeer = { inherit (import ./spec/dn42.nix) autopeerOf; };
+
   readPlan = import ./plan/read.nix;
 
   renderHost = planFile: name: render (hostFromPlan (readPlan planFile) name);

@@ -19,7 +19,7 @@ from nixcore import EXAMPLE_PLAN, core_call, needs_nix, render
 from test_dn42_roa import BIRDS
 
 from ibgp_tunnel.autopeer.errors import AutopeerRefused
-from ibgp_tunnel.autopeer.render import render_autopeers
+from ibgp_tunnel.autopeer.render import Assigned, render_autopeers
 from ibgp_tunnel.autopeer.request import PeeringRequest, parse_request
 
 pytestmark = needs_nix
@@ -570,3 +570,103 @@ def test_problems_come_in_the_requests_order(tmp_path: Path) -> None:
     spec = spec_file(write_plan(tmp_path))
     done = render_autopeers(spec, [request(mtu=1)] * 12, refuse=False)
     assert [p.index for p in done.problems] == list(range(12))
+
+
+# --- names and ports do not churn (issue 24: applied peerings keep theirs) ----------
+
+KEY3 = "CCCCJQQRmmn4MndUJnm7O+Gu3RiJ/OHNhVwbb5pH4CU="
+
+
+def _facts(done: Any) -> dict[str, tuple[str, int]]:
+    """peer name -> (interface, port) of what was rendered."""
+    return {n: (p["interface"], p["listenPort"]) for n, p in done.peers.items()}
+
+
+def test_removing_the_first_of_three_moves_neither_other(tmp_path: Path) -> None:
+    """Two peerings of one AS and one of another whose convention is the same
+    port: the first holds the port and index 1. Rendered again without it, the
+    other two keep their interface and port when handed back what they were
+    given; rendered without that (as before), both would move."""
+    spec = spec_file(write_plan(tmp_path, autopeer=AUTOPEER + "max_per_asn = 3\n"))
+    first = request()
+    second = request(public_key=KEY2, neighbor="fe80::1235")
+    third = request(asn=4242411234, public_key=KEY3)
+    done = render_autopeers(spec, [first, second, third])
+    before = _facts(done)
+    assert before == {
+        "ap4242421234_1": ("ap4242421234_1", 21234),
+        "ap4242421234_2": ("ap4242421234_2", 20000),
+        "ap4242411234_1": ("ap4242411234_1", 20001),
+    }
+    # What the apply unit's records hand back for the two that stay, in their order.
+    given = [Assigned(n, before[n][1]) for n in ("ap4242421234_2", "ap4242411234_1")]
+    after = render_autopeers(spec, [second, third], assigned=given)
+    assert _facts(after) == {n: before[n] for n in ("ap4242421234_2", "ap4242411234_1")}
+    # Not by chance: without what they were given, both move.
+    naive = _facts(render_autopeers(spec, [second, third]))
+    assert naive["ap4242421234_1"] == ("ap4242421234_1", 21234)
+    assert "ap4242421234_2" not in naive
+    # A new one takes what is free around them: index 1 again, the first free port.
+    fourth = request(public_key=KEY2[:-2] + "c=", neighbor="fe80::1236")
+    grown = _facts(render_autopeers(spec, [second, third, fourth], assigned=given))
+    assert grown["ap4242421234_1"] == ("ap4242421234_1", 21234)
+    assert {n: grown[n] for n in given_names(given)} == {n: before[n] for n in given_names(given)}
+
+
+def given_names(given: list[Assigned]) -> list[str]:
+    return [a.name for a in given]
+
+
+def test_what_was_given_is_kept_only_while_it_fits(tmp_path: Path) -> None:
+    """A name of another AS or beyond max_per_asn, a port outside the range or a
+    static peer's: given anew (static peers win); the new ones never take a kept one."""
+    spec = spec_file(write_plan(tmp_path, autopeer=AUTOPEER + "max_per_asn = 2\n"))
+    done = render_autopeers(
+        spec,
+        [request(), request(asn=4242423000, public_key=KEY2)],
+        assigned=[Assigned("ap4242421234_3", 21080), Assigned("ap4242421234_1", 29999)],
+    )
+    assert _facts(done) == {
+        "ap4242421234_1": ("ap4242421234_1", 21234),  # _3 is beyond max_per_asn; 21080 static
+        "ap4242423000_1": ("ap4242423000_1", 29999),  # another AS's name: its own given
+    }
+    # Two applied ones cannot both keep the same port: the first (in order) does.
+    clash = render_autopeers(
+        spec,
+        [request(), request(asn=4242423000, public_key=KEY2)],
+        assigned=[Assigned("ap4242421234_2", 25000), Assigned("ap4242423000_2", 25000)],
+    )
+    assert _facts(clash) == {
+        "ap4242421234_2": ("ap4242421234_2", 25000),
+        "ap4242423000_2": ("ap4242423000_2", 23000),
+    }
+
+
+@pytest.mark.parametrize(
+    ("given", "path"),
+    [
+        ({"name": 'ap1"; }'}, "peers.0.name"),
+        ({"name": "eth0"}, "peers.0.name"),
+        ({"name": "ap1/../x"}, "peers.0.name"),
+        ({"name": 4242421234}, "peers.0.name"),
+        ({"listen_port": "21234"}, "peers.0.listen_port"),
+        ({"listen_port": 0}, "peers.0.listen_port"),
+        ({"listen_port": 70000}, "peers.0.listen_port"),
+        ({"listen_port": 21234.0}, "peers.0.listen_port"),
+    ],
+)
+def test_what_was_given_is_checked_like_every_field(
+    given: dict[str, Any], path: str, tmp_path: Path
+) -> None:
+    """The records are the apply unit's, but a file can be planted: the core
+    checks them as it checks a stranger's keys."""
+    spec = spec_file(write_plan(tmp_path))
+    answer = raw(spec, [{"asn": 4242421234, "public_key": KEY, "neighbor": "fe80::1"} | given])
+    assert [p["path"] for p in answer["problems"]] == [path]
+    assert answer["peers"] == {}
+
+
+def test_a_stranger_cannot_send_a_name_or_port() -> None:
+    for key, value in (("name", "ap4242421234"), ("listen_port", 20000)):
+        with pytest.raises(AutopeerRefused):
+            parse_request({"asn": 4242421234, "public_key": KEY, "neighbor": "fe80::1", key: value})

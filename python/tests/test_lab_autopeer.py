@@ -15,6 +15,7 @@ BIRD 3 unless IBGP_TUNNEL_BIRD_DIR names another (run again with
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -209,6 +210,51 @@ def test_signed_request_gets_tunnel_and_session(lab: Lab, outside: dict[str, Any
 def _imported(lab: Lab, protocol: str) -> bool:
     routes = birdc(lab.st, REFLECTOR, "show", "route", "protocol", protocol)
     return OUT_V4 in routes and OUT_V6 in routes
+
+
+def test_doctor_checks_the_autopeered_peering(lab: Lab, outside: dict[str, Any]) -> None:
+    """`ibgp-tunnel doctor --lab dmz` reads the applied peering from the state and
+    checks its tunnel and session as a static DN42 peer's, its firewall elements,
+    and the two daemons, the spool and the last outcome. With
+    IBGP_TUNNEL_DOCTOR_RECORD=DIR the outputs and the peers/ records are saved
+    in DIR/autopeer for test_doctor_autopeer.py (python/tests/data/doctor-autopeer)."""
+    from ibgp_tunnel.doctor import saved
+    from ibgp_tunnel.doctor.autopeer import pid_unit_state
+    from ibgp_tunnel.doctor.result import Status
+    from ibgp_tunnel.doctor.run import diagnose, lab_host
+
+    peer, protocol = outside["peer"], outside["protocol"]
+    found = lab_host(REFLECTOR, Path(LAB_DIR), "birdc")
+    assert found.autopeer_state == state().root and found.autopeer_daemons is not None
+    diagnosis = diagnose(
+        PLAN,
+        REFLECTOR,
+        found.target,
+        found.generated_keys,
+        found.autopeer_state,
+        pid_unit_state(found.autopeer_daemons),
+    )
+    checks = {c.id: c for c in diagnosis.checks}
+    interface = peer["interface"]
+    wanted = [
+        "autopeer.unit ibgp-tunnel-autopeer-web",
+        "autopeer.unit ibgp-tunnel-autopeer-apply",
+        "autopeer.spool",
+        "autopeer.last-apply",
+        f"autopeer.firewall AS{ASN} {interface}",
+        f"bgp.session {protocol}",
+        f"wireguard.interface {interface}",
+        f"wireguard.peer-key {interface} AS{ASN}",
+    ]
+    lines = "\n".join(c.line() for c in diagnosis.checks)
+    for check_id in wanted:
+        assert check_id in checks, f"no {check_id}:\n{lines}"
+        assert checks[check_id].status is Status.OK, checks[check_id].line()
+    record = os.environ.get("IBGP_TUNNEL_DOCTOR_RECORD")
+    if record:
+        where = Path(record) / "autopeer"
+        saved.save(diagnosis.snapshot, where / REFLECTOR)
+        shutil.copytree(state().peers, where / "peers")
 
 
 def _session_in_status(name: str) -> str | None:

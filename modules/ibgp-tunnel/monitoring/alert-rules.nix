@@ -29,6 +29,17 @@ let
   dn42Names =
     map (name: "${prefix}dn42_${identifier name}") (builtins.attrNames spec.dn42Peers)
     ++ util.optional (collector.collectorOf spec != null) "${prefix}${collector.collectorProtocol}";
+  # Self-service peerings (issue 24) come and go at runtime: their sessions
+  # are matched by the core's naming (render/autopeer.nix: dn42_ap<asn>, plus
+  # _<k> when an ASN may have several), never listed. A static peer whose
+  # name happens to fit is excluded (the core refuses an autopeer taking a
+  # static peer's name), so it keeps only its own rules.
+  autopeerOn = core.dn42Autopeer.autopeerOf spec != null;
+  autopeerRegex = "${prefix}dn42_${core.autopeerPaths.name_prefix}[0-9]+(_[0-9]+)?";
+  autopeerMatchers =
+    [ ''name=~"${autopeerRegex}"'' ]
+    ++ util.optional (dn42StaticNames != [ ]) ''name!~"${anyOf dn42StaticNames}"'';
+  dn42StaticNames = map (name: "${prefix}dn42_${identifier name}") (builtins.attrNames (spec.dn42Peers or { }));
   # A regex alternative of literal names (dots in addresses and VLAN
   # interfaces escaped; PromQL strings take the backslash doubled).
   anyOf = names: concatStringsSep "|" (map (replaceStrings [ "." ] [ "\\\\." ]) names);
@@ -47,9 +58,9 @@ let
     annotations.summary = "iBGP session {{ $labels.name }} (IPv{{ $labels.ip_version }}) on ${hostName} is down: {{ $labels.state }}";
   };
 
-  dn42Down = util.optional (dn42Names != [ ]) {
+  dn42Down = util.optional (dn42Names != [ ] || autopeerOn) {
     alert = "IbgpTunnelDn42SessionDown";
-    expr = "bird_protocol_up${on [ ''proto="BGP"'' ''name=~"${anyOf dn42Names}"'' ]} == 0";
+    expr = "bird_protocol_up${on [ ''proto="BGP"'' ''name=~"${concatStringsSep "|" (util.optional (dn42Names != [ ]) (anyOf dn42Names) ++ util.optional autopeerOn autopeerRegex)}"'' ]} == 0";
     for = "5m";
     labels = labels "warning";
     annotations.summary = "DN42 session {{ $labels.name }} on ${hostName} is down: {{ $labels.state }}";
@@ -123,6 +134,15 @@ let
     annotations.summary = "DN42 session {{ $labels.name }} (IPv{{ $labels.ip_version }}) on ${hostName} reached its import limit of ${group.limit} routes (action ${toString action}): routes beyond it are not taken; ${fix "import_limit"}";
   }) (byLimit importOf);
 
+  # Autopeers have no limit of their own: the sessions' (tuning), as
+  # render/dn42.nix gives a peer without importLimit.
+  autopeerImportLimit = util.optional (autopeerOn && spec.tuning.importLimit or null != null) {
+    alert = "IbgpTunnelImportLimitReached";
+    expr = "bird_protocol_prefix_import_count${on ([ ''proto="BGP"'' ] ++ autopeerMatchers)} >= ${toString spec.tuning.importLimit}";
+    labels = labels "critical";
+    annotations.summary = "Self-service DN42 session {{ $labels.name }} (IPv{{ $labels.ip_version }}) on ${hostName} reached its import limit of ${toString spec.tuning.importLimit} routes (action ${toString action}): routes beyond it are not taken; find out why that peer sends so many (`ibgp-tunnel dn42 autopeer show`), remove its peering if it will not stop, or raise tuning.import_limit for every session";
+  };
+
   # What BIRD counts for a receive limit: the routes it keeps, accepted or
   # kept filtered (bird_protocol_prefix_filter_count).
   dn42ReceiveLimit = map (group: let m = on [ ''proto="BGP"'' ''name=~"${anyOf group.names}"'' ]; in {
@@ -149,5 +169,5 @@ let
 in
 {
   name = "ibgp-tunnel-${hostName}";
-  rules = sessionDown ++ dn42Down ++ bfdDown ++ handshakeStale ++ kernelRoutes "ipv4" ++ kernelRoutes "ipv6" ++ importLimit ++ dn42ImportLimit ++ dn42ReceiveLimit ++ rtrCachesDown;
+  rules = sessionDown ++ dn42Down ++ bfdDown ++ handshakeStale ++ kernelRoutes "ipv4" ++ kernelRoutes "ipv6" ++ importLimit ++ dn42ImportLimit ++ autopeerImportLimit ++ dn42ReceiveLimit ++ rtrCachesDown;
 }

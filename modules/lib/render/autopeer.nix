@@ -6,7 +6,14 @@
 # (plan/dn42-peer.nix), checked by the table's grammars and the spec's rules,
 # rendered by the same session and tunnel functions as a static peer. Static
 # peers always win: a request colliding with one is refused, never the other
-# way round. Returns
+# way round.
+# Names and ports do not churn: a request the apply unit applied before comes
+# back with what it was given (`name`, `listen_port`: the apply unit's
+# record, never a stranger's key: the request model refuses them) and keeps
+# both while they are still this host's to give (the right form for its ASN
+# and max_per_asn, in the port range, not taken by a static peer or an
+# earlier request); only new requests (or ones whose old values no longer
+# fit) are assigned, around the kept ones. Returns
 #   { problems = [ { path = "peers.<i>[.<key>]"; message; } ];
 #     peers = { <name> = { index; asn; interface; listenPort; ... }; };
 #     bird = "<the include's text>"; wireguard = { <interface> = ...; };
@@ -36,6 +43,10 @@ let
     mtu = { kind = fields.kind "dn42Tunnel" "mtu"; option = "tunnel.mtu"; };
   };
   keyNames = attrNames keys;
+  # What an applied request carries besides (see above): checked for shape
+  # here, for fit when names and ports are given out.
+  assignedKeys = [ "name" "listen_port" ];
+  namePattern = "${ap.name_prefix}[0-9]{1,10}(_[0-9]{1,3})?";
   keyOfOption = listToAttrs (map (k: { name = keys.${k}.option; value = k; }) keyNames);
 
   problem = i: key: message: { index = i; path = "peers.${toString i}${if key == null then "" else ".${key}"}"; inherit message; };
@@ -71,7 +82,13 @@ let
     else if !(isAttrs r) then
       [ (problem i null "is not a peering request: give an object with asn, public_key and neighbor") ]
     else
-      map (k: problem i null "has ${tokens.show k}, which is not a field of a peering request: give only ${builtins.concatStringsSep ", " keyNames}") (filter (k: !(keys ? ${k})) (attrNames r))
+      map (k: problem i null "has ${tokens.show k}, which is not a field of a peering request: give only ${builtins.concatStringsSep ", " keyNames}") (filter (k: !(keys ? ${k}) && !(elem k assignedKeys)) (attrNames r))
+      ++ optional (r ? name && !(builtins.isString r.name && builtins.match namePattern r.name != null)) (
+        problem i "name" "is not a name this host gives a peering (${ap.name_prefix}<asn>, _<k> when an AS may have several)"
+      )
+      ++ optional (r ? listen_port && !(isInt r.listen_port && r.listen_port >= 1 && r.listen_port <= 65535 && checks.portProblem r.listen_port == null)) (
+        problem i "listen_port" "is not a UDP port"
+      )
       ++ concatMap (
         k:
         let
@@ -107,19 +124,29 @@ let
   conventional = asn: 20000 + asn - asn / 10000 * 10000;
   staticPorts = map (n: dn42Spec.listenPortOf statics.${n}) staticTunnels ++ map (l: spec.links.${l}.listenPort) (attrNames spec.links);
 
-  # 2. Limits, names and ports, in the requests' order: each accepted one
-  # counts against its ASN and the total and takes its port.
+  # 2. Limits, names and ports: the applied requests first (they keep theirs),
+  # then the new ones in their order; each accepted one counts against its
+  # ASN and the total and takes its name and port.
   step =
     acc: c:
     let
       r = c.request;
       perAsn = acc.perAsn.${toString r.asn} or 0;
+      inRange = p: p >= a.portMin && p <= a.portMax;
       free = p: !(acc.ports ? ${toString p}) && checks.portProblem p == null;
       wanted = conventional r.asn;
       range = genList (n: a.portMin + n) (a.portMax - a.portMin + 1);
-      port = if wanted >= a.portMin && wanted <= a.portMax && free wanted then wanted else util.firstOr null (filter free range);
+      given = r.listen_port or null;
+      port =
+        if given != null && inRange given && free given then given
+        else if inRange wanted && free wanted then wanted
+        else util.firstOr null (filter free range);
       later = acc.accepted;
-      name = nameOf r.asn (perAsn + 1);
+      # This ASN's names not held by an autopeer yet; a static peer's is
+      # never skipped over (refused below), as before.
+      names = genList (k: nameOf r.asn (k + 1)) a.maxPerAsn;
+      unheld = filter (n: !(acc.names ? ${n})) names;
+      name = if (r.name or null) != null && elem r.name unheld && !(elem r.name takenNames) then r.name else util.firstOr (nameOf r.asn (perAsn + 1)) unheld;
       refuse = key: message: acc // { refused = acc.refused ++ [ (problem c.index key message) ]; };
     in
     if c.problems != [ ] then
@@ -142,14 +169,17 @@ let
       // {
         perAsn = acc.perAsn // { ${toString r.asn} = perAsn + 1; };
         ports = acc.ports // { ${toString port} = true; };
+        names = acc.names // { ${name} = true; };
         accepted = acc.accepted ++ [ (c // { inherit name port; problems = [ ]; }) ];
       };
+  assigned = c: c.problems == [ ] && (c.request ? name || c.request ? listen_port);
   limited = foldl' step {
     perAsn = { };
+    names = { };
     ports = listToAttrs (map (p: { name = toString p; value = true; }) staticPorts);
     accepted = [ ];
     refused = [ ];
-  } checked1;
+  } (filter assigned checked1 ++ filter (c: !(assigned c)) checked1);
 
   # 3. As a static peer of the plan would be written, then the spec's own mapping.
   planPeer =
@@ -184,7 +214,7 @@ let
       keyOf = path: if path == at then null else keyOfOption.${substring (stringLength at + 1) (stringLength path) path} or null;
     in
     c // { problems = map (p: problem c.index (keyOf p.path) p.message) found; }
-  ) limited.accepted;
+  ) (builtins.sort (x: y: x.index < y.index) limited.accepted);
   final = filter (c: c.problems == [ ]) ruled;
 
   rendered = (import ../spec/shape.nix).checked (withPeers final);

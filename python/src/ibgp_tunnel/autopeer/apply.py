@@ -68,15 +68,27 @@ class Outcome:
 # --- the other parts' contracts (imported late: core and auth build them) -------
 
 
-def render(spec_file: Path, requests: Sequence[Mapping[str, Any]]) -> Any:
+def render(
+    spec_file: Path, requests: Sequence[Mapping[str, Any]], assigned: Sequence[Any] = ()
+) -> Any:
     """The core's answer for these requests (autopeer/render.py), problems beside
     what it accepted; AutopeerRefused naming the field for a request of the
-    wrong shape."""
+    wrong shape. `assigned`: what the applied ones were given (render.Assigned)."""
     from ibgp_tunnel.autopeer.render import render_autopeers
     from ibgp_tunnel.autopeer.request import parse_request
 
     parsed = [parse_request(dict(r)) for r in requests]
-    return render_autopeers(spec_file, parsed, refuse=False)
+    return render_autopeers(spec_file, parsed, refuse=False, assigned=assigned)
+
+
+def assigned_of(name: str, record: Mapping[str, Any]) -> Any:
+    """What an applied peer was given: its name (its record's) and port, handed
+    back to the core so it keeps both (records from before carry no port: the
+    core gives it as it did)."""
+    from ibgp_tunnel.autopeer.render import Assigned
+
+    # Handed over as the record holds it: the core checks it like any field.
+    return Assigned(name, record.get("listen_port"))
 
 
 def verify_signature(config: ApplyConfig, entry: spool.SpoolEntry) -> dict[str, str]:
@@ -138,22 +150,24 @@ class Target:
         return cls((), {}, "", {}, (), ())
 
 
-def target_of(config: ApplyConfig, requests: Sequence[Mapping[str, Any]]) -> Target:
+def target_of(
+    config: ApplyConfig, requests: Sequence[Mapping[str, Any]], assigned: Sequence[Any] = ()
+) -> Target:
     """What `requests` render to; AutopeerRefused (the first problem's field) when
     the core refuses any of them."""
-    target, problems = rendered_target(config, requests)
+    target, problems = rendered_target(config, requests, assigned)
     if problems:
         raise problems[0][1]
     return target
 
 
 def rendered_target(
-    config: ApplyConfig, requests: Sequence[Mapping[str, Any]]
+    config: ApplyConfig, requests: Sequence[Mapping[str, Any]], assigned: Sequence[Any] = ()
 ) -> tuple[Target, list[tuple[int, AutopeerRefused]]]:
     """What the accepted ones of `requests` render to, and the refusals by request index."""
     if not requests:
         return Target.empty(), []
-    rendered = render(config.spec_file, requests)
+    rendered = render(config.spec_file, requests, assigned)
     problems = [
         (p.index, AutopeerRefused(f"{p.field}: {p.message}", p.field)) for p in rendered.problems
     ]
@@ -250,7 +264,9 @@ class Applier:
         self.generation = self.config.state.generation()
         records = st.read_peers(self.config.state)
         ordered = sorted(records.items(), key=lambda kv: str(kv[1].get("applied")))
-        target, problems = rendered_target(self.config, [r["request"] for _, r in ordered])
+        target, problems = rendered_target(
+            self.config, [r["request"] for _, r in ordered], [assigned_of(*kv) for kv in ordered]
+        )
         # A peer the core refuses now (the plan changed: a static peer took its ASN,
         # say) is dropped; static peers win.
         for index, error in problems:
@@ -260,9 +276,12 @@ class Applier:
             self._status(int(record["asn"]), "refused", str(error), error.field)
         if problems:
             refused = {index for index, _ in problems}
-            kept = [r["request"] for i, (_, r) in enumerate(ordered) if i not in refused]
-            target = target_of(self.config, kept)
             ordered = [kv for i, kv in enumerate(ordered) if i not in refused]
+            target = target_of(
+                self.config,
+                [r["request"] for _, r in ordered],
+                [assigned_of(*kv) for kv in ordered],
+            )
             self._changed()
         self.current, self.records = target, dict(ordered)
 
@@ -341,9 +360,13 @@ class Applier:
         # of this ASN's peering; remove: without it.
         base = self.records if entry.op == "add" else others
         wanted = [r["request"] for r in base.values()]
+        given = [assigned_of(n, r) for n, r in base.items()]
         if entry.request is not None:
             wanted.append(dict(entry.request))
-        new, problems = rendered_target(self.config, wanted)
+            # An update keeps the peering's name and port (its one peering).
+            update_of = [assigned_of(n, self.records[n]) for n in mine]
+            given.append(update_of[0] if entry.op == "update" and len(mine) == 1 else None)
+        new, problems = rendered_target(self.config, wanted, given)
         if problems:
             mine_last = [e for i, e in problems if entry.request and i == len(wanted) - 1]
             if mine_last:
@@ -354,8 +377,9 @@ class Applier:
         named = names_by_request(new)
         names = [named[i] for i in range(len(new.requests))]
         records: dict[str, dict[str, Any]] = {}
-        for name, request in zip(names, new.requests, strict=True):
-            old = next((r for r in self.records.values() if r["request"] == request), None)
+        kept = list(base.values())
+        for index, (name, request) in enumerate(zip(names, new.requests, strict=True)):
+            old = dict(kept[index]) if index < len(kept) else None
             records[name] = old or {
                 "asn": int(request["asn"]),
                 "request": request,
@@ -364,6 +388,7 @@ class Applier:
                 "applied": now,
             }
             records[name]["interface"] = new.peers[name].get("interface")
+            records[name]["listen_port"] = new.peers[name].get("listenPort")
         for name in self.records:
             if name not in records:
                 st.delete_peer(self.config.state, name)
@@ -450,7 +475,11 @@ class Applier:
         if not mine:
             raise AutopeerRefused(f"AS{asn} has no autopeering here", "asn")
         keep = {n: r for n, r in self.records.items() if n not in mine}
-        new = target_of(self.config, [r["request"] for r in keep.values()])
+        new = target_of(
+            self.config,
+            [r["request"] for r in keep.values()],
+            [assigned_of(n, r) for n, r in keep.items()],
+        )
         _transition(self.config, self.current, new)
         for name in mine:
             st.delete_peer(self.config.state, name)

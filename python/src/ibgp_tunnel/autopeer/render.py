@@ -47,16 +47,47 @@ class Rendered:
     problems: list[Problem]
 
 
+@dataclass(frozen=True)
+class Assigned:
+    """What an applied request was given (its peer name, its WireGuard port):
+    the core keeps both while they still fit, so removing one peering never
+    moves another to another port or interface. Only the apply unit's records
+    carry these, never a stranger's request."""
+
+    name: str
+    # As the record holds it: the core checks it (a planted "22" is refused).
+    listen_port: object = None
+
+    def keys(self) -> dict[str, Any]:
+        given: dict[str, Any] = {"name": self.name}
+        if self.listen_port is not None:
+            given["listen_port"] = self.listen_port
+        return given
+
+
 def render_autopeers(
-    spec_file: Path, requests: Sequence[PeeringRequest], *, refuse: bool = True
+    spec_file: Path,
+    requests: Sequence[PeeringRequest],
+    *,
+    refuse: bool = True,
+    assigned: Sequence[Assigned | None] = (),
 ) -> Rendered:
     """Render `requests` against the host spec in `spec_file` (JSON). With
     `refuse` (the default) any problem raises AutopeerRefused naming the field;
-    without it the problems come back beside what was accepted."""
+    without it the problems come back beside what was accepted. `assigned[i]`
+    is what request i was given when it was applied (None, or missing: new)."""
+    given = list(assigned) + [None] * (len(requests) - len(assigned))
     with tempfile.TemporaryDirectory(prefix="ibgp-tunnel-autopeer-") as directory:
         requests_file = Path(directory) / "requests.json"
         requests_file.write_text(
-            json.dumps([r.plan_keys() for r in requests], ensure_ascii=False), encoding="utf-8"
+            json.dumps(
+                [
+                    r.plan_keys() | (a.keys() if a is not None else {})
+                    for r, a in zip(requests, given, strict=False)
+                ],
+                ensure_ascii=False,
+            ),
+            encoding="utf-8",
         )
         data = evaluate_core(
             _AUTOPEER,

@@ -31,9 +31,10 @@ def _below(key: str) -> Path:
     return Path(_LAYOUT[key]).relative_to(DEFAULT_STATE_DIR)
 
 
-# Names the core gives autopeers: ap<asn> plus an index (grammar of the core);
-# checked here again because a name becomes a file name.
-_PEER_NAME = re.compile(r"^ap[0-9]{1,10}(-?[0-9]{1,3})?$")
+# Names the core gives autopeers: ap<asn>, ap<asn>_<k> when an AS may have
+# several (render/autopeer.nix); checked here again because a name becomes a
+# file name.
+_PEER_NAME = re.compile(r"^ap[0-9]{1,10}(_[0-9]{1,3})?$")
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from ibgp_tunnel.doctor import report, saved
+from ibgp_tunnel.doctor.autopeer import pid_unit_state
 from ibgp_tunnel.doctor.collect import Target
 from ibgp_tunnel.doctor.result import Status
 from ibgp_tunnel.doctor.run import diagnose, diagnose_snapshot, guess_host, lab_host, local_target
@@ -63,6 +64,14 @@ def doctor_command(
             "(default /etc/bird/bird.conf, NixOS's)."
         ),
     ] = None,
+    autopeer_state: Annotated[
+        Path | None,
+        typer.Option(
+            help="Self-service peering's state directory, whose applied peerings doctor "
+            "checks too (default: the lab host's with --lab, else "
+            "/var/lib/ibgp-tunnel/autopeer).",
+        ),
+    ] = None,
     json_output: Annotated[bool, typer.Option("--json", help="Print the checks as JSON.")] = False,
     save_outputs: Annotated[
         Path | None,
@@ -92,11 +101,15 @@ def doctor_command(
         if save_outputs is not None:
             require_new_directory(save_outputs)
         keys = None
+        units = None
         target: Target
         if lab is not None:
             found = lab_host(lab, lab_dir, birdc)
             target, plan_path, name = found.target, plan or found.plan, host or lab
             keys = found.generated_keys
+            autopeer_state = autopeer_state or found.autopeer_state
+            if found.autopeer_daemons is not None:
+                units = pid_unit_state(found.autopeer_daemons)
         else:
             plan_path = plan or DEFAULT_PLAN
             name = host or guess_host(plan_path)
@@ -104,7 +117,7 @@ def doctor_command(
         if from_outputs is not None:
             snapshot = saved.load(from_outputs)
             try:
-                checks = diagnose_snapshot(plan_path, name, snapshot)
+                checks = diagnose_snapshot(plan_path, name, snapshot, autopeer_state)
             except _MALFORMED as error:
                 raise _refuse(
                     f"the outputs saved in {from_outputs} are not what the tools print "
@@ -112,7 +125,7 @@ def doctor_command(
                 ) from None
             where = f"outputs saved in {from_outputs}"
         else:
-            diagnosis = diagnose(plan_path, name, target, keys)
+            diagnosis = diagnose(plan_path, name, target, keys, autopeer_state, units)
             checks, where = diagnosis.checks, diagnosis.target
             if save_outputs is not None:
                 saved.save(diagnosis.snapshot, save_outputs)

@@ -48,8 +48,11 @@ WG_AFTER = "wg_after"
 # Drift (checks/drift.py): the config file BIRD runs from ("MTIME READ_AT" beside
 # it) and our nftables table as nft prints it.
 DRIFT_KEYS = {"bird_config", "bird_config_mtime", "nft_table"}
+# Self-service peering's units, spool and last outcomes (doctor/autopeer.py
+# `runtime`), a JSON document; only on a host with autopeer on.
+AUTOPEER_KEY = "autopeer"
 # The names saved outputs may have (they become file names).
-KNOWN_KEYS = set(COMMANDS) | set(BIRD_COMMANDS) | DRIFT_KEYS | {WG_AFTER}
+KNOWN_KEYS = set(COMMANDS) | set(BIRD_COMMANDS) | DRIFT_KEYS | {WG_AFTER, AUTOPEER_KEY}
 # Liveness probes: pings through each tunnel to the host at its other end, all
 # tunnels at once, while the other reads run. Ping stops at the first reply (`-c 1`)
 # or at `-w` PROBE_SECONDS, sending every PROBE_INTERVAL until then: a live tunnel

@@ -14,6 +14,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from ibgp_tunnel.paths import defaults
+
+_AUTOPEER = defaults()["autopeer"]
+
 
 @dataclass(frozen=True)
 class PeerExpect:
@@ -31,6 +35,9 @@ class TunnelExpect:
     listen_port: int | None
     peers: tuple[PeerExpect, ...]
     link: str = ""  # the plan's [links.NAME]
+    # The systemd unit that makes the interface ("": NixOS's wireguard-<interface>;
+    # an autopeer's is the apply unit's).
+    unit: str = ""
 
     @property
     def global_ipv6(self) -> list[str]:
@@ -81,6 +88,28 @@ class InterfaceRule:
 
 
 @dataclass(frozen=True)
+class Peering:
+    """One applied peering as the core renders it now."""
+
+    name: str
+    asn: int
+    interface: str
+    listen_port: int
+    protocol: str
+
+
+@dataclass(frozen=True)
+class AutopeerExpect:
+    state_dir: str
+    peerings: tuple[Peering, ...]
+    # peers/ records the apply unit would not run: (record, why)
+    refused: tuple[tuple[str, str], ...]
+    interfaces_set: str = str(_AUTOPEER["nft_interfaces_set"])
+    ports_set: str = str(_AUTOPEER["nft_ports_set"])
+    group: int = int(_AUTOPEER["interface_group"])
+
+
+@dataclass(frozen=True)
 class Expectations:
     host: str
     role: str
@@ -120,6 +149,10 @@ class Expectations:
     nft_ruleset: str = ""
     # DN42 peer with latency = "auto" -> the BIRD constant holding its measured class.
     latency_auto: dict[str, str] = field(default_factory=dict)
+    # Self-service peering on (doctor/autopeer.py): the applied peerings (their
+    # tunnels and sessions are in `tunnels` and `sessions` beside the static
+    # ones). None: off.
+    autopeer: AutopeerExpect | None = None
 
     @property
     def tunnel_names(self) -> tuple[str, ...]:

@@ -6,11 +6,12 @@ and its error text in `errors`, so checks can say why they could not look.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Any, TypeVar
 
-from ibgp_tunnel.doctor.collect import WG_AFTER, Output, Snapshot
+from ibgp_tunnel.doctor.collect import AUTOPEER_KEY, WG_AFTER, Output, Snapshot
 from ibgp_tunnel.doctor.parse_bird import (
     BfdSession,
     BirdStatus,
@@ -59,6 +60,8 @@ class Live:
     liveness: dict[str, PingResult | None] = field(default_factory=dict)
     # DN42 peer -> the latency class BIRD holds for it (latency = "auto"); None: unread.
     latency: dict[str, int | None] = field(default_factory=dict)
+    # Self-service peering's runtime (doctor/autopeer.py `runtime`); None: not read.
+    autopeer: dict[str, Any] | None = None
 
 
 def _probe(live: Live, interface: str, output: Output) -> PingResult | None:
@@ -131,7 +134,16 @@ def parse_snapshot(snapshot: Snapshot) -> Live:
         live.liveness[interface] = _probe(live, interface, output)
     for peer, output in snapshot.latency.items():
         live.latency[peer] = _latency_class(live, peer, output)
+    if AUTOPEER_KEY in snapshot.outputs:
+        live.autopeer = parsed(AUTOPEER_KEY, _autopeer_runtime)
     return live
+
+
+def _autopeer_runtime(text: str) -> dict[str, Any]:
+    data = json.loads(text)
+    if not isinstance(data, dict) or not isinstance(data.get("units"), dict):
+        raise ValueError("not doctor's autopeer read")
+    return data
 
 
 def _latency_class(live: Live, peer: str, output: Output) -> int | None:

@@ -18,6 +18,9 @@ class Link:
     mtu: int
     up: bool
     addresses: tuple[IpInterface, ...]
+    # The kernel interface group, as ip prints it ("default", a number, a name):
+    # autopeer interfaces are let in by theirs.
+    group: str = ""
 
 
 @dataclass(frozen=True)
@@ -52,6 +55,7 @@ def parse_addresses(text: str) -> dict[str, Link]:
             mtu=int(entry.get("mtu", 0)),
             up="UP" in flags,
             addresses=tuple(addresses),
+            group=str(entry.get("group", "")),
         )
     return links
 

@@ -4,13 +4,22 @@ read the live state, run the checks."""
 from __future__ import annotations
 
 import socket
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ibgp_tunnel import planfile
+from ibgp_tunnel.doctor import autopeer
 from ibgp_tunnel.doctor.checks import run_checks
 from ibgp_tunnel.doctor.checks.liveness import probe_address
-from ibgp_tunnel.doctor.collect import LocalTarget, NamespaceTarget, Snapshot, Target, collect
+from ibgp_tunnel.doctor.collect import (
+    AUTOPEER_KEY,
+    LocalTarget,
+    NamespaceTarget,
+    Output,
+    Snapshot,
+    Target,
+    collect,
+)
 from ibgp_tunnel.doctor.core import host_view
 from ibgp_tunnel.doctor.expect import Expectations, expectations
 from ibgp_tunnel.doctor.live import parse_snapshot
@@ -29,10 +38,21 @@ class Diagnosis:
     snapshot: Snapshot
 
 
-def plan_expectations(plan: Path, host: str) -> Expectations:
-    """What `host` should have, as the Nix core renders it (one nix-instantiate)."""
+def plan_expectations(plan: Path, host: str, autopeer_state: Path | None = None) -> Expectations:
+    """What `host` should have, as the Nix core renders it (one nix-instantiate);
+    with self-service peering on, also the peerings applied in `autopeer_state`
+    (default /var/lib/ibgp-tunnel/autopeer), as the core renders them."""
     view = host_view(plan, host)
-    return expectations(host, view.artifacts, view.spec, view.plan, view.model)
+    exp = expectations(host, view.artifacts, view.spec, view.plan, view.model)
+    if not autopeer.enabled(view.spec):
+        return exp
+    found, tunnels, sessions = autopeer.applied(view.spec, autopeer.state_dir_of(autopeer_state))
+    return replace(
+        exp,
+        tunnels=exp.tunnels + tuple(tunnels),
+        sessions=exp.sessions + tuple(sessions),
+        autopeer=found,
+    )
 
 
 def guess_host(plan: Path) -> str:
@@ -54,6 +74,10 @@ class LabHost:
     plan: Path
     # host -> public key, when the lab runs keys it generated instead of the plan's
     generated_keys: dict[str, str] | None
+    # Self-service peering in the lab: its state directory and its daemons (unit
+    # name -> whether its process lives).
+    autopeer_state: Path | None = None
+    autopeer_daemons: dict[str, bool] | None = None
 
 
 def lab_host(name: str, lab_dir: Path | None, birdc: str) -> LabHost:
@@ -86,7 +110,15 @@ def lab_host(name: str, lab_dir: Path | None, birdc: str) -> LabHost:
         from ibgp_tunnel.lab.faults import installed_keys
 
         generated = installed_keys(st, planfile.load(Path(st.plan))).public_keys
-    return LabHost(target, Path(st.plan), generated)
+    from ibgp_tunnel.lab import autopeerlab, daemons
+
+    names = {
+        f"{name}/autopeer-web": autopeer.WEB_UNIT,
+        f"{name}/autopeer-apply": autopeer.APPLY_UNIT,
+    }
+    alive = {names[d.name]: daemons.alive(d) for d in st.daemons if d.name in names}
+    state_dir = autopeerlab.state_dir(where, name).root
+    return LabHost(target, Path(st.plan), generated, state_dir, alive)
 
 
 def liveness_of(exp: Expectations) -> dict[str, str]:
@@ -105,19 +137,34 @@ def endpoints_of(exp: Expectations) -> list[str]:
 
 
 def diagnose(
-    plan: Path, host: str, target: Target, public_keys: dict[str, str] | None = None
+    plan: Path,
+    host: str,
+    target: Target,
+    public_keys: dict[str, str] | None = None,
+    autopeer_state: Path | None = None,
+    unit_state: autopeer.UnitProbe | None = None,
 ) -> Diagnosis:
-    """`public_keys`: the keys a lab generated, checked instead of the plan's."""
-    exp = plan_expectations(plan, host)
+    """`public_keys`: the keys a lab generated, checked instead of the plan's;
+    `autopeer_state` and `unit_state`: where self-service peering keeps its state
+    and how its units' states are read (default: the host's, through systemctl)."""
+    exp = plan_expectations(plan, host, autopeer_state)
     if public_keys:
         exp = exp.with_public_keys(public_keys, "the lab's generated keys")
-    checks, snapshot = examine(exp, target)
+    checks, snapshot = examine(exp, target, unit_state)
     return Diagnosis(host, plan, target.describe(), checks, snapshot)
 
 
-def examine(exp: Expectations, target: Target) -> tuple[list[Check], Snapshot]:
+def examine(
+    exp: Expectations, target: Target, unit_state: autopeer.UnitProbe | None = None
+) -> tuple[list[Check], Snapshot]:
     """Read `target`'s live state and check it against `exp`."""
     snapshot = collect(target, endpoints_of(exp), exp.nft_table.split(), liveness_of(exp))
+    if exp.autopeer is not None:
+        probe = unit_state or autopeer.systemd_unit_state(target.run)
+        state = autopeer.state_dir_of(exp.autopeer.state_dir)
+        snapshot.outputs[AUTOPEER_KEY] = Output(
+            ("read", str(state.root)), 0, autopeer.runtime(state, probe, snapshot.time), ""
+        )
     # A reflector learns its clients' endpoints from their packets: their path matters too.
     live = parse_snapshot(snapshot)
     roamed = sorted(
@@ -141,9 +188,12 @@ def examine(exp: Expectations, target: Target) -> tuple[list[Check], Snapshot]:
     return run_checks(exp, live), snapshot
 
 
-def diagnose_snapshot(plan: Path, host: str, snapshot: Snapshot) -> list[Check]:
+def diagnose_snapshot(
+    plan: Path, host: str, snapshot: Snapshot, autopeer_state: Path | None = None
+) -> list[Check]:
     """The checks on saved outputs (`--from-outputs`, and the unit tests)."""
-    return run_checks(plan_expectations(plan, host), parse_snapshot(snapshot))
+    exp = plan_expectations(plan, host, autopeer_state)
+    return run_checks(exp, parse_snapshot(snapshot))
 
 
 def local_target(

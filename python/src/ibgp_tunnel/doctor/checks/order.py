@@ -1,9 +1,10 @@
 """The checks: live state against what the plan says, root causes first.
 
 `run_checks` runs them in an order where a cause comes before its symptoms:
-BIRD running, then the tunnel (interface, keys, addresses), the firewall's
-ports, whether packets come back through the tunnel (measured: a dead tunnel is named
-before what it causes), the handshake, the path MTU measured through the tunnel (a black
+BIRD running, self-service peering's units and firewall elements, then the
+tunnel (interface, keys, addresses), the firewall's ports, whether packets
+come back through the tunnel (measured: a dead tunnel is named before what it
+causes), the handshake, the path MTU measured through the tunnel (a black
 hole stalls BGP on its first large UPDATE), BIRD's sessions (with BIRD's own reason),
 BFD, graceful restart recovery, routes in the kernel, forwarding/NAT/reverse-path
 filtering, the IPv6 next hop (the write-up's pitfall 4), overlaps, MTU and import
@@ -14,6 +15,7 @@ peer changed by hand is a cause). So the first failing line is the one to act on
 
 from __future__ import annotations
 
+from ibgp_tunnel.doctor.checks.autopeer import check_autopeer
 from ibgp_tunnel.doctor.checks.bird import (
     check_bfd,
     check_bird_running,
@@ -53,6 +55,9 @@ from ibgp_tunnel.doctor.result import Check
 
 CHECKS: tuple[CheckFn, ...] = (
     check_bird_running,
+    # Self-service peering's units and firewall elements: the cause when an applied
+    # peering's interface or session is missing below.
+    check_autopeer,
     check_tunnel_interfaces,
     check_keys,
     check_tunnel_addresses,

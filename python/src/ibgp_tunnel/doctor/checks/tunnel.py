@@ -21,7 +21,7 @@ def check_tunnel_interfaces(exp: Expectations, live: Live) -> list[Check]:
     checks = []
     for tunnel in exp.tunnels:
         name = f"wireguard.interface {tunnel.interface}"
-        unit = f"wireguard-{tunnel.interface}"
+        unit = tunnel.unit or f"wireguard-{tunnel.interface}"
         if live.wireguard is None:
             checks.append(
                 fail(

@@ -71,3 +71,43 @@ def gpg_sign(message: bytes, secret: str = "test-pgp-secret.asc", user: str = ""
 
 def public_key(name: str = "test-pgp-public.asc") -> str:
     return (FIXTURE / name).read_text()
+
+
+def registry_with(root: Path, *asns: int) -> Path:
+    """The fixture registry copied under `root`, with these ASNs added as
+    TEST-AUTOPEER-MNT's (test-ssh-ed25519 signs for them)."""
+    registry = root / "registry"
+    shutil.copytree(FIXTURE / "data", registry / "data")
+    for asn in asns:
+        (registry / "data" / "aut-num" / f"AS{asn}").write_text(
+            f"aut-num:            AS{asn}\n"
+            "as-name:            TEST-AUTOPEER-AS\n"
+            "mnt-by:             TEST-AUTOPEER-MNT\n"
+            "source:             DN42\n"
+        )
+    return registry
+
+
+def signed_entry(
+    asn: int, request: dict[str, object] | None, op: str = "add", key: str = "test-ssh-ed25519"
+) -> dict[str, object]:
+    """A spool entry as the web service writes it: a fresh challenge bound to the
+    request's digest, signed with a test key (what a peers/ record keeps as `signed`)."""
+    from ibgp_tunnel.autopeer.apply import request_digest
+    from ibgp_tunnel.autopeer.challenge import ChallengeStore
+    from ibgp_tunnel.autopeer.spool import now_iso
+
+    digest = request_digest(request) if request is not None else "0" * 64
+    with tempfile.TemporaryDirectory(prefix="ap-challenge-") as tmp:
+        challenge = ChallengeStore(Path(tmp), host="reflector").issue(asn, op, digest, ttl=60)
+    return {
+        "version": 1,
+        "op": op,
+        "asn": asn,
+        "request": request,
+        "challenge": {"id": challenge.id, "text": challenge.text},
+        "signature": ssh_sign(challenge.text.encode(), key),
+        "signature_kind": "ssh",
+        "pgp_public_key": None,
+        "received": now_iso(),
+    }

@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from autopeer_signers import registry_with, signed_entry
 from nixcore import needs_nix
 from test_autopeer_core import AUTOPEER, KEY, KEY2, KEY3, spec_file, write_plan
 
@@ -33,7 +34,7 @@ def _applier(tmp_path: Path) -> ap.Applier:
         state=state,
         spec_file=spec_file(plan),
         bird=Bird(tmp_path / "bird.conf", tmp_path / "bird.ctl"),
-        registry_dir=tmp_path,
+        registry_dir=registry_with(tmp_path, 4242421234, 4242411234),
     )
     return ap.Applier(config)
 
@@ -54,6 +55,7 @@ def test_a_restart_keeps_every_name_and_port(tmp_path: Path) -> None:
             "applied": f"2026-01-01T00:00:0{index}Z",
             "interface": peer["interface"],
             "listen_port": peer["listenPort"],
+            "signed": signed_entry(int(peer["asn"]), REQUESTS[index]),
         }
         write_peer(applier.config.state, name, record)
     applier.load()
@@ -72,7 +74,12 @@ def test_a_record_from_before_ports_were_kept_still_loads(tmp_path: Path) -> Non
     write_peer(
         applier.config.state,
         "ap4242411234_1",
-        {"asn": 4242411234, "request": REQUESTS[2], "applied": "2026-01-01T00:00:00Z"},
+        {
+            "asn": 4242411234,
+            "request": REQUESTS[2],
+            "applied": "2026-01-01T00:00:00Z",
+            "signed": signed_entry(4242411234, REQUESTS[2]),
+        },
     )
     applier.load()
     assert _ports(applier.current) == {"ap4242411234_1": ("ap4242411234_1", 21234)}

@@ -121,6 +121,31 @@ def verify_signature(config: ApplyConfig, entry: spool.SpoolEntry) -> dict[str, 
     return {"maintainer": str(proof.maintainer), "auth": f"{proof.auth.kind} {proof.auth.value}"}
 
 
+def verify_record(config: ApplyConfig, record: Mapping[str, Any]) -> None:
+    """A peers/ record is the signed entry that made it: that entry is checked as a
+    spool entry is (its signature against the registry now), and it must ask for
+    exactly the record's request. A record planted in peers/, or one whose signing
+    key the maintainer has since removed, is refused."""
+    signed = record.get("signed")
+    if not isinstance(signed, dict):
+        raise AutopeerRefused(
+            "signed: the record holds no signed request; the ASN's maintainer sends a new one",
+            "signed",
+        )
+    entry = spool.parse_entry(signed)
+    if entry.op == "remove" or entry.asn != record["asn"] or entry.request is None:
+        raise AutopeerRefused("signed: the signed entry does not ask for this peering", "signed")
+    if request_digest(entry.request) != request_digest(record["request"]):
+        raise AutopeerRefused("signed: the signed entry asks for another request", "signed")
+    if not (config.registry_dir / "data" / "aut-num").is_dir():
+        # Not the requester's fault: the unit retries, nothing is set aside.
+        raise ApplyError(
+            f"the registry checkout {config.registry_dir} has no data/aut-num: the applied "
+            "peerings cannot be verified until ibgp-tunnel-autopeer-registry has fetched it"
+        )
+    verify_signature(config, entry)
+
+
 def request_digest(request: Mapping[str, Any]) -> str:
     from ibgp_tunnel.autopeer.request import parse_request
 
@@ -258,22 +283,31 @@ class Applier:
     # --- state ------------------------------------------------------------------
 
     def load(self) -> None:
-        """The applied peers from peers/ and what they render to now (the plan may
-        have changed since: a peer the core refuses now is dropped, static peers win)."""
+        """The applied peers from peers/ and what they render to now. A record is
+        trusted for nothing either: its signed entry is verified again against the
+        registry as it is now, and the core renders it with the plan as it is now
+        (static peers win). One it refuses is set aside in peers-refused/."""
         self.config.state.create()
         self.generation = self.config.state.generation()
-        records = st.read_peers(self.config.state)
-        ordered = sorted(records.items(), key=lambda kv: str(kv[1].get("applied")))
+        scanned = st.scan_peers(self.config.state)
+        for name, problem in scanned.unreadable.items():
+            self._set_aside(name, None, problem)
+        kept: list[tuple[str, dict[str, Any]]] = []
+        for name, record in scanned.records.items():
+            try:
+                verify_record(self.config, record)
+            except AutopeerRefused as error:
+                self._set_aside(name, record, str(error), error.field)
+                continue
+            kept.append((name, record))
+        ordered = sorted(kept, key=lambda kv: str(kv[1].get("applied")))
         target, problems = rendered_target(
             self.config, [r["request"] for _, r in ordered], [assigned_of(*kv) for kv in ordered]
         )
         # A peer the core refuses now (the plan changed: a static peer took its ASN,
         # say) is dropped; static peers win.
         for index, error in problems:
-            name, record = ordered[index]
-            self.log(f"{name}: dropped, the core refuses it now: {error}")
-            st.delete_peer(self.config.state, name)
-            self._status(int(record["asn"]), "refused", str(error), error.field)
+            self._set_aside(*ordered[index], f"the core refuses it now: {error}", error.field)
         if problems:
             refused = {index for index, _ in problems}
             ordered = [kv for i, kv in enumerate(ordered) if i not in refused]
@@ -282,8 +316,17 @@ class Applier:
                 [r["request"] for _, r in ordered],
                 [assigned_of(*kv) for kv in ordered],
             )
+        if problems or scanned.unreadable or len(kept) < len(scanned.records):
             self._changed()
         self.current, self.records = target, dict(ordered)
+
+    def _set_aside(
+        self, name: str, record: Mapping[str, Any] | None, why: str, field_: str = ""
+    ) -> None:
+        moved = st.set_aside_peer(self.config.state, name)
+        self.log(f"{name}: not applied, set aside as {moved}: {why}")
+        if record is not None:
+            self._status(int(record["asn"]), "refused", why, field_)
 
     def _status(
         self, asn: int, state: str, message: str = "", field_: str = "", challenge: str = ""
@@ -386,6 +429,8 @@ class Applier:
                 "proof": proof,
                 "challenge": entry.challenge.id,
                 "applied": now,
+                # What load verifies again (verify_record).
+                "signed": entry.model_dump(mode="json"),
             }
             records[name]["interface"] = new.peers[name].get("interface")
             records[name]["listen_port"] = new.peers[name].get("listenPort")
@@ -548,10 +593,16 @@ def watch(applier: Applier, *, stop: Callable[[], bool] = lambda: False) -> None
             time.sleep(STATUS_EVERY)
     last_status = 0.0
     while not stop():
-        applier.drain()
-        if time.monotonic() - last_status >= STATUS_EVERY:
-            with contextlib.suppress(IbgpTunnelError), applier.config.state.locked():
-                applier.fresh()
-                applier.write_statuses()
+        # The state may change under the loop (the operator, a registry refresh):
+        # what cannot be done now is said and tried again, never the unit's end.
+        try:
+            applier.drain()
+            if time.monotonic() - last_status >= STATUS_EVERY:
+                with applier.config.state.locked():
+                    applier.fresh()
+                    applier.write_statuses()
+                last_status = time.monotonic()
+        except (IbgpTunnelError, OSError) as error:
+            applier.log(f"retrying: {error}")
             last_status = time.monotonic()
         time.sleep(SPOOL_POLL)

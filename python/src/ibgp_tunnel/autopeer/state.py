@@ -71,6 +71,12 @@ class StateDir:
         return self.root / "spool-failed"
 
     @property
+    def peers_refused(self) -> Path:
+        """peers/ records the apply unit refused at load (not JSON, not signed by
+        the ASN's maintainer now, refused by the core), kept for the operator."""
+        return self.root / "peers-refused"
+
+    @property
     def generation_file(self) -> Path:
         return self.root / "generation"
 
@@ -108,6 +114,7 @@ class StateDir:
             (self.challenges, 0o700),
             (self.bird_include.parent, 0o755),
             (self.failed, 0o700),
+            (self.peers_refused, 0o700),
         ):
             directory.mkdir(parents=True, exist_ok=True)
             directory.chmod(mode)
@@ -121,15 +128,43 @@ def peer_path(state: StateDir, name: str) -> Path:
     return state.peers / f"{name}.json"
 
 
-def read_peers(state: StateDir) -> dict[str, dict[str, Any]]:
-    """The applied peers: name -> record (request, proof, rendered facts)."""
-    found: dict[str, dict[str, Any]] = {}
+@dataclass(frozen=True)
+class PeerFiles:
+    """peers/ as found: the records, and the files that are none (name -> why)."""
+
+    records: dict[str, dict[str, Any]]
+    unreadable: dict[str, str]
+
+
+def scan_peers(state: StateDir) -> PeerFiles:
+    """Every peers/ file: a JSON object with an integer `asn` and a `request` object
+    is a record; anything else is named with why it is not (never raised: one bad
+    file must not stop the apply unit from loading the others)."""
+    records: dict[str, dict[str, Any]] = {}
+    unreadable: dict[str, str] = {}
     with contextlib.suppress(FileNotFoundError):
         for path in sorted(state.peers.glob("*.json")):
             if path.is_symlink() or not _PEER_NAME.match(path.stem):
                 continue
-            found[path.stem] = json.loads(path.read_text(encoding="utf-8"))
-    return found
+            try:
+                record = json.loads(path.read_text(encoding="utf-8"))
+            except (OSError, ValueError) as error:
+                unreadable[path.stem] = f"not a JSON record ({error})"
+                continue
+            if not (
+                isinstance(record, dict)
+                and type(record.get("asn")) is int
+                and isinstance(record.get("request"), dict)
+            ):
+                unreadable[path.stem] = "not a peering record (an integer asn and a request)"
+                continue
+            records[path.stem] = record
+    return PeerFiles(records, unreadable)
+
+
+def read_peers(state: StateDir) -> dict[str, dict[str, Any]]:
+    """The applied peers: name -> record (request, signed entry, rendered facts)."""
+    return scan_peers(state).records
 
 
 def write_peer(state: StateDir, name: str, record: dict[str, Any]) -> None:
@@ -140,16 +175,29 @@ def delete_peer(state: StateDir, name: str) -> None:
     peer_path(state, name).unlink(missing_ok=True)
 
 
+def set_aside_peer(state: StateDir, name: str) -> Path:
+    """A record the apply unit will not run, moved to peers-refused/ for the operator
+    (never deleted: it may be the only copy of something they need to see)."""
+    source = peer_path(state, name)
+    state.peers_refused.mkdir(mode=0o700, exist_ok=True)
+    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
+    target = state.peers_refused / f"{name}.{stamp}.{time.time_ns() % 10**9}.json"
+    source.replace(target)
+    return target
+
+
 def status_path(state: StateDir, asn: int) -> Path:
     return state.status / f"{int(asn)}.json"
 
 
 def read_status(state: StateDir, asn: int) -> dict[str, Any] | None:
     try:
-        data: dict[str, Any] = json.loads(status_path(state, asn).read_text(encoding="utf-8"))
-    except FileNotFoundError:
+        data = json.loads(status_path(state, asn).read_text(encoding="utf-8"))
+    except (FileNotFoundError, ValueError):
+        # Only the apply unit writes it (atomically): one that is not JSON was
+        # put there by hand, and is written again whole.
         return None
-    return data
+    return data if isinstance(data, dict) else None
 
 
 def write_status(state: StateDir, asn: int, status: dict[str, Any]) -> None:

@@ -50,24 +50,17 @@ def enabled(spec: Mapping[str, Any]) -> bool:
 def _records(state: st.StateDir) -> tuple[list[tuple[str, dict[str, Any]]], list[tuple[str, str]]]:
     """The records, oldest first, and those that are no record at all."""
     try:
-        # read_peers' glob passes over a directory it may not read (not root:
+        # scan_peers' glob passes over a directory it may not read (not root:
         # peers/ is 0700): listed first, so that is said, not taken for none.
         os.listdir(state.peers)
     except FileNotFoundError:
         return [], []
     except OSError as error:
         return [], [(UNREADABLE, f"{state.peers} cannot be read: {error.strerror}")]
-    try:
-        found = st.read_peers(state)
-    except (ValueError, OSError) as error:
-        # The apply unit cannot load its state either (read_peers raises the same).
-        return [], [("peers/*.json", f"a record is not JSON, so none is run: {error}")]
-    good, bad = [], []
-    for name, record in found.items():
-        if isinstance(record, dict) and isinstance(record.get("request"), dict):
-            good.append((name, record))
-        else:
-            bad.append((name, "is not a peering record (no request in it)"))
+    scanned = st.scan_peers(state)
+    good = list(scanned.records.items())
+    # The apply unit sets these aside at its next load (peers-refused/).
+    bad = [(name, f"is {why}") for name, why in scanned.unreadable.items()]
     return sorted(good, key=lambda kv: str(kv[1].get("applied"))), bad
 
 

@@ -546,3 +546,49 @@ def test_dialing_in_without_an_endpoint(lab: Lab, outside: dict[str, Any]) -> No
     status = signed(lab, outside["tmp"], "remove", None)
     assert status["state"] == "removed", status
     _torn_down(lab, peer, protocol)
+
+
+_FLOOD = """
+import json, sys, urllib.error, urllib.request
+url, count = sys.argv[1], int(sys.argv[2])
+body = json.dumps({"op": "add", "asn": int(sys.argv[3]), "request": None}).encode()
+seen = []
+for _ in range(count):
+    req = urllib.request.Request(url, data=body, method="POST",
+                                 headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=30) as answer:
+            status, raw, retry = answer.status, answer.read(), None
+    except urllib.error.HTTPError as error:
+        status, raw, retry = error.code, error.read(), error.headers.get("Retry-After")
+    seen.append({"status": status, "body": json.loads(raw), "retry_after": retry})
+print(json.dumps(seen))
+"""
+
+
+def test_a_flood_is_refused_before_any_work(lab: Lab, outside: dict[str, Any]) -> None:
+    """Last in this module: the service's limit is spent for a minute afterwards.
+    Beyond the per-minute limit (here the service's total, 120: the plan raised
+    the per-address one) every request is 429 with Retry-After, issues no
+    challenge and changes nothing on the reflector."""
+    before = snapshot(lab)
+    challenges = sorted(p.name for p in state().challenges.iterdir())
+    autopeer = lab.plan["hosts"][REFLECTOR]["autopeer"]
+    address = autopeer.get("listen_address", "127.0.0.1")
+    url = f"http://{address}:{int(autopeer.get('listen_port', 8042))}/api/challenge"
+    argv = ["ip", "netns", "exec", ns(lab), sys.executable, "-I", "-c", _FLOOD, url, "150"]
+    # A request without its peering request: refused (422) after admission,
+    # so a 200 never issues a challenge here either.
+    argv.append(str(OTHER_ASN))
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=120, check=True)
+    seen = json.loads(done.stdout)
+    statuses = [s["status"] for s in seen]
+    assert 429 in statuses, statuses
+    first = statuses.index(429)
+    assert set(statuses[:first]) <= {422} and set(statuses[first:]) == {429}, statuses
+    assert first <= 120, statuses
+    for answer in seen[first:]:
+        assert "too many requests" in answer["body"]["error"], answer
+        assert int(answer["retry_after"]) >= 1, answer
+    assert sorted(p.name for p in state().challenges.iterdir()) == challenges
+    assert snapshot(lab) == before

@@ -42,6 +42,7 @@ LAYERS: list[tuple[str, set[str]]] = [
             "planfile",
             "newfile",
             "flake_inputs",
+            "command",
             "vmtest",
         },
     ),

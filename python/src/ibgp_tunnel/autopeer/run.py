@@ -6,6 +6,7 @@ from __future__ import annotations
 import subprocess
 from collections.abc import Mapping, Sequence
 
+from ibgp_tunnel.command import run_command
 from ibgp_tunnel.errors import IbgpTunnelError
 
 
@@ -21,22 +22,4 @@ def run(
     timeout: float = 30,
     env: Mapping[str, str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    try:
-        done = subprocess.run(
-            list(argv),
-            input=input,
-            capture_output=True,
-            text=True,
-            errors="replace",
-            timeout=timeout,
-            check=False,
-            env=None if env is None else dict(env),
-        )
-    except FileNotFoundError:
-        raise ApplyError(f"{argv[0]} is not installed (or not on PATH)") from None
-    except subprocess.TimeoutExpired:
-        raise ApplyError(f"`{' '.join(argv)}` did not finish within {timeout} s") from None
-    if check and done.returncode != 0:
-        detail = (done.stderr or done.stdout).strip()
-        raise ApplyError(f"`{' '.join(argv)}` failed ({done.returncode}): {detail}")
-    return done
+    return run_command(argv, ApplyError, input=input, check=check, timeout=timeout, env=env)

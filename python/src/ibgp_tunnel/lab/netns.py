@@ -15,6 +15,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from ibgp_tunnel.command import run_command
 from ibgp_tunnel.lab.errors import LabError
 from ibgp_tunnel.lab.topology import Address, Route
 
@@ -43,18 +44,7 @@ def run(
     argv: Sequence[str], *, input: str | None = None, check: bool = True, timeout: float = 30
 ) -> subprocess.CompletedProcess[str]:
     """Run a command; on failure raise LabError quoting the command and its stderr."""
-    try:
-        proc = subprocess.run(
-            list(argv), input=input, capture_output=True, text=True, timeout=timeout, check=False
-        )
-    except FileNotFoundError:
-        raise LabError(f"{argv[0]} is not installed") from None
-    except subprocess.TimeoutExpired:
-        raise LabError(f"`{' '.join(argv)}` did not finish within {timeout} s") from None
-    if check and proc.returncode != 0:
-        detail = (proc.stderr or proc.stdout).strip()
-        raise LabError(f"`{' '.join(argv)}` failed ({proc.returncode}): {detail}")
-    return proc
+    return run_command(argv, LabError, input=input, check=check, timeout=timeout)
 
 
 def ns_run(

@@ -285,3 +285,27 @@ def test_unreadable_state_is_said_never_guessed_empty(tmp_path: Path) -> None:
     assert checks["autopeer.peers"].status is Status.WARN
     assert checks["autopeer.state"].status is Status.WARN
     assert "run doctor as root" in checks["autopeer.peers"].fix
+
+
+def test_with_the_registry_a_record_is_verified_as_the_apply_unit_does(state: StateDir) -> None:
+    """With a registry checkout in the state (as on the host), each record's
+    signed entry is checked (autopeer/apply.py verify_record): the recorded
+    peering with a signed entry by the ASN's maintainer is expected; the same
+    record for another ASN, carrying that ASN's request but no signature of
+    its maintainer, is reported and never expected."""
+    from autopeer_signers import FIXTURE, signed_entry
+
+    shutil.copytree(FIXTURE / "data", state.registry / "data")
+    name, record = _peering(state)
+    record["signed"] = signed_entry(ASN, record["request"])
+    (state.peers / f"{name}.json").write_text(json.dumps(record))
+    other = 4242420998  # TEST-OTHER-MNT's, in the fixture registry
+    planted = dict(record, asn=other)
+    planted["request"] = dict(record["request"], asn=other, neighbor="fe80::998")
+    planted["request"]["public_key"] = "P" + record["request"]["public_key"][1:]
+    (state.peers / f"ap{other}.json").write_text(json.dumps(planted))
+    found, _, sessions = applied(host_view(PLAN, HOST).spec, state)
+    assert [p.name for p in found.peerings] == [name]
+    assert [s.protocol for s in sessions] == [f"dn42_{name}"]
+    ((planted_name, why),) = found.refused
+    assert planted_name == f"ap{other}" and why.startswith("signed:"), why

@@ -91,7 +91,7 @@ def assigned_of(name: str, record: Mapping[str, Any]) -> Any:
     return Assigned(name, record.get("listen_port"))
 
 
-def verify_signature(config: ApplyConfig, entry: spool.SpoolEntry) -> dict[str, str]:
+def verify_signature(registry_dir: Path, entry: spool.SpoolEntry) -> dict[str, str]:
     """The signature again, against the registry (autopeer/signature.py), and the
     signed text bound to this entry: its ASN, its op, for add/update the digest of
     exactly this request, and received before the challenge expired."""
@@ -112,7 +112,7 @@ def verify_signature(config: ApplyConfig, entry: spool.SpoolEntry) -> dict[str, 
     if signature_kind(entry.signature) != entry.signature_kind:
         raise AutopeerRefused("signature_kind: it does not match the signature", "signature_kind")
     proof = verify(
-        config.registry_dir,
+        registry_dir,
         entry.asn,
         text.encode("utf-8"),
         entry.signature,
@@ -121,7 +121,7 @@ def verify_signature(config: ApplyConfig, entry: spool.SpoolEntry) -> dict[str, 
     return {"maintainer": str(proof.maintainer), "auth": f"{proof.auth.kind} {proof.auth.value}"}
 
 
-def verify_record(config: ApplyConfig, record: Mapping[str, Any]) -> None:
+def verify_record(registry_dir: Path, record: Mapping[str, Any]) -> None:
     """A peers/ record is the signed entry that made it: that entry is checked as a
     spool entry is (its signature against the registry now), and it must ask for
     exactly the record's request. A record planted in peers/, or one whose signing
@@ -137,13 +137,17 @@ def verify_record(config: ApplyConfig, record: Mapping[str, Any]) -> None:
         raise AutopeerRefused("signed: the signed entry does not ask for this peering", "signed")
     if request_digest(entry.request) != request_digest(record["request"]):
         raise AutopeerRefused("signed: the signed entry asks for another request", "signed")
-    if not (config.registry_dir / "data" / "aut-num").is_dir():
+    if not has_registry(registry_dir):
         # Not the requester's fault: the unit retries, nothing is set aside.
         raise ApplyError(
-            f"the registry checkout {config.registry_dir} has no data/aut-num: the applied "
+            f"the registry checkout {registry_dir} has no data/aut-num: the applied "
             "peerings cannot be verified until ibgp-tunnel-autopeer-registry has fetched it"
         )
-    verify_signature(config, entry)
+    verify_signature(registry_dir, entry)
+
+
+def has_registry(registry_dir: Path) -> bool:
+    return (registry_dir / "data" / "aut-num").is_dir()
 
 
 def request_digest(request: Mapping[str, Any]) -> str:
@@ -295,7 +299,7 @@ class Applier:
         kept: list[tuple[str, dict[str, Any]]] = []
         for name, record in scanned.records.items():
             try:
-                verify_record(self.config, record)
+                verify_record(self.config.registry_dir, record)
             except AutopeerRefused as error:
                 self._set_aside(name, record, str(error), error.field)
                 continue
@@ -393,7 +397,7 @@ class Applier:
         entry.check_shape()
         if self._used(entry.challenge.id):
             raise AutopeerRefused("this challenge was used already: ask for a new one", "challenge")
-        proof = verify_signature(self.config, entry)
+        proof = verify_signature(self.config.registry_dir, entry)
         self._mark_used(entry.challenge.id)
         mine = [n for n, r in self.records.items() if int(r["asn"]) == entry.asn]
         if entry.op in ("update", "remove") and not mine:

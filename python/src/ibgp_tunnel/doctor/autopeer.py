@@ -2,14 +2,17 @@
 host should run, and the runtime facts of the two units.
 
 The peers/ records are read through autopeer/state.py and trusted for nothing:
-they are rendered by the Nix core exactly as the apply unit renders them when
-it starts (autopeer/apply.py `Applier.load`: oldest first, each with the name
-and port it was given), so a record the core refuses (planted, or the plan
-changed under it) is reported, never expected. What the core renders becomes
+each one's signed entry is verified against the registry checkout as the apply
+unit does at load, and they are rendered by the Nix core exactly as the apply
+unit renders them (autopeer/apply.py `Applier.load`: oldest first, each with
+the name and port it was given), so a record either refuses (planted, signed by
+a key the maintainer removed, or the plan changed under it) is reported, never
+expected. What the core renders becomes
 tunnels and sessions like a static DN42 peer's, checked by the same checks."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
@@ -19,10 +22,11 @@ from pathlib import Path
 from typing import Any
 
 from ibgp_tunnel.autopeer import state as st
-from ibgp_tunnel.autopeer.apply import assigned_of, protocols_of
+from ibgp_tunnel.autopeer.apply import assigned_of, has_registry, protocols_of, verify_record
 from ibgp_tunnel.autopeer.errors import AutopeerRefused
 from ibgp_tunnel.autopeer.render import render_autopeers
 from ibgp_tunnel.autopeer.request import parse_request
+from ibgp_tunnel.autopeer.run import ApplyError
 from ibgp_tunnel.doctor.expect import (
     AutopeerExpect,
     PeerExpect,
@@ -70,8 +74,14 @@ def applied(
     """The applied peerings in `state` rendered against the host `spec`."""
     records, refused = _records(state)
     parsed, given, names = [], [], []
+    # The apply unit's own check of each record's signed entry (without a
+    # registry checkout it refuses nothing, it waits: so does doctor).
+    verify = has_registry(state.registry)
     for name, record in records:
         try:
+            if verify:
+                with contextlib.suppress(ApplyError):  # no ssh-keygen/gpg here: unknown
+                    verify_record(state.registry, record)
             parsed.append(parse_request(record["request"]))
         except AutopeerRefused as error:
             refused.append((name, str(error)))

@@ -295,8 +295,15 @@ def sandboxed(command: list[str]) -> list[str]:
     bash = shutil.which("bash")
     if unshare is None or bash is None:
         raise RuntimeError("unshare (util-linux) and bash are needed to run the check")
-    prefix = [unshare, "--user", "--map-user=65534", "--map-group=65534", "--net", "--"]
-    return [*prefix, bash, *command[1:]]
+    ip = shutil.which("ip")
+    if ip is None:
+        raise RuntimeError("ip (iproute2) is needed to run the check")
+    # Nix's sandbox has a network namespace whose loopback is up (the web tests
+    # talk to 127.0.0.1): an outer user namespace as root brings it up, an inner
+    # one runs the build as its only, unprivileged user.
+    inner = [unshare, "--user", "--map-user=65534", "--map-group=65534", "--", bash, *command[1:]]
+    outer = [unshare, "--user", "--map-root-user", "--net", "--"]
+    return [*outer, bash, "-c", f'{shell_quote([ip])} link set lo up && exec "$@"', "lo", *inner]
 
 
 def restore_writable(top: Path) -> None:

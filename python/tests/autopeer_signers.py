@@ -40,32 +40,37 @@ def ssh_sign(message: bytes, key: str = "test-ssh-ed25519", namespace: str = NAM
 
 
 @contextmanager
-def gpg_home(tmp: Path, *keys: str) -> Iterator[list[str]]:
+def gpg_home(*keys: str) -> Iterator[list[str]]:
     """A gpg command line on a fresh home with these test keys imported; the
-    agent gpg starts for it is stopped on the way out."""
-    home = tmp / "gnupg"
-    home.mkdir(mode=0o700, exist_ok=True)
-    gpg = ["gpg", "--homedir", str(home), "--batch", "--no-tty", "--pinentry-mode", "loopback"]
-    gpg += ["--passphrase", ""]
-    try:
-        for name in keys:
-            subprocess.run([*gpg, "--import", str(FIXTURE / name)], capture_output=True, check=True)
-        yield gpg
-    finally:
-        subprocess.run(["gpgconf", "--homedir", str(home), "--kill", "all"], check=False)
+    agent gpg starts for it is stopped on the way out. The home is a short
+    temporary path, never the test's tmp_path: gpg-agent's socket lives in it
+    and a Unix socket's path has at most 107 bytes (pytest's directories under
+    a long TMPDIR, as in the package's check, are longer)."""
+    with tempfile.TemporaryDirectory(prefix="gpg-") as tmp:
+        home = Path(tmp)
+        home.chmod(0o700)
+        gpg = ["gpg", "--homedir", str(home), "--batch", "--no-tty", "--pinentry-mode", "loopback"]
+        gpg += ["--passphrase", ""]
+        try:
+            for name in keys:
+                subprocess.run(
+                    [*gpg, "--import", str(FIXTURE / name)], capture_output=True, check=True
+                )
+            yield gpg
+        finally:
+            subprocess.run(["gpgconf", "--homedir", str(home), "--kill", "all"], check=False)
 
 
 def gpg_sign(message: bytes, secret: str = "test-pgp-secret.asc", user: str = "") -> str:
     """`gpg --armor --detach-sign` over the message with a test secret key."""
-    with tempfile.TemporaryDirectory(prefix="ap-sign-") as tmp:
-        chosen = ["--local-user", user] if user else []
-        with gpg_home(Path(tmp), secret) as gpg:
-            done = subprocess.run(
-                [*gpg, *chosen, "--armor", "--detach-sign"],
-                input=message,
-                capture_output=True,
-                check=True,
-            )
+    chosen = ["--local-user", user] if user else []
+    with gpg_home(secret) as gpg:
+        done = subprocess.run(
+            [*gpg, *chosen, "--armor", "--detach-sign"],
+            input=message,
+            capture_output=True,
+            check=True,
+        )
     return done.stdout.decode()
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -25,6 +26,12 @@ needs_nix = pytest.mark.skipif(
 )
 needs_bird = pytest.mark.skipif(
     shutil.which("bird") is None, reason="bird is not installed (apt: bird2)"
+)
+# `nft -c` resolves interface names and so wants a network namespace of its own
+# (`unshare --net`): root, as in CI; the package's check runs as a build user.
+needs_nft_netns = pytest.mark.skipif(
+    shutil.which("nft") is None or shutil.which("unshare") is None or os.geteuid() != 0,
+    reason="needs nft (apt: nftables) and root (for a network namespace of its own)",
 )
 
 

@@ -108,7 +108,7 @@ def test_a_stranger_sending_the_maintainers_public_key_with_their_own_is_refused
 ) -> None:
     # One armored block holding the victim's public key and the stranger's:
     # gpg verifies the stranger's signature, whose primary key is not listed.
-    with gpg_home(tmp_path, "test-pgp-public.asc", "test-stranger-pgp-public.asc") as gpg:
+    with gpg_home("test-pgp-public.asc", "test-stranger-pgp-public.asc") as gpg:
         both = subprocess.run(
             [*gpg, "--armor", "--export", PGP_PRIMARY, STRANGER_PRIMARY],
             capture_output=True,
@@ -160,7 +160,7 @@ def test_a_non_string_signature_is_refused() -> None:
 def test_an_inline_signed_message_in_signature_armor_is_refused(tmp_path: Path) -> None:
     # A signed message over other text, re-armored as if it were a detached
     # signature: gpg must never be asked to verify its embedded content instead.
-    with gpg_home(tmp_path, "test-pgp-secret.asc") as gpg:
+    with gpg_home("test-pgp-secret.asc") as gpg:
         signed = subprocess.run(
             [*gpg, "--sign", "--compress-algo", "none"],
             input=b"other text",
@@ -194,7 +194,7 @@ def test_a_pgp_signature_without_a_usable_public_key_is_refused(key: str | None)
 def test_an_expired_pgp_key_is_refused(tmp_path: Path) -> None:
     # A key made in 2020 that expired a day later, listed by a maintainer.
     past = ["--faked-system-time", "20200101T000000!"]
-    with gpg_home(tmp_path) as gpg:
+    with gpg_home() as gpg:
         subprocess.run(
             [
                 *gpg,

@@ -12,7 +12,7 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from nixcore import EXAMPLE_PLAN, TWO_REFLECTORS_PLAN, core_call, needs_nix, render
+from nixcore import EXAMPLE_PLAN, TWO_REFLECTORS_PLAN, core_call, needs_nft_netns, needs_nix, render
 
 pytestmark = needs_nix
 
@@ -74,6 +74,7 @@ def test_dn42_export_sets_are_guarded_and_no_uplink_means_no_guard() -> None:
     assert _guards(_render_spec("{ uplinkInterfaces = [ ]; }")) == []
 
 
+@needs_nft_netns
 def test_nft_accepts_the_guarded_rulesets(tmp_path: Path) -> None:
     for plan, host in ((EXAMPLE_PLAN, "dmz"), (TWO_REFLECTORS_PLAN, "vps1")):
         rules = tmp_path / f"{host}.nft"

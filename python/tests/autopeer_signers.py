@@ -10,6 +10,7 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from ibgp_tunnel.autopeer.signature import NAMESPACE
 
@@ -94,8 +95,12 @@ def registry_with(root: Path, *asns: int) -> Path:
 
 
 def signed_entry(
-    asn: int, request: dict[str, object] | None, op: str = "add", key: str = "test-ssh-ed25519"
-) -> dict[str, object]:
+    asn: int,
+    request: dict[str, Any] | None,
+    op: str = "add",
+    key: str = "test-ssh-ed25519",
+    host: str = "reflector",
+) -> dict[str, Any]:
     """A spool entry as the web service writes it: a fresh challenge bound to the
     request's digest, signed with a test key (what a peers/ record keeps as `signed`)."""
     from ibgp_tunnel.autopeer.apply import request_digest
@@ -104,7 +109,7 @@ def signed_entry(
 
     digest = request_digest(request) if request is not None else "0" * 64
     with tempfile.TemporaryDirectory(prefix="ap-challenge-") as tmp:
-        challenge = ChallengeStore(Path(tmp), host="reflector").issue(asn, op, digest, ttl=60)
+        challenge = ChallengeStore(Path(tmp), host=host).issue(asn, op, digest, ttl=60)
     return {
         "version": 1,
         "op": op,

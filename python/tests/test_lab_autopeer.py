@@ -25,6 +25,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import autopeer_signers
 import pytest
 from labtools import (
     EXAMPLE_PLAN,
@@ -41,9 +42,7 @@ from labtools import (
 from ibgp_tunnel import keys as wgkeys
 from ibgp_tunnel import planfile
 from ibgp_tunnel.autopeer import nftsets, spool
-from ibgp_tunnel.autopeer.challenge import ChallengeStore
 from ibgp_tunnel.autopeer.request import parse_request
-from ibgp_tunnel.autopeer.signature import NAMESPACE
 from ibgp_tunnel.autopeer.state import read_peers, read_status
 from ibgp_tunnel.lab import autopeerlab, daemons, location
 from ibgp_tunnel.lab.artifacts import saved_artifacts
@@ -89,41 +88,16 @@ def state() -> Any:
     return autopeerlab.state_dir(Path(LAB_DIR), REFLECTOR)
 
 
-def signed_entry(tmp: Path, asn: int, op: str, request: dict[str, Any] | None) -> dict[str, Any]:
-    """A spool entry as the web service writes it: a challenge of the service's own
-    store, signed with the maintainer's test key (ssh-keygen -Y sign)."""
+def signed_entry(asn: int, op: str, request: dict[str, Any] | None) -> dict[str, Any]:
+    """A spool entry as the web service writes it, signed with the ASN's
+    maintainer's test key (ssh-keygen -Y sign)."""
     key_name = "test-ssh-ed25519" if asn == ASN else "test-other-ssh-ed25519"
-    key = tmp / key_name
-    if not key.exists():
-        shutil.copy(DATA / key_name, key)
-        key.chmod(0o600)
-    digest = parse_request(request).digest() if request else "0" * 64
-    challenge = ChallengeStore(tmp / "challenges", host=REFLECTOR).issue(asn, op, digest)
-    message = tmp / "challenge.txt"
-    message.write_text(challenge.text)
-    subprocess.run(
-        ["ssh-keygen", "-q", "-Y", "sign", "-f", str(key), "-n", NAMESPACE, str(message)],
-        check=True,
-        capture_output=True,
-    )
-    signature = (tmp / "challenge.txt.sig").read_text()
-    (tmp / "challenge.txt.sig").unlink()
-    return {
-        "version": 1,
-        "op": op,
-        "asn": asn,
-        "request": request,
-        "challenge": {"id": challenge.id, "text": challenge.text},
-        "signature": signature,
-        "signature_kind": "ssh",
-        "pgp_public_key": None,
-        "received": spool.now_iso(),
-    }
+    return autopeer_signers.signed_entry(asn, request, op, key=key_name, host=REFLECTOR)
 
 
 def submit(tmp: Path, asn: int, op: str, request: dict[str, Any] | None) -> dict[str, Any]:
     """Spool a signed entry and wait for the unit's answer to it in the ASN's status."""
-    entry = signed_entry(tmp, asn, op, request)
+    entry = signed_entry(asn, op, request)
     spool.write_request(state().spool, entry)
 
     def answered() -> dict[str, Any] | None:
@@ -318,7 +292,6 @@ def _wireguard(lab: Lab) -> dict[str, Any]:
 
 def _rendered_spec(peer: dict[str, Any]) -> dict[str, Any]:
     from ibgp_tunnel.autopeer.render import render_autopeers
-    from ibgp_tunnel.autopeer.request import parse_request
 
     spec = autopeerlab.spec_file(Path(LAB_DIR), REFLECTOR)
     rendered = render_autopeers(spec, [parse_request(peer["request"])])

@@ -74,6 +74,9 @@ DEADLINE = 90
 # ten requests a minute from one address for one ASN (the limit has its own tests).
 CHALLENGE_TTL = 30
 RATE_LIMIT = 1000
+# Two peerings in total: the outside's, and one more ASN's in the test of the limit.
+MAX_PEERS = 2
+SECOND_ASN = 4242420998  # TEST-OTHER-MNT: test-other-ssh-ed25519 signs for it
 
 
 @pytest.fixture(scope="module")
@@ -83,6 +86,7 @@ def plan_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     autopeer = data["hosts"]["dmz"]["autopeer"]  # type: ignore[index]
     autopeer["challenge_ttl"] = CHALLENGE_TTL  # type: ignore[index]
     autopeer["rate_limit"] = RATE_LIMIT  # type: ignore[index]
+    autopeer["max_peers"] = MAX_PEERS  # type: ignore[index]
     path = tmp_path_factory.mktemp("plan") / "autopeer.toml"
     path.write_text(tomlkit.dumps(data))
     return path
@@ -174,16 +178,24 @@ def status_of(lab: Lab, asn: int = ASN) -> dict[str, Any]:
     return body if status == 200 else {}
 
 
-def signed(lab: Lab, tmp: Path, op: str, request: dict[str, Any] | None) -> dict[str, Any]:
+def signed(
+    lab: Lab,
+    tmp: Path,
+    op: str,
+    request: dict[str, Any] | None,
+    asn: int = ASN,
+    key_name: str = "test-ssh-ed25519",
+) -> dict[str, Any]:
     """The whole flow: challenge, signature, submission (202), then the status the
     API shows once the apply unit answered (no longer pending)."""
-    issued = challenge(lab, op, request)
-    code, body = api(lab, "POST", "/api/peerings", submission(issued, sign(tmp, issued["text"])))
+    issued = challenge(lab, op, request, asn=asn)
+    signature = sign(tmp, issued["text"], key_name)
+    code, body = api(lab, "POST", "/api/peerings", submission(issued, signature))
     assert code == 202 and body["status"] == "pending", body
     answered = poll(
-        lambda: (s := status_of(lab)) and s.get("challenge") == issued["id"] and s,
+        lambda: (s := status_of(lab, asn)) and s.get("challenge") == issued["id"] and s,
         DEADLINE,
-        f"AS{ASN} {op} answered through the API",
+        f"AS{asn} {op} answered through the API",
     )
     return answered
 
@@ -546,6 +558,32 @@ def test_dialing_in_without_an_endpoint(lab: Lab, outside: dict[str, Any]) -> No
     status = signed(lab, outside["tmp"], "remove", None)
     assert status["state"] == "removed", status
     _torn_down(lab, peer, protocol)
+
+
+def test_beyond_the_total_limit_is_refused(lab: Lab, outside: dict[str, Any]) -> None:
+    """max_peers (2 here): with two ASNs peered, a third ASN's add is refused before
+    a challenge is issued; the second's removal frees the place again."""
+    tmp, router = outside["tmp"], outside["router"]
+    assert signed(lab, tmp, "add", router.request(endpoint=False))["state"] == "applied"
+    second = {
+        "asn": SECOND_ASN,
+        "public_key": wgkeys.public_key_of(wgkeys.generate_private_key()),
+        "neighbor": "fe80::998",
+    }
+    status = signed(lab, tmp, "add", second, SECOND_ASN, "test-other-ssh-ed25519")
+    assert status["state"] == "applied", status
+    before = snapshot(lab)
+    third = dict(second, asn=OTHER_ASN, neighbor="fe80::997")
+    answer = _refused(
+        lab, "/api/challenge", {"op": "add", "asn": OTHER_ASN, "request": third}, 409, ""
+    )
+    assert "no more peerings" in answer["error"], answer
+    assert snapshot(lab) == before
+    status = signed(lab, tmp, "remove", None, SECOND_ASN, "test-other-ssh-ed25519")
+    assert status["state"] == "removed", status
+    assert challenge(lab, "add", third, asn=OTHER_ASN)["id"]  # a place again
+    assert signed(lab, tmp, "remove", None)["state"] == "removed"
+    assert read_peers(state()) == {} and elements(lab) == [[], []]
 
 
 _FLOOD = """

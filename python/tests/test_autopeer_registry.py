@@ -182,7 +182,7 @@ def test_the_fixture_registry_holds_the_test_signer() -> None:
     with pytest.raises(ObjectSkipped, match="unreadable"):
         mntner(FIXTURE, "TEST-GONE-MNT")
     scan = scan_registry(FIXTURE)
-    assert scan.objects == {"aut-num": 4, "mntner": 3}
+    assert scan.objects == {"aut-num": 5, "mntner": 3}
 
 
 def registry(tmp_path: Path) -> Path:

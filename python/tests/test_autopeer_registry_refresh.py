@@ -54,7 +54,7 @@ def test_a_refresh_checks_out_the_objects_and_swaps_atomically(
     first = refresh_registry(f"file://{source}", link)
     assert first.changed and link.is_symlink() and link.resolve() == first.path
     assert first.path.name.startswith(first.commit) and first.scan.objects == {
-        "aut-num": 4,
+        "aut-num": 5,
         "mntner": 3,
     }
     assert aut_num(link, ASN).mnt_by[-1] == "TEST-AUTOPEER-MNT"

@@ -76,7 +76,7 @@ CHALLENGE_TTL = 30
 RATE_LIMIT = 1000
 # Two peerings in total: the outside's, and one more ASN's in the test of the limit.
 MAX_PEERS = 2
-SECOND_ASN = 4242420998  # TEST-OTHER-MNT: test-other-ssh-ed25519 signs for it
+SECOND_ASN = 4242420995  # TEST-OTHER-MNT's second ASN (no static peer): test-other-ssh-ed25519
 
 
 @pytest.fixture(scope="module")
@@ -568,7 +568,7 @@ def test_beyond_the_total_limit_is_refused(lab: Lab, outside: dict[str, Any]) ->
     second = {
         "asn": SECOND_ASN,
         "public_key": wgkeys.public_key_of(wgkeys.generate_private_key()),
-        "neighbor": "fe80::998",
+        "neighbor": "fe80::995",
     }
     status = signed(lab, tmp, "add", second, SECOND_ASN, "test-other-ssh-ed25519")
     assert status["state"] == "applied", status

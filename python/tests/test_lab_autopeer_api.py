@@ -469,36 +469,9 @@ def test_restart_of_both_units_restores(lab: Lab, outside: dict[str, Any]) -> No
         lab.st.daemons.remove(unit)
     lab.st.save()
     subprocess.run(["ip", "-n", ns(lab), "link", "delete", "dev", peer["interface"]], check=True)
-    subprocess.run(
-        [
-            "ip",
-            "netns",
-            "exec",
-            ns(lab),
-            "nft",
-            "flush",
-            "set",
-            "inet",
-            "ibgp-tunnel",
-            nftsets.IFACES_SET,
-        ],
-        check=True,
-    )
-    subprocess.run(
-        [
-            "ip",
-            "netns",
-            "exec",
-            ns(lab),
-            "nft",
-            "flush",
-            "set",
-            "inet",
-            "ibgp-tunnel",
-            nftsets.PORTS_SET,
-        ],
-        check=True,
-    )
+    for nft_set in (nftsets.IFACES_SET, nftsets.PORTS_SET):
+        flush = ["nft", "flush", "set", "inet", "ibgp-tunnel", nft_set]
+        subprocess.run(["ip", "netns", "exec", ns(lab), *flush], check=True)
     assert elements(lab) == [[], []] and peer["interface"] not in links(lab)
     poll(lambda: "Established" not in session(lab, outside["protocol"]), 30, "session down")
     lab.st.daemons.append(autopeerlab.start_apply(Path(LAB_DIR), REFLECTOR, ns(lab), "ibgp-tunnel"))

@@ -9,6 +9,9 @@ this stops the unit. Real core."""
 from __future__ import annotations
 
 import json
+import os
+import stat
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -156,3 +159,29 @@ def test_the_watch_loop_outlives_a_failure(tmp_path: Path, monkeypatch: pytest.M
     ap.watch(applier, stop=lambda: calls.count("drain") >= 3)
     assert calls.count("drain") == 3
     assert any("retrying: the registry checkout is gone" in line for line in log), log
+
+
+def test_a_fifo_where_a_record_or_status_was_expected_hangs_nothing(tmp_path: Path) -> None:
+    """Opened without blocking and refused as no regular file: before, reading a
+    FIFO in peers/ waited for a writer forever (the unit hung at load), and the
+    web service's status read did the same."""
+    log: list[str] = []
+    applier = _applier(tmp_path, log)
+    state = applier.config.state
+    write_peer(state, "ap4242421234", _record(GENUINE, signed_entry(ASN, GENUINE)))
+    os.mkfifo(state.peers / "ap4242411234.json")
+    os.mkfifo(state.status / f"{PLANTED_ASN}.json")
+    done: list[bool] = []
+
+    def work() -> None:
+        applier.load()
+        done.append(read_status(state, PLANTED_ASN) is None)
+
+    worker = threading.Thread(target=work, daemon=True)
+    worker.start()
+    worker.join(timeout=60)
+    assert done == [True], "load or read_status blocked on a FIFO"
+    assert list(applier.records) == ["ap4242421234"]
+    (aside,) = state.peers_refused.iterdir()
+    assert stat.S_ISFIFO(aside.lstat().st_mode)
+    assert any("not a regular file" in line for line in log), log

@@ -320,14 +320,13 @@ class Applier:
                 [r["request"] for _, r in ordered],
                 [assigned_of(*kv) for kv in ordered],
             )
-        if problems or scanned.unreadable or len(kept) < len(scanned.records):
-            self._changed()
         self.current, self.records = target, dict(ordered)
 
     def _set_aside(
         self, name: str, record: Mapping[str, Any] | None, why: str, field_: str = ""
     ) -> None:
         moved = st.set_aside_peer(self.config.state, name)
+        self._changed()
         self.log(f"{name}: not applied, set aside as {moved}: {why}")
         if record is not None:
             self._status(int(record["asn"]), "refused", why, field_)

@@ -7,9 +7,7 @@ never raised. Who holds an ASN: its aut-num's `mnt-by` maintainers and their
 
 from __future__ import annotations
 
-import os
 import re
-import stat
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -17,6 +15,7 @@ from pathlib import Path
 
 from ibgp_tunnel.autopeer.auth import Auth, auth_category, parse_auth
 from ibgp_tunnel.autopeer.errors import AutopeerRefused
+from ibgp_tunnel.autopeer.files import NotAFile, read_regular
 
 # The largest real object (2023's snapshot) is about 12 KB; four times that
 # holds any honest maintainer and stops a planted file from filling memory.
@@ -66,16 +65,9 @@ def read_object(path: Path) -> str:
     """An object file's text, or ObjectSkipped with the reason: not a regular
     file (a symlink is never followed), too large, NUL bytes."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
-    except OSError as error:
-        raise ObjectSkipped(f"unreadable: {error.strerror}") from None
-    if not stat.S_ISREG(os.fstat(fd).st_mode):
-        os.close(fd)
-        raise ObjectSkipped("not a regular file")
-    with os.fdopen(fd, "rb") as handle:
-        data = handle.read(MAX_OBJECT_BYTES + 1)
-    if len(data) > MAX_OBJECT_BYTES:
-        raise ObjectSkipped(f"too large: over {MAX_OBJECT_BYTES} bytes")
+        data = read_regular(path, MAX_OBJECT_BYTES)
+    except NotAFile as error:
+        raise ObjectSkipped(str(error)) from None
     if b"\0" in data:
         raise ObjectSkipped("NUL bytes: not a text object")
     return data.decode("utf-8", errors="replace")

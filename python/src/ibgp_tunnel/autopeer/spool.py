@@ -10,9 +10,7 @@ Entry (version 1): {"version": 1, "op": "add"|"update"|"remove", "asn": int,
 from __future__ import annotations
 
 import json
-import os
 import secrets
-import stat
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,7 +19,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from ibgp_tunnel.autopeer.errors import AutopeerRefused
-from ibgp_tunnel.autopeer.files import write_atomic
+from ibgp_tunnel.autopeer.files import NotAFile, read_regular, write_atomic
 
 SPOOL_VERSION = 1
 # An entry holds a request, a challenge text and a signature (a PGP public key at
@@ -103,17 +101,9 @@ def parse_entry(data: Any) -> SpoolEntry:
 def read_entry(path: Path) -> SpoolEntry:
     """One spool file: a regular file (never a symlink), at most MAX_ENTRY_BYTES, JSON."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-    except OSError as error:
-        raise AutopeerRefused(f"cannot open the entry: {error.strerror}", "entry") from None
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise AutopeerRefused("the entry is not a regular file", "entry")
-        raw = os.read(fd, MAX_ENTRY_BYTES + 1)
-    finally:
-        os.close(fd)
-    if len(raw) > MAX_ENTRY_BYTES:
-        raise AutopeerRefused(f"the entry is larger than {MAX_ENTRY_BYTES} bytes", "entry")
+        raw = read_regular(path, MAX_ENTRY_BYTES)
+    except NotAFile as error:
+        raise AutopeerRefused(f"the entry: {error}", "entry") from None
     try:
         data = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as error:

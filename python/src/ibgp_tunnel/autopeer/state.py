@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ibgp_tunnel.autopeer.errors import AutopeerRefused
-from ibgp_tunnel.autopeer.files import write_atomic
+from ibgp_tunnel.autopeer.files import NotAFile, read_regular, write_atomic
 from ibgp_tunnel.paths import defaults
 
 # One place for the layout: base/defaults.toml [autopeer], read by the core too
@@ -34,6 +34,9 @@ def _below(key: str) -> Path:
 # Names the core gives autopeers: ap<asn>, ap<asn>_<k> when an AS may have
 # several (render/autopeer.nix); checked here again because a name becomes a
 # file name.
+# A peers/ record (the signed entry, a PGP key at most, inside) or a status file:
+# far above what the apply unit writes.
+MAX_FILE_BYTES = 256 * 1024
 _PEER_NAME = re.compile(r"^ap[0-9]{1,10}(_[0-9]{1,3})?$")
 
 
@@ -147,8 +150,11 @@ def scan_peers(state: StateDir) -> PeerFiles:
             if path.is_symlink() or not _PEER_NAME.match(path.stem):
                 continue
             try:
-                record = json.loads(path.read_text(encoding="utf-8"))
-            except (OSError, ValueError) as error:
+                record = json.loads(read_regular(path, MAX_FILE_BYTES).decode("utf-8"))
+            except NotAFile as error:
+                unreadable[path.stem] = f"not a record file ({error})"
+                continue
+            except ValueError as error:  # UnicodeDecodeError too
                 unreadable[path.stem] = f"not a JSON record ({error})"
                 continue
             if not (
@@ -191,11 +197,11 @@ def status_path(state: StateDir, asn: int) -> Path:
 
 
 def read_status(state: StateDir, asn: int) -> dict[str, Any] | None:
+    """status/<asn>.json as the apply unit wrote it, a JSON object; None when absent
+    or not one (put there by hand: the apply unit writes it again whole)."""
     try:
-        data = json.loads(status_path(state, asn).read_text(encoding="utf-8"))
-    except (FileNotFoundError, ValueError):
-        # Only the apply unit writes it (atomically): one that is not JSON was
-        # put there by hand, and is written again whole.
+        data = json.loads(read_regular(status_path(state, asn), MAX_FILE_BYTES))
+    except (NotAFile, ValueError):
         return None
     return data if isinstance(data, dict) else None
 

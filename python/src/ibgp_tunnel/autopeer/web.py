@@ -10,10 +10,8 @@ the field it is about; no input is echoed beyond what names the field."""
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import re
-import stat
 import threading
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -29,6 +27,7 @@ from ibgp_tunnel.autopeer.registry import aut_num
 from ibgp_tunnel.autopeer.render import render_autopeers
 from ibgp_tunnel.autopeer.request import PeeringRequest, parse_request
 from ibgp_tunnel.autopeer.signature import NAMESPACE, signature_kind, verify
+from ibgp_tunnel.autopeer.state import StateDir, read_status
 from ibgp_tunnel.paths import defaults
 
 OPS = ("add", "update", "remove")
@@ -38,7 +37,6 @@ REMOVE_DIGEST = hashlib.sha256(b"null").hexdigest()
 # Caps on what a stranger may send (the spool model's own limits).
 MAX_SIGNATURE = 16 * 1024
 MAX_PGP_KEY = 32 * 1024
-MAX_STATUS_BYTES = 64 * 1024
 ASN_MAX = 4294967295
 _CHALLENGE_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
 _ARMOR = re.compile(r"[\x20-\x7e\n\r\t]*")
@@ -338,21 +336,7 @@ class Web:
         return status
 
     def read_status(self, asn: int) -> dict[str, Any] | None:
-        """status/<asn>.json as the apply unit wrote it: a regular file, never a
-        symlink, at most MAX_STATUS_BYTES, a JSON object; None when absent or not one."""
-        try:
-            fd = os.open(self.config.status / f"{asn}.json", os.O_RDONLY | os.O_NOFOLLOW)
-        except OSError:
-            return None
-        with os.fdopen(fd, "rb") as handle:
-            if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
-                return None
-            raw = handle.read(MAX_STATUS_BYTES + 1)
-        try:
-            data = json.loads(raw) if len(raw) <= MAX_STATUS_BYTES else None
-        except ValueError:
-            return None
-        return data if isinstance(data, dict) else None
+        return read_status(StateDir(self.config.state_dir), asn)
 
 
 def sign_command() -> str:

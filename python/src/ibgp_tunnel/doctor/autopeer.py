@@ -5,7 +5,7 @@ The peers/ records are read through autopeer/state.py and trusted for nothing:
 each one's signed entry is verified against the registry checkout as the apply
 unit does at load, and they are rendered by the Nix core exactly as the apply
 unit renders them (autopeer/apply.py `Applier.load`: oldest first, each with
-the name and port it was given), so a record either refuses (planted, signed by
+the name and port it was given), so a record either of them refuses (planted, signed by
 a key the maintainer removed, or the plan changed under it) is reported, never
 expected. What the core renders becomes
 tunnels and sessions like a static DN42 peer's, checked by the same checks."""

@@ -55,19 +55,6 @@ OUT_V4, OUT_V6 = "172.20.199.0/27", "fd42:4242:999::/48"  # its route objects
 DEADLINE = 60.0
 POLL = 0.02
 
-_CLIENT = """
-import json, sys, urllib.error, urllib.request
-method, url, body = sys.argv[1], sys.argv[2], sys.argv[3]
-req = urllib.request.Request(url, data=body.encode(), method=method,
-                             headers={"Content-Type": "application/json"})
-try:
-    with urllib.request.urlopen(req, timeout=30) as answer:
-        status, raw = answer.status, answer.read()
-except urllib.error.HTTPError as error:
-    status, raw = error.code, error.read()
-print(json.dumps({"status": status, "body": json.loads(raw)}))
-"""
-
 
 def say(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
@@ -83,10 +70,7 @@ class Bench:
         self.key = key
 
     def post(self, path: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
-        argv = ["ip", "netns", "exec", self.ns, sys.executable, "-I", "-c", _CLIENT]
-        argv += ["POST", self.url + path, json.dumps(body)]
-        answer = json.loads(netns.run(argv, timeout=60).stdout)
-        return int(answer["status"]), answer["body"]
+        return autopeerlab.call_api(self.ns, "POST", self.url + path, body)
 
     def sign(self, text: str) -> str:
         done = subprocess.run(
@@ -200,9 +184,7 @@ def main() -> int:
                 timeout=90,
                 secrets_dir=find_secrets_dir(EXAMPLE_PLAN, planfile.load(EXAMPLE_PLAN)),
             )
-            autopeer = plan["hosts"][REFLECTOR]["autopeer"]
-            address = autopeer.get("listen_address", "127.0.0.1")
-            url = f"http://{address}:{int(autopeer.get('listen_port', 8042))}"
+            url = autopeerlab.api_base(plan, REFLECTOR)
             bench = Bench(lab_dir, str(st.nodes[REFLECTOR]["netns"]), url, Path(tmp))
             router = autopeerlab.add_outside(
                 st, REFLECTOR, ASN, announce_ipv4=(OUT_V4,), announce_ipv6=(OUT_V6,)

@@ -24,7 +24,6 @@ BIRD 3 unless IBGP_TUNNEL_BIRD_DIR names another (run again with
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 import textwrap
@@ -33,6 +32,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import autopeer_signers
 import pytest
 import tomlkit
 from labtools import (
@@ -115,51 +115,16 @@ def lab(plan_path: Path) -> Iterator[Lab]:
 
 # --- the API, as the reverse proxy forwards it ------------------------------------------
 
-_CLIENT = """
-import json, sys, urllib.error, urllib.request
-method, url, body = sys.argv[1], sys.argv[2], sys.argv[3]
-data = body.encode() if method == "POST" else None
-req = urllib.request.Request(url, data=data, method=method,
-                             headers={"Content-Type": "application/json"})
-try:
-    with urllib.request.urlopen(req, timeout=30) as answer:
-        status, raw = answer.status, answer.read()
-except urllib.error.HTTPError as error:
-    status, raw = error.code, error.read()
-print(json.dumps({"status": status, "body": json.loads(raw)}))
-"""
-
 
 def api(lab: Lab, method: str, path: str, body: Any = None) -> tuple[int, dict[str, Any]]:
     """One HTTP request from dmz's namespace to the web's listen address and port."""
-    autopeer = lab.plan["hosts"][REFLECTOR]["autopeer"]
-    address = autopeer.get("listen_address", "127.0.0.1")
-    url = f"http://{address}:{int(autopeer.get('listen_port', 8042))}{path}"
-    ns = lab.st.nodes[REFLECTOR]["netns"]
-    argv = ["ip", "netns", "exec", ns, sys.executable, "-I", "-c", _CLIENT, method, url]
-    argv.append(json.dumps(body) if body is not None else "")
-    done = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
-    assert done.returncode == 0, done.stderr
-    answer = json.loads(done.stdout)
-    return int(answer["status"]), answer["body"]
+    url = autopeerlab.api_base(lab.plan, REFLECTOR) + path
+    return autopeerlab.call_api(ns(lab), method, url, body)
 
 
-def sign(tmp: Path, text: str, key_name: str = "test-ssh-ed25519") -> str:
-    """`ssh-keygen -Y sign` over the challenge text, the key copied to a 0600 file."""
-    key = tmp / key_name
-    if not key.exists():
-        shutil.copy(DATA / key_name, key)
-        key.chmod(0o600)
-    message = tmp / "challenge.txt"
-    message.write_text(text)
-    signature = tmp / "challenge.txt.sig"
-    signature.unlink(missing_ok=True)
-    subprocess.run(
-        ["ssh-keygen", "-q", "-Y", "sign", "-f", str(key), "-n", NAMESPACE, str(message)],
-        check=True,
-        capture_output=True,
-    )
-    return signature.read_text()
+def sign(text: str, key_name: str = "test-ssh-ed25519") -> str:
+    """`ssh-keygen -Y sign` over the challenge text with a fixture key."""
+    return autopeer_signers.ssh_sign(text.encode(), key_name)
 
 
 def challenge(lab: Lab, op: str, request: dict[str, Any] | None, asn: int = ASN) -> dict[str, Any]:
@@ -180,7 +145,6 @@ def status_of(lab: Lab, asn: int = ASN) -> dict[str, Any]:
 
 def signed(
     lab: Lab,
-    tmp: Path,
     op: str,
     request: dict[str, Any] | None,
     asn: int = ASN,
@@ -189,7 +153,7 @@ def signed(
     """The whole flow: challenge, signature, submission (202), then the status the
     API shows once the apply unit answered (no longer pending)."""
     issued = challenge(lab, op, request, asn=asn)
-    signature = sign(tmp, issued["text"], key_name)
+    signature = sign(issued["text"], key_name)
     code, body = api(lab, "POST", "/api/peerings", submission(issued, signature))
     assert code == 202 and body["status"] == "pending", body
     answered = poll(
@@ -270,16 +234,15 @@ def established(lab: Lab, protocol: str, what: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def outside(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+def outside(lab: Lab) -> dict[str, Any]:
     """AS4242420999's router, peered through the API with its endpoint: it only
     listens, the reflector dials it."""
-    tmp = tmp_path_factory.mktemp("autopeer-api")
     router = autopeerlab.add_outside(
         lab.st, REFLECTOR, ASN, announce_ipv4=(OUT_V4,), announce_ipv6=(OUT_V6,)
     )
     request = router.request()
     issued = challenge(lab, "add", request)
-    sent = submission(issued, sign(tmp, issued["text"]))
+    sent = submission(issued, sign(issued["text"]))
     code, body = api(lab, "POST", "/api/peerings", sent)
     assert code == 202, body
     status = poll(
@@ -300,7 +263,6 @@ def outside(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any
         "router": router,
         "peer": peer,
         "protocol": protocol,
-        "tmp": tmp,
         "first": sent,
         "reflector_key": reflector_key,
     }
@@ -343,7 +305,7 @@ def _refused(
 
 
 def test_refusals_leave_nothing_behind(lab: Lab, outside: dict[str, Any]) -> None:
-    tmp, router = outside["tmp"], outside["router"]
+    router = outside["router"]
     before = snapshot(lab)
     stranger = {
         "asn": OTHER_ASN,
@@ -354,12 +316,12 @@ def test_refusals_leave_nothing_behind(lab: Lab, outside: dict[str, Any]) -> Non
     # challenge for AS4242420997 (TEST-SUBKEY-MNT).
     theirs = challenge(lab, "add", stranger, asn=OTHER_ASN)
     answer = _refused(
-        lab, "/api/peerings", submission(theirs, sign(tmp, theirs["text"])), 403, "signature"
+        lab, "/api/peerings", submission(theirs, sign(theirs["text"])), 403, "signature"
     )
     assert f"AS{OTHER_ASN}" in answer["error"] or "maintainer" in answer["error"], answer
     # A challenge of another ASN: the signer's own challenge signed, the other's id sent.
     ours = challenge(lab, "update", router.request(mtu=1380))
-    _refused(lab, "/api/peerings", submission(theirs, sign(tmp, ours["text"])), 403, "signature")
+    _refused(lab, "/api/peerings", submission(theirs, sign(ours["text"])), 403, "signature")
     # A request for another ASN than the challenge names.
     _refused(
         lab,
@@ -381,7 +343,7 @@ def test_refusals_leave_nothing_behind(lab: Lab, outside: dict[str, Any]) -> Non
     # An expired challenge: issued, then signed and sent after its lifetime.
     late = challenge(lab, "update", router.request(mtu=1390))
     time.sleep(CHALLENGE_TTL + 1)
-    _refused(lab, "/api/peerings", submission(late, sign(tmp, late["text"])), 410, "challenge_id")
+    _refused(lab, "/api/peerings", submission(late, sign(late["text"])), 410, "challenge_id")
     # Injection in every field of a request, and in the submission's.
     for key, value in INJECTIONS:
         request = router.request(endpoint=False) | {key: value}
@@ -397,7 +359,7 @@ def test_refusals_leave_nothing_behind(lab: Lab, outside: dict[str, Any]) -> Non
     _refused(lab, "/api/challenge", body, 422, "request.(unknown field)")
     for key, value, codes in SUBMISSION_INJECTIONS:
         issued = challenge(lab, "update", router.request(mtu=1370))
-        body = submission(issued, sign(tmp, issued["text"])) | {key: value}
+        body = submission(issued, sign(issued["text"])) | {key: value}
         _refused(lab, "/api/peerings", body, codes, key)
     # Nothing of any of it reached the reflector, and the peering is untouched.
     assert snapshot(lab) == before
@@ -440,7 +402,7 @@ SUBMISSION_INJECTIONS: list[tuple[str, Any, tuple[int, ...]]] = [
 def test_owner_updates(lab: Lab, outside: dict[str, Any]) -> None:
     """A signed update through the API replaces the peering: here its MTU."""
     peer = outside["peer"]
-    status = signed(lab, outside["tmp"], "update", outside["router"].request(mtu=1400))
+    status = signed(lab, "update", outside["router"].request(mtu=1400))
     assert status["state"] == "applied", status
     (record,) = read_peers(state()).values()
     assert record["request"]["mtu"] == 1400
@@ -495,7 +457,7 @@ def _torn_down(lab: Lab, peer: dict[str, Any], protocol: str) -> None:
 
 
 def test_removal_tears_everything_down(lab: Lab, outside: dict[str, Any]) -> None:
-    status = signed(lab, outside["tmp"], "remove", None)
+    status = signed(lab, "remove", None)
     assert status["state"] == "removed", status
     _torn_down(lab, outside["peer"], outside["protocol"])
     router = outside["router"]
@@ -518,7 +480,7 @@ def test_dialing_in_without_an_endpoint(lab: Lab, outside: dict[str, Any]) -> No
         check=True,
     ).stdout
     assert "20000-29999" in fw, fw
-    status = signed(lab, outside["tmp"], "add", router.request(endpoint=False))
+    status = signed(lab, "add", router.request(endpoint=False))
     assert status["state"] == "applied", status
     (peer,) = status["peers"]
     assert "endpoint" not in peer["request"], peer
@@ -528,7 +490,7 @@ def test_dialing_in_without_an_endpoint(lab: Lab, outside: dict[str, Any]) -> No
     # Its UPDATEs follow the OPEN: polled, not read once after Established.
     poll(lambda: imported(lab, protocol), 30, "its routes imported (ROA-valid)")
     # And away again with a signed removal.
-    status = signed(lab, outside["tmp"], "remove", None)
+    status = signed(lab, "remove", None)
     assert status["state"] == "removed", status
     _torn_down(lab, peer, protocol)
 
@@ -536,14 +498,14 @@ def test_dialing_in_without_an_endpoint(lab: Lab, outside: dict[str, Any]) -> No
 def test_beyond_the_total_limit_is_refused(lab: Lab, outside: dict[str, Any]) -> None:
     """max_peers (2 here): with two ASNs peered, a third ASN's add is refused before
     a challenge is issued; the second's removal frees the place again."""
-    tmp, router = outside["tmp"], outside["router"]
-    assert signed(lab, tmp, "add", router.request(endpoint=False))["state"] == "applied"
+    router = outside["router"]
+    assert signed(lab, "add", router.request(endpoint=False))["state"] == "applied"
     second = {
         "asn": SECOND_ASN,
         "public_key": wgkeys.public_key_of(wgkeys.generate_private_key()),
         "neighbor": "fe80::995",
     }
-    status = signed(lab, tmp, "add", second, SECOND_ASN, "test-other-ssh-ed25519")
+    status = signed(lab, "add", second, SECOND_ASN, "test-other-ssh-ed25519")
     assert status["state"] == "applied", status
     before = snapshot(lab)
     third = dict(second, asn=OTHER_ASN, neighbor="fe80::997")
@@ -552,10 +514,10 @@ def test_beyond_the_total_limit_is_refused(lab: Lab, outside: dict[str, Any]) ->
     )
     assert "no more peerings" in answer["error"], answer
     assert snapshot(lab) == before
-    status = signed(lab, tmp, "remove", None, SECOND_ASN, "test-other-ssh-ed25519")
+    status = signed(lab, "remove", None, SECOND_ASN, "test-other-ssh-ed25519")
     assert status["state"] == "removed", status
     assert challenge(lab, "add", third, asn=OTHER_ASN)["id"]  # a place again
-    assert signed(lab, tmp, "remove", None)["state"] == "removed"
+    assert signed(lab, "remove", None)["state"] == "removed"
     assert read_peers(state()) == {} and elements(lab) == [[], []]
 
 
@@ -584,9 +546,7 @@ def test_a_flood_is_refused_before_any_work(lab: Lab, outside: dict[str, Any]) -
     challenge and changes nothing on the reflector."""
     before = snapshot(lab)
     challenges = sorted(p.name for p in state().challenges.iterdir())
-    autopeer = lab.plan["hosts"][REFLECTOR]["autopeer"]
-    address = autopeer.get("listen_address", "127.0.0.1")
-    url = f"http://{address}:{int(autopeer.get('listen_port', 8042))}/api/challenge"
+    url = autopeerlab.api_base(lab.plan, REFLECTOR) + "/api/challenge"
     argv = ["ip", "netns", "exec", ns(lab), sys.executable, "-I", "-c", _FLOOD, url, "150"]
     # A request without its peering request: refused (422) after admission,
     # so a 200 never issues a challenge here either.

@@ -188,6 +188,37 @@ def _text(path: Path, start: int) -> str:
         return handle.read().decode(errors="replace")
 
 
+# One HTTP request with the standard library, run inside a namespace.
+_API_CLIENT = """
+import json, sys, urllib.error, urllib.request
+method, url, body = sys.argv[1], sys.argv[2], sys.argv[3]
+data = body.encode() if method == "POST" else None
+req = urllib.request.Request(url, data=data, method=method,
+                             headers={"Content-Type": "application/json"})
+try:
+    with urllib.request.urlopen(req, timeout=30) as answer:
+        status, raw = answer.status, answer.read()
+except urllib.error.HTTPError as error:
+    status, raw = error.code, error.read()
+print(json.dumps({"status": status, "body": json.loads(raw)}))
+"""
+
+
+def api_base(plan: Mapping[str, Any], host: str) -> str:
+    """The web service's address as the host's reverse proxy reaches it."""
+    autopeer = plan["hosts"][host]["autopeer"]
+    address = autopeer.get("listen_address", "127.0.0.1")
+    return f"http://{address}:{int(autopeer.get('listen_port', 8042))}"
+
+
+def call_api(ns: str, method: str, url: str, body: Any = None) -> tuple[int, dict[str, Any]]:
+    """One request from inside `ns` (the reflector's namespace): status and JSON body."""
+    argv = ["ip", "netns", "exec", ns, sys.executable, "-I", "-c", _API_CLIENT, method, url]
+    argv.append(json.dumps(body) if body is not None else "")
+    answer = json.loads(netns.run(argv, timeout=60).stdout)
+    return int(answer["status"]), answer["body"]
+
+
 def delete_tun_links(ns: str) -> None:
     """The TUN devices of a namespace (wireguard-go's, the apply unit's ones too):
     deleting the namespace alone leaves their wireguard-go running."""
